@@ -1,0 +1,5 @@
+"""Email lists as written in files and forms: separated by commas or semicolons (RULES 6)."""
+
+
+def split_emails(text: str) -> list[str]:
+    return [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]

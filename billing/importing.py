@@ -1,0 +1,265 @@
+"""The import engine behind `import_csv` and the admin's Import buttons (RULES 5-6).
+
+A file is streamed (bounded memory) and handed to its kind a batch of parsed
+rows at a time, so that keys are resolved and rules checked per batch rather
+than with one database round trip per row. Everything runs in one
+transaction: when any row is bad, or on a dry run, it is rolled back, so an
+import either writes all of its rows or nothing, and every bad row is named
+as `row N: column: reason` (the header is row 1).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.fields import NOT_PROVIDED
+from import_export.fields import Field
+from import_export.resources import Resource
+
+from billing.registry import import_kinds
+
+
+class ImportFileError(Exception):
+    """A fault of the whole file (encoding, header, empty): one clear line."""
+
+
+@dataclass(frozen=True, order=True)
+class RowError:
+    row: int
+    column: str
+    reason: str
+
+    def __str__(self):
+        return f"row {self.row}: {self.column}: {self.reason}"
+
+
+@dataclass
+class ImportContext:
+    """What a kind needs while it runs: options, the error list and the counters."""
+
+    kind: str
+    dry_run: bool = False
+    partner: str | None = None
+    as_of: date | None = None
+    actor: object | None = None  # partners.audit.Actor
+    source: str = ""
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+    failed_rows: set[int] = field(default_factory=set)
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rows: int = 0
+    header: frozenset = frozenset()
+    state: dict = field(default_factory=dict)  # a kind's working memory for one run
+
+    def error(self, row: int, column: str, reason: str) -> None:
+        self.error_count += 1
+        self.failed_rows.add(row)
+        if len(self.errors) < settings.IMPORT_MAX_REPORTED_ERRORS:
+            self.errors.append(RowError(row, column, reason))
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+
+@dataclass
+class ImportSummary:
+    kind: str
+    rows: int
+    created: int
+    updated: int
+    unchanged: int
+    errors: list[RowError]
+    error_count: int
+    dry_run: bool
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def describe(self) -> str:
+        verb = "would import" if self.dry_run else "imported"
+        return (
+            f"{self.kind}: {verb} {self.rows} rows: {self.created} created, "
+            f"{self.updated} updated, {self.unchanged} unchanged"
+        )
+
+
+@dataclass(frozen=True)
+class ParsedRow:
+    number: int
+    values: dict
+    present: frozenset  # the columns given a non-blank value in the file
+
+
+class ImportKind:
+    """One kind of import file. Subclasses name their resource (the columns) and process batches."""
+
+    name: str = ""
+    resource_class: type[Resource]
+    # Columns a file must have; the others of the resource are optional.
+    required_columns: tuple[str, ...] = ()
+    # Columns that may be present but left blank.
+    blank_allowed: tuple[str, ...] = ()
+    allow_extra_columns = False
+    allow_no_rows = False
+    needs_partner_option = False
+    needs_as_of_option = False
+
+    def fields(self) -> dict[str, Field]:
+        resource = self.resource_class()
+        return {f.column_name: f for f in resource.get_import_fields()}
+
+    def process_batch(self, batch: list[ParsedRow], ctx: ImportContext) -> None:
+        raise NotImplementedError
+
+    def finish(self, ctx: ImportContext) -> None:
+        """Checks and writes that need the whole file (called once, after the last batch)."""
+
+    # --- parsing -------------------------------------------------------------------
+    def check_options(self, ctx: ImportContext) -> None:
+        if self.needs_partner_option and not ctx.partner:
+            raise ImportFileError(f"{self.name} imports need --partner SLUG")
+        if self.needs_as_of_option and not ctx.as_of:
+            raise ImportFileError(f"{self.name} imports need --as-of YYYY-MM-DD")
+
+    def check_header(self, header: list[str]) -> None:
+        fields = self.fields()
+        seen = set()
+        for column in header:
+            if column in seen:
+                raise ImportFileError(f"column {column!r} appears twice in the header")
+            seen.add(column)
+        missing = [c for c in self.required_columns if c not in seen]
+        if missing:
+            raise ImportFileError(f"missing column(s): {', '.join(missing)} (header: {', '.join(header)})")
+        unknown = [c for c in header if c not in fields]
+        if unknown and not self.allow_extra_columns:
+            raise ImportFileError(
+                f"unknown column(s): {', '.join(unknown)} (expected: {', '.join(fields)})"
+            )
+
+    def parse_row(self, number: int, raw: dict, ctx: ImportContext) -> ParsedRow | None:
+        values, present = {}, set()
+        ok = True
+        for column, fld in self.fields().items():
+            cell = raw.get(column)
+            text = "" if cell is None else str(cell).strip()
+            if text == "":
+                if column in self.required_columns and column not in self.blank_allowed:
+                    ctx.error(number, column, "is required")
+                    ok = False
+                values[column] = None if fld.default is NOT_PROVIDED else fld.default
+                continue
+            try:
+                values[column] = fld.widget.clean(text)
+            except ValueError as exc:
+                ctx.error(number, column, str(exc))
+                ok = False
+                continue
+            present.add(column)
+        return ParsedRow(number, values, frozenset(present)) if ok else None
+
+
+def read_csv(stream: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict]]]:
+    """The header (normalised) and an iterator of (row number, cells) over a text stream."""
+    reader = csv.reader(stream)
+    try:
+        header_cells = next(reader)
+    except StopIteration:
+        raise ImportFileError("the file is empty") from None
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise ImportFileError(f"the header cannot be read as CSV: {exc}") from None
+    header = [cell.strip().lower() for cell in header_cells]
+    if not any(header):
+        raise ImportFileError("the header row is empty")
+
+    def rows():
+        number = 1
+        try:
+            for cells in reader:
+                number += 1
+                if not any(cell.strip() for cell in cells):
+                    continue  # a blank line
+                if len(cells) > len(header):
+                    extra = cells[len(header):]
+                    if any(c.strip() for c in extra):
+                        yield number, {"__too_many__": len(cells)}
+                        continue
+                yield number, dict(zip(header, cells, strict=False))
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"the file is not UTF-8 text (after row {number}: {exc.reason} at byte {exc.start})"
+            ) from None
+        except csv.Error as exc:
+            raise ImportFileError(f"row {number + 1}: the line cannot be read as CSV: {exc}") from None
+
+    return header, rows()
+
+
+def run_import(kind_name: str, stream: Iterable[str], **options) -> ImportSummary:
+    """Import a text stream of CSV of the given kind, all or nothing."""
+    kind = _kind(kind_name)
+    kind.check_options(ImportContext(kind=kind_name, **options))
+    header, rows = read_csv(stream)
+    return run_import_rows(kind_name, header, rows, **options)
+
+
+def _kind(kind_name: str) -> ImportKind:
+    kinds = import_kinds()
+    if kind_name not in kinds:
+        raise ImportFileError(f"unknown import kind {kind_name!r} (one of {', '.join(kinds)})")
+    return kinds[kind_name]
+
+
+def run_import_rows(kind_name: str, header: list[str], rows: Iterable[tuple[int, dict]],
+                    **options) -> ImportSummary:
+    """Import (row number, cells) pairs under a header, all or nothing."""
+    kind = _kind(kind_name)
+    ctx = ImportContext(kind=kind_name, **options)
+    kind.check_options(ctx)
+    kind.check_header(header)
+    ctx.header = frozenset(header)
+    with transaction.atomic():
+        batch: list[ParsedRow] = []
+        for number, raw in rows:
+            ctx.rows += 1
+            if "__too_many__" in raw:
+                ctx.error(number, "(line)", f"{raw['__too_many__']} cells for {len(header)} columns")
+                continue
+            parsed = kind.parse_row(number, raw, ctx)
+            if parsed is not None:
+                batch.append(parsed)
+            if len(batch) >= settings.IMPORT_BATCH_SIZE:
+                kind.process_batch(batch, ctx)
+                batch = []
+        if batch:
+            kind.process_batch(batch, ctx)
+        if ctx.rows == 0 and not kind.allow_no_rows:
+            raise ImportFileError("the file has a header but no data rows")
+        kind.finish(ctx)
+        if not ctx.ok or ctx.dry_run:
+            transaction.set_rollback(True)
+    return ImportSummary(
+        kind=kind_name, rows=ctx.rows, created=ctx.created, updated=ctx.updated, unchanged=ctx.unchanged,
+        errors=sorted(ctx.errors), error_count=ctx.error_count, dry_run=ctx.dry_run,
+    )
+
+
+def run_import_file(kind_name: str, path, **options) -> ImportSummary:
+    with open(path, encoding="utf-8-sig", newline="") as stream:
+        return run_import(kind_name, stream, **options)
+
+
+def run_import_text(kind_name: str, text: str, **options) -> ImportSummary:
+    return run_import(kind_name, io.StringIO(text.removeprefix("\ufeff"), newline=""), **options)

@@ -1,0 +1,42 @@
+"""python manage.py import_csv KIND FILE [--dry-run] [--partner SLUG] [--as-of DATE] (RULES 5)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from billing.actor import Actor
+from billing.importing import ImportFileError, run_import_file
+from billing.periods import PeriodError, parse_date
+from billing.registry import import_kinds
+
+
+class Command(BaseCommand):
+    help = "Import a CSV file, all or nothing: any bad row writes nothing and is reported as 'row N: column: reason'."
+
+    def add_arguments(self, parser):
+        parser.add_argument("kind", help="one of: " + ", ".join(import_kinds()))
+        parser.add_argument("file")
+        parser.add_argument("--dry-run", action="store_true", help="check the file, write nothing")
+        parser.add_argument("--partner", help="partner slug (rmm-assets)")
+        parser.add_argument("--as-of", help="the inventory date, YYYY-MM-DD (rmm-assets)")
+
+    def handle(self, *args, kind, file, dry_run, partner, as_of, **options):
+        try:
+            as_of_date = parse_date(as_of) if as_of else None
+        except PeriodError as exc:
+            raise CommandError(f"--as-of: {exc}") from exc
+        try:
+            summary = run_import_file(
+                kind, file, dry_run=dry_run, partner=partner, as_of=as_of_date,
+                actor=Actor(label=f"import_csv {kind} {file}"), source=str(file)[-100:],
+            )
+        except FileNotFoundError as exc:
+            raise CommandError(f"{file}: no such file") from exc
+        except ImportFileError as exc:
+            raise CommandError(f"{file}: {exc}") from exc
+        if not summary.ok:
+            for error in summary.errors:
+                self.stderr.write(str(error))
+            hidden = summary.error_count - len(summary.errors)
+            if hidden:
+                self.stderr.write(f"... and {hidden} more errors")
+            raise CommandError(f"{file}: {summary.error_count} bad row(s); nothing was imported")
+        self.stdout.write(summary.describe() + (" (dry run: nothing written)" if dry_run else ""))

@@ -1,0 +1,67 @@
+"""Money: the one place that rounds (RULES 2).
+
+Amounts are computed exactly with Decimal and rounded once per line, half
+away from zero (ROUND_HALF_UP on Decimal: -0.125 -> -0.13), to the minor unit
+of the currency. The minor unit comes from py-moneyed's ISO 4217 table
+(USD/EUR/GBP: 2 places, JPY: 0, BHD: 3). No Django import here.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+import moneyed
+
+ROUNDING = ROUND_HALF_UP
+ZERO = Decimal("0")
+QUANTITY_PLACES = 4  # quantities are shown to 4 places (seat-months)
+
+
+class MoneyError(ValueError):
+    """A value that cannot be used as money."""
+
+
+def currency_places(currency: str) -> int:
+    """Number of decimal places of the currency's minor unit."""
+    try:
+        sub_unit = moneyed.get_currency(currency.upper()).sub_unit
+    except moneyed.CurrencyDoesNotExist as exc:
+        raise MoneyError(f"unknown currency {currency!r}") from exc
+    places = 0
+    while sub_unit > 1:
+        sub_unit //= 10
+        places += 1
+    return places
+
+
+def currency_quantum(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-currency_places(currency))
+
+
+def quantize_money(amount: Decimal, currency: str) -> Decimal:
+    """Round an exact amount once, half away from zero, to the currency's minor unit."""
+    if not isinstance(amount, Decimal):
+        raise MoneyError(f"money must be Decimal, not {type(amount).__name__}")
+    return amount.quantize(currency_quantum(currency), rounding=ROUNDING)
+
+
+def quantize_quantity(quantity: Decimal) -> Decimal:
+    """A quantity as shown on a line or an export (4 places). Amounts never use this."""
+    return quantity.quantize(Decimal(1).scaleb(-QUANTITY_PLACES), rounding=ROUNDING)
+
+
+def parse_decimal(text: str) -> Decimal:
+    """Parse a decimal from a file cell: digits, an optional sign and point; no floats, no NaN."""
+    cleaned = text.strip()
+    try:
+        value = Decimal(cleaned)
+    except (InvalidOperation, ValueError) as exc:
+        raise MoneyError(f"not a number: {text!r}") from exc
+    if not value.is_finite():
+        raise MoneyError(f"not a number: {text!r}")
+    return value
+
+
+def money_sum(amounts) -> Decimal:
+    """Totals are sums of already-rounded lines; start from an exact zero."""
+    return sum(amounts, ZERO)

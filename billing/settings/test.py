@@ -1,0 +1,10 @@
+"""Settings for the test suite: fast hashing, eager tasks, mail kept in memory."""
+
+from billing.settings.base import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BROKER_URL = "memory://"
+IMPORT_BATCH_SIZE = 3  # small batches so tests cross batch boundaries

@@ -1,0 +1,160 @@
+"""Strict cell readers for import-export resources: each raises ValueError with the reason a
+clerk should read (the column name is added by the importer)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from djmoney.money import Money
+from import_export import widgets
+
+from billing.emails import split_emails
+from billing.money import MoneyError, parse_decimal
+from billing.periods import PeriodError, parse_date, parse_instant
+
+TRUE_WORDS = {"true", "yes", "1"}
+FALSE_WORDS = {"false", "no", "0"}
+
+
+class TextWidget(widgets.CharWidget):
+    def __init__(self, max_length: int | None = None, **kwargs):
+        self.max_length = max_length
+        super().__init__(**kwargs)
+
+    def clean(self, value, row=None, **kwargs):
+        text = "" if value is None else str(value).strip()
+        if self.max_length and len(text) > self.max_length:
+            raise ValueError(f"longer than {self.max_length} characters")
+        return text
+
+
+class SlugWidget(TextWidget):
+    _re = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(value, row, **kwargs)
+        if text and not self._re.match(text):
+            raise ValueError(f"{text!r} is not a valid key: use lower-case letters, digits, - and _")
+        return text
+
+
+class DecimalWidget(widgets.Widget):
+    def __init__(self, min_value: Decimal | None = Decimal("0"), **kwargs):
+        self.min_value = min_value
+        super().__init__(**kwargs)
+
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, float):
+            value = repr(value)  # a spreadsheet number; read its shortest exact text
+        try:
+            number = parse_decimal(str(value))
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from exc
+        if self.min_value is not None and number < self.min_value:
+            raise ValueError("must not be negative" if self.min_value == 0 else f"must be at least {self.min_value}")
+        return number
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else str(value)
+
+
+class MoneyAmountWidget(DecimalWidget):
+    """Reads and writes a django-money field as its Decimal amount (an empty cell otherwise)."""
+
+    def render(self, value, obj=None, **kwargs):
+        if isinstance(value, Money):
+            value = value.amount
+        return super().render(value, obj, **kwargs)
+
+
+class IntegerWidget(widgets.Widget):
+    def __init__(self, min_value: int | None = 0, **kwargs):
+        self.min_value = min_value
+        super().__init__(**kwargs)
+
+    def clean(self, value, row=None, **kwargs):
+        text = str(value).strip()
+        if isinstance(value, float) and value.is_integer():
+            text = str(int(value))
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError(f"not a whole number: {text!r}")
+        number = int(text)
+        if self.min_value is not None and number < self.min_value:
+            raise ValueError("must not be negative" if self.min_value == 0 else f"must be at least {self.min_value}")
+        return number
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else str(value)
+
+
+class BooleanWidget(widgets.Widget):
+    def clean(self, value, row=None, **kwargs):
+        word = str(value).strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError(f"not a boolean: {value!r} (true/false, yes/no, 1/0)")
+
+    def render(self, value, obj=None, **kwargs):
+        return "" if value is None else ("true" if value else "false")
+
+
+class ChoiceWidget(TextWidget):
+    def __init__(self, choices, what: str, **kwargs):
+        self.choices = list(choices)
+        self.what = what
+        super().__init__(**kwargs)
+
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(value, row, **kwargs).lower()
+        if text not in self.choices:
+            raise ValueError(f"unknown {self.what} {text!r} (one of {', '.join(self.choices)})")
+        return text
+
+
+class DateWidget(widgets.Widget):
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, datetime):
+            value = value.date()
+        if isinstance(value, date):
+            return value
+        try:
+            return parse_date(str(value))
+        except PeriodError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def render(self, value, obj=None, **kwargs):
+        return value.isoformat() if value else ""
+
+
+class InstantWidget(widgets.Widget):
+    def clean(self, value, row=None, **kwargs):
+        if isinstance(value, datetime):
+            if value.tzinfo is None:
+                raise ValueError("instant has no time zone: add Z or an offset such as +02:00")
+            return value.astimezone(UTC)
+        try:
+            return parse_instant(str(value))
+        except PeriodError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def render(self, value, obj=None, **kwargs):
+        if not value:
+            return ""
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class EmailListWidget(TextWidget):
+    def clean(self, value, row=None, **kwargs):
+        emails = split_emails(super().clean(value, row, **kwargs))
+        for email in emails:
+            try:
+                validate_email(email)
+            except ValidationError as exc:
+                raise ValueError(f"not an email address: {email!r}") from exc
+        return ", ".join(emails)

@@ -1,0 +1,63 @@
+"""Reads for invoicing: seat_days periods priced from metering."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+
+from django.utils import timezone
+
+from billing.periods import Period, periods_between
+from invoicing.pricing import SeatDaysPrice, price_seat_days
+from metering.selectors import seat_days_by_month
+from partners.models import Method, SeatPurchase, Service
+
+
+@dataclass(frozen=True)
+class SeatPeriod:
+    service: Service
+    period: Period
+    seat_days: int
+    committed: int
+    price: SeatDaysPrice
+
+
+def last_complete_period(today: date | None = None) -> Period:
+    today = today or timezone.now().date()
+    return Period.of(today).previous()
+
+
+def seat_periods(*, services, first: Period | None = None, last: Period | None = None) -> list[SeatPeriod]:
+    """Each seat_days service priced for each of its months in first..last (one query per service)."""
+    services = [s for s in services if s.method == Method.SEAT_DAYS]
+    purchases = defaultdict(list)
+    for service_id, effective, seats in SeatPurchase.objects.filter(service__in=services).values_list(
+        "service_id", "effective_date", "seats"
+    ):
+        purchases[service_id].append((effective, seats))
+    last = last or last_complete_period()
+    result = []
+    for service in services:
+        start = max(first or Period.of(service.start_date), Period.of(service.start_date))
+        stop = min(last, Period.of(service.end_date)) if service.end_date else last
+        if start > stop:
+            continue
+        range_first = max(start.first, service.start_date)
+        range_last = min(stop.last, service.end_date) if service.end_date else stop.last
+        counted = seat_days_by_month(partner_id=service.partner_id, customer_id=service.customer_id,
+                                     first=range_first, last=range_last)
+        for period in periods_between(start, stop):
+            committed = (service.committed_quantity or 0) + sum(
+                seats for effective, seats in purchases[service.pk] if effective <= period.first
+            )
+            days = counted.get(period.first, 0)
+            price = price_seat_days(
+                seat_days=days, days_in_month=period.days,
+                service_days=period.days_within(service.start_date, service.end_date),
+                committed=committed, unit_price=service.unit_price.amount,
+                overage_price=service.overage_price.amount if service.overage_price is not None else None,
+                currency=service.partner.currency,
+            )
+            result.append(SeatPeriod(service, period, days, committed, price))
+    return result

@@ -1,0 +1,371 @@
+"""Import kinds of the partners app: partners, customers, services, seat-purchases, seat-events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+from djmoney.money import Money
+
+from billing.actor import Actor
+from billing.importing import ImportContext, ImportKind, ParsedRow
+from billing.money import MoneyError, currency_places
+from billing.periods import next_month_start
+from billing.registry import register_import
+from partners.audit import audit_entry, jsonable
+from partners.lookups import customers_by_key, partners_by_slug, services_by_key
+from partners.models import (
+    DERIVATION_FIELDS,
+    AuditLog,
+    Customer,
+    Method,
+    Partner,
+    SeatAssignment,
+    SeatPurchase,
+    Service,
+    service_rule_errors,
+)
+from partners.resources import (
+    CustomerResource,
+    PartnerResource,
+    SeatPurchaseResource,
+    ServiceResource,
+)
+
+
+def _actor(ctx: ImportContext) -> Actor:
+    return ctx.actor or Actor(label=f"import {ctx.kind}")
+
+
+class UpsertKind(ImportKind):
+    """Rows keyed by natural keys: a new key creates, a known key updates the columns present in
+    the file (a blank cell sets the default), an identical row changes nothing (RULES 9.11)."""
+
+    model = None
+    key_columns: tuple[str, ...] = ()
+    # column -> model attribute, for the columns a row may update
+    value_columns: dict[str, str] = {}
+    money_columns: tuple[str, ...] = ()
+
+    def key(self, row: ParsedRow) -> tuple:
+        return tuple(row.values[c] for c in self.key_columns)
+
+    def resolve(self, rows: list[ParsedRow], ctx: ImportContext) -> dict[int, dict]:
+        """References of each row (e.g. its partner), with errors for unknown keys."""
+        return {row.number: {} for row in rows}
+
+    def existing(self, rows: list[ParsedRow], refs: dict[int, dict]) -> dict[tuple, object]:
+        raise NotImplementedError
+
+    def new_object(self, row: ParsedRow, refs: dict):
+        raise NotImplementedError
+
+    def validate(self, obj, row: ParsedRow, refs: dict, before: dict | None, ctx: ImportContext) -> dict[str, str]:
+        return {}
+
+    def snapshot(self, obj) -> dict:
+        return {attr: jsonable(getattr(obj, attr)) for attr in self.value_columns.values()}
+
+    def apply(self, obj, row: ParsedRow, refs: dict, ctx: ImportContext, new: bool) -> None:
+        for column, attr in self.value_columns.items():
+            if column not in ctx.header and not new:
+                continue  # a column left out of the file keeps its value
+            value = row.values[column]
+            if column not in ctx.header and new:
+                continue  # the model's default
+            if column in self.money_columns and value is not None:
+                value = Money(value, refs["currency"])
+            setattr(obj, attr, value)
+
+    def process_batch(self, batch: list[ParsedRow], ctx: ImportContext) -> None:
+        seen: dict[tuple, tuple[int, tuple]] = ctx.state.setdefault("seen", {})
+        rows = []
+        for row in batch:
+            key = self.key(row)
+            signature = tuple(sorted((k, repr(v)) for k, v in row.values.items()))
+            if key in seen:
+                first_row, first_signature = seen[key]
+                if first_signature != signature:
+                    ctx.error(row.number, self.key_columns[-1],
+                              f"same key as row {first_row} with different values")
+                else:
+                    ctx.unchanged += 1
+                continue
+            seen[key] = (row.number, signature)
+            rows.append(row)
+        refs = self.resolve(rows, ctx)
+        rows = [r for r in rows if r.number not in ctx.failed_rows]
+        existing = self.existing(rows, refs)
+        creates, updates, audits = [], [], []
+        actor = _actor(ctx)
+        now = timezone.now()
+        for row in rows:
+            obj = existing.get(self.key(row))
+            new = obj is None
+            before = None if new else self.snapshot(obj)
+            if new:
+                obj = self.new_object(row, refs[row.number])
+            self.apply(obj, row, refs[row.number], ctx, new)
+            errors = self.validate(obj, row, refs[row.number], before, ctx)
+            for column, reason in errors.items():
+                ctx.error(row.number, column, reason)
+            if errors:
+                continue
+            after = self.snapshot(obj)
+            if new:
+                creates.append((obj, after))
+                ctx.created += 1
+            elif after != before:
+                obj.updated_at = now
+                updates.append(obj)
+                audits.append(audit_entry(actor=actor, action=f"{self.name}.update", obj=obj,
+                                          partner=refs[row.number].get("partner"), before=before, after=after))
+                ctx.updated += 1
+            else:
+                ctx.unchanged += 1
+        if not ctx.ok:
+            return  # nothing will be kept: spare the writes, keep validating
+        if creates:
+            self.model.objects.bulk_create([obj for obj, _ in creates])
+            audits.extend(
+                audit_entry(actor=actor, action=f"{self.name}.create", obj=obj,
+                            partner=obj if isinstance(obj, Partner) else getattr(obj, "partner", None),
+                            after=after)
+                for obj, after in creates
+            )
+        if updates:
+            fields = [self.model._meta.get_field(a.split("__")[0]).name for a in self.value_columns.values()]
+            if self.money_columns:
+                fields += [f"{self.value_columns[c]}_currency" for c in self.money_columns]
+            self.model.objects.bulk_update(updates, [*fields, "updated_at"])
+        AuditLog.objects.bulk_create(audits)
+
+
+@register_import
+class PartnersImport(UpsertKind):
+    name = "partners"
+    resource_class = PartnerResource
+    model = Partner
+    required_columns = ("slug", "name")
+    key_columns = ("slug",)
+    value_columns = {
+        "name": "name", "currency": "currency", "tax_rate": "tax_rate",
+        "payment_terms_days": "payment_terms_days", "billing_emails": "billing_emails",
+    }
+
+    def existing(self, rows, refs):
+        return {(p.slug,): p for p in Partner.objects.filter(slug__in=[r.values["slug"] for r in rows])}
+
+    def new_object(self, row, refs):
+        return Partner(slug=row.values["slug"])
+
+    def apply(self, obj, row, refs, ctx, new):
+        super().apply(obj, row, refs, ctx, new)
+        obj.currency = (obj.currency or "USD").upper()
+        if obj.tax_rate is None:
+            obj.tax_rate = Decimal("0")
+
+    def validate(self, obj, row, refs, before, ctx):
+        errors = {}
+        try:
+            currency_places(obj.currency)
+            if obj.currency not in settings.CURRENCIES:
+                raise MoneyError
+        except MoneyError:
+            errors["currency"] = f"unknown currency {obj.currency!r} (one of {', '.join(settings.CURRENCIES)})"
+        if obj.tax_rate > 100:
+            errors["tax_rate"] = "is a percent: at most 100"
+        if before and before["currency"] != obj.currency and obj.services.exists():
+            errors["currency"] = (
+                f"cannot change from {before['currency']} once the partner has services (prices are in it)"
+            )
+        return errors
+
+
+@register_import
+class CustomersImport(UpsertKind):
+    name = "customers"
+    resource_class = CustomerResource
+    model = Customer
+    required_columns = ("partner", "slug", "name")
+    key_columns = ("partner", "slug")
+    value_columns = {
+        "name": "name", "seat_cap": "seat_cap", "host_limit": "host_limit",
+        "payment_terms_days": "payment_terms_days", "rmm_organization": "rmm_organization",
+    }
+
+    def resolve(self, rows, ctx):
+        partners = partners_by_slug(r.values["partner"] for r in rows)
+        refs = {}
+        for row in rows:
+            partner = partners.get(row.values["partner"])
+            if partner is None:
+                ctx.error(row.number, "partner", f"unknown partner {row.values['partner']!r}")
+            refs[row.number] = {"partner": partner}
+        return refs
+
+    def existing(self, rows, refs):
+        found = customers_by_key((r.values["partner"], r.values["slug"]) for r in rows)
+        ctx_active = dict(
+            SeatAssignment.objects.active().filter(customer__in=found.values())
+            .order_by().values_list("customer_id").annotate(n=Count("id"))
+        )
+        for customer in found.values():
+            customer._active_seats = ctx_active.get(customer.pk, 0)
+        return found
+
+    def new_object(self, row, refs):
+        return Customer(partner=refs["partner"], slug=row.values["slug"])
+
+    def validate(self, obj, row, refs, before, ctx):
+        active = getattr(obj, "_active_seats", 0)
+        if obj.seat_cap is not None and active > obj.seat_cap:
+            return {"seat_cap": f"{active} seats are active now; unassign seats before lowering the cap to "
+                                f"{obj.seat_cap}"}
+        return {}
+
+
+@register_import
+class ServicesImport(UpsertKind):
+    name = "services"
+    resource_class = ServiceResource
+    model = Service
+    required_columns = ("partner", "code", "name", "method", "unit_price", "start_date")
+    key_columns = ("partner", "code")
+    value_columns = {
+        "customer": "customer", "name": "name", "method": "method", "meter": "meter",
+        "unit_price": "unit_price", "overage_price": "overage_price",
+        "committed_quantity": "committed_quantity", "overage_enabled": "overage_enabled",
+        "storage_per_license_gb": "storage_per_license_gb", "tiers": "tiers", "tier_mode": "tier_mode",
+        "proration": "proration", "start_date": "start_date", "end_date": "end_date",
+        "rmm_filter": "rmm_filter", "taxable": "taxable", "notification_emails": "notification_emails",
+    }
+    money_columns = ("unit_price", "overage_price")
+
+    def resolve(self, rows, ctx):
+        partners = partners_by_slug(r.values["partner"] for r in rows)
+        customers = customers_by_key(
+            (r.values["partner"], r.values["customer"]) for r in rows if r.values["customer"]
+        )
+        refs = {}
+        for row in rows:
+            partner = partners.get(row.values["partner"])
+            customer = None
+            if partner is None:
+                ctx.error(row.number, "partner", f"unknown partner {row.values['partner']!r}")
+            elif row.values["customer"]:
+                customer = customers.get((partner.slug, row.values["customer"]))
+                if customer is None:
+                    ctx.error(row.number, "customer",
+                              f"unknown customer {row.values['customer']!r} of partner {partner.slug}")
+            refs[row.number] = {"partner": partner, "customer": customer,
+                                "currency": partner.currency if partner else "USD"}
+        return refs
+
+    def existing(self, rows, refs):
+        return services_by_key((r.values["partner"], r.values["code"]) for r in rows)
+
+    def new_object(self, row, refs):
+        return Service(partner=refs["partner"], code=row.values["code"])
+
+    def apply(self, obj, row, refs, ctx, new):
+        for column, attr in self.value_columns.items():
+            if column not in ctx.header:
+                continue
+            value = row.values[column]
+            if column == "customer":
+                value = refs["customer"]
+            elif column in self.money_columns and value is not None:
+                value = Money(value, refs["currency"])
+            elif value is None and column in ("meter", "tiers", "rmm_filter", "notification_emails"):
+                value = ""
+            setattr(obj, attr, value)
+        if obj.overage_price is None:
+            obj.overage_price_currency = refs["currency"]
+        obj.unit_price_currency = refs["currency"]
+
+    def snapshot(self, obj):
+        data = super().snapshot(obj)
+        data["customer"] = obj.customer.slug if obj.customer_id else None
+        return data
+
+    def validate(self, obj, row, refs, before, ctx):
+        errors = service_rule_errors(obj)
+        if before is not None:
+            for name in DERIVATION_FIELDS:
+                if before[name] != getattr(obj, name):
+                    errors[name] = (
+                        f"cannot change from {before[name]!r} to {getattr(obj, name)!r} once the service is "
+                        f"saved (units would be derived differently); end it and create a new service"
+                    )
+        return errors
+
+
+@register_import
+class SeatPurchasesImport(ImportKind):
+    """Seat purchases ("Add seats"), keyed by (partner, service, purchased_at)."""
+
+    name = "seat-purchases"
+    resource_class = SeatPurchaseResource
+    required_columns = ("partner", "service", "seats", "purchased_at")
+
+    def process_batch(self, batch, ctx):
+        seen: dict[tuple, tuple[int, int]] = ctx.state.setdefault("seen", {})
+        services = services_by_key((r.values["partner"], r.values["service"]) for r in batch)
+        partners = partners_by_slug(r.values["partner"] for r in batch)
+        purchases = {
+            (p.service_id, p.purchased_at): p
+            for p in SeatPurchase.objects.filter(
+                service__in=services.values(), purchased_at__in=[r.values["purchased_at"] for r in batch]
+            )
+        }
+        creates, audits = [], []
+        actor = _actor(ctx)
+        for row in batch:
+            v = row.values
+            if v["partner"] not in partners:
+                ctx.error(row.number, "partner", f"unknown partner {v['partner']!r}")
+                continue
+            service = services.get((v["partner"], v["service"]))
+            if service is None:
+                ctx.error(row.number, "service", f"unknown service {v['service']!r} of partner {v['partner']}")
+                continue
+            if service.method != Method.SEAT_DAYS:
+                ctx.error(row.number, "service", f"{service.code} is a {service.method} service; seats are bought "
+                                                 f"on seat_days services")
+                continue
+            key = (service.pk, v["purchased_at"])
+            if key in seen:
+                if seen[key][1] != v["seats"]:
+                    ctx.error(row.number, "seats", f"same purchase as row {seen[key][0]} with different seats")
+                else:
+                    ctx.unchanged += 1
+                continue
+            seen[key] = (row.number, v["seats"])
+            current = purchases.get(key)
+            if current is not None:
+                if current.seats != v["seats"]:
+                    ctx.error(row.number, "seats", f"a purchase of {current.seats} seats at this instant is already "
+                                                   f"imported")
+                else:
+                    ctx.unchanged += 1
+                continue
+            purchase = SeatPurchase(service=service, seats=v["seats"], purchased_at=v["purchased_at"],
+                                    effective_date=next_month_start(v["purchased_at"]), source=ctx.source[:100])
+            creates.append(purchase)
+            ctx.created += 1
+        if creates and ctx.ok:
+            SeatPurchase.objects.bulk_create(creates)
+            for p in creates:
+                audits.append(audit_entry(
+                    actor=actor, action="seat_purchase.create", obj=p, partner=p.service.partner,
+                    after={"service": p.service.code, "seats": p.seats, "purchased_at": jsonable(p.purchased_at),
+                           "effective_date": jsonable(p.effective_date)},
+                ))
+            AuditLog.objects.bulk_create(audits)
+
+
+# seat-events has its own module: the replay of merged history
+from partners import seat_import  # noqa: E402,F401

@@ -1,0 +1,472 @@
+"""Who, and what they signed: partners, customers, members, services, seats, roles, audit."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q, Sum
+from django.utils import timezone
+from djmoney.models.fields import MoneyField
+
+from billing.emails import split_emails
+from billing.periods import next_month_start, utc_date
+from partners.tiers import TierError, parse_tiers
+
+slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "use lower-case letters, digits, - and _")
+
+
+class Partner(models.Model):
+    """An MSP or reseller: the billed account. One currency for all its prices."""
+
+    slug = models.SlugField(max_length=64, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217, e.g. USD")
+    tax_rate = models.DecimalField(
+        max_digits=6, decimal_places=3, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"))], help_text="percent, e.g. 10 for 10%",
+    )
+    payment_terms_days = models.PositiveIntegerField(default=30)
+    billing_emails = models.TextField(blank=True, help_text="billing contacts, separated by commas")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def billing_contacts(self) -> list[str]:
+        return split_emails(self.billing_emails)
+
+
+class Customer(models.Model):
+    """A tenant / organization of a partner."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customers")
+    slug = models.SlugField(max_length=64, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    seat_cap = models.PositiveIntegerField(null=True, blank=True, help_text="blank: no cap")
+    host_limit = models.PositiveIntegerField(default=0)
+    payment_terms_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="blank: the partner's terms"
+    )
+    rmm_organization = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["partner__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "slug"], name="customer_unique_slug"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.partner.slug})"
+
+    @property
+    def effective_payment_terms_days(self) -> int:
+        if self.payment_terms_days is not None:
+            return self.payment_terms_days
+        return self.partner.payment_terms_days
+
+
+class Member(models.Model):
+    """A person at a customer who can hold a seat; keyed by (partner, customer, name)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="members")
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["customer", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "name"], name="member_unique_name"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} @ {self.customer.slug}"
+
+
+class SeatAssignmentQuerySet(models.QuerySet):
+    def active(self, at=None):
+        """Assignments holding a seat at the instant `at` (now by default)."""
+        at = at or timezone.now()
+        return self.filter(assigned_at__lte=at).filter(Q(removed_at__isnull=True) | Q(removed_at__gt=at))
+
+    def in_scope(self, service: Service):
+        qs = self.filter(partner_id=service.partner_id)
+        if service.customer_id:
+            qs = qs.filter(customer_id=service.customer_id)
+        return qs
+
+
+class SeatAssignment(models.Model):
+    """A member's seat from `assigned_at` until `removed_at` (open while blank).
+
+    The UTC dates of both instants are kept beside them so that seat-day
+    metering is plain set-based SQL on any database.
+    """
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="seat_assignments")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="seat_assignments")
+    assigned_at = models.DateTimeField()
+    removed_at = models.DateTimeField(null=True, blank=True)
+    start_date = models.DateField(editable=False)
+    end_date = models.DateField(null=True, blank=True, editable=False)
+    source = models.CharField(max_length=100, blank=True, help_text="admin, api, portal, import file")
+
+    objects = SeatAssignmentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-assigned_at"]
+        indexes = [
+            models.Index(fields=["partner", "start_date", "end_date"]),
+            models.Index(fields=["customer", "start_date"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member"], condition=Q(removed_at__isnull=True), name="one_open_seat_per_member"
+            ),
+            models.CheckConstraint(
+                condition=Q(removed_at__isnull=True) | Q(removed_at__gte=models.F("assigned_at")),
+                name="seat_removed_after_assigned",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.member} from {self.assigned_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        self.set_dates()
+        super().save(*args, **kwargs)
+
+    def set_dates(self):
+        self.start_date = utc_date(self.assigned_at)
+        self.end_date = utc_date(self.removed_at) if self.removed_at else None
+        return self
+
+
+class Method(models.TextChoices):
+    SEAT_DAYS = "seat_days", "Seat-days (arrears)"
+    PEAK = "peak", "Peak / high-watermark (arrears)"
+    CMQ = "cmq", "Committed minimum quantity"
+    LICENSES = "licenses", "Licenses per tenant (arrears)"
+    PER_ASSET = "per_asset", "Per RMM agent (advance + proration)"
+    PER_HOST = "per_host", "Per host (advance)"
+    FLAT = "flat", "Flat (advance)"
+
+
+class Meter(models.TextChoices):
+    USERS = "users", "Users"
+    ASSETS = "assets", "RMM assets"
+
+
+class TierMode(models.TextChoices):
+    VOLUME = "volume", "Volume"
+    GRADUATED = "graduated", "Graduated"
+
+
+class Proration(models.TextChoices):
+    DAY_FRACTION = "day_fraction", "Day fraction (start date included)"
+    ROUNDED_DAILY_RATE = "rounded_daily_rate", "Rounded daily rate (days after start)"
+
+
+rmm_filter_validator = RegexValidator(r"^[^/]+(/[^/]+)?$", "use ORG or ORG/GROUP")
+
+# Fields that decide how units are derived; fixed once a service is saved (RULES 3.6).
+DERIVATION_FIELDS = ("method", "meter", "rmm_filter")
+
+
+class ServiceQuerySet(models.QuerySet):
+    def active_on(self, day):
+        return self.filter(start_date__lte=day).filter(Q(end_date__isnull=True) | Q(end_date__gte=day))
+
+    def covering_customer(self, customer: Customer):
+        """Services whose scope includes the customer: partner-level ones and its own."""
+        return self.filter(partner_id=customer.partner_id).filter(
+            Q(customer__isnull=True) | Q(customer_id=customer.pk)
+        )
+
+
+class Service(models.Model):
+    """A contract line: what is billed, how, and at what price (RULES 3, columns of RULES 6)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="services")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="services",
+        help_text="blank: a partner-level service covering every customer",
+    )
+    code = models.SlugField(max_length=64, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    method = models.CharField(max_length=20, choices=Method.choices)
+    meter = models.CharField(max_length=10, choices=Meter.choices, blank=True)
+    unit_price = MoneyField(
+        max_digits=settings.PRICE_MAX_DIGITS, decimal_places=settings.PRICE_DECIMAL_PLACES,
+        default_currency="USD", help_text="per unit per month",
+    )
+    overage_price = MoneyField(
+        max_digits=settings.PRICE_MAX_DIGITS, decimal_places=settings.PRICE_DECIMAL_PLACES,
+        default_currency="USD", null=True, blank=True, help_text="blank: the unit price",
+    )
+    committed_quantity = models.PositiveIntegerField(null=True, blank=True)
+    overage_enabled = models.BooleanField(default=False)
+    storage_per_license_gb = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    tiers = models.CharField(max_length=500, blank=True, help_text="UP_TO:PRICE;...;inf:PRICE")
+    tier_mode = models.CharField(max_length=10, choices=TierMode.choices, default=TierMode.VOLUME)
+    proration = models.CharField(max_length=20, choices=Proration.choices, default=Proration.DAY_FRACTION)
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True, help_text="inclusive; blank: open-ended")
+    rmm_filter = models.CharField(max_length=200, blank=True, validators=[rmm_filter_validator])
+    taxable = models.BooleanField(default=True)
+    notification_emails = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ServiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["partner__name", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "code"], name="service_unique_code"),
+        ]
+
+    def __str__(self):
+        return f"{self.name} [{self.code}]"
+
+    def save(self, *args, **kwargs):
+        # Every price of a partner is in its currency (RULES 2).
+        if self.partner_id:
+            currency = self.partner.currency
+            self.unit_price_currency = currency
+            if self.overage_price is not None:
+                self.overage_price_currency = currency
+        if self.pk:
+            changed = self.derivation_changes()
+            if changed:
+                raise ValidationError(changed)
+        super().save(*args, **kwargs)
+
+    # --- validation -----------------------------------------------------------------
+    def clean(self):
+        errors = service_rule_errors(self)
+        if self.pk:
+            errors.update(self.derivation_changes())
+        if errors:
+            raise ValidationError(errors)
+
+    def derivation_changes(self) -> dict[str, str]:
+        """Errors for any derivation field changed since the service was saved (RULES 3.6)."""
+        saved = type(self).objects.filter(pk=self.pk).values(*DERIVATION_FIELDS).first()
+        if saved is None:
+            return {}
+        return {
+            name: f"cannot be changed once the service is saved (was {saved[name]!r})"
+            for name in DERIVATION_FIELDS
+            if saved[name] != getattr(self, name)
+        }
+
+    # --- derived values --------------------------------------------------------------
+    @property
+    def scope_label(self) -> str:
+        return self.customer.name if self.customer_id else "all customers"
+
+    def committed_on(self, day) -> int:
+        """Committed seats in force on `day`: the contract plus purchases effective by then."""
+        purchased = self.seat_purchases.filter(effective_date__lte=day).aggregate(s=Sum("seats"))["s"] or 0
+        return (self.committed_quantity or 0) + purchased
+
+
+def service_rule_errors(service: Service) -> dict[str, str]:
+    """Method-specific rules of a service, keyed by field (also the CSV column)."""
+    errors: dict[str, str] = {}
+    method = service.method
+    if method not in Method.values:
+        errors["method"] = f"unknown method {method!r} (one of {', '.join(Method.values)})"
+        return errors
+    if service.meter and service.meter not in Meter.values:
+        errors["meter"] = f"unknown meter {service.meter!r} (one of {', '.join(Meter.values)})"
+    elif method in (Method.PEAK, Method.CMQ) and not service.meter:
+        errors["meter"] = f"required for method {method} (users or assets)"
+    elif method not in (Method.PEAK, Method.CMQ) and service.meter:
+        errors["meter"] = f"only peak and cmq services take a meter, not {method}"
+    if method == Method.CMQ:
+        if not service.committed_quantity:
+            errors["committed_quantity"] = "required for method cmq"
+        if service.start_date and service.start_date.day != 1:
+            errors["start_date"] = "a cmq service must start on the 1st of a month"
+    if method == Method.PER_HOST and not service.customer_id:
+        errors["customer"] = "a per_host service belongs to one customer (its host limit)"
+    if service.overage_enabled and method != Method.SEAT_DAYS:
+        errors["overage_enabled"] = "only seat_days services enforce a commitment"
+    if service.storage_per_license_gb is not None:
+        if method != Method.LICENSES:
+            errors["storage_per_license_gb"] = "only licenses services count storage"
+        elif service.storage_per_license_gb <= 0:
+            errors["storage_per_license_gb"] = "must be above 0"
+    if service.rmm_filter and not (method == Method.PER_ASSET or service.meter == Meter.ASSETS):
+        errors["rmm_filter"] = "only per_asset services and the assets meter take an RMM filter"
+    if service.tiers:
+        try:
+            parse_tiers(service.tiers)
+        except TierError as exc:
+            errors["tiers"] = str(exc)
+    if service.tier_mode not in TierMode.values:
+        errors["tier_mode"] = f"unknown tier mode {service.tier_mode!r} (volume or graduated)"
+    if service.proration not in Proration.values:
+        errors["proration"] = f"unknown proration {service.proration!r} (day_fraction or rounded_daily_rate)"
+    if service.start_date and service.end_date and service.end_date < service.start_date:
+        errors["end_date"] = "is before start_date"
+    if service.customer_id and service.partner_id and service.customer.partner_id != service.partner_id:
+        errors["customer"] = "belongs to another partner"
+    for field in ("unit_price", "overage_price"):
+        value = getattr(service, field)
+        if value is not None and value.amount < 0:
+            errors[field] = "must not be negative"
+    return errors
+
+
+class SeatPurchaseQuerySet(models.QuerySet):
+    def effective_by(self, day):
+        return self.filter(effective_date__lte=day)
+
+
+class SeatPurchase(models.Model):
+    """"Add seats": a commitment increase effective at the next UTC month boundary."""
+
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="seat_purchases")
+    seats = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    purchased_at = models.DateTimeField()
+    effective_date = models.DateField(editable=False)
+    purchased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    source = models.CharField(max_length=100, blank=True)
+
+    objects = SeatPurchaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-purchased_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "purchased_at"], name="seat_purchase_unique_instant"),
+        ]
+
+    def __str__(self):
+        return f"+{self.seats} seats on {self.service.code} from {self.effective_date}"
+
+    def save(self, *args, **kwargs):
+        self.effective_date = next_month_start(self.purchased_at)
+        super().save(*args, **kwargs)
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    BILLING = "billing", "Billing"
+    TECHNICIAN = "technician", "Technician"
+
+
+# Roles that may buy seats and see billing (seed: "Seat purchases are an Owner or Billing role action").
+BILLING_ROLES = (Role.OWNER, Role.BILLING)
+
+
+class PartnerUser(models.Model):
+    """A login of a partner's staff, with its role."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partner_user")
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="users")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.TECHNICIAN)
+
+    class Meta:
+        ordering = ["partner", "user__username"]
+
+    def __str__(self):
+        return f"{self.user} ({self.get_role_display()} at {self.partner.slug})"
+
+    @property
+    def can_manage_billing(self) -> bool:
+        return self.role in BILLING_ROLES
+
+
+class AlertKind(models.TextChoices):
+    WARNING = "warning", "Utilization reached 90%"
+    OVERAGE = "overage", "Overage started"
+
+
+class UtilizationAlert(models.Model):
+    """One crossing of a threshold: raised once, cleared when utilization falls below."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=10, choices=AlertKind.choices)
+    raised_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    active_seats = models.PositiveIntegerField()
+    committed_seats = models.PositiveIntegerField()
+    recipients = models.TextField(blank=True)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "kind"], condition=Q(cleared_at__isnull=True), name="one_open_alert_per_kind"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} on {self.service.code} ({self.active_seats}/{self.committed_seats})"
+
+
+class AuditLog(models.Model):
+    """Who changed seats or money, when, and the values before and after."""
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, blank=True, help_text="command, task or API key")
+    partner = models.ForeignKey(Partner, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=100, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.object_repr}"
+
+
+
+
+class SeatEventStage(models.Model):
+    """Working rows of a seat-events import: the file's events beside the history they merge into.
+
+    Filled and emptied inside the import's own transaction, so it is empty between imports.
+    """
+
+    token = models.CharField(max_length=32)
+    rank = models.PositiveSmallIntegerField()  # 0: history already imported, 1: the file
+    seq = models.BigIntegerField()  # history: the assignment id; file: the row number
+    row = models.PositiveIntegerField(default=0)
+    partner_id = models.BigIntegerField()
+    customer_id = models.BigIntegerField()
+    member_id = models.BigIntegerField()
+    action = models.CharField(max_length=10)
+    at = models.DateTimeField()
+    assigned_at = models.DateTimeField(null=True)  # history: when the closed seat began
+    duplicate = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["token", "partner_id", "at", "rank", "seq"])]
+
+    def __str__(self):
+        return f"{self.action} {self.member_id} at {self.at}"

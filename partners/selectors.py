@@ -1,0 +1,76 @@
+"""Reads about partners, customers and seats."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Count, Q, Sum
+
+from partners.models import Method, SeatAssignment, SeatPurchase, Service
+from partners.seating import Commitment, utilization
+
+
+@dataclass(frozen=True)
+class SeatCounts:
+    by_customer: dict[int, int]
+    by_partner: dict[int, int]
+
+    def in_scope(self, service: Service) -> int:
+        if service.customer_id:
+            return self.by_customer.get(service.customer_id, 0)
+        return self.by_partner.get(service.partner_id, 0)
+
+
+def active_seat_counts(*, partner_ids=None, at=None) -> SeatCounts:
+    """Active seats at an instant (now by default), per customer and per partner, in one query."""
+    qs = SeatAssignment.objects.active(at)
+    if partner_ids is not None:
+        qs = qs.filter(partner_id__in=partner_ids)
+    by_customer: dict[int, int] = {}
+    by_partner: dict[int, int] = defaultdict(int)
+    for partner_id, customer_id, n in (
+        qs.order_by().values_list("partner_id", "customer_id").annotate(n=Count("id"))
+    ):
+        by_customer[customer_id] = n
+        by_partner[partner_id] += n
+    return SeatCounts(by_customer, dict(by_partner))
+
+
+def commitments_in_force(*, partner_ids, day: date) -> dict[int, list[Commitment]]:
+    """The seat_days commitments in force on `day`, per partner id (two queries)."""
+    services = list(
+        Service.objects.filter(partner_id__in=partner_ids, method=Method.SEAT_DAYS).active_on(day)
+    )
+    purchased = dict(
+        SeatPurchase.objects.filter(service__in=services, effective_date__lte=day)
+        .order_by().values_list("service_id").annotate(s=Sum("seats"))
+    )
+    result: dict[int, list[Commitment]] = defaultdict(list)
+    for service in services:
+        result[service.partner_id].append(
+            Commitment(
+                service_code=service.code,
+                committed=(service.committed_quantity or 0) + purchased.get(service.pk, 0),
+                overage_enabled=service.overage_enabled,
+                customer_id=service.customer_id,
+            )
+        )
+    return result
+
+
+def service_utilization(*, service: Service, day: date, counts: SeatCounts | None = None):
+    """(active seats in scope, committed seats, utilization or None) for a seat_days service."""
+    if counts is None:
+        counts = active_seat_counts(partner_ids=[service.partner_id])
+    active = counts.in_scope(service)
+    committed = service.committed_on(day)
+    return active, committed, utilization(active, committed)
+
+
+def seat_services_for(*, partner_id: int, customer_id: int | None = None):
+    qs = Service.objects.filter(partner_id=partner_id, method=Method.SEAT_DAYS)
+    if customer_id is not None:
+        qs = qs.filter(Q(customer__isnull=True) | Q(customer_id=customer_id))
+    return qs

@@ -1,0 +1,182 @@
+"""Writes about partners and seats: every entry point (admin, portal, API, import) goes through here."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+
+from billing.emails import split_emails
+from billing.periods import utc_date
+from partners.audit import Actor, audit_record, snapshot
+from partners.models import (
+    BILLING_ROLES,
+    AlertKind,
+    Customer,
+    Member,
+    Method,
+    Partner,
+    SeatAssignment,
+    SeatPurchase,
+    Service,
+    UtilizationAlert,
+)
+from partners.seating import SeatRuleError, check_assignment
+from partners.selectors import active_seat_counts, commitments_in_force, service_utilization
+
+SEAT_FIELDS = ("customer_id", "member_id", "assigned_at", "removed_at", "source")
+
+
+def _lock_partner(partner_id: int) -> Partner:
+    """Seat changes of one partner are serialised on its row (caps and commitments hold under
+    concurrency: N parallel assignments against K free seats admit exactly K)."""
+    return Partner.objects.select_for_update().get(pk=partner_id)
+
+
+@transaction.atomic
+def seat_assign(*, customer: Customer, member_name: str, actor: Actor, source: str = "admin") -> SeatAssignment:
+    """Give a member of the customer a seat now, or raise SeatRuleError (cap, commitment, double)."""
+    member_name = (member_name or "").strip()
+    if not member_name:
+        raise SeatRuleError("a member name is required")
+    partner = _lock_partner(customer.partner_id)
+    customer = Customer.objects.get(pk=customer.pk)  # the cap as it is now, read under the lock
+    now = timezone.now()
+    member, _ = Member.objects.get_or_create(customer=customer, name=member_name)
+    counts = active_seat_counts(partner_ids=[partner.pk], at=now)
+    check_assignment(
+        member_active=SeatAssignment.objects.active(now).filter(member=member).exists(),
+        customer_active=counts.by_customer.get(customer.pk, 0),
+        seat_cap=customer.seat_cap,
+        partner_active=counts.by_partner.get(partner.pk, 0),
+        commitments=commitments_in_force(partner_ids=[partner.pk], day=utc_date(now)).get(partner.pk, []),
+        customer_id=customer.pk,
+    )
+    assignment = SeatAssignment(
+        partner=partner, customer=customer, member=member, assigned_at=now, source=source
+    )
+    assignment.save()
+    audit_record(actor=actor, action="seat.assign", obj=assignment, partner=partner,
+                 after=snapshot(assignment, SEAT_FIELDS))
+    alerts_evaluate(partner_ids=[partner.pk])
+    return assignment
+
+
+@transaction.atomic
+def seat_unassign(*, customer: Customer, member_name: str, actor: Actor, source: str = "admin") -> SeatAssignment:
+    """End the member's active seat now."""
+    partner = _lock_partner(customer.partner_id)
+    now = timezone.now()
+    assignment = (
+        SeatAssignment.objects.active(now).filter(customer=customer, member__name=member_name)
+        .select_for_update().first()
+    )
+    if assignment is None:
+        raise SeatRuleError(f"{member_name} has no active seat at {customer.slug}")
+    before = snapshot(assignment, SEAT_FIELDS)
+    assignment.removed_at = now
+    assignment.save()
+    audit_record(actor=actor, action="seat.unassign", obj=assignment, partner=partner,
+                 before=before, after=snapshot(assignment, SEAT_FIELDS))
+    alerts_evaluate(partner_ids=[partner.pk])
+    return assignment
+
+
+@transaction.atomic
+def seat_purchase_create(*, service: Service, seats: int, actor: Actor, purchased_at=None,
+                         source: str = "admin") -> SeatPurchase:
+    """"Add seats": raise the commitment from the next UTC month boundary (Owner or Billing role)."""
+    partner_user = getattr(actor.user, "partner_user", None) if actor.user else None
+    if partner_user is not None and partner_user.role not in BILLING_ROLES:
+        raise PermissionDenied("only an Owner or Billing user can buy seats")
+    if service.method != Method.SEAT_DAYS:
+        raise ValidationError({"service": "seats are bought on a seat_days service"})
+    if not isinstance(seats, int) or seats < 1:
+        raise ValidationError({"seats": "buy at least one seat"})
+    _lock_partner(service.partner_id)
+    purchase = SeatPurchase(service=service, seats=seats, purchased_at=purchased_at or timezone.now(),
+                            purchased_by=actor.user, source=source)
+    purchase.save()
+    audit_record(actor=actor, action="seat_purchase.create", obj=purchase, partner=service.partner,
+                 after=snapshot(purchase, ("service_id", "seats", "purchased_at", "effective_date")))
+    return purchase
+
+
+def alerts_evaluate(*, partner_ids) -> list[UtilizationAlert]:
+    """Raise or clear utilization alerts from the state now (RULES 3.2).
+
+    One alert per crossing: raised when utilization first reaches 90% (or
+    overage starts), cleared when it falls back below, so the next crossing
+    alerts again. Emails leave after the transaction commits.
+    """
+    from partners.tasks import send_utilization_alert_task
+
+    now = timezone.now()
+    today = utc_date(now)
+    raised: list[UtilizationAlert] = []
+    counts = active_seat_counts(partner_ids=partner_ids, at=now)
+    services = Service.objects.filter(partner_id__in=partner_ids, method=Method.SEAT_DAYS).active_on(today)
+    open_alerts = {
+        (a.service_id, a.kind): a
+        for a in UtilizationAlert.objects.filter(service__in=services, cleared_at__isnull=True)
+    }
+    for service in services.select_related("partner"):
+        active, committed, ratio = service_utilization(service=service, day=today, counts=counts)
+        conditions = {
+            AlertKind.WARNING: ratio is not None and ratio * 100 >= _warning_percent(),
+            AlertKind.OVERAGE: ratio is not None and active > committed,
+        }
+        for kind, holds in conditions.items():
+            current = open_alerts.get((service.pk, kind))
+            if holds and current is None:
+                alert = UtilizationAlert.objects.create(
+                    service=service, kind=kind, raised_at=now, active_seats=active, committed_seats=committed,
+                    recipients=", ".join(_alert_recipients(service)),
+                )
+                raised.append(alert)
+                transaction.on_commit(lambda pk=alert.pk: send_utilization_alert_task.delay(pk))
+            elif not holds and current is not None:
+                current.cleared_at = now
+                current.save(update_fields=["cleared_at"])
+    return raised
+
+
+def _warning_percent():
+    return settings.UTILIZATION_WARNING_PERCENT
+
+
+def _alert_recipients(service: Service) -> list[str]:
+    seen: dict[str, None] = {}
+    for email in [*service.partner.billing_contacts, *split_emails(service.notification_emails)]:
+        seen.setdefault(email.lower(), None)
+    return list(seen)
+
+
+def alert_email_send(*, alert: UtilizationAlert) -> UtilizationAlert:
+    """Send one alert to the billing contacts and record when it left."""
+    if alert.emailed_at is not None:
+        return alert  # sent already: a retried task must not send it twice
+    recipients = [r for r in alert.recipients.split(", ") if r]
+    service = alert.service
+    if recipients:
+        percent = (alert.active_seats * 100) // alert.committed_seats if alert.committed_seats else 0
+        subject = (
+            f"[{service.partner.name}] {service.name}: overage has started"
+            if alert.kind == AlertKind.OVERAGE
+            else f"[{service.partner.name}] {service.name}: seat utilization reached {percent}%"
+        )
+        body = (
+            f"{alert.active_seats} seats are assigned against a commitment of {alert.committed_seats} "
+            f"({percent}% utilization) on {service.name} ({service.scope_label}).\n\n"
+            + (
+                "Seats above the commitment are billed as overage this month.\n"
+                if alert.kind == AlertKind.OVERAGE
+                else "Buy seats before the month ends to raise the commitment from the 1st of next month.\n"
+            )
+        )
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, recipients)
+    alert.emailed_at = timezone.now()
+    alert.save(update_fields=["emailed_at"])
+    return alert

@@ -1,0 +1,13 @@
+from celery import shared_task
+
+from partners.models import UtilizationAlert
+from partners.services import alert_email_send
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=60)
+def send_utilization_alert_task(self, alert_id: int):
+    alert = UtilizationAlert.objects.select_related("service__partner").get(pk=alert_id)
+    try:
+        alert_email_send(alert=alert)
+    except OSError as exc:  # SMTP down: try again later
+        raise self.retry(exc=exc) from exc

@@ -1,0 +1,53 @@
+"""Tier schedules `UP_TO:PRICE;...;inf:PRICE` (RULES 3.8). Pure: no Django."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+VOLUME = "volume"
+GRADUATED = "graduated"
+
+
+class TierError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Tier:
+    up_to: int | None  # inclusive upper bound; None is "inf"
+    price: Decimal
+
+
+def parse_tiers(text: str) -> tuple[Tier, ...]:
+    """Parse and check a tier schedule: ascending bounds, ending with inf."""
+    text = (text or "").strip()
+    if not text:
+        return ()
+    tiers: list[Tier] = []
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        bound, sep, price_text = part.partition(":")
+        if not sep:
+            raise TierError(f"tier {part!r} is not UP_TO:PRICE")
+        try:
+            price = Decimal(price_text.strip())
+        except InvalidOperation as exc:
+            raise TierError(f"tier {part!r}: price is not a number") from exc
+        if not price.is_finite() or price < 0:
+            raise TierError(f"tier {part!r}: price must be zero or more")
+        bound = bound.strip().lower()
+        if bound == "inf":
+            up_to = None
+        else:
+            if not bound.isdigit() or int(bound) <= 0:
+                raise TierError(f"tier {part!r}: UP_TO must be a whole number above 0 or inf")
+            up_to = int(bound)
+        if tiers and (tiers[-1].up_to is None or (up_to is not None and up_to <= tiers[-1].up_to)):
+            raise TierError("tier bounds must be ascending, with inf last")
+        tiers.append(Tier(up_to, price))
+    if not tiers or tiers[-1].up_to is not None:
+        raise TierError("the last tier must be inf:PRICE")
+    return tuple(tiers)
