@@ -1,0 +1,73 @@
+"""Shared fixtures: the command line as a user runs it, the example folders, PostgreSQL markers."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+DATA = Path(__file__).resolve().parent / "tests" / "data"
+
+
+@dataclass
+class CliResult:
+    status: int
+    out: str
+    err: str
+
+
+def run_cli(*args: str) -> CliResult:
+    """Run `python manage.py ARGS` in-process; status 1 on CommandError, as the shell sees it."""
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    except CommandError as exc:
+        err.write(f"CommandError: {exc}\n")
+        return CliResult(1, out.getvalue(), err.getvalue())
+    return CliResult(0, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
+
+
+def write_csv(tmp_path: Path, name: str, text: str) -> Path:
+    """A CSV file from dedented text (tests write small import files with this)."""
+    import textwrap
+
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    return lambda name, text: write_csv(tmp_path, name, text)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `postgres` need row locks and real concurrency: skip them, with the reason, on SQLite."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (row locks, concurrent transactions); CI runs it there")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def is_postgres():
+    return connection.vendor == "postgresql"
