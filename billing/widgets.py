@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -43,8 +43,14 @@ class SlugWidget(TextWidget):
 
 
 class DecimalWidget(widgets.Widget):
-    def __init__(self, min_value: Decimal | None = Decimal("0"), **kwargs):
+    """`places` and `max_digits` are the model field's: a value the column cannot hold exactly is refused
+    rather than rounded by the database (which would also make every re-import an update)."""
+
+    def __init__(self, min_value: Decimal | None = Decimal("0"), places: int | None = None,
+                 max_digits: int | None = None, **kwargs):
         self.min_value = min_value
+        self.places = places
+        self.max_digits = max_digits
         super().__init__(**kwargs)
 
     def clean(self, value, row=None, **kwargs):
@@ -56,6 +62,17 @@ class DecimalWidget(widgets.Widget):
             raise ValueError(str(exc)) from exc
         if self.min_value is not None and number < self.min_value:
             raise ValueError("must not be negative" if self.min_value == 0 else f"must be at least {self.min_value}")
+        if self.max_digits is not None and number != 0:
+            whole_digits = self.max_digits - (self.places or 0)
+            if number.adjusted() >= whole_digits:
+                raise ValueError(f"too large: at most {whole_digits} digits before the decimal point")
+        if self.places is not None:
+            try:
+                exact = number == number.quantize(Decimal(1).scaleb(-self.places))
+            except InvalidOperation:
+                exact = False
+            if not exact:
+                raise ValueError(f"at most {self.places} decimal places")
         return number
 
     def render(self, value, obj=None, **kwargs):
@@ -72,8 +89,9 @@ class MoneyAmountWidget(DecimalWidget):
 
 
 class IntegerWidget(widgets.Widget):
-    def __init__(self, min_value: int | None = 0, **kwargs):
+    def __init__(self, min_value: int | None = 0, max_value: int | None = None, **kwargs):
         self.min_value = min_value
+        self.max_value = max_value
         super().__init__(**kwargs)
 
     def clean(self, value, row=None, **kwargs):
@@ -85,6 +103,8 @@ class IntegerWidget(widgets.Widget):
         number = int(text)
         if self.min_value is not None and number < self.min_value:
             raise ValueError("must not be negative" if self.min_value == 0 else f"must be at least {self.min_value}")
+        if self.max_value is not None and number > self.max_value:
+            raise ValueError(f"must be at most {self.max_value}")
         return number
 
     def render(self, value, obj=None, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.utils import timezone
 from djmoney.money import Money
@@ -25,6 +26,7 @@ from partners.models import (
     SeatAssignment,
     SeatPurchase,
     Service,
+    rmm_filter_validator,
     service_rule_errors,
 )
 from partners.resources import (
@@ -293,6 +295,11 @@ class ServicesImport(UpsertKind):
 
     def validate(self, obj, row, refs, before, ctx):
         errors = service_rule_errors(obj)
+        if obj.rmm_filter and "rmm_filter" not in errors:
+            try:
+                rmm_filter_validator(obj.rmm_filter)  # a field validator: only forms run those
+            except ValidationError:
+                errors["rmm_filter"] = f"{obj.rmm_filter!r} is not ORG or ORG/GROUP"
         if before is not None:
             for name in DERIVATION_FIELDS:
                 if before[name] != getattr(obj, name):

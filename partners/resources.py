@@ -1,6 +1,7 @@
 """django-import-export resources: the columns of each import kind (RULES 6), also behind the
 admin's Import and Export buttons."""
 
+from django.conf import settings
 from import_export import resources
 from import_export.fields import Field
 
@@ -29,15 +30,21 @@ from partners.models import (
     TierMode,
 )
 
+# The model fields' limits, so that a value the database cannot hold is a row error (not a crash, nor a
+# silent rounding that would make every re-import an update).
+INT_MAX = 2147483647  # PositiveIntegerField: safe on every database
+PRICE = {"places": settings.PRICE_DECIMAL_PLACES, "max_digits": settings.PRICE_MAX_DIGITS}
+
 
 class PartnerResource(BulkImportResourceMixin, resources.ModelResource):
     import_kind = "partners"
     slug = Field(attribute="slug", column_name="slug", widget=SlugWidget(max_length=64))
     name = Field(attribute="name", column_name="name", widget=TextWidget(max_length=200))
     currency = Field(attribute="currency", column_name="currency", widget=TextWidget(max_length=3), default="USD")
-    tax_rate = Field(attribute="tax_rate", column_name="tax_rate", widget=DecimalWidget(), default=None)
+    tax_rate = Field(attribute="tax_rate", column_name="tax_rate", widget=DecimalWidget(places=3, max_digits=6),
+                     default=None)
     payment_terms_days = Field(attribute="payment_terms_days", column_name="payment_terms_days",
-                               widget=IntegerWidget(), default=30)
+                               widget=IntegerWidget(max_value=INT_MAX), default=30)
     billing_emails = Field(attribute="billing_emails", column_name="billing_emails",
                            widget=EmailListWidget(), default="")
 
@@ -52,10 +59,12 @@ class CustomerResource(BulkImportResourceMixin, resources.ModelResource):
     partner = Field(attribute="partner__slug", column_name="partner", widget=SlugWidget())
     slug = Field(attribute="slug", column_name="slug", widget=SlugWidget(max_length=64))
     name = Field(attribute="name", column_name="name", widget=TextWidget(max_length=200))
-    seat_cap = Field(attribute="seat_cap", column_name="seat_cap", widget=IntegerWidget(), default=None)
-    host_limit = Field(attribute="host_limit", column_name="host_limit", widget=IntegerWidget(), default=0)
+    seat_cap = Field(attribute="seat_cap", column_name="seat_cap", widget=IntegerWidget(max_value=INT_MAX),
+                     default=None)
+    host_limit = Field(attribute="host_limit", column_name="host_limit", widget=IntegerWidget(max_value=INT_MAX),
+                       default=0)
     payment_terms_days = Field(attribute="payment_terms_days", column_name="payment_terms_days",
-                               widget=IntegerWidget(), default=None)
+                               widget=IntegerWidget(max_value=INT_MAX), default=None)
     rmm_organization = Field(attribute="rmm_organization", column_name="rmm_organization",
                              widget=TextWidget(max_length=200), default="")
 
@@ -73,15 +82,16 @@ class ServiceResource(BulkImportResourceMixin, resources.ModelResource):
     name = Field(attribute="name", column_name="name", widget=TextWidget(max_length=200))
     method = Field(attribute="method", column_name="method", widget=ChoiceWidget(Method.values, "method"))
     meter = Field(attribute="meter", column_name="meter", widget=ChoiceWidget(Meter.values, "meter"), default="")
-    unit_price = Field(attribute="unit_price", column_name="unit_price", widget=MoneyAmountWidget())
-    overage_price = Field(attribute="overage_price", column_name="overage_price", widget=MoneyAmountWidget(),
+    unit_price = Field(attribute="unit_price", column_name="unit_price", widget=MoneyAmountWidget(**PRICE))
+    overage_price = Field(attribute="overage_price", column_name="overage_price",
+                          widget=MoneyAmountWidget(**PRICE),
                           default=None)
     committed_quantity = Field(attribute="committed_quantity", column_name="committed_quantity",
-                               widget=IntegerWidget(), default=None)
+                               widget=IntegerWidget(max_value=INT_MAX), default=None)
     overage_enabled = Field(attribute="overage_enabled", column_name="overage_enabled", widget=BooleanWidget(),
                             default=False)
     storage_per_license_gb = Field(attribute="storage_per_license_gb", column_name="storage_per_license_gb",
-                                   widget=DecimalWidget(), default=None)
+                                   widget=DecimalWidget(places=3, max_digits=12), default=None)
     tiers = Field(attribute="tiers", column_name="tiers", widget=TextWidget(max_length=500), default="")
     tier_mode = Field(attribute="tier_mode", column_name="tier_mode",
                       widget=ChoiceWidget(TierMode.values, "tier mode"), default=TierMode.VOLUME)
@@ -109,7 +119,7 @@ class SeatPurchaseResource(BulkImportResourceMixin, resources.ModelResource):
     import_kind = "seat-purchases"
     partner = Field(attribute="service__partner__slug", column_name="partner", widget=SlugWidget())
     service = Field(attribute="service__code", column_name="service", widget=SlugWidget())
-    seats = Field(attribute="seats", column_name="seats", widget=IntegerWidget(min_value=1))
+    seats = Field(attribute="seats", column_name="seats", widget=IntegerWidget(min_value=1, max_value=INT_MAX))
     purchased_at = Field(attribute="purchased_at", column_name="purchased_at", widget=InstantWidget())
 
     class Meta:

@@ -151,6 +151,9 @@ class _Replay:
         self.active: dict[int, tuple[int, datetime, str]] = {}
         self.by_customer: dict[int, int] = defaultdict(int)
         self.last_file_row: dict[int, int] = {}
+        # member -> the file row whose assign opened the member's active seat
+        self.file_seats: dict[int, int] = {}
+        self.blamed: set[int] = set()
         self.last_file_event: dict[int, tuple[datetime, str, int]] = {}
         self.first_row = None
         self.pending: list[SeatAssignment] = []
@@ -225,6 +228,7 @@ class _Replay:
     def _close(self, member_id, at) -> None:
         customer_id, assigned_at, source = self.active.pop(member_id)
         self.by_customer[customer_id] -= 1
+        self.file_seats.pop(member_id, None)
         self._emit(member_id, customer_id, assigned_at, at, source)
 
     def _emit(self, member_id, customer_id, assigned_at, removed_at, source) -> None:
@@ -269,6 +273,7 @@ class _Replay:
                 ctx.error(row, exc.column, f"{exc} at {_fmt(at)}")
                 return
             self._open(member_id, customer_id, at, ctx.source[:100] or "import")
+            self.file_seats[member_id] = row
             self.counts[customer_id]["assigned"] += 1
         else:
             if member_id not in self.active:
@@ -285,6 +290,7 @@ class _Replay:
                 self.ctx.error(blame, "at", f"conflicts with the seat history already imported: the member is "
                                             f"assigned again at {_fmt(at)} while this seat is still active")
                 return
+            self._check_history_assign(customer_id, at)
             self._open(member_id, customer_id, at, self.sources.get(assignment_id, "import"))
         else:
             if member_id not in self.active:
@@ -292,6 +298,42 @@ class _Replay:
                                             f"removed at {_fmt(at)} would already be ended")
                 return
             self._close(member_id, at)
+
+    def _check_history_assign(self, customer_id, at) -> None:
+        """A seat already imported must still fit the cap and the commitments once the file's seats are in
+        (RULES 6: the merged history is valid at every instant). When it fits without the file's seats but
+        not with them, the row that breaks it is the latest file seat active in the rule's scope."""
+        if not self.file_seats:
+            return
+        file_here = sum(1 for m in self.file_seats if self.active[m][0] == customer_id)
+        rules = [(self.caps.get(customer_id), [], customer_id)]
+        rules += [(None, [c], c.customer_id) for c in self.commitments(utc_date(at))]
+        for cap, commitments, scope in rules:
+            def check(without_file: bool, cap=cap, commitments=commitments) -> None:
+                check_assignment(
+                    member_active=False,
+                    customer_active=self.by_customer[customer_id] - (file_here if without_file else 0),
+                    seat_cap=cap,
+                    partner_active=len(self.active) - (len(self.file_seats) if without_file else 0),
+                    commitments=commitments,
+                    customer_id=customer_id,
+                )
+            try:
+                check(without_file=False)
+                continue
+            except SeatRuleError as exc:
+                error = exc
+            try:
+                check(without_file=True)
+            except SeatRuleError:
+                continue  # broken without this file's seats too: not this file's doing
+            in_scope = [(self.active[m][1], row) for m, row in self.file_seats.items()
+                        if scope is None or self.active[m][0] == scope]
+            row = max(in_scope)[1] if in_scope else self.first_row
+            if row not in self.blamed:
+                self.blamed.add(row)
+                self.ctx.error(row, error.column, f"conflicts with the seat history already imported: at "
+                                                  f"{_fmt(at)}, {error}")
 
     def _audit(self) -> None:
         if not self.ctx.ok:
