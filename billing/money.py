@@ -42,7 +42,9 @@ def quantize_money(amount: Decimal, currency: str) -> Decimal:
     """Round an exact amount once, half away from zero, to the currency's minor unit."""
     if not isinstance(amount, Decimal):
         raise MoneyError(f"money must be Decimal, not {type(amount).__name__}")
-    return amount.quantize(currency_quantum(currency), rounding=ROUNDING)
+    rounded = amount.quantize(currency_quantum(currency), rounding=ROUNDING)
+    # -0.004 rounds to zero: a line or an export shows 0.00, never -0.00
+    return rounded.copy_abs() if rounded.is_zero() else rounded
 
 
 def quantize_quantity(quantity: Decimal) -> Decimal:

@@ -43,17 +43,24 @@ def price_seat_days(*, seat_days: int, days_in_month: int, service_days: int, co
     if seat_days < 0 or committed < 0:
         raise ValueError("seat-days and commitments are never negative")
     days = Decimal(days_in_month)
+    committed_days = committed * service_days  # the seat-days the commitment covers
     actual = Decimal(seat_days) / days
-    minimum = Decimal(committed) * Decimal(service_days) / days
+    minimum = Decimal(committed_days) / days
     billable = max(actual, minimum)
-    if minimum > 0 and actual > minimum:
+    # Each amount is an exact numerator (whole seat-days x price) divided once by the days: dividing
+    # first would round seat-days / days to 28 digits and can land a hair below a half cent
+    # (1 seat-day of 28 at 11.90 is exactly 0.425, so 0.43, not 0.42).
+    if committed_days > 0 and seat_days > committed_days:
         over_price = unit_price if overage_price is None else overage_price
-        total = quantize_money(minimum * unit_price + (actual - minimum) * over_price, currency)
-        minimum_amount = quantize_money(minimum * unit_price, currency)
+        total = quantize_money(
+            (committed_days * unit_price + (seat_days - committed_days) * over_price) / days, currency
+        )
+        minimum_amount = quantize_money(committed_days * unit_price / days, currency)
         lines = (
             PricedLine("minimum", minimum, unit_price, minimum_amount),
             PricedLine("overage", actual - minimum, over_price, total - minimum_amount),
         )
     else:
-        lines = (PricedLine("usage", billable, unit_price, quantize_money(billable * unit_price, currency)),)
+        amount = quantize_money(max(seat_days, committed_days) * unit_price / days, currency)
+        lines = (PricedLine("usage", billable, unit_price, amount),)
     return SeatDaysPrice(actual=actual, minimum=minimum, billable=billable, lines=lines)

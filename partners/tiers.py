@@ -42,7 +42,7 @@ def parse_tiers(text: str) -> tuple[Tier, ...]:
         if bound == "inf":
             up_to = None
         else:
-            if not bound.isdigit() or int(bound) <= 0:
+            if not (bound.isascii() and bound.isdigit()) or int(bound) <= 0:  # "²".isdigit(), int("²") fails
                 raise TierError(f"tier {part!r}: UP_TO must be a whole number above 0 or inf")
             up_to = int(bound)
         if tiers and (tiers[-1].up_to is None or (up_to is not None and up_to <= tiers[-1].up_to)):
