@@ -79,6 +79,7 @@ class ImportSummary:
     unchanged: int
     errors: list[RowError]
     error_count: int
+    bad_rows: int
     dry_run: bool
 
     @property
@@ -252,7 +253,8 @@ def run_import_rows(kind_name: str, header: list[str], rows: Iterable[tuple[int,
             transaction.set_rollback(True)
     return ImportSummary(
         kind=kind_name, rows=ctx.rows, created=ctx.created, updated=ctx.updated, unchanged=ctx.unchanged,
-        errors=sorted(ctx.errors), error_count=ctx.error_count, dry_run=ctx.dry_run,
+        errors=sorted(ctx.errors), error_count=ctx.error_count,
+        bad_rows=len(ctx.failed_rows), dry_run=ctx.dry_run,
     )
 
 

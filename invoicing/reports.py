@@ -5,14 +5,14 @@ from __future__ import annotations
 from billing.money import quantize_quantity
 from billing.registry import register_report
 from billing.reporting import Report, ReportOptions
-from invoicing.selectors import seat_periods
+from invoicing.selectors import last_complete_period, seat_periods
 from partners.models import Method, Service
 
 
 @register_report
 class PeriodsReport(Report):
     """Until invoices exist, every completed usage period of every seat_days service is listed with
-    blank invoice columns; with --period, that month alone."""
+    blank invoice columns; with --period, that month alone (nothing for a month not yet over)."""
 
     name = "periods"
     columns = ("partner", "period", "service", "actual_seat_months", "minimum_seat_months",
@@ -24,7 +24,9 @@ class PeriodsReport(Report):
         )
         if options.partner:
             services = services.filter(partner__slug=options.partner)
-        for item in seat_periods(services=services, first=options.period, last=options.period):
+        # only usage periods that have ended: the current month is still being used
+        last = min(options.period, last_complete_period()) if options.period else last_complete_period()
+        for item in seat_periods(services=services, first=options.period, last=last):
             yield {
                 "partner": item.service.partner.slug,
                 "period": str(item.period),

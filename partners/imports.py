@@ -35,6 +35,7 @@ from partners.resources import (
     SeatPurchaseResource,
     ServiceResource,
 )
+from partners.services import alerts_evaluate
 
 
 def _actor(ctx: ImportContext) -> Actor:
@@ -143,6 +144,10 @@ class UpsertKind(ImportKind):
                 fields += [f"{self.value_columns[c]}_currency" for c in self.money_columns]
             self.model.objects.bulk_update(updates, [*fields, "updated_at"])
         AuditLog.objects.bulk_create(audits)
+        self.after_write([obj for obj, _ in creates] + updates, ctx)
+
+    def after_write(self, objects, ctx: ImportContext) -> None:
+        """A hook for kinds whose writes have consequences beyond their rows."""
 
 
 @register_import
@@ -245,6 +250,14 @@ class ServicesImport(UpsertKind):
         "rmm_filter": "rmm_filter", "taxable": "taxable", "notification_emails": "notification_emails",
     }
     money_columns = ("unit_price", "overage_price")
+
+    def after_write(self, objects, ctx):
+        ctx.state.setdefault("partner_ids", set()).update(s.partner_id for s in objects)
+
+    def finish(self, ctx):
+        # a changed commitment changes utilization now: alerts judge the new state
+        if ctx.ok and ctx.state.get("partner_ids"):
+            alerts_evaluate(partner_ids=sorted(ctx.state["partner_ids"]))
 
     def resolve(self, rows, ctx):
         partners = partners_by_slug(r.values["partner"] for r in rows)

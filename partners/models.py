@@ -466,7 +466,10 @@ class SeatEventStage(models.Model):
     duplicate = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["token", "partner_id", "at", "rank", "seq"])]
+        indexes = [
+            models.Index(fields=["token", "partner_id", "at", "rank", "seq"]),
+            models.Index(fields=["token", "member_id", "at"]),
+        ]
 
     def __str__(self):
         return f"{self.action} {self.member_id} at {self.at}"

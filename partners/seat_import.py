@@ -36,6 +36,7 @@ from partners.models import (
     Customer,
     Member,
     Method,
+    Partner,
     SeatAssignment,
     SeatEventStage,
     SeatPurchase,
@@ -169,6 +170,8 @@ class _Replay:
         return result
 
     def run(self) -> None:
+        # the same lock as the live seat service: caps and commitments hold against concurrent assigns
+        Partner.objects.select_for_update().filter(pk=self.partner_id).first()
         history = SeatAssignment.objects.filter(partner_id=self.partner_id)
         # the history's events from T0 on, beside the file's
         self._copy_history(history)

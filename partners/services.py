@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
@@ -25,6 +28,8 @@ from partners.models import (
 )
 from partners.seating import SeatRuleError, check_assignment
 from partners.selectors import active_seat_counts, commitments_in_force, service_utilization
+
+logger = logging.getLogger(__name__)
 
 SEAT_FIELDS = ("customer_id", "member_id", "assigned_at", "removed_at", "source")
 
@@ -111,8 +116,6 @@ def alerts_evaluate(*, partner_ids) -> list[UtilizationAlert]:
     overage starts), cleared when it falls back below, so the next crossing
     alerts again. Emails leave after the transaction commits.
     """
-    from partners.tasks import send_utilization_alert_task
-
     now = timezone.now()
     today = utc_date(now)
     raised: list[UtilizationAlert] = []
@@ -136,7 +139,7 @@ def alerts_evaluate(*, partner_ids) -> list[UtilizationAlert]:
                     recipients=", ".join(_alert_recipients(service)),
                 )
                 raised.append(alert)
-                transaction.on_commit(lambda pk=alert.pk: send_utilization_alert_task.delay(pk))
+                transaction.on_commit(lambda pk=alert.pk: _enqueue_alert_email(pk))
             elif not holds and current is not None:
                 current.cleared_at = now
                 current.save(update_fields=["cleared_at"])
@@ -152,6 +155,34 @@ def _alert_recipients(service: Service) -> list[str]:
     for email in [*service.partner.billing_contacts, *split_emails(service.notification_emails)]:
         seen.setdefault(email.lower(), None)
     return list(seen)
+
+
+def _enqueue_alert_email(alert_id: int) -> None:
+    """Queue the email; with the broker down the alert stays unsent and the daily job sends it."""
+    from partners.tasks import send_utilization_alert_task
+
+    try:
+        send_utilization_alert_task.delay(alert_id)
+    except Exception:  # the seats are committed: never fail the request over a queue outage
+        logger.exception("could not queue utilization alert %s; the daily alerts job will send it", alert_id)
+
+
+def alerts_evaluate_all() -> int:
+    """The daily job: judge every partner's utilization (commitments change on the 1st when purchases
+    take effect) and send alerts whose email never left. Returns the number of alerts sent."""
+    partner_ids = list(
+        Service.objects.filter(method=Method.SEAT_DAYS).values_list("partner_id", flat=True).distinct()
+    )
+    with transaction.atomic():
+        alerts_evaluate(partner_ids=partner_ids)
+    sent = 0
+    stale = timezone.now() - timedelta(minutes=10)
+    for alert in UtilizationAlert.objects.filter(emailed_at__isnull=True, raised_at__lt=stale).select_related(
+        "service__partner"
+    ):
+        alert_email_send(alert=alert)
+        sent += 1
+    return sent
 
 
 def alert_email_send(*, alert: UtilizationAlert) -> UtilizationAlert:

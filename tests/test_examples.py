@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.examples import as_multiset, export, expected_rows, replay
+from tests.examples import as_multiset, expected_rows, export, replay
 
 STATEMENT_COLUMNS = ("partner", "period", "customer", "customer_name", "seat_days", "seat_months", "active_users",
                      "peak_users", "licenses", "peak_assets")

@@ -1,6 +1,6 @@
 """The live seat service: caps, the account-wide commitment, purchases, alerts, audit (RULES 3.2)."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import time_machine
@@ -69,7 +69,7 @@ def test_commitment_without_overage_blocks_at_the_commitment_across_customers():
     a, b = CustomerFactory(partner=partner), CustomerFactory(partner=partner)
     assign(a, "ana")
     assign(b, "ben")
-    with pytest.raises(SeatRuleError, match="commitment of 2 seats .* overage is disabled"):
+    with pytest.raises(SeatRuleError, match=r"commitment of 2 seats .* overage is disabled"):
         assign(a, "cleo")
 
 
@@ -154,7 +154,7 @@ class TestUtilizationAlerts:
         return partner, service, CustomerFactory(partner=partner)
 
     def test_alerts_once_per_crossing(self, setup, django_capture_on_commit_callbacks):
-        partner, service, customer = setup
+        _, _, customer = setup
         with django_capture_on_commit_callbacks(execute=True):
             for n in range(8):
                 assign(customer, f"m{n}")
@@ -192,7 +192,7 @@ class TestUtilizationAlerts:
     def test_importing_history_alerts_only_on_the_state_now(self, setup, csv_file, cli,
                                                            django_capture_on_commit_callbacks):
         """History that crossed 90% and fell back sends nothing; alerts judge the state now (RULES 3.2)."""
-        partner, service, customer = setup
+        partner, _, customer = setup
         rows = ["partner,customer,member,action,at"]
         rows += [f"{partner.slug},{customer.slug},m{n},assign,2026-03-02T10:0{n}:00Z" for n in range(10)]
         rows += [f"{partner.slug},{customer.slug},m{n},unassign,2026-03-20T10:0{n}:00Z" for n in range(10)]
@@ -206,3 +206,44 @@ class TestUtilizationAlerts:
         with django_capture_on_commit_callbacks(execute=True):
             assert cli("import_csv", "seat-events", str(path)).status == 0
         assert len(mail.outbox) == 1 and "90%" in mail.outbox[0].subject
+
+
+def test_daily_job_sends_alerts_whose_email_never_left(django_capture_on_commit_callbacks, monkeypatch):
+    """A queue outage must not fail a seat change; the daily job sends the alert later (RULES 3.2)."""
+    from partners import tasks
+    from partners.services import alerts_evaluate_all
+
+    partner = PartnerFactory()
+    ServiceFactory(partner=partner, committed_quantity=1, overage_enabled=True)
+    customer = CustomerFactory(partner=partner)
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.send_utilization_alert_task, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        assign(customer, "ana")  # 100%: a warning alert, its email cannot be queued
+    assert SeatAssignment.objects.count() == 1 and mail.outbox == []
+    alert = UtilizationAlert.objects.get()
+    assert alert.emailed_at is None
+    UtilizationAlert.objects.update(raised_at=alert.raised_at - timedelta(hours=1))
+    assert alerts_evaluate_all() == 1
+    assert len(mail.outbox) == 1 and UtilizationAlert.objects.get().emailed_at is not None
+    assert alerts_evaluate_all() == 0  # sent once
+
+
+def test_commitment_lowered_by_services_import_raises_the_alert(csv_file, cli, django_capture_on_commit_callbacks):
+    partner = PartnerFactory(slug="acme")
+    ServiceFactory(partner=partner, code="seats", committed_quantity=10, overage_enabled=True)
+    customer = CustomerFactory(partner=partner)
+    for name in ("ana", "ben"):
+        assign(customer, name)
+    assert not UtilizationAlert.objects.exists()
+    path = csv_file("services.csv", """\
+        partner,code,name,method,unit_price,committed_quantity,overage_enabled,start_date
+        acme,seats,Seats,seat_days,20.00,2,true,2026-01-01
+    """)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert cli("import_csv", "services", str(path)).status == 0
+    assert set(UtilizationAlert.objects.values_list("kind", flat=True)) == {AlertKind.WARNING}
+    assert len(mail.outbox) == 1

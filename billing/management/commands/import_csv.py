@@ -38,5 +38,7 @@ class Command(BaseCommand):
             hidden = summary.error_count - len(summary.errors)
             if hidden:
                 self.stderr.write(f"... and {hidden} more errors")
-            raise CommandError(f"{file}: {summary.error_count} bad row(s); nothing was imported")
+            raise CommandError(
+                f"{file}: {summary.bad_rows} bad row(s), {summary.error_count} error(s); nothing was imported"
+            )
         self.stdout.write(summary.describe() + (" (dry run: nothing written)" if dry_run else ""))
