@@ -71,3 +71,22 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def is_postgres():
     return connection.vendor == "postgresql"
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    return f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say plainly whether the PostgreSQL-only tests ran (CI) or were skipped (SQLite)."""
+    ran = skipped = 0
+    for key in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(key, []):
+            if "postgres" in getattr(report, "keywords", {}) and report.when in ("call", "setup"):
+                if key == "skipped":
+                    skipped += 1
+                elif report.when == "call":
+                    ran += 1
+    terminalreporter.write_line(f"PostgreSQL-only tests: {ran} ran, {skipped} skipped")
