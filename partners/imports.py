@@ -214,6 +214,10 @@ class CustomersImport(UpsertKind):
         return refs
 
     def existing(self, rows, refs):
+        # the seat service's lock: a cap is checked against seats that cannot change meanwhile
+        list(Partner.objects.select_for_update().filter(
+            pk__in={r["partner"].pk for r in refs.values() if r.get("partner")}
+        ).order_by("pk").values_list("pk", flat=True))
         found = customers_by_key((r.values["partner"], r.values["slug"]) for r in rows)
         ctx_active = dict(
             SeatAssignment.objects.active().filter(customer__in=found.values())

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 from djmoney.models.fields import MoneyField
@@ -68,6 +68,20 @@ class Customer(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.partner.slug})"
+
+    def save(self, *args, **kwargs):
+        """A cap never goes below the seats active now (RULES 3.2). Checked under the partner's row
+        lock, the one seat assignments take, so a concurrent assignment cannot slip past it."""
+        with transaction.atomic():
+            if self.pk and self.seat_cap is not None:
+                Partner.objects.select_for_update().filter(pk=self.partner_id).first()
+                active = SeatAssignment.objects.active().filter(customer_id=self.pk).count()
+                if active > self.seat_cap:
+                    raise ValidationError(
+                        {"seat_cap": f"{active} seats are active now; unassign seats before lowering the cap "
+                                     f"to {self.seat_cap}"}
+                    )
+            super().save(*args, **kwargs)
 
     @property
     def effective_payment_terms_days(self) -> int:

@@ -71,3 +71,20 @@ def test_parallel_assignments_under_a_commitment_without_overage_admit_exactly_t
     assert len(outcomes) == 24 and not [o for o in outcomes if o.startswith("error")], outcomes
     assert outcomes.count("ok") == 5
     assert SeatAssignment.objects.filter(partner=partner, removed_at__isnull=True).count() == 5
+
+
+@pytest.mark.django_db
+def test_cap_below_active_seats_is_refused_by_the_model():
+    """The model guards the cap itself (RULES 3.2), whatever the entry point."""
+    from django.core.exceptions import ValidationError
+
+    customer = CustomerFactory(seat_cap=3)
+    for name in ("ana", "ben"):
+        seat_assign(customer=customer, member_name=name, actor=Actor(label="t"))
+    customer.seat_cap = 1
+    with pytest.raises(ValidationError, match="2 seats are active now"):
+        customer.save()
+    customer.seat_cap = 2
+    customer.save()
+    customer.refresh_from_db()
+    assert customer.seat_cap == 2
