@@ -135,3 +135,15 @@ def next_month_start(instant: datetime) -> date:
     in: even one made at 00:00 on a 1st counts from the following month.
     """
     return Period.of(utc_date(instant)).next().first
+
+
+def whole_days_between(start: datetime, end: datetime | None) -> tuple[date, date | None]:
+    """The UTC dates wholly inside [start, end): from the first midnight at or after start,
+    through the day before end's date (None: open-ended). The range may be empty (first > last):
+    a state that begins mid-day counts from the next day, one that ends any time on a day
+    leaves that day out."""
+    first = utc_date(start)
+    if start.astimezone(UTC).time() != datetime.min.time():
+        first += timedelta(days=1)
+    last = utc_date(end) - timedelta(days=1) if end is not None else None
+    return first, last

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from billing.money import ZERO, quantize_money
+from partners.tiers import GRADUATED, VOLUME, Tier
+
+DAY_FRACTION = "day_fraction"
+ROUNDED_DAILY_RATE = "rounded_daily_rate"
 
 
 @dataclass(frozen=True)
@@ -64,3 +71,70 @@ def price_seat_days(*, seat_days: int, days_in_month: int, service_days: int, co
         amount = quantize_money(max(seat_days, committed_days) * unit_price / days, currency)
         lines = (PricedLine("usage", billable, unit_price, amount),)
     return SeatDaysPrice(actual=actual, minimum=minimum, billable=billable, lines=lines)
+
+
+# --- tiers, proration and the advance/arrears amounts of RULES 3.3-3.8 --------------------------
+
+
+def volume_unit_price(total: Decimal, *, unit_price: Decimal, tiers: Sequence[Tier] = ()) -> Decimal:
+    """The price of the tier the total falls in (an `UP_TO` bound is inclusive, RULES 9.9)."""
+    if not tiers:
+        return unit_price
+    for tier in tiers:
+        if tier.up_to is None or total <= tier.up_to:
+            return tier.price
+    raise ValueError("a tier schedule ends with inf")
+
+
+def tiered_amount(quantity: Decimal, *, unit_price: Decimal, tiers: Sequence[Tier] = (),
+                  mode: str = VOLUME) -> Decimal:
+    """The exact monthly amount of a quantity: unit_price each, or per the tiers (RULES 3.8).
+
+    volume: every unit at the price of the tier the total falls in;
+    graduated: each tier's units at that tier's price.
+    """
+    if quantity < 0:
+        raise ValueError("quantities are never negative")
+    if not tiers:
+        return quantity * unit_price
+    if mode == VOLUME:
+        return quantity * volume_unit_price(quantity, unit_price=unit_price, tiers=tiers)
+    if mode != GRADUATED:
+        raise ValueError(f"unknown tier mode {mode!r}")
+    amount, floor = ZERO, Decimal(0)
+    for tier in tiers:
+        ceiling = quantity if tier.up_to is None else min(quantity, Decimal(tier.up_to))
+        if ceiling > floor:
+            amount += (ceiling - floor) * tier.price
+            floor = ceiling
+        if tier.up_to is not None and quantity <= tier.up_to:
+            break
+    return amount
+
+
+def first_month_amount(monthly: Decimal, *, start: date, convention: str, currency: str) -> Decimal:
+    """The rest of the start date's month, rounded once (RULES 3.7, 9.13).
+
+    day_fraction: monthly x (days from the start date through month end, inclusive) / days;
+    rounded_daily_rate: round(monthly / days, minor unit) x (days - start day), so a start
+    on the 10th of a 31-day month charges 21 days (150.00 -> 4.84 x 21 = 101.64).
+    """
+    days = Decimal(calendar.monthrange(start.year, start.month)[1])
+    if convention == DAY_FRACTION:
+        return quantize_money(monthly * (days - start.day + 1) / days, currency)
+    if convention == ROUNDED_DAILY_RATE:
+        return quantize_money(quantize_money(monthly / days, currency) * (days - start.day), currency)
+    raise ValueError(f"unknown proration {convention!r}")
+
+
+def proration_amount(monthly_before: Decimal, monthly_after: Decimal, *, effective: date, currency: str) -> Decimal:
+    """A per_asset change on `effective`: the monthly difference for the days from it through the
+    end of its month, inclusive (RULES 3.6), rounded once; negative for a decrement."""
+    days = Decimal(calendar.monthrange(effective.year, effective.month)[1])
+    remaining = days - effective.day + 1
+    return quantize_money((monthly_after - monthly_before) * remaining / days, currency)
+
+
+def cmq_variable_quantity(peak: int, committed: int) -> int:
+    """Variable Monthly Usage: the peak above the committed quantity (RULES 3.4)."""
+    return max(0, peak - committed)

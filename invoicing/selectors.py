@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.periods import Period, periods_between
 from invoicing.pricing import SeatDaysPrice, price_seat_days
-from metering.selectors import seat_days_by_month
+from metering.selectors import seat_days_by_service
 from partners.models import Method, SeatPurchase, Service
 
 
@@ -29,7 +29,7 @@ def last_complete_period(today: date | None = None) -> Period:
 
 
 def seat_periods(*, services, first: Period | None = None, last: Period | None = None) -> list[SeatPeriod]:
-    """Each seat_days service priced for each of its months in first..last (one query per service)."""
+    """Each seat_days service priced for each of its months in first..last (two queries in all)."""
     services = [s for s in services if s.method == Method.SEAT_DAYS]
     purchases = defaultdict(list)
     for service_id, effective, seats in SeatPurchase.objects.filter(service__in=services).values_list(
@@ -37,27 +37,38 @@ def seat_periods(*, services, first: Period | None = None, last: Period | None =
     ):
         purchases[service_id].append((effective, seats))
     last = last or last_complete_period()
-    result = []
+    spans = {}
     for service in services:
         start = max(first or Period.of(service.start_date), Period.of(service.start_date))
         stop = min(last, Period.of(service.end_date)) if service.end_date else last
-        if start > stop:
+        if start <= stop:
+            spans[service.pk] = (start, stop)
+    if not spans:
+        return []
+    counted = seat_days_by_service(
+        service_ids=list(spans), first=min(s for s, _ in spans.values()).first,
+        last=max(e for _, e in spans.values()).last,
+    )
+    result = []
+    for service in services:
+        if service.pk not in spans:
             continue
-        range_first = max(start.first, service.start_date)
-        range_last = min(stop.last, service.end_date) if service.end_date else stop.last
-        counted = seat_days_by_month(partner_id=service.partner_id, customer_id=service.customer_id,
-                                     first=range_first, last=range_last)
-        for period in periods_between(start, stop):
-            committed = (service.committed_quantity or 0) + sum(
-                seats for effective, seats in purchases[service.pk] if effective <= period.first
-            )
-            days = counted.get(period.first, 0)
-            price = price_seat_days(
-                seat_days=days, days_in_month=period.days,
-                service_days=period.days_within(service.start_date, service.end_date),
-                committed=committed, unit_price=service.unit_price.amount,
-                overage_price=service.overage_price.amount if service.overage_price is not None else None,
-                currency=service.partner.currency,
-            )
-            result.append(SeatPeriod(service, period, days, committed, price))
+        for period in periods_between(*spans[service.pk]):
+            result.append(seat_period(service, period, seat_days=counted.get((service.pk, period.first), 0),
+                                      purchases=purchases[service.pk]))
     return result
+
+
+def seat_period(service: Service, period: Period, *, seat_days: int, purchases) -> SeatPeriod:
+    """One seat_days service priced for one usage period (RULES 3.1, 9.1-9.2)."""
+    committed = (service.committed_quantity or 0) + sum(
+        seats for effective, seats in purchases if effective <= period.first
+    )
+    price = price_seat_days(
+        seat_days=seat_days, days_in_month=period.days,
+        service_days=period.days_within(service.start_date, service.end_date),
+        committed=committed, unit_price=service.unit_price.amount,
+        overage_price=service.overage_price.amount if service.overage_price is not None else None,
+        currency=service.partner.currency,
+    )
+    return SeatPeriod(service, period, seat_days, committed, price)

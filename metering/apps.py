@@ -6,4 +6,4 @@ class MeteringConfig(AppConfig):
     verbose_name = "Metering"
 
     def ready(self):
-        from metering import reports  # noqa: F401  (registers the statements report)
+        from metering import imports, reports  # noqa: F401  (registers import kinds and the statements report)

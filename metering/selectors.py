@@ -58,3 +58,188 @@ def seat_days(*, partner_id: int, customer_id: int | None, first: date, last: da
 def _as_date(value) -> date:
     # SQLite hands raw column values back as text
     return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+# --- usage meters (RULES 3.3-3.6, 9.7-9.8) -------------------------------------------------------
+# The SQL below is written once for SQLite and PostgreSQL: a calendar join instead of generated
+# series, CASE instead of GREATEST, integer division for ceilings, correlated sub-selects for
+# "the last snapshot on or before the day".
+
+
+def _tables():
+    from metering.models import AgentPresence, Suspension, UsageSnapshot
+    from partners.models import Customer, Service
+
+    q = connection.ops.quote_name
+    return {
+        "days": Day._meta.db_table, "snap": UsageSnapshot._meta.db_table, "susp": Suspension._meta.db_table,
+        "pres": AgentPresence._meta.db_table, "cust": Customer._meta.db_table, "svc": Service._meta.db_table,
+        "grp": q("group"),
+    }
+
+
+def _placeholders(values) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+# a customer (alias c) suspended for the whole day d.day
+_SUSPENDED = """EXISTS (SELECT 1 FROM {susp} sp WHERE sp.customer_id = {cust_id}
+    AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day))"""
+
+# services (alias s) x the customers they cover (alias c) x the days of the range inside the service (alias d)
+_SCOPE = """FROM {svc} s
+    JOIN {cust} c ON c.partner_id = s.partner_id AND (s.customer_id IS NULL OR s.customer_id = c.id)
+    JOIN {days} d ON d.day >= %s AND d.day <= %s
+        AND d.day >= s.start_date AND (s.end_date IS NULL OR d.day <= s.end_date)
+    LEFT JOIN {snap} u ON u.customer_id = c.id AND u.date = (
+        SELECT MAX(u2.date) FROM {snap} u2 WHERE u2.customer_id = c.id AND u2.date <= d.day)
+    WHERE s.id IN ({ids})"""
+
+
+def _run(sql: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def peak_users_by_service(*, service_ids, first: date, last: date) -> dict[int, int]:
+    """Highest daily users_count in first..last (inside each service's dates), summed over the
+    customers a service covers per day before the max; a customer suspended for the whole day counts 0."""
+    ids = list(service_ids)
+    if not ids:
+        return {}
+    t = _tables()
+    suspended = _SUSPENDED.format(cust_id="c.id", **t)
+    value = f"CASE WHEN {suspended} THEN 0 ELSE COALESCE(u.users_count, 0) END"
+    scope = _SCOPE.format(ids=_placeholders(ids), **t)
+    sql = f"""SELECT sid, MAX(total) FROM (
+        SELECT s.id AS sid, d.day AS day, SUM({value}) AS total {scope} GROUP BY s.id, d.day
+    ) t GROUP BY sid"""
+    return {sid: int(peak or 0) for sid, peak in _run(sql, [first, last, *ids])}
+
+
+def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, int], int]:
+    """{(service, customer): billable licenses} (RULES 3.5): per day not suspended for the whole
+    day, max(users, ceil(storage / (GB per license x 10^9))); the customer's highest day counts."""
+    ids = list(service_ids)
+    if not ids:
+        return {}
+    t = _tables()
+    suspended = _SUSPENDED.format(cust_id="c.id", **t)
+    per = "CAST(s.storage_per_license_gb * 1000000000 AS BIGINT)"
+    users, storage = "COALESCE(u.users_count, 0)", "COALESCE(u.storage_bytes, 0)"
+    by_storage = f"(({storage} + {per} - 1) / {per})"
+    value = f"""CASE WHEN {suspended} THEN 0
+        WHEN s.storage_per_license_gb IS NULL OR {by_storage} <= {users} THEN {users}
+        ELSE {by_storage} END"""
+    scope = _SCOPE.format(ids=_placeholders(ids), **t)
+    sql = f"SELECT s.id, c.id, MAX({value}) {scope} GROUP BY s.id, c.id"
+    return {(sid, cid): int(n or 0) for sid, cid, n in _run(sql, [first, last, *ids])}
+
+
+def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int, int]:
+    """Statements (RULES 9.10): each customer's highest daily users_count, 0 on suspended days."""
+    ids = list(partner_ids)
+    if not ids:
+        return {}
+    t = _tables()
+    suspended = _SUSPENDED.format(cust_id="c.id", **t)
+    sql = f"""SELECT c.id, MAX(CASE WHEN {suspended} THEN 0 ELSE COALESCE(u.users_count, 0) END)
+        FROM {t['cust']} c JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
+        LEFT JOIN {t['snap']} u ON u.customer_id = c.id AND u.date = (
+            SELECT MAX(u2.date) FROM {t['snap']} u2 WHERE u2.customer_id = c.id AND u2.date <= d.day)
+        WHERE c.partner_id IN ({_placeholders(ids)}) GROUP BY c.id"""
+    return {cid: int(n or 0) for cid, n in _run(sql, [first, last, *ids])}
+
+
+def _units_sql(ids, t) -> str:
+    """(service, day, units): agents in force on the day matching the service's filter (RULES 3.6, 9.7)."""
+    grp = t["grp"]
+    return f"""SELECT s.id AS sid, d.day AS day, COUNT(p.id) AS units
+        FROM {t['svc']} s
+        JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
+        LEFT JOIN {t['cust']} sc ON sc.id = s.customer_id
+        LEFT JOIN {t['pres']} p ON p.partner_id = s.partner_id
+            AND p.present_from <= d.day AND (p.present_until IS NULL OR p.present_until >= d.day)
+            AND (
+                (s.rmm_org <> '' AND p.organization = s.rmm_org AND (s.rmm_group = '' OR p.{grp} = s.rmm_group))
+                OR (s.rmm_org = '' AND s.customer_id IS NOT NULL AND sc.rmm_organization <> ''
+                    AND p.organization = sc.rmm_organization)
+                OR (s.rmm_org = '' AND s.customer_id IS NULL)
+            )
+            AND NOT EXISTS (
+                SELECT 1 FROM {t['cust']} c2 JOIN {t['susp']} sp ON sp.customer_id = c2.id
+                WHERE c2.partner_id = s.partner_id AND c2.rmm_organization <> ''
+                    AND c2.rmm_organization = p.organization
+                    AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day))
+            AND NOT (s.customer_id IS NOT NULL AND {_SUSPENDED.format(cust_id='s.customer_id', **t)})
+        WHERE s.id IN ({_placeholders(ids)})
+        GROUP BY s.id, d.day"""
+
+
+def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int, int]:
+    """Highest daily count of matching agents in first..last, inside each service's dates."""
+    ids = list(service_ids)
+    if not ids:
+        return {}
+    t = _tables()
+    sql = f"""SELECT units.sid, MAX(units.units) FROM ({_units_sql(ids, t)}) units
+        JOIN {t['svc']} s ON s.id = units.sid
+        WHERE units.day >= s.start_date AND (s.end_date IS NULL OR units.day <= s.end_date)
+        GROUP BY units.sid"""
+    return {sid: int(n or 0) for sid, n in _run(sql, [first, last, *ids])}
+
+
+def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[tuple[date, int]]]:
+    """Each service's units as a step function over first..last: (first, units) then one
+    (day, units) per day the units change. Changes are found in SQL (a window over the days)."""
+    ids = list(service_ids)
+    if not ids:
+        return {}
+    t = _tables()
+    sql = f"""SELECT sid, day, units FROM (
+        SELECT sid, day, units, LAG(units) OVER (PARTITION BY sid ORDER BY day) AS before
+        FROM ({_units_sql(ids, t)}) units
+    ) steps WHERE before IS NULL OR before <> units ORDER BY sid, day"""
+    steps: dict[int, list[tuple[date, int]]] = {sid: [] for sid in ids}
+    for sid, day, units in _run(sql, [first, last, *ids]):
+        steps[sid].append((_as_date(day), int(units)))
+    return steps
+
+
+def peak_assets_by_customer(*, partner_ids, first: date, last: date) -> dict[int, int]:
+    """Statements (RULES 9.10): highest daily agent count of each customer's RMM organization."""
+    ids = list(partner_ids)
+    if not ids:
+        return {}
+    t = _tables()
+    sql = f"""SELECT cid, MAX(n) FROM (
+        SELECT c.id AS cid, d.day AS day, COUNT(p.id) AS n
+        FROM {t['cust']} c JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
+        LEFT JOIN {t['pres']} p ON p.partner_id = c.partner_id AND c.rmm_organization <> ''
+            AND p.organization = c.rmm_organization
+            AND p.present_from <= d.day AND (p.present_until IS NULL OR p.present_until >= d.day)
+        WHERE c.partner_id IN ({_placeholders(ids)})
+        GROUP BY c.id, d.day
+    ) t GROUP BY cid"""
+    return {cid: int(n or 0) for cid, n in _run(sql, [first, last, *ids])}
+
+
+def seat_days_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, date], int]:
+    """{(service id, first of month): seat-days} over first..last, inside each service's dates and
+    scope (the partner's customers, or its one customer): one query for any number of services."""
+    ids = list(service_ids)
+    if not ids:
+        return {}
+    t = _tables()
+    seats = SeatAssignment._meta.db_table
+    sql = f"""SELECT sid, month, COUNT(*) FROM (
+        SELECT DISTINCT s.id AS sid, a.member_id, d.day, d.month
+        FROM {t['svc']} s
+        JOIN {seats} a ON a.partner_id = s.partner_id AND (s.customer_id IS NULL OR a.customer_id = s.customer_id)
+        JOIN {t['days']} d ON d.day >= a.start_date AND (a.end_date IS NULL OR d.day <= a.end_date)
+            AND d.day >= s.start_date AND (s.end_date IS NULL OR d.day <= s.end_date)
+        WHERE d.day >= %s AND d.day <= %s AND a.start_date <= %s AND (a.end_date IS NULL OR a.end_date >= %s)
+            AND s.id IN ({_placeholders(ids)})
+    ) covered GROUP BY sid, month"""
+    return {(sid, _as_date(month)): days for sid, month, days in _run(sql, [first, last, last, first, *ids])}

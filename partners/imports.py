@@ -304,6 +304,7 @@ class ServicesImport(UpsertKind):
         if obj.overage_price is None:
             obj.overage_price_currency = refs["currency"]
         obj.unit_price_currency = refs["currency"]
+        obj.set_rmm_parts()
 
     def snapshot(self, obj):
         data = super().snapshot(obj)

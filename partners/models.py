@@ -237,6 +237,9 @@ class Service(models.Model):
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True, help_text="inclusive; blank: open-ended")
     rmm_filter = models.CharField(max_length=200, blank=True, validators=[rmm_filter_validator])
+    # rmm_filter split in two (ORG, GROUP) so metering can match agents in plain SQL
+    rmm_org = models.CharField(max_length=200, blank=True, editable=False)
+    rmm_group = models.CharField(max_length=200, blank=True, editable=False)
     taxable = models.BooleanField(default=True)
     notification_emails = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -254,6 +257,7 @@ class Service(models.Model):
         return f"{self.name} [{self.code}]"
 
     def save(self, *args, **kwargs):
+        self.set_rmm_parts()
         # Every price of a partner is in its currency (RULES 2).
         if self.partner_id:
             currency = self.partner.currency
@@ -265,6 +269,11 @@ class Service(models.Model):
             if changed:
                 raise ValidationError(changed)
         super().save(*args, **kwargs)
+
+    def set_rmm_parts(self):
+        org, _, group = (self.rmm_filter or "").partition("/")
+        self.rmm_org, self.rmm_group = org.strip(), group.strip()
+        return self
 
     # --- validation -----------------------------------------------------------------
     def clean(self):

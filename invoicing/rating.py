@@ -1,0 +1,314 @@
+"""Rating: the priced lines a partner owes for an invoice month (RULES 3, 4, 9).
+
+For invoice month M the consolidated invoice carries advance charges for M
+and arrears for the usage period M-1; services starting after a 1st get a
+first-month line on an individual invoice dated their start date; per_asset
+services post proration lines for unit changes in months already billed.
+
+Rating reads the database in a fixed number of set-based queries whatever
+the number of customers (one per meter, not one per service or customer),
+and it only has to be told what was already billed of per_asset services
+(`billed`); by default the previous month is taken as billed at the units
+in force on its 1st (or on the start date, for a first month).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from billing.money import ZERO, quantize_money
+from billing.periods import Period
+from invoicing.pricing import (
+    cmq_variable_quantity,
+    first_month_amount,
+    proration_amount,
+    tiered_amount,
+    volume_unit_price,
+)
+from invoicing.selectors import seat_period
+from metering.selectors import (
+    asset_unit_steps,
+    licenses_by_service,
+    peak_assets_by_service,
+    peak_users_by_service,
+    seat_days_by_service,
+)
+from partners.models import Customer, Meter, Method, Partner, SeatPurchase, Service
+from partners.tiers import GRADUATED, parse_tiers
+
+CI, INV = "CI", "INV"
+ADVANCE = (Method.FLAT, Method.PER_HOST, Method.PER_ASSET)
+ONE_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class RatedLine:
+    document: str  # CI or INV
+    issue_date: date
+    service: Service
+    customer: Customer | None  # the customer the line is about (a tenant of a licenses breakdown too)
+    line_type: str
+    period: Period
+    quantity: Decimal
+    unit_price: Decimal | None
+    amount: Decimal
+    description: str
+    taxable: bool
+    effective_date: date | None = None  # per_asset proration and first months
+
+    @property
+    def key(self) -> str:
+        """What makes a charge unique: billing twice must find it already billed."""
+        parts = [self.line_type, str(self.service.pk), str(self.period)]
+        if self.customer is not None and self.service.customer_id is None:
+            parts.append(str(self.customer.pk))
+        if self.effective_date:
+            parts.append(self.effective_date.isoformat())
+        return ":".join(parts)
+
+
+@dataclass
+class BilledUnits:
+    """What was billed of a per_asset service for one month: the units of its normal (or
+    first-month) line on `anchor`, and the unit changes already posted by effective date."""
+
+    anchor: date
+    units: int
+    changes: dict[date, int] = field(default_factory=dict)
+
+    def units_on(self, day: date) -> int:
+        return self.units + sum(delta for effective, delta in self.changes.items() if effective <= day)
+
+
+def _price(service: Service) -> Decimal:
+    return service.unit_price.amount
+
+
+def _overage(service: Service) -> Decimal:
+    return service.overage_price.amount if service.overage_price is not None else service.unit_price.amount
+
+
+def _monthly(service: Service, quantity) -> Decimal:
+    """The exact monthly amount of `quantity` units of a service (tiers when it has them)."""
+    return tiered_amount(Decimal(quantity), unit_price=_price(service), tiers=parse_tiers(service.tiers),
+                         mode=service.tier_mode)
+
+
+def _shown_price(service: Service, quantity) -> Decimal | None:
+    """The unit price a line shows: the tier price reached under volume tiers, none when graduated."""
+    tiers = parse_tiers(service.tiers)
+    if tiers and service.tier_mode == GRADUATED:
+        return None
+    return volume_unit_price(Decimal(quantity), unit_price=_price(service), tiers=tiers)
+
+
+def _active_on(service: Service, day: date) -> bool:
+    return service.start_date <= day and (service.end_date is None or day <= service.end_date)
+
+
+def _overlaps(service: Service, period: Period) -> bool:
+    return service.start_date <= period.last and (service.end_date is None or service.end_date >= period.first)
+
+
+def _units_on(steps: list[tuple[date, int]], day: date) -> int:
+    index = bisect_right([d for d, _ in steps], day) - 1
+    return steps[index][1] if index >= 0 else 0
+
+
+class _Rater:
+    def __init__(self, partner: Partner, month: Period, billed):
+        self.partner, self.month, self.usage = partner, month, month.previous()
+        self.currency = partner.currency
+        self.services = list(
+            Service.objects.filter(partner=partner).select_related("customer", "partner").order_by("code")
+        )
+        self.lines: list[RatedLine] = []
+        per_asset = [s for s in self.services if s.method == Method.PER_ASSET]
+        anchors = [b.anchor for b in (billed or {}).values()]
+        self.steps = asset_unit_steps(service_ids=[s.pk for s in per_asset],
+                                      first=min([self.usage.first, *anchors]), last=month.last)
+        self.billed = billed if billed is not None else self._assumed_billed(per_asset)
+
+    def _assumed_billed(self, per_asset) -> dict[tuple[int, Period], BilledUnits]:
+        """Without invoices: the usage period's normal (or first-month) line was billed at the units
+        in force on its anchor, with no change posted yet."""
+        assumed = {}
+        for service in per_asset:
+            if _overlaps(service, self.usage):
+                anchor = max(service.start_date, self.usage.first)
+                assumed[(service.pk, self.usage)] = BilledUnits(anchor, _units_on(self.steps[service.pk], anchor))
+        return assumed
+
+    def add(self, service, *, line_type, period, quantity, unit_price, amount, description, customer=None,
+            document=CI, issue_date=None, effective_date=None):
+        if amount == ZERO and quantity == 0:
+            return
+        self.lines.append(RatedLine(
+            document=document, issue_date=issue_date or self.month.first, service=service,
+            customer=customer if customer is not None else service.customer, line_type=line_type, period=period,
+            quantity=Decimal(quantity), unit_price=unit_price, amount=amount, description=description,
+            taxable=service.taxable, effective_date=effective_date,
+        ))
+
+    # --- the CI: advance for M ---------------------------------------------------------------
+    def advance(self):
+        month = self.month
+        for service in self.services:
+            if service.method not in (*ADVANCE, Method.CMQ) or not _active_on(service, month.first):
+                continue
+            if service.method == Method.CMQ:
+                quantity = service.committed_quantity or 0
+                amount = quantize_money(Decimal(quantity) * _price(service), self.currency)
+                self.add(service, line_type="recurring", period=month, quantity=quantity,
+                         unit_price=_price(service), amount=amount,
+                         description=f"{service.name} {month}: committed {quantity}")
+                continue
+            quantity = self._advance_quantity(service, month.first)
+            self.add(service, line_type="recurring", period=month, quantity=quantity,
+                     unit_price=_shown_price(service, quantity),
+                     amount=quantize_money(_monthly(service, quantity), self.currency),
+                     description=f"{service.name} {month}")
+
+    def _advance_quantity(self, service: Service, day: date) -> int:
+        if service.method == Method.FLAT:
+            return 1
+        if service.method == Method.PER_HOST:
+            return service.customer.host_limit if service.customer_id else 0
+        return _units_on(self.steps[service.pk], day)
+
+    # --- the INVs: first months starting in M --------------------------------------------------
+    def first_months(self):
+        for service in self.services:
+            start = service.start_date
+            if service.method not in ADVANCE or not self.month.contains(start) or start.day == 1:
+                continue
+            quantity = self._advance_quantity(service, start)
+            amount = first_month_amount(_monthly(service, quantity), start=start, convention=service.proration,
+                                        currency=self.currency)
+            self.add(service, line_type="first_month", period=self.month, quantity=quantity,
+                     unit_price=_shown_price(service, quantity), amount=amount, document=INV, issue_date=start,
+                     effective_date=start, description=f"{service.name} first month from {start}")
+
+    # --- the CI: arrears for M-1 ---------------------------------------------------------------
+    def arrears(self):
+        usage = self.usage
+        active = [s for s in self.services if _overlaps(s, usage)]
+        by_method = defaultdict(list)
+        for service in active:
+            by_method[(service.method, service.meter)].append(service)
+        seat_services = by_method[(Method.SEAT_DAYS, "")]
+        seats = seat_days_by_service(service_ids=[s.pk for s in seat_services], first=usage.first, last=usage.last)
+        purchases = defaultdict(list)
+        for sid, effective, count in SeatPurchase.objects.filter(service__in=seat_services).values_list(
+            "service_id", "effective_date", "seats"
+        ):
+            purchases[sid].append((effective, count))
+        for service in seat_services:
+            self._seat_lines(seat_period(service, usage, seat_days=seats.get((service.pk, usage.first), 0),
+                                         purchases=purchases[service.pk]))
+        peaks = peak_users_by_service(
+            service_ids=[s.pk for s in active if s.meter == Meter.USERS], first=usage.first, last=usage.last
+        )
+        peaks.update(peak_assets_by_service(
+            service_ids=[s.pk for s in active if s.meter == Meter.ASSETS], first=usage.first, last=usage.last
+        ))
+        for service in active:
+            if service.method == Method.PEAK:
+                quantity = peaks.get(service.pk, 0)
+                self.add(service, line_type="usage", period=usage, quantity=quantity,
+                         unit_price=_shown_price(service, quantity),
+                         amount=quantize_money(_monthly(service, quantity), self.currency),
+                         description=f"{service.name} {usage}: peak {service.get_meter_display().lower()}")
+            elif service.method == Method.CMQ:
+                committed = service.committed_quantity or 0
+                quantity = cmq_variable_quantity(peaks.get(service.pk, 0), committed)
+                self.add(service, line_type="variable_usage", period=usage, quantity=quantity,
+                         unit_price=_overage(service),
+                         amount=quantize_money(Decimal(quantity) * _overage(service), self.currency),
+                         description=f"{service.name} {usage}: Variable Monthly Usage "
+                                     f"(peak {peaks.get(service.pk, 0)}, committed {committed})")
+        licensing = [s for s in active if s.method == Method.LICENSES]
+        if licensing:
+            self._license_lines(licensing, licenses_by_service(
+                service_ids=[s.pk for s in licensing], first=usage.first, last=usage.last))
+
+    def _seat_lines(self, item):
+        service, usage = item.service, item.period
+        for line in item.price.lines:
+            if line.line_type == "minimum":
+                description = f"{service.name} {usage}: committed minimum"
+            elif line.line_type == "overage":
+                description = (f"{service.name} {usage}: overage ({item.seat_days} seat-days, actual "
+                               f"{item.price.actual:.4f}, minimum {item.price.minimum:.4f})")
+            else:
+                description = (f"{service.name} {usage}: {item.seat_days} seat-days, actual "
+                               f"{item.price.actual:.4f}, minimum {item.price.minimum:.4f}")
+            self.add(service, line_type=line.line_type, period=usage, quantity=line.quantity,
+                     unit_price=line.unit_price, amount=line.amount, description=description)
+
+    def _license_lines(self, services, licenses):
+        """Per customer at the tier price the total reaches; one total line under graduated tiers (RULES 9.9)."""
+        per_service = defaultdict(list)
+        for (sid, cid), count in licenses.items():
+            per_service[sid].append((cid, count))
+        customers = {c.pk: c for c in Customer.objects.filter(partner=self.partner)}
+        for service in services:
+            counts = sorted(per_service[service.pk], key=lambda item: customers[item[0]].slug)
+            total = sum(count for _, count in counts)
+            usage = self.usage
+            if parse_tiers(service.tiers) and service.tier_mode == GRADUATED:
+                self.add(service, line_type="usage", period=usage, quantity=total, unit_price=None,
+                         amount=quantize_money(_monthly(service, total), self.currency),
+                         description=f"{service.name} {usage}: {total} licenses")
+                continue
+            price = _shown_price(service, total)
+            for cid, count in counts:
+                customer = customers[cid]
+                self.add(service, line_type="usage", period=usage, quantity=count, unit_price=price,
+                         amount=quantize_money(Decimal(count) * price, self.currency), customer=customer,
+                         description=f"{service.name} {usage}: {count} licenses, {customer.slug}")
+
+    # --- per_asset prorations of billed months ----------------------------------------------------
+    def prorations(self):
+        """Bring each billed month up to the units known now (RULES 3.6, 9.6): one line per
+        effective date where the billed and the current units differ, each change once."""
+        services = {s.pk: s for s in self.services}
+        for (sid, period), billed in sorted(self.billed.items(), key=lambda item: (item[0][1], item[0][0])):
+            service = services.get(sid)
+            if service is None or period >= self.month:
+                continue
+            steps = self.steps.get(sid, [])
+            last = min(period.last, service.end_date) if service.end_date else period.last
+            days = sorted({billed.anchor, *(d for d, _ in steps if billed.anchor < d <= last),
+                           *(d for d in billed.changes if billed.anchor < d <= last)})
+            for day in days:
+                now, was = _units_on(steps, day), billed.units_on(day)
+                if day == billed.anchor:
+                    now_before = was_before = was  # the anchor's line billed `was`
+                else:
+                    now_before, was_before = _units_on(steps, day - ONE_DAY), billed.units_on(day - ONE_DAY)
+                delta = (now - now_before) - (was - was_before)
+                if delta == 0:
+                    continue
+                monthly = (_monthly(service, now) - _monthly(service, now_before)) - (
+                    _monthly(service, was) - _monthly(service, was_before))
+                self.add(service, line_type="proration", period=period, quantity=delta,
+                         unit_price=_shown_price(service, now),
+                         amount=proration_amount(ZERO, monthly, effective=day, currency=self.currency),
+                         effective_date=day, description=f"{service.name} {period}: {delta:+d} units from {day}")
+
+
+def rate_partner_month(*, partner: Partner, month: Period,
+                       billed: dict[tuple[int, Period], BilledUnits] | None = None) -> list[RatedLine]:
+    """The lines due for invoice month M: the CI's advance (M) and arrears (M-1) lines, per_asset
+    prorations of billed months, and the first-month INV lines of services starting in M."""
+    rater = _Rater(partner, month, billed)
+    rater.advance()
+    rater.arrears()
+    rater.prorations()
+    rater.first_months()
+    return rater.lines

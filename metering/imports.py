@@ -1,0 +1,229 @@
+"""Import kinds of usage data: tenant-usage, tenant-events, rmm-assets (RULES 6)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.utils import timezone
+
+from billing.actor import Actor
+from billing.importing import ImportContext, ImportFileError, ImportKind
+from billing.periods import utc_date
+from billing.registry import register_import
+from metering.models import Suspension, UsageSnapshot
+from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource
+from metering.services import AgentRow, InventoryError, TenantEvent, inventory_apply, suspension_replay
+from partners.audit import audit_entry
+from partners.lookups import customers_by_key, partners_by_slug
+from partners.models import AuditLog
+
+USAGE_FIELDS = ("users_count", "storage_bytes", "messages_count")
+
+
+def _actor(ctx: ImportContext) -> Actor:
+    return ctx.actor or Actor(label=f"import {ctx.kind}")
+
+
+def _resolve_customers(batch, ctx: ImportContext) -> dict[int, object]:
+    """Customer of each row (by number), with errors for unknown partners and customers."""
+    partners = partners_by_slug(r.values["partner"] for r in batch)
+    customers = customers_by_key((r.values["partner"], r.values["customer"]) for r in batch)
+    found = {}
+    for row in batch:
+        v = row.values
+        if v["partner"] not in partners:
+            ctx.error(row.number, "partner", f"unknown partner {v['partner']!r}")
+        elif (v["partner"], v["customer"]) not in customers:
+            ctx.error(row.number, "customer", f"unknown customer {v['customer']!r} of partner {v['partner']}")
+        else:
+            found[row.number] = customers[(v["partner"], v["customer"])]
+    return found
+
+
+@register_import
+class TenantUsageImport(ImportKind):
+    """Daily usage snapshots: the last snapshot of a date wins, in the file and against history."""
+
+    name = "tenant-usage"
+    resource_class = TenantUsageResource
+    required_columns = ("partner", "customer", "date", "users_count", "storage_bytes")
+
+    def process_batch(self, batch, ctx):
+        today = utc_date(timezone.now())
+        customers = _resolve_customers(batch, ctx)
+        latest: dict[tuple[int, object], tuple[int, dict]] = {}
+        valid = 0
+        for row in batch:
+            customer = customers.get(row.number)
+            if customer is None:
+                continue
+            if row.values["date"] > today:
+                ctx.error(row.number, "date", f"{row.values['date']} is in the future")
+                continue
+            valid += 1
+            latest[(customer.pk, row.values["date"])] = (row.number, {f: row.values[f] for f in USAGE_FIELDS})
+        existing = {
+            (s.customer_id, s.date): s
+            for s in UsageSnapshot.objects.filter(
+                customer_id__in={k[0] for k in latest}, date__in={k[1] for k in latest}
+            )
+        }
+        creates, updates = [], []
+        touched = ctx.state.setdefault("customers", defaultdict(int))
+        for (customer_id, day), (_, values) in latest.items():
+            snapshot = existing.get((customer_id, day))
+            if snapshot is None:
+                creates.append(UsageSnapshot(customer_id=customer_id, date=day, source=ctx.source[:100], **values))
+                ctx.created += 1
+            elif any(getattr(snapshot, f) != v for f, v in values.items()):
+                for field, value in values.items():
+                    setattr(snapshot, field, value)
+                snapshot.recorded_at = timezone.now()
+                snapshot.source = ctx.source[:100]
+                updates.append(snapshot)
+                ctx.updated += 1
+            else:
+                ctx.unchanged += 1
+                continue
+            touched[customer_id] += 1
+        ctx.unchanged += valid - len(latest)  # rows superseded by a later row of the same date
+        if ctx.ok:
+            UsageSnapshot.objects.bulk_create(creates)
+            UsageSnapshot.objects.bulk_update(updates, [*USAGE_FIELDS, "recorded_at", "source"])
+
+    def finish(self, ctx):
+        touched = ctx.state.get("customers")
+        if not ctx.ok or not touched:
+            return
+        _audit_per_customer(ctx, "usage.import", {cid: {"snapshots": n} for cid, n in touched.items()})
+
+
+def _audit_per_customer(ctx: ImportContext, action: str, counts: dict[int, dict]) -> None:
+    from partners.models import Customer
+
+    customers = Customer.objects.in_bulk(list(counts))
+    AuditLog.objects.bulk_create(
+        audit_entry(actor=_actor(ctx), action=action, obj=customers[cid], partner_id=customers[cid].partner_id,
+                    after={**values, "file": ctx.source})
+        for cid, values in counts.items()
+    )
+
+
+@register_import
+class TenantEventsImport(ImportKind):
+    """Suspend / unsuspend events merged into each tenant's suspension history."""
+
+    name = "tenant-events"
+    resource_class = TenantEventResource
+    required_columns = ("partner", "customer", "action", "at")
+
+    def process_batch(self, batch, ctx):
+        now = timezone.now()
+        customers = _resolve_customers(batch, ctx)
+        events = ctx.state.setdefault("events", defaultdict(list))
+        for row in batch:
+            customer = customers.get(row.number)
+            if customer is None:
+                continue
+            if row.values["at"] > now:
+                ctx.error(row.number, "at", f"{row.values['at']:%Y-%m-%dT%H:%M:%SZ} is in the future")
+                continue
+            events[customer.pk].append(TenantEvent(row.number, customer.pk, row.values["action"], row.values["at"]))
+
+    def finish(self, ctx):
+        events: dict[int, list[TenantEvent]] = ctx.state.get("events", {})
+        if not events:
+            return
+        history = defaultdict(list)
+        for s in Suspension.objects.filter(customer_id__in=list(events)):
+            history[s.customer_id].append(s)
+        rebuilt_ids, rebuilt, counts = [], [], {}
+        for customer_id, file_events in events.items():
+            known = set()
+            past = []
+            for s in history[customer_id]:
+                past.append(TenantEvent(0, customer_id, "suspend", s.suspended_at))
+                known.add(("suspend", s.suspended_at))
+                if s.unsuspended_at:
+                    past.append(TenantEvent(0, customer_id, "unsuspend", s.unsuspended_at))
+                    known.add(("unsuspend", s.unsuspended_at))
+            new, seen = [], set()
+            for event in file_events:
+                key = (event.action, event.at)
+                if key in known or key in seen:
+                    ctx.unchanged += 1  # an exact duplicate, in the file or already imported
+                    continue
+                seen.add(key)
+                new.append(event)
+            if not new:
+                continue
+            suspensions, errors = suspension_replay(past + new)
+            for row, column, reason in errors:
+                ctx.error(row or new[0].row, column, reason)
+            ctx.created += len(new)
+            rebuilt_ids += [s.pk for s in history[customer_id]]
+            rebuilt += suspensions
+            counts[customer_id] = {
+                "suspended": sum(e.action == "suspend" for e in new),
+                "unsuspended": sum(e.action == "unsuspend" for e in new),
+            }
+        if ctx.ok and counts:
+            source = ctx.source[:100]
+            for s in rebuilt:
+                s.source = s.source or source
+            Suspension.objects.filter(pk__in=rebuilt_ids).delete()
+            Suspension.objects.bulk_create(rebuilt)
+            _audit_per_customer(ctx, "suspension.import", counts)
+
+
+@register_import
+class RmmAssetsImport(ImportKind):
+    """A whole RMM inventory of one partner as of a date: agents absent from it are gone from that date."""
+
+    name = "rmm-assets"
+    resource_class = RmmAssetResource
+    required_columns = ("agent_id", "machine_name", "organization", "group")
+    blank_allowed = ("group",)
+    allow_extra_columns = True  # RMM exports carry more columns than we read
+    allow_no_rows = True  # an empty inventory: every agent is gone
+    needs_partner_option = True
+    needs_as_of_option = True
+
+    def check_options(self, ctx):
+        super().check_options(ctx)
+        if ctx.as_of > utc_date(timezone.now()):
+            raise ImportFileError(f"--as-of {ctx.as_of} is in the future")
+        from partners.models import Partner
+
+        partner = Partner.objects.filter(slug=ctx.partner).first()
+        if partner is None:
+            raise ImportFileError(f"unknown partner {ctx.partner!r}")
+        ctx.state["partner"] = partner
+
+    def process_batch(self, batch, ctx):
+        agents: dict[str, tuple[int, AgentRow]] = ctx.state.setdefault("agents", {})
+        for row in batch:
+            v = row.values
+            agent = AgentRow(agent_id=v["agent_id"], machine_name=v["machine_name"], organization=v["organization"],
+                             group=v["group"] or "", os=v["os"] or "", last_seen=v["last_seen"])
+            if v["agent_id"] in agents:
+                first_row, first = agents[v["agent_id"]]
+                if first != agent:
+                    ctx.error(row.number, "agent_id", f"same agent as row {first_row} with different values")
+                else:
+                    ctx.unchanged += 1
+                continue
+            agents[v["agent_id"]] = (row.number, agent)
+
+    def finish(self, ctx):
+        if not ctx.ok:
+            return
+        agents = {agent_id: agent for agent_id, (_, agent) in ctx.state.get("agents", {}).items()}
+        try:
+            result = inventory_apply(partner=ctx.state["partner"], as_of=ctx.as_of, agents=agents, actor=_actor(ctx),
+                                     source=ctx.source)
+        except InventoryError as exc:
+            raise ImportFileError(str(exc)) from exc
+        ctx.created += result.added
+        ctx.updated += result.moved + result.removed + result.updated
+        ctx.unchanged += len(agents) - result.added - result.moved - result.updated

@@ -1,0 +1,184 @@
+"""Writes of usage data: suspension history and RMM inventories (imports and syncs both come here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+
+from billing.actor import Actor
+from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension
+from partners.audit import audit_record
+from partners.models import Partner
+
+SUSPEND, UNSUSPEND = "suspend", "unsuspend"
+
+
+class InventoryError(Exception):
+    """An inventory that cannot be applied (out of order, say)."""
+
+
+@dataclass(frozen=True)
+class AgentRow:
+    agent_id: str
+    machine_name: str
+    organization: str
+    group: str
+    os: str = ""
+    last_seen: datetime | None = None
+
+
+@dataclass(frozen=True)
+class InventoryResult:
+    sync: InventorySync | None
+    added: int
+    moved: int
+    removed: int
+    updated: int
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.moved or self.removed or self.updated)
+
+
+def inventory_latest_as_of(partner: Partner) -> date | None:
+    return (
+        InventorySync.objects.filter(partner=partner).order_by("-as_of").values_list("as_of", flat=True).first()
+    )
+
+
+@transaction.atomic
+def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow], actor: Actor,
+                    source: str = "") -> InventoryResult:
+    """Apply a whole inventory as of a date (RULES 3.6, 6).
+
+    Every change takes effect on `as_of`, the date it was detected: agents
+    new to the inventory are present from it, agents that left are present
+    through the day before, agents moved to another organization/group
+    switch on it. Inventories go forward in time; applying the same one
+    again changes nothing, and a corrected inventory for the latest date
+    replaces that date's changes.
+    """
+    Partner.objects.select_for_update().filter(pk=partner.pk).first()
+    latest = inventory_latest_as_of(partner)
+    if latest is not None and as_of < latest:
+        raise InventoryError(
+            f"an inventory as of {latest} is already recorded for {partner.slug}; inventories go forward in time"
+        )
+    day_before = as_of - timedelta(days=1)
+    known = {a.agent_id: a for a in RmmAgent.objects.filter(partner=partner)}
+    new_agents = [
+        RmmAgent(partner=partner, agent_id=row.agent_id, machine_name=row.machine_name, os=row.os,
+                 last_seen=row.last_seen)
+        for agent_id, row in agents.items() if agent_id not in known
+    ]
+    RmmAgent.objects.bulk_create(new_agents)
+    changed_meta = []
+    for agent_id, row in agents.items():
+        agent = known.get(agent_id)
+        if agent and (agent.machine_name, agent.os, agent.last_seen) != (row.machine_name, row.os, row.last_seen):
+            agent.machine_name, agent.os, agent.last_seen = row.machine_name, row.os, row.last_seen
+            changed_meta.append(agent)
+    RmmAgent.objects.bulk_update(changed_meta, ["machine_name", "os", "last_seen"])
+    known.update({a.agent_id: a for a in new_agents})
+
+    presences = AgentPresence.objects.filter(partner=partner)
+    in_force = {
+        p.agent_id: p
+        for p in presences.filter(present_from__lte=as_of).exclude(present_until__lt=as_of)
+    }
+    closed_yesterday = {p.agent_id: p for p in presences.filter(present_until=day_before)} if as_of == latest else {}
+    creates, updates, deletes = [], [], []
+    added = moved = removed = 0
+    for agent_id, row in agents.items():
+        agent = known[agent_id]
+        place = (row.organization, row.group)
+        current = in_force.pop(agent.pk, None)
+        if current is not None:
+            if (current.organization, current.group) == place:
+                continue
+            moved += 1
+            if current.present_from == as_of:
+                current.organization, current.group = place
+                updates.append(current)
+                continue
+            current.present_until = day_before
+            updates.append(current)
+        else:
+            added += 1
+            earlier = closed_yesterday.get(agent.pk)
+            if earlier is not None and (earlier.organization, earlier.group) == place:
+                earlier.present_until = None  # a corrected inventory for the same date: it never left
+                updates.append(earlier)
+                continue
+        creates.append(AgentPresence(agent=agent, partner=partner, organization=row.organization, group=row.group,
+                                     present_from=as_of))
+    for presence in in_force.values():  # in force but absent from the inventory: gone from as_of
+        removed += 1
+        if presence.present_from == as_of:
+            deletes.append(presence.pk)
+        else:
+            presence.present_until = day_before
+            updates.append(presence)
+    # close before opening, so that an agent never has two open presences
+    AgentPresence.objects.bulk_update(
+        [p for p in updates if p.present_until is not None], ["organization", "group", "present_until"]
+    )
+    AgentPresence.objects.filter(pk__in=deletes).delete()
+    AgentPresence.objects.bulk_update(
+        [p for p in updates if p.present_until is None], ["organization", "group", "present_until"]
+    )
+    AgentPresence.objects.bulk_create(creates)
+    result_counts = {"added": added, "moved": moved, "removed": removed}
+    sync = None
+    if added or moved or removed or changed_meta or latest != as_of:
+        sync = InventorySync.objects.create(partner=partner, as_of=as_of, agents=len(agents), source=source[:200],
+                                            **result_counts)
+        audit_record(actor=actor, action="inventory.apply", obj=sync, partner=partner,
+                     after={"as_of": as_of.isoformat(), "agents": len(agents), **result_counts,
+                            "metadata_updated": len(changed_meta), "source": source})
+    return InventoryResult(sync, added, moved, removed, len(changed_meta))
+
+
+@dataclass(frozen=True)
+class TenantEvent:
+    row: int  # 0 for history already recorded
+    customer_id: int
+    action: str
+    at: datetime
+
+
+def suspension_replay(events: list[TenantEvent]) -> tuple[list[Suspension], list[tuple[int, str, str]]]:
+    """Rebuild one customer's suspensions from its merged events (history first at equal
+    instants, then file order). Returns (suspensions, errors as (row, column, reason))."""
+    events = sorted(events, key=lambda e: (e.at, e.row != 0, e.row))
+    suspensions: list[Suspension] = []
+    errors: list[tuple[int, str, str]] = []
+    open_since: datetime | None = None
+    last_row_event: dict[datetime, tuple[int, str]] = {}
+    for event in events:
+        if event.row:
+            previous = last_row_event.get(event.at)
+            if previous and previous[1] != event.action:
+                errors.append((event.row, "action", f"same customer and instant as row {previous[0]} with a "
+                                                    f"different action"))
+                continue
+            last_row_event[event.at] = (event.row, event.action)
+        stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if event.action == SUSPEND:
+            if open_since is not None:
+                errors.append((event.row, "action", f"already suspended at {stamp} (since "
+                                                    f"{open_since:%Y-%m-%dT%H:%M:%SZ})"))
+                continue
+            open_since = event.at
+        else:
+            if open_since is None:
+                errors.append((event.row, "action", f"unsuspend at {stamp} while not suspended"))
+                continue
+            suspensions.append(Suspension(customer_id=event.customer_id, suspended_at=open_since,
+                                          unsuspended_at=event.at).set_days())
+            open_since = None
+    if open_since is not None:
+        suspensions.append(Suspension(customer_id=events[-1].customer_id, suspended_at=open_since).set_days())
+    return suspensions, errors
