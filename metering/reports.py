@@ -7,12 +7,22 @@ from decimal import Decimal
 from billing.money import quantize_quantity
 from billing.registry import register_report
 from billing.reporting import Report, ReportOptions
-from metering.selectors import seat_days_by_customer
-from partners.models import Customer
+from metering.selectors import (
+    licenses_by_service,
+    peak_assets_by_customer,
+    peak_users_by_customer,
+    seat_days_by_customer,
+)
+from partners.models import Customer, Method, Service
 
 
 @register_report
 class StatementsReport(Report):
+    """Every customer of every partner (or of --partner) for the period, zeros included, from all
+    data known now: seat-days and active users, peak users (0 on whole suspended days), billable
+    licenses under a licenses service covering the customer, and the peak agent count of its
+    RMM organization."""
+
     name = "statements"
     columns = ("partner", "period", "customer", "customer_name", "seat_days", "seat_months", "active_users",
                "peak_users", "licenses", "peak_assets")
@@ -24,7 +34,16 @@ class StatementsReport(Report):
         if options.partner:
             customers = customers.filter(partner__slug=options.partner)
         partner_ids = set(customers.values_list("partner_id", flat=True))
-        seats = seat_days_by_customer(partner_ids=partner_ids, first=period.first, last=period.last)
+        span = {"first": period.first, "last": period.last}
+        seats = seat_days_by_customer(partner_ids=partner_ids, **span)
+        peak_users = peak_users_by_customer(partner_ids=partner_ids, **span)
+        peak_assets = peak_assets_by_customer(partner_ids=partner_ids, **span)
+        licenses: dict[int, int] = {}
+        licensing = Service.objects.filter(partner_id__in=partner_ids, method=Method.LICENSES)
+        for (_, customer_id), count in licenses_by_service(
+            service_ids=list(licensing.values_list("pk", flat=True)), **span
+        ).items():
+            licenses[customer_id] = max(count, licenses.get(customer_id, 0))
         for customer in customers.iterator():
             days, users = seats.get(customer.pk, (0, 0))
             yield {
@@ -35,7 +54,7 @@ class StatementsReport(Report):
                 "seat_days": days,
                 "seat_months": quantize_quantity(Decimal(days) / Decimal(period.days)),
                 "active_users": users,
-                "peak_users": 0,
-                "licenses": 0,
-                "peak_assets": 0,
+                "peak_users": peak_users.get(customer.pk, 0),
+                "licenses": licenses.get(customer.pk, 0),
+                "peak_assets": peak_assets.get(customer.pk, 0),
             }
