@@ -51,6 +51,8 @@ class UpsertKind(ImportKind):
     # column -> model attribute, for the columns a row may update
     value_columns: dict[str, str] = {}
     money_columns: tuple[str, ...] = ()
+    # columns checked unchanged by validate() and never written on update
+    locked_columns: tuple[str, ...] = ()
 
     def key(self, row: ParsedRow) -> tuple:
         return tuple(row.values[c] for c in self.key_columns)
@@ -139,7 +141,8 @@ class UpsertKind(ImportKind):
                 for obj, after in creates
             )
         if updates:
-            fields = [self.model._meta.get_field(a.split("__")[0]).name for a in self.value_columns.values()]
+            fields = [self.model._meta.get_field(a.split("__")[0]).name for c, a in self.value_columns.items()
+                      if c not in self.locked_columns]
             if self.money_columns:
                 fields += [f"{self.value_columns[c]}_currency" for c in self.money_columns]
             self.model.objects.bulk_update(updates, [*fields, "updated_at"])
@@ -254,6 +257,7 @@ class ServicesImport(UpsertKind):
         "rmm_filter": "rmm_filter", "taxable": "taxable", "notification_emails": "notification_emails",
     }
     money_columns = ("unit_price", "overage_price")
+    locked_columns = DERIVATION_FIELDS
 
     def after_write(self, objects, ctx):
         ctx.state.setdefault("partner_ids", set()).update(s.partner_id for s in objects)

@@ -207,6 +207,19 @@ class ServiceQuerySet(models.QuerySet):
             Q(customer__isnull=True) | Q(customer_id=customer.pk)
         )
 
+    # The derivation lock (RULES 3.6) holds for bulk writes too, not only for save().
+    def update(self, **kwargs):
+        locked = sorted(set(kwargs) & {*DERIVATION_FIELDS, "rmm_org", "rmm_group"})
+        if locked:
+            raise ValidationError({name: "cannot be changed once the service is saved" for name in locked})
+        return super().update(**kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        locked = sorted(set(fields) & {*DERIVATION_FIELDS, "rmm_org", "rmm_group"})
+        if locked:
+            raise ValidationError({name: "cannot be changed once the service is saved" for name in locked})
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
 
 class Service(models.Model):
     """A contract line: what is billed, how, and at what price (RULES 3, columns of RULES 6)."""
