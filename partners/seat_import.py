@@ -22,14 +22,14 @@ import uuid
 from collections import defaultdict
 from datetime import datetime
 
-from django.db.models import Exists, Min, OuterRef, Q
+from django.db.models import Case, Exists, F, Min, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from billing.actor import Actor
 from billing.importing import ImportContext, ImportKind
 from billing.periods import utc_date
 from billing.registry import register_import
-from partners.audit import audit_entry
+from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key, partners_by_slug
 from partners.models import (
     AuditLog,
@@ -155,9 +155,11 @@ class _Replay:
         # member -> the file row whose assign opened the member's active seat
         self.file_seats: dict[int, int] = {}
         self.blamed: set[int] = set()
-        self.last_file_event: dict[int, tuple[datetime, str, int]] = {}
         self.first_row = None
         self.pending: list[SeatAssignment] = []
+        self.replaced: dict[tuple, tuple[int, int]] = {}
+        self.added_seats: list[tuple] = []
+        self.unchanged_seats = 0
         self.counts = defaultdict(lambda: {"assigned": 0, "unassigned": 0})
 
     def commitments(self, day) -> list[Commitment]:
@@ -180,13 +182,28 @@ class _Replay:
             Q(removed_at__isnull=True) | Q(removed_at__gte=self.t0)
         ).values_list("member_id", "customer_id", "assigned_at", "source").iterator():
             self._open(member_id, customer_id, assigned_at, source)
-        # the changed members' seats are rebuilt from the replay
-        history.filter(member_id__in=self.changed_members).filter(
+        # the changed members' seats are rebuilt from the replay; what they were is kept for the audit
+        rebuilt = history.filter(member_id__in=self.changed_members).filter(
             Q(assigned_at__gte=self.t0) | Q(removed_at__isnull=True) | Q(removed_at__gte=self.t0)
-        ).delete()
+        )
+        self.replaced = {
+            (member_id, assigned_at, removed_at): (pk, customer_id)
+            for pk, member_id, customer_id, assigned_at, removed_at in rebuilt.values_list(
+                "pk", "member_id", "customer_id", "assigned_at", "removed_at").iterator(chunk_size=2000)
+        }
+        rebuilt.delete()
+        # At one instant: removals already imported, then the file in file order, then assigns already
+        # imported (a seat opened and closed at that very instant keeps its assign first), so that the
+        # outcome never depends on how a history was split into files.
+        bucket = Case(
+            When(rank=0, action=UNASSIGN, assigned_at__lt=F("at"), then=Value(0)),
+            When(rank=1, then=Value(1)),
+            default=Value(2),
+        )
         events = (
             self.staged.filter(duplicate=False)
-            .order_by("at", "rank", "seq", "action")
+            .annotate(bucket=bucket)
+            .order_by("at", "bucket", "seq", "action")
             .values_list("rank", "seq", "row", "customer_id", "member_id", "action", "at")
         )
         for rank, seq, row, customer_id, member_id, action, at in events.iterator(chunk_size=2000):
@@ -207,13 +224,13 @@ class _Replay:
             "pk", "customer_id", "member_id", "assigned_at"
         )
         removals = history.filter(removed_at__gte=self.t0).values_list(
-            "pk", "customer_id", "member_id", "removed_at"
+            "pk", "customer_id", "member_id", "removed_at", "assigned_at"
         )
         for action, rows in ((ASSIGN, assigns), (UNASSIGN, removals)):
             buffer = []
-            for pk, customer_id, member_id, at in rows.iterator(chunk_size=2000):
+            for pk, customer_id, member_id, at, *began in rows.iterator(chunk_size=2000):
                 buffer.append(SeatEventStage(seq=pk, customer_id=customer_id, member_id=member_id, action=action,
-                                             at=at, **common))
+                                             at=at, assigned_at=began[0] if began else None, **common))
                 if len(buffer) >= 2000:
                     SeatEventStage.objects.bulk_create(buffer)
                     buffer = []
@@ -237,6 +254,10 @@ class _Replay:
     def _emit(self, member_id, customer_id, assigned_at, removed_at, source) -> None:
         if member_id not in self.changed_members:
             return  # untouched: its row was left in place
+        if self.replaced.pop((member_id, assigned_at, removed_at), None) is not None:
+            self.unchanged_seats += 1  # rebuilt as it was: nothing to audit
+        else:
+            self.added_seats.append((member_id, customer_id, assigned_at, removed_at))
         self.pending.append(
             SeatAssignment(partner_id=self.partner_id, customer_id=customer_id, member_id=member_id,
                            assigned_at=assigned_at, removed_at=removed_at, source=source).set_dates()
@@ -252,11 +273,6 @@ class _Replay:
     # --- events -------------------------------------------------------------------------
     def _file_event(self, row, customer_id, member_id, action, at) -> None:
         ctx = self.ctx
-        previous = self.last_file_event.get(member_id)
-        if previous and previous[0] == at and previous[1] != action:
-            ctx.error(row, "action", f"same member and instant as row {previous[2]} with a different action")
-            return
-        self.last_file_event[member_id] = (at, action, row)
         self.last_file_row[member_id] = row
         if action == ASSIGN:
             if member_id in self.active:
@@ -349,5 +365,24 @@ class _Replay:
                         after={**counts, "file": self.ctx.source})
             for cid, counts in self.counts.items()
         )
+        # every seat the import ended, shortened or opened, with its interval before and after
+        members = dict(Member.objects.filter(pk__in={k[0] for k in self.replaced} | {
+            s[0] for s in self.added_seats}).values_list("pk", "name"))
+
+        def interval(assigned_at, removed_at):
+            return {"assigned_at": jsonable(assigned_at), "removed_at": jsonable(removed_at)}
+
+        entries = [
+            audit_entry(actor=actor, action="seat.import.replaced", object_type="partners.SeatAssignment",
+                        object_id=pk, object_repr=f"{members.get(member_id, member_id)}", partner_id=self.partner_id,
+                        before={"customer_id": customer_id, **interval(assigned_at, removed_at)})
+            for (member_id, assigned_at, removed_at), (pk, customer_id) in self.replaced.items()
+        ] + [
+            audit_entry(actor=actor, action="seat.import.seat", object_type="partners.SeatAssignment",
+                        object_repr=f"{members.get(member_id, member_id)}", partner_id=self.partner_id,
+                        after={"customer_id": customer_id, **interval(assigned_at, removed_at)})
+            for member_id, customer_id, assigned_at, removed_at in self.added_seats
+        ]
+        AuditLog.objects.bulk_create(entries, batch_size=2000)
         # alerts judge the state now: importing history sends at most what it calls for
         alerts_evaluate(partner_ids=[self.partner_id])

@@ -96,8 +96,6 @@ ROW_ERRORS = [
                  "unassign without an active seat", id="unassign-at-the-other-customer"),
     pytest.param("acme,north,bob,assign,2026-04-05T09:00:00Z", "member",
                  "already holds an active seat in this customer (since 2026-04-02T09:00:00Z)", id="double-assign"),
-    pytest.param("acme,north,bob,unassign,2026-04-02T09:00:00Z", "action",
-                 "same member and instant as row 3 with a different action", id="same-key-other-values"),
 ]
 
 
