@@ -42,7 +42,13 @@ def _resolve_customers(batch, ctx: ImportContext) -> dict[int, object]:
 
 @register_import
 class TenantUsageImport(ImportKind):
-    """Daily usage snapshots: the last snapshot of a date wins, in the file and against history."""
+    """Daily usage snapshots: the last snapshot of a date wins, in the file and against history.
+
+    A date may come back in a later batch of the same file. Each batch writes its values, and the
+    outcome of a (customer, date) is judged in `finish`, against what was stored before the file:
+    so a re-import of the same file changes nothing and counts every row unchanged, even when a
+    batch in the middle briefly held an earlier row's value (its stamp is then put back).
+    """
 
     name = "tenant-usage"
     resource_class = TenantUsageResource
@@ -51,8 +57,7 @@ class TenantUsageImport(ImportKind):
     def process_batch(self, batch, ctx):
         today = utc_date(timezone.now())
         customers = _resolve_customers(batch, ctx)
-        latest: dict[tuple[int, object], tuple[int, dict]] = {}
-        valid = 0
+        latest: dict[tuple[int, object], dict] = {}
         for row in batch:
             customer = customers.get(row.number)
             if customer is None:
@@ -60,42 +65,73 @@ class TenantUsageImport(ImportKind):
             if row.values["date"] > today:
                 ctx.error(row.number, "date", f"{row.values['date']} is in the future")
                 continue
-            valid += 1
-            latest[(customer.pk, row.values["date"])] = (row.number, {f: row.values[f] for f in USAGE_FIELDS})
+            ctx.state["valid"] = ctx.state.get("valid", 0) + 1
+            latest[(customer.pk, row.values["date"])] = {f: row.values[f] for f in USAGE_FIELDS}
         existing = {
             (s.customer_id, s.date): s
             for s in UsageSnapshot.objects.filter(
                 customer_id__in={k[0] for k in latest}, date__in={k[1] for k in latest}
             )
         }
+        # (customer id, date) -> [values before the file (None: no snapshot), (recorded_at, source) before
+        # the file, the file's latest values, whether this file has updated the stored snapshot]
+        seen: dict[tuple[int, object], list] = ctx.state.setdefault("seen", {})
         creates, updates = [], []
-        touched = ctx.state.setdefault("customers", defaultdict(int))
-        for (customer_id, day), (_, values) in latest.items():
-            snapshot = existing.get((customer_id, day))
+        for key, values in latest.items():
+            snapshot = existing.get(key)
+            if key in seen:
+                seen[key][2] = values
+            elif snapshot is None:
+                seen[key] = [None, None, values, False]
+            else:
+                seen[key] = [_usage_values(snapshot), (snapshot.recorded_at, snapshot.source), values, False]
             if snapshot is None:
-                creates.append(UsageSnapshot(customer_id=customer_id, date=day, source=ctx.source[:100], **values))
-                ctx.created += 1
-            elif any(getattr(snapshot, f) != v for f, v in values.items()):
+                creates.append(UsageSnapshot(customer_id=key[0], date=key[1], source=ctx.source[:100], **values))
+            elif _usage_values(snapshot) != values:
                 for field, value in values.items():
                     setattr(snapshot, field, value)
                 snapshot.recorded_at = timezone.now()
                 snapshot.source = ctx.source[:100]
                 updates.append(snapshot)
-                ctx.updated += 1
-            else:
-                ctx.unchanged += 1
-                continue
-            touched[customer_id] += 1
-        ctx.unchanged += valid - len(latest)  # rows superseded by a later row of the same date
+                seen[key][3] = True
         if ctx.ok:
             UsageSnapshot.objects.bulk_create(creates)
             UsageSnapshot.objects.bulk_update(updates, [*USAGE_FIELDS, "recorded_at", "source"])
 
     def finish(self, ctx):
-        touched = ctx.state.get("customers")
-        if not ctx.ok or not touched:
+        seen = ctx.state.get("seen", {})
+        touched: dict[int, int] = defaultdict(int)
+        restore = {}
+        for (customer_id, day), (before, stamp, after, written) in seen.items():
+            if before is None:
+                ctx.created += 1
+            elif before != after:
+                ctx.updated += 1
+            else:
+                ctx.unchanged += 1
+                if written:
+                    restore[(customer_id, day)] = stamp
+                continue
+            touched[customer_id] += 1
+        ctx.unchanged += ctx.state.get("valid", 0) - len(seen)  # rows superseded by a later row of the same date
+        if not ctx.ok:
             return
-        _audit_per_customer(ctx, "usage.import", {cid: {"snapshots": n} for cid, n in touched.items()})
+        if restore:  # a date an earlier batch changed and a later one put back: as it was, stamp included
+            snapshots = UsageSnapshot.objects.filter(
+                customer_id__in={k[0] for k in restore}, date__in={k[1] for k in restore})
+            changed = []
+            for snapshot in snapshots:
+                stamp = restore.get((snapshot.customer_id, snapshot.date))
+                if stamp is not None and (snapshot.recorded_at, snapshot.source) != stamp:
+                    snapshot.recorded_at, snapshot.source = stamp
+                    changed.append(snapshot)
+            UsageSnapshot.objects.bulk_update(changed, ["recorded_at", "source"])
+        if touched:
+            _audit_per_customer(ctx, "usage.import", {cid: {"snapshots": n} for cid, n in touched.items()})
+
+
+def _usage_values(snapshot: UsageSnapshot) -> dict:
+    return {f: getattr(snapshot, f) for f in USAGE_FIELDS}
 
 
 def _audit_per_customer(ctx: ImportContext, action: str, counts: dict[int, dict]) -> None:
@@ -224,6 +260,7 @@ class RmmAssetsImport(ImportKind):
                                      source=ctx.source)
         except InventoryError as exc:
             raise ImportFileError(str(exc)) from exc
+        # one count per row of the file (an agent moved and renamed is one update), plus the agents it removed
         ctx.created += result.added
-        ctx.updated += result.moved + result.removed + result.updated
-        ctx.unchanged += len(agents) - result.added - result.moved - result.updated
+        ctx.updated += result.agents_changed - result.added + result.removed
+        ctx.unchanged += len(agents) - result.agents_changed

@@ -126,7 +126,9 @@ def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[i
         return {}
     t = _tables()
     suspended = _SUSPENDED.format(cust_id="c.id", **t)
-    per = "CAST(s.storage_per_license_gb * 1000000000 AS BIGINT)"
+    # ROUND before the cast: SQLite multiplies the decimal as a binary float (1.001 x 10^9 is
+    # 1000999999.99...), and a truncated divisor would overcount at exact multiples (RULES 2, 3.5)
+    per = "CAST(ROUND(s.storage_per_license_gb * 1000000000) AS BIGINT)"
     users, storage = "COALESCE(u.users_count, 0)", "COALESCE(u.storage_bytes, 0)"
     by_storage = f"(({storage} + {per} - 1) / {per})"
     value = f"""CASE WHEN {suspended} THEN 0
@@ -153,7 +155,10 @@ def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int,
 
 
 def _units_sql(ids, t) -> str:
-    """(service, day, units): agents in force on the day matching the service's filter (RULES 3.6, 9.7)."""
+    """(service, day, units): agents in force on the day matching the service's filter (RULES 3.6, 9.7).
+
+    Suspensions only zero the `assets` meter (peak, cmq): per_asset units are the inventory in force
+    whatever the tenant's state (RULES 3.6)."""
     grp = t["grp"]
     return f"""SELECT s.id AS sid, d.day AS day, COUNT(p.id) AS units
         FROM {t['svc']} s
@@ -167,12 +172,13 @@ def _units_sql(ids, t) -> str:
                     AND p.organization = sc.rmm_organization)
                 OR (s.rmm_org = '' AND s.customer_id IS NULL)
             )
-            AND NOT EXISTS (
+            AND NOT (s.meter = 'assets' AND EXISTS (
                 SELECT 1 FROM {t['cust']} c2 JOIN {t['susp']} sp ON sp.customer_id = c2.id
                 WHERE c2.partner_id = s.partner_id AND c2.rmm_organization <> ''
                     AND c2.rmm_organization = p.organization
-                    AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day))
-            AND NOT (s.customer_id IS NOT NULL AND {_SUSPENDED.format(cust_id='s.customer_id', **t)})
+                    AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day)))
+            AND NOT (s.meter = 'assets' AND s.customer_id IS NOT NULL
+                     AND {_SUSPENDED.format(cust_id='s.customer_id', **t)})
         WHERE s.id IN ({_placeholders(ids)})
         GROUP BY s.id, d.day"""
 

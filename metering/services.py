@@ -36,6 +36,8 @@ class InventoryResult:
     moved: int
     removed: int
     updated: int
+    # agents of the inventory that changed in any way (added, moved or new details), each counted once
+    agents_changed: int = 0
 
     @property
     def changed(self) -> bool:
@@ -80,6 +82,7 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
         if agent and (agent.machine_name, agent.os, agent.last_seen) != (row.machine_name, row.os, row.last_seen):
             agent.machine_name, agent.os, agent.last_seen = row.machine_name, row.os, row.last_seen
             changed_meta.append(agent)
+    changed_ids = {agent.agent_id for agent in changed_meta}
     RmmAgent.objects.bulk_update(changed_meta, ["machine_name", "os", "last_seen"])
     known.update({a.agent_id: a for a in new_agents})
 
@@ -99,6 +102,7 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
             if (current.organization, current.group) == place:
                 continue
             moved += 1
+            changed_ids.add(agent_id)
             if current.present_from == as_of:
                 current.organization, current.group = place
                 updates.append(current)
@@ -107,6 +111,7 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
             updates.append(current)
         else:
             added += 1
+            changed_ids.add(agent_id)
             earlier = closed_yesterday.get(agent.pk)
             if earlier is not None and (earlier.organization, earlier.group) == place:
                 earlier.present_until = None  # a corrected inventory for the same date: it never left
@@ -138,7 +143,7 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
         audit_record(actor=actor, action="inventory.apply", obj=sync, partner=partner,
                      after={"as_of": as_of.isoformat(), "agents": len(agents), **result_counts,
                             "metadata_updated": len(changed_meta), "source": source})
-    return InventoryResult(sync, added, moved, removed, len(changed_meta))
+    return InventoryResult(sync, added, moved, removed, len(changed_meta), agents_changed=len(changed_ids))
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,9 @@ def suspension_replay(events: list[TenantEvent]) -> tuple[list[Suspension], list
     errors: list[tuple[int, str, str]] = []
     open_since: datetime | None = None
     last_row_event: dict[datetime, tuple[int, str]] = {}
+    # An event already recorded can only fail because of a file row before it: the last file row
+    # applied set the state it meets, so that row is the one that breaks the history (RULES 6).
+    last_file_row = 0
     for event in events:
         if event.row:
             previous = last_row_event.get(event.at)
@@ -165,20 +173,23 @@ def suspension_replay(events: list[TenantEvent]) -> tuple[list[Suspension], list
                                                     f"different action"))
                 continue
             last_row_event[event.at] = (event.row, event.action)
-        stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ") + ("" if event.row else " (already imported)")
+        row = event.row or last_file_row
         if event.action == SUSPEND:
             if open_since is not None:
-                errors.append((event.row, "action", f"already suspended at {stamp} (since "
-                                                    f"{open_since:%Y-%m-%dT%H:%M:%SZ})"))
+                errors.append((row, "action", f"already suspended at {stamp} (since "
+                                              f"{open_since:%Y-%m-%dT%H:%M:%SZ})"))
                 continue
             open_since = event.at
         else:
             if open_since is None:
-                errors.append((event.row, "action", f"unsuspend at {stamp} while not suspended"))
+                errors.append((row, "action", f"unsuspend at {stamp} while not suspended"))
                 continue
             suspensions.append(Suspension(customer_id=event.customer_id, suspended_at=open_since,
                                           unsuspended_at=event.at).set_days())
             open_since = None
+        if event.row:
+            last_file_row = event.row
     if open_since is not None:
         suspensions.append(Suspension(customer_id=events[-1].customer_id, suspended_at=open_since).set_days())
     return suspensions, errors

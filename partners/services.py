@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from billing.emails import split_emails
@@ -26,8 +27,8 @@ from partners.models import (
     Service,
     UtilizationAlert,
 )
-from partners.seating import SeatRuleError, check_assignment
-from partners.selectors import active_seat_counts, commitments_in_force, service_utilization
+from partners.seating import SeatRuleError, check_assignment, utilization
+from partners.selectors import active_seat_counts, commitments_in_force
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +115,15 @@ def alerts_evaluate(*, partner_ids) -> list[UtilizationAlert]:
 
     One alert per crossing: raised when utilization first reaches 90% (or
     overage starts), cleared when it falls back below, so the next crossing
-    alerts again. Emails leave after the transaction commits.
+    alerts again. Emails leave after the transaction commits. Runs under the partners' row
+    locks, the ones seat changes take, so two evaluations never raise the same alert twice.
     """
+    with transaction.atomic():
+        list(Partner.objects.select_for_update().filter(pk__in=list(partner_ids)).order_by("pk").values_list("pk"))
+        return _alerts_evaluate_locked(partner_ids)
+
+
+def _alerts_evaluate_locked(partner_ids) -> list[UtilizationAlert]:
     now = timezone.now()
     today = utc_date(now)
     raised: list[UtilizationAlert] = []
@@ -125,8 +133,14 @@ def alerts_evaluate(*, partner_ids) -> list[UtilizationAlert]:
         (a.service_id, a.kind): a
         for a in UtilizationAlert.objects.filter(service__in=services, cleared_at__isnull=True)
     }
+    purchased = dict(
+        SeatPurchase.objects.filter(service__in=services, effective_date__lte=today)
+        .order_by().values_list("service_id").annotate(seats=Sum("seats"))
+    )
     for service in services.select_related("partner"):
-        active, committed, ratio = service_utilization(service=service, day=today, counts=counts)
+        active = counts.in_scope(service)
+        committed = (service.committed_quantity or 0) + purchased.get(service.pk, 0)
+        ratio = utilization(active, committed)
         conditions = {
             AlertKind.WARNING: ratio is not None and ratio * 100 >= _warning_percent(),
             AlertKind.OVERAGE: ratio is not None and active > committed,
@@ -170,25 +184,27 @@ def _enqueue_alert_email(alert_id: int) -> None:
 def alerts_evaluate_all() -> int:
     """The daily job: judge every partner's utilization (commitments change on the 1st when purchases
     take effect) and send alerts whose email never left. Returns the number of alerts sent."""
-    partner_ids = list(
-        Service.objects.filter(method=Method.SEAT_DAYS).values_list("partner_id", flat=True).distinct()
+    partner_ids = sorted(
+        set(Service.objects.filter(method=Method.SEAT_DAYS).values_list("partner_id", flat=True))
     )
-    with transaction.atomic():
-        alerts_evaluate(partner_ids=partner_ids)
+    for partner_id in partner_ids:  # one short transaction per partner: live seat changes wait little
+        alerts_evaluate(partner_ids=[partner_id])
     sent = 0
     stale = timezone.now() - timedelta(minutes=10)
-    for alert in UtilizationAlert.objects.filter(emailed_at__isnull=True, raised_at__lt=stale).select_related(
-        "service__partner"
-    ):
-        alert_email_send(alert=alert)
-        sent += 1
+    pending = UtilizationAlert.objects.filter(emailed_at__isnull=True, cleared_at__isnull=True, raised_at__lt=stale)
+    for alert_id in pending.values_list("pk", flat=True):
+        if alert_email_send(alert=UtilizationAlert.objects.get(pk=alert_id)).emailed_at is not None:
+            sent += 1
     return sent
 
 
+@transaction.atomic
 def alert_email_send(*, alert: UtilizationAlert) -> UtilizationAlert:
-    """Send one alert to the billing contacts and record when it left."""
-    if alert.emailed_at is not None:
-        return alert  # sent already: a retried task must not send it twice
+    """Send one alert to the billing contacts and record when it left (once: the row is locked, so
+    a retried task and the daily job cannot both send it). A cleared alert is not sent late."""
+    alert = UtilizationAlert.objects.select_for_update().select_related("service__partner").get(pk=alert.pk)
+    if alert.emailed_at is not None or alert.cleared_at is not None:
+        return alert
     recipients = [r for r in alert.recipients.split(", ") if r]
     service = alert.service
     if recipients:
