@@ -167,6 +167,10 @@ class ImportKind:
                 ok = False
                 continue
             present.add(column)
+        if ok and ctx.partner and "partner" in values and values["partner"] != ctx.partner:
+            ctx.error(number, "partner", f"{values['partner']!r} is not the partner given with --partner "
+                                         f"({ctx.partner})")
+            ok = False
         return ParsedRow(number, values, frozenset(present)) if ok else None
 
 

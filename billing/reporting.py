@@ -70,6 +70,7 @@ def write_csv(columns: Iterable[str], rows: Iterable[dict], stream) -> int:
 
 def write_xlsx(columns: Iterable[str], rows: Iterable[dict], stream, title: str = "report") -> int:
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
 
     columns = list(columns)
     workbook = Workbook(write_only=True)
@@ -80,7 +81,13 @@ def write_xlsx(columns: Iterable[str], rows: Iterable[dict], stream, title: str 
         cells = []
         for column in columns:
             value = row.get(column)
-            if isinstance(value, Decimal | int) and not isinstance(value, bool):
+            if isinstance(value, Decimal):
+                # shown with the places it was written with: 4.0000 seat-months, 80.00 money
+                cell = WriteOnlyCell(sheet, value=value)
+                places = max(0, -value.as_tuple().exponent) if isinstance(value.as_tuple().exponent, int) else 0
+                cell.number_format = "0." + "0" * places if places else "0"
+                cells.append(cell)
+            elif isinstance(value, int) and not isinstance(value, bool):
                 cells.append(value)
             elif isinstance(value, date):
                 cells.append(value.isoformat())

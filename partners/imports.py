@@ -352,6 +352,7 @@ class SeatPurchasesImport(ImportKind):
         }
         creates, audits = [], []
         actor = _actor(ctx)
+        now = timezone.now()
         for row in batch:
             v = row.values
             if v["partner"] not in partners:
@@ -364,6 +365,9 @@ class SeatPurchasesImport(ImportKind):
             if service.method != Method.SEAT_DAYS:
                 ctx.error(row.number, "service", f"{service.code} is a {service.method} service; seats are bought "
                                                  f"on seat_days services")
+                continue
+            if v["purchased_at"] > now:
+                ctx.error(row.number, "purchased_at", f"{v['purchased_at']:%Y-%m-%dT%H:%M:%SZ} is in the future")
                 continue
             key = (service.pk, v["purchased_at"])
             if key in seen:

@@ -348,10 +348,17 @@ def service_rule_errors(service: Service) -> dict[str, str]:
     if service.rmm_filter and not (method == Method.PER_ASSET or service.meter == Meter.ASSETS):
         errors["rmm_filter"] = "only per_asset services and the assets meter take an RMM filter"
     if service.tiers:
-        try:
-            parse_tiers(service.tiers)
-        except TierError as exc:
-            errors["tiers"] = str(exc)
+        if method in (Method.SEAT_DAYS, Method.CMQ, Method.FLAT):
+            errors["tiers"] = f"a {method} service is priced by its unit price, not by tiers"
+        else:
+            try:
+                parse_tiers(service.tiers)
+            except TierError as exc:
+                errors["tiers"] = str(exc)
+    if service.committed_quantity and method not in (Method.SEAT_DAYS, Method.CMQ):
+        errors["committed_quantity"] = "only seat_days and cmq services have a commitment"
+    if service.overage_price is not None and method not in (Method.SEAT_DAYS, Method.CMQ):
+        errors["overage_price"] = "only seat_days and cmq services have an overage price"
     if service.tier_mode not in TierMode.values:
         errors["tier_mode"] = f"unknown tier mode {service.tier_mode!r} (volume or graduated)"
     if service.proration not in Proration.values:

@@ -101,6 +101,8 @@ def seat_purchase_create(*, service: Service, seats: int, actor: Actor, purchase
         raise ValidationError({"service": "seats are bought on a seat_days service"})
     if not isinstance(seats, int) or seats < 1:
         raise ValidationError({"seats": "buy at least one seat"})
+    if purchased_at is not None and purchased_at > timezone.now():
+        raise ValidationError({"purchased_at": "a seat purchase cannot be dated in the future"})
     _lock_partner(service.partner_id)
     purchase = SeatPurchase(service=service, seats=seats, purchased_at=purchased_at or timezone.now(),
                             purchased_by=actor.user, source=source)

@@ -131,6 +131,9 @@ AMOUNT_DECIMAL_PLACES = 2
 AMOUNT_MAX_DIGITS = 14
 CURRENCIES = env.list("CURRENCIES", default=["USD", "EUR", "GBP", "CAD", "AUD", "CHF", "JPY"])
 
+# The admin's Export button escapes cells a spreadsheet would run as formulas, as export_report does.
+IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+
 # Imports stream the file and validate a batch of rows at a time.
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=2000)
 IMPORT_MAX_REPORTED_ERRORS = env.int("IMPORT_MAX_REPORTED_ERRORS", default=1000)

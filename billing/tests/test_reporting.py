@@ -155,3 +155,19 @@ def test_statements_xlsx_export_escapes_customer_names(hostile_customers, tmp_pa
     assert name.value == '\'=HYPERLINK("http://evil.example","click")'
     assert name.data_type != "f"
     assert by_slug["evil"][columns.index("seat_days")].value == 30
+
+
+def test_xlsx_shows_decimals_with_their_places(tmp_path):
+    """Quantities keep 4 places and money 2 in the workbook, not 4 and 80 (RULES 2)."""
+    from decimal import Decimal
+
+    from openpyxl import load_workbook
+
+    from billing.reporting import write_xlsx
+
+    path = tmp_path / "r.xlsx"
+    with path.open("wb") as stream:
+        write_xlsx(["quantity", "amount"], [{"quantity": Decimal("4.0000"), "amount": Decimal("80.00")}], stream)
+    sheet = load_workbook(path).active
+    assert (sheet["A2"].number_format, sheet["B2"].number_format) == ("0.0000", "0.00")
+    assert sheet["A2"].value == 4 and sheet["B2"].value == 80
