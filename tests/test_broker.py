@@ -24,6 +24,7 @@ def reset_pool():
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None
+    app.amqp._producer_pool = None  # built on the old connection pool
 
 
 @pytest.fixture
