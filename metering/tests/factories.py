@@ -1,0 +1,57 @@
+"""factory_boy factories for the metering app: usage snapshots, suspensions, RMM agents.
+
+They write history straight into the tables (no import rules), for building metering and rating
+fixtures. Inventories that must obey RULES 3.6 (forward in time, effective on the as-of date) are
+better built through `metering.services.inventory_apply`.
+"""
+
+from datetime import UTC, date, datetime
+
+import factory
+
+from metering.models import AgentPresence, RmmAgent, Suspension, UsageSnapshot
+from partners.tests.factories import CustomerFactory, PartnerFactory
+
+
+class UsageSnapshotFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UsageSnapshot
+
+    customer = factory.SubFactory(CustomerFactory)
+    date = date(2026, 4, 1)
+    users_count = 0
+    storage_bytes = 0
+    source = "factory"
+
+
+class SuspensionFactory(factory.django.DjangoModelFactory):
+    """A suspension; `save()` derives the whole days suspended (RULES 9.8)."""
+
+    class Meta:
+        model = Suspension
+
+    customer = factory.SubFactory(CustomerFactory)
+    suspended_at = datetime(2026, 4, 14, 17, 0, tzinfo=UTC)
+    unsuspended_at = None
+    source = "factory"
+
+
+class RmmAgentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = RmmAgent
+
+    partner = factory.SubFactory(PartnerFactory)
+    agent_id = factory.Sequence(lambda n: f"agent-{n}")
+    machine_name = factory.LazyAttribute(lambda a: f"pc-{a.agent_id}")
+
+
+class AgentPresenceFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = AgentPresence
+
+    agent = factory.SubFactory(RmmAgentFactory)
+    partner = factory.LazyAttribute(lambda p: p.agent.partner)
+    organization = "ACME"
+    group = ""
+    present_from = date(2026, 4, 1)
+    present_until = None
