@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import defaultdict
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from billing.periods import Period
+from billing.periods import Period, utc_date
+from invoicing.rating import rate_partner_month
+from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from partners.models import (
     AuditLog,
     Customer,
     Member,
+    Method,
     Partner,
     PartnerUser,
     Role,
@@ -28,7 +33,19 @@ from partners.models import (
 pytestmark = pytest.mark.django_db
 
 MODELS = [Partner, Customer, Service, Member, SeatAssignment, SeatPurchase, UtilizationAlert, AuditLog,
-          PartnerUser, get_user_model()]
+          PartnerUser, get_user_model(), UsageSnapshot, Suspension, RmmAgent, AgentPresence, InventorySync]
+
+# What the CI of the current month carries per method (advance for this month, arrears for the
+# previous one, per_asset prorations of the previous month): every method of RULES 3 is there.
+EXPECTED_LINE_TYPES = {
+    Method.SEAT_DAYS: {"usage", "minimum", "overage"},
+    Method.PEAK: {"usage"},
+    Method.CMQ: {"recurring", "variable_usage"},
+    Method.LICENSES: {"usage"},
+    Method.PER_ASSET: {"recurring", "proration"},
+    Method.PER_HOST: {"recurring"},
+    Method.FLAT: {"recurring"},
+}
 
 
 def load_demo() -> str:
@@ -46,13 +63,36 @@ def demo():
     return load_demo()
 
 
+def this_month() -> Period:
+    return Period.of(utc_date(timezone.now()))
+
+
 def test_load_demo_twice_changes_nothing_the_second_time(demo):
     first = counts()
+    snapshots = list(UsageSnapshot.objects.values_list("pk", "date", "users_count", "storage_bytes").order_by("pk"))
+    presences = list(AgentPresence.objects.values_list("pk", "present_from", "present_until").order_by("pk"))
     second_output = load_demo()
     assert counts() == first
+    assert list(UsageSnapshot.objects.values_list("pk", "date", "users_count", "storage_bytes")
+                .order_by("pk")) == snapshots
+    assert list(AgentPresence.objects.values_list("pk", "present_from", "present_until").order_by("pk")) == presences
     assert "nothing changed" in second_output
     assert "user: admin  password: admin" in demo
     assert get_user_model().objects.get(username="admin").is_superuser
+
+
+def test_a_database_with_the_older_demo_gains_only_the_partners_it_lacks():
+    """Each demo partner is loaded only when it does not exist yet."""
+    from billing.management.commands.load_demo import PARTNERS, Command
+
+    now = timezone.now()
+    first = this_month().previous().previous().previous()
+    Command(stdout=io.StringIO())._load(first, now, {"northwind", "blue-harbor"})
+    seats = list(SeatAssignment.objects.values_list("pk", "assigned_at", "removed_at").order_by("pk"))
+    output = load_demo()
+    assert "6 partners (summit-cloud, ridgeline, brightline, keystone, clearwave, granite-it)" in output
+    assert set(Partner.objects.values_list("slug", flat=True)) == {p["slug"] for p in PARTNERS}
+    assert list(SeatAssignment.objects.values_list("pk", "assigned_at", "removed_at").order_by("pk")) == seats
 
 
 def test_the_demo_partner_has_customers_a_commitment_a_cap_and_history(demo):
@@ -100,3 +140,108 @@ def test_statements_of_a_demo_month_list_the_customers_with_seat_days(demo, cli)
     )
     assert all(int(r["seat_days"]) > 0 for r in rows), rows
     assert all(r["period"] == str(month) for r in rows)
+
+
+# --- one partner per method, ready to bill --------------------------------------------------------
+def test_the_current_months_invoice_has_lines_for_every_method(demo):
+    """rate_partner_month for the current month: advance lines for it, arrears for the previous
+    month (the usage period), per_asset prorations of the previous month. Every amount is a Decimal
+    rounded to the currency's 2 places."""
+    month = this_month()
+    found = defaultdict(set)
+    for partner in Partner.objects.all():
+        lines = rate_partner_month(partner=partner, month=month)
+        assert lines, partner.slug
+        for line in lines:
+            found[line.service.method].add(line.line_type)
+            assert isinstance(line.amount, Decimal), line
+            assert line.amount.as_tuple().exponent == -2, line
+            assert line.document == "CI" and line.issue_date == month.first, line
+            if line.line_type in ("usage", "minimum", "overage", "variable_usage"):
+                assert line.period == month.previous(), line
+    assert dict(found) == EXPECTED_LINE_TYPES
+    # one partner per method besides the seat partners
+    methods = defaultdict(set)
+    for slug, method in Service.objects.values_list("partner__slug", "method"):
+        methods[slug].add(method)
+    assert methods["summit-cloud"] == {Method.PEAK}
+    assert methods["ridgeline"] == {Method.CMQ}
+    assert methods["brightline"] == {Method.LICENSES}
+    assert methods["keystone"] == {Method.PER_ASSET}
+    assert methods["clearwave"] == {Method.PER_HOST}
+    assert methods["granite-it"] == {Method.FLAT}
+    assert methods["northwind"] == {Method.SEAT_DAYS, Method.FLAT}
+    peak = Service.objects.filter(partner__slug="summit-cloud")
+    assert {s.customer_id is None for s in peak} == {True, False}  # partner-level and customer-level
+    assert {s.meter for s in peak} == {"users"}
+
+
+def lines_of(slug, month):
+    return rate_partner_month(partner=Partner.objects.get(slug=slug), month=month)
+
+
+def test_cmq_bills_variable_usage_above_the_commitment_for_one_month_only(demo):
+    cmq = Service.objects.get(partner__slug="ridgeline")
+    assert (cmq.meter, cmq.committed_quantity, cmq.start_date.day) == ("assets", 50, 1)
+    assert cmq.overage_price.amount > cmq.unit_price.amount
+    month = this_month()
+    variable = [line for line in lines_of("ridgeline", month) if line.line_type == "variable_usage"]
+    assert len(variable) == 1 and variable[0].quantity > 0
+    assert "Variable Monthly Usage" in variable[0].description
+    assert variable[0].amount == variable[0].quantity * cmq.overage_price.amount
+    earlier = lines_of("ridgeline", month.previous())
+    assert {line.line_type for line in earlier} == {"recurring"}  # the month before stayed within 50
+
+
+def test_licenses_count_storage_and_stop_for_the_suspended_tenant(demo):
+    service = Service.objects.get(partner__slug="brightline")
+    assert service.storage_per_license_gb == 50 and service.tiers == "25:4.00;100:3.50;inf:3.00"
+    lines = {line.customer.slug: line for line in lines_of("brightline", this_month())}
+    assert set(lines) == set(Customer.objects.filter(partner__slug="brightline").values_list("slug", flat=True))
+    heavy = UsageSnapshot.objects.filter(customer__slug="northfield-surveyors").order_by("-date").first()
+    assert lines["northfield-surveyors"].quantity > heavy.users_count  # storage-driven
+    total = sum(line.quantity for line in lines.values())
+    assert 25 < total <= 100 and {line.unit_price for line in lines.values()} == {Decimal("3.50")}
+    suspended = Suspension.objects.get(customer__slug="old-mill-bakery")
+    assert suspended.unsuspended_at is None
+    assert Period.of(suspended.suspended_at.date()) == this_month().previous()
+    assert 1 < suspended.suspended_at.day < 28
+    # suspended all of the current month so far: no licenses on next month's invoice
+    assert "old-mill-bakery" not in {line.customer.slug for line in lines_of("brightline", this_month().next())}
+
+
+def test_rmm_inventories_go_forward_and_nothing_is_dated_in_the_future(demo):
+    today = utc_date(timezone.now())
+    for slug in ("keystone", "ridgeline"):
+        syncs = list(InventorySync.objects.filter(partner__slug=slug).order_by("as_of"))
+        assert len(syncs) >= 5
+        dates = [s.as_of for s in syncs]
+        assert dates == sorted(set(dates)) and dates[-1] <= today
+        assert dates[0] == this_month().previous().previous().previous().first
+    keystone = InventorySync.objects.filter(partner__slug="keystone")
+    assert all(keystone.filter(**{f"{change}__gt": 0}).exists() for change in ("added", "moved", "removed"))
+    filters = set(Service.objects.filter(partner__slug="keystone").values_list("rmm_filter", flat=True))
+    assert "Acme" in filters and "Birchwood/Servers" in filters  # ORG and ORG/GROUP
+    prorations = [line for line in lines_of("keystone", this_month()) if line.line_type == "proration"]
+    assert {line.quantity > 0 for line in prorations} == {True, False}  # increments and decrements
+    assert AuditLog.objects.filter(action="inventory.apply", partner__slug="keystone").count() == keystone.count()
+    # nothing is dated in the future; the nightly usage sync has run today
+    assert not UsageSnapshot.objects.filter(date__gt=today).exists()
+    assert not Suspension.objects.filter(suspended_at__gt=timezone.now()).exists()
+    assert not AgentPresence.objects.filter(present_from__gt=today).exists()
+    assert UsageSnapshot.objects.filter(date=today).exists()
+
+
+def test_per_host_first_month_uses_the_rounded_daily_rate(demo):
+    service = Service.objects.get(code="pinecrest-meetings")
+    assert service.proration == "rounded_daily_rate" and service.start_date.day == 10
+    previous = this_month().previous()
+    assert service.start_date == previous.first.replace(day=10)
+    first_month = [line for line in lines_of("clearwave", previous) if line.line_type == "first_month"]
+    assert len(first_month) == 1
+    line = first_month[0]
+    daily = (Decimal(150) / previous.days).quantize(Decimal("0.01"))
+    assert line.document == "INV" and line.issue_date == service.start_date
+    assert line.amount == daily * (previous.days - 10)  # 4.84 x 21 = 101.64 in a 31-day month
+    hosts = {line.service.code: line.quantity for line in lines_of("clearwave", this_month())}
+    assert hosts == {"northgate-meetings": 25, "lumen-meetings": 4, "pinecrest-meetings": 10}

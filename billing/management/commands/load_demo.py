@@ -89,6 +89,7 @@ PARTNERS = [
     {"slug": "granite-it", "name": "Granite Peak IT", "currency": "EUR", "tax_rate": "19",
      "payment_terms_days": "14", "billing_emails": "buchhaltung@granite-it.example"},
 ]
+DEMO_PARTNERS = tuple(p["slug"] for p in PARTNERS)
 
 CUSTOMERS = [
     # seat_days
@@ -461,9 +462,8 @@ class Command(BaseCommand):
         first = current.previous().previous().previous()
         with transaction.atomic():
             self._superuser()
-            existing = set(Partner.objects.filter(slug__in=[p["slug"] for p in PARTNERS])
-                           .values_list("slug", flat=True))
-            missing = [p["slug"] for p in PARTNERS if p["slug"] not in existing]
+            existing = set(Partner.objects.filter(slug__in=DEMO_PARTNERS).values_list("slug", flat=True))
+            missing = [slug for slug in DEMO_PARTNERS if slug not in existing]
             if not missing:
                 self.stdout.write("Demo data already loaded (every demo partner exists): nothing changed.")
             else:
