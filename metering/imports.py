@@ -181,7 +181,7 @@ class TenantEventsImport(ImportKind):
                 past.append(TenantEvent(0, customer_id, "suspend", s.suspended_at))
                 known.add(("suspend", s.suspended_at))
                 if s.unsuspended_at:
-                    past.append(TenantEvent(0, customer_id, "unsuspend", s.unsuspended_at))
+                    past.append(TenantEvent(0, customer_id, "unsuspend", s.unsuspended_at, began=s.suspended_at))
                     known.add(("unsuspend", s.unsuspended_at))
             new, seen = [], set()
             for event in file_events:
@@ -197,8 +197,12 @@ class TenantEventsImport(ImportKind):
             for row, column, reason in errors:
                 ctx.error(row or new[0].row, column, reason)
             ctx.created += len(new)
-            rebuilt_ids += [s.pk for s in history[customer_id]]
-            rebuilt += suspensions
+            # keep the rows that come out as they were (their ids and sources); replace the rest
+            kept = {(s.suspended_at, s.unsuspended_at): s for s in history[customer_id]}
+            for suspension in suspensions:
+                if kept.pop((suspension.suspended_at, suspension.unsuspended_at), None) is None:
+                    rebuilt.append(suspension)
+            rebuilt_ids += [s.pk for s in kept.values()]
             counts[customer_id] = {
                 "suspended": sum(e.action == "suspend" for e in new),
                 "unsuspended": sum(e.action == "unsuspend" for e in new),

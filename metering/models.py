@@ -83,6 +83,7 @@ class RmmAgent(models.Model):
 
     class Meta:
         ordering = ["partner", "machine_name"]
+        verbose_name = "RMM agent"
         constraints = [models.UniqueConstraint(fields=["partner", "agent_id"], name="agent_unique_id")]
 
     def __str__(self):
