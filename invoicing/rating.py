@@ -59,6 +59,7 @@ class RatedLine:
     description: str
     taxable: bool
     effective_date: date | None = None  # per_asset proration and first months
+    details: dict = field(default_factory=dict, compare=False)  # facts the amount was computed from
 
     @property
     def key(self) -> str:
@@ -144,14 +145,14 @@ class _Rater:
         return assumed
 
     def add(self, service, *, line_type, period, quantity, unit_price, amount, description, customer=None,
-            document=CI, issue_date=None, effective_date=None):
+            document=CI, issue_date=None, effective_date=None, details=None):
         if amount == ZERO and quantity == 0:
             return
         self.lines.append(RatedLine(
             document=document, issue_date=issue_date or self.month.first, service=service,
             customer=customer if customer is not None else service.customer, line_type=line_type, period=period,
             quantity=Decimal(quantity), unit_price=unit_price, amount=amount, description=description,
-            taxable=service.taxable, effective_date=effective_date,
+            taxable=service.taxable, effective_date=effective_date, details=details or {},
         ))
 
     # --- the CI: advance for M ---------------------------------------------------------------
@@ -248,7 +249,11 @@ class _Rater:
                 description = (f"{service.name} {usage}: {item.seat_days} seat-days, actual "
                                f"{item.price.actual:.4f}, minimum {item.price.minimum:.4f}")
             self.add(service, line_type=line.line_type, period=usage, quantity=line.quantity,
-                     unit_price=line.unit_price, amount=line.amount, description=description)
+                     unit_price=line.unit_price, amount=line.amount, description=description, details={
+                         "seat_days": item.seat_days, "committed": item.committed,
+                         "actual": str(item.price.actual), "minimum": str(item.price.minimum),
+                         "billable": str(item.price.billable), "subtotal": str(item.price.subtotal),
+                     })
 
     def _license_lines(self, services, licenses):
         """Per customer at the tier price the total reaches; one total line under graduated tiers (RULES 9.9)."""

@@ -1,41 +1,103 @@
-"""The `periods` report: seat_days usage periods (RULES 7)."""
+"""Invoicing reports: invoice-lines and periods (RULES 7)."""
 
 from __future__ import annotations
 
-from billing.money import quantize_quantity
+from decimal import Decimal
+
+from billing.money import currency_places, quantize_quantity
 from billing.registry import register_report
 from billing.reporting import Report, ReportOptions
-from invoicing.selectors import last_complete_period, seat_periods
-from partners.models import Method, Service
+from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState
+from partners.models import Method
+
+
+def shown_price(value: Decimal | None, currency: str) -> Decimal | None:
+    """A unit price with the currency's places, or up to 4 when it has more (12.5 -> 12.50, 0.0125 kept)."""
+    if value is None:
+        return None
+    places = currency_places(currency)
+    short = value.quantize(Decimal(1).scaleb(-places))
+    return short if short == value else value.quantize(Decimal("0.0001"))
+
+
+@register_report
+class InvoiceLinesReport(Report):
+    """Every line of every issued invoice (credit notes included, kind CN); --month keeps the
+    invoices issued in that month."""
+
+    name = "invoice-lines"
+    columns = ("invoice_number", "kind", "status", "issue_date", "due_date", "partner", "customer", "service",
+               "line_type", "period", "quantity", "unit_price", "amount", "currency", "description")
+
+    def rows(self, options: ReportOptions):
+        lines = (
+            InvoiceLine.objects.filter(invoice__state=InvoiceState.ISSUED)
+            .select_related("invoice__partner", "customer", "service")
+            .order_by("invoice__issue_date", "invoice__number", "position", "pk")
+        )
+        if options.partner:
+            lines = lines.filter(invoice__partner__slug=options.partner)
+        if options.month:
+            lines = lines.filter(invoice__issue_date__gte=options.month.first,
+                                 invoice__issue_date__lte=options.month.last)
+        for line in lines.iterator(chunk_size=2000):
+            invoice = line.invoice
+            yield {
+                "invoice_number": invoice.number,
+                "kind": invoice.kind,
+                "status": invoice.payment_status,
+                "issue_date": invoice.issue_date,
+                "due_date": invoice.due_date,
+                "partner": invoice.partner.slug,
+                "customer": line.customer.slug if line.customer_id else "",
+                "service": line.service.code if line.service_id else "",
+                "line_type": line.line_type,
+                "period": line.period,
+                "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
+                "unit_price": shown_price(line.unit_price, invoice.currency),
+                "amount": line.amount,
+                "currency": invoice.currency,
+                "description": line.description,
+            }
 
 
 @register_report
 class PeriodsReport(Report):
-    """Until invoices exist, every completed usage period of every seat_days service is listed with
-    blank invoice columns; with --period, that month alone (nothing for a month not yet over)."""
+    """Every invoiced usage period of a seat_days service, as it was when the CI was issued."""
 
     name = "periods"
     columns = ("partner", "period", "service", "actual_seat_months", "minimum_seat_months",
                "billable_seat_months", "subtotal", "currency", "invoice_number", "payment_status")
 
     def rows(self, options: ReportOptions):
-        services = Service.objects.filter(method=Method.SEAT_DAYS).select_related("partner").order_by(
-            "partner__slug", "code"
+        lines = (
+            InvoiceLine.objects.filter(invoice__state=InvoiceState.ISSUED, invoice__kind=InvoiceKind.CI,
+                                       service__method=Method.SEAT_DAYS)
+            .exclude(details={})
+            .select_related("invoice__partner", "service")
+            .order_by("invoice__partner__slug", "service__code", "period", "position")
         )
         if options.partner:
-            services = services.filter(partner__slug=options.partner)
-        # only usage periods that have ended: the current month is still being used
-        last = min(options.period, last_complete_period()) if options.period else last_complete_period()
-        for item in seat_periods(services=services, first=options.period, last=last):
+            lines = lines.filter(invoice__partner__slug=options.partner)
+        if options.period:
+            lines = lines.filter(period=str(options.period))
+        seen = set()
+        for line in lines.iterator(chunk_size=2000):
+            key = (line.invoice_id, line.service_id, line.period)
+            if key in seen:
+                continue  # the minimum and overage lines of one period: one row
+            seen.add(key)
+            invoice: Invoice = line.invoice
+            facts = line.details
             yield {
-                "partner": item.service.partner.slug,
-                "period": str(item.period),
-                "service": item.service.code,
-                "actual_seat_months": quantize_quantity(item.price.actual),
-                "minimum_seat_months": quantize_quantity(item.price.minimum),
-                "billable_seat_months": quantize_quantity(item.price.billable),
-                "subtotal": item.price.subtotal,
-                "currency": item.service.partner.currency,
-                "invoice_number": "",
-                "payment_status": "",
+                "partner": invoice.partner.slug,
+                "period": line.period,
+                "service": line.service.code,
+                "actual_seat_months": quantize_quantity(Decimal(facts["actual"])),
+                "minimum_seat_months": quantize_quantity(Decimal(facts["minimum"])),
+                "billable_seat_months": quantize_quantity(Decimal(facts["billable"])),
+                "subtotal": Decimal(facts["subtotal"]),
+                "currency": invoice.currency,
+                "invoice_number": invoice.number,
+                "payment_status": invoice.payment_status,
             }

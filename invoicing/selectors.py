@@ -72,3 +72,24 @@ def seat_period(service: Service, period: Period, *, seat_days: int, purchases) 
         currency=service.partner.currency,
     )
     return SeatPeriod(service, period, seat_days, committed, price)
+
+
+def invoice_document(invoice) -> dict:
+    """Everything an invoice page or PDF shows, read in a few queries."""
+    from invoicing.models import InvoiceKind, LineType
+
+    lines = list(invoice.lines.select_related("service", "customer", "child__customer").order_by("position", "pk"))
+    children = list(invoice.children.select_related("customer").order_by("customer__name"))
+    titles = {InvoiceKind.CI: "Consolidated invoice", InvoiceKind.INV: "Invoice", InvoiceKind.CN: "Credit note"}
+    return {
+        "invoice": invoice,
+        "partner": invoice.partner,
+        "title": titles[invoice.kind],
+        "lines": lines,
+        "charges": [line for line in lines if line.line_type != LineType.TAX],
+        "taxes": [line for line in lines if line.line_type == LineType.TAX],
+        "children": [
+            {"child": child, "lines": [line for line in lines if line.child_id == child.pk]} for child in children
+        ],
+        "payments": list(invoice.payments.order_by("paid_on")),
+    }

@@ -2,10 +2,12 @@
 
 from billing.settings.env import env
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+_BROKER = env.str("CELERY_BROKER_URL", default="")
+# With no broker, tasks run in the calling process (the embedded default); "memory://" keeps kombu
+# from looking for a broker (and warning about a missing host).
+CELERY_BROKER_URL = _BROKER or "memory://localhost/"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
-# With no broker, tasks run in the calling process (the embedded default).
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not _BROKER)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True

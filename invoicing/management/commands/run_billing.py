@@ -1,0 +1,36 @@
+"""python manage.py run_billing --through YYYY-MM-DD [--partner SLUG] [--draft] (RULES 5)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from billing.actor import Actor
+from billing.periods import PeriodError, parse_date
+from invoicing.services import BillingError, billing_run
+
+
+class Command(BaseCommand):
+    help = ("Bill everything due up to a date that is not billed yet: INVs for one-time charges and first "
+            "months, and the CI of every month whose 1st is on or before it. Running it again changes nothing.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--through", required=True, help="YYYY-MM-DD")
+        parser.add_argument("--partner", help="partner slug (default: every partner)")
+        parser.add_argument("--draft", action="store_true", help="build drafts (regenerated on every run)")
+
+    def handle(self, *args, through, partner, draft, **options):
+        try:
+            day = parse_date(through)
+        except PeriodError as exc:
+            raise CommandError(f"--through: {exc}") from exc
+        try:
+            documents = billing_run(through=day, partner_slug=partner, draft=draft,
+                                    actor=Actor(label=f"run_billing --through {through}"))
+        except BillingError as exc:
+            raise CommandError(str(exc)) from exc
+        for invoice in documents:
+            label = invoice.number or "draft"
+            self.stdout.write(
+                f"{label:10} {invoice.kind:3} {invoice.partner.slug:20} {invoice.issue_date} "
+                f"due {invoice.due_date} total {invoice.total} {invoice.currency}"
+            )
+        verb = "drafted" if draft else "issued"
+        self.stdout.write(f"{len(documents)} invoice(s) {verb}" if documents else "nothing to bill")

@@ -1,0 +1,258 @@
+"""What is owed: invoices (CI with child invoices, INV, credit notes), lines, payments, one-time
+charges, and the gapless numbering. An issued invoice never changes (RULES 4)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+AMOUNT = {"max_digits": 14, "decimal_places": 2}
+QUANTITY = {"max_digits": 24, "decimal_places": 10}  # exact enough for seat-months; shown to 4 places
+
+
+class InvoiceKind(models.TextChoices):
+    CI = "CI", "Consolidated invoice"
+    INV = "INV", "Individual invoice"
+    CN = "CN", "Credit note"
+
+
+class InvoiceState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ISSUED = "issued", "Issued"
+
+
+class PaymentStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    PARTIALLY_PAID = "partially_paid", "Partially paid"
+    PAID = "paid", "Paid"
+    OVERDUE = "overdue", "Overdue"
+    VOID = "void", "Void"
+
+
+class LineType(models.TextChoices):
+    USAGE = "usage"
+    MINIMUM = "minimum"
+    OVERAGE = "overage"
+    RECURRING = "recurring"
+    VARIABLE_USAGE = "variable_usage"
+    PRORATION = "proration"
+    FIRST_MONTH = "first_month"
+    ONE_TIME = "one_time"
+    TAX = "tax"
+    CREDIT = "credit"
+
+
+# What may still change on an issued invoice: its payment standing and its rendered file.
+MUTABLE_WHEN_ISSUED = frozenset({"payment_status", "pdf", "pdf_version", "emailed_at"})
+
+
+class IssuedInvoiceError(ValidationError):
+    """An attempt to change an issued invoice or its lines: corrections are new documents."""
+
+
+class InvoiceQuerySet(models.QuerySet):
+    def issued(self):
+        return self.filter(state=InvoiceState.ISSUED)
+
+    def drafts(self):
+        return self.filter(state=InvoiceState.DRAFT)
+
+    def update(self, **kwargs):
+        frozen = set(kwargs) - MUTABLE_WHEN_ISSUED
+        if frozen and self.filter(state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError(f"issued invoices cannot change ({', '.join(sorted(frozen))})")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.filter(state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("issued invoices cannot be deleted; issue a credit note")
+        return super().delete()
+
+
+class Invoice(models.Model):
+    """A CI (one per partner and month, dated the 1st), an INV (dated its purchase or start date), or
+    a credit note (CN) correcting an issued invoice."""
+
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="invoices")
+    kind = models.CharField(max_length=3, choices=InvoiceKind.choices)
+    number = models.CharField(max_length=20, null=True, blank=True, unique=True)
+    state = models.CharField(max_length=10, choices=InvoiceState.choices, default=InvoiceState.DRAFT)
+    payment_status = models.CharField(max_length=20, choices=PaymentStatus.choices, default=PaymentStatus.OPEN)
+    issue_date = models.DateField()
+    due_date = models.DateField()
+    currency = models.CharField(max_length=3)
+    month = models.CharField(max_length=7, blank=True, help_text="CI: the invoice month YYYY-MM")
+    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="invoices", help_text="INV: the customer it is for, if any")
+    credits = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="credit_notes",
+                                help_text="CN: the invoice it corrects")
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
+    subtotal = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    tax_amount = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    total = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    # the statement of the account on a CI (RULES 4)
+    previous_balance = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    payments_and_credits = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    other_invoices = models.DecimalField(**AMOUNT, default=Decimal("0"),
+                                         help_text="individual invoices issued since the previous CI")
+    amount_due = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    issued_at = models.DateTimeField(null=True, blank=True)
+    pdf = models.FileField(upload_to="invoices/", blank=True)
+    pdf_version = models.PositiveIntegerField(default=0)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InvoiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issue_date", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "month"], condition=Q(kind="CI", state="issued"),
+                                    name="one_issued_ci_per_partner_month"),
+        ]
+        indexes = [models.Index(fields=["partner", "kind", "issue_date"])]
+
+    def __str__(self):
+        return self.number or f"draft {self.get_kind_display().lower()} {self.issue_date}"
+
+    def save(self, *args, **kwargs):
+        if self.pk:
+            stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first()
+            if stored == InvoiceState.ISSUED:
+                fields = set(kwargs.get("update_fields") or ())
+                if not fields or fields - MUTABLE_WHEN_ISSUED:
+                    raise IssuedInvoiceError(f"{self.number} is issued and cannot change; issue a credit note")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.state == InvoiceState.ISSUED:
+            raise IssuedInvoiceError(f"{self.number} is issued and cannot be deleted; issue a credit note")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_issued(self) -> bool:
+        return self.state == InvoiceState.ISSUED
+
+
+class ChildInvoice(models.Model):
+    """The part of a CI for one customer (or for the partner-level services), with its own due date."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="children")
+    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="+")
+    due_date = models.DateField()
+    subtotal = models.DecimalField(**AMOUNT, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["invoice", "customer__name"]
+
+    def __str__(self):
+        return f"{self.invoice} / {self.customer.name if self.customer_id else 'partner services'}"
+
+
+class InvoiceLineQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        if self.filter(invoice__state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("lines of issued invoices cannot change")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.filter(invoice__state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("lines of issued invoices cannot be deleted")
+        return super().delete()
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    child = models.ForeignKey(ChildInvoice, on_delete=models.CASCADE, null=True, blank=True, related_name="lines")
+    service = models.ForeignKey("partners.Service", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="+")
+    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="+")
+    line_type = models.CharField(max_length=20, choices=LineType.choices)
+    period = models.CharField(max_length=7, help_text="the month the line covers, YYYY-MM")
+    quantity = models.DecimalField(**QUANTITY, null=True, blank=True)
+    unit_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    amount = models.DecimalField(**AMOUNT)
+    description = models.CharField(max_length=300)
+    taxable = models.BooleanField(default=True)
+    effective_date = models.DateField(null=True, blank=True)
+    key = models.CharField(max_length=120, blank=True, help_text="what makes the charge unique")
+    details = models.JSONField(default=dict, blank=True, help_text="facts the amount was computed from")
+    position = models.PositiveIntegerField(default=0)
+
+    objects = InvoiceLineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+        indexes = [models.Index(fields=["key"])]
+
+    def __str__(self):
+        return f"{self.invoice}: {self.description}"
+
+    def save(self, *args, **kwargs):
+        if self.invoice_id and Invoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("lines of issued invoices cannot change; issue a credit note")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.invoice.is_issued:
+            raise IssuedInvoiceError("lines of issued invoices cannot be deleted")
+        return super().delete(*args, **kwargs)
+
+
+class InvoiceSequence(models.Model):
+    """The last number used per prefix; locked while a number is taken, so numbers are gapless and
+    unique under concurrent issuing (a rolled-back issue gives its number back)."""
+
+    prefix = models.CharField(max_length=5, primary_key=True)
+    last = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.prefix}-{self.last:04d}"
+
+
+class Payment(models.Model):
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="payments")
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    amount = models.DecimalField(**AMOUNT)
+    paid_on = models.DateField()
+    reference = models.CharField(max_length=200, blank=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="+")
+    source = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-paid_on", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "paid_on", "amount", "reference"], name="payment_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.amount} on {self.invoice} ({self.paid_on})"
+
+
+class OneTimeCharge(models.Model):
+    """A one-time purchase (hardware, onboarding, a true-up): billed on its own INV (RULES 9.5)."""
+
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="one_time_charges")
+    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="one_time_charges")
+    description = models.CharField(max_length=300)
+    quantity = models.DecimalField(max_digits=14, decimal_places=4)
+    unit_price = models.DecimalField(max_digits=14, decimal_places=4)
+    date = models.DateField()
+    taxable = models.BooleanField(default=True)
+    source = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-date", "-id"]
+
+    def __str__(self):
+        return f"{self.description} ({self.date})"

@@ -1,0 +1,439 @@
+"""Writes of invoicing: the billing run, numbering, the ledger, payments, credit notes (RULES 4, 5, 9)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from billing.actor import Actor
+from billing.money import ZERO, money_sum, quantize_money
+from billing.periods import Period, periods_between, utc_date
+from invoicing.models import (
+    ChildInvoice,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceSequence,
+    InvoiceState,
+    LineType,
+    OneTimeCharge,
+    Payment,
+    PaymentStatus,
+)
+from invoicing.rating import CI, INV, BilledUnits, RatedLine, rate_partner_month
+from partners.audit import audit_record
+from partners.models import Customer, Method, Partner, Service
+
+logger = logging.getLogger(__name__)
+HUNDRED = Decimal(100)
+
+
+class BillingError(Exception):
+    """A billing request that cannot be carried out (one clear line)."""
+
+
+# --- numbering -------------------------------------------------------------------------------------
+def number_take(kind: str) -> str:
+    """The next number of a prefix, taken under the sequence row's lock: unique and gapless, since a
+    rolled-back transaction gives its number back."""
+    sequence = InvoiceSequence.objects.select_for_update().filter(prefix=kind).first()
+    if sequence is None:
+        InvoiceSequence.objects.get_or_create(prefix=kind)
+        sequence = InvoiceSequence.objects.select_for_update().get(prefix=kind)
+    sequence.last += 1
+    sequence.save(update_fields=["last"])
+    return f"{kind}-{sequence.last:04d}"
+
+
+# --- the billing run -------------------------------------------------------------------------------
+@dataclass
+class _Draft:
+    """A document being built: its lines, before it is written."""
+
+    kind: str
+    issue_date: date
+    lines: list[RatedLine]
+    month: Period | None = None
+    customer: Customer | None = None
+    one_time: OneTimeCharge | None = None
+
+
+def billing_run(*, through: date, partner_slug: str | None = None, draft: bool = False,
+                actor: Actor | None = None) -> list[Invoice]:
+    """Everything due up to `through` that is not done yet (RULES 5): one transaction per partner."""
+    actor = actor or Actor(label="run_billing")
+    partners = Partner.objects.order_by("slug")
+    if partner_slug:
+        partners = partners.filter(slug=partner_slug)
+        if not partners.exists():
+            raise BillingError(f"unknown partner {partner_slug!r}")
+    documents: list[Invoice] = []
+    for partner_id in partners.values_list("pk", flat=True):
+        documents += partner_bill(partner_id=partner_id, through=through, draft=draft, actor=actor)
+    return documents
+
+
+@transaction.atomic
+def partner_bill(*, partner_id: int, through: date, draft: bool = False, actor: Actor) -> list[Invoice]:
+    """One partner's billing up to `through`, in one transaction under the partner's lock.
+
+    Invoices are issued in date order: each month's CI (dated its 1st), then the month's INVs by
+    date. A month whose CI is issued is not billed again; a charge already on an issued invoice is
+    not charged again; drafts are thrown away and built anew.
+    """
+    partner = Partner.objects.select_for_update().get(pk=partner_id)
+    Invoice.objects.filter(partner=partner, state=InvoiceState.DRAFT).delete()
+    first = _first_month(partner)
+    if first is None:
+        return []
+    billed_keys = set(
+        InvoiceLine.objects.filter(invoice__partner=partner, invoice__state=InvoiceState.ISSUED)
+        .exclude(key="").values_list("key", flat=True)
+    )
+    issued_months = set(
+        Invoice.objects.filter(partner=partner, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
+        .values_list("month", flat=True)
+    )
+    created: list[Invoice] = []
+    for month in periods_between(first, Period.of(through)):
+        pending: list[_Draft] = []
+        billed = billed_units(partner=partner, extra=created)
+        lines = rate_partner_month(partner=partner, month=month, billed=billed)
+        if str(month) not in issued_months:
+            ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO]
+            if ci_lines:
+                pending.append(_Draft(CI, month.first, ci_lines, month=month))
+        for line in lines:
+            if line.document == INV and line.issue_date <= through and line.key not in billed_keys:
+                pending.append(_Draft(INV, line.issue_date, [line], customer=line.customer))
+        for charge in OneTimeCharge.objects.filter(partner=partner, date__gte=month.first,
+                                                   date__lte=min(month.last, through)).select_related("customer"):
+            if f"one_time:{charge.pk}" not in billed_keys:
+                pending.append(_Draft(INV, charge.date, [], customer=charge.customer, one_time=charge))
+        for item in sorted(pending, key=lambda d: (d.issue_date, d.kind != CI)):
+            created.append(_write(partner, item, draft=draft, actor=actor))
+    return created
+
+
+def _first_month(partner: Partner) -> Period | None:
+    starts = list(Service.objects.filter(partner=partner).values_list("start_date", flat=True))
+    starts += list(OneTimeCharge.objects.filter(partner=partner).values_list("date", flat=True))
+    return Period.of(min(starts)) if starts else None
+
+
+def billed_units(*, partner: Partner, extra=()) -> dict[tuple[int, Period], BilledUnits]:
+    """What was billed of each per_asset service per month: the units of the month's normal line
+    (0 when the issued CI had none) or first-month line, and the changes posted since (RULES 9.6)."""
+    services = {s.pk: s for s in Service.objects.filter(partner=partner, method=Method.PER_ASSET)}
+    if not services:
+        return {}
+    invoices = list(Invoice.objects.filter(partner=partner, state=InvoiceState.ISSUED, kind__in=[CI, INV]))
+    invoices += [i for i in extra if i.state == InvoiceState.DRAFT]
+    billed: dict[tuple[int, Period], BilledUnits] = {}
+    for invoice in invoices:
+        if invoice.kind == CI:
+            month = Period.parse(invoice.month)
+            for service in services.values():
+                if service.start_date <= month.first and (service.end_date is None or service.end_date >= month.first):
+                    billed[(service.pk, month)] = BilledUnits(month.first, 0)
+    lines = InvoiceLine.objects.filter(invoice__in=invoices, service_id__in=list(services))
+    changes = []
+    for line in lines.values("service_id", "line_type", "period", "quantity", "effective_date"):
+        key = (line["service_id"], Period.parse(line["period"]))
+        if line["line_type"] == LineType.RECURRING:
+            billed[key] = BilledUnits(key[1].first, int(line["quantity"]))
+        elif line["line_type"] == LineType.FIRST_MONTH:
+            billed[key] = BilledUnits(line["effective_date"], int(line["quantity"]))
+        elif line["line_type"] == LineType.PRORATION:
+            changes.append((key, line["effective_date"], int(line["quantity"])))
+    for key, effective, delta in changes:
+        if key in billed:
+            billed[key].changes[effective] = billed[key].changes.get(effective, 0) + delta
+    return billed
+
+
+def _terms(partner: Partner, customer: Customer | None) -> int:
+    if customer is not None and customer.payment_terms_days is not None:
+        return customer.payment_terms_days
+    return partner.payment_terms_days
+
+
+def _line(invoice, rated: RatedLine, position: int, child=None) -> InvoiceLine:
+    return InvoiceLine(
+        invoice=invoice, child=child, service=rated.service, customer=rated.customer, line_type=rated.line_type,
+        period=str(rated.period), quantity=rated.quantity, unit_price=rated.unit_price, amount=rated.amount,
+        description=rated.description[:300], taxable=rated.taxable, effective_date=rated.effective_date,
+        key=rated.key, details=rated.details, position=position,
+    )
+
+
+def _write(partner: Partner, item: _Draft, *, draft: bool, actor: Actor) -> Invoice:
+    currency = partner.currency
+    invoice = Invoice(partner=partner, kind=item.kind, issue_date=item.issue_date, due_date=item.issue_date,
+                      currency=currency, month=str(item.month) if item.month else "", customer=item.customer,
+                      tax_rate=partner.tax_rate)
+    invoice.save()
+    lines: list[InvoiceLine] = []
+    period = str(item.month or Period.of(item.issue_date))
+    if item.kind == CI:
+        children: dict[int | None, ChildInvoice] = {}
+        for rated in item.lines:
+            owner = rated.service.customer if rated.service.customer_id else None
+            key = owner.pk if owner else None
+            if key not in children:
+                children[key] = ChildInvoice.objects.create(
+                    invoice=invoice, customer=owner,
+                    due_date=item.issue_date + timedelta(days=_terms(partner, owner)),
+                )
+        for position, rated in enumerate(item.lines):
+            owner_key = rated.service.customer_id if rated.service.customer_id else None
+            lines.append(_line(invoice, rated, position, child=children[owner_key]))
+        for child in children.values():
+            child.subtotal = money_sum(line.amount for line in lines if line.child is child)
+            child.save(update_fields=["subtotal"])
+        invoice.due_date = min(child.due_date for child in children.values())
+    elif item.one_time is not None:
+        charge = item.one_time
+        amount = quantize_money(charge.quantity * charge.unit_price, currency)
+        lines.append(InvoiceLine(
+            invoice=invoice, customer=charge.customer, line_type=LineType.ONE_TIME, period=period,
+            quantity=charge.quantity, unit_price=charge.unit_price, amount=amount, description=charge.description,
+            taxable=charge.taxable, key=f"one_time:{charge.pk}",
+        ))
+        invoice.due_date = item.issue_date + timedelta(days=_terms(partner, charge.customer))
+    else:
+        lines += [_line(invoice, rated, n) for n, rated in enumerate(item.lines)]
+        invoice.due_date = item.issue_date + timedelta(days=_terms(partner, item.customer))
+    _finish(invoice, lines, period=period)
+    if not draft:
+        _issue(invoice, actor=actor)
+    return invoice
+
+
+def _finish(invoice: Invoice, lines: list[InvoiceLine], *, period: str) -> None:
+    """Totals and the one tax line (RULES 2: tax once per invoice, present whenever the rate is above 0)."""
+    subtotal = money_sum(line.amount for line in lines)
+    taxable = money_sum(line.amount for line in lines if line.taxable)
+    tax = quantize_money(taxable * invoice.tax_rate / HUNDRED, invoice.currency)
+    if invoice.tax_rate > 0:
+        lines.append(InvoiceLine(
+            invoice=invoice, line_type=LineType.TAX, period=period, quantity=None, unit_price=invoice.tax_rate,
+            amount=tax, description=f"Tax {invoice.tax_rate.normalize():f}%", taxable=False, position=len(lines),
+        ))
+    InvoiceLine.objects.bulk_create(lines)
+    invoice.subtotal, invoice.tax_amount, invoice.total = subtotal, tax, subtotal + tax
+    if invoice.kind == InvoiceKind.CI:
+        _statement(invoice)
+    else:
+        invoice.amount_due = invoice.total
+    invoice.save()
+
+
+def _statement(invoice: Invoice) -> None:
+    """The account on a CI (RULES 4): previous balance, payments and credits since the previous CI,
+    individual invoices since, this CI's charges and taxes, and the amount due."""
+    previous = (
+        Invoice.objects.filter(partner=invoice.partner, kind=InvoiceKind.CI, state=InvoiceState.ISSUED,
+                               issue_date__lt=invoice.issue_date).order_by("-issue_date").first()
+    )
+    since = previous.issue_date if previous else date.min
+    window = {"gte": since, "lt": invoice.issue_date}
+    paid = Payment.objects.filter(partner=invoice.partner, paid_on__gte=window["gte"], paid_on__lt=window["lt"])
+    credits = Invoice.objects.filter(partner=invoice.partner, kind=InvoiceKind.CN, state=InvoiceState.ISSUED,
+                                     issue_date__gte=window["gte"], issue_date__lt=window["lt"])
+    others = Invoice.objects.filter(partner=invoice.partner, kind=InvoiceKind.INV, state=InvoiceState.ISSUED,
+                                    issue_date__gte=window["gte"], issue_date__lt=window["lt"])
+    invoice.previous_balance = previous.amount_due if previous else ZERO
+    invoice.payments_and_credits = (paid.aggregate(s=Sum("amount"))["s"] or ZERO) - (
+        credits.aggregate(s=Sum("total"))["s"] or ZERO)
+    invoice.other_invoices = others.aggregate(s=Sum("total"))["s"] or ZERO
+    invoice.amount_due = (invoice.previous_balance - invoice.payments_and_credits + invoice.other_invoices
+                          + invoice.total)
+
+
+def _issue(invoice: Invoice, *, actor: Actor) -> None:
+    invoice.number = number_take(invoice.kind)
+    invoice.state = InvoiceState.ISSUED
+    invoice.issued_at = timezone.now()
+    invoice.payment_status = PaymentStatus.OPEN
+    Invoice.objects.filter(pk=invoice.pk).update(  # the one write that turns a draft into an issued invoice
+        number=invoice.number, state=invoice.state, issued_at=invoice.issued_at,
+        payment_status=invoice.payment_status,
+    )
+    audit_record(actor=actor, action="invoice.issue", obj=invoice, partner=invoice.partner,
+                 after={"number": invoice.number, "total": str(invoice.total), "due_date": str(invoice.due_date)})
+    transaction.on_commit(lambda pk=invoice.pk: _enqueue_invoice_email(pk))
+
+
+def _enqueue_invoice_email(invoice_id: int) -> None:
+    from invoicing.tasks import send_invoice_task
+
+    try:
+        send_invoice_task.delay(invoice_id)
+    except Exception:  # issued and committed: a queue outage must not undo billing
+        logger.exception("could not queue the email of invoice %s; the daily job sends it", invoice_id)
+
+
+@transaction.atomic
+def invoice_issue_draft(*, invoice: Invoice, actor: Actor) -> Invoice:
+    """Issue a draft as it stands (the admin's "issue drafts"): numbered now, never changed after."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.is_issued:
+        raise BillingError(f"{invoice.number} is already issued")
+    if invoice.kind == InvoiceKind.CI and Invoice.objects.filter(
+        partner=invoice.partner, kind=InvoiceKind.CI, state=InvoiceState.ISSUED, month=invoice.month
+    ).exists():
+        raise BillingError(f"the CI of {invoice.month} is already issued")
+    if invoice.kind == InvoiceKind.CI:
+        _statement(invoice)  # the account as it is now
+        invoice.save()
+    _issue(invoice, actor=actor)
+    return invoice
+
+
+# --- payments, credits and the payment status ---------------------------------------------------
+def invoice_status(invoice: Invoice, *, today: date | None = None) -> str:
+    today = today or utc_date(timezone.now())
+    if invoice.kind == InvoiceKind.CN:
+        return PaymentStatus.PAID
+    credited = -(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
+                 .aggregate(s=Sum("total"))["s"] or ZERO)
+    if invoice.total > 0 and credited >= invoice.total:
+        return PaymentStatus.VOID
+    paid = invoice.payments.aggregate(s=Sum("amount"))["s"] or ZERO
+    if paid + credited >= invoice.total:
+        return PaymentStatus.PAID
+    if invoice.due_date < today:
+        return PaymentStatus.OVERDUE
+    return PaymentStatus.PARTIALLY_PAID if paid + credited > 0 else PaymentStatus.OPEN
+
+
+def invoice_status_refresh(invoice: Invoice, *, today: date | None = None) -> Invoice:
+    status = invoice_status(invoice, today=today)
+    if status != invoice.payment_status:
+        invoice.payment_status = status
+        invoice.save(update_fields=["payment_status"])
+    return invoice
+
+
+def invoice_statuses_refresh(*, today: date | None = None) -> int:
+    """The daily job: open invoices past their due date become overdue (and so on). Returns changes."""
+    changed = 0
+    for invoice in Invoice.objects.issued().exclude(payment_status__in=[PaymentStatus.PAID, PaymentStatus.VOID]):
+        before = invoice.payment_status
+        if invoice_status_refresh(invoice, today=today).payment_status != before:
+            changed += 1
+    return changed
+
+
+@transaction.atomic
+def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, reference: str = "", actor: Actor,
+                   source: str = "admin") -> Payment:
+    if not invoice.is_issued:
+        raise BillingError("payments are recorded against issued invoices")
+    if invoice.kind == InvoiceKind.CN:
+        raise BillingError("a credit note is not paid")
+    if amount <= 0:
+        raise BillingError("a payment is a positive amount")
+    payment = Payment.objects.create(partner=invoice.partner, invoice=invoice, amount=amount, paid_on=paid_on,
+                                     reference=reference, recorded_by=actor.user, source=source)
+    audit_record(actor=actor, action="payment.record", obj=payment, partner=invoice.partner,
+                 after={"invoice": invoice.number, "amount": str(amount), "paid_on": str(paid_on),
+                        "reference": reference})
+    invoice_status_refresh(invoice)
+    return payment
+
+
+@transaction.atomic
+def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str = "") -> Invoice:
+    """A credit note for a whole issued invoice, or for chosen lines of it (RULES 4: corrections are
+    new documents). A whole-invoice credit negates every line and the tax exactly, so the balance
+    comes back to what it was; chosen lines carry their own tax, rounded once."""
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if not invoice.is_issued or invoice.kind == InvoiceKind.CN:
+        raise BillingError("credit notes correct issued invoices")
+    charge_lines = list(invoice.lines.exclude(line_type=LineType.TAX))
+    chosen = charge_lines if lines is None else [line for line in charge_lines if line in set(lines)]
+    if not chosen:
+        raise BillingError("choose at least one line to credit")
+    already = set(InvoiceLine.objects.filter(invoice__credits=invoice, invoice__state=InvoiceState.ISSUED)
+                  .values_list("key", flat=True))
+    if any(f"credit:{line.pk}" in already for line in chosen):
+        raise BillingError("a chosen line is already credited")
+    today = utc_date(timezone.now())
+    note = Invoice.objects.create(partner=invoice.partner, kind=InvoiceKind.CN, issue_date=today, due_date=today,
+                                  currency=invoice.currency, customer=invoice.customer, credits=invoice,
+                                  tax_rate=invoice.tax_rate)
+    credit_lines = [
+        InvoiceLine(invoice=note, service=line.service, customer=line.customer, line_type=LineType.CREDIT,
+                    period=line.period, quantity=line.quantity, unit_price=line.unit_price, amount=-line.amount,
+                    description=f"Credit for {invoice.number}: {line.description}"[:300], taxable=line.taxable,
+                    key=f"credit:{line.pk}", position=n)
+        for n, line in enumerate(chosen)
+    ]
+    subtotal = money_sum(line.amount for line in credit_lines)
+    if lines is None:
+        tax = -invoice.tax_amount
+    else:
+        tax = quantize_money(money_sum(line.amount for line in credit_lines if line.taxable) * invoice.tax_rate
+                             / HUNDRED, invoice.currency)
+    if invoice.tax_rate > 0:
+        credit_lines.append(InvoiceLine(
+            invoice=note, line_type=LineType.TAX, period=credit_lines[0].period, unit_price=invoice.tax_rate,
+            amount=tax, description=f"Tax {invoice.tax_rate.normalize():f}%", taxable=False,
+            position=len(credit_lines)))
+    InvoiceLine.objects.bulk_create(credit_lines)
+    note.subtotal, note.tax_amount, note.total = subtotal, tax, subtotal + tax
+    note.amount_due = note.total
+    note.payment_status = PaymentStatus.PAID
+    note.save()
+    _issue(note, actor=actor)
+    audit_record(actor=actor, action="invoice.credit", obj=note, partner=invoice.partner,
+                 after={"credits": invoice.number, "total": str(note.total), "reason": reason,
+                        "lines": [line.pk for line in chosen]})
+    invoice_status_refresh(invoice)
+    return note
+
+
+def partner_balance(partner: Partner) -> Decimal:
+    """What the partner owes now: every issued document's total less every payment."""
+    documents = Invoice.objects.issued().filter(partner=partner).aggregate(s=Sum("total"))["s"] or ZERO
+    paid = Payment.objects.filter(partner=partner).aggregate(s=Sum("amount"))["s"] or ZERO
+    return documents - paid
+
+
+def unsent_invoices():
+    return Invoice.objects.issued().filter(emailed_at__isnull=True).exclude(kind=InvoiceKind.CN)
+
+
+
+@transaction.atomic
+def invoice_email_send(*, invoice: Invoice) -> Invoice:
+    """Email an issued invoice's PDF to the partner's billing contacts, once."""
+    from django.conf import settings
+    from django.core.mail import EmailMessage
+
+    from invoicing.pdf import render_invoice_pdf
+
+    invoice = Invoice.objects.select_for_update().select_related("partner").get(pk=invoice.pk)
+    if invoice.emailed_at is not None or not invoice.is_issued:
+        return invoice
+    recipients = invoice.partner.billing_contacts
+    if recipients:
+        message = EmailMessage(
+            subject=f"{invoice.partner.name}: invoice {invoice.number}, due {invoice.due_date}",
+            body=(f"Please find attached invoice {invoice.number} dated {invoice.issue_date}.\n"
+                  f"Amount due: {invoice.amount_due} {invoice.currency}, by {invoice.due_date}.\n"),
+            from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
+        )
+        message.attach(f"{invoice.number}.pdf", render_invoice_pdf(invoice), "application/pdf")
+        message.send()
+    invoice.emailed_at = timezone.now()
+    invoice.save(update_fields=["emailed_at"])
+    return invoice

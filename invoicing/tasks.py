@@ -1,0 +1,48 @@
+"""Thin Celery tasks: billing per partner fanned out daily, invoice emails, payment statuses."""
+
+from celery import group, shared_task
+from django.utils import timezone
+
+from billing.actor import Actor
+from billing.periods import utc_date
+from invoicing.models import Invoice
+from invoicing.services import invoice_email_send, invoice_statuses_refresh, partner_bill, unsent_invoices
+from partners.models import Partner
+
+BILLING_QUEUE = "billing"
+
+
+@shared_task(bind=True, max_retries=3, default_retry_delay=300)
+def bill_partner_task(self, partner_id: int, through: str):
+    from datetime import date
+
+    documents = partner_bill(partner_id=partner_id, through=date.fromisoformat(through),
+                             actor=Actor(label="billing task"))
+    return [d.number for d in documents]
+
+
+@shared_task
+def run_daily_billing_task():
+    """Daily (celery-beat): bill every partner through today, one task per partner."""
+    today = utc_date(timezone.now()).isoformat()
+    partner_ids = list(Partner.objects.order_by("pk").values_list("pk", flat=True))
+    group(bill_partner_task.s(pk, today) for pk in partner_ids).apply_async(queue=BILLING_QUEUE)
+    return len(partner_ids)
+
+
+@shared_task(bind=True, max_retries=5, default_retry_delay=120)
+def send_invoice_task(self, invoice_id: int):
+    invoice = Invoice.objects.select_related("partner").get(pk=invoice_id)
+    try:
+        invoice_email_send(invoice=invoice)
+    except OSError as exc:  # SMTP down: try later
+        raise self.retry(exc=exc) from exc
+
+
+@shared_task
+def refresh_payment_statuses_task():
+    """Daily: invoices past due become overdue; emails that never left are sent."""
+    changed = invoice_statuses_refresh()
+    for invoice_id in unsent_invoices().values_list("pk", flat=True):
+        send_invoice_task.delay(invoice_id)
+    return changed
