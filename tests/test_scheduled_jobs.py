@@ -1,0 +1,46 @@
+"""The scheduled jobs: beat entries created by migrations, the daily billing fan-out per partner,
+and the daily payment-status refresh (run in-process here; tests/test_broker.py covers Redis)."""
+
+from datetime import UTC, datetime
+
+import pytest
+import time_machine
+from django_celery_beat.models import PeriodicTask
+
+from invoicing.models import Invoice, PaymentStatus
+from invoicing.tasks import refresh_payment_statuses_task, run_daily_billing_task
+from tests.examples import replay
+
+pytestmark = pytest.mark.django_db
+
+
+def test_beat_entries_exist_and_name_real_tasks():
+    from billing.celery import app
+
+    app.loader.import_default_modules()
+    entries = dict(PeriodicTask.objects.values_list("task", "enabled"))
+    for task in ("invoicing.tasks.run_daily_billing_task", "invoicing.tasks.refresh_payment_statuses_task",
+                 "partners.tasks.evaluate_utilization_alerts_task"):
+        assert entries.get(task) is True
+        assert task in app.tasks
+
+
+def test_daily_billing_fans_out_per_partner_and_is_idempotent(data_dir):
+    replay(data_dir / "seat-days-basic", upto_billing=False)
+    replay(data_dir / "per-host-and-licenses", upto_billing=False)
+    with time_machine.travel(datetime(2026, 5, 1, 0, 30, tzinfo=UTC), tick=False):
+        assert run_daily_billing_task() == 2
+        numbers = sorted(Invoice.objects.values_list("number", flat=True))
+        assert run_daily_billing_task() == 2
+    assert sorted(Invoice.objects.values_list("number", flat=True)) == numbers
+    # brightdesk: April and May; tidewater: March, April and May, and the hosting first month
+    assert numbers == ["CI-0001", "CI-0002", "CI-0003", "CI-0004", "CI-0005", "INV-0001"]
+
+
+def test_daily_refresh_marks_unpaid_invoices_overdue(data_dir):
+    replay(data_dir / "seat-days-basic")
+    assert set(Invoice.objects.values_list("payment_status", flat=True)) == {PaymentStatus.OPEN}
+    with time_machine.travel(datetime(2026, 5, 20, 6, tzinfo=UTC), tick=False):
+        assert refresh_payment_statuses_task() == 1  # CI-0001 was due 2026-05-01
+    assert Invoice.objects.get(number="CI-0001").payment_status == PaymentStatus.OVERDUE
+    assert Invoice.objects.get(number="CI-0002").payment_status == PaymentStatus.OPEN
