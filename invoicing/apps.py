@@ -6,4 +6,5 @@ class InvoicingConfig(AppConfig):
     verbose_name = "Invoicing"
 
     def ready(self):
-        from invoicing import reports  # noqa: F401  (registers the periods report)
+        # registers the periods report and the one-time-charges and payments import kinds
+        from invoicing import imports, reports  # noqa: F401

@@ -1,0 +1,236 @@
+"""Import kinds of invoicing: one-time-charges and payments (RULES 4, 6, 9.5, 9.11).
+
+Both follow the engine's contract (billing.importing): keys are resolved one query per batch, every
+bad row is reported as `row N: column: reason`, and any bad row writes nothing. Neither kind ever
+updates or deletes a stored row: a row either creates one record or, as an exact duplicate of a
+record (earlier in the file or already imported), changes nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.utils import timezone
+
+from billing.actor import Actor
+from billing.importing import ImportContext, ImportKind, ParsedRow
+from billing.money import currency_places, currency_quantum, quantize_money
+from billing.periods import utc_date
+from billing.registry import register_import
+from invoicing.models import AMOUNT, Invoice, InvoiceKind, InvoiceState, OneTimeCharge, Payment
+from invoicing.resources import OneTimeChargeResource, PaymentResource
+from invoicing.services import invoice_status_refresh
+from partners.audit import audit_entry, jsonable
+from partners.lookups import customers_by_key
+from partners.models import AuditLog, Partner
+
+# The largest total an invoice can hold (its amount columns: 14 digits, 2 of them decimal places).
+MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
+HUNDRED = Decimal(100)
+
+
+def _actor(ctx: ImportContext) -> Actor:
+    return ctx.actor or Actor(label=f"import {ctx.kind}")
+
+
+@register_import
+class OneTimeChargesImport(ImportKind):
+    """One-time charges (hardware, onboarding fees, true-ups): each is billed on its own INV, dated the
+    charge's date, by `run_billing` (RULES 4, 9.5).
+
+    A charge has no natural key beyond the whole row: partner, customer, description, quantity,
+    unit_price, date and taxable (numbers compared by value, so 2 and 2.00 are the same). So:
+
+    - a row equal to a charge already imported, or to an earlier row of the same file, is an exact
+      duplicate and changes nothing (RULES 9.11): re-importing a file never charges twice;
+    - two rows that differ in any column are two charges. Two identical items bought the same day
+      are one row with quantity 2, not two identical rows;
+    - an import never changes nor removes a stored charge. A charge already billed (its INV issued,
+      an invoice line keyed `one_time:<pk>`) therefore stays as it was billed, and a row that
+      "corrects" it is a new charge; a wrong charge is corrected by a credit note, never by an edit.
+
+    A unit price of 0 is allowed (an item shown at no cost); a negative one is refused, since a
+    credit is a credit note. The date may not be in the future (UTC); the charge's amount, with the
+    partner's tax, must fit on one invoice.
+    """
+
+    name = "one-time-charges"
+    resource_class = OneTimeChargeResource
+    required_columns = ("partner", "description", "quantity", "unit_price", "date")
+
+    @staticmethod
+    def key(partner_id: int, customer_id: int | None, values: dict) -> tuple:
+        return (partner_id, customer_id, values["description"], values["quantity"], values["unit_price"],
+                values["date"], values["taxable"])
+
+    def process_batch(self, batch: list[ParsedRow], ctx: ImportContext) -> None:
+        today = utc_date(timezone.now())
+        # the partners' rows are the billing run's lock: a charge is not half-seen by a concurrent run, and two
+        # concurrent imports of one file see each other's charges (and so create them once)
+        partners = {p.slug: p for p in Partner.objects.select_for_update().filter(
+            slug__in={r.values["partner"] for r in batch}).order_by("pk")}
+        customers = customers_by_key(
+            (r.values["partner"], r.values["customer"]) for r in batch if r.values["customer"]
+        )
+        candidates = []
+        for row in batch:
+            v = row.values
+            partner = partners.get(v["partner"])
+            if partner is None:
+                ctx.error(row.number, "partner", f"unknown partner {v['partner']!r}")
+                continue
+            customer = None
+            if v["customer"]:
+                customer = customers.get((partner.slug, v["customer"]))
+                if customer is None:
+                    ctx.error(row.number, "customer", f"unknown customer {v['customer']!r} of partner {partner.slug}")
+                    continue
+            if v["date"] > today:
+                ctx.error(row.number, "date", f"{v['date']} is in the future")
+                continue
+            amount = quantize_money(v["quantity"] * v["unit_price"], partner.currency)
+            tax = quantize_money(amount * partner.tax_rate / HUNDRED, partner.currency)
+            if amount + tax >= MAX_TOTAL:
+                ctx.error(row.number, "unit_price", f"quantity x unit_price = {amount} {partner.currency} is too "
+                                                    f"large for one invoice")
+                continue
+            candidates.append((row, partner, customer))
+        existing = set()
+        if candidates:
+            stored = OneTimeCharge.objects.filter(
+                partner__in={p.pk for _, p, _ in candidates}, date__in={r.values["date"] for r, _, _ in candidates}
+            ).values("partner_id", "customer_id", "description", "quantity", "unit_price", "date", "taxable")
+            existing = {self.key(s["partner_id"], s["customer_id"], s) for s in stored}
+        seen: set[tuple] = ctx.state.setdefault("seen", set())
+        creates = []
+        for row, partner, customer in candidates:
+            key = self.key(partner.pk, customer.pk if customer else None, row.values)
+            if key in seen or key in existing:
+                ctx.unchanged += 1  # an exact duplicate, in the file or already imported
+                continue
+            seen.add(key)
+            v = row.values
+            creates.append(OneTimeCharge(
+                partner=partner, customer=customer, description=v["description"], quantity=v["quantity"],
+                unit_price=v["unit_price"], date=v["date"], taxable=v["taxable"], source=ctx.source[:100],
+            ))
+            ctx.created += 1
+        if not creates or not ctx.ok:
+            return  # nothing will be kept: spare the writes, keep validating
+        OneTimeCharge.objects.bulk_create(creates)
+        actor = _actor(ctx)
+        AuditLog.objects.bulk_create(
+            audit_entry(
+                actor=actor, action="one_time_charge.create", obj=charge, partner=charge.partner,
+                after={"customer": charge.customer.slug if charge.customer else None,
+                       "description": charge.description, "quantity": jsonable(charge.quantity),
+                       "unit_price": jsonable(charge.unit_price), "currency": charge.partner.currency,
+                       "date": jsonable(charge.date), "taxable": charge.taxable, "file": ctx.source},
+            )
+            for charge in creates
+        )
+
+
+@register_import
+class PaymentsImport(ImportKind):
+    """Payments received against issued invoices (RULES 4: the ledger and the payment status).
+
+    `invoice_number` names an issued CI or INV (case does not matter: ci-0001 is CI-0001); a draft
+    has no number to pay, and a credit note is not paid. The amount is above zero, in the invoice's
+    currency, with at most its minor unit's places (2 for USD/EUR/GBP). `paid_on` is a UTC date, not
+    in the future and not before the invoice's issue date.
+
+    A payment's identity is (invoice, amount, paid_on, reference): a row equal to a payment already
+    recorded, or to an earlier row of the file, is an exact duplicate and changes nothing, so a bank
+    file can be imported again. Two real payments of the same amount on the same day to the same
+    invoice need distinct references. More than the amount due is accepted (the invoice is paid; the
+    rest stays on the partner's account balance), and so is a payment of a voided invoice, which
+    stays void.
+
+    Payments are written in bulk, each audited as `payment.record` (as invoicing.services.payment_record
+    does), then the payment status of every invoice touched is refreshed once, after the last batch:
+    open, partially_paid, paid or overdue as of today.
+    """
+
+    name = "payments"
+    resource_class = PaymentResource
+    required_columns = ("invoice_number", "amount", "paid_on")
+
+    def process_batch(self, batch: list[ParsedRow], ctx: ImportContext) -> None:
+        today = utc_date(timezone.now())
+        numbers = {r.values["invoice_number"].upper() for r in batch}
+        # locked: two concurrent imports of one bank file record each payment once
+        invoices = {
+            i.number: i for i in Invoice.objects.select_for_update(of=("self",)).filter(number__in=numbers)
+            .select_related("partner").order_by("pk")
+        }
+        candidates = []
+        for row in batch:
+            v = row.values
+            number = v["invoice_number"].upper()
+            invoice = invoices.get(number)
+            if invoice is None:
+                ctx.error(row.number, "invoice_number", f"unknown invoice {v['invoice_number']!r}")
+                continue
+            if ctx.partner and invoice.partner.slug != ctx.partner:
+                ctx.error(row.number, "invoice_number", f"{number} is an invoice of partner {invoice.partner.slug}, "
+                                                        f"not of the partner given with --partner ({ctx.partner})")
+                continue
+            if invoice.state != InvoiceState.ISSUED:
+                ctx.error(row.number, "invoice_number",
+                          f"{number} is a draft: payments are recorded against issued invoices")
+                continue
+            if invoice.kind == InvoiceKind.CN:
+                ctx.error(row.number, "invoice_number", f"{number} is a credit note: a credit note is not paid")
+                continue
+            ok = True
+            amount = v["amount"]
+            places = currency_places(invoice.currency)
+            if amount != amount.quantize(currency_quantum(invoice.currency)):
+                ctx.error(row.number, "amount", f"at most {places} decimal places ({invoice.currency})")
+                ok = False
+            if v["paid_on"] > today:
+                ctx.error(row.number, "paid_on", f"{v['paid_on']} is in the future")
+                ok = False
+            elif v["paid_on"] < invoice.issue_date:
+                ctx.error(row.number, "paid_on",
+                          f"{v['paid_on']} is before the issue date of {number} ({invoice.issue_date})")
+                ok = False
+            if ok:
+                candidates.append((row, invoice))
+        existing = set()
+        if candidates:
+            existing = set(Payment.objects.filter(invoice__in={i.pk for _, i in candidates})
+                           .values_list("invoice_id", "amount", "paid_on", "reference"))
+        seen: set[tuple] = ctx.state.setdefault("seen", set())
+        creates = []
+        actor = _actor(ctx)
+        for row, invoice in candidates:
+            v = row.values
+            key = (invoice.pk, v["amount"], v["paid_on"], v["reference"])
+            if key in seen or key in existing:
+                ctx.unchanged += 1  # an exact duplicate, in the file or already recorded
+                continue
+            seen.add(key)
+            creates.append(Payment(
+                partner_id=invoice.partner_id, invoice=invoice, amount=v["amount"], paid_on=v["paid_on"],
+                reference=v["reference"], recorded_by=actor.user, source=ctx.source[:100],
+            ))
+            ctx.created += 1
+        if not creates or not ctx.ok:
+            return
+        Payment.objects.bulk_create(creates)
+        AuditLog.objects.bulk_create(
+            audit_entry(actor=actor, action="payment.record", obj=p, partner=p.invoice.partner,
+                        after={"invoice": p.invoice.number, "amount": str(p.amount), "paid_on": str(p.paid_on),
+                               "reference": p.reference, "file": ctx.source})
+            for p in creates
+        )
+        ctx.state.setdefault("touched", set()).update(p.invoice_id for p in creates)
+
+    def finish(self, ctx: ImportContext) -> None:
+        touched = ctx.state.get("touched")
+        if not ctx.ok or not touched:
+            return
+        for invoice in Invoice.objects.select_for_update().filter(pk__in=touched).order_by("pk"):
+            invoice_status_refresh(invoice)
