@@ -19,7 +19,7 @@ from billing.periods import utc_date
 from billing.registry import register_import
 from invoicing.models import AMOUNT, Invoice, InvoiceKind, InvoiceState, OneTimeCharge, Payment
 from invoicing.resources import OneTimeChargeResource, PaymentResource
-from invoicing.services import invoice_status_refresh
+from invoicing.services import invoice_statuses_refresh
 from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key
 from partners.models import AuditLog, Partner
@@ -232,5 +232,6 @@ class PaymentsImport(ImportKind):
         touched = ctx.state.get("touched")
         if not ctx.ok or not touched:
             return
-        for invoice in Invoice.objects.select_for_update().filter(pk__in=touched).order_by("pk"):
-            invoice_status_refresh(invoice)
+        locked = Invoice.objects.select_for_update().filter(pk__in=touched).order_by("pk")
+        list(locked.values_list("pk", flat=True))
+        invoice_statuses_refresh(invoices=Invoice.objects.filter(pk__in=touched))

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.actor import Actor
-from billing.money import ZERO, money_sum, quantize_money
+from billing.money import ZERO, currency_places, money_sum, quantize_money
 from billing.periods import Period, periods_between, utc_date
 from invoicing.models import (
     ChildInvoice,
@@ -39,13 +41,29 @@ class BillingError(Exception):
 
 
 # --- numbering -------------------------------------------------------------------------------------
+PREFIXES = (InvoiceKind.CI, InvoiceKind.CN, InvoiceKind.INV)
+
+
+def _sequences_locked(prefixes: list[str]) -> dict[str, InvoiceSequence]:
+    rows = InvoiceSequence.objects.select_for_update().filter(prefix__in=prefixes).order_by("prefix")
+    return {row.prefix: row for row in rows}
+
+
 def number_take(kind: str) -> str:
     """The next number of a prefix, taken under the sequence row's lock: unique and gapless, since a
-    rolled-back transaction gives its number back."""
-    sequence = InvoiceSequence.objects.select_for_update().filter(prefix=kind).first()
-    if sequence is None:
-        InvoiceSequence.objects.get_or_create(prefix=kind)
-        sequence = InvoiceSequence.objects.select_for_update().get(prefix=kind)
+    rolled-back transaction gives its number back.
+
+    Every prefix's row is locked at once, always in the same order: a partner's run that issues a CI
+    then an INV and another partner's that issues an INV then a CI would otherwise each hold the row
+    the other waits for (a deadlock when partners are billed in parallel, as the daily task does).
+    """
+    prefixes = [kind]
+    rows = _sequences_locked(prefixes)
+    if len(rows) < len(prefixes):  # a database without its sequences yet
+        InvoiceSequence.objects.bulk_create([InvoiceSequence(prefix=p) for p in prefixes if p not in rows],
+                                            ignore_conflicts=True)
+        rows = _sequences_locked(prefixes)
+    sequence = rows[kind]
     sequence.last += 1
     sequence.save(update_fields=["last"])
     return f"{kind}-{sequence.last:04d}"
@@ -116,9 +134,19 @@ def partner_bill(*, partner_id: int, through: date, draft: bool = False, actor: 
                                                    date__lte=min(month.last, through)).select_related("customer"):
             if f"one_time:{charge.pk}" not in billed_keys:
                 pending.append(_Draft(INV, charge.date, [], customer=charge.customer, one_time=charge))
-        for item in sorted(pending, key=lambda d: (d.issue_date, d.kind != CI)):
+        for item in sorted(pending, key=_issue_order):
             created.append(_write(partner, item, draft=draft, actor=actor))
     return created
+
+
+def _issue_order(item: _Draft) -> tuple:
+    """Date order (RULES 9.6): the month's CI first on its 1st, then INVs by date, first months before
+    one-time charges, each in the order they were recorded."""
+    if item.kind == CI:
+        return (item.issue_date, 0, 0)
+    if item.one_time is not None:
+        return (item.issue_date, 2, item.one_time.pk)
+    return (item.issue_date, 1, item.lines[0].service.pk)
 
 
 def _first_month(partner: Partner) -> Period | None:
@@ -242,13 +270,18 @@ def _statement(invoice: Invoice) -> None:
         Invoice.objects.filter(partner=invoice.partner, kind=InvoiceKind.CI, state=InvoiceState.ISSUED,
                                issue_date__lt=invoice.issue_date).order_by("-issue_date").first()
     )
-    since = previous.issue_date if previous else date.min
-    window = {"gte": since, "lt": invoice.issue_date}
-    paid = Payment.objects.filter(partner=invoice.partner, paid_on__gte=window["gte"], paid_on__lt=window["lt"])
-    credits = Invoice.objects.filter(partner=invoice.partner, kind=InvoiceKind.CN, state=InvoiceState.ISSUED,
-                                     issue_date__gte=window["gte"], issue_date__lt=window["lt"])
-    others = Invoice.objects.filter(partner=invoice.partner, kind=InvoiceKind.INV, state=InvoiceState.ISSUED,
-                                    issue_date__gte=window["gte"], issue_date__lt=window["lt"])
+    # A payment, credit note or INV shows on the first CI dated after it that was issued after it was
+    # recorded: dated before this CI, and not already on the previous one (CIs go forward in date and
+    # in issue time, so the previous CI's rule covers every earlier one). A payment recorded late is
+    # never lost.
+    paid = Payment.objects.filter(partner=invoice.partner, paid_on__lt=invoice.issue_date)
+    documents = Invoice.objects.filter(partner=invoice.partner, state=InvoiceState.ISSUED,
+                                       issue_date__lt=invoice.issue_date)
+    if previous is not None:
+        paid = paid.exclude(paid_on__lt=previous.issue_date, recorded_at__lte=previous.issued_at)
+        documents = documents.exclude(issue_date__lt=previous.issue_date, issued_at__lte=previous.issued_at)
+    credits = documents.filter(kind=InvoiceKind.CN)
+    others = documents.filter(kind=InvoiceKind.INV)
     invoice.previous_balance = previous.amount_due if previous else ZERO
     invoice.payments_and_credits = (paid.aggregate(s=Sum("amount"))["s"] or ZERO) - (
         credits.aggregate(s=Sum("total"))["s"] or ZERO)
@@ -261,7 +294,8 @@ def _issue(invoice: Invoice, *, actor: Actor) -> None:
     invoice.number = number_take(invoice.kind)
     invoice.state = InvoiceState.ISSUED
     invoice.issued_at = timezone.now()
-    invoice.payment_status = PaymentStatus.OPEN
+    # a credit note is never owed; a backdated invoice may be overdue already, a zero one paid
+    invoice.payment_status = invoice_status(invoice)
     Invoice.objects.filter(pk=invoice.pk).update(  # the one write that turns a draft into an issued invoice
         number=invoice.number, state=invoice.state, issued_at=invoice.issued_at,
         payment_status=invoice.payment_status,
@@ -298,20 +332,26 @@ def invoice_issue_draft(*, invoice: Invoice, actor: Actor) -> Invoice:
 
 
 # --- payments, credits and the payment status ---------------------------------------------------
-def invoice_status(invoice: Invoice, *, today: date | None = None) -> str:
-    today = today or utc_date(timezone.now())
-    if invoice.kind == InvoiceKind.CN:
+def status_from(*, kind: str, total: Decimal, due_date: date, paid: Decimal, credited: Decimal,
+                today: date) -> str:
+    """Payment status from what was paid and credited (RULES 4): void once credited in full."""
+    if kind == InvoiceKind.CN:
         return PaymentStatus.PAID
-    credited = -(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
-                 .aggregate(s=Sum("total"))["s"] or ZERO)
-    if invoice.total > 0 and credited >= invoice.total:
+    if total > 0 and credited >= total:
         return PaymentStatus.VOID
-    paid = invoice.payments.aggregate(s=Sum("amount"))["s"] or ZERO
-    if paid + credited >= invoice.total:
+    if paid + credited >= total:
         return PaymentStatus.PAID
-    if invoice.due_date < today:
+    if due_date < today:
         return PaymentStatus.OVERDUE
     return PaymentStatus.PARTIALLY_PAID if paid + credited > 0 else PaymentStatus.OPEN
+
+
+def invoice_status(invoice: Invoice, *, today: date | None = None) -> str:
+    credited = -(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
+                 .aggregate(s=Sum("total"))["s"] or ZERO)
+    paid = invoice.payments.aggregate(s=Sum("amount"))["s"] or ZERO if invoice.pk else ZERO
+    return status_from(kind=invoice.kind, total=invoice.total, due_date=invoice.due_date, paid=paid,
+                       credited=credited, today=today or utc_date(timezone.now()))
 
 
 def invoice_status_refresh(invoice: Invoice, *, today: date | None = None) -> Invoice:
@@ -322,14 +362,28 @@ def invoice_status_refresh(invoice: Invoice, *, today: date | None = None) -> In
     return invoice
 
 
-def invoice_statuses_refresh(*, today: date | None = None) -> int:
-    """The daily job: open invoices past their due date become overdue (and so on). Returns changes."""
-    changed = 0
-    for invoice in Invoice.objects.issued().exclude(payment_status__in=[PaymentStatus.PAID, PaymentStatus.VOID]):
-        before = invoice.payment_status
-        if invoice_status_refresh(invoice, today=today).payment_status != before:
-            changed += 1
-    return changed
+def invoice_statuses_refresh(*, invoices=None, today: date | None = None) -> int:
+    """Bring payment statuses up to date in a fixed number of queries (the daily job: open invoices past
+    their due date become overdue; imports: the invoices they paid). Returns how many changed."""
+    today = today or utc_date(timezone.now())
+    if invoices is None:
+        invoices = Invoice.objects.issued().exclude(payment_status__in=[PaymentStatus.PAID, PaymentStatus.VOID])
+    paid_sum = Payment.objects.filter(invoice=OuterRef("pk")).order_by().values("invoice").annotate(
+        s=Sum("amount")).values("s")
+    credit_sum = Invoice.objects.filter(credits=OuterRef("pk"), state=InvoiceState.ISSUED).order_by().values(
+        "credits").annotate(s=Sum("total")).values("s")
+    rows = invoices.filter(state=InvoiceState.ISSUED).annotate(
+        paid=Coalesce(Subquery(paid_sum), Value(ZERO), output_field=DecimalField()),
+        credited=Coalesce(Subquery(credit_sum), Value(ZERO), output_field=DecimalField()),
+    ).values_list("pk", "kind", "total", "due_date", "paid", "credited", "payment_status")
+    moves: dict[str, list[int]] = defaultdict(list)
+    for pk, kind, total, due_date, paid, credited, current in rows:
+        status = status_from(kind=kind, total=total, due_date=due_date, paid=paid, credited=-credited, today=today)
+        if status != current:
+            moves[status].append(pk)
+    for status, pks in moves.items():
+        Invoice.objects.filter(pk__in=pks).update(payment_status=status)
+    return sum(len(pks) for pks in moves.values())
 
 
 @transaction.atomic
@@ -341,6 +395,12 @@ def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, referenc
         raise BillingError("a credit note is not paid")
     if amount <= 0:
         raise BillingError("a payment is a positive amount")
+    if amount != quantize_money(amount, invoice.currency):
+        raise BillingError(f"at most {currency_places(invoice.currency)} decimal places ({invoice.currency})")
+    if paid_on > utc_date(timezone.now()):
+        raise BillingError("a payment cannot be dated in the future")
+    if paid_on < invoice.issue_date:
+        raise BillingError(f"{invoice.number} was issued on {invoice.issue_date}: a payment cannot be dated before")
     payment = Payment.objects.create(partner=invoice.partner, invoice=invoice, amount=amount, paid_on=paid_on,
                                      reference=reference, recorded_by=actor.user, source=source)
     audit_record(actor=actor, action="payment.record", obj=payment, partner=invoice.partner,

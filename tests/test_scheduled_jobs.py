@@ -38,9 +38,14 @@ def test_daily_billing_fans_out_per_partner_and_is_idempotent(data_dir):
 
 
 def test_daily_refresh_marks_unpaid_invoices_overdue(data_dir):
-    replay(data_dir / "seat-days-basic")
-    assert set(Invoice.objects.values_list("payment_status", flat=True)) == {PaymentStatus.OPEN}
-    with time_machine.travel(datetime(2026, 5, 20, 6, tzinfo=UTC), tick=False):
-        assert refresh_payment_statuses_task() == 1  # CI-0001 was due 2026-05-01
-    assert Invoice.objects.get(number="CI-0001").payment_status == PaymentStatus.OVERDUE
-    assert Invoice.objects.get(number="CI-0002").payment_status == PaymentStatus.OPEN
+    """Issued on 1 June, CI-0001 and CI-0002 are past due at once; CI-0003 becomes overdue after 1 July."""
+    with time_machine.travel(datetime(2026, 6, 1, 12, tzinfo=UTC), tick=False):
+        replay(data_dir / "seat-days-basic")
+    statuses = dict(Invoice.objects.values_list("number", "payment_status"))
+    assert statuses == {"CI-0001": PaymentStatus.OVERDUE, "CI-0002": PaymentStatus.OVERDUE,
+                        "CI-0003": PaymentStatus.OPEN}
+    with time_machine.travel(datetime(2026, 7, 1, 6, tzinfo=UTC), tick=False):
+        assert refresh_payment_statuses_task() == 0  # due today: not yet overdue
+    with time_machine.travel(datetime(2026, 7, 2, 6, tzinfo=UTC), tick=False):
+        assert refresh_payment_statuses_task() == 1
+    assert Invoice.objects.get(number="CI-0003").payment_status == PaymentStatus.OVERDUE
