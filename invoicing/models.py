@@ -129,13 +129,31 @@ class Invoice(models.Model):
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        if self.state == InvoiceState.ISSUED:
-            raise IssuedInvoiceError(f"{self.number} is issued and cannot be deleted; issue a credit note")
+        # the stored state decides, not this copy's: a copy loaded as a draft may have been issued since
+        stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first() if self.pk else None
+        if InvoiceState.ISSUED in (self.state, stored):
+            raise IssuedInvoiceError(f"{self.number or 'this invoice'} is issued and cannot be deleted; "
+                                     "issue a credit note")
         return super().delete(*args, **kwargs)
 
     @property
     def is_issued(self) -> bool:
         return self.state == InvoiceState.ISSUED
+
+
+class ChildInvoiceQuerySet(models.QuerySet):
+    """A child is part of its CI: once the CI is issued it cannot change, and deleting it would
+    delete its lines."""
+
+    def update(self, **kwargs):
+        if self.filter(invoice__state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("child invoices of issued invoices cannot change")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.filter(invoice__state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("child invoices of issued invoices cannot be deleted")
+        return super().delete()
 
 
 class ChildInvoice(models.Model):
@@ -147,11 +165,23 @@ class ChildInvoice(models.Model):
     due_date = models.DateField()
     subtotal = models.DecimalField(**AMOUNT, default=Decimal("0"))
 
+    objects = ChildInvoiceQuerySet.as_manager()
+
     class Meta:
         ordering = ["invoice", "customer__name"]
 
     def __str__(self):
         return f"{self.invoice} / {self.customer.name if self.customer_id else 'partner services'}"
+
+    def save(self, *args, **kwargs):
+        if self.invoice_id and Invoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("child invoices of issued invoices cannot change; issue a credit note")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.invoice_id and Invoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("child invoices of issued invoices cannot be deleted")
+        return super().delete(*args, **kwargs)
 
 
 class InvoiceLineQuerySet(models.QuerySet):
@@ -200,7 +230,7 @@ class InvoiceLine(models.Model):
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        if self.invoice.is_issued:
+        if self.invoice_id and Invoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
             raise IssuedInvoiceError("lines of issued invoices cannot be deleted")
         return super().delete(*args, **kwargs)
 

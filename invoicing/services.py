@@ -57,7 +57,7 @@ def number_take(kind: str) -> str:
     then an INV and another partner's that issues an INV then a CI would otherwise each hold the row
     the other waits for (a deadlock when partners are billed in parallel, as the daily task does).
     """
-    prefixes = [kind]
+    prefixes = sorted({*PREFIXES, kind})
     rows = _sequences_locked(prefixes)
     if len(rows) < len(prefixes):  # a database without its sequences yet
         InvoiceSequence.objects.bulk_create([InvoiceSequence(prefix=p) for p in prefixes if p not in rows],
