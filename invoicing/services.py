@@ -40,6 +40,13 @@ class BillingError(Exception):
     """A billing request that cannot be carried out (one clear line)."""
 
 
+def money_total(queryset, field: str, currency: str) -> Decimal:
+    """A database sum of amounts, exact: SQLite sums decimals as floats, so the sum (of amounts already
+    rounded to the currency) is brought back to the currency's places."""
+    value = queryset.aggregate(s=Sum(field))["s"]
+    return quantize_money(Decimal(value), currency) if value is not None else ZERO
+
+
 # --- numbering -------------------------------------------------------------------------------------
 PREFIXES = (InvoiceKind.CI, InvoiceKind.CN, InvoiceKind.INV)
 
@@ -283,9 +290,9 @@ def _statement(invoice: Invoice) -> None:
     credits = documents.filter(kind=InvoiceKind.CN)
     others = documents.filter(kind=InvoiceKind.INV)
     invoice.previous_balance = previous.amount_due if previous else ZERO
-    invoice.payments_and_credits = (paid.aggregate(s=Sum("amount"))["s"] or ZERO) - (
-        credits.aggregate(s=Sum("total"))["s"] or ZERO)
-    invoice.other_invoices = others.aggregate(s=Sum("total"))["s"] or ZERO
+    currency = invoice.currency
+    invoice.payments_and_credits = money_total(paid, "amount", currency) - money_total(credits, "total", currency)
+    invoice.other_invoices = money_total(others, "total", currency)
     invoice.amount_due = (invoice.previous_balance - invoice.payments_and_credits + invoice.other_invoices
                           + invoice.total)
 
@@ -347,9 +354,9 @@ def status_from(*, kind: str, total: Decimal, due_date: date, paid: Decimal, cre
 
 
 def invoice_status(invoice: Invoice, *, today: date | None = None) -> str:
-    credited = -(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
-                 .aggregate(s=Sum("total"))["s"] or ZERO)
-    paid = invoice.payments.aggregate(s=Sum("amount"))["s"] or ZERO if invoice.pk else ZERO
+    credited = -money_total(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED), "total",
+                            invoice.currency)
+    paid = money_total(invoice.payments.all(), "amount", invoice.currency) if invoice.pk else ZERO
     return status_from(kind=invoice.kind, total=invoice.total, due_date=invoice.due_date, paid=paid,
                        credited=credited, today=today or utc_date(timezone.now()))
 
@@ -375,10 +382,11 @@ def invoice_statuses_refresh(*, invoices=None, today: date | None = None) -> int
     rows = invoices.filter(state=InvoiceState.ISSUED).annotate(
         paid=Coalesce(Subquery(paid_sum), Value(ZERO), output_field=DecimalField()),
         credited=Coalesce(Subquery(credit_sum), Value(ZERO), output_field=DecimalField()),
-    ).values_list("pk", "kind", "total", "due_date", "paid", "credited", "payment_status")
+    ).values_list("pk", "kind", "currency", "total", "due_date", "paid", "credited", "payment_status")
     moves: dict[str, list[int]] = defaultdict(list)
-    for pk, kind, total, due_date, paid, credited, current in rows:
-        status = status_from(kind=kind, total=total, due_date=due_date, paid=paid, credited=-credited, today=today)
+    for pk, kind, currency, total, due_date, paid, credited, current in rows:
+        status = status_from(kind=kind, total=total, due_date=due_date, paid=quantize_money(Decimal(paid), currency),
+                             credited=-quantize_money(Decimal(credited), currency), today=today)
         if status != current:
             moves[status].append(pk)
     for status, pks in moves.items():
@@ -422,8 +430,8 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
     chosen = charge_lines if lines is None else [line for line in charge_lines if line in set(lines)]
     if not chosen:
         raise BillingError("choose at least one line to credit")
-    already = set(InvoiceLine.objects.filter(invoice__credits=invoice, invoice__state=InvoiceState.ISSUED)
-                  .values_list("key", flat=True))
+    already = set(InvoiceLine.objects.filter(invoice__credits=invoice, invoice__state=InvoiceState.ISSUED,
+                                             line_type=LineType.CREDIT).values_list("key", flat=True))
     if any(f"credit:{line.pk}" in already for line in chosen):
         raise BillingError("a chosen line is already credited")
     today = utc_date(timezone.now())
@@ -438,8 +446,10 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
         for n, line in enumerate(chosen)
     ]
     subtotal = money_sum(line.amount for line in credit_lines)
-    if lines is None:
-        tax = -invoice.tax_amount
+    earlier = Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
+    if len(already) + len(chosen) == len(charge_lines):
+        # the last lines credited: the tax still uncredited, so the credits add up to the invoice's tax
+        tax = -invoice.tax_amount - money_total(earlier, "tax_amount", invoice.currency)
     else:
         tax = quantize_money(money_sum(line.amount for line in credit_lines if line.taxable) * invoice.tax_rate
                              / HUNDRED, invoice.currency)
@@ -463,13 +473,14 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
 
 def partner_balance(partner: Partner) -> Decimal:
     """What the partner owes now: every issued document's total less every payment."""
-    documents = Invoice.objects.issued().filter(partner=partner).aggregate(s=Sum("total"))["s"] or ZERO
-    paid = Payment.objects.filter(partner=partner).aggregate(s=Sum("amount"))["s"] or ZERO
+    documents = money_total(Invoice.objects.issued().filter(partner=partner), "total", partner.currency)
+    paid = money_total(Payment.objects.filter(partner=partner), "amount", partner.currency)
     return documents - paid
 
 
 def unsent_invoices():
-    return Invoice.objects.issued().filter(emailed_at__isnull=True).exclude(kind=InvoiceKind.CN)
+    """Issued documents whose email never left (credit notes too): the daily job sends them."""
+    return Invoice.objects.issued().filter(emailed_at__isnull=True)
 
 
 

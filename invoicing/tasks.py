@@ -1,6 +1,9 @@
 """Thin Celery tasks: billing per partner fanned out daily, invoice emails, payment statuses."""
 
+from datetime import date
+
 from celery import group, shared_task
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from billing.actor import Actor
@@ -14,10 +17,12 @@ BILLING_QUEUE = "billing"
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=300)
 def bill_partner_task(self, partner_id: int, through: str):
-    from datetime import date
-
-    documents = partner_bill(partner_id=partner_id, through=date.fromisoformat(through),
-                             actor=Actor(label="billing task"))
+    """One partner's run; a database outage is retried (the run is idempotent: nothing bills twice)."""
+    try:
+        documents = partner_bill(partner_id=partner_id, through=date.fromisoformat(through),
+                                 actor=Actor(label="billing task"))
+    except (OperationalError, InterfaceError) as exc:
+        raise self.retry(exc=exc) from exc
     return [d.number for d in documents]
 
 

@@ -212,7 +212,9 @@ def test_a_credit_note_for_chosen_lines_credits_just_those_with_their_own_tax_an
     Credit the 12.30 line: -12.30 and tax 5% x -12.30 = -0.615 -> -0.62 (half away from zero): -12.92.
     Credit the support: -100.00 and a 0.00 tax line: -100.00. The balance falls by 112.92 to 8.08.
     Crediting the 12.30 line again, alone or with the whole invoice, is refused; the 7.70 line can
-    still be credited (-7.70 - 0.39 (0.385 -> 0.39) = -8.09), and with every line credited the CI is void."""
+    still be credited; being the last line, its credit note takes the tax still uncredited (1.00 - 0.62 =
+    0.38, not its own 0.385 -> 0.39): -7.70 - 0.38 = -8.08, the balance is back to exactly 0.00 and the CI is
+    void."""
     partner = PartnerFactory(slug="chosen", tax_rate=D("5"))
     april = {"start_date": date(2026, 4, 1)}
     service(partner, "a", Method.FLAT, "12.30", **april)
@@ -241,7 +243,8 @@ def test_a_credit_note_for_chosen_lines_credits_just_those_with_their_own_tax_an
             credit_note_issue(invoice=ci, actor=ACTOR)
         assert Invoice.objects.filter(kind=InvoiceKind.CN).count() == 2
         third = credit_note_issue(invoice=ci, lines=[line["b"]], actor=ACTOR)
-    assert third.total == D("-8.09")
+    assert third.total == D("-8.08")
+    assert partner_balance(partner) == D("0.00")
     ci.refresh_from_db()
     assert ci.payment_status == PaymentStatus.VOID
 
@@ -334,3 +337,17 @@ def test_payments_are_positive_and_for_issued_invoices(april_ci):
         pay(draft, "10.00", "2026-05-02")
     assert not Payment.objects.exists()
     assert not InvoiceLine.objects.filter(invoice__kind=InvoiceKind.CN).exists()
+
+
+def test_crediting_every_line_separately_credits_exactly_the_invoice_tax(db):
+    """The last chosen-lines credit note takes the tax still uncredited, so the credits never exceed the
+    invoice's tax by a rounding cent (balance back to exactly zero)."""
+    partner = PartnerFactory(tax_rate=Decimal("10"), billing_emails="")
+    for code, price in (("a", "6.15"), ("b", "3.85"), ("c", "0.04")):
+        service(partner, code, Method.FLAT, price, start_date=date(2026, 4, 1))
+    billing_run(through=date(2026, 4, 1), actor=ACTOR)
+    invoice = Invoice.objects.get(partner=partner)
+    assert invoice.tax_amount == Decimal("1.00")  # 10% of 10.04
+    for line in invoice.lines.exclude(line_type=LineType.TAX).order_by("position"):
+        credit_note_issue(invoice=invoice, lines=[line], actor=ACTOR)
+    assert partner_balance(partner) == Decimal("0.00")
