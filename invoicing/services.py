@@ -508,3 +508,18 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
     invoice.emailed_at = timezone.now()
     invoice.save(update_fields=["emailed_at"])
     return invoice
+
+
+def invoice_pdf_store(*, invoice: Invoice) -> Invoice:
+    """Render the PDF and keep it with the invoice (pdf_version counts renderings); issued invoices
+    allow this one change."""
+    from django.core.files.base import ContentFile
+
+    from invoicing.pdf import render_invoice_pdf
+
+    content = render_invoice_pdf(invoice)
+    invoice.pdf_version += 1
+    invoice.pdf.save(f"{invoice.number or f'draft-{invoice.pk}'}-v{invoice.pdf_version}.pdf", ContentFile(content),
+                     save=False)
+    invoice.save(update_fields=["pdf", "pdf_version"])
+    return invoice

@@ -58,9 +58,28 @@ def counts():
     return {model.__name__: model.objects.count() for model in MODELS}
 
 
+@pytest.fixture(autouse=True)
+def quick_pdfs(monkeypatch):
+    """WeasyPrint takes a fraction of a second per invoice: the demo's ~36 PDFs are stubbed here
+    (invoicing/tests/test_pdf.py renders real ones)."""
+    monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", lambda invoice: b"%PDF-1.7 demo stub")
+
+
 @pytest.fixture
 def demo():
     return load_demo()
+
+
+def test_demo_ends_with_issued_invoices_of_every_kind_with_pdfs(demo):
+    from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
+
+    issued = Invoice.objects.filter(state=InvoiceState.ISSUED)
+    assert set(issued.values_list("kind", flat=True)) == {InvoiceKind.CI, InvoiceKind.INV, InvoiceKind.CN}
+    assert not issued.filter(pdf="").exists()
+    assert set(issued.values_list("partner__slug", flat=True)) >= {"northwind", "keystone", "brightline"}
+    assert Payment.objects.exists()
+    line_types = set(issued.values_list("lines__line_type", flat=True))
+    assert {"first_month", "one_time", "proration", "credit", "tax", "variable_usage"} <= line_types
 
 
 def this_month() -> Period:

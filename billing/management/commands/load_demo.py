@@ -40,6 +40,7 @@ from django.utils import timezone
 
 from billing.actor import Actor
 from billing.importing import ImportFileError, run_import_text
+from billing.money import quantize_money
 from billing.periods import Period
 from partners.models import Partner, PartnerUser, Role
 
@@ -90,6 +91,16 @@ PARTNERS = [
      "payment_terms_days": "14", "billing_emails": "buchhaltung@granite-it.example"},
 ]
 DEMO_PARTNERS = tuple(p["slug"] for p in PARTNERS)
+
+# One-time purchases, each billed on its own INV (dates relative to the second demo month).
+ONE_TIME_CHARGES = [
+    {"partner": "northwind", "customer": "alpine-ski", "description": "Onboarding: network assessment",
+     "quantity": "1", "unit_price": "450.00", "taxable": "true", "date": lambda m: m.first + timedelta(days=6)},
+    {"partner": "northwind", "customer": "contoso-dental", "description": "Firewall appliance (hardware)",
+     "quantity": "2", "unit_price": "389.00", "taxable": "true", "date": lambda m: m.first + timedelta(days=13)},
+    {"partner": "keystone", "customer": "", "description": "RMM agent rollout (project hours)",
+     "quantity": "6.5", "unit_price": "95.00", "taxable": "false", "date": lambda m: m.first + timedelta(days=20)},
+]
 
 CUSTOMERS = [
     # seat_days
@@ -473,11 +484,51 @@ class Command(BaseCommand):
                     f"Demo data loaded: {len(missing)} partners ({', '.join(missing)}), history from "
                     f"{first.first} to now."
                 ))
+        self._invoices(first, now)
         self.stdout.write(f"Admin: http://127.0.0.1:8000/admin/  user: {ADMIN_USERNAME}  password: {ADMIN_PASSWORD}")
         self.stdout.write(
             "Partner users (password " + PARTNER_USER_PASSWORD + "): "
             + ", ".join(f"{name} ({role.label})" for name, _email, _partner, role in PARTNER_USERS)
         )
+
+    def _invoices(self, first: Period, now: datetime) -> None:
+        """One-time charges, the billing run through today, a few payments and a credit note, and the
+        PDFs: the demo ends with issued invoices of every kind. Demo invoices are not emailed."""
+        from django.test.utils import override_settings
+
+        from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
+        from invoicing.services import billing_run, credit_note_issue, invoice_pdf_store, payment_record
+
+        actor = Actor(label="load_demo")
+        second = first.next()
+        charges = [c for c in ONE_TIME_CHARGES if c["date"](second) <= now.date()]
+        if charges and not Invoice.objects.filter(kind=InvoiceKind.INV, lines__line_type="one_time").exists():
+            self._import("one-time-charges", _csv(
+                ["partner", "customer", "description", "quantity", "unit_price", "date", "taxable"],
+                [{**c, "date": c["date"](second).isoformat()} for c in charges]), source="load_demo one-time.csv")
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
+            with transaction.atomic():
+                issued = billing_run(through=now.date(), actor=actor)
+                if not Payment.objects.exists():
+                    older = Invoice.objects.issued().filter(kind=InvoiceKind.CI, issue_date__lt=second.next().first)
+                    for invoice in older:  # the first two months paid, one in three only half
+                        if invoice.total > 0:
+                            half = quantize_money(invoice.total / 2, invoice.currency)
+                            part = invoice.total if invoice.pk % 3 else half
+                            payment_record(invoice=invoice, amount=part, paid_on=invoice.due_date - timedelta(days=3),
+                                           reference=f"ACH {invoice.number}", actor=actor, source="load_demo")
+                    disputed = (Invoice.objects.issued().filter(kind=InvoiceKind.CI, partner__slug="northwind")
+                                .order_by("-issue_date").first())
+                    if disputed is not None:
+                        line = disputed.lines.exclude(line_type="tax").order_by("position").first()
+                        credit_note_issue(invoice=disputed, lines=[line], actor=actor,
+                                          reason="demo: goodwill credit for an onboarding week")
+            rendered = 0
+            for invoice in Invoice.objects.filter(state=InvoiceState.ISSUED, pdf="").order_by("pk"):
+                invoice_pdf_store(invoice=invoice)
+                rendered += 1
+        count = Invoice.objects.issued().count()
+        self.stdout.write(f"Invoices: {len(issued)} issued now, {count} in all; {rendered} PDFs rendered.")
 
     def _superuser(self) -> None:
         users = get_user_model()
