@@ -90,3 +90,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 elif report.when == "call":
                     ran += 1
     terminalreporter.write_line(f"PostgreSQL-only tests: {ran} ran, {skipped} skipped")
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings, tmp_path):
+    """Rendered PDFs go to a throwaway folder, never into the project's media/."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")

@@ -1,4 +1,8 @@
-"""Invoice PDFs: HTML templates rendered by WeasyPrint."""
+"""Invoice PDFs: Django templates rendered by WeasyPrint (STYLE 7).
+
+The document is self-contained: the CSS is inlined and the only font is DejaVu Sans from the
+operating system, so no URL is fetched while rendering.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,16 @@ from django.template.loader import render_to_string
 
 from invoicing.selectors import invoice_document
 
+TEMPLATE = "invoicing/invoice.html"
+
 
 def render_invoice_html(invoice) -> str:
-    return render_to_string("invoicing/invoice.html", invoice_document(invoice))
+    return render_to_string(TEMPLATE, invoice_document(invoice))
 
 
 def render_invoice_pdf(invoice) -> bytes:
-    from weasyprint import HTML
+    """The PDF of a CI, INV or credit note, as the partner receives it (A4, "Page N of M")."""
+    from weasyprint import HTML  # imported here: it needs Pango, which only rendering requires
 
-    return HTML(string=render_invoice_html(invoice), base_url=str(settings.BASE_DIR)).write_pdf()
+    html = HTML(string=render_invoice_html(invoice), base_url=str(settings.BASE_DIR))
+    return html.write_pdf()

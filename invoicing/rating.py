@@ -275,7 +275,7 @@ class _Rater:
                 customer = customers[cid]
                 self.add(service, line_type="usage", period=usage, quantity=count, unit_price=price,
                          amount=quantize_money(Decimal(count) * price, self.currency), customer=customer,
-                         description=f"{service.name} {usage}: {count} licenses, {customer.slug}")
+                         description=f"{service.name} {usage}: {count} licenses, {customer.name}")
 
     # --- per_asset prorations of billed months ----------------------------------------------------
     def prorations(self):

@@ -74,22 +74,173 @@ def seat_period(service: Service, period: Period, *, seat_days: int, purchases) 
     return SeatPeriod(service, period, seat_days, committed, price)
 
 
+def statement_sources(invoice):
+    """(previous CI, payments, issued documents) behind a CI's statement (RULES 4).
+
+    A payment, credit note or INV shows on the first CI dated after it that was issued after it was
+    recorded: dated before this CI, and not already on the previous one (CIs go forward in date and in
+    issue time, so the previous CI's rule covers every earlier one). A payment recorded late is never
+    lost. The one place this rule lives: the billing run and the invoice PDF both read it here.
+    """
+    from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
+
+    previous = (
+        Invoice.objects.filter(partner_id=invoice.partner_id, kind=InvoiceKind.CI, state=InvoiceState.ISSUED,
+                               issue_date__lt=invoice.issue_date).exclude(pk=invoice.pk)
+        .order_by("-issue_date").first()
+    )
+    payments = Payment.objects.filter(partner_id=invoice.partner_id, paid_on__lt=invoice.issue_date)
+    documents = Invoice.objects.filter(partner_id=invoice.partner_id, state=InvoiceState.ISSUED,
+                                       issue_date__lt=invoice.issue_date)
+    if previous is not None:
+        payments = payments.exclude(paid_on__lt=previous.issue_date, recorded_at__lte=previous.issued_at)
+        documents = documents.exclude(issue_date__lt=previous.issue_date, issued_at__lte=previous.issued_at)
+    return previous, payments, documents
+
+
 def invoice_document(invoice) -> dict:
-    """Everything an invoice page or PDF shows, read in a few queries."""
-    from invoicing.models import InvoiceKind, LineType
+    """Everything an invoice page or PDF shows, read in a few queries.
+
+    A CI also carries its statement (RULES 4): the stored figures of the invoice, and the
+    documents behind them (payments, credit notes and individual invoices since the previous CI,
+    as known when it was issued), so the listed items add up to the figures they explain.
+    """
+    from django.conf import settings
+
+    from billing.money import money_sum
+    from invoicing.models import InvoiceKind, InvoiceState, LineType
 
     lines = list(invoice.lines.select_related("service", "customer", "child__customer").order_by("position", "pk"))
-    children = list(invoice.children.select_related("customer").order_by("customer__name"))
+    charges = [line for line in lines if line.line_type != LineType.TAX]
+    children = sorted(invoice.children.select_related("customer"), key=_child_order)
+    groups = _charge_groups(invoice, children, charges)
     titles = {InvoiceKind.CI: "Consolidated invoice", InvoiceKind.INV: "Invoice", InvoiceKind.CN: "Credit note"}
-    return {
+    document = {
         "invoice": invoice,
         "partner": invoice.partner,
+        "issuer": getattr(settings, "BILLING_ISSUER_NAME", "MSP Billing"),
         "title": titles[invoice.kind],
+        "number": invoice.number or "DRAFT",
+        "is_draft": not invoice.is_issued,
+        "currency": invoice.currency,
         "lines": lines,
-        "charges": [line for line in lines if line.line_type != LineType.TAX],
+        "charges": charges,
         "taxes": [line for line in lines if line.line_type == LineType.TAX],
-        "children": [
-            {"child": child, "lines": [line for line in lines if line.child_id == child.pk]} for child in children
-        ],
-        "payments": list(invoice.payments.order_by("paid_on")),
+        "groups": groups,
+        "children": [group for group in groups if group["child"] is not None],
+        "payments": list(invoice.payments.order_by("paid_on", "pk")),
+        "credit_notes": list(invoice.credit_notes.filter(state=InvoiceState.ISSUED).order_by("issue_date", "pk")),
+        "credited": invoice.credits if invoice.kind == InvoiceKind.CN else None,
+        "terms_days": (invoice.due_date - invoice.issue_date).days,
+        "taxable_base": money_sum(line.amount for line in charges if line.taxable),
     }
+    if invoice.kind == InvoiceKind.CI:
+        document.update(_statement_items(invoice, document))
+    else:
+        document["received"] = _received(document["payments"], document["credit_notes"])
+        document["balance"] = invoice.total + document["received"]["total"]
+    return document
+
+
+def _child_order(child):
+    """Partner services first, then the customers by name."""
+    if child.customer_id is None:
+        return (0, "", child.pk)
+    return (1, child.customer.name.casefold(), child.pk)
+
+
+def _charge_groups(invoice, children, charges) -> list[dict]:
+    """The charge lines grouped by child invoice (a CI), else one group of them all (INV, CN). A CI
+    line without a child (the billing run writes none) would form a last group rather than vanish."""
+    from billing.money import money_sum
+
+    groups = []
+    for child in children:
+        group_lines = [line for line in charges if line.child_id == child.pk]
+        groups.append({
+            "child": child,
+            "name": child.customer.name if child.customer_id else "Partner services",
+            "due_date": child.due_date,
+            "terms_days": (child.due_date - invoice.issue_date).days,
+            "subtotal": child.subtotal,
+            "owner_id": child.customer_id,
+            "lines": group_lines,
+        })
+    known = {child.pk for child in children}
+    rest = [line for line in charges if line.child_id not in known]
+    if rest:
+        groups.append({"child": None, "name": "Other charges" if children else "", "due_date": invoice.due_date,
+                       "terms_days": (invoice.due_date - invoice.issue_date).days,
+                       "subtotal": money_sum(line.amount for line in rest), "owner_id": invoice.customer_id,
+                       "lines": rest})
+    return groups
+
+
+def _statement_items(invoice, document) -> dict:
+    """The documents behind a CI's statement figures, chosen by the rule of
+    `invoicing.services._statement`: an item dated before this CI counts here unless it was dated
+    before the previous CI and already recorded when that one was issued (so a payment recorded late
+    comes on the next CI). Limited to what was recorded when this CI was issued, the items add up to
+    the stored figures; `statement_reconciles` says so, and the tests hold it."""
+    from billing.money import money_sum
+    from invoicing.models import InvoiceKind
+
+    previous, payments, documents = statement_sources(invoice)
+    if invoice.issued_at is not None:  # what was known when this CI was issued
+        payments = payments.filter(recorded_at__lte=invoice.issued_at)
+        documents = documents.filter(issued_at__lte=invoice.issued_at)
+    payments = list(payments.select_related("invoice").order_by("paid_on", "pk"))
+    credit_notes = list(documents.filter(kind=InvoiceKind.CN).select_related("credits").order_by("issue_date", "pk"))
+    others = list(documents.filter(kind=InvoiceKind.INV).select_related("customer").order_by("issue_date", "pk"))
+
+    def late(day) -> str:
+        if previous is not None and day < previous.issue_date:
+            return f"recorded after {previous.number} was issued"
+        return ""
+
+    items = [
+        {"date": p.paid_on, "what": f"Payment for {p.invoice.number}", "reference": p.reference,
+         "note": late(p.paid_on), "amount": -p.amount}
+        for p in payments
+    ] + [
+        {"date": cn.issue_date, "what": f"Credit note {cn.number}"
+         + (f" for {cn.credits.number}" if cn.credits_id else ""), "reference": "", "note": late(cn.issue_date),
+         "amount": cn.total}
+        for cn in credit_notes
+    ]
+    items.sort(key=lambda item: item["date"])
+    for inv in others:
+        inv.late_note = late(inv.issue_date)
+    received = _received(document["payments"], document["credit_notes"],
+                         exclude_payments={p.pk for p in payments}, exclude_notes={cn.pk for cn in credit_notes})
+    listed_total = money_sum(item["amount"] for item in items)
+    others_total = money_sum(inv.total for inv in others)
+    computed_due = (invoice.previous_balance - invoice.payments_and_credits + invoice.other_invoices
+                    + invoice.subtotal + invoice.tax_amount)
+    return {
+        "previous_statement": previous,
+        "since": previous.issue_date if previous else None,
+        "statement_items": items,
+        "statement_items_total": listed_total,
+        "other_invoices_list": others,
+        "received": received,
+        # the stored figures are what the partner was told; this says whether the lists explain them
+        "statement_reconciles": (listed_total == -invoice.payments_and_credits
+                                 and others_total == invoice.other_invoices
+                                 and computed_due == invoice.amount_due),
+    }
+
+
+def _received(payments, credit_notes, *, exclude_payments=frozenset(), exclude_notes=frozenset()) -> dict:
+    """Payments and credit notes recorded against this very invoice (not already listed above)."""
+    from billing.money import money_sum
+
+    items = [
+        {"date": p.paid_on, "what": "Payment", "reference": p.reference, "note": "", "amount": -p.amount}
+        for p in payments if p.pk not in exclude_payments
+    ] + [
+        {"date": cn.issue_date, "what": f"Credit note {cn.number}", "reference": "", "note": "", "amount": cn.total}
+        for cn in credit_notes if cn.pk not in exclude_notes
+    ]
+    items.sort(key=lambda item: item["date"])
+    return {"items": items, "total": money_sum(item["amount"] for item in items)}

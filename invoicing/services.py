@@ -29,6 +29,7 @@ from invoicing.models import (
     PaymentStatus,
 )
 from invoicing.rating import CI, INV, BilledUnits, RatedLine, rate_partner_month
+from invoicing.selectors import statement_sources
 from partners.audit import audit_record
 from partners.models import Customer, Method, Partner, Service
 
@@ -273,20 +274,7 @@ def _finish(invoice: Invoice, lines: list[InvoiceLine], *, period: str) -> None:
 def _statement(invoice: Invoice) -> None:
     """The account on a CI (RULES 4): previous balance, payments and credits since the previous CI,
     individual invoices since, this CI's charges and taxes, and the amount due."""
-    previous = (
-        Invoice.objects.filter(partner=invoice.partner, kind=InvoiceKind.CI, state=InvoiceState.ISSUED,
-                               issue_date__lt=invoice.issue_date).order_by("-issue_date").first()
-    )
-    # A payment, credit note or INV shows on the first CI dated after it that was issued after it was
-    # recorded: dated before this CI, and not already on the previous one (CIs go forward in date and
-    # in issue time, so the previous CI's rule covers every earlier one). A payment recorded late is
-    # never lost.
-    paid = Payment.objects.filter(partner=invoice.partner, paid_on__lt=invoice.issue_date)
-    documents = Invoice.objects.filter(partner=invoice.partner, state=InvoiceState.ISSUED,
-                                       issue_date__lt=invoice.issue_date)
-    if previous is not None:
-        paid = paid.exclude(paid_on__lt=previous.issue_date, recorded_at__lte=previous.issued_at)
-        documents = documents.exclude(issue_date__lt=previous.issue_date, issued_at__lte=previous.issued_at)
+    previous, paid, documents = statement_sources(invoice)
     credits = documents.filter(kind=InvoiceKind.CN)
     others = documents.filter(kind=InvoiceKind.INV)
     invoice.previous_balance = previous.amount_due if previous else ZERO
@@ -491,6 +479,7 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
     from django.core.mail import EmailMessage
 
     from invoicing.pdf import render_invoice_pdf
+    from invoicing.templatetags.invoice_format import format_money
 
     invoice = Invoice.objects.select_for_update().select_related("partner").get(pk=invoice.pk)
     if invoice.emailed_at is not None or not invoice.is_issued:
@@ -499,8 +488,9 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
     if recipients:
         message = EmailMessage(
             subject=f"{invoice.partner.name}: invoice {invoice.number}, due {invoice.due_date}",
-            body=(f"Please find attached invoice {invoice.number} dated {invoice.issue_date}.\n"
-                  f"Amount due: {invoice.amount_due} {invoice.currency}, by {invoice.due_date}.\n"),
+            body=(f"Please find attached invoice {invoice.number} dated {invoice.issue_date:%d %B %Y}.\n"
+                  f"Amount due: {format_money(invoice.amount_due, invoice.currency)}, "
+                  f"by {invoice.due_date:%d %B %Y}.\n"),
             from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
         )
         message.attach(f"{invoice.number}.pdf", render_invoice_pdf(invoice), "application/pdf")

@@ -1,0 +1,37 @@
+"""python manage.py render_invoice NUMBER --output FILE.pdf (RULES 5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from invoicing.models import Invoice
+
+
+class Command(BaseCommand):
+    help = "Write the PDF of an issued invoice (CI-..., INV-... or CN-...) to a file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("number", help="the invoice number, e.g. CI-0002")
+        parser.add_argument("--output", required=True, help="the PDF file to write")
+
+    def handle(self, *args, number, output, **options):
+        wanted = number.strip().upper()
+        invoice = Invoice.objects.select_related("partner").filter(number=wanted).first()
+        if invoice is None:
+            raise CommandError(f"unknown invoice number {number!r}")
+        path = Path(output)
+        if not path.parent.is_dir():
+            raise CommandError(f"--output: no such directory {str(path.parent)!r}")
+        try:
+            from invoicing.pdf import render_invoice_pdf
+
+            pdf = render_invoice_pdf(invoice)
+        except (ImportError, OSError) as exc:  # WeasyPrint without Pango on this machine
+            raise CommandError(f"cannot render PDFs here: {exc}") from exc
+        try:
+            path.write_bytes(pdf)
+        except OSError as exc:
+            raise CommandError(f"--output: cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+        self.stdout.write(f"{invoice.number}: wrote {path} ({len(pdf):,} bytes)")
