@@ -31,10 +31,18 @@ class Report:
     name: str = ""
     columns: tuple[str, ...] = ()
     needs_period = False
+    takes_period = False  # --period narrows it
+    takes_month = False  # --month narrows it
 
     def check(self, options: ReportOptions) -> None:
         if self.needs_period and options.period is None:
             raise ReportError(f"the {self.name} report needs --period YYYY-MM")
+        if options.period is not None and not (self.needs_period or self.takes_period):
+            raise ReportError(f"the {self.name} report takes no --period" + (
+                " (use --month for the invoices issued in a month)" if self.takes_month else ""))
+        if options.month is not None and not self.takes_month:
+            raise ReportError(f"the {self.name} report takes no --month" + (
+                " (use --period for the usage period)" if self.needs_period or self.takes_period else ""))
 
     def rows(self, options: ReportOptions) -> Iterator[dict]:
         raise NotImplementedError

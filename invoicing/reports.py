@@ -26,6 +26,7 @@ class InvoiceLinesReport(Report):
     invoices issued in that month."""
 
     name = "invoice-lines"
+    takes_month = True
     columns = ("invoice_number", "kind", "status", "issue_date", "due_date", "partner", "customer", "service",
                "line_type", "period", "quantity", "unit_price", "amount", "currency", "description")
 
@@ -66,6 +67,7 @@ class PeriodsReport(Report):
     """Every invoiced usage period of a seat_days service, as it was when the CI was issued."""
 
     name = "periods"
+    takes_period = True
     columns = ("partner", "period", "service", "actual_seat_months", "minimum_seat_months",
                "billable_seat_months", "subtotal", "currency", "invoice_number", "payment_status")
 

@@ -171,3 +171,14 @@ def test_xlsx_shows_decimals_with_their_places(tmp_path):
     sheet = load_workbook(path).active
     assert (sheet["A2"].number_format, sheet["B2"].number_format) == ("0.0000", "0.00")
     assert sheet["A2"].value == 4 and sheet["B2"].value == 80
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "message"), [
+    (["invoice-lines", "--period", "2026-04"], "the invoice-lines report takes no --period (use --month"),
+    (["periods", "--month", "2026-04"], "the periods report takes no --month (use --period"),
+    (["statements", "--month", "2026-04"], "the statements report needs --period YYYY-MM"),
+])
+def test_export_report_refuses_options_a_report_does_not_take(cli, args, message):
+    result = cli("export_report", *args)
+    assert result.status == 1 and message in result.err
