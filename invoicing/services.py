@@ -49,29 +49,21 @@ def money_total(queryset, field: str, currency: str) -> Decimal:
 
 
 # --- numbering -------------------------------------------------------------------------------------
-PREFIXES = (InvoiceKind.CI, InvoiceKind.CN, InvoiceKind.INV)
-
-
-def _sequences_locked(prefixes: list[str]) -> dict[str, InvoiceSequence]:
-    rows = InvoiceSequence.objects.select_for_update().filter(prefix__in=prefixes).order_by("prefix")
-    return {row.prefix: row for row in rows}
+GATE = InvoiceKind.CI  # the row every number taker locks first
 
 
 def number_take(kind: str) -> str:
     """The next number of a prefix, taken under the sequence row's lock: unique and gapless, since a
     rolled-back transaction gives its number back.
 
-    Every prefix's row is locked at once, always in the same order: a partner's run that issues a CI
-    then an INV and another partner's that issues an INV then a CI would otherwise each hold the row
-    the other waits for (a deadlock when partners are billed in parallel, as the daily task does).
+    Every taker first locks one and the same row (the first prefix's), then its own: numbering is
+    serialised, so a partner's run issuing a CI then an INV and another's issuing an INV then a CI
+    never wait on each other in a cycle (parallel billing of partners, as the daily task does).
     """
-    prefixes = sorted({*PREFIXES, kind})
-    rows = _sequences_locked(prefixes)
-    if len(rows) < len(prefixes):  # a database without its sequences yet
-        InvoiceSequence.objects.bulk_create([InvoiceSequence(prefix=p) for p in prefixes if p not in rows],
-                                            ignore_conflicts=True)
-        rows = _sequences_locked(prefixes)
-    sequence = rows[kind]
+    if InvoiceSequence.objects.filter(prefix__in=[GATE, kind]).count() != len({GATE, kind}):
+        InvoiceSequence.objects.bulk_create([InvoiceSequence(prefix=p) for p in {GATE, kind}], ignore_conflicts=True)
+    gate = InvoiceSequence.objects.select_for_update().get(prefix=GATE)
+    sequence = gate if kind == GATE else InvoiceSequence.objects.select_for_update().get(prefix=kind)
     sequence.last += 1
     sequence.save(update_fields=["last"])
     return f"{kind}-{sequence.last:04d}"

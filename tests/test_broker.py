@@ -20,11 +20,13 @@ pytestmark = pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set REDIS_TE
 
 
 def reset_pool():
-    """Drop pooled broker connections so the next task opens one to the broker now configured."""
-    if app._pool is not None:
-        app._pool.force_close_all()
-        app._pool = None
-    app.amqp._producer_pool = None  # built on the old connection pool
+    """Start from fresh broker connections: kombu keeps one pool per broker URL in a global registry,
+    so the registry is reset (closing its pools) and the app forgets the pools it built on it."""
+    from kombu import pools
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 @pytest.fixture
