@@ -1,23 +1,1000 @@
-"""Invoicing in the admin.
+"""Invoicing in the admin: invoices, payments and one-time charges.
 
-Invoices, the ledger and payments will be registered here once their models exist. For now
-invoicing adds what a seat_days service would bill to the service page: its recent completed
-periods priced by invoicing.selectors (one metering query per service), re-registering a
-subclass of the partners ServiceAdmin because partners never imports invoicing.
+Invoices change only through invoicing.services (RULES 4: an issued invoice never changes), so
+every invoice page is read-only; what a clerk does to an invoice is an action on the list (issue
+drafts, credit whole invoices, regenerate PDFs, refresh payment statuses) or a tool on its page
+(download the PDF or its lines as XLSX, record a payment, credit chosen lines). Those views are
+admin views (admin_site.admin_view): staff only, and they take the invoice change permission.
+
+Payments are added through payment_record and read-only afterwards. One-time charges are edited
+here until they are billed (an issued invoice line keyed `one_time:<pk>`), then read-only.
+
+The partners ServiceAdmin is re-registered with a panel of what a seat_days service's recent
+periods would bill, priced by invoicing.selectors (partners never imports invoicing).
 """
 
-from django.contrib import admin
+from __future__ import annotations
+
+import io
+from decimal import Decimal
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import AdminDateWidget, AutocompleteSelect
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.db.models import CharField, OuterRef, Subquery, Value
+from django.db.models.functions import Cast, Concat
+from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.http import content_disposition_header
+from import_export.admin import ImportExportModelAdmin
 
-from billing.money import quantize_quantity
+from billing.actor import Actor
+from billing.money import currency_places, quantize_money, quantize_quantity
+from billing.periods import utc_date
+from billing.reporting import write_xlsx
+from invoicing import pdf as invoice_pdf
+from invoicing.models import (
+    AMOUNT,
+    ChildInvoice,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceState,
+    LineType,
+    OneTimeCharge,
+    Payment,
+    PaymentStatus,
+)
+from invoicing.reports import InvoiceLinesReport, line_row, shown_price
+from invoicing.resources import OneTimeChargeResource
 from invoicing.selectors import last_complete_period, seat_periods
-from partners.admin import ServiceAdmin
-from partners.models import Method, Service
+from invoicing.services import (
+    BillingError,
+    credit_note_issue,
+    invoice_issue_draft,
+    invoice_status_refresh,
+    payment_record,
+)
+from metering.admin import MeteredServiceAdminMixin
+from partners.admin import AuditedSaveMixin, ServiceAddViewMixin, ServiceAdmin
+from partners.audit import jsonable
+from partners.models import Method, Partner, Service
 
+EMPTY = "—"
 PERIODS_SHOWN = 6
+REASONS_SHOWN = 5
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
+
+STATUS_COLOURS = {
+    PaymentStatus.OPEN: "#417690",
+    PaymentStatus.PARTIALLY_PAID: "#b36b00",
+    PaymentStatus.PAID: "#2e7d32",
+    PaymentStatus.OVERDUE: "#ba2121",
+    PaymentStatus.VOID: "#767676",
+}
 
 
-class PricedServiceAdmin(ServiceAdmin):
+# --- helpers ------------------------------------------------------------------------------------
+def _actor(request) -> Actor:
+    return Actor.of_user(request.user)
+
+
+def _change_url(obj) -> str:
+    opts = obj._meta
+    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
+
+
+def _invoice_url(invoice: Invoice, tool: str = "change") -> str:
+    return reverse(f"admin:invoicing_invoice_{tool}", args=[invoice.pk])
+
+
+def _money_text(amount: Decimal | None, currency: str) -> str:
+    if amount is None:
+        return EMPTY
+    places = currency_places(currency)
+    return f"{amount:,.{places}f}"
+
+
+def money_html(amount: Decimal | None, currency: str, *, strong: bool = False):
+    """An amount with its currency's places and thousands separators, on one line."""
+    if amount is None:
+        return EMPTY
+    if strong:
+        return format_html('<span style="white-space:nowrap"><b>{}</b> <span class="quiet">{}</span></span>',
+                           _money_text(amount, currency), currency)
+    return format_html('<span style="white-space:nowrap">{} <span class="quiet">{}</span></span>',
+                       _money_text(amount, currency), currency)
+
+
+def status_badge(invoice: Invoice):
+    """The payment status as a coloured pill; a draft has none yet."""
+    style = ("display:inline-block;padding:1px 8px;border-radius:9px;font-size:11px;font-weight:600;"
+             "white-space:nowrap;")
+    if not invoice.is_issued:
+        return format_html('<span style="{}border:1px solid #999;color:#666">draft</span>', style)
+    colour = STATUS_COLOURS.get(invoice.payment_status, "#767676")
+    return format_html('<span style="{}background:{};color:#fff">{}</span>', style, colour,
+                       invoice.get_payment_status_display().lower())
+
+
+def _report(request, model_admin, done: int, verb: str, failed: list[str], extra: str = "") -> None:
+    """`N <verb> (M failed: reasons)`, as the partners actions report."""
+    message = f"{done} {verb}{extra}"
+    if failed:
+        shown = "; ".join(failed[:REASONS_SHOWN]) + ("; ..." if len(failed) > REASONS_SHOWN else "")
+        message += f" ({len(failed)} failed: {shown})"
+    level = messages.SUCCESS if not failed else (messages.WARNING if done else messages.ERROR)
+    model_admin.message_user(request, message, level)
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(exc.messages)
+    return str(exc)
+
+
+def invoice_line_rows(invoice: Invoice):
+    """The invoice's lines with the invoice-lines report's columns, drafts included."""
+    for line in invoice.lines.select_related("customer", "service").order_by("position", "pk"):
+        yield line_row(line, invoice)
+
+
+def credited_lines(invoice: Invoice) -> dict[int, str]:
+    """Line pk -> number of the issued credit note that credited it."""
+    keys = (InvoiceLine.objects.filter(invoice__credits=invoice, invoice__state=InvoiceState.ISSUED,
+                                       key__startswith="credit:")
+            .values_list("key", "invoice__number"))
+    credited = {}
+    for key, number in keys:
+        pk = key.removeprefix("credit:")
+        if pk.isdigit():
+            credited[int(pk)] = number
+    return credited
+
+
+def _creditable(invoice: Invoice) -> bool:
+    return invoice.is_issued and invoice.kind != InvoiceKind.CN
+
+
+# --- forms --------------------------------------------------------------------------------------
+class PaymentFieldsForm(forms.Form):
+    """Amount, date and reference of a payment; the service (payment_record) checks the rest."""
+
+    amount = forms.DecimalField(max_digits=AMOUNT["max_digits"], decimal_places=AMOUNT["decimal_places"],
+                                help_text="in the invoice's currency")
+    paid_on = forms.DateField(widget=AdminDateWidget, help_text="the day the money arrived (UTC)")
+    reference = forms.CharField(max_length=200, required=False,
+                                help_text="bank reference; two equal payments on one day need distinct ones")
+
+    def check_against(self, invoice: Invoice | None) -> None:
+        """The import's rules that depend on the invoice: currency places, a date within its life."""
+        amount, paid_on = self.cleaned_data.get("amount"), self.cleaned_data.get("paid_on")
+        if paid_on is not None and paid_on > utc_date(timezone.now()):
+            self.add_error("paid_on", "is in the future")
+        if invoice is None:
+            return
+        places = currency_places(invoice.currency)
+        if amount is not None and isinstance(amount.as_tuple().exponent, int) and -amount.as_tuple().exponent > places:
+            self.add_error("amount", f"{invoice.currency} amounts have at most {places} decimal places")
+        if paid_on is not None and paid_on < invoice.issue_date:
+            self.add_error("paid_on", f"is before the invoice's issue date {invoice.issue_date}")
+
+
+class InvoicePaymentForm(PaymentFieldsForm):
+    def __init__(self, *args, invoice: Invoice, **kwargs):
+        self.invoice = invoice
+        super().__init__(*args, **kwargs)
+        self.fields["amount"].help_text = (
+            f"in {invoice.currency}; amount due {_money_text(invoice.amount_due, invoice.currency)}"
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        self.check_against(self.invoice)
+        return cleaned
+
+
+class InvoiceChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.number} {obj.partner.name} ({_money_text(obj.total, obj.currency)} {obj.currency})"
+
+
+class PaymentAddForm(PaymentFieldsForm):
+    invoice = InvoiceChoiceField(
+        queryset=Invoice.objects.issued().exclude(kind=InvoiceKind.CN).select_related("partner"),
+        help_text="an issued CI or INV, by number",
+    )
+    field_order = ("invoice", "amount", "paid_on", "reference")
+
+    def __init__(self, *args, admin_site=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if admin_site is not None:
+            field = self.fields["invoice"]
+            field.widget = AutocompleteSelect(Payment._meta.get_field("invoice"), admin_site)
+            field.widget.choices = field.choices
+            field.widget.is_required = True
+
+    def clean(self):
+        cleaned = super().clean()
+        self.check_against(cleaned.get("invoice"))
+        return cleaned
+
+
+class CreditLinesForm(forms.Form):
+    lines = forms.ModelMultipleChoiceField(
+        queryset=InvoiceLine.objects.none(), widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "choose at least one line to credit"},
+    )
+    reason = forms.CharField(max_length=200, help_text="kept in the audit log",
+                             widget=forms.TextInput(attrs={"size": 60}))
+
+    def __init__(self, *args, invoice: Invoice, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["lines"].queryset = (
+            invoice.lines.exclude(line_type=LineType.TAX).exclude(pk__in=list(credited_lines(invoice)))
+        )
+
+
+# --- invoices -----------------------------------------------------------------------------------
+class ReadOnlyInlineMixin:
+    """Rows of an invoice: shown to whoever may see the invoice, never edited here."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return (request.user.has_perm("invoicing.view_invoice")
+                or request.user.has_perm("invoicing.change_invoice"))
+
+
+class ChildInvoiceInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = ChildInvoice
+    fields = ("organization", "due_date", "subtotal_shown")
+    readonly_fields = fields
+    verbose_name = "child invoice"
+    verbose_name_plural = "child invoices (one per organization)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("customer", "invoice")
+
+    @admin.display(description="organization")
+    def organization(self, obj):
+        if obj.customer_id:
+            return obj.customer.name
+        return format_html('<span class="quiet">{}</span>', "partner-level services")
+
+    @admin.display(description="subtotal")
+    def subtotal_shown(self, obj):
+        return money_html(obj.subtotal, obj.invoice.currency)
+
+
+class InvoiceLineInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = InvoiceLine
+    fk_name = "invoice"
+    fields = ("child_organization", "service_code", "customer_name", "line_type", "period", "quantity_shown",
+              "unit_price_shown", "amount_shown", "description")
+    readonly_fields = fields
+    verbose_name_plural = "lines"
+
+    def get_queryset(self, request):
+        return (super().get_queryset(request)
+                .select_related("invoice", "child__customer", "service", "customer").order_by("position", "pk"))
+
+    @admin.display(description="child organization")
+    def child_organization(self, obj):
+        if obj.child_id is None:
+            return EMPTY
+        return obj.child.customer.name if obj.child.customer_id else "partner-level services"
+
+    @admin.display(description="service")
+    def service_code(self, obj):
+        if not obj.service_id:
+            return EMPTY
+        return format_html('<span title="{}">{}</span>', obj.service.name, obj.service.code)
+
+    @admin.display(description="customer")
+    def customer_name(self, obj):
+        return obj.customer.name if obj.customer_id else EMPTY
+
+    @admin.display(description="quantity")
+    def quantity_shown(self, obj):
+        return EMPTY if obj.quantity is None else quantize_quantity(obj.quantity)
+
+    @admin.display(description="unit price")
+    def unit_price_shown(self, obj):
+        if obj.unit_price is None:
+            return EMPTY
+        if obj.line_type == LineType.TAX:
+            return f"{obj.unit_price.normalize():f}%"
+        return shown_price(obj.unit_price, obj.invoice.currency)
+
+    @admin.display(description="amount")
+    def amount_shown(self, obj):
+        return money_html(obj.amount, obj.invoice.currency)
+
+
+class PaymentInline(ReadOnlyInlineMixin, admin.TabularInline):
+    model = Payment
+    fields = ("paid_on", "amount_shown", "reference", "source", "recorded_by", "recorded_at")
+    readonly_fields = fields
+    verbose_name_plural = "payments"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("recorded_by", "invoice")
+
+    @admin.display(description="amount")
+    def amount_shown(self, obj):
+        return money_html(obj.amount, obj.invoice.currency)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    """Invoices, read-only: every change is a service call from an action or a tool of the page."""
+
+    change_list_template = "admin/invoicing/invoice/change_list.html"
+    change_form_template = "admin/invoicing/invoice/change_form.html"
+    list_display = ("number_shown", "kind_shown", "partner", "issued_on", "due_on", "total_shown",
+                    "amount_due_shown", "status_shown", "pdf_link")
+    list_display_links = ("number_shown",)
+    list_filter = ("kind", "state", "payment_status", "partner", "issue_date")
+    search_fields = ("number", "partner__slug", "partner__name")
+    search_help_text = "Invoice number (CI-0001), or partner slug or name."
+    list_select_related = ("partner",)
+    date_hierarchy = "issue_date"
+    fieldsets = (
+        (None, {"fields": ("document", "partner", "customer", "month", "issue_date", "due_date", "issued_at",
+                           "related")}),
+        ("Statement", {"fields": ("statement",)}),
+        ("Payment", {"fields": ("payment_summary",)}),
+        ("File", {"fields": ("pdf_file", "emailed_at"), "classes": ("collapse",)}),
+    )
+    HEAD_FIELDS = {  # what the first fieldset shows per kind: a CI has a month, an INV or CN a customer
+        InvoiceKind.CI: ("document", "partner", "month", "issue_date", "due_date", "issued_at", "related"),
+        InvoiceKind.INV: ("document", "partner", "customer", "issue_date", "due_date", "issued_at", "related"),
+        InvoiceKind.CN: ("document", "partner", "customer", "issue_date", "issued_at", "related"),
+    }
+    readonly_fields = ("document", "partner", "customer", "month", "issue_date", "due_date", "issued_at", "related",
+                       "statement", "payment_summary", "pdf_file", "emailed_at")
+    inlines = (ChildInvoiceInline, InvoiceLineInline, PaymentInline)
+    actions = ("issue_drafts", "credit_whole_invoice", "regenerate_pdf", "refresh_payment_status")
+
+    # permissions: nothing is added or edited here; only drafts can be deleted
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # the list's actions take the change permission; a page never saves an invoice
+        return False if obj is not None else super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.is_issued:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # issued invoices are never deleted; a draft from its page
+        return actions
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("partner", "customer", "credits")
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, distinct = super().get_search_results(request, queryset, search_term)
+        if request.GET.get("app_label") == "invoicing" and request.GET.get("model_name") == "payment":
+            queryset = queryset.issued().exclude(kind=InvoiceKind.CN)  # the payment page's autocomplete
+        return queryset, distinct
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None and obj.kind in self.HEAD_FIELDS:
+            fieldsets[0] = (None, {"fields": self.HEAD_FIELDS[obj.kind]})
+        return fieldsets
+
+    def get_inlines(self, request, obj):
+        if obj is not None and obj.kind != InvoiceKind.CI:
+            return (InvoiceLineInline, PaymentInline) if obj.kind == InvoiceKind.INV else (InvoiceLineInline,)
+        return super().get_inlines(request, obj)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, unquote(object_id))
+        extra_context = {**(extra_context or {}), **self._tool_context(request, obj)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _tool_context(self, request, invoice):
+        may_act = invoice is not None and self._may_act(request)
+        return {
+            "invoice_tools": may_act,
+            "can_pay": may_act and _creditable(invoice),
+            "can_credit": may_act and _creditable(invoice) and invoice.payment_status != PaymentStatus.VOID,
+        }
+
+    # list columns
+    @admin.display(description="number", ordering="number")
+    def number_shown(self, obj):
+        if obj.number:
+            return obj.number
+        return format_html('<span class="quiet">draft #{}</span>', obj.pk)
+
+    @admin.display(description="issue date", ordering="issue_date")
+    def issued_on(self, obj):
+        return obj.issue_date.isoformat()
+
+    @admin.display(description="due date", ordering="due_date")
+    def due_on(self, obj):
+        return obj.due_date.isoformat()
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_shown(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.get_kind_display(), obj.kind)
+
+    @admin.display(description="total", ordering="total")
+    def total_shown(self, obj):
+        return money_html(obj.total, obj.currency)
+
+    @admin.display(description="amount due", ordering="amount_due")
+    def amount_due_shown(self, obj):
+        return money_html(obj.amount_due, obj.currency, strong=obj.is_issued and obj.kind != InvoiceKind.CN)
+
+    @admin.display(description="payment status", ordering="payment_status")
+    def status_shown(self, obj):
+        return status_badge(obj)
+
+    @admin.display(description="PDF")
+    def pdf_link(self, obj):
+        return format_html('<a href="{}" title="Download the PDF">PDF</a>', _invoice_url(obj, "pdf"))
+
+    # page fields
+    @admin.display(description="document")
+    def document(self, obj):
+        number = obj.number or f"draft #{obj.pk}"
+        return format_html("<b>{}</b> {} {} <span class=\"quiet\">in {}</span>", number, obj.get_kind_display(),
+                           status_badge(obj), obj.currency)
+
+    @admin.display(description="corrections")
+    def related(self, obj):
+        parts = []
+        if obj.credits_id:
+            parts.append(format_html('credits <a href="{}">{}</a>', _change_url(obj.credits), obj.credits))
+        notes = list(obj.credit_notes.order_by("issue_date", "pk"))
+        if notes:
+            parts.append(format_html(
+                "credited by {}", format_html_join(", ", '<a href="{}">{}</a> ({})', (
+                    (_change_url(n), n, _money_text(n.total, n.currency)) for n in notes
+                )),
+            ))
+        return format_html_join(" · ", "{}", ((p,) for p in parts)) if parts else EMPTY
+
+    @admin.display(description="statement")
+    def statement(self, obj):
+        currency = obj.currency
+        rows = []
+        if obj.kind == InvoiceKind.CI:
+            rows += [
+                ("Previous balance", money_html(obj.previous_balance, currency)),
+                ("Payments and credits since the previous CI", money_html(-obj.payments_and_credits, currency)),
+                ("Individual invoices since the previous CI", money_html(obj.other_invoices, currency)),
+            ]
+        tax = f"Tax {obj.tax_rate.normalize():f}%"
+        rows += [
+            ("New charges", money_html(obj.subtotal, currency)),
+            (tax, money_html(obj.tax_amount, currency)),
+            ("Total of this invoice", money_html(obj.total, currency, strong=True)),
+            ("Amount due", money_html(obj.amount_due, currency, strong=True)),
+        ]
+        body = format_html_join("", '<tr><td>{}</td><td style="text-align:right">{}</td></tr>', rows)
+        return format_html('<table class="invoice-statement">{}</table>', body)
+
+    @admin.display(description="payments")
+    def payment_summary(self, obj):
+        if not obj.is_issued:
+            return format_html('{} <span class="quiet">{}</span>', status_badge(obj),
+                               "a draft is not paid; issue it first")
+        if obj.kind == InvoiceKind.CN:
+            return format_html('{} <span class="quiet">{}</span>', status_badge(obj), "a credit note is not paid")
+        payments = list(obj.payments.all())
+        paid = sum((p.amount for p in payments), Decimal(0))
+        return format_html("{} {} paid in {} payment(s)", status_badge(obj), money_html(paid, obj.currency),
+                           len(payments))
+
+    @admin.display(description="stored PDF")
+    def pdf_file(self, obj):
+        if not obj.pdf:
+            return format_html('<span class="quiet">{}</span>',
+                               "none stored (downloads render it); “Regenerate PDF” stores one")
+        return format_html("{} (version {})", obj.pdf.name, obj.pdf_version)
+
+    # tools of the change page: admin views
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+
+        def wrap(view):
+            return self.admin_site.admin_view(view)
+
+        return [
+            path("<path:object_id>/pdf/", wrap(self.pdf_view), name="{}_{}_pdf".format(*info)),
+            path("<path:object_id>/xlsx/", wrap(self.xlsx_view), name="{}_{}_xlsx".format(*info)),
+            path("<path:object_id>/payment/", wrap(self.payment_view), name="{}_{}_payment".format(*info)),
+            path("<path:object_id>/credit-lines/", wrap(self.credit_lines_view),
+                 name="{}_{}_credit_lines".format(*info)),
+            *super().get_urls(),
+        ]
+
+    def _may_act(self, request) -> bool:
+        return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
+
+    def _tool_invoice(self, request, object_id) -> Invoice:
+        if not self._may_act(request):
+            raise PermissionDenied
+        invoice = self.get_object(request, unquote(object_id))
+        if invoice is None:
+            raise Http404("no such invoice")
+        return invoice
+
+    def _tool_context_base(self, request, invoice, title):
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": title,
+            "subtitle": None,
+            "original": invoice,
+            "invoice": invoice,
+            "change_url": _invoice_url(invoice),
+        }
+
+    @staticmethod
+    def _file_label(invoice: Invoice) -> str:
+        return invoice.number or f"draft-{invoice.pk}"
+
+    def pdf_view(self, request, object_id):
+        """The stored PDF if one was stored (by "Regenerate PDF"), else rendered now."""
+        invoice = self._tool_invoice(request, object_id)
+        content = None
+        if invoice.pdf:
+            try:
+                with invoice.pdf.open("rb") as stored:
+                    content = stored.read()
+            except OSError:
+                content = None  # the stored file is gone: render it again
+        if content is None:
+            try:
+                content = invoice_pdf.render_invoice_pdf(invoice)
+            except (ImportError, OSError) as exc:  # WeasyPrint without its libraries
+                self.message_user(request, f"Cannot render the PDF here: {exc}", messages.ERROR)
+                return HttpResponseRedirect(_invoice_url(invoice))
+        response = HttpResponse(content, content_type="application/pdf")
+        response["Content-Disposition"] = content_disposition_header(True, f"{self._file_label(invoice)}.pdf")
+        return response
+
+    def xlsx_view(self, request, object_id):
+        """The invoice's lines with the invoice-lines report's columns."""
+        invoice = self._tool_invoice(request, object_id)
+        stream = io.BytesIO()
+        write_xlsx(InvoiceLinesReport.columns, invoice_line_rows(invoice), stream, title=self._file_label(invoice))
+        response = HttpResponse(stream.getvalue(), content_type=XLSX_TYPE)
+        response["Content-Disposition"] = content_disposition_header(True, f"{self._file_label(invoice)}-lines.xlsx")
+        return response
+
+    def payment_view(self, request, object_id):
+        """Record a payment against this invoice through payment_record; its refusals come back on the form."""
+        invoice = self._tool_invoice(request, object_id)
+        data = request.POST if request.method == "POST" else None
+        form = InvoicePaymentForm(data, invoice=invoice, initial={"paid_on": utc_date(timezone.now())})
+        if form.is_bound and form.is_valid():
+            try:
+                with transaction.atomic():
+                    payment = payment_record(
+                        invoice=invoice, amount=form.cleaned_data["amount"], paid_on=form.cleaned_data["paid_on"],
+                        reference=form.cleaned_data["reference"], actor=_actor(request), source="admin",
+                    )
+                    self.log_addition(request, payment, [{"added": {}}])
+            except (BillingError, ValidationError) as exc:
+                form.add_error(None, _error_text(exc))
+            except IntegrityError:
+                form.add_error(None, "this payment (same date, amount and reference) is already recorded")
+            else:
+                invoice.refresh_from_db(fields=["payment_status"])
+                self.message_user(request, f"Payment of {_money_text(payment.amount, invoice.currency)} "
+                                           f"{invoice.currency} recorded; {invoice} is "
+                                           f"{invoice.get_payment_status_display().lower()}.", messages.SUCCESS)
+                return HttpResponseRedirect(_invoice_url(invoice))
+        context = {
+            **self._tool_context_base(request, invoice, f"Record a payment against {invoice}"),
+            "form": form,
+            "total_text": _money_text(invoice.total, invoice.currency),
+            "due_text": _money_text(invoice.amount_due, invoice.currency),
+            "payments": [(p, _money_text(p.amount, invoice.currency))
+                         for p in invoice.payments.order_by("paid_on", "pk")],
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/invoicing/invoice/record_payment.html", context)
+
+    def credit_lines_view(self, request, object_id):
+        """A credit note for the lines ticked here (credit_note_issue with lines=...)."""
+        invoice = self._tool_invoice(request, object_id)
+        data = request.POST if request.method == "POST" else None
+        form = CreditLinesForm(data, invoice=invoice)
+        if form.is_bound and form.is_valid():
+            chosen = list(form.cleaned_data["lines"])
+            try:
+                with transaction.atomic():
+                    note = credit_note_issue(invoice=invoice, lines=chosen, actor=_actor(request),
+                                             reason=form.cleaned_data["reason"])
+                    self.log_change(request, invoice, f"Credited {len(chosen)} line(s) by {note.number}")
+            except (BillingError, ValidationError) as exc:
+                form.add_error(None, _error_text(exc))
+            else:
+                self.message_user(request, format_html(
+                    'Credit note <a href="{}">{}</a> issued for {} line(s) of {}: {} {}.', _change_url(note),
+                    note.number, len(chosen), invoice, _money_text(note.total, note.currency), note.currency,
+                ), messages.SUCCESS)
+                return HttpResponseRedirect(_invoice_url(invoice))
+        credited = credited_lines(invoice)
+        chosen_pks = {str(v) for v in (form["lines"].value() or [])}
+        rows = []
+        for line in invoice.lines.select_related("child__customer", "service", "customer").order_by("position", "pk"):
+            if line.line_type == LineType.TAX:
+                continue
+            rows.append({"line": line, "credited_by": credited.get(line.pk), "checked": str(line.pk) in chosen_pks,
+                         "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
+                         "unit_price": shown_price(line.unit_price, invoice.currency),
+                         "amount": _money_text(line.amount, invoice.currency)})
+        context = {
+            **self._tool_context_base(request, invoice, f"Credit chosen lines of {invoice}"),
+            "form": form,
+            "rows": rows,
+            "creditable": _creditable(invoice),
+            "tax_note": (f"Tax of {invoice.tax_rate.normalize():f}% is added on the taxable lines chosen."
+                         if invoice.tax_rate > 0 else ""),
+        }
+        return TemplateResponse(request, "admin/invoicing/invoice/credit_lines.html", context)
+
+    # actions
+    @admin.action(permissions=["change"], description="Issue selected drafts")
+    def issue_drafts(self, request, queryset):
+        """Number and issue each selected draft as it stands (invoice_issue_draft), oldest first so
+        each CI's statement sees the invoices before it; each is its own transaction."""
+        issued, failed = [], []
+        actor = _actor(request)
+        for invoice in queryset.select_related("partner").order_by("issue_date", "kind", "pk"):
+            if invoice.is_issued:
+                failed.append(f"{invoice}: already issued")
+                continue
+            try:
+                done = invoice_issue_draft(invoice=invoice, actor=actor)
+            except (BillingError, ValidationError) as exc:
+                failed.append(f"{invoice}: {_error_text(exc)}")
+            else:
+                issued.append(done.number)
+                self.log_change(request, done, f"Issued as {done.number}")
+        extra = f": {', '.join(issued[:10])}{', ...' if len(issued) > 10 else ''}" if issued else ""
+        _report(request, self, len(issued), "issued", failed, extra)
+
+    @admin.action(permissions=["change"], description="Credit note for the whole invoice")
+    def credit_whole_invoice(self, request, queryset):
+        """After a confirmation page with a reason: a credit note negating every line and the tax of
+        each selected issued invoice (credit_note_issue with lines=None), voiding it."""
+        invoices = list(queryset.select_related("partner").order_by("issue_date", "pk"))
+        reason = request.POST.get("reason", "").strip()
+        if request.POST.get("confirm") != "yes" or not reason:
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Credit whole invoices",
+                "subtitle": None,
+                "invoices": [{"invoice": i, "ok": _creditable(i) and i.payment_status != PaymentStatus.VOID}
+                             for i in invoices],
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "action": "credit_whole_invoice",
+                "reason": reason,
+                "reason_missing": request.POST.get("confirm") == "yes" and not reason,
+            }
+            return TemplateResponse(request, "admin/invoicing/invoice/credit_confirm.html", context)
+        notes, failed = [], []
+        actor = _actor(request)
+        for invoice in invoices:
+            try:
+                note = credit_note_issue(invoice=invoice, lines=None, actor=actor, reason=reason)
+            except (BillingError, ValidationError) as exc:
+                failed.append(f"{invoice}: {_error_text(exc)}")
+            else:
+                notes.append(f"{invoice} by {note.number}")
+                self.log_change(request, invoice, f"Credited in full by {note.number}: {reason}")
+        extra = f" ({', '.join(notes[:10])}{', ...' if len(notes) > 10 else ''})" if notes else ""
+        _report(request, self, len(notes), "credited in full", failed, extra)
+        return None
+
+    @admin.action(permissions=["change"], description="Regenerate PDF")
+    def regenerate_pdf(self, request, queryset):
+        """Render each selected invoice's PDF again and store it as its next version (the file and
+        its version are the two things an issued invoice may still change)."""
+        done, failed = 0, []
+        for invoice in queryset.order_by("pk"):
+            try:
+                content = invoice_pdf.render_invoice_pdf(invoice)
+            except (ImportError, OSError) as exc:
+                failed.append(f"{invoice}: cannot render ({exc})")
+                continue
+            try:
+                with transaction.atomic():
+                    locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
+                    locked.pdf_version += 1
+                    locked.pdf.save(f"{self._file_label(locked)}-v{locked.pdf_version}.pdf", ContentFile(content),
+                                    save=False)
+                    locked.save(update_fields=["pdf", "pdf_version"])
+                    self.log_change(request, locked, f"PDF regenerated (version {locked.pdf_version})")
+            except (ValidationError, OSError) as exc:
+                failed.append(f"{invoice}: {_error_text(exc)}")
+            else:
+                done += 1
+        _report(request, self, done, "PDF(s) regenerated", failed)
+
+    @admin.action(permissions=["change"], description="Refresh payment status")
+    def refresh_payment_status(self, request, queryset):
+        """Judge each selected issued invoice's payment status again from its payments, credit notes
+        and due date (invoice_status_refresh)."""
+        done, changed, failed = 0, 0, []
+        for invoice in queryset.order_by("pk"):
+            if not invoice.is_issued:
+                failed.append(f"{invoice}: a draft has no payment status yet")
+                continue
+            before = invoice.payment_status
+            try:
+                invoice_status_refresh(invoice)
+            except ValidationError as exc:
+                failed.append(f"{invoice}: {_error_text(exc)}")
+                continue
+            done += 1
+            if invoice.payment_status != before:
+                changed += 1
+                self.log_change(request, invoice, f"Payment status {before} -> {invoice.payment_status}")
+        _report(request, self, done, "refreshed", failed, f", {changed} changed")
+
+
+# --- payments -----------------------------------------------------------------------------------
+@admin.register(Payment)
+class PaymentAdmin(ServiceAddViewMixin, admin.ModelAdmin):
+    """Payments: added through payment_record (audited, the invoice's status refreshed), never edited."""
+
+    add_form_class = PaymentAddForm
+    add_title = "Record a payment"
+    list_display = ("paid_on", "invoice_link", "partner", "amount_shown", "reference", "source", "recorded_by",
+                    "recorded_at")
+    list_filter = ("partner", "source", "paid_on", "invoice__kind")
+    search_fields = ("invoice__number", "reference")
+    search_help_text = "Invoice number or payment reference."
+    list_select_related = ("invoice", "partner", "recorded_by")
+    date_hierarchy = "paid_on"
+    fields = ("partner", "invoice_link", "amount_shown", "paid_on", "reference", "source", "recorded_by",
+              "recorded_at")
+    readonly_fields = fields
+
+    def has_change_permission(self, request, obj=None):
+        return False if obj is not None else super().has_change_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if not str(initial.get("invoice", "")).isdigit():
+            initial.pop("invoice", None)
+        initial.setdefault("paid_on", utc_date(timezone.now()))
+        return initial
+
+    def perform_add(self, request, form):
+        data = form.cleaned_data
+        try:
+            return payment_record(invoice=data["invoice"], amount=data["amount"], paid_on=data["paid_on"],
+                                  reference=data["reference"], actor=_actor(request), source="admin")
+        except BillingError as exc:
+            raise ValidationError(str(exc)) from exc
+        except IntegrityError as exc:
+            raise ValidationError("this payment (same date, amount and reference) is already recorded") from exc
+
+    def response_add(self, request, obj, post_url_continue=None):
+        invoice = Invoice.objects.get(pk=obj.invoice_id)
+        self.message_user(request, f"{invoice} is {invoice.get_payment_status_display().lower()}.", messages.INFO)
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.display(description="invoice", ordering="invoice__number")
+    def invoice_link(self, obj):
+        return format_html('<a href="{}">{}</a>', _change_url(obj.invoice), obj.invoice)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_shown(self, obj):
+        return money_html(obj.amount, obj.invoice.currency)
+
+
+# --- one-time charges ---------------------------------------------------------------------------
+def _billing_line(outer: str = "pk"):
+    """The issued invoice line that billed the outer charge (keyed `one_time:<pk>`)."""
+    return InvoiceLine.objects.filter(
+        invoice__state=InvoiceState.ISSUED,
+        key=Concat(Value("one_time:"), Cast(OuterRef(outer), output_field=CharField())),
+    ).order_by("invoice__issue_date", "pk")
+
+
+def billed_invoice_of(charge: OneTimeCharge) -> Invoice | None:
+    line = (InvoiceLine.objects.filter(invoice__state=InvoiceState.ISSUED, key=f"one_time:{charge.pk}")
+            .select_related("invoice").order_by("invoice__issue_date", "pk").first())
+    return line.invoice if line else None
+
+
+class BilledFilter(admin.SimpleListFilter):
+    title = "billed"
+    parameter_name = "billed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Billed (on an issued invoice)"), ("no", "Not billed yet")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(billed_invoice_id__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(billed_invoice_id__isnull=True)
+        return queryset
+
+
+class OneTimeChargeForm(forms.ModelForm):
+    """The import's rules (invoicing.imports.OneTimeChargesImport), for one charge."""
+
+    class Meta:
+        model = OneTimeCharge
+        fields = ("partner", "customer", "description", "quantity", "unit_price", "date", "taxable")
+
+    def clean_quantity(self):
+        quantity = self.cleaned_data["quantity"]
+        if quantity is not None and quantity <= 0:
+            raise ValidationError("must be more than 0")
+        return quantity
+
+    def clean_unit_price(self):
+        price = self.cleaned_data["unit_price"]
+        if price is not None and price < 0:
+            raise ValidationError("must not be negative: a credit is a credit note, not a negative charge")
+        return price
+
+    def clean_date(self):
+        day = self.cleaned_data["date"]
+        if day is not None and day > utc_date(timezone.now()):
+            raise ValidationError(f"{day} is in the future")
+        return day
+
+    def clean(self):
+        cleaned = super().clean()
+        partner, customer = cleaned.get("partner"), cleaned.get("customer")
+        if partner is not None and customer is not None and customer.partner_id != partner.pk:
+            self.add_error("customer", f"{customer.name} is a customer of another partner")
+        quantity, price = cleaned.get("quantity"), cleaned.get("unit_price")
+        if partner is not None and quantity is not None and price is not None:
+            amount = quantize_money(quantity * price, partner.currency)
+            tax = quantize_money(amount * partner.tax_rate / 100, partner.currency)
+            if amount + tax >= MAX_TOTAL:
+                self.add_error("unit_price", f"quantity x unit_price = {amount} {partner.currency} is too large "
+                                             f"for one invoice")
+        return cleaned
+
+
+def charge_snapshot(obj: OneTimeCharge) -> dict:
+    """The columns the one-time-charges import audits."""
+    return {"customer": obj.customer.slug if obj.customer_id else None, "description": obj.description,
+            "quantity": jsonable(obj.quantity), "unit_price": jsonable(obj.unit_price),
+            "currency": obj.partner.currency, "date": jsonable(obj.date), "taxable": obj.taxable}
+
+
+@admin.register(OneTimeCharge)
+class OneTimeChargeAdmin(AuditedSaveMixin, ImportExportModelAdmin):
+    """One-time charges, each billed on its own INV by the billing run. Editable (audited) until
+    billed; then read-only, and corrected by a credit note."""
+
+    resource_classes = [OneTimeChargeResource]
+    form = OneTimeChargeForm
+    audit_kind = "one_time_charge"
+    list_display = ("description", "partner", "customer", "date", "quantity_shown", "unit_price", "amount_shown",
+                    "taxable", "billed_on", "source")
+    list_filter = ("partner", BilledFilter, "taxable", "date")
+    search_fields = ("description", "partner__slug", "partner__name", "customer__slug", "customer__name")
+    list_select_related = ("partner", "customer")
+    autocomplete_fields = ("partner", "customer")
+    date_hierarchy = "date"
+    fields = ("partner", "customer", "description", "quantity", "unit_price", "date", "taxable", "billed_on",
+              "source", "created_at")
+
+    def audit_snapshot(self, obj):
+        return charge_snapshot(obj)
+
+    def has_import_permission(self, request):
+        return request.user.has_perm("invoicing.add_onetimecharge")  # importing adds charges
+
+    def get_queryset(self, request):
+        billing = _billing_line()
+        return super().get_queryset(request).annotate(
+            billed_number=Subquery(billing.values("invoice__number")[:1]),
+            billed_invoice_id=Subquery(billing.values("invoice_id")[:1]),
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("billed_on", "source", "created_at")
+
+    @staticmethod
+    def _billed(obj) -> bool:
+        if obj is None or not obj.pk:
+            return False
+        if hasattr(obj, "billed_invoice_id"):
+            return obj.billed_invoice_id is not None
+        return billed_invoice_of(obj) is not None
+
+    def has_change_permission(self, request, obj=None):
+        if self._billed(obj):
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if self._billed(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        """Under the partner's lock (the billing run's): a charge billed meanwhile is not changed."""
+        Partner.objects.select_for_update().filter(pk=obj.partner_id).first()
+        if change:
+            invoice = billed_invoice_of(obj)
+            if invoice is not None:
+                raise ValidationError(f"this charge was billed on {invoice} meanwhile; correct it with a credit note")
+        else:
+            obj.source = obj.source or "admin"
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request, obj):
+        Partner.objects.select_for_update().filter(pk=obj.partner_id).first()
+        invoice = billed_invoice_of(obj)
+        if invoice is not None:
+            raise ValidationError(f"this charge was billed on {invoice}; correct it with a credit note")
+        super().delete_model(request, obj)
+
+    @admin.display(description="quantity", ordering="quantity")
+    def quantity_shown(self, obj):
+        return quantize_quantity(obj.quantity)
+
+    @admin.display(description="amount")
+    def amount_shown(self, obj):
+        currency = obj.partner.currency
+        return money_html(quantize_money(obj.quantity * obj.unit_price, currency), currency)
+
+    @admin.display(description="billed on", ordering="billed_number")
+    def billed_on(self, obj):
+        number = getattr(obj, "billed_number", None)
+        invoice_id = getattr(obj, "billed_invoice_id", None)
+        if number is None and obj.pk and not hasattr(obj, "billed_number"):
+            invoice = billed_invoice_of(obj)
+            number, invoice_id = (invoice.number, invoice.pk) if invoice else (None, None)
+        if number is None:
+            return format_html('<span class="quiet">{}</span>', "not billed yet")
+        return format_html('<a href="{}">{}</a>', reverse("admin:invoicing_invoice_change", args=[invoice_id]),
+                           number)
+
+
+# --- services: what a seat_days service's recent periods would bill --------------------------------
+class PricedServiceAdmin(MeteredServiceAdminMixin, ServiceAdmin):
     def get_fieldsets(self, request, obj=None):
         fieldsets = list(super().get_fieldsets(request, obj))
         if obj is not None and obj.method == Method.SEAT_DAYS:
@@ -31,7 +1008,7 @@ class PricedServiceAdmin(ServiceAdmin):
     @admin.display(description="periods")
     def recent_periods(self, obj):
         if obj is None or not obj.pk or obj.method != Method.SEAT_DAYS:
-            return "—"
+            return EMPTY
         last = last_complete_period()
         first = last
         for _ in range(PERIODS_SHOWN - 1):

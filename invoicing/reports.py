@@ -20,6 +20,27 @@ def shown_price(value: Decimal | None, currency: str) -> Decimal | None:
     return short if short == value else value.quantize(Decimal("0.0001"))
 
 
+def line_row(line: InvoiceLine, invoice: Invoice) -> dict:
+    """One invoice line with the invoice-lines columns (RULES 7); a draft shows its state as status."""
+    return {
+        "invoice_number": invoice.number or "",
+        "kind": invoice.kind,
+        "status": invoice.payment_status if invoice.is_issued else invoice.state,
+        "issue_date": invoice.issue_date,
+        "due_date": invoice.due_date,
+        "partner": invoice.partner.slug,
+        "customer": line.customer.slug if line.customer_id else "",
+        "service": line.service.code if line.service_id else "",
+        "line_type": line.line_type,
+        "period": line.period,
+        "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
+        "unit_price": shown_price(line.unit_price, invoice.currency),
+        "amount": line.amount,
+        "currency": invoice.currency,
+        "description": line.description,
+    }
+
+
 @register_report
 class InvoiceLinesReport(Report):
     """Every line of every issued invoice (credit notes included, kind CN); --month keeps the
@@ -42,24 +63,7 @@ class InvoiceLinesReport(Report):
             lines = lines.filter(invoice__issue_date__gte=options.month.first,
                                  invoice__issue_date__lte=options.month.last)
         for line in lines.iterator(chunk_size=2000):
-            invoice = line.invoice
-            yield {
-                "invoice_number": invoice.number,
-                "kind": invoice.kind,
-                "status": invoice.payment_status,
-                "issue_date": invoice.issue_date,
-                "due_date": invoice.due_date,
-                "partner": invoice.partner.slug,
-                "customer": line.customer.slug if line.customer_id else "",
-                "service": line.service.code if line.service_id else "",
-                "line_type": line.line_type,
-                "period": line.period,
-                "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
-                "unit_price": shown_price(line.unit_price, invoice.currency),
-                "amount": line.amount,
-                "currency": invoice.currency,
-                "description": line.description,
-            }
+            yield line_row(line, line.invoice)
 
 
 @register_report

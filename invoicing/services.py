@@ -311,6 +311,9 @@ def invoice_issue_draft(*, invoice: Invoice, actor: Actor) -> Invoice:
         partner=invoice.partner, kind=InvoiceKind.CI, state=InvoiceState.ISSUED, month=invoice.month
     ).exists():
         raise BillingError(f"the CI of {invoice.month} is already issued")
+    if Invoice.objects.filter(partner=invoice.partner, state=InvoiceState.DRAFT,
+                              issue_date__lt=invoice.issue_date).exists():
+        raise BillingError("issue the partner's earlier drafts first: invoices are issued in date order")
     if invoice.kind == InvoiceKind.CI:
         _statement(invoice)  # the account as it is now
         invoice.save()
@@ -377,6 +380,7 @@ def invoice_statuses_refresh(*, invoices=None, today: date | None = None) -> int
 @transaction.atomic
 def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, reference: str = "", actor: Actor,
                    source: str = "admin") -> Payment:
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)  # one payment at a time per invoice
     if not invoice.is_issued:
         raise BillingError("payments are recorded against issued invoices")
     if invoice.kind == InvoiceKind.CN:
@@ -407,13 +411,20 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
     if not invoice.is_issued or invoice.kind == InvoiceKind.CN:
         raise BillingError("credit notes correct issued invoices")
     charge_lines = list(invoice.lines.exclude(line_type=LineType.TAX))
-    chosen = charge_lines if lines is None else [line for line in charge_lines if line in set(lines)]
-    if not chosen:
-        raise BillingError("choose at least one line to credit")
     already = set(InvoiceLine.objects.filter(invoice__credits=invoice, invoice__state=InvoiceState.ISSUED,
                                              line_type=LineType.CREDIT).values_list("key", flat=True))
-    if any(f"credit:{line.pk}" in already for line in chosen):
-        raise BillingError("a chosen line is already credited")
+    if lines is None:  # the whole invoice: every line not credited yet
+        chosen = [line for line in charge_lines if f"credit:{line.pk}" not in already]
+        if not chosen:
+            raise BillingError(f"{invoice.number} is already credited in full")
+    else:
+        if any(line.invoice_id != invoice.pk for line in lines):
+            raise BillingError(f"a chosen line is not a line of {invoice.number}")
+        chosen = [line for line in charge_lines if line in set(lines)]
+        if any(f"credit:{line.pk}" in already for line in chosen):
+            raise BillingError("a chosen line is already credited")
+    if not chosen:
+        raise BillingError("choose at least one line to credit")
     today = utc_date(timezone.now())
     note = Invoice.objects.create(partner=invoice.partner, kind=InvoiceKind.CN, issue_date=today, due_date=today,
                                   currency=invoice.currency, customer=invoice.customer, credits=invoice,
@@ -427,7 +438,7 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
     ]
     subtotal = money_sum(line.amount for line in credit_lines)
     earlier = Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
-    if len(already) + len(chosen) == len(charge_lines):
+    if len(already & {f"credit:{line.pk}" for line in charge_lines}) + len(chosen) == len(charge_lines):
         # the last lines credited: the tax still uncredited, so the credits add up to the invoice's tax
         tax = -invoice.tax_amount - money_total(earlier, "tax_amount", invoice.currency)
     else:
@@ -470,7 +481,6 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
     from django.conf import settings
     from django.core.mail import EmailMessage
 
-    from invoicing.pdf import render_invoice_pdf
     from invoicing.templatetags.invoice_format import format_money
 
     invoice = Invoice.objects.select_for_update().select_related("partner").get(pk=invoice.pk)
@@ -485,7 +495,9 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
                   f"by {invoice.due_date:%d %B %Y}.\n"),
             from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
         )
-        message.attach(f"{invoice.number}.pdf", render_invoice_pdf(invoice), "application/pdf")
+        invoice = invoice_pdf_store(invoice=invoice)  # the file kept is the one sent
+        with invoice.pdf.open("rb") as stored:
+            message.attach(f"{invoice.number}.pdf", stored.read(), "application/pdf")
         message.send()
     invoice.emailed_at = timezone.now()
     invoice.save(update_fields=["emailed_at"])

@@ -12,27 +12,49 @@ Data flows partners -> metering, so partners' admin cannot show metered values; 
 its column itself by re-registering a subclass of the partners CustomerAdmin (the app registry
 loads this module after partners.admin).
 
+RMM integrations (where the nightly sync fetches each partner's inventory; the API token is
+write-only), the sync runs and the unit change notices live here too, with the "Get units now"
+action that the registered ServiceAdmin takes in through MeteredServiceAdminMixin.
+
 Lists never run a query per row: places, suspensions and counts are subquery annotations.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from decimal import ROUND_CEILING, Decimal
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from import_export.admin import ImportExportModelAdmin
 
+from billing.actor import Actor
 from billing.money import quantize_quantity
 from billing.periods import Period, utc_date
-from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
+from metering.models import (
+    AgentPresence,
+    IntegrationKind,
+    InventorySync,
+    RmmAgent,
+    RmmIntegration,
+    Suspension,
+    SyncRun,
+    SyncStatus,
+    SyncTrigger,
+    UnitChangeNotice,
+    UsageSnapshot,
+)
 from metering.resources import SuspensionResource, TenantEventResource, TenantUsageResource
 from metering.selectors import seat_days_by_customer
-from partners.admin import EMPTY, CustomerAdmin, CustomerFilter, ReadOnlyAdminMixin
+from metering.services import inventory_latest_as_of
+from metering.sync import inventory_sync, units_now
+from partners.admin import EMPTY, AuditedSaveMixin, CustomerAdmin, CustomerFilter, ReadOnlyAdminMixin
 from partners.models import Customer, Method, Service
 
 GB = Decimal(10**9)  # storage_per_license_gb counts decimal gigabytes (RULES 3.5)
@@ -382,6 +404,233 @@ class InventorySyncAdmin(SourceColumnMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     date_hierarchy = "as_of"
     fields = ("partner", "as_of", "agents", "added", "moved", "removed", "source", "synced_at")
     readonly_fields = fields
+
+
+# --- RMM integrations, sync runs and unit change notices -----------------------------------------
+SYNC_PERMISSION = "metering.add_syncrun"  # "can add RMM sync run": may start a sync (Get units now, Sync now)
+STATUS_COLORS = {SyncStatus.OK: "#2e7d32", SyncStatus.FAILED: "#ba2121", SyncStatus.RUNNING: "#8a6d3b"}
+
+
+def _token_fingerprint(token: str) -> str:
+    """A short digest for the audit log: tells two tokens apart without revealing either."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12] if token else ""
+
+
+class RmmIntegrationForm(forms.ModelForm):
+    """The API token is write-only: never rendered back; typing a new one replaces it."""
+
+    base_url = forms.URLField(max_length=500, required=False, assume_scheme="https",
+                              help_text="REST: e.g. https://vsa.example.com")
+    new_api_token = forms.CharField(
+        label="New API token", required=False, strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 60}),
+        help_text="Write-only: the stored token is never shown. Type a new token to replace it; leave blank to "
+                  "keep the one stored.",
+    )
+    clear_api_token = forms.BooleanField(label="Remove the stored token", required=False)
+
+    class Meta:
+        model = RmmIntegration
+        fields = ("partner", "kind", "enabled", "base_url", "folder_path", "notes")
+        widgets = {"notes": forms.Textarea(attrs={"rows": 3, "cols": 60}),
+                   "folder_path": forms.TextInput(attrs={"size": 60})}
+
+    def clean(self):
+        cleaned = super().clean()
+        token, clear = cleaned.get("new_api_token"), cleaned.get("clear_api_token")
+        if token and clear:
+            self.add_error("clear_api_token", "either type a new token or remove the stored one, not both")
+            return cleaned
+        if token:
+            self.instance.api_token = token
+        elif clear:
+            self.instance.api_token = ""
+        if cleaned.get("kind") == IntegrationKind.REST and not self.instance.api_token:
+            self.add_error("new_api_token", "a REST integration needs an API token")
+        return cleaned
+
+
+def _sync_message(run: SyncRun) -> str:
+    if run.status == SyncStatus.OK:
+        return (f"{run.partner}: inventory as of {run.as_of} synced: {run.agents_seen} agents, "
+                f"{run.added} added, {run.moved} moved, {run.removed} removed")
+    return f"{run.partner}: the RMM sync failed: {run.error[:400]}"
+
+
+@admin.register(RmmIntegration)
+class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
+    """Where each partner's RMM inventory comes from (nightly at 02:00 UTC, and on Get units now)."""
+
+    form = RmmIntegrationForm
+    audit_kind = "rmm_integration"
+    list_display = ("partner", "kind", "where", "token_status", "enabled", "last_run")
+    list_filter = ("kind", "enabled")
+    search_fields = ("partner__slug", "partner__name", "base_url", "folder_path")
+    list_select_related = ("partner",)
+    autocomplete_fields = ("partner",)
+    ordering = ("partner__name",)
+    readonly_fields = ("token_status",)
+    fieldsets = (
+        (None, {"fields": ("partner", "kind", "enabled")}),
+        ("REST API (VSA-style)", {"fields": ("base_url", "token_status", "new_api_token", "clear_api_token")}),
+        ("Drop folder", {"fields": ("folder_path",),
+                         "description": "The newest *.csv file of the folder, in the rmm-assets columns. Write "
+                                        "files under another name and rename them to *.csv when complete."}),
+        ("Notes", {"fields": ("notes",)}),
+    )
+    actions = ("sync_now",)
+
+    def audit_snapshot(self, obj) -> dict:
+        return {"partner": obj.partner.slug if obj.partner_id else None, "kind": obj.kind, "enabled": obj.enabled,
+                "base_url": obj.base_url, "folder_path": obj.folder_path,
+                "api_token": f"set ({_token_fingerprint(obj.api_token)})" if obj.api_token else "not set"}
+
+    def get_queryset(self, request):
+        last = SyncRun.objects.filter(partner=OuterRef("partner")).order_by("-started_at", "-pk")
+        return super().get_queryset(request).annotate(
+            last_status=Subquery(last.values("status")[:1]), last_started=Subquery(last.values("started_at")[:1]),
+        )
+
+    @admin.display(description="API token")
+    def token_status(self, obj):
+        if obj is None or not obj.api_token:
+            return format_html('<span class="quiet">{}</span>', "not set")
+        return "set"
+
+    @admin.display(description="address or folder")
+    def where(self, obj):
+        return obj.base_url if obj.kind == IntegrationKind.REST else obj.folder_path
+
+    @admin.display(description="last sync", ordering="last_started")
+    def last_run(self, obj):
+        if getattr(obj, "last_status", None) is None:
+            return EMPTY
+        return format_html('<span style="color:{};white-space:nowrap">{}</span> <span class="quiet">{}</span>',
+                           STATUS_COLORS.get(obj.last_status, ""), obj.last_status,
+                           f"{obj.last_started:%Y-%m-%d %H:%M}")
+
+    def has_sync_permission(self, request):
+        return request.user.has_perm(SYNC_PERMISSION)
+
+    @admin.action(permissions=["sync"], description="Sync now (as of today, UTC)")
+    def sync_now(self, request, queryset):
+        """Fetch and apply each selected integration's inventory as of today (a manual SyncRun each)."""
+        actor = Actor.of_user(request.user, label=f"{request.user} (admin: Sync now)")
+        today = utc_date(timezone.now())
+        for integration in queryset.select_related("partner"):
+            run = inventory_sync(partner=integration.partner, as_of=today, actor=actor, trigger=SyncTrigger.MANUAL)
+            self.message_user(request, _sync_message(run),
+                              messages.SUCCESS if run.status == SyncStatus.OK else messages.ERROR)
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every sync attempt, nightly or manual: a failed one wrote nothing to the inventory."""
+
+    list_display = ("started_at", "partner", "as_of", "trigger", "status_label", "attempt", "agents_seen", "added",
+                    "moved", "removed", "problem")
+    list_filter = ("status", "trigger", "partner")
+    search_fields = ("partner__slug", "partner__name", "error", "source")
+    list_select_related = ("partner",)
+    date_hierarchy = "started_at"
+    ordering = ("-started_at", "-id")
+    fields = ("partner", "integration", "as_of", "trigger", "attempt", "actor_label", "status", "retryable",
+              "started_at", "finished_at", "agents_seen", "added", "moved", "removed", "source", "inventory", "error")
+    readonly_fields = fields
+
+    @admin.display(description="status", ordering="status")
+    def status_label(self, obj):
+        return format_html('<b style="color:{}">{}</b>', STATUS_COLORS.get(obj.status, ""), obj.get_status_display())
+
+    @admin.display(description="error")
+    def problem(self, obj):
+        if not obj.error:
+            return BLANK
+        short = obj.error if len(obj.error) <= 140 else obj.error[:140] + "…"
+        return format_html('<span title="{}">{}</span>{}', obj.error, short,
+                           format_html(' <span class="quiet">{}</span>', "(retried)") if obj.retryable else "")
+
+
+class NoticeEmailedFilter(admin.SimpleListFilter):
+    title = "email"
+    parameter_name = "emailed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Sent"), ("no", "Not sent yet"), ("none", "No notification emails")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(emailed_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(emailed_at__isnull=True).exclude(recipients="")
+        if self.value() == "none":
+            return queryset.filter(recipients="")
+        return queryset
+
+
+@admin.register(UnitChangeNotice)
+class UnitChangeNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """per_asset unit changes found by syncs, and when each was emailed to the service's notification emails."""
+
+    list_display = ("effective_date", "service", "partner_name", "change", "recipients", "emailed_at")
+    list_filter = ("service__partner", NoticeEmailedFilter)
+    search_fields = ("service__code", "service__name", "service__partner__slug", "recipients")
+    list_select_related = ("service__partner",)
+    date_hierarchy = "effective_date"
+    ordering = ("-effective_date", "-created_at")
+    fields = ("service", "effective_date", "units_before", "units_after", "sync_run", "recipients", "created_at",
+              "emailed_at")
+    readonly_fields = fields
+
+    @admin.display(description="partner", ordering="service__partner__name")
+    def partner_name(self, obj):
+        return obj.service.partner.name
+
+    @admin.display(description="units")
+    def change(self, obj):
+        return format_html('<span style="white-space:nowrap">{} → {} ({})</span>', obj.units_before, obj.units_after,
+                           f"{obj.units_after - obj.units_before:+d}")
+
+
+# --- "Get units now" on per_asset services --------------------------------------------------------
+@admin.action(description="Get units now (sync the RMM, then show the units in force)")
+def get_units_now(modeladmin, request, queryset):
+    """The seed's "Get Units Now": sync each selected per_asset service's partner as of today (UTC, once
+    per partner, a manual SyncRun) and report the units in force today per service."""
+    services = list(queryset.select_related("partner", "customer"))
+    others = [s for s in services if s.method != Method.PER_ASSET]
+    if others:
+        modeladmin.message_user(request, "Skipped (not per_asset, no RMM units): "
+                                + ", ".join(s.code for s in others), messages.WARNING)
+    actor = Actor.of_user(request.user, label=f"{request.user} (admin: Get units now)")
+    for report in units_now(services=services, actor=actor):
+        service, run = report.service, report.run
+        label = f"{service.name} [{service.code}]"
+        if run.status == SyncStatus.OK:
+            change = (f"was {report.units_before}" if report.units != report.units_before else "unchanged")
+            modeladmin.message_user(request, f"{label}: {report.units} units in force on {report.day} ({change})",
+                                    messages.SUCCESS)
+        else:
+            latest = inventory_latest_as_of(service.partner)
+            known = f"the last inventory, as of {latest}" if latest else "no inventory yet"
+            modeladmin.message_user(
+                request, f"{label}: {report.units} units in force on {report.day} from {known}; the RMM sync failed: "
+                         f"{run.error[:400]}", messages.ERROR)
+
+
+class MeteredServiceAdminMixin:
+    """Mix into the registered ServiceAdmin (class X(MeteredServiceAdminMixin, ServiceAdmin)) to add the
+    "Get units now" action. Added in get_actions, so it composes with the admin's own `actions`; shown
+    to users who may start a sync (metering.add_syncrun)."""
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.actions is None or IS_POPUP_VAR in request.GET:
+            return actions
+        if request.user.has_perm(SYNC_PERMISSION):
+            func, name, description = self.get_action(get_units_now)
+            actions[name] = (func, name, description)
+        return actions
 
 
 # --- customers: seat-days this month ------------------------------------------------------------

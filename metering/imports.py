@@ -216,6 +216,13 @@ class TenantEventsImport(ImportKind):
             _audit_per_customer(ctx, "suspension.import", counts)
 
 
+def agent_row(values: dict) -> AgentRow:
+    """An agent from the parsed cells of an rmm-assets row (the import and the sync connectors read the same)."""
+    return AgentRow(agent_id=values["agent_id"], machine_name=values["machine_name"],
+                    organization=values["organization"], group=values["group"] or "", os=values["os"] or "",
+                    last_seen=values["last_seen"])
+
+
 @register_import
 class RmmAssetsImport(ImportKind):
     """A whole RMM inventory of one partner as of a date: agents absent from it are gone from that date."""
@@ -244,8 +251,7 @@ class RmmAssetsImport(ImportKind):
         agents: dict[str, tuple[int, AgentRow]] = ctx.state.setdefault("agents", {})
         for row in batch:
             v = row.values
-            agent = AgentRow(agent_id=v["agent_id"], machine_name=v["machine_name"], organization=v["organization"],
-                             group=v["group"] or "", os=v["os"] or "", last_seen=v["last_seen"])
+            agent = agent_row(v)
             if v["agent_id"] in agents:
                 first_row, first = agents[v["agent_id"]]
                 if first != agent:

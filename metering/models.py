@@ -1,6 +1,8 @@
 """What was used. The calendar lets metering count member-days in plain SQL on any database."""
 
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 
 from billing.periods import whole_days_between
 
@@ -132,3 +134,122 @@ class InventorySync(models.Model):
 
     def __str__(self):
         return f"{self.partner.slug} inventory as of {self.as_of}"
+
+
+# --- RMM syncs (RULES 3.6, 6: a sync is a whole inventory as of the date it ran) -------------------
+class IntegrationKind(models.TextChoices):
+    REST = "rest", "REST API (VSA-style, bearer token)"
+    FOLDER = "folder", "Drop folder (newest rmm-assets CSV)"
+
+
+class RmmIntegration(models.Model):
+    """Where a partner's RMM inventory is fetched from, nightly and on "Get units now".
+
+    The API token is stored as given (the sync must send it) and is write-only in the admin.
+    """
+
+    partner = models.OneToOneField("partners.Partner", on_delete=models.CASCADE, related_name="rmm_integration")
+    kind = models.CharField(max_length=10, choices=IntegrationKind.choices, default=IntegrationKind.REST)
+    base_url = models.URLField(max_length=500, blank=True, help_text="REST: e.g. https://vsa.example.com")
+    api_token = models.CharField(max_length=2000, blank=True, help_text="REST: sent as Authorization: Bearer")
+    folder_path = models.CharField(max_length=500, blank=True,
+                                   help_text="drop folder: the newest *.csv file in it is the inventory")
+    enabled = models.BooleanField(default=True, help_text="off: no sync runs, nightly or manual")
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["partner__name"]
+        verbose_name = "RMM integration"
+
+    def __str__(self):
+        return f"{self.partner} ({self.get_kind_display()})"
+
+    def clean(self):
+        if self.kind == IntegrationKind.REST:
+            errors = {}
+            if not self.base_url:
+                errors["base_url"] = "required for a REST integration"
+            elif not self.base_url.lower().startswith(("http://", "https://")):
+                errors["base_url"] = "use an http:// or https:// address"
+            if errors:
+                raise ValidationError(errors)
+        elif self.kind == IntegrationKind.FOLDER and not self.folder_path.strip():
+            raise ValidationError({"folder_path": "required for a drop-folder integration"})
+
+    @property
+    def has_token(self) -> bool:
+        return bool(self.api_token)
+
+
+class SyncStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    OK = "ok", "OK"
+    FAILED = "failed", "Failed"
+
+
+class SyncTrigger(models.TextChoices):
+    NIGHTLY = "nightly", "Nightly job"
+    MANUAL = "manual", "Manual (Get units now)"
+
+
+class SyncRun(models.Model):
+    """One attempt to sync a partner's inventory: recorded before the fetch, finished ok or failed.
+
+    A failed run wrote nothing to the inventory. A nightly retry is a new run (`attempt` counts).
+    """
+
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="sync_runs")
+    integration = models.ForeignKey(RmmIntegration, on_delete=models.SET_NULL, null=True, blank=True,
+                                    related_name="runs")
+    as_of = models.DateField()
+    trigger = models.CharField(max_length=10, choices=SyncTrigger.choices)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    actor_label = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=SyncStatus.choices, default=SyncStatus.RUNNING)
+    agents_seen = models.PositiveIntegerField(default=0)
+    added = models.PositiveIntegerField(default=0)
+    moved = models.PositiveIntegerField(default=0)
+    removed = models.PositiveIntegerField(default=0)
+    source = models.CharField(max_length=200, blank=True, help_text="the API address or the file read")
+    error = models.TextField(blank=True)
+    retryable = models.BooleanField(default=False, help_text="the fault looked transient (timeout, HTTP 5xx)")
+    inventory = models.ForeignKey(InventorySync, on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="+", help_text="the inventory it recorded, when anything changed")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "RMM sync run"
+        indexes = [models.Index(fields=["partner", "-started_at"], name="syncrun_partner_started")]
+
+    def __str__(self):
+        return f"{self.partner.slug} sync as of {self.as_of}: {self.status}"
+
+
+class UnitChangeNotice(models.Model):
+    """A per_asset service's units changed because of a sync: emailed once to its notification emails.
+
+    Unique per (service, effective date, units after): syncing the same inventory again never emails again.
+    """
+
+    service = models.ForeignKey("partners.Service", on_delete=models.CASCADE, related_name="unit_change_notices")
+    effective_date = models.DateField()
+    units_before = models.PositiveIntegerField()
+    units_after = models.PositiveIntegerField()
+    sync_run = models.ForeignKey(SyncRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="notices")
+    recipients = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-effective_date", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "effective_date", "units_after"],
+                                    name="one_notice_per_unit_change"),
+        ]
+
+    def __str__(self):
+        return f"{self.service.code}: {self.units_before} -> {self.units_after} units from {self.effective_date}"

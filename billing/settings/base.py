@@ -141,4 +141,14 @@ IMPORT_MAX_REPORTED_ERRORS = env.int("IMPORT_MAX_REPORTED_ERRORS", default=1000)
 # Utilization alert thresholds (RULES 3.2)
 UTILIZATION_WARNING_PERCENT = 90
 
+# Nightly RMM inventory syncs (metering.connectors, metering.tasks): each HTTP request of a sync
+# times out after RMM_SYNC_TIMEOUT_SECONDS; a sync reads at most RMM_SYNC_MAX_PAGES pages of at
+# most RMM_SYNC_MAX_PAGE_BYTES each; a fault that looks transient (timeout, HTTP 5xx) is tried
+# again RMM_SYNC_RETRIES times, after RMM_SYNC_RETRY_BASE_SECONDS x 2^n.
+RMM_SYNC_TIMEOUT_SECONDS = env.float("RMM_SYNC_TIMEOUT_SECONDS", default=30.0)
+RMM_SYNC_MAX_PAGES = env.int("RMM_SYNC_MAX_PAGES", default=500)
+RMM_SYNC_MAX_PAGE_BYTES = env.int("RMM_SYNC_MAX_PAGE_BYTES", default=20 * 1024 * 1024)
+RMM_SYNC_RETRIES = env.int("RMM_SYNC_RETRIES", default=3)
+RMM_SYNC_RETRY_BASE_SECONDS = env.int("RMM_SYNC_RETRY_BASE_SECONDS", default=120)
+
 from billing.settings.celery import *  # noqa: E402,F403

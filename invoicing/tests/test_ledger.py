@@ -211,10 +211,10 @@ def test_a_credit_note_for_chosen_lines_credits_just_those_with_their_own_tax_an
     tax 5% x 20.00 = 1.00, total 121.00.
     Credit the 12.30 line: -12.30 and tax 5% x -12.30 = -0.615 -> -0.62 (half away from zero): -12.92.
     Credit the support: -100.00 and a 0.00 tax line: -100.00. The balance falls by 112.92 to 8.08.
-    Crediting the 12.30 line again, alone or with the whole invoice, is refused; the 7.70 line can
-    still be credited; being the last line, its credit note takes the tax still uncredited (1.00 - 0.62 =
-    0.38, not its own 0.385 -> 0.39): -7.70 - 0.38 = -8.08, the balance is back to exactly 0.00 and the CI is
-    void."""
+    Crediting the 12.30 line again, alone or with another, is refused; crediting "the whole invoice" now
+    credits what is left, the 7.70 line; being the last line, its credit note takes the tax still
+    uncredited (1.00 - 0.62 = 0.38, not its own 0.385 -> 0.39): -7.70 - 0.38 = -8.08, the balance is
+    back to exactly 0.00 and the CI is void."""
     partner = PartnerFactory(slug="chosen", tax_rate=D("5"))
     april = {"start_date": date(2026, 4, 1)}
     service(partner, "a", Method.FLAT, "12.30", **april)
@@ -239,10 +239,11 @@ def test_a_credit_note_for_chosen_lines_credits_just_those_with_their_own_tax_an
             credit_note_issue(invoice=ci, lines=[line["a"]], actor=ACTOR)
         with pytest.raises(BillingError, match="already credited"):
             credit_note_issue(invoice=ci, lines=[line["a"], line["b"]], actor=ACTOR)
-        with pytest.raises(BillingError, match="already credited"):
-            credit_note_issue(invoice=ci, actor=ACTOR)
         assert Invoice.objects.filter(kind=InvoiceKind.CN).count() == 2
-        third = credit_note_issue(invoice=ci, lines=[line["b"]], actor=ACTOR)
+        third = credit_note_issue(invoice=ci, actor=ACTOR)  # "the whole invoice": what is left of it, line b
+        with pytest.raises(BillingError, match="already credited in full"):
+            credit_note_issue(invoice=ci, actor=ACTOR)
+    assert [x.key for x in third.lines.filter(line_type=LineType.CREDIT)] == [f"credit:{line['b'].pk}"]
     assert third.total == D("-8.08")
     assert partner_balance(partner) == D("0.00")
     ci.refresh_from_db()
