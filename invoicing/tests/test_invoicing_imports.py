@@ -43,6 +43,7 @@ from invoicing.services import credit_note_issue
 from partners.models import AuditLog, Customer, Partner, Service
 from partners.tests.factories import CustomerFactory, PartnerFactory
 from tests.examples import replay
+from tests.import_checks import csv_text, import_rejected, row_error_lines, table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -71,26 +72,13 @@ def billed(today, data_dir):
 
 # --- helpers -----------------------------------------------------------------------------------------------
 def db_state() -> dict[str, list[dict]]:
-    """Every row of every table these imports may touch (payment statuses included)."""
-    return {model.__name__: list(model.objects.order_by("pk").values()) for model in TRACKED}
-
-
-def csv_text(header: str, *rows: str) -> str:
-    return "\n".join([header, *rows]) + "\n"
-
-
-def row_error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("row ")]
+    return table_rows(TRACKED)
 
 
 def assert_rejected(cli, kind: str, path, expected: list[str], *options: str):
     """Exit 1, exactly the expected `row N: column: reason` lines in row order, nothing written."""
-    before = db_state()
-    result = cli("import_csv", kind, str(path), *options)
-    assert result.status == 1, result.out
-    assert row_error_lines(result.err) == expected, result.err
-    assert "nothing was imported" in result.err
-    assert db_state() == before
+    result, lines = import_rejected(cli, kind, path, *options, tracked=TRACKED)
+    assert lines == expected, result.err
     return result
 
 

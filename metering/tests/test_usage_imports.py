@@ -20,6 +20,7 @@ import time_machine
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from partners.models import AuditLog, Customer, Partner
 from partners.tests.factories import CustomerFactory, PartnerFactory
+from tests.import_checks import csv_text, import_rejected, row_error_lines, table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -46,26 +47,13 @@ def acme(db):
 
 # --- helpers -----------------------------------------------------------------------------------------------
 def db_state() -> dict[str, list[dict]]:
-    """Every row of every table a usage import may touch, so that 'nothing was written' covers updates too."""
-    return {model.__name__: list(model.objects.order_by("pk").values()) for model in TRACKED}
-
-
-def csv_text(header: str, *rows: str) -> str:
-    return "\n".join([header, *rows]) + "\n"
-
-
-def row_error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("row ")]
+    return table_rows(TRACKED)
 
 
 def assert_rejected(cli, kind: str, path, expected: list[str], *options: str):
     """Exit 1, exactly the expected `row N: column: reason` lines in row order, nothing written."""
-    before = db_state()
-    result = cli("import_csv", kind, str(path), *options)
-    assert result.status == 1, result.out
-    assert row_error_lines(result.err) == expected, result.err
-    assert "nothing was imported" in result.err
-    assert db_state() == before
+    result, lines = import_rejected(cli, kind, path, *options, tracked=TRACKED)
+    assert lines == expected, result.err
     return result
 
 

@@ -36,6 +36,7 @@ from partners.tests.factories import (
     SeatPurchaseFactory,
     ServiceFactory,
 )
+from tests.import_checks import csv_text, import_rejected, row_error_lines, table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -45,31 +46,17 @@ TRACKED = (Partner, Customer, Member, Service, SeatPurchase, SeatAssignment, Sea
 
 # --- helpers (also used by test_seat_events_import) ------------------------------------------------
 def db_state() -> dict[str, list[dict]]:
-    """Every row of every model an import may touch, so that 'nothing was written' covers updates too."""
-    return {model.__name__: list(model.objects.order_by("pk").values()) for model in TRACKED}
-
-
-def csv_text(header: str, *rows: str) -> str:
-    return "\n".join([header, *rows]) + "\n"
-
-
-def row_error_lines(err: str) -> list[str]:
-    return [line for line in err.splitlines() if line.startswith("row ")]
+    return table_rows(TRACKED)
 
 
 def assert_rejected(cli, kind: str, path, expected: list[tuple[int, str, str]]):
     """Run the import; it must exit 1, print exactly one `row N: column: ...` line per expected
     (row, column, part of the reason), and leave the database as it was."""
-    before = db_state()
-    result = cli("import_csv", kind, str(path))
-    assert result.status == 1, result.out
-    lines = row_error_lines(result.err)
+    result, lines = import_rejected(cli, kind, path, tracked=TRACKED)
     assert len(lines) == len(expected), result.err
     for (row, column, reason), line in zip(sorted(expected), lines, strict=True):
         assert line.startswith(f"row {row}: {column}: "), (line, result.err)
         assert reason in line, (line, reason)
-    assert "nothing was imported" in result.err
-    assert db_state() == before
     return result
 
 

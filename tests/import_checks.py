@@ -1,0 +1,27 @@
+"""Checks shared by the import tests of every app: a rejected file writes nothing and names its rows."""
+
+from __future__ import annotations
+
+
+def table_rows(models) -> dict[str, list[dict]]:
+    """Every row of the given models, so that 'nothing was written' covers updates too."""
+    return {model.__name__: list(model.objects.order_by("pk").values()) for model in models}
+
+
+def csv_text(header: str, *rows: str) -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+def row_error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("row ")]
+
+
+def import_rejected(cli, kind: str, path, *options: str, tracked):
+    """Run the import; it must exit 1, say nothing was imported, and leave the tracked tables as they were.
+    Returns (result, its `row N: ...` lines)."""
+    before = table_rows(tracked)
+    result = cli("import_csv", kind, str(path), *options)
+    assert result.status == 1, result.out
+    assert "nothing was imported" in result.err
+    assert table_rows(tracked) == before
+    return result, row_error_lines(result.err)
