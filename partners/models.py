@@ -516,3 +516,32 @@ class SeatEventStage(models.Model):
 
     def __str__(self):
         return f"{self.action} {self.member_id} at {self.at}"
+
+
+class ApiKeyQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A partner's key to the HTTP API. Only a SHA-256 digest of the secret is kept; the key is shown
+    once, when it is created (RULES 8)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True, help_text="the public part, shown in lists")
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the whole key")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["partner", "-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self):
+        return f"{self.prefix}… ({self.partner.slug}{', revoked' if self.revoked_at else ''})"
