@@ -12,7 +12,7 @@ from billing.periods import utc_date
 from billing.registry import register_import
 from metering.models import Suspension, UsageSnapshot
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource
-from metering.services import AgentRow, InventoryError, TenantEvent, inventory_apply, suspension_replay
+from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay
 from partners.audit import audit_entry
 from partners.lookups import customers_by_key, partners_by_slug
 from partners.models import AuditLog
@@ -265,9 +265,11 @@ class RmmAssetsImport(ImportKind):
         if not ctx.ok:
             return
         agents = {agent_id: agent for agent_id, (_, agent) in ctx.state.get("agents", {}).items()}
+        from metering.sync import inventory_apply_notified
+
         try:
-            result = inventory_apply(partner=ctx.state["partner"], as_of=ctx.as_of, agents=agents, actor=_actor(ctx),
-                                     source=ctx.source)
+            result = inventory_apply_notified(partner=ctx.state["partner"], as_of=ctx.as_of, agents=agents,
+                                              actor=_actor(ctx), source=ctx.source)
         except InventoryError as exc:
             raise ImportFileError(str(exc)) from exc
         # one count per row of the file (an agent moved and renamed is one update), plus the agents it removed

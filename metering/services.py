@@ -198,3 +198,100 @@ def suspension_replay(events: list[TenantEvent]) -> tuple[list[Suspension], list
     if open_since is not None:
         suspensions.append(Suspension(customer_id=events[-1].customer_id, suspended_at=open_since).set_days())
     return suspensions, errors
+
+
+# --- live tenant changes (the HTTP API): suspend / unsuspend now, record a usage snapshot -----------
+class TenantStateError(Exception):
+    """A suspend of a suspended tenant, or an unsuspend of one that is not suspended (a conflict)."""
+
+
+SUSPENSION_FIELDS = ("customer_id", "suspended_at", "unsuspended_at", "source")
+USAGE_SNAPSHOT_FIELDS = ("users_count", "storage_bytes", "messages_count")
+
+
+def _lock_customer(customer):
+    from partners.models import Customer
+
+    return Customer.objects.select_for_update().get(pk=customer.pk)
+
+
+@transaction.atomic
+def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension:
+    """Suspend the tenant now (RULES 3.5: counting stops from the next whole day). A tenant already
+    suspended is refused, as a tenant-events import refuses a double suspend."""
+    from django.utils import timezone
+
+    from partners.audit import snapshot
+
+    customer = _lock_customer(customer)
+    current = Suspension.objects.filter(customer=customer, unsuspended_at__isnull=True).first()
+    if current is not None:
+        raise TenantStateError(
+            f"{customer.slug} is already suspended (since {current.suspended_at:%Y-%m-%dT%H:%M:%SZ})"
+        )
+    suspension = Suspension(customer=customer, suspended_at=timezone.now(), source=source[:100])
+    suspension.save()
+    audit_record(actor=actor, action="suspension.suspend", obj=suspension, partner_id=customer.partner_id,
+                 after=snapshot(suspension, SUSPENSION_FIELDS))
+    return suspension
+
+
+@transaction.atomic
+def tenant_unsuspend(*, customer, actor: Actor, source: str = "api") -> Suspension:
+    """End the tenant's open suspension now (RULES 3.5: the day it happens counts)."""
+    from django.utils import timezone
+
+    from partners.audit import snapshot
+
+    customer = _lock_customer(customer)
+    suspension = Suspension.objects.select_for_update().filter(customer=customer, unsuspended_at__isnull=True).first()
+    if suspension is None:
+        raise TenantStateError(f"{customer.slug} is not suspended")
+    before = snapshot(suspension, SUSPENSION_FIELDS)
+    suspension.unsuspended_at = max(timezone.now(), suspension.suspended_at)
+    suspension.save()
+    audit_record(actor=actor, action="suspension.unsuspend", obj=suspension, partner_id=customer.partner_id,
+                 before=before, after=snapshot(suspension, SUSPENSION_FIELDS))
+    return suspension
+
+
+@transaction.atomic
+def usage_snapshot_record(*, customer, date: date, users_count: int, storage_bytes: int,
+                          messages_count: int | None = None, actor: Actor,
+                          source: str = "api"):
+    """Record a tenant's usage for a UTC date: the last snapshot of a date wins (RULES 3.3, 9.11).
+
+    Returns (snapshot, outcome) with outcome "created", "updated" or "unchanged"; an unchanged
+    snapshot is not written again (recording the same values twice = once). A future date is refused.
+    """
+    from django.core.exceptions import ValidationError
+    from django.utils import timezone
+
+    from billing.periods import utc_date
+    from metering.models import UsageSnapshot
+
+    if date > utc_date(timezone.now()):
+        raise ValidationError({"date": f"{date} is in the future"})
+    values = {"users_count": users_count, "storage_bytes": storage_bytes, "messages_count": messages_count}
+    for name in ("users_count", "storage_bytes"):
+        if values[name] is None or values[name] < 0:
+            raise ValidationError({name: "must be a whole number, 0 or more"})
+    if messages_count is not None and messages_count < 0:
+        raise ValidationError({"messages_count": "must be a whole number, 0 or more"})
+    customer = _lock_customer(customer)
+    existing = UsageSnapshot.objects.select_for_update().filter(customer=customer, date=date).first()
+    if existing is None:
+        snap = UsageSnapshot.objects.create(customer=customer, date=date, source=source[:100], **values)
+        audit_record(actor=actor, action="usage.record", obj=snap, partner_id=customer.partner_id,
+                     after={"date": date.isoformat(), **values})
+        return snap, "created"
+    before = {name: getattr(existing, name) for name in USAGE_SNAPSHOT_FIELDS}
+    if before == values:
+        return existing, "unchanged"
+    for name, value in values.items():
+        setattr(existing, name, value)
+    existing.source = source[:100]
+    existing.save()
+    audit_record(actor=actor, action="usage.record", obj=existing, partner_id=customer.partner_id,
+                 before={"date": date.isoformat(), **before}, after={"date": date.isoformat(), **values})
+    return existing, "updated"

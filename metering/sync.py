@@ -121,20 +121,28 @@ def _apply(*, run: SyncRun, partner: Partner, as_of: date, rows: list[AgentRow],
                 f"the RMM reported no agents while {in_force} are in force: refused as a likely fault of the "
                 f"RMM (an empty inventory would remove them all); if they are really gone, import an empty "
                 f"rmm-assets file with --as-of {as_of}")
-    services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).active_on(as_of)
-                    .order_by("pk"))
-    before = asset_units_on(services=services, day=as_of)
-    result = inventory_apply(partner=partner, as_of=as_of, agents=agents, actor=actor,
-                             source=f"sync #{run.pk}: {run.source}"[:200])
-    after = asset_units_on(services=services, day=as_of)
-    for service in services:
-        if before[service.pk] != after[service.pk]:
-            _notice_record(service=service, day=as_of, before=before[service.pk], after=after[service.pk], run=run)
+    result = inventory_apply_notified(partner=partner, as_of=as_of, agents=agents, actor=actor,
+                                      source=f"sync #{run.pk}: {run.source}"[:200], run=run)
     run.status = SyncStatus.OK
     run.added, run.moved, run.removed = result.added, result.moved, result.removed
     run.inventory = result.sync
     run.finished_at = timezone.now()
     run.save()
+
+
+def inventory_apply_notified(*, partner: Partner, as_of: date, agents: dict[str, AgentRow], actor: Actor,
+                             source: str, run: SyncRun | None = None):
+    """inventory_apply, then one notice per per_asset service whose units in force on `as_of` changed
+    (syncs and rmm-assets imports alike: the notification emails of RULES 6)."""
+    services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).active_on(as_of)
+                    .order_by("pk"))
+    before = asset_units_on(services=services, day=as_of)
+    result = inventory_apply(partner=partner, as_of=as_of, agents=agents, actor=actor, source=source)
+    after = asset_units_on(services=services, day=as_of)
+    for service in services:
+        if before[service.pk] != after[service.pk]:
+            _notice_record(service=service, day=as_of, before=before[service.pk], after=after[service.pk], run=run)
+    return result
 
 
 def asset_units_on(*, services, day: date) -> dict[int, int]:
@@ -143,7 +151,7 @@ def asset_units_on(*, services, day: date) -> dict[int, int]:
     return {sid: (values[0][1] if values else 0) for sid, values in steps.items()}
 
 
-def _notice_record(*, service: Service, day: date, before: int, after: int, run: SyncRun) -> None:
+def _notice_record(*, service: Service, day: date, before: int, after: int, run: SyncRun | None) -> None:
     """One notice per (service, date, units after): the same change found again is not told again;
     a change back to units told earlier that day, after another value was told, is told again."""
     recipients = ", ".join(split_emails(service.notification_emails))

@@ -472,3 +472,27 @@ def test_sync_pages_and_the_sync_now_action(clerk, rmm):
     notice = UnitChangeNotice.objects.get()
     assert "0 → 2 (+2)" in clerk.get(url("unitchangenotice")).content.decode()
     assert clerk.get(url("unitchangenotice", "change", notice.pk)).status_code == 200
+
+
+def test_an_rmm_assets_import_that_changes_units_notifies_once(cli, csv_file, django_capture_on_commit_callbacks):
+    """RULES 6 notification_emails: a unit change told once, whether it arrived by sync or by import."""
+    from datetime import date
+
+    from django.core import mail
+    from djmoney.money import Money
+
+    from metering.models import UnitChangeNotice
+    from partners.models import Method
+    from partners.tests.factories import PartnerFactory, ServiceFactory
+
+    partner = PartnerFactory(slug="imp")
+    ServiceFactory(partner=partner, code="endpoints", method=Method.PER_ASSET, rmm_filter="ACME",
+                   unit_price=Money("10.00", "USD"), notification_emails="noc@imp.example",
+                   start_date=date(2026, 1, 1))
+    path = csv_file("inv.csv", "agent_id,machine_name,organization,group\na1,PC-1,ACME,\na2,PC-2,ACME,\n")
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            result = cli("import_csv", "rmm-assets", str(path), "--partner", "imp", "--as-of", "2026-03-02")
+            assert result.status == 0, result.err
+    assert UnitChangeNotice.objects.count() == 1
+    assert [m.to for m in mail.outbox] == [["noc@imp.example"]]
