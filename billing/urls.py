@@ -1,6 +1,8 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
+
+from billing.api import api
 
 admin.site.site_header = "MSP billing back office"
 admin.site.site_title = "Billing back office"
@@ -9,4 +11,6 @@ admin.site.index_title = "Partners, usage and invoices"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    path("portal/", include("billing.portal.urls")),
 ]

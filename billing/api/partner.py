@@ -1,0 +1,86 @@
+"""/api/partner: seats (assign, unassign) and the seat dashboard. Seat rules are the services' own
+(caps, commitments, one seat per member: RULES 3.2), so the API denies what every entry point denies."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from ninja import Router, Status
+
+from billing.api.auth import actor_of, partner_of
+from billing.api.schemas import DashboardOut, ErrorOut, SeatIn, SeatOut, ValidationErrorOut
+from billing.periods import utc_date
+from partners.models import Customer, Method, SeatAssignment, Service
+from partners.seating import SeatRuleError, utilization
+from partners.selectors import active_seat_counts
+from partners.services import seat_assign, seat_unassign
+
+router = Router(tags=["partner"])
+
+
+def _seat_out(assignment: SeatAssignment) -> dict:
+    return {"customer": assignment.customer.slug, "member": assignment.member.name,
+            "assigned_at": assignment.assigned_at, "removed_at": assignment.removed_at}
+
+
+@router.post("/seats", response={201: SeatOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut,
+                                 422: ValidationErrorOut})
+def seat_create(request, payload: SeatIn):
+    """Give a member of one of the partner's customers a seat now (the member is created if new).
+    409 with the reason when a seat cap or a commitment without overage is reached, or when the
+    member already holds a seat."""
+    customer = get_object_or_404(Customer, partner=partner_of(request), slug=payload.customer)
+    try:
+        assignment = seat_assign(customer=customer, member_name=payload.member, actor=actor_of(request), source="api")
+    except SeatRuleError as exc:
+        return Status(409, {"detail": str(exc)})
+    return Status(201, _seat_out(assignment))
+
+
+@router.delete("/seats/{customer}/{member}", response={204: None, 401: ErrorOut, 404: ErrorOut})
+def seat_delete(request, customer: str, member: str):
+    """End the member's active seat now. 404 when the customer is not the partner's or the member
+    holds no active seat."""
+    found = get_object_or_404(Customer, partner=partner_of(request), slug=customer)
+    try:
+        seat_unassign(customer=found, member_name=member, actor=actor_of(request), source="api")
+    except SeatRuleError as exc:
+        return Status(404, {"detail": str(exc)})
+    return Status(204, None)
+
+
+def _ratio_text(active: int, committed: int) -> str | None:
+    ratio = utilization(active, committed)
+    return None if ratio is None else format(ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP), "f")
+
+
+@router.get("/dashboard", response={200: DashboardOut, 401: ErrorOut})
+def dashboard(request):
+    """Committed seats (contract + purchases in force today), seats assigned now, seats available
+    before the commitment is reached, utilization (assigned / committed), in total and per seat_days service."""
+    partner = partner_of(request)
+    today = utc_date(timezone.now())
+    counts = active_seat_counts(partner_ids=[partner.pk])
+    services = list(
+        Service.objects.filter(partner=partner, method=Method.SEAT_DAYS).active_on(today)
+        .select_related("customer").order_by("code")
+    )
+    rows = []
+    for service in services:
+        committed = service.committed_on(today)
+        assigned = counts.in_scope(service)
+        rows.append({
+            "service": service.code,
+            "customer": service.customer.slug if service.customer_id else None,
+            "committed": committed,
+            "assigned": assigned,
+            "available": max(0, committed - assigned),
+            "utilization": _ratio_text(assigned, committed),
+            "overage_enabled": service.overage_enabled,
+        })
+    committed = sum(row["committed"] for row in rows)
+    assigned = counts.by_partner.get(partner.pk, 0)
+    return {"committed": committed, "assigned": assigned, "available": max(0, committed - assigned),
+            "utilization": _ratio_text(assigned, committed), "services": rows}

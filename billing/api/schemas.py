@@ -1,0 +1,131 @@
+"""Request and response bodies. Money and decimals travel as strings, never floats (RULES 2)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from django.utils import timezone
+from ninja import Schema
+from pydantic import Field, StringConstraints, field_validator
+
+from billing.periods import utc_date
+
+# whole numbers only (no "5", 5.0 or true), within what the database columns hold
+Count = Annotated[int, Field(strict=True, ge=0, le=2_147_483_647)]
+BigCount = Annotated[int, Field(strict=True, ge=0, le=9_223_372_036_854_775_807)]
+# a printable name: no control characters (PostgreSQL refuses NUL in text), not blank
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200,
+                                         pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class ErrorOut(Schema):
+    detail: str
+
+
+class ValidationErrorOut(Schema):
+    detail: list[dict]
+
+
+class UsageOut(Schema):
+    date: dt.date | None
+    users_count: int
+    storage_bytes: int
+    messages_count: int | None
+
+
+class TenantOut(Schema):
+    slug: str
+    name: str
+    suspended: bool
+    latest_usage: UsageOut | None
+
+
+class TenantUsageOut(Schema):
+    slug: str
+    date: dt.date | None = Field(description="the date of the latest snapshot (null before any)")
+    users_count: int
+    storage_bytes: int
+    messages_count: int | None
+    licenses: int = Field(description="max(users, ceil(storage / storage per license)) under the licenses "
+                                      "service covering the tenant; 0 without one")
+    suspended: bool
+
+
+class SuspensionOut(Schema):
+    slug: str
+    suspended: bool
+    suspended_at: dt.datetime
+    unsuspended_at: dt.datetime | None
+
+
+class UsageIn(Schema):
+    date: dt.date | None = Field(None, description="UTC date of the snapshot; default today (UTC), never in the future")
+    users_count: Count
+    storage_bytes: BigCount
+    messages_count: BigCount | None = None
+
+    @field_validator("date")
+    @classmethod
+    def not_in_future(cls, value: dt.date | None) -> dt.date | None:
+        if value is not None and value > utc_date(timezone.now()):
+            raise ValueError(f"{value} is in the future")
+        return value
+
+
+class UsageRecordOut(Schema):
+    slug: str
+    date: dt.date
+    users_count: int
+    storage_bytes: int
+    messages_count: int | None
+    outcome: str = Field(description="created, updated (the last snapshot of a date wins) or unchanged")
+
+
+class ForecastLineOut(Schema):
+    service: str
+    customer: str | None
+    line_type: str
+    period: str
+    quantity: str
+    unit_price: str | None
+    amount: str
+    description: str
+
+
+class ForecastOut(Schema):
+    month: str = Field(description="the invoice month of the next CI (YYYY-MM)")
+    currency: str
+    lines: list[ForecastLineOut]
+    subtotal: str
+
+
+class SeatIn(Schema):
+    customer: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    member: Name
+
+
+class SeatOut(Schema):
+    customer: str
+    member: str
+    assigned_at: dt.datetime
+    removed_at: dt.datetime | None
+
+
+class ServiceSeatsOut(Schema):
+    service: str
+    customer: str | None
+    committed: int
+    assigned: int
+    available: int
+    utilization: str | None
+    overage_enabled: bool
+
+
+class DashboardOut(Schema):
+    committed: int
+    assigned: int
+    available: int
+    utilization: str | None = Field(description="assigned / committed as a decimal string; null without a "
+                                                "commitment")
+    services: list[ServiceSeatsOut]

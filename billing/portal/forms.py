@@ -1,0 +1,42 @@
+"""Portal forms: small, and scoped to the partner they are built for."""
+
+from __future__ import annotations
+
+from django import forms
+
+from billing.periods import Period, PeriodError
+
+
+class AssignSeatForm(forms.Form):
+    member = forms.CharField(max_length=200, label="Member name",
+                             widget=forms.TextInput(attrs={"placeholder": "e.g. ana@oakridge"}))
+
+
+class SeatCapForm(forms.Form):
+    seat_cap = forms.IntegerField(min_value=0, required=False, label="Seat cap",
+                                  help_text="blank: no cap")
+
+
+class AddSeatsForm(forms.Form):
+    service = forms.ModelChoiceField(queryset=None, empty_label=None, label="Service")
+    seats = forms.IntegerField(min_value=1, max_value=10000, initial=1, label="Seats to add")
+
+    def __init__(self, *args, services, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["service"].queryset = services
+        self.fields["service"].label_from_instance = lambda s: f"{s.name} ({s.scope_label})"
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, label="Key name",
+                           widget=forms.TextInput(attrs={"placeholder": "e.g. PSA sync"}))
+
+
+class PeriodForm(forms.Form):
+    period = forms.CharField(label="Month", widget=forms.TextInput(attrs={"type": "month"}))
+
+    def clean_period(self):
+        try:
+            return Period.parse(self.cleaned_data["period"])
+        except PeriodError as exc:
+            raise forms.ValidationError(str(exc)) from exc

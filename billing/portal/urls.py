@@ -1,0 +1,29 @@
+"""Partner portal URLs, mounted at /portal/."""
+
+from django.urls import path
+
+from billing.portal import views
+
+app_name = "portal"
+
+urlpatterns = [
+    path("login/", views.PortalLoginView.as_view(), name="login"),
+    path("logout/", views.PortalLogoutView.as_view(), name="logout"),
+    path("", views.dashboard, name="dashboard"),
+    path("billing/", views.billing, name="billing"),
+    path("billing/invoices/<int:pk>/pdf/", views.invoice_pdf_download, name="invoice_pdf"),
+    path("billing/invoices/<int:pk>/xlsx/", views.invoice_xlsx_download, name="invoice_xlsx"),
+    path("billing/statements/", views.statements, name="statements"),
+    path("billing/statements/<str:period>/export.csv", views.statements_csv, name="statements_csv"),
+    path("customers/", views.customers, name="customers"),
+    path("customers/<int:pk>/", views.customer_detail, name="customer"),
+    path("customers/<int:pk>/seats/assign/", views.seat_assign_view, name="seat_assign"),
+    path("customers/<int:pk>/seats/remove/", views.seat_remove_view, name="seat_remove"),
+    path("customers/<int:pk>/cap/", views.seat_cap_view, name="seat_cap"),
+    path("seats/add/", views.add_seats, name="add_seats"),
+    path("seats/purchases/<int:pk>/", views.seat_purchase, name="seat_purchase"),
+    path("team/", views.team, name="team"),
+    path("team/keys/create/", views.api_key_create_view, name="api_key_create"),
+    path("team/keys/<int:pk>/", views.api_key_created, name="api_key_created"),
+    path("team/keys/<int:pk>/revoke/", views.api_key_revoke_view, name="api_key_revoke"),
+]

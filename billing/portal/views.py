@@ -1,0 +1,351 @@
+"""Partner portal pages. Every query goes through request.partner: another partner's object is a 404."""
+
+from __future__ import annotations
+
+import io
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import LoginView, LogoutView
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_POST
+
+from billing.actor import Actor
+from billing.periods import Period, PeriodError, utc_date
+from billing.portal.access import BILLING, OWNER, portal_view
+from billing.portal.forms import AddSeatsForm, ApiKeyForm, AssignSeatForm, PeriodForm, SeatCapForm
+from billing.portal.selectors import seat_chart, seat_services, seat_summaries
+from billing.reporting import ReportOptions, write_csv, write_xlsx
+from invoicing import pdf as invoice_pdf
+from invoicing.models import Invoice, InvoiceState, PaymentStatus
+from invoicing.reports import InvoiceLinesReport, PeriodsReport, line_row
+from metering.reports import StatementsReport
+from partners.api_keys import api_key_create, api_key_revoke
+from partners.audit import audit_record, snapshot
+from partners.models import ApiKey, AuditLog, Customer, PartnerUser, SeatAssignment, SeatPurchase
+from partners.seating import SeatRuleError
+from partners.selectors import active_seat_counts
+from partners.services import seat_assign, seat_purchase_create, seat_unassign
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+NEW_KEY_SESSION = "portal_new_api_key"
+
+
+def _today():
+    return utc_date(timezone.now())
+
+
+def _actor(request) -> Actor:
+    return Actor.of_user(request.user, label=f"{request.user.get_username()} (portal)")
+
+
+def _page(request, section: str, template: str, **context):
+    partner_user = request.partner_user
+    context.update(
+        partner=request.partner, partner_user=partner_user, section=section,
+        can_bill=partner_user.role in BILLING, is_owner=partner_user.role in OWNER,
+    )
+    return render(request, f"portal/{template}", context)
+
+
+# --- sign in ------------------------------------------------------------------------------------
+
+class PortalLoginView(LoginView):
+    template_name = "portal/login.html"
+    redirect_authenticated_user = True
+    next_page = "/portal/"
+
+
+class PortalLogoutView(LogoutView):
+    next_page = "/portal/login/"
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+@portal_view()
+def dashboard(request):
+    today = _today()
+    summaries = seat_summaries(partner_id=request.partner.pk, day=today)
+    main = summaries[0]
+    chart = seat_chart(partner_id=request.partner.pk, service=main.service, today=today)
+    return _page(request, "dashboard", "dashboard.html", main=main, others=summaries[1:], chart=chart,
+                 today=today)
+
+
+# --- billing ------------------------------------------------------------------------------------
+
+def _issued_invoices(partner):
+    return Invoice.objects.filter(partner=partner, state=InvoiceState.ISSUED)
+
+
+@portal_view(roles=BILLING)
+def billing(request):
+    partner = request.partner
+    invoices = list(_issued_invoices(partner).order_by("-issue_date", "-number"))
+    by_number = {invoice.number: invoice for invoice in invoices}
+    periods = [
+        {**row, "invoice": by_number.get(row["invoice_number"]),
+         "payment_label": PaymentStatus(row["payment_status"]).label if row["payment_status"] in PaymentStatus.values
+         else row["payment_status"]}
+        for row in PeriodsReport().rows(ReportOptions(partner=partner.slug))
+    ]
+    periods.sort(key=lambda row: (row["period"], row["service"]), reverse=True)
+    return _page(request, "billing", "billing.html", periods=periods, invoices=invoices,
+                 billing_portal_url=getattr(settings, "BILLING_PORTAL_URL", ""),
+                 statement_period=Period.of(_today()).previous())
+
+
+def _invoice_label(invoice: Invoice) -> str:
+    return invoice.number or f"invoice-{invoice.pk}"
+
+
+@portal_view(roles=BILLING)
+def invoice_pdf_download(request, pk: int):
+    invoice = get_object_or_404(_issued_invoices(request.partner), pk=pk)
+    content = None
+    if invoice.pdf:
+        try:
+            with invoice.pdf.open("rb") as stored:
+                content = stored.read()
+        except OSError:
+            content = None  # the stored file is gone: render it again
+    if content is None:
+        try:
+            content = invoice_pdf.render_invoice_pdf(invoice)
+        except (ImportError, OSError) as exc:  # WeasyPrint without its libraries
+            messages.error(request, f"The PDF cannot be produced right now ({exc}); try again later.")
+            return redirect("portal:billing")
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(True, f"{_invoice_label(invoice)}.pdf")
+    return response
+
+
+@portal_view(roles=BILLING)
+def invoice_xlsx_download(request, pk: int):
+    invoice = get_object_or_404(_issued_invoices(request.partner).select_related("partner"), pk=pk)
+    rows = (line_row(line, invoice)
+            for line in invoice.lines.select_related("customer", "service").order_by("position", "pk"))
+    stream = io.BytesIO()
+    write_xlsx(InvoiceLinesReport.columns, rows, stream, title=_invoice_label(invoice))
+    response = HttpResponse(stream.getvalue(), content_type=XLSX_TYPE)
+    response["Content-Disposition"] = content_disposition_header(True, f"{_invoice_label(invoice)}-lines.xlsx")
+    return response
+
+
+def _statement_customer(request) -> Customer | None:
+    """?customer=ID narrows a statement to one of the partner's customers (another partner's: 404)."""
+    raw = request.GET.get("customer", "")
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise Http404("no such customer")
+    return get_object_or_404(Customer, pk=int(raw), partner=request.partner)
+
+
+def _statement_rows(partner, period: Period, customer: Customer | None) -> list[dict]:
+    rows = StatementsReport().rows(ReportOptions(partner=partner.slug, period=period))
+    return [row for row in rows if customer is None or row["customer"] == customer.slug]
+
+
+@portal_view(roles=BILLING)
+def statements(request):
+    default = Period.of(_today()).previous()
+    form = PeriodForm(request.GET or {"period": str(default)})
+    period = form.cleaned_data["period"] if form.is_valid() else default
+    customer = _statement_customer(request)
+    rows = _statement_rows(request.partner, period, customer)
+    totals = {
+        "seat_days": sum(r["seat_days"] for r in rows),
+        "seat_months": sum((r["seat_months"] for r in rows), start=0),
+        "active_users": sum(r["active_users"] for r in rows),
+    }
+    return _page(request, "billing", "statements.html", form=form, period=period, rows=rows, totals=totals,
+                 customer=customer, customers=request.partner.customers.order_by("name"),
+                 billing_portal_url=getattr(settings, "BILLING_PORTAL_URL", ""))
+
+
+@portal_view(roles=BILLING)
+def statements_csv(request, period: str):
+    try:
+        period_value = Period.parse(period)
+    except PeriodError as exc:
+        raise Http404(str(exc)) from exc
+    customer = _statement_customer(request)
+    stream = io.StringIO()
+    write_csv(StatementsReport.columns, _statement_rows(request.partner, period_value, customer), stream)
+    name = f"statements-{request.partner.slug}-{period_value}" + (f"-{customer.slug}" if customer else "")
+    response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, f"{name}.csv")
+    return response
+
+
+# --- customers and seats ------------------------------------------------------------------------
+
+def _customer(request, pk: int) -> Customer:
+    return get_object_or_404(Customer, pk=pk, partner=request.partner)
+
+
+@portal_view()
+def customers(request):
+    counts = active_seat_counts(partner_ids=[request.partner.pk])
+    rows = [
+        {"customer": c, "active": counts.by_customer.get(c.pk, 0)}
+        for c in request.partner.customers.order_by("name")
+    ]
+    for row in rows:
+        cap = row["customer"].seat_cap
+        row["percent"] = min(100, row["active"] * 100 // cap) if cap else None
+    return _page(request, "customers", "customers.html", rows=rows)
+
+
+@portal_view()
+def customer_detail(request, pk: int):
+    customer = _customer(request, pk)
+    seats = (SeatAssignment.objects.active().filter(customer=customer).select_related("member")
+             .order_by("member__name"))
+    return _page(request, "customers", "customer.html", customer=customer, seats=seats,
+                 assign_form=AssignSeatForm(), cap_form=SeatCapForm(initial={"seat_cap": customer.seat_cap}))
+
+
+@require_POST
+@portal_view()
+def seat_assign_view(request, pk: int):
+    customer = _customer(request, pk)
+    form = AssignSeatForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter the member's name.")
+        return redirect("portal:customer", pk=customer.pk)
+    name = form.cleaned_data["member"].strip()
+    try:
+        seat_assign(customer=customer, member_name=name, actor=_actor(request), source="portal")
+    except SeatRuleError as exc:
+        messages.error(request, f"{name} was not given a seat: {exc}.")
+    else:
+        messages.success(request, f"{name} now has a seat at {customer.name}.")
+    return redirect("portal:customer", pk=customer.pk)
+
+
+@require_POST
+@portal_view()
+def seat_remove_view(request, pk: int):
+    customer = _customer(request, pk)
+    name = (request.POST.get("member") or "").strip()
+    try:
+        seat_unassign(customer=customer, member_name=name, actor=_actor(request), source="portal")
+    except SeatRuleError as exc:
+        messages.error(request, f"Nothing removed: {exc}.")
+    else:
+        messages.success(request, f"{name}'s seat at {customer.name} was removed (today still counts).")
+    return redirect("portal:customer", pk=customer.pk)
+
+
+CUSTOMER_AUDIT_FIELDS = ("slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization")
+
+
+@require_POST
+@portal_view(roles=OWNER)
+def seat_cap_view(request, pk: int):
+    customer = _customer(request, pk)
+    form = SeatCapForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The cap must be a whole number of seats, or blank for no cap.")
+        return redirect("portal:customer", pk=customer.pk)
+    before = snapshot(customer, CUSTOMER_AUDIT_FIELDS)
+    customer.seat_cap = form.cleaned_data["seat_cap"]
+    try:
+        with transaction.atomic():
+            customer.save(update_fields=["seat_cap", "updated_at"])
+            after = snapshot(customer, CUSTOMER_AUDIT_FIELDS)
+            if after != before:
+                audit_record(actor=_actor(request), action="customers.update", obj=customer,
+                             partner=request.partner, before=before, after=after)
+    except ValidationError as exc:
+        text = "; ".join(m for msgs in exc.message_dict.values() for m in msgs)
+        messages.error(request, f"The cap was not changed: {text}.")
+    else:
+        cap = customer.seat_cap
+        messages.success(request, f"{customer.name}: seat cap {'removed' if cap is None else f'set to {cap}'}.")
+    return redirect("portal:customer", pk=customer.pk)
+
+
+# --- add seats ----------------------------------------------------------------------------------
+
+@portal_view(roles=BILLING)
+def add_seats(request):
+    services = seat_services(request.partner.pk, _today()).select_related("customer")
+    form = AddSeatsForm(request.POST or None, services=services)
+    if request.method == "POST" and form.is_valid():
+        try:
+            purchase = seat_purchase_create(service=form.cleaned_data["service"], seats=form.cleaned_data["seats"],
+                                            actor=_actor(request), source="portal")
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                form.add_error(field if field in form.fields else None, errors)
+        else:
+            return redirect("portal:seat_purchase", pk=purchase.pk)
+    purchases = (SeatPurchase.objects.filter(service__partner=request.partner)
+                 .select_related("service", "purchased_by")[:20])
+    return _page(request, "seats", "add_seats.html", form=form, purchases=purchases, today=_today(),
+                 has_services=services.exists())
+
+
+@portal_view(roles=BILLING)
+def seat_purchase(request, pk: int):
+    purchase = get_object_or_404(SeatPurchase.objects.select_related("service"), pk=pk,
+                                 service__partner=request.partner)
+    return _page(request, "seats", "seat_purchase.html", purchase=purchase)
+
+
+# --- team, audit and API keys -------------------------------------------------------------------
+
+@portal_view()
+def team(request):
+    partner = request.partner
+    users = PartnerUser.objects.filter(partner=partner).select_related("user").order_by("user__username")
+    keys = ApiKey.objects.filter(partner=partner).select_related("created_by").order_by("-created_at")
+    audit = Paginator(AuditLog.objects.filter(partner=partner).select_related("actor").order_by("-at", "-id"), 25)
+    page = audit.get_page(request.GET.get("page"))
+    return _page(request, "team", "team.html", users=users, keys=keys, page=page, key_form=ApiKeyForm())
+
+
+@require_POST
+@portal_view(roles=OWNER)
+def api_key_create_view(request):
+    form = ApiKeyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The key name is too long.")
+        return redirect("portal:team")
+    api_key, secret = api_key_create(partner=request.partner, actor=_actor(request),
+                                     name=form.cleaned_data["name"])
+    request.session[NEW_KEY_SESSION] = {"id": api_key.pk, "secret": secret}
+    return redirect("portal:api_key_created", pk=api_key.pk)
+
+
+@portal_view(roles=OWNER)
+def api_key_created(request, pk: int):
+    api_key = get_object_or_404(ApiKey, pk=pk, partner=request.partner)
+    stored = request.session.get(NEW_KEY_SESSION) or {}
+    secret = stored.get("secret") if stored.get("id") == api_key.pk else None
+    if secret:
+        del request.session[NEW_KEY_SESSION]  # shown once
+    return _page(request, "team", "api_key_created.html", api_key=api_key, secret=secret)
+
+
+@require_POST
+@portal_view(roles=OWNER)
+def api_key_revoke_view(request, pk: int):
+    api_key = get_object_or_404(ApiKey, pk=pk, partner=request.partner)
+    already = api_key.revoked_at is not None
+    api_key_revoke(api_key=api_key, actor=_actor(request))
+    if already:
+        messages.info(request, f"Key {api_key.prefix}… was already revoked.")
+    else:
+        messages.success(request, f"Key {api_key.prefix}… is revoked: requests with it now get 401.")
+    return redirect(reverse("portal:team") + "#keys")
