@@ -251,7 +251,8 @@ def audit_formset(request, formset, *, kind: str, snap, partner_of) -> None:
 
 
 def partner_snapshot(obj: Partner) -> dict:
-    return snapshot(obj, ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails"))
+    return snapshot(obj, ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails",
+                          "billing_portal_url"))
 
 
 def customer_snapshot(obj: Customer) -> dict:
@@ -312,7 +313,8 @@ class PartnerForm(forms.ModelForm):
 
     class Meta:
         model = Partner
-        fields = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails")
+        fields = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails",
+                  "billing_portal_url")
         widgets = {"billing_emails": forms.Textarea(attrs={"rows": 2, "cols": 60})}
 
     def __init__(self, *args, **kwargs):
@@ -456,7 +458,8 @@ class PartnerAdmin(PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
     list_display_links = ("name", "slug")
     fieldsets = (
         (None, {"fields": ("name", "slug")}),
-        ("Billing", {"fields": ("currency", "tax_rate", "payment_terms_days", "billing_emails")}),
+        ("Billing", {"fields": ("currency", "tax_rate", "payment_terms_days", "billing_emails",
+                                "billing_portal_url")}),
         ("Seats now", {"fields": ("seat_summary", "links")}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )

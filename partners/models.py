@@ -31,6 +31,9 @@ class Partner(models.Model):
     )
     payment_terms_days = models.PositiveIntegerField(default=30)
     billing_emails = models.TextField(blank=True, help_text="billing contacts, separated by commas")
+    billing_portal_url = models.URLField(
+        blank=True, help_text="the payment portal linked from the partner portal's Billing page "
+                              "(blank: the BILLING_PORTAL_URL setting, if any)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -43,6 +46,10 @@ class Partner(models.Model):
     @property
     def billing_contacts(self) -> list[str]:
         return split_emails(self.billing_emails)
+
+    @property
+    def payment_portal_url(self) -> str:
+        return self.billing_portal_url or getattr(settings, "BILLING_PORTAL_URL", "")
 
 
 class Customer(models.Model):

@@ -436,3 +436,19 @@ def test_create_an_api_key_shows_the_secret_once_then_revoke(a, owner):
     key.refresh_from_db()
     assert key.revoked_at is not None
     assert AuditLog.objects.filter(action="api_key.revoke", object_id=str(key.pk)).exists()
+
+
+def test_billing_page_links_the_partners_own_payment_portal(client, settings):
+    """The Billing page's "Billing portal" link is configurable per partner, else the setting, else hidden."""
+    from partners.models import PartnerUser, Role
+    from partners.tests.factories import PartnerFactory, UserFactory
+
+    partner = PartnerFactory(slug="linky")
+    user = UserFactory(username="linky-owner")
+    PartnerUser.objects.create(user=user, partner=partner, role=Role.OWNER)
+    client.force_login(user)
+    settings.BILLING_PORTAL_URL = ""
+    assert "pay.linky.example" not in client.get("/portal/billing/").content.decode()
+    partner.billing_portal_url = "https://pay.linky.example/account"
+    partner.save()
+    assert "https://pay.linky.example/account" in client.get("/portal/billing/").content.decode()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import LoginView, LogoutView
 from django.core.exceptions import ValidationError
@@ -98,7 +97,7 @@ def billing(request):
     ]
     periods.sort(key=lambda row: (row["period"], row["service"]), reverse=True)
     return _page(request, "billing", "billing.html", periods=periods, invoices=invoices,
-                 billing_portal_url=getattr(settings, "BILLING_PORTAL_URL", ""),
+                 billing_portal_url=partner.payment_portal_url,
                  statement_period=Period.of(_today()).previous())
 
 
@@ -168,7 +167,7 @@ def statements(request):
     }
     return _page(request, "billing", "statements.html", form=form, period=period, rows=rows, totals=totals,
                  customer=customer, customers=request.partner.customers.order_by("name"),
-                 billing_portal_url=getattr(settings, "BILLING_PORTAL_URL", ""))
+                 billing_portal_url=request.partner.payment_portal_url)
 
 
 @portal_view(roles=BILLING)
