@@ -308,6 +308,9 @@ class ReadOnlyAdminMixin:
 
 # --- partners -----------------------------------------------------------------------------------
 class PartnerForm(forms.ModelForm):
+    billing_portal_url = forms.URLField(required=False, assume_scheme="https",
+                                        help_text=Partner._meta.get_field("billing_portal_url").help_text)
+
     currency = forms.ChoiceField(choices=[(c, c) for c in settings.CURRENCIES], initial="USD",
                                  help_text="ISO 4217; every price of the partner is in it")
 
