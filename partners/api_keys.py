@@ -46,7 +46,9 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
 
 def api_key_check(key: str) -> ApiKey | None:
     """The active key matching a presented secret, or None. The digest is compared in constant time."""
-    parts = (key or "").split("_")
+    if not (key or "").isascii():
+        return None
+    parts = key.split("_")
     if len(parts) < 3 or parts[0] != KEY_PREFIX:
         return None
     candidate = ApiKey.objects.active().select_related("partner").filter(prefix=parts[1]).first()

@@ -452,3 +452,40 @@ def test_billing_page_links_the_partners_own_payment_portal(client, settings):
     partner.billing_portal_url = "https://pay.linky.example/account"
     partner.save()
     assert "https://pay.linky.example/account" in client.get("/portal/billing/").content.decode()
+
+
+def test_technicians_team_page_shows_no_money_and_no_keys(client):
+    """Billing is for Owner and Billing users: the audit log a Technician reads has no invoice, payment
+    or seat-purchase entries, and no API keys."""
+    from billing.actor import Actor
+    from partners.audit import audit_record
+    from partners.models import PartnerUser, Role
+    from partners.tests.factories import PartnerFactory, UserFactory
+
+    partner = PartnerFactory(slug="techy")
+    audit_record(actor=Actor(label="t"), action="payment.record", object_type="invoicing.Payment",
+                 object_id="1", partner=partner, after={"amount": "88.00", "reference": "WIRE-123"})
+    audit_record(actor=Actor(label="t"), action="seat.assign", object_type="partners.SeatAssignment",
+                 object_id="2", partner=partner, after={"member": "ana-visible"})
+    user = UserFactory(username="techy-tech")
+    PartnerUser.objects.create(user=user, partner=partner, role=Role.TECHNICIAN)
+    client.force_login(user)
+    page = client.get("/portal/team/").content.decode()
+    assert "WIRE-123" not in page and "88.00" not in page and "API keys" not in page
+    assert "seat.assign" in page or "ana-visible" in page
+
+
+def test_odd_input_is_refused_not_a_server_error(client):
+    from partners.models import PartnerUser, Role
+    from partners.tests.factories import CustomerFactory, PartnerFactory, UserFactory
+
+    partner = PartnerFactory(slug="oddy")
+    customer = CustomerFactory(partner=partner)
+    user = UserFactory(username="oddy-owner")
+    PartnerUser.objects.create(user=user, partner=partner, role=Role.OWNER)
+    client.force_login(user)
+    assert client.get("/portal/billing/statements/?customer=%C2%B2").status_code == 404
+    response = client.post(f"/portal/customers/{customer.pk}/cap/", {"seat_cap": "99999999999999999999"})
+    assert response.status_code in (200, 302)
+    customer.refresh_from_db()
+    assert customer.seat_cap is None

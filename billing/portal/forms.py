@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.validators import RegexValidator
 
 from billing.periods import Period, PeriodError
 
 
 class AssignSeatForm(forms.Form):
     member = forms.CharField(max_length=200, label="Member name",
+                             validators=[RegexValidator(r"^[^\x00-\x1f\x7f]+$", "no control characters")],
                              widget=forms.TextInput(attrs={"placeholder": "e.g. ana@oakridge"}))
 
 
 class SeatCapForm(forms.Form):
-    seat_cap = forms.IntegerField(min_value=0, required=False, label="Seat cap",
+    seat_cap = forms.IntegerField(min_value=0, max_value=2_147_483_647, required=False, label="Seat cap",
                                   help_text="blank: no cap")
 
 

@@ -9,6 +9,7 @@ from django.contrib.auth.views import LoginView, LogoutView
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -143,7 +144,7 @@ def _statement_customer(request) -> Customer | None:
     raw = request.GET.get("customer", "")
     if not raw:
         return None
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise Http404("no such customer")
     return get_object_or_404(Customer, pk=int(raw), partner=request.partner)
 
@@ -308,10 +309,22 @@ def seat_purchase(request, pk: int):
 def team(request):
     partner = request.partner
     users = PartnerUser.objects.filter(partner=partner).select_related("user").order_by("user__username")
+    can_bill = request.partner_user.role in BILLING
+    # billing is for Owner and Billing users: money entries of the audit log and the API keys too
     keys = ApiKey.objects.filter(partner=partner).select_related("created_by").order_by("-created_at")
-    audit = Paginator(AuditLog.objects.filter(partner=partner).select_related("actor").order_by("-at", "-id"), 25)
+    entries = AuditLog.objects.filter(partner=partner)
+    if not can_bill:
+        keys = keys.none()
+        money = Q()
+        for prefix in MONEY_ACTIONS:
+            money |= Q(action__startswith=prefix)
+        entries = entries.exclude(money)
+    audit = Paginator(entries.select_related("actor").order_by("-at", "-id"), 25)
     page = audit.get_page(request.GET.get("page"))
     return _page(request, "team", "team.html", users=users, keys=keys, page=page, key_form=ApiKeyForm())
+
+
+MONEY_ACTIONS = ("invoice.", "payment.", "seat_purchase.", "one_time_charge.", "api_key.")
 
 
 @require_POST
