@@ -528,7 +528,9 @@ class Command(BaseCommand):
                 invoice_pdf_store(invoice=invoice)
                 rendered += 1
         count = Invoice.objects.issued().count()
-        self.stdout.write(f"Invoices: {len(issued)} issued now, {count} in all; {rendered} PDFs rendered.")
+        with_pdf = Invoice.objects.issued().exclude(pdf="").count()
+        self.stdout.write(f"Invoices: {len(issued)} issued now, {count} in all, {with_pdf} with their PDF "
+                          f"({rendered} rendered here, the others when they were issued).")
 
     def _superuser(self) -> None:
         users = get_user_model()
