@@ -207,6 +207,18 @@ def unit_change_notice_send(*, notice: UnitChangeNotice) -> UnitChangeNotice:
     return notice
 
 
+STALE_RUN_AFTER = timedelta(hours=2)
+
+
+def sync_runs_abandoned(*, now=None) -> int:
+    """Runs still "running" long after they started died with their process (a worker killed, a
+    deploy): they are marked failed, so the admin never shows a sync as running forever."""
+    now = now or timezone.now()
+    return SyncRun.objects.filter(status=SyncStatus.RUNNING, started_at__lt=now - STALE_RUN_AFTER).update(
+        status=SyncStatus.FAILED, finished_at=now,
+        error="abandoned: the process running this sync stopped before it finished")
+
+
 def unit_change_notices_unsent():
     """Notices with recipients whose email never left (the broker was down, say)."""
     return UnitChangeNotice.objects.filter(emailed_at__isnull=True, created_at__lt=timezone.now() - NOTICE_RESEND_AFTER

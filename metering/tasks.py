@@ -9,7 +9,12 @@ from django.utils import timezone
 from billing.actor import Actor
 from billing.periods import utc_date
 from metering.models import RmmIntegration, SyncStatus, SyncTrigger, UnitChangeNotice
-from metering.sync import inventory_sync, unit_change_notice_send, unit_change_notices_unsent
+from metering.sync import (
+    inventory_sync,
+    sync_runs_abandoned,
+    unit_change_notice_send,
+    unit_change_notices_unsent,
+)
 from partners.models import Partner
 
 
@@ -43,6 +48,7 @@ def sync_inventories_task():
     """Nightly (celery-beat, 02:00 UTC): one sync task per partner with an enabled integration, as of
     today (UTC); and unit change emails that never left are sent."""
     today = utc_date(timezone.now()).isoformat()
+    sync_runs_abandoned()
     partner_ids = list(RmmIntegration.objects.filter(enabled=True).order_by("partner_id")
                        .values_list("partner_id", flat=True))
     if partner_ids:

@@ -496,3 +496,28 @@ def test_an_rmm_assets_import_that_changes_units_notifies_once(cli, csv_file, dj
             assert result.status == 0, result.err
     assert UnitChangeNotice.objects.count() == 1
     assert [m.to for m in mail.outbox] == [["noc@imp.example"]]
+
+
+def test_a_run_abandoned_by_its_process_is_marked_failed_by_the_nightly_job():
+    """A sync whose worker died stays "running" only until the next nightly job (two hours at least)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from metering.models import RmmIntegration, SyncRun, SyncStatus
+    from metering.sync import sync_runs_abandoned
+    from partners.tests.factories import PartnerFactory
+
+    partner = PartnerFactory(slug="stuck")
+    integration = RmmIntegration.objects.create(partner=partner, kind="folder", folder_path="/nonexistent")
+    now = timezone.now()
+    old = SyncRun.objects.create(partner=partner, integration=integration, as_of=now.date(), trigger="nightly",
+                                 status=SyncStatus.RUNNING)
+    SyncRun.objects.filter(pk=old.pk).update(started_at=now - timedelta(hours=3))
+    fresh = SyncRun.objects.create(partner=partner, integration=integration, as_of=now.date(), trigger="manual",
+                                   status=SyncStatus.RUNNING)
+    assert sync_runs_abandoned(now=now) == 1
+    old.refresh_from_db()
+    fresh.refresh_from_db()
+    assert old.status == SyncStatus.FAILED and "abandoned" in old.error and old.finished_at == now
+    assert fresh.status == SyncStatus.RUNNING
