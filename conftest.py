@@ -120,3 +120,17 @@ def _calendar(request):
             days.append(Day(day=day, month=day.replace(day=1)))
             day += timedelta(days=1)
         Day.objects.bulk_create(days, batch_size=5000)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stray_connections_closed(django_db_setup, django_db_blocker):
+    """Threads of the worker and live-server tests keep their own database connections; on PostgreSQL
+    they would stop the test database from being dropped at the end. End them first."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")

@@ -81,7 +81,7 @@ def calendar_filled() -> None:
         importlib.import_module("metering.migrations.0002_fill_calendar").fill(apps, None)
 
 
-def wait_for(condition, seconds: float = 30) -> bool:
+def wait_for(condition, seconds: float = 90) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
@@ -92,6 +92,7 @@ def wait_for(condition, seconds: float = 30) -> bool:
 
 @pytest.mark.django_db(transaction=True)
 def test_nightly_sync_through_redis_then_the_next_ci_prorates_the_change(settings):
+    settings.RMM_SYNC_TIMEOUT_SECONDS = 10  # a stalled fetch becomes a failed run well within the wait
     calendar_filled()
     today = utc_date(timezone.now())
     month = Period.of(today)
@@ -109,7 +110,8 @@ def test_nightly_sync_through_redis_then_the_next_ci_prorates_the_change(setting
         rmm.account(TOKEN, [agent(f"acme-{i}", "ACME", "WS") for i in range(1, 6)])
         with redis_worker(settings):
             sync_inventories_task.delay()
-            assert wait_for(lambda: SyncRun.objects.exclude(status=SyncStatus.RUNNING).exists()), "no sync ran"
+            assert wait_for(lambda: SyncRun.objects.exclude(status=SyncStatus.RUNNING).exists()), \
+                f"no sync finished: {list(SyncRun.objects.values('status', 'started_at', 'error'))}"
             assert wait_for(lambda: UnitChangeNotice.objects.filter(emailed_at__isnull=False).exists()), \
                 f"the unit change email never left: {list(SyncRun.objects.values('status', 'error'))}, " \
                 f"{list(UnitChangeNotice.objects.values())}"
