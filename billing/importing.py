@@ -214,10 +214,16 @@ def read_csv(stream: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict
 
 def run_import(kind_name: str, stream: Iterable[str], **options) -> ImportSummary:
     """Import a text stream of CSV of the given kind, all or nothing."""
-    kind = _kind(kind_name)
-    kind.check_options(ImportContext(kind=kind_name, **options))
+    kind, ctx = _start(kind_name, options)  # options are checked before the file is read
     header, rows = read_csv(stream)
-    return run_import_rows(kind_name, header, rows, **options)
+    return _run(kind, ctx, header, rows)
+
+
+def _start(kind_name: str, options: dict) -> tuple[ImportKind, ImportContext]:
+    kind = _kind(kind_name)
+    ctx = ImportContext(kind=kind_name, **options)
+    kind.check_options(ctx)
+    return kind, ctx
 
 
 def _kind(kind_name: str) -> ImportKind:
@@ -230,9 +236,12 @@ def _kind(kind_name: str) -> ImportKind:
 def run_import_rows(kind_name: str, header: list[str], rows: Iterable[tuple[int, dict]],
                     **options) -> ImportSummary:
     """Import (row number, cells) pairs under a header, all or nothing."""
-    kind = _kind(kind_name)
-    ctx = ImportContext(kind=kind_name, **options)
-    kind.check_options(ctx)
+    kind, ctx = _start(kind_name, options)
+    return _run(kind, ctx, header, rows)
+
+
+def _run(kind: ImportKind, ctx: ImportContext, header: list[str], rows) -> ImportSummary:
+    kind_name = ctx.kind
     kind.check_header(header)
     ctx.header = frozenset(header)
     with transaction.atomic():
