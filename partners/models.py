@@ -321,7 +321,7 @@ class Service(models.Model):
 
     def committed_on(self, day) -> int:
         """Committed seats in force on `day`: the contract plus purchases effective by then."""
-        purchased = self.seat_purchases.filter(effective_date__lte=day).aggregate(s=Sum("seats"))["s"] or 0
+        purchased = self.seat_purchases.effective_by(day).aggregate(s=Sum("seats"))["s"] or 0
         return (self.committed_quantity or 0) + purchased
 
 

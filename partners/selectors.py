@@ -6,10 +6,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 
 from partners.models import Method, SeatAssignment, SeatPurchase, Service
-from partners.seating import Commitment, utilization
+from partners.seating import Commitment
 
 
 @dataclass(frozen=True)
@@ -38,39 +38,30 @@ def active_seat_counts(*, partner_ids=None, at=None) -> SeatCounts:
     return SeatCounts(by_customer, dict(by_partner))
 
 
+def committed_seats(services, day: date) -> dict[int, int]:
+    """{service id: committed seats in force on `day`}: the contract plus the purchases effective by
+    then (RULES 9.2), for any number of services in one query."""
+    purchased = dict(
+        SeatPurchase.objects.filter(service__in=services).effective_by(day)
+        .order_by().values_list("service_id").annotate(s=Sum("seats"))
+    )
+    return {service.pk: (service.committed_quantity or 0) + purchased.get(service.pk, 0) for service in services}
+
+
 def commitments_in_force(*, partner_ids, day: date) -> dict[int, list[Commitment]]:
     """The seat_days commitments in force on `day`, per partner id (two queries)."""
     services = list(
         Service.objects.filter(partner_id__in=partner_ids, method=Method.SEAT_DAYS).active_on(day)
     )
-    purchased = dict(
-        SeatPurchase.objects.filter(service__in=services, effective_date__lte=day)
-        .order_by().values_list("service_id").annotate(s=Sum("seats"))
-    )
+    committed = committed_seats(services, day)
     result: dict[int, list[Commitment]] = defaultdict(list)
     for service in services:
         result[service.partner_id].append(
             Commitment(
                 service_code=service.code,
-                committed=(service.committed_quantity or 0) + purchased.get(service.pk, 0),
+                committed=committed[service.pk],
                 overage_enabled=service.overage_enabled,
                 customer_id=service.customer_id,
             )
         )
     return result
-
-
-def service_utilization(*, service: Service, day: date, counts: SeatCounts | None = None):
-    """(active seats in scope, committed seats, utilization or None) for a seat_days service."""
-    if counts is None:
-        counts = active_seat_counts(partner_ids=[service.partner_id])
-    active = counts.in_scope(service)
-    committed = service.committed_on(day)
-    return active, committed, utilization(active, committed)
-
-
-def seat_services_for(*, partner_id: int, customer_id: int | None = None):
-    qs = Service.objects.filter(partner_id=partner_id, method=Method.SEAT_DAYS)
-    if customer_id is not None:
-        qs = qs.filter(Q(customer__isnull=True) | Q(customer_id=customer_id))
-    return qs

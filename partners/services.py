@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from billing.emails import split_emails
@@ -28,7 +27,7 @@ from partners.models import (
     UtilizationAlert,
 )
 from partners.seating import SeatRuleError, check_assignment, utilization
-from partners.selectors import active_seat_counts, commitments_in_force
+from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 
 logger = logging.getLogger(__name__)
 
@@ -135,13 +134,11 @@ def _alerts_evaluate_locked(partner_ids) -> list[UtilizationAlert]:
         (a.service_id, a.kind): a
         for a in UtilizationAlert.objects.filter(service__in=services, cleared_at__isnull=True)
     }
-    purchased = dict(
-        SeatPurchase.objects.filter(service__in=services, effective_date__lte=today)
-        .order_by().values_list("service_id").annotate(seats=Sum("seats"))
-    )
-    for service in services.select_related("partner"):
+    services = list(services.select_related("partner"))
+    in_force = committed_seats(services, today)
+    for service in services:
         active = counts.in_scope(service)
-        committed = (service.committed_quantity or 0) + purchased.get(service.pk, 0)
+        committed = in_force[service.pk]
         ratio = utilization(active, committed)
         conditions = {
             AlertKind.WARNING: ratio is not None and ratio * 100 >= _warning_percent(),

@@ -14,7 +14,7 @@ from billing.api.schemas import DashboardOut, ErrorOut, SeatIn, SeatOut, Validat
 from billing.periods import utc_date
 from partners.models import Customer, Method, SeatAssignment, Service
 from partners.seating import SeatRuleError, utilization
-from partners.selectors import active_seat_counts
+from partners.selectors import active_seat_counts, committed_seats
 from partners.services import seat_assign, seat_unassign
 
 router = Router(tags=["partner"])
@@ -67,9 +67,10 @@ def dashboard(request):
         Service.objects.filter(partner=partner, method=Method.SEAT_DAYS).active_on(today)
         .select_related("customer").order_by("code")
     )
+    in_force = committed_seats(services, today)
     rows = []
     for service in services:
-        committed = service.committed_on(today)
+        committed = in_force[service.pk]
         assigned = counts.in_scope(service)
         rows.append({
             "service": service.code,

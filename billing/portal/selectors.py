@@ -10,7 +10,7 @@ from django.db import connection
 
 from metering.models import Day
 from partners.models import Method, SeatAssignment, SeatPurchase, Service
-from partners.selectors import active_seat_counts
+from partners.selectors import active_seat_counts, committed_seats
 
 _DAILY_SEATS = """
     SELECT d.day, COUNT(DISTINCT a.member_id)
@@ -61,10 +61,11 @@ def seat_summaries(*, partner_id: int, day: date) -> list[SeatSummary]:
     services.sort(key=lambda s: (s.customer_id is not None, s.code))
     pending = list(SeatPurchase.objects.filter(service__in=services, effective_date__gt=day)
                    .order_by("effective_date"))
+    in_force = committed_seats(services, day)
     summaries = []
     for service in services:
         assigned = counts.in_scope(service)
-        committed = service.committed_on(day)
+        committed = in_force[service.pk]
         percent = (Decimal(assigned) * 100 / committed).quantize(Decimal("0.1")) if committed else None
         summaries.append(SeatSummary(
             service=service, committed=committed, assigned=assigned,
