@@ -22,6 +22,7 @@ from django.db.models.fields import NOT_PROVIDED
 from import_export.fields import Field
 from import_export.resources import Resource
 
+from billing.actor import Actor
 from billing.registry import import_kinds
 
 
@@ -47,7 +48,7 @@ class ImportContext:
     dry_run: bool = False
     partner: str | None = None
     as_of: date | None = None
-    actor: object | None = None  # partners.audit.Actor
+    actor: Actor | None = None
     source: str = ""
     errors: list[RowError] = field(default_factory=list)
     error_count: int = 0
@@ -58,6 +59,10 @@ class ImportContext:
     rows: int = 0
     header: frozenset = frozenset()
     state: dict = field(default_factory=dict)  # a kind's working memory for one run
+
+    def __post_init__(self):
+        if self.actor is None:  # a script or test that names no actor: the import itself
+            self.actor = Actor(label=f"import {self.kind}")
 
     def error(self, row: int, column: str, reason: str) -> None:
         self.error_count += 1

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.actor import Actor
 from billing.importing import ImportContext, ImportKind, ParsedRow
 from billing.money import currency_places, currency_quantum, quantize_money
 from billing.periods import utc_date
@@ -28,9 +27,6 @@ from partners.models import AuditLog, Partner
 MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
 HUNDRED = Decimal(100)
 
-
-def _actor(ctx: ImportContext) -> Actor:
-    return ctx.actor or Actor(label=f"import {ctx.kind}")
 
 
 @register_import
@@ -118,7 +114,7 @@ class OneTimeChargesImport(ImportKind):
         if not creates or not ctx.ok:
             return  # nothing will be kept: spare the writes, keep validating
         OneTimeCharge.objects.bulk_create(creates)
-        actor = _actor(ctx)
+        actor = ctx.actor
         AuditLog.objects.bulk_create(
             audit_entry(
                 actor=actor, action="one_time_charge.create", obj=charge, partner=charge.partner,
@@ -204,7 +200,7 @@ class PaymentsImport(ImportKind):
                            .values_list("invoice_id", "amount", "paid_on", "reference"))
         seen: set[tuple] = ctx.state.setdefault("seen", set())
         creates = []
-        actor = _actor(ctx)
+        actor = ctx.actor
         for row, invoice in candidates:
             v = row.values
             key = (invoice.pk, v["amount"], v["paid_on"], v["reference"])

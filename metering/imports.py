@@ -6,7 +6,6 @@ from collections import defaultdict
 
 from django.utils import timezone
 
-from billing.actor import Actor
 from billing.importing import ImportContext, ImportFileError, ImportKind
 from billing.periods import utc_date
 from billing.registry import register_import
@@ -19,9 +18,6 @@ from partners.models import AuditLog
 
 USAGE_FIELDS = ("users_count", "storage_bytes", "messages_count")
 
-
-def _actor(ctx: ImportContext) -> Actor:
-    return ctx.actor or Actor(label=f"import {ctx.kind}")
 
 
 def _resolve_customers(batch, ctx: ImportContext) -> dict[int, object]:
@@ -139,7 +135,7 @@ def _audit_per_customer(ctx: ImportContext, action: str, counts: dict[int, dict]
 
     customers = Customer.objects.in_bulk(list(counts))
     AuditLog.objects.bulk_create(
-        audit_entry(actor=_actor(ctx), action=action, obj=customers[cid], partner_id=customers[cid].partner_id,
+        audit_entry(actor=ctx.actor, action=action, obj=customers[cid], partner_id=customers[cid].partner_id,
                     after={**values, "file": ctx.source})
         for cid, values in counts.items()
     )
@@ -269,7 +265,7 @@ class RmmAssetsImport(ImportKind):
 
         try:
             result = inventory_apply_notified(partner=ctx.state["partner"], as_of=ctx.as_of, agents=agents,
-                                              actor=_actor(ctx), source=ctx.source)
+                                              actor=ctx.actor, source=ctx.source)
         except InventoryError as exc:
             raise ImportFileError(str(exc)) from exc
         # one count per row of the file (an agent moved and renamed is one update), plus the agents it removed

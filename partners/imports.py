@@ -10,7 +10,6 @@ from django.db.models import Count
 from django.utils import timezone
 from djmoney.money import Money
 
-from billing.actor import Actor
 from billing.importing import ImportContext, ImportKind, ParsedRow
 from billing.money import MoneyError, currency_places
 from billing.periods import next_month_start
@@ -36,10 +35,6 @@ from partners.resources import (
     ServiceResource,
 )
 from partners.services import alerts_evaluate
-
-
-def _actor(ctx: ImportContext) -> Actor:
-    return ctx.actor or Actor(label=f"import {ctx.kind}")
 
 
 class UpsertKind(ImportKind):
@@ -104,7 +99,7 @@ class UpsertKind(ImportKind):
         rows = [r for r in rows if r.number not in ctx.failed_rows]
         existing = self.existing(rows, refs)
         creates, updates, audits = [], [], []
-        actor = _actor(ctx)
+        actor = ctx.actor
         now = timezone.now()
         for row in rows:
             obj = existing.get(self.key(row))
@@ -351,7 +346,7 @@ class SeatPurchasesImport(ImportKind):
             )
         }
         creates, audits = [], []
-        actor = _actor(ctx)
+        actor = ctx.actor
         now = timezone.now()
         for row in batch:
             v = row.values

@@ -25,7 +25,6 @@ from datetime import datetime
 from django.db.models import Case, Exists, F, Min, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from billing.actor import Actor
 from billing.importing import ImportContext, ImportKind
 from billing.periods import utc_date
 from billing.registry import register_import
@@ -357,7 +356,7 @@ class _Replay:
     def _audit(self) -> None:
         if not self.ctx.ok:
             return
-        actor = self.ctx.actor or Actor(label="import seat-events")
+        actor = self.ctx.actor
         names = dict(Customer.objects.filter(pk__in=self.counts).values_list("pk", "slug"))
         AuditLog.objects.bulk_create(
             audit_entry(actor=actor, action="seat.import", object_type="partners.Customer", object_id=cid,
