@@ -121,6 +121,11 @@ def parse_instant(text: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def format_instant(instant: datetime) -> str:
+    """An instant as files and messages write it: UTC to the second, with Z (what parse_instant reads)."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def utc_date(instant: datetime) -> date:
     """The UTC date of an aware instant."""
     if instant.tzinfo is None:

@@ -7,7 +7,7 @@ from collections import defaultdict
 from django.utils import timezone
 
 from billing.importing import ImportContext, ImportFileError, ImportKind
-from billing.periods import utc_date
+from billing.periods import format_instant, utc_date
 from billing.registry import register_import
 from metering.models import Suspension, UsageSnapshot
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource
@@ -158,7 +158,7 @@ class TenantEventsImport(ImportKind):
             if customer is None:
                 continue
             if row.values["at"] > now:
-                ctx.error(row.number, "at", f"{row.values['at']:%Y-%m-%dT%H:%M:%SZ} is in the future")
+                ctx.error(row.number, "at", f"{format_instant(row.values['at'])} is in the future")
                 continue
             events[customer.pk].append(TenantEvent(row.number, customer.pk, row.values["action"], row.values["at"]))
 

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 
 from billing.actor import Actor
+from billing.periods import format_instant
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension
 from partners.audit import audit_record
 from partners.models import Partner
@@ -178,12 +179,12 @@ def suspension_replay(events: list[TenantEvent]) -> tuple[list[Suspension], list
     # applied set the state it meets, so that row is the one that breaks the history (RULES 6).
     last_file_row = 0
     for event in events:
-        stamp = event.at.strftime("%Y-%m-%dT%H:%M:%SZ") + ("" if event.row else " (already imported)")
+        stamp = format_instant(event.at) + ("" if event.row else " (already imported)")
         row = event.row or last_file_row
         if event.action == SUSPEND:
             if open_since is not None:
                 errors.append((row, "action", f"already suspended at {stamp} (since "
-                                              f"{open_since:%Y-%m-%dT%H:%M:%SZ})"))
+                                              f"{format_instant(open_since)})"))
                 continue
             open_since = event.at
         else:
@@ -227,7 +228,7 @@ def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension
     current = Suspension.objects.filter(customer=customer, unsuspended_at__isnull=True).first()
     if current is not None:
         raise TenantStateError(
-            f"{customer.slug} is already suspended (since {current.suspended_at:%Y-%m-%dT%H:%M:%SZ})"
+            f"{customer.slug} is already suspended (since {format_instant(current.suspended_at)})"
         )
     suspension = Suspension(customer=customer, suspended_at=timezone.now(), source=source[:100])
     suspension.save()

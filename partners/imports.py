@@ -12,7 +12,7 @@ from djmoney.money import Money
 
 from billing.importing import ImportContext, ImportKind, ParsedRow
 from billing.money import MoneyError, currency_places
-from billing.periods import next_month_start
+from billing.periods import format_instant, next_month_start
 from billing.registry import register_import
 from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key, partners_by_slug, services_by_key
@@ -362,7 +362,7 @@ class SeatPurchasesImport(ImportKind):
                                                  f"on seat_days services")
                 continue
             if v["purchased_at"] > now:
-                ctx.error(row.number, "purchased_at", f"{v['purchased_at']:%Y-%m-%dT%H:%M:%SZ} is in the future")
+                ctx.error(row.number, "purchased_at", f"{format_instant(v['purchased_at'])} is in the future")
                 continue
             key = (service.pk, v["purchased_at"])
             if key in seen:

@@ -26,7 +26,7 @@ from django.db.models import Case, Exists, F, Min, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from billing.importing import ImportContext, ImportKind
-from billing.periods import utc_date
+from billing.periods import format_instant, utc_date
 from billing.registry import register_import
 from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key, partners_by_slug
@@ -47,9 +47,6 @@ from partners.services import alerts_evaluate
 
 ASSIGN, UNASSIGN = "assign", "unassign"
 
-
-def _fmt(instant: datetime) -> str:
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @register_import
@@ -75,7 +72,7 @@ class SeatEventsImport(ImportKind):
                 ctx.error(row.number, "customer", f"unknown customer {v['customer']!r} of partner {v['partner']}")
                 continue
             if v["at"] > now:
-                ctx.error(row.number, "at", f"{_fmt(v['at'])} is in the future")
+                ctx.error(row.number, "at", f"{format_instant(v['at'])} is in the future")
                 continue
             good.append((row, customer))
         Member.objects.bulk_create(
@@ -276,7 +273,8 @@ class _Replay:
         if action == ASSIGN:
             if member_id in self.active:
                 since = self.active[member_id][1]
-                ctx.error(row, "member", f"already holds an active seat in this customer (since {_fmt(since)})")
+                ctx.error(row, "member",
+                          f"already holds an active seat in this customer (since {format_instant(since)})")
                 return
             try:
                 check_assignment(
@@ -288,14 +286,14 @@ class _Replay:
                     customer_id=customer_id,
                 )
             except SeatRuleError as exc:
-                ctx.error(row, exc.column, f"{exc} at {_fmt(at)}")
+                ctx.error(row, exc.column, f"{exc} at {format_instant(at)}")
                 return
             self._open(member_id, customer_id, at, ctx.source[:100] or "import")
             self.file_seats[member_id] = row
             self.counts[customer_id]["assigned"] += 1
         else:
             if member_id not in self.active:
-                ctx.error(row, "action", f"unassign without an active seat at {_fmt(at)}")
+                ctx.error(row, "action", f"unassign without an active seat at {format_instant(at)}")
                 return
             self._close(member_id, at)
             self.counts[customer_id]["unassigned"] += 1
@@ -306,14 +304,14 @@ class _Replay:
         if action == ASSIGN:
             if member_id in self.active:
                 self.ctx.error(blame, "at", f"conflicts with the seat history already imported: the member is "
-                                            f"assigned again at {_fmt(at)} while this seat is still active")
+                                            f"assigned again at {format_instant(at)} while this seat is still active")
                 return
             self._check_history_assign(customer_id, at)
             self._open(member_id, customer_id, at, self.sources.get(assignment_id, "import"))
         else:
             if member_id not in self.active:
                 self.ctx.error(blame, "at", f"conflicts with the seat history already imported: the seat "
-                                            f"removed at {_fmt(at)} would already be ended")
+                                            f"removed at {format_instant(at)} would already be ended")
                 return
             self._close(member_id, at)
 
@@ -351,7 +349,7 @@ class _Replay:
             if row not in self.blamed:
                 self.blamed.add(row)
                 self.ctx.error(row, error.column, f"conflicts with the seat history already imported: at "
-                                                  f"{_fmt(at)}, {error}")
+                                                  f"{format_instant(at)}, {error}")
 
     def _audit(self) -> None:
         if not self.ctx.ok:

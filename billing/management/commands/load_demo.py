@@ -41,7 +41,7 @@ from django.utils import timezone
 from billing.actor import Actor
 from billing.importing import ImportFileError, run_import_text
 from billing.money import quantize_money
-from billing.periods import Period
+from billing.periods import Period, format_instant
 from partners.models import Partner, PartnerUser, Role
 
 ADMIN_USERNAME = "admin"
@@ -418,9 +418,6 @@ def _csv(columns: list[str], rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def _fmt(instant: datetime) -> str:
-    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def seat_events_csv(first: Period, now: datetime, partners=None) -> str:
     """The demo history as a seat-events file, leaving out anything later than now."""
@@ -434,7 +431,8 @@ def seat_events_csv(first: Period, now: datetime, partners=None) -> str:
         if removed is not None and removed.at(first) <= latest:
             events.append((removed.at(first), partner, customer, member, "unassign"))
     events.sort()
-    rows = [{"partner": p, "customer": c, "member": m, "action": a, "at": _fmt(t)} for t, p, c, m, a in events]
+    rows = [{"partner": p, "customer": c, "member": m, "action": a, "at": format_instant(t)}
+            for t, p, c, m, a in events]
     return _csv(["partner", "customer", "member", "action", "at"], rows)
 
 
@@ -460,7 +458,8 @@ def tenant_usage_rows(first: Period, today: date, partners) -> list[dict]:
 def last_seen(as_of: date, agent_id: str) -> str:
     """The RMM's last check-in: the evening before the inventory (informative only)."""
     minutes = int(agent_id) % 97
-    return _fmt(datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) - timedelta(hours=2, minutes=minutes))
+    evening = datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) - timedelta(hours=2, minutes=minutes)
+    return format_instant(evening)
 
 
 class Command(BaseCommand):
@@ -561,14 +560,14 @@ class Command(BaseCommand):
                                 "rmm_organization"], mine(CUSTOMERS))),
             ("services", _csv(SERVICE_COLUMNS, mine(_services(first)))),
             ("seat-purchases", _csv(["partner", "service", "seats", "purchased_at"], mine([
-                {"partner": p, "service": s, "seats": str(n), "purchased_at": _fmt(w.at(first))}
+                {"partner": p, "service": s, "seats": str(n), "purchased_at": format_instant(w.at(first))}
                 for p, s, n, w in PURCHASES if w.at(first) <= latest
             ]))),
             ("seat-events", seat_events_csv(first, now, partners)),
             ("tenant-usage", _csv(["partner", "customer", "date", "users_count", "storage_bytes", "messages_count"],
                                   tenant_usage_rows(first, now.date(), partners))),
             ("tenant-events", _csv(["partner", "customer", "action", "at"], mine([
-                {"partner": p, "customer": c, "action": a, "at": _fmt(w.at(first))}
+                {"partner": p, "customer": c, "action": a, "at": format_instant(w.at(first))}
                 for p, c, a, w in TENANT_EVENTS if w.at(first) <= latest
             ]))),
         ]
