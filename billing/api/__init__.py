@@ -7,12 +7,15 @@ The OpenAPI schema is served at /api/openapi.json, interactive docs at /api/docs
 
 from __future__ import annotations
 
+import math
+
 from ninja import NinjaAPI
-from ninja.errors import HttpError
+from ninja.errors import HttpError, Throttled
 
 from billing.api.auth import ApiKeyAuth
 from billing.api.partner import router as partner_router
 from billing.api.reseller import router as reseller_router
+from billing.api.throttling import ApiKeyRateThrottle
 
 api = NinjaAPI(
     title="MSP billing API",
@@ -22,6 +25,7 @@ api = NinjaAPI(
     urls_namespace="api",
     openapi_url="/openapi.json",
     auth=ApiKeyAuth(),
+    throttle=[ApiKeyRateThrottle()],  # per key; requests without a valid key: ApiKeyAuth
 )
 api.add_router("/reseller", reseller_router)
 api.add_router("/partner", partner_router)
@@ -37,3 +41,11 @@ def http_error(request, exc: HttpError):
             status=422,
         )
     return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(Throttled)
+def throttled(request, exc: Throttled):
+    """Over a rate limit (billing.api.throttling): 429 with Retry-After in whole seconds."""
+    response = api.create_response(request, {"detail": "Too many requests."}, status=429)
+    response["Retry-After"] = str(max(1, math.ceil(exc.wait or 1)))
+    return response

@@ -3,14 +3,30 @@ digest by partners.api_keys; a missing, malformed, unknown or revoked key is a 4
 
 from __future__ import annotations
 
+from ninja.errors import Throttled
 from ninja.security import HttpBearer
 
 from billing.actor import Actor
+from billing.api.throttling import anonymous_throttle
 from partners.api_keys import api_key_check
 from partners.models import ApiKey, Partner
 
 
 class ApiKeyAuth(HttpBearer):
+    def __call__(self, request) -> ApiKey | None:
+        """The key of `Authorization: Bearer KEY`, or None (401). Requests without a valid key are
+        rate-limited per client address (billing.api.throttling): over the rate they get 429 instead
+        of 401. A valid key is never held back by another client's bad requests from the same address.
+        Unlike ninja's HttpBearer, a header of another scheme is never logged (with DEBUG on, ninja
+        logs the whole header: a key sent without "Bearer " would land in the log)."""
+        scheme, _, token = (request.headers.get(self.header) or "").partition(" ")
+        api_key = self.authenticate(request, token) if scheme.lower() == self.openapi_scheme and token else None
+        if api_key is None:
+            if anonymous_throttle.over_rate(request):
+                raise Throttled(wait=anonymous_throttle.wait())
+            anonymous_throttle.record(request)
+        return api_key
+
     def authenticate(self, request, token: str) -> ApiKey | None:
         api_key = api_key_check(token)
         if api_key is None:

@@ -38,6 +38,8 @@ THIRD_PARTY_APPS = [
     "djmoney",
     "import_export",
     "django_celery_beat",
+    "ninja",  # serves the API docs' Swagger UI from our static files, not a CDN (the CSP allows 'self' only)
+    "csp",
 ]
 LOCAL_APPS = [
     "billing.apps.BillingConfig",
@@ -49,6 +51,7 @@ INSTALLED_APPS = [*DJANGO_APPS, *THIRD_PARTY_APPS, *LOCAL_APPS]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "billing.security.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,16 +109,57 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
 
 # HTTPS hardening, on by default once DEBUG is off (behind a TLS-terminating proxy set
-# SECURE_PROXY_SSL_HEADER_ENABLED=true).
+# SECURE_PROXY_SSL_HEADER_ENABLED=true). billing.settings.production sets stricter defaults.
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # no script of ours reads the CSRF cookie: forms carry the token
+SESSION_COOKIE_SAMESITE = env.str("SESSION_COOKIE_SAMESITE", default="Lax")
+CSRF_COOKIE_SAMESITE = env.str("CSRF_COOKIE_SAMESITE", default="Lax")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 3600)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
 if env.bool("SECURE_PROXY_SSL_HEADER_ENABLED", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Content-Security-Policy (django-csp; billing.security): this site only, no inline script or style,
+# no plugins, never framed. The admin and the API docs also allow inline styles (billing.security says
+# why); inline scripts stay refused there too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
+CSP_RELAXED_STYLE_PREFIXES = ["/admin/", "/api/docs"]
+
+# Cache: rate limits of the API are counted in it, so every web process must share it in production
+# (Redis: CACHE_URL=redis://127.0.0.1:6379/1). One process's memory by default.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+
+# HTTP API rate limits (django-ninja throttling, billing.api.throttling), counted in the cache above:
+# requests per API key, and requests without a valid key per client address (401s included).
+# NINJA_NUM_PROXIES: how many proxies in front of the app append to X-Forwarded-For (0: the client
+# address is REMOTE_ADDR, and a client cannot pick another address by sending the header itself).
+NINJA_DEFAULT_THROTTLE_RATES = {
+    "auth": env.str("API_RATE_PER_KEY", default="600/min"),
+    "anon": env.str("API_RATE_ANONYMOUS", default="60/min"),
+}
+NINJA_NUM_PROXIES = env.int("API_NUM_PROXIES", default=0)
 
 LOGGING = {
     "version": 1,
@@ -133,6 +177,10 @@ CURRENCIES = env.list("CURRENCIES", default=["USD", "EUR", "GBP", "CAD", "AUD", 
 
 # The admin's Export button escapes cells a spreadsheet would run as formulas, as export_report does.
 IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
+# Import takes the model's add permission and Export its view permission (import-export allows both
+# to every staff user otherwise): a read-only Auditor exports, never imports.
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
 # Imports stream the file and validate a batch of rows at a time.
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=2000)

@@ -8,3 +8,6 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BROKER_URL = "memory://localhost/"
 IMPORT_BATCH_SIZE = 3  # small batches so tests cross batch boundaries
+# API rate limits far above what any test sends; the throttling tests set their own.
+NINJA_DEFAULT_THROTTLE_RATES = {"auth": "100000/min", "anon": "100000/min"}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "billing-tests"}}
