@@ -69,6 +69,11 @@ class Period:
             return Period(self.year - 1, 12)
         return Period(self.year, self.month - 1)
 
+    def shift(self, months: int) -> Period:
+        """The month `months` later (earlier when negative)."""
+        index = self.year * 12 + self.month - 1 + months
+        return Period(index // 12, index % 12 + 1)
+
     def contains(self, day: date) -> bool:
         return self.first <= day <= self.last
 

@@ -154,33 +154,49 @@ def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int,
     return {cid: int(n or 0) for cid, n in _run(sql, [first, last, *ids])}
 
 
-def _units_sql(ids, t) -> str:
+def _units_sql(ids, t, first: date, last: date) -> tuple[str, list]:
     """(service, day, units): agents in force on the day matching the service's filter (RULES 3.6, 9.7).
 
     Suspensions only zero the `assets` meter (peak, cmq): per_asset units are the inventory in force
-    whatever the tenant's state (RULES 3.6)."""
+    whatever the tenant's state (RULES 3.6).
+
+    Agents are first counted per (partner, organization, group, day), with whether the organization's
+    tenant is suspended for the whole day; services then add up the counts their filter matches. A
+    service never looks at single agents, so the cost grows with agents x days once, not again per
+    service."""
     grp = t["grp"]
-    return f"""SELECT s.id AS sid, d.day AS day, COUNT(p.id) AS units
+    services = _placeholders(ids)
+    counts = f"""SELECT k.partner_id, k.organization, k.grp, k.day, k.n, EXISTS (
+            SELECT 1 FROM {t['cust']} c2 JOIN {t['susp']} sp ON sp.customer_id = c2.id
+            WHERE c2.partner_id = k.partner_id AND c2.rmm_organization <> ''
+                AND c2.rmm_organization = k.organization
+                AND sp.first_full_day <= k.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= k.day)
+        ) AS suspended
+        FROM (
+            SELECT p.partner_id, p.organization, p.{grp} AS grp, d.day AS day, COUNT(*) AS n
+            FROM {t['pres']} p
+            JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
+                AND p.present_from <= d.day AND (p.present_until IS NULL OR p.present_until >= d.day)
+            WHERE p.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))
+            GROUP BY p.partner_id, p.organization, p.{grp}, d.day
+        ) k"""
+    sql = f"""SELECT s.id AS sid, d.day AS day, COALESCE(SUM(k.n), 0) AS units
         FROM {t['svc']} s
         JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
         LEFT JOIN {t['cust']} sc ON sc.id = s.customer_id
-        LEFT JOIN {t['pres']} p ON p.partner_id = s.partner_id
-            AND p.present_from <= d.day AND (p.present_until IS NULL OR p.present_until >= d.day)
+        LEFT JOIN ({counts}) k ON k.partner_id = s.partner_id AND k.day = d.day
             AND (
-                (s.rmm_org <> '' AND p.organization = s.rmm_org AND (s.rmm_group = '' OR p.{grp} = s.rmm_group))
+                (s.rmm_org <> '' AND k.organization = s.rmm_org AND (s.rmm_group = '' OR k.grp = s.rmm_group))
                 OR (s.rmm_org = '' AND s.customer_id IS NOT NULL AND sc.rmm_organization <> ''
-                    AND p.organization = sc.rmm_organization)
+                    AND k.organization = sc.rmm_organization)
                 OR (s.rmm_org = '' AND s.customer_id IS NULL)
             )
-            AND NOT (s.meter = 'assets' AND EXISTS (
-                SELECT 1 FROM {t['cust']} c2 JOIN {t['susp']} sp ON sp.customer_id = c2.id
-                WHERE c2.partner_id = s.partner_id AND c2.rmm_organization <> ''
-                    AND c2.rmm_organization = p.organization
-                    AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day)))
+            AND NOT (s.meter = 'assets' AND k.suspended)
             AND NOT (s.meter = 'assets' AND s.customer_id IS NOT NULL
                      AND {_SUSPENDED.format(cust_id='s.customer_id', **t)})
-        WHERE s.id IN ({_placeholders(ids)})
+        WHERE s.id IN ({services})
         GROUP BY s.id, d.day"""
+    return sql, [first, last, first, last, *ids, *ids]  # in the order of the text: d, then k
 
 
 def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int, int]:
@@ -189,11 +205,12 @@ def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int,
     if not ids:
         return {}
     t = _tables()
-    sql = f"""SELECT units.sid, MAX(units.units) FROM ({_units_sql(ids, t)}) units
+    units, params = _units_sql(ids, t, first, last)
+    sql = f"""SELECT units.sid, MAX(units.units) FROM ({units}) units
         JOIN {t['svc']} s ON s.id = units.sid
         WHERE units.day >= s.start_date AND (s.end_date IS NULL OR units.day <= s.end_date)
         GROUP BY units.sid"""
-    return {sid: int(n or 0) for sid, n in _run(sql, [first, last, *ids])}
+    return {sid: int(n or 0) for sid, n in _run(sql, params)}
 
 
 def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[tuple[date, int]]]:
@@ -203,12 +220,13 @@ def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[
     if not ids:
         return {}
     t = _tables()
+    units, params = _units_sql(ids, t, first, last)
     sql = f"""SELECT sid, day, units FROM (
         SELECT sid, day, units, LAG(units) OVER (PARTITION BY sid ORDER BY day) AS before
-        FROM ({_units_sql(ids, t)}) units
+        FROM ({units}) units
     ) steps WHERE before IS NULL OR before <> units ORDER BY sid, day"""
     steps: dict[int, list[tuple[date, int]]] = {sid: [] for sid in ids}
-    for sid, day, units in _run(sql, [first, last, *ids]):
+    for sid, day, units in _run(sql, params):
         steps[sid].append((_as_date(day), int(units)))
     return steps
 
