@@ -28,7 +28,7 @@ from invoicing.models import (
     Payment,
     PaymentStatus,
 )
-from invoicing.rating import CI, INV, BilledUnits, RatedLine, rate_partner_month
+from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_partner_month
 from invoicing.selectors import statement_sources
 from partners.audit import audit_record
 from partners.models import Customer, Method, Partner, Service
@@ -118,11 +118,17 @@ def partner_bill(*, partner_id: int, through: date, draft: bool = False, actor: 
         Invoice.objects.filter(partner=partner, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
         .values_list("month", flat=True)
     )
+    unbilled_starts = _unbilled_first_months(partner, billed_keys)
+    charges = list(OneTimeCharge.objects.filter(partner=partner, date__lte=through).select_related("customer")
+                   .order_by("date", "pk"))
     created: list[Invoice] = []
     for month in periods_between(first, Period.of(through)):
         pending: list[_Draft] = []
-        billed = billed_units(partner=partner, extra=created)
-        lines = rate_partner_month(partner=partner, month=month, billed=billed)
+        if str(month) in issued_months and month not in unbilled_starts:
+            lines = []  # its CI is issued and no first month in it is unbilled: nothing to rate
+        else:
+            billed = billed_units(partner=partner, extra=created)
+            lines = rate_partner_month(partner=partner, month=month, billed=billed)
         if str(month) not in issued_months:
             ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO]
             if ci_lines:
@@ -130,13 +136,20 @@ def partner_bill(*, partner_id: int, through: date, draft: bool = False, actor: 
         for line in lines:
             if line.document == INV and line.issue_date <= through and line.key not in billed_keys:
                 pending.append(_Draft(INV, line.issue_date, [line], customer=line.customer))
-        for charge in OneTimeCharge.objects.filter(partner=partner, date__gte=month.first,
-                                                   date__lte=min(month.last, through)).select_related("customer"):
-            if f"one_time:{charge.pk}" not in billed_keys:
+        for charge in charges:
+            if month.contains(charge.date) and f"one_time:{charge.pk}" not in billed_keys:
                 pending.append(_Draft(INV, charge.date, [], customer=charge.customer, one_time=charge))
         for item in sorted(pending, key=_issue_order):
             created.append(_write(partner, item, draft=draft, actor=actor))
     return created
+
+
+def _unbilled_first_months(partner: Partner, billed_keys: set[str]) -> set[Period]:
+    """The months in which a service billed in advance starts after the 1st and its first-month INV
+    is not issued yet: the only lines that rating a month whose CI is issued can still add."""
+    billed = {key.split(":")[1] for key in billed_keys if key.startswith("first_month:")}
+    starts = Service.objects.filter(partner=partner, method__in=ADVANCE).exclude(start_date__day=1)
+    return {Period.of(start) for pk, start in starts.values_list("pk", "start_date") if str(pk) not in billed}
 
 
 def _issue_order(item: _Draft) -> tuple:
@@ -215,16 +228,15 @@ def _write(partner: Partner, item: _Draft, *, draft: bool, actor: Actor) -> Invo
             owner = rated.service.customer if rated.service.customer_id else None
             key = owner.pk if owner else None
             if key not in children:
-                children[key] = ChildInvoice.objects.create(
+                children[key] = ChildInvoice(
                     invoice=invoice, customer=owner,
-                    due_date=item.issue_date + timedelta(days=_terms(partner, owner)),
+                    due_date=item.issue_date + timedelta(days=_terms(partner, owner)), subtotal=ZERO,
                 )
+            children[key].subtotal += rated.amount
+        ChildInvoice.objects.bulk_create(children.values())  # one insert for a CI of any size
         for position, rated in enumerate(item.lines):
             owner_key = rated.service.customer_id if rated.service.customer_id else None
             lines.append(_line(invoice, rated, position, child=children[owner_key]))
-        for child in children.values():
-            child.subtotal = money_sum(line.amount for line in lines if line.child is child)
-            child.save(update_fields=["subtotal"])
         invoice.due_date = min(child.due_date for child in children.values())
     elif item.one_time is not None:
         charge = item.one_time
