@@ -423,6 +423,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         may_act = invoice is not None and self._may_act(request)
         return {
             "invoice_tools": may_act,
+            "can_download": invoice is not None and self.has_view_permission(request, invoice),
             "can_pay": may_act and _creditable(invoice),
             "can_credit": may_act and _creditable(invoice) and invoice.payment_status != PaymentStatus.VOID,
         }
@@ -541,8 +542,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     def _may_act(self, request) -> bool:
         return request.user.has_perm(f"{self.opts.app_label}.change_{self.opts.model_name}")
 
-    def _tool_invoice(self, request, object_id) -> Invoice:
-        if not self._may_act(request):
+    def _tool_invoice(self, request, object_id, *, change: bool = True) -> Invoice:
+        """The invoice a tool works on. Recording a payment or a credit takes the change permission;
+        downloading the PDF or the lines (change=False) only the view permission (an Auditor reads)."""
+        if not (self._may_act(request) if change else self.has_view_permission(request)):
             raise PermissionDenied
         invoice = self.get_object(request, unquote(object_id))
         if invoice is None:
@@ -566,7 +569,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def pdf_view(self, request, object_id):
         """The stored PDF if one was stored (by "Regenerate PDF"), else rendered now."""
-        invoice = self._tool_invoice(request, object_id)
+        invoice = self._tool_invoice(request, object_id, change=False)
         content = None
         if invoice.pdf:
             try:
@@ -586,7 +589,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def xlsx_view(self, request, object_id):
         """The invoice's lines with the invoice-lines report's columns."""
-        invoice = self._tool_invoice(request, object_id)
+        invoice = self._tool_invoice(request, object_id, change=False)
         stream = io.BytesIO()
         write_xlsx(InvoiceLinesReport.columns, invoice_line_rows(invoice), stream, title=self._file_label(invoice))
         response = HttpResponse(stream.getvalue(), content_type=XLSX_TYPE)

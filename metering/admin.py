@@ -21,7 +21,6 @@ Lists never run a query per row: places, suspensions and counts are subquery ann
 
 from __future__ import annotations
 
-import hashlib
 from datetime import date
 from decimal import ROUND_CEILING, Decimal
 
@@ -30,8 +29,11 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.views.decorators.debug import sensitive_post_parameters
 from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
@@ -412,8 +414,9 @@ STATUS_COLORS = {SyncStatus.OK: "#2e7d32", SyncStatus.FAILED: "#ba2121", SyncSta
 
 
 def _token_fingerprint(token: str) -> str:
-    """A short digest for the audit log: tells two tokens apart without revealing either."""
-    return hashlib.sha256(token.encode()).hexdigest()[:12] if token else ""
+    """A short digest for the audit log: tells two tokens apart without revealing either. Keyed with
+    the SECRET_KEY, so a leaked audit log cannot be used to confirm a guessed token offline."""
+    return salted_hmac("metering.rmm-token-fingerprint", token, algorithm="sha256").hexdigest()[:12] if token else ""
 
 
 class RmmIntegrationForm(forms.ModelForm):
@@ -479,6 +482,11 @@ class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
         ("Notes", {"fields": ("notes",)}),
     )
     actions = ("sync_now",)
+
+    @method_decorator(sensitive_post_parameters("new_api_token"))
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        """The typed token is masked in error reports (Django's SafeExceptionReporterFilter)."""
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def audit_snapshot(self, obj) -> dict:
         return {"partner": obj.partner.slug if obj.partner_id else None, "kind": obj.kind, "enabled": obj.enabled,

@@ -40,7 +40,7 @@ from billing.actor import Actor
 from billing.emails import split_emails
 from billing.periods import next_month_start, utc_date
 from partners.api_keys import api_key_create, api_key_revoke
-from partners.audit import audit_record, snapshot
+from partners.audit import audit_record, partner_user_snapshot, snapshot
 from partners.models import (
     ApiKey,
     AuditLog,
@@ -236,11 +236,16 @@ class AuditedSaveMixin:
 
 
 def audit_formset(request, formset, *, kind: str, snap, partner_of) -> None:
-    """Save an inline formset, auditing its new and changed rows like AuditedSaveMixin."""
+    """Save an inline formset, auditing its new, changed and deleted rows like AuditedSaveMixin."""
     changed_pks = [f.instance.pk for f in formset.initial_forms if f.instance.pk and f.has_changed()]
     befores = {pk: snap(obj) for pk, obj in formset.model.objects.in_bulk(changed_pks).items()}
+    deleted = [(f.instance.pk, str(f.instance), snap(f.instance), partner_of(f.instance))
+               for f in formset.deleted_forms if f.instance.pk]
     formset.save()
     actor = _actor(request)
+    for pk, label, before, partner in deleted:
+        audit_record(actor=actor, action=f"{kind}.delete", object_type=formset.model._meta.label, object_id=pk,
+                     object_repr=label, partner=partner, before=before)
     for obj in formset.new_objects:
         audit_record(actor=actor, action=f"{kind}.create", obj=obj, partner=partner_of(obj), after=snap(obj))
     for obj, _fields in formset.changed_objects:
@@ -499,6 +504,9 @@ class PartnerAdmin(PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
     def save_formset(self, request, form, formset, change):
         if formset.model is Customer:
             audit_formset(request, formset, kind="customers", snap=customer_snapshot, partner_of=lambda c: c.partner)
+        elif formset.model is PartnerUser:
+            audit_formset(request, formset, kind="partner_user", snap=partner_user_snapshot,
+                          partner_of=lambda u: u.partner)
         else:
             super().save_formset(request, form, formset, change)
 
@@ -1043,12 +1051,18 @@ class MemberAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(PartnerUser)
-class PartnerUserAdmin(admin.ModelAdmin):
+class PartnerUserAdmin(AuditedSaveMixin, admin.ModelAdmin):
+    """Portal logins and their roles: every change of a role is audited (partner_user.*)."""
+
+    audit_kind = "partner_user"
     list_display = ("user", "email", "partner", "role")
     list_filter = ("role", "partner")
     search_fields = ("user__username", "user__email", "partner__slug", "partner__name")
     list_select_related = ("user", "partner")
     autocomplete_fields = ("user", "partner")
+
+    def audit_snapshot(self, obj):
+        return partner_user_snapshot(obj)
 
     @admin.display(description="email", ordering="user__email")
     def email(self, obj):

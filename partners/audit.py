@@ -1,4 +1,8 @@
-"""The audit log: every change of seats or money writes a row in the same transaction."""
+"""The audit log: every change of seats, money, roles, API keys and integration secrets writes a row
+in the same transaction, naming who (a user, or a command, task or API key) and when.
+
+Secrets never go in: an API key is named by its public prefix, an RMM token only as set / not set
+with a keyed fingerprint (metering.admin), a password not at all (user_snapshot leaves it out)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,8 @@ from djmoney.money import Money
 from billing.actor import Actor
 from partners.models import AuditLog
 
-__all__ = ["Actor", "audit_entry", "audit_record", "snapshot"]
+__all__ = ["Actor", "audit_entry", "audit_record", "group_snapshot", "partner_user_snapshot", "snapshot",
+           "user_snapshot"]
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -56,3 +61,32 @@ def audit_record(**kwargs) -> AuditLog:
     entry = audit_entry(**kwargs)
     entry.save()
     return entry
+
+
+def _permission_names(permissions) -> list[str]:
+    return sorted(f"{p.content_type.app_label}.{p.codename}" for p in permissions.select_related("content_type"))
+
+
+def user_snapshot(user) -> dict:
+    """A staff account's access: its flags, groups and own permissions (never the password hash)."""
+    return {
+        "username": user.get_username(),
+        "is_active": user.is_active,
+        "is_staff": user.is_staff,
+        "is_superuser": user.is_superuser,
+        "groups": sorted(user.groups.values_list("name", flat=True)) if user.pk else [],
+        "user_permissions": _permission_names(user.user_permissions.all()) if user.pk else [],
+    }
+
+
+def group_snapshot(group) -> dict:
+    return {"name": group.name, "permissions": _permission_names(group.permissions.all()) if group.pk else []}
+
+
+def partner_user_snapshot(partner_user) -> dict:
+    """A portal login's partner and role (RULES 3.2: Owner and Billing buy seats, Owners make keys)."""
+    return {
+        "user": partner_user.user.get_username() if partner_user.user_id else None,
+        "partner": partner_user.partner.slug if partner_user.partner_id else None,
+        "role": partner_user.role,
+    }
