@@ -113,6 +113,10 @@ class Invoice(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["partner", "month"], condition=Q(kind="CI", state="issued"),
                                     name="one_issued_ci_per_partner_month"),
+            # the database backs what a rerun relies on (a month with an issued CI is never billed again)
+            models.CheckConstraint(condition=~Q(kind="CI") | ~Q(month=""), name="ci_names_its_month"),
+            models.CheckConstraint(condition=~Q(state="issued") | Q(number__isnull=False),
+                                   name="issued_invoice_has_number"),
         ]
         indexes = [models.Index(fields=["partner", "kind", "issue_date"])]
 
@@ -169,6 +173,12 @@ class ChildInvoice(models.Model):
 
     class Meta:
         ordering = ["invoice", "customer__name"]
+        constraints = [  # one child per customer, and one for the partner-level services (customer blank)
+            models.UniqueConstraint(fields=["invoice", "customer"], condition=Q(customer__isnull=False),
+                                    name="one_child_per_customer_per_ci"),
+            models.UniqueConstraint(fields=["invoice"], condition=Q(customer__isnull=True),
+                                    name="one_partner_child_per_ci"),
+        ]
 
     def __str__(self):
         return f"{self.invoice} / {self.customer.name if self.customer_id else 'partner services'}"
@@ -214,12 +224,36 @@ class InvoiceLine(models.Model):
     key = models.CharField(max_length=120, blank=True, help_text="what makes the charge unique")
     details = models.JSONField(default=dict, blank=True, help_text="facts the amount was computed from")
     position = models.PositiveIntegerField(default=0)
+    posting = models.PositiveIntegerField(
+        null=True, blank=True, editable=False,
+        help_text="proration: 1 for the first line posted for this service, month and effective date, 2 for a "
+                  "later correction of the same date (a corrected inventory), and so on")
 
     objects = InvoiceLineQuerySet.as_manager()
 
     class Meta:
         ordering = ["invoice", "position", "id"]
         indexes = [models.Index(fields=["key"])]
+        # A rerun must never charge anything twice; the database refuses it even if the Python would not.
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "key"], condition=~Q(key=""),
+                                    name="one_line_per_charge_per_invoice"),
+            models.UniqueConstraint(fields=["key"], condition=Q(line_type="one_time"),
+                                    name="one_time_charge_billed_once"),
+            models.UniqueConstraint(fields=["key"], condition=Q(line_type="first_month"),
+                                    name="first_month_billed_once"),
+            models.UniqueConstraint(fields=["key"], condition=Q(line_type="credit"), name="line_credited_once"),
+            # A unit change is posted once: the n-th posting of a (service, month, date) exists once. The
+            # same date may be posted again only as a correction (posting 2, 3, ...): billed-units reads
+            # the earlier postings to number the next one, so a rerun that missed one collides here.
+            models.UniqueConstraint(fields=["service", "period", "effective_date", "posting"],
+                                    condition=Q(line_type="proration"), name="one_posting_per_proration_change"),
+            models.CheckConstraint(
+                condition=~Q(line_type="proration")
+                | Q(posting__isnull=False, service__isnull=False, effective_date__isnull=False),
+                name="proration_line_is_numbered",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.invoice}: {self.description}"

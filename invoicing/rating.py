@@ -60,6 +60,7 @@ class RatedLine:
     taxable: bool
     effective_date: date | None = None  # per_asset proration and first months
     details: dict = field(default_factory=dict, compare=False)  # facts the amount was computed from
+    posting: int | None = field(default=None, compare=False)  # proration: the n-th posting of its date
 
     @property
     def key(self) -> str:
@@ -80,6 +81,7 @@ class BilledUnits:
     anchor: date
     units: int
     changes: dict[date, int] = field(default_factory=dict)
+    postings: dict[date, int] = field(default_factory=dict)  # proration lines already posted per date
 
     def units_on(self, day: date) -> int:
         return self.units + sum(delta for effective, delta in self.changes.items() if effective <= day)
@@ -145,14 +147,14 @@ class _Rater:
         return assumed
 
     def add(self, service, *, line_type, period, quantity, unit_price, amount, description, customer=None,
-            document=CI, issue_date=None, effective_date=None, details=None):
+            document=CI, issue_date=None, effective_date=None, details=None, posting=None):
         if amount == ZERO and quantity == 0:
             return
         self.lines.append(RatedLine(
             document=document, issue_date=issue_date or self.month.first, service=service,
             customer=customer if customer is not None else service.customer, line_type=line_type, period=period,
             quantity=Decimal(quantity), unit_price=unit_price, amount=amount, description=description,
-            taxable=service.taxable, effective_date=effective_date, details=details or {},
+            taxable=service.taxable, effective_date=effective_date, details=details or {}, posting=posting,
         ))
 
     # --- the CI: advance for M ---------------------------------------------------------------
@@ -304,7 +306,8 @@ class _Rater:
                 self.add(service, line_type="proration", period=period, quantity=delta,
                          unit_price=_shown_price(service, now),
                          amount=proration_amount(ZERO, monthly, effective=day, currency=self.currency),
-                         effective_date=day, description=f"{service.name} {period}: {delta:+d} units from {day}")
+                         effective_date=day, description=f"{service.name} {period}: {delta:+d} units from {day}",
+                         posting=billed.postings.get(day, 0) + 1)
 
 
 def rate_partner_month(*, partner: Partner, month: Period,

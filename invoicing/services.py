@@ -196,6 +196,7 @@ def billed_units(*, partner: Partner, extra=()) -> dict[tuple[int, Period], Bill
     for key, effective, delta in changes:
         if key in billed:
             billed[key].changes[effective] = billed[key].changes.get(effective, 0) + delta
+            billed[key].postings[effective] = billed[key].postings.get(effective, 0) + 1
     return billed
 
 
@@ -210,7 +211,7 @@ def _line(invoice, rated: RatedLine, position: int, child=None) -> InvoiceLine:
         invoice=invoice, child=child, service=rated.service, customer=rated.customer, line_type=rated.line_type,
         period=str(rated.period), quantity=rated.quantity, unit_price=rated.unit_price, amount=rated.amount,
         description=rated.description[:300], taxable=rated.taxable, effective_date=rated.effective_date,
-        key=rated.key, details=rated.details, position=position,
+        key=rated.key, details=rated.details, position=position, posting=rated.posting,
     )
 
 
@@ -508,9 +509,15 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
             from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
         )
         invoice = invoice_pdf_store(invoice=invoice)  # the file kept is the one sent
-        with invoice.pdf.open("rb") as stored:
-            message.attach(f"{invoice.number}.pdf", stored.read(), "application/pdf")
-        message.send()
+        try:
+            with invoice.pdf.open("rb") as stored:
+                message.attach(f"{invoice.number}.pdf", stored.read(), "application/pdf")
+            message.send()
+        except Exception:
+            # the rollback forgets the file's name and version: remove the file too, or it is left orphaned
+            # and the retry's copy gets another name beside it
+            invoice.pdf.storage.delete(invoice.pdf.name)
+            raise
     invoice.emailed_at = timezone.now()
     invoice.save(update_fields=["emailed_at"])
     return invoice

@@ -111,6 +111,13 @@ class AgentPresence(models.Model):
             models.UniqueConstraint(
                 fields=["agent"], condition=models.Q(present_until__isnull=True), name="one_open_presence"
             ),
+            # an inventory applied again (a rerun, a same-day correction) never doubles an agent on a date
+            models.UniqueConstraint(fields=["agent", "present_from"], name="one_presence_per_agent_start"),
+            models.CheckConstraint(
+                condition=models.Q(present_until__isnull=True)
+                | models.Q(present_until__gte=models.F("present_from")),
+                name="presence_ends_after_it_starts",
+            ),
         ]
 
     def __str__(self):
