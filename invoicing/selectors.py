@@ -81,6 +81,10 @@ def statement_sources(invoice):
     recorded: dated before this CI, and not already on the previous one (CIs go forward in date and in
     issue time, so the previous CI's rule covers every earlier one). A payment recorded late is never
     lost. The one place this rule lives: the billing run and the invoice PDF both read it here.
+
+    A CI can come late too: a month never invoiced is invoiced by the next run, whatever its date, so
+    a CI dated before the previous one may have been issued after it. It is among the documents, like
+    an INV recorded late; the previous CI itself is not (its total is in its amount due).
     """
     from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 
@@ -95,6 +99,7 @@ def statement_sources(invoice):
     if previous is not None:
         payments = payments.exclude(paid_on__lt=previous.issue_date, recorded_at__lte=previous.issued_at)
         documents = documents.exclude(issue_date__lt=previous.issue_date, issued_at__lte=previous.issued_at)
+        documents = documents.exclude(pk=previous.pk)
     return previous, payments, documents
 
 
@@ -191,7 +196,8 @@ def _statement_items(invoice, document) -> dict:
         documents = documents.filter(issued_at__lte=invoice.issued_at)
     payments = list(payments.select_related("invoice").order_by("paid_on", "pk"))
     credit_notes = list(documents.filter(kind=InvoiceKind.CN).select_related("credits").order_by("issue_date", "pk"))
-    others = list(documents.filter(kind=InvoiceKind.INV).select_related("customer").order_by("issue_date", "pk"))
+    # INVs, and any CI issued late for an earlier month
+    others = list(documents.exclude(kind=InvoiceKind.CN).select_related("customer").order_by("issue_date", "pk"))
 
     def late(day) -> str:
         if previous is not None and day < previous.issue_date:

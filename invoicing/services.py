@@ -281,7 +281,7 @@ def _statement(invoice: Invoice) -> None:
     individual invoices since, this CI's charges and taxes, and the amount due."""
     previous, paid, documents = statement_sources(invoice)
     credits = documents.filter(kind=InvoiceKind.CN)
-    others = documents.filter(kind=InvoiceKind.INV)
+    others = documents.exclude(kind=InvoiceKind.CN)  # INVs, and any CI issued late for an earlier month
     invoice.previous_balance = previous.amount_due if previous else ZERO
     currency = invoice.currency
     invoice.payments_and_credits = money_total(paid, "amount", currency) - money_total(credits, "total", currency)
