@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 from django.utils import timezone
 
@@ -250,3 +251,33 @@ def _received(payments, credit_notes, *, exclude_payments=frozenset(), exclude_n
     ]
     items.sort(key=lambda item: item["date"])
     return {"items": items, "total": money_sum(item["amount"] for item in items)}
+
+
+def balance_at(partner, on: date | None = None, *, known_at=None):
+    """What a partner owes at the end of a day (RULES 4, the ledger): the totals of its issued documents
+    dated up to `on` (charges and taxes of CIs and INVs; credit notes count negative) less its payments
+    paid up to it. Every date when `on` is None: the balance now.
+
+    `known_at` (an instant) keeps only what had been recorded by then. A CI's amount due is this
+    balance on the day before its date, as known when it was issued, plus its own total: later
+    records dated earlier (a payment entered late) count from the next CI on.
+    """
+    from django.db.models import Sum
+
+    from billing.money import ZERO, quantize_money
+    from invoicing.models import Invoice, InvoiceState, Payment
+
+    documents = Invoice.objects.filter(partner_id=partner.pk, state=InvoiceState.ISSUED)
+    payments = Payment.objects.filter(partner_id=partner.pk)
+    if on is not None:
+        documents, payments = documents.filter(issue_date__lte=on), payments.filter(paid_on__lte=on)
+    if known_at is not None:
+        documents = documents.filter(issued_at__lte=known_at)
+        payments = payments.filter(recorded_at__lte=known_at)
+
+    def total(queryset, field):
+        # SQLite sums decimals as floats: back to the currency's places (every amount summed has them)
+        value = queryset.aggregate(s=Sum(field))["s"]
+        return quantize_money(Decimal(value), partner.currency) if value is not None else ZERO
+
+    return total(documents, "total") - total(payments, "amount")

@@ -29,7 +29,7 @@ from invoicing.models import (
     PaymentStatus,
 )
 from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_partner_month
-from invoicing.selectors import statement_sources
+from invoicing.selectors import balance_at, statement_sources
 from partners.audit import audit_record
 from partners.models import Customer, Method, Partner, Service
 
@@ -476,10 +476,9 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
 
 
 def partner_balance(partner: Partner) -> Decimal:
-    """What the partner owes now: every issued document's total less every payment."""
-    documents = money_total(Invoice.objects.issued().filter(partner=partner), "total", partner.currency)
-    paid = money_total(Payment.objects.filter(partner=partner), "amount", partner.currency)
-    return documents - paid
+    """What the partner owes now: every issued document's total less every payment (the ledger's
+    balance at any date is `invoicing.selectors.balance_at`)."""
+    return balance_at(partner)
 
 
 def unsent_invoices():
