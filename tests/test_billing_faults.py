@@ -65,9 +65,9 @@ class WorkerDied(Exception):
     """The planted fault."""
 
 
-def build(slug: str) -> None:
+def build(slug: str, *, emails: bool = True) -> None:
     partner = PartnerFactory(slug=slug, name=f"{slug.title()} MSP", tax_rate=D("10"),
-                             billing_emails=f"billing@{slug}.example")
+                             billing_emails=f"billing@{slug}.example" if emails else "")
     acme = CustomerFactory(partner=partner, slug=f"{slug}-acme", name=f"Acme of {slug}",
                            rmm_organization=f"ACME-{slug}", payment_terms_days=15)
 
