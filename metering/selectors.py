@@ -7,48 +7,98 @@ from datetime import date
 
 from django.db import connection
 
+from billing.periods import Period
 from metering.models import Day
 from partners.models import SeatAssignment
 
-_COVERED = """
-    SELECT DISTINCT a.customer_id, a.member_id, d.day, d.month
-    FROM {seats} a
-    JOIN {days} d ON d.day >= a.start_date AND (a.end_date IS NULL OR d.day <= a.end_date)
-    WHERE d.day >= %s AND d.day <= %s
-      AND a.start_date <= %s AND (a.end_date IS NULL OR a.end_date >= %s)
-      AND {scope}
-"""
+# Seat-days are a union of date intervals per member (RULES 3.1: a member counts once a day, however
+# many seats touched it). Instead of expanding every seat into its days, each seat is clipped to the
+# range (and month, and service), seats of a member are ordered by start, and each one counts only
+# the days after the latest end before it: the length of the union, in one pass of a window
+# function over the seats. Dates become day numbers so that the arithmetic is the same on SQLite
+# and PostgreSQL.
+EPOCH = date(2000, 1, 1)
 
 
-def _covered_sql(*, first: date, last: date, partner_ids, customer_id: int | None):
+def _day_number(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"({column} - DATE '2000-01-01')"
+    return f"CAST(julianday({column}) - julianday('2000-01-01') AS INTEGER)"
+
+
+def _bound(function: str, *terms: str) -> str:
+    """GREATEST/LEAST on PostgreSQL, the scalar MAX/MIN on SQLite (no argument is ever NULL here)."""
+    name = {"max": "GREATEST", "min": "LEAST"}[function] if connection.vendor == "postgresql" else function.upper()
+    return f"{name}({', '.join(terms)})"
+
+
+def _months_sql(first: date, last: date, *, by_month: bool) -> tuple[str, list]:
+    """A derived table of the months of first..last (or the whole range as one), clipped to it:
+    (mfirst: the 1st of the month, dlo/dhi: its clipped dates, lo/hi: the same as day numbers)."""
+    spans = []
+    if by_month:
+        month = Period.of(first)
+        while month.first <= last:
+            spans.append((month.first, max(first, month.first), min(last, month.last)))
+            month = month.next()
+    else:
+        spans.append((Period.of(first).first, first, last))
+    rows, params = [], []
+    for mfirst, lo, hi in spans:
+        rows.append("SELECT %s AS mfirst, %s AS dlo, %s AS dhi, %s AS lo, %s AS hi")
+        params += [mfirst, lo, hi, (lo - EPOCH).days, (hi - EPOCH).days]
+    return " UNION ALL ".join(rows), params
+
+
+def _union_days_sql(*, keys: str, source: str, starts: list[str], ends: list[str]) -> str:
+    """Per `keys` (columns of `source`'s rows) and month: the days of the union of each member's seats.
+
+    `source` yields one row per seat and month with the key columns, member_id, aid (the seat id),
+    mfirst, lo and hi; `starts`/`ends` are extra day-number bounds (a service's dates)."""
+    start = _bound("max", _day_number("start_date"), "lo", *starts)
+    end = _bound("min", f"CASE WHEN end_date IS NULL THEN hi ELSE {_day_number('end_date')} END", "hi", *ends)
+    return f"""SELECT {keys}, member_id, mfirst,
+            CASE WHEN prev IS NOT NULL AND prev >= s THEN e - prev ELSE e - s + 1 END AS n
+        FROM (
+            SELECT {keys}, member_id, mfirst, s, e,
+                MAX(e) OVER (PARTITION BY {keys}, member_id, mfirst ORDER BY s, aid
+                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
+            FROM (SELECT {keys}, member_id, aid, mfirst, {start} AS s, {end} AS e FROM ({source}) seat) clipped
+            WHERE s <= e
+        ) ordered
+        WHERE prev IS NULL OR e > prev"""
+
+
+def _partner_seats(*, first: date, last: date, partner_ids, customer_id: int | None, by_month: bool):
     ids = list(partner_ids)
-    scope = "a.partner_id IN ({})".format(", ".join(["%s"] * len(ids)))
-    params: list = [first, last, last, first, *ids]
+    months, params = _months_sql(first, last, by_month=by_month)
+    scope = f"a.partner_id IN ({_placeholders(ids)})"
+    params += ids
     if customer_id is not None:
         scope += " AND a.customer_id = %s"
         params.append(customer_id)
-    sql = _COVERED.format(seats=SeatAssignment._meta.db_table, days=Day._meta.db_table, scope=scope)
-    return sql, params
+    source = f"""SELECT a.customer_id, a.member_id, a.id AS aid, a.start_date, a.end_date, m.mfirst, m.lo, m.hi
+        FROM {SeatAssignment._meta.db_table} a
+        JOIN ({months}) m ON a.start_date <= m.dhi AND (a.end_date IS NULL OR a.end_date >= m.dlo)
+        WHERE {scope}"""
+    return _union_days_sql(keys="customer_id", source=source, starts=[], ends=[]), params
 
 
 def seat_days_by_customer(*, partner_ids, first: date, last: date) -> dict[int, tuple[int, int]]:
     """{customer id: (seat-days, active users)} over first..last, whatever the services say."""
     if not partner_ids:
         return {}
-    covered, params = _covered_sql(first=first, last=last, partner_ids=partner_ids, customer_id=None)
-    sql = f"SELECT customer_id, COUNT(*), COUNT(DISTINCT member_id) FROM ({covered}) c GROUP BY customer_id"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {customer_id: (days, users) for customer_id, days, users in cursor.fetchall()}
+    days, params = _partner_seats(first=first, last=last, partner_ids=partner_ids, customer_id=None, by_month=False)
+    sql = f"SELECT customer_id, SUM(n), COUNT(DISTINCT member_id) FROM ({days}) d GROUP BY customer_id"
+    return {customer_id: (int(n), users) for customer_id, n, users in _run(sql, params)}
 
 
 def seat_days_by_month(*, partner_id: int, customer_id: int | None, first: date, last: date) -> dict[date, int]:
     """{first of month: seat-days} over first..last for a partner, or one customer of it."""
-    covered, params = _covered_sql(first=first, last=last, partner_ids=[partner_id], customer_id=customer_id)
-    sql = f"SELECT month, COUNT(*) FROM ({covered}) c GROUP BY month"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {_as_date(month): days for month, days in cursor.fetchall()}
+    days, params = _partner_seats(first=first, last=last, partner_ids=[partner_id], customer_id=customer_id,
+                                  by_month=True)
+    sql = f"SELECT mfirst, SUM(n) FROM ({days}) d GROUP BY mfirst"
+    return {_as_date(month): int(n) for month, n in _run(sql, params)}
 
 
 def seat_days(*, partner_id: int, customer_id: int | None, first: date, last: date) -> int:
@@ -256,14 +306,17 @@ def seat_days_by_service(*, service_ids, first: date, last: date) -> dict[tuple[
     if not ids:
         return {}
     t = _tables()
-    seats = SeatAssignment._meta.db_table
-    sql = f"""SELECT sid, month, COUNT(*) FROM (
-        SELECT DISTINCT s.id AS sid, a.member_id, d.day, d.month
+    months, params = _months_sql(first, last, by_month=True)
+    source = f"""SELECT s.id AS sid, a.member_id, a.id AS aid, a.start_date, a.end_date, m.mfirst, m.lo, m.hi,
+            s.start_date AS svc_start, s.end_date AS svc_end
         FROM {t['svc']} s
-        JOIN {seats} a ON a.partner_id = s.partner_id AND (s.customer_id IS NULL OR a.customer_id = s.customer_id)
-        JOIN {t['days']} d ON d.day >= a.start_date AND (a.end_date IS NULL OR d.day <= a.end_date)
-            AND d.day >= s.start_date AND (s.end_date IS NULL OR d.day <= s.end_date)
-        WHERE d.day >= %s AND d.day <= %s AND a.start_date <= %s AND (a.end_date IS NULL OR a.end_date >= %s)
-            AND s.id IN ({_placeholders(ids)})
-    ) covered GROUP BY sid, month"""
-    return {(sid, _as_date(month)): days for sid, month, days in _run(sql, [first, last, last, first, *ids])}
+        JOIN {SeatAssignment._meta.db_table} a ON a.partner_id = s.partner_id
+            AND (s.customer_id IS NULL OR a.customer_id = s.customer_id)
+        JOIN ({months}) m ON a.start_date <= m.dhi AND (a.end_date IS NULL OR a.end_date >= m.dlo)
+        WHERE s.id IN ({_placeholders(ids)})"""
+    days = _union_days_sql(
+        keys="sid", source=source, starts=[_day_number("svc_start")],
+        ends=[f"CASE WHEN svc_end IS NULL THEN hi ELSE {_day_number('svc_end')} END"],
+    )
+    sql = f"SELECT sid, mfirst, SUM(n) FROM ({days}) d GROUP BY sid, mfirst"
+    return {(sid, _as_date(month)): int(n) for sid, month, n in _run(sql, [*params, *ids])}
