@@ -58,6 +58,10 @@ class Spec:
     first: Period  # the first month of history; the history runs through the last day of the last month
     agents: int  # RMM agents in all, shared by the partners of the RMM profiles
     prefix: str = "gen"
+    only: str = ""  # one profile for every partner (default: the seven in turn)
+
+    def kind(self, index: int) -> str:
+        return self.only or profile(index)
 
     @property
     def last_day(self) -> date:
@@ -65,7 +69,7 @@ class Spec:
 
     @property
     def rmm_partners(self) -> list[int]:
-        return [p for p in range(self.partners) if profile(p) in RMM_PROFILES]
+        return [p for p in range(self.partners) if self.kind(p) in RMM_PROFILES]
 
 
 @dataclass
@@ -176,7 +180,7 @@ class Generator:
                 rows.append(Customer(
                     partner=partner, slug=f"c{c:04d}", name=f"Customer {c:04d} of {partner.slug}",
                     seat_cap=spec.members + 20 if c % 10 == 0 else None,
-                    host_limit=rng.randint(5, 60) if profile(p) == "per_host" else 0,
+                    host_limit=rng.randint(5, 60) if spec.kind(p) == "per_host" else 0,
                     payment_terms_days=15 if c % 17 == 0 else None, rmm_organization=f"org-{c:04d}",
                 ))
         Customer.objects.bulk_create(rows, batch_size=BATCH)
@@ -192,10 +196,10 @@ class Generator:
         services: list[Service] = []
         purchases: list[tuple[int, int]] = []  # (index into services, seats)
         for p, partner in enumerate(partners):
-            kind, cur = profile(p), partner.currency
+            kind, cur = spec.kind(p), partner.currency
             members = spec.customers * spec.members
 
-            def svc(code, name, method, price, customer=None, **extra):
+            def svc(code, name, method, price, customer=None, partner=partner, cur=cur, **extra):
                 service = Service(partner=partner, customer=customer, code=code, name=name, method=method,
                                   unit_price=(Decimal(price), cur), start_date=extra.pop("start_date", start),
                                   **extra)
@@ -303,7 +307,7 @@ class Generator:
         def rows() -> Iterator[tuple]:
             nonlocal snap_id
             for p, partner in enumerate(partners):
-                if profile(p) not in USAGE_PROFILES:
+                if spec.kind(p) not in USAGE_PROFILES:
                     continue
                 rng = self.rng("usage", p)
                 for customer in customers[partner.pk]:
@@ -343,14 +347,15 @@ class Generator:
         presences: list[tuple] = []
         syncs = []
         for p, partner in enumerate(partners):
-            if profile(p) not in RMM_PROFILES:
+            if spec.kind(p) not in RMM_PROFILES:
                 continue
             rng = self.rng("rmm", p)
             orgs = [c.rmm_organization for c in customers[partner.pk]]
             for n in range(per_partner):
                 group = GROUPS[1] if rng.random() < 0.2 else GROUPS[0]
-                agents.append((agent_id, partner.pk, f"agent-{n:06d}", f"{'SRV' if group == 'Servers' else 'WS'}-{n:06d}",
-                               "Windows Server 2022" if group == "Servers" else "Windows 11", at(last, 3600)))
+                server = group == "Servers"
+                agents.append((agent_id, partner.pk, f"agent-{n:06d}", f"{'SRV' if server else 'WS'}-{n:06d}",
+                               "Windows Server 2022" if server else "Windows 11", at(last, 3600)))
                 org = orgs[n % len(orgs)]
                 begin = first if rng.random() < 0.8 else first + timedelta(days=rng.randrange(span))
                 roll = rng.random()

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.utils import timezone
 
-from billing.datagen import Spec, generate
+from billing.datagen import PROFILES, Spec, generate
 from billing.periods import Period, PeriodError
 
 
@@ -28,11 +28,14 @@ class Command(BaseCommand):
         parser.add_argument("--members", type=positive, default=20, help="per customer")
         parser.add_argument("--months", type=positive, default=3, help="months of history")
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--agents", type=positive, help="RMM agents in all (default: 2 per member, at most 100,000)")
+        parser.add_argument("--agents", type=positive,
+                            help="RMM agents in all (default: 2 per member, at most 100,000)")
         parser.add_argument("--first", help="YYYY-MM: the first month of history (default: N months before this one)")
         parser.add_argument("--prefix", default="gen", help="partner slugs are PREFIX-p0000, ...")
+        parser.add_argument("--profile", choices=PROFILES, default="",
+                            help="give every partner this profile (default: the seven profiles in turn)")
 
-    def handle(self, *args, partners, customers, members, months, seed, agents, first, prefix, **options):
+    def handle(self, *args, partners, customers, members, months, seed, agents, first, prefix, profile, **options):
         if months < 1:
             raise CommandError("--months must be at least 1")
         try:
@@ -42,7 +45,7 @@ class Command(BaseCommand):
         if agents is None:
             agents = min(100_000, 2 * partners * customers * members)
         spec = Spec(partners=partners, customers=customers, members=members, months=months, seed=seed,
-                    first=start, agents=agents, prefix=prefix)
+                    first=start, agents=agents, prefix=prefix, only=profile)
         began = time.monotonic()
         try:
             counts = generate(spec)
