@@ -39,6 +39,7 @@ from import_export.admin import ImportExportModelAdmin
 from billing.actor import Actor
 from billing.money import quantize_quantity
 from billing.periods import Period, utc_date
+from metering.connectors import token_is_sendable
 from metering.models import (
     AgentPresence,
     IntegrationKind,
@@ -443,6 +444,10 @@ class RmmIntegrationForm(forms.ModelForm):
         token, clear = cleaned.get("new_api_token"), cleaned.get("clear_api_token")
         if token and clear:
             self.add_error("clear_api_token", "either type a new token or remove the stored one, not both")
+            return cleaned
+        if token and not token_is_sendable(token):
+            self.add_error("new_api_token", "an API token is visible ASCII characters only, without spaces or line "
+                                            "breaks (it is sent in an HTTP header)")  # never quoted back
             return cleaned
         if token:
             self.instance.api_token = token

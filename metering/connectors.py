@@ -105,6 +105,12 @@ def _origin(url: str) -> tuple[str, str]:
     return parts.scheme.lower(), parts.netloc.lower()
 
 
+def token_is_sendable(token: str) -> bool:
+    """A bearer token is visible ASCII (RFC 6750 b64token and the like): nothing that could break or
+    be refused in a header, and be quoted back in the error."""
+    return all("!" <= char <= "~" for char in token)
+
+
 class RestConnector:
     """GET {base}/api/v1/agents?page=N with `Authorization: Bearer TOKEN`, following `next_page` (a
     page number) or `next` (a link on the same host) until there is none.
@@ -129,6 +135,9 @@ class RestConnector:
         token = (integration.api_token or "").strip()
         if not token:
             raise ConnectorError("no API token is set on the integration")
+        if not token_is_sendable(token):  # urllib would refuse it quoting the whole header, token included
+            raise ConnectorError("the API token holds spaces, line breaks or other characters an HTTP header cannot "
+                                 "carry: type it again")
         opener = urllib.request.build_opener(_NoRedirect)
         agents = _Agents()
         url, page, seen = f"{base}{AGENTS_PATH}?page=1", 1, set()
