@@ -65,7 +65,7 @@ from invoicing.services import (
 )
 from metering.admin import MeteredServiceAdminMixin
 from partners.admin import AuditedSaveMixin, ServiceAddViewMixin, ServiceAdmin
-from partners.audit import jsonable
+from partners.audit import audit_record, jsonable
 from partners.models import Method, Partner, Service
 
 EMPTY = "—"
@@ -393,6 +393,15 @@ class InvoiceAdmin(admin.ModelAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # issued invoices are never deleted; a draft from its page
         return actions
+
+    def delete_model(self, request, obj):
+        """Only a draft gets here (has_delete_permission); its deletion is audited like any money record."""
+        before = {"kind": obj.kind, "issue_date": jsonable(obj.issue_date), "total": jsonable(obj.total),
+                  "currency": obj.currency, "state": obj.state}
+        object_id, label, partner = obj.pk, str(obj), obj.partner
+        super().delete_model(request, obj)
+        audit_record(actor=_actor(request), action="invoice.delete_draft", object_type=obj._meta.label,
+                     object_id=object_id, object_repr=label, partner=partner, before=before)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner", "customer", "credits")

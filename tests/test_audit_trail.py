@@ -171,3 +171,15 @@ def test_seats_and_money_changes_name_their_actor(boss, partner, client):
     api_entry = AuditLog.objects.get(action="seat.assign", object_repr__contains="bob")
     assert api_entry.actor_label.startswith("api key ") and key.split("_")[2] not in api_entry.actor_label
     assert SeatAssignment.objects.filter(member__name="bob").exists()
+
+
+def test_a_deleted_draft_invoice_is_audited(boss, data_dir, cli):
+    from invoicing.models import Invoice
+    from tests.examples import replay
+
+    replay(data_dir / "seat-days-basic", upto_billing=False)
+    cli("run_billing", "--through", "2026-04-01", "--draft")
+    draft = Invoice.objects.drafts().get()
+    assert boss.post(reverse("admin:invoicing_invoice_delete", args=[draft.pk]), {"post": "yes"}).status_code == 302
+    entry = only("invoice.delete_draft", object_id=str(draft.pk))
+    assert entry.actor == boss.user and entry.before["state"] == "draft" and entry.partner.slug == "brightdesk"
