@@ -1,0 +1,390 @@
+"""The scale benchmark (issue 7): generate a dataset, bill a month, and measure against the floors.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing_perf .venv/bin/python bench/run.py \
+        --partners 200 --customers 50 --members 100 --months 3 --agents 100000 --json bench/results.json
+
+On an empty, migrated database it generates the data (`generate_data`), bills the months of
+history, then measures:
+
+  a. the billing run for the month after the history, every partner (emails and PDFs are queued for
+     the workers, as in production, not rendered in the run);
+  b. the same month's seat-days for every partner by one hand-written SQL aggregate (the floor), and a/b;
+  c. an rmm-assets import of N agents through the import engine, against PostgreSQL COPY of the
+     same file into a bare table, and the ratio;
+  d. the PDF of a CI of a partner with 500 customers;
+  e. admin changelist response times (invoice lines, seat assignments) at that size;
+  f. API latency, p50 and p99, with 50 concurrent clients on 127.0.0.1 against gunicorn.
+
+Prints a table and writes the numbers as JSON. Targets are printed beside the numbers; they live
+here and in docs/performance.md, never in timed tests (tests/test_bench.py runs a tiny size of this
+script for correctness only). --skip lets a step be left out (e.g. --skip f).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing.settings.base")
+# the run queues invoice emails (with their PDFs) for the workers, as in production: no broker is
+# needed to queue them in memory, and none is rendered inside the measured run
+os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
+os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "false")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from billing.actor import Actor  # noqa: E402
+from billing.datagen import Spec  # noqa: E402
+from billing.periods import Period  # noqa: E402
+
+TARGETS = {"a": 120.0, "a/b": 3.0, "c/copy": 5.0, "d": 10.0, "e": 0.300, "f p99": 0.100}
+
+
+class Results:
+    def __init__(self):
+        self.rows: list[tuple[str, str, str, str]] = []
+        self.data: dict = {}
+
+    def add(self, key: str, label: str, value: float, unit: str = "s", target: float | None = None, **extra):
+        shown = f"{value * 1000:.0f} ms" if unit == "ms" else (f"{value:.2f}" if unit == "x" else f"{value:.2f} s")
+        limit = ""
+        if target is not None:
+            limit = ("<= " + (f"{target * 1000:.0f} ms" if unit == "ms" else f"{target:g}")
+                     + ("  ok" if value <= target else "  MISSED"))
+        self.rows.append((key, label, shown, limit))
+        self.data[key] = {"label": label, "value": round(value, 4), "unit": "s" if unit == "ms" else unit,
+                          "target": target, **extra}
+        print(f"  {key:<8} {label:<62} {shown:>10}  {limit}", flush=True)
+
+    def table(self) -> str:
+        lines = [f"{'':<8} {'measure':<62} {'value':>10}  target", "-" * 100]
+        lines += [f"{k:<8} {label:<62} {value:>10}  {limit}" for k, label, value, limit in self.rows]
+        return "\n".join(lines)
+
+
+def timed(fn, *args, **kwargs):
+    began = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - began, result
+
+
+def machine() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()" if connection.vendor == "postgresql" else "SELECT sqlite_version()")
+        db_version = cursor.fetchone()[0]
+    return {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "platform": platform.platform(), "database": connection.vendor,
+            "database_version": db_version.split(" on ")[0]}
+
+
+# --- the dataset and the history ---------------------------------------------------------------------
+
+def prepare(args, results: Results) -> Spec:
+    from invoicing.models import Invoice
+    from partners.models import Partner
+
+    spec = Spec(partners=args.partners, customers=args.customers, members=args.members, months=args.months,
+                seed=args.seed, first=Period.parse(args.first) if args.first else
+                Period.of(datetime.now(UTC).date()).shift(-args.months), agents=args.agents, prefix=args.prefix)
+    if not Partner.objects.filter(slug__startswith=f"{spec.prefix}-p").exists():
+        seconds, _ = timed(call_command, "generate_data", partners=spec.partners, customers=spec.customers,
+                           members=spec.members, months=spec.months, seed=spec.seed, agents=spec.agents,
+                           first=str(spec.first), prefix=spec.prefix, stdout=io.StringIO())
+        results.add("gen", f"generate_data {spec.partners}x{spec.customers}x{spec.members}, {spec.months} months",
+                    seconds)
+    bench = spec.first.shift(spec.months)
+    if not Invoice.objects.filter(month=str(bench.previous()), kind="CI").exists():
+        from invoicing.services import billing_run
+
+        seconds, documents = timed(billing_run, through=bench.first - timedelta(days=1), actor=Actor(label="bench"))
+        results.add("history", f"billing the {spec.months} months of history ({len(documents)} invoices)", seconds)
+    return spec
+
+
+def counts() -> dict:
+    from metering.models import AgentPresence, UsageSnapshot
+    from partners.models import Customer, Member, Partner, SeatAssignment
+
+    return {"partners": Partner.objects.count(), "customers": Customer.objects.count(),
+            "members": Member.objects.count(), "seat_intervals": SeatAssignment.objects.count(),
+            "usage_snapshots": UsageSnapshot.objects.count(), "agent_presences": AgentPresence.objects.count()}
+
+
+# --- a, b ---------------------------------------------------------------------------------------------
+
+FLOOR = """
+SELECT customer_id, SUM(n) FROM (
+    SELECT customer_id, CASE WHEN prev >= s THEN e - prev ELSE e - s + 1 END AS n
+    FROM (
+        SELECT customer_id, s, e, MAX(e) OVER (PARTITION BY member_id ORDER BY s, id
+                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
+        FROM (
+            SELECT id, customer_id, member_id,
+                   GREATEST(start_date, %(first)s) - DATE '2000-01-01' AS s,
+                   LEAST(COALESCE(end_date, %(last)s), %(last)s) - DATE '2000-01-01' AS e
+            FROM partners_seatassignment
+            WHERE start_date <= %(last)s AND (end_date IS NULL OR end_date >= %(first)s)
+        ) clipped
+    ) ordered
+    WHERE prev IS NULL OR e > prev
+) days GROUP BY customer_id
+"""
+
+
+def floor_seat_days(month: Period) -> dict[int, int]:
+    """The floor: every partner's seat-days of a month in one hand-written aggregate (the length of
+    each member's union of seats, clipped to the month)."""
+    with connection.cursor() as cursor:
+        cursor.execute(FLOOR, {"first": month.first, "last": month.last})
+        return {customer_id: int(n) for customer_id, n in cursor.fetchall()}
+
+
+def bench_billing(spec: Spec, results: Results) -> None:
+    from invoicing.models import Invoice, InvoiceLine
+    from invoicing.services import billing_run
+    from metering.selectors import seat_days_by_customer
+    from partners.models import Partner
+
+    bench = spec.first.shift(spec.months)
+    lines_before = InvoiceLine.objects.count()
+    seconds, documents = timed(billing_run, through=bench.first, actor=Actor(label="bench"))
+    lines = InvoiceLine.objects.count() - lines_before
+    cis = sum(1 for d in documents if d.kind == "CI")
+    results.add("a", f"billing run {bench}: {len(documents)} invoices ({cis} CI), {lines:,} lines", seconds,
+                target=TARGETS["a"], invoices=len(documents), lines=lines)
+    again, redo = timed(billing_run, through=bench.first, actor=Actor(label="bench"))
+    results.add("a2", f"the same run again (nothing to bill: {len(redo)} invoices)", again)
+    floor, by_customer = timed(floor_seat_days, bench.previous())
+    results.add("b", f"floor: {bench.previous()} seat-days of every partner, one SQL aggregate "
+                     f"({sum(by_customer.values()):,})", floor)
+    results.add("a/b", "billing run / floor", seconds / floor, unit="x", target=TARGETS["a/b"])
+    product = seat_days_by_customer(partner_ids=list(Partner.objects.values_list("pk", flat=True)),
+                                    first=bench.previous().first, last=bench.previous().last)
+    if {c: n for c, (n, _) in product.items() if n} != {c: n for c, n in by_customer.items() if n}:
+        raise SystemExit("seat-days of the product differ from the floor")
+    assert Invoice.objects.filter(kind="CI", month=str(bench)).count() == cis
+
+
+# --- c --------------------------------------------------------------------------------------------
+
+def bench_rmm_import(spec: Spec, results: Results, rows: int) -> None:
+    from billing.importing import run_import_file
+    from partners.models import Partner
+
+    slug = f"bench-rmm-{int(time.time())}"
+    Partner.objects.create(slug=slug, name="Benchmark RMM partner")
+    path = Path(tempfile.mkstemp(suffix=".csv")[1])
+    with path.open("w") as out:
+        out.write("agent_id,machine_name,organization,group,os,last_seen\n")
+        for n in range(rows):
+            out.write(f"agent-{n:07d},WS-{n:07d},org-{n % 500:04d},{'Servers' if n % 5 == 0 else 'Workstations'},"
+                      f"Windows 11,2026-10-31T08:00:00Z\n")
+    as_of = datetime.now(UTC).date()
+    seconds, _ = timed(run_import_file, "rmm-assets", path, partner=slug, as_of=as_of,
+                             actor=Actor(label="bench"))
+    results.add("c", f"rmm-assets import of {rows:,} agents (import engine)", seconds)
+    copy = copy_file(path)
+    results.add("c copy", "PostgreSQL COPY of the same file into a bare table", copy)
+    results.add("c/copy", "import / COPY", seconds / copy, unit="x", target=TARGETS["c/copy"])
+    path.unlink()
+
+
+def copy_file(path: Path) -> float:
+    if connection.vendor != "postgresql":
+        return float("nan")
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE bench_rmm (agent_id text, machine_name text, organization text, "
+                       '"group" text, os text, last_seen timestamptz)')
+        began = time.perf_counter()
+        with path.open("rb") as source, cursor.copy("COPY bench_rmm FROM STDIN WITH (FORMAT csv, HEADER true)") as c:
+            while block := source.read(1 << 20):
+                c.write(block)
+        seconds = time.perf_counter() - began
+        cursor.execute("DROP TABLE bench_rmm")
+    return seconds
+
+
+# --- d --------------------------------------------------------------------------------------------
+
+def bench_pdf(spec: Spec, results: Results, customers: int) -> None:
+    from invoicing.models import Invoice
+    from invoicing.pdf import render_invoice_pdf
+    from invoicing.services import billing_run
+    from partners.models import Partner
+
+    prefix = f"{spec.prefix}big"
+    if not Partner.objects.filter(slug=f"{prefix}-p0000").exists():
+        call_command("generate_data", partners=1, customers=customers, members=4, months=1, seed=spec.seed,
+                     agents=customers * 6, first=str(spec.first.shift(spec.months - 1)), prefix=prefix,
+                     profile="per_asset", stdout=io.StringIO())
+    bench = spec.first.shift(spec.months)
+    billing_run(through=bench.first, partner_slug=f"{prefix}-p0000", actor=Actor(label="bench"))
+    invoice = Invoice.objects.get(partner__slug=f"{prefix}-p0000", kind="CI", month=str(bench))
+    seconds, pdf = timed(render_invoice_pdf, invoice)
+    pages = pdf.count(b"/Type /Page") - pdf.count(b"/Type /Pages")
+    results.add("d", f"PDF of a CI with {invoice.children.count()} customers, {invoice.lines.count()} lines, "
+                     f"{pages} pages", seconds, target=TARGETS["d"], pages=pages)
+
+
+# --- e --------------------------------------------------------------------------------------------
+
+def bench_admin(results: Results) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-admin", defaults={"is_staff": True,
+                                                                                      "is_superuser": True})
+    client = Client()
+    client.force_login(user)
+    for key, label, url in [
+        ("e lines", "admin: invoice lines list", "/admin/invoicing/invoiceline/"),
+        ("e lines2", "admin: invoice lines list, page 50", "/admin/invoicing/invoiceline/?p=50"),
+        ("e seats", "admin: seat assignments list", "/admin/partners/seatassignment/"),
+        ("e seats2", "admin: seat assignments list, searched by member", "/admin/partners/seatassignment/?q=user00042"),
+    ]:
+        times = []
+        for _ in range(6):
+            began = time.perf_counter()
+            response = client.get(url)
+            times.append(time.perf_counter() - began)
+            if response.status_code != 200:
+                raise SystemExit(f"{url}: HTTP {response.status_code}")
+        results.add(key, f"{label} (median of 5)", statistics.median(times[1:]), unit="ms", target=TARGETS["e"])
+
+
+# --- f --------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_api(results: Results, clients: int, requests_each: int, workers: int) -> None:
+    from partners.api_keys import api_key_create
+    from partners.models import Partner
+
+    partners = list(Partner.objects.filter(slug__contains="-p").order_by("slug")[:clients])
+    keys = [api_key_create(partner=p, actor=Actor(label="bench"), name="bench")[1] for p in partners]
+    port = free_port()
+    env = {**os.environ, "API_RATE_PER_KEY": "1000000/min", "API_RATE_ANONYMOUS": "1000000/min",
+           "DJANGO_SETTINGS_MODULE": "billing.settings.base", "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "billing.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--log-level", "warning"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{base}/api/openapi.json", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        paths = ["/api/partner/dashboard", "/api/reseller/tenants"]
+        latencies: list[float] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+
+        def client(n: int):
+            mine = []
+            for i in range(requests_each):
+                request = urllib.request.Request(base + paths[i % len(paths)],
+                                                 headers={"Authorization": f"Bearer {keys[n % len(keys)]}"})
+                began = time.perf_counter()
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        response.read()
+                except Exception as exc:  # counted and reported
+                    with lock:
+                        failures.append(str(exc))
+                mine.append(time.perf_counter() - began)
+            with lock:
+                latencies.extend(mine)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        began = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - began
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[int(len(latencies) * 0.99) - 1]
+    extra = {"requests": len(latencies), "failures": len(failures), "per_second": round(len(latencies) / wall, 1)}
+    results.add("f p50", f"API p50, {clients} clients x {requests_each} requests, gunicorn {workers} workers",
+                p50, unit="ms", **extra)
+    results.add("f p99", f"API p99 ({len(latencies) / wall:.0f} requests/s, {len(failures)} failures)", p99,
+                unit="ms", target=TARGETS["f p99"], **extra)
+    if failures:
+        raise SystemExit(f"{len(failures)} API requests failed, e.g. {failures[0]}")
+
+
+def main(argv=None) -> Results:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--partners", type=int, default=200)
+    parser.add_argument("--customers", type=int, default=50)
+    parser.add_argument("--members", type=int, default=100)
+    parser.add_argument("--months", type=int, default=3)
+    parser.add_argument("--agents", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--first", help="YYYY-MM, the first month of history (default: --months before this one)")
+    parser.add_argument("--prefix", default="gen")
+    parser.add_argument("--rmm-rows", type=int, default=100_000)
+    parser.add_argument("--pdf-customers", type=int, default=500)
+    parser.add_argument("--api-clients", type=int, default=50)
+    parser.add_argument("--api-requests", type=int, default=40, help="per client")
+    parser.add_argument("--api-workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument("--skip", default="", help="steps to leave out, e.g. 'c,f'")
+    parser.add_argument("--json", help="write the results here")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    results = Results()
+    info = machine()
+    print(f"database: {info['database']} ({info['database_version']}), {info['cpus']} CPUs, {info['date']}")
+    spec = prepare(args, results)
+    info["dataset"] = counts()
+    print("dataset: " + ", ".join(f"{k} {v:,}" for k, v in info["dataset"].items()), flush=True)
+    if "a" not in skip:
+        bench_billing(spec, results)
+    if "c" not in skip:
+        bench_rmm_import(spec, results, args.rmm_rows)
+    if "d" not in skip:
+        bench_pdf(spec, results, args.pdf_customers)
+    if "e" not in skip:
+        bench_admin(results)
+    if "f" not in skip:
+        bench_api(results, args.api_clients, args.api_requests, args.api_workers)
+    print()
+    print(results.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": info, "args": vars(args), "results": results.data},
+                                              indent=2) + "\n")
+    return results
+
+
+if __name__ == "__main__":
+    main()
