@@ -18,7 +18,7 @@ services: the generator is for measuring, and writes what the services would hav
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -26,6 +26,7 @@ from decimal import Decimal
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from billing.bulk import insert_rows
 from billing.periods import Period
 from invoicing.models import OneTimeCharge
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
@@ -45,7 +46,7 @@ USAGE_PROFILES = {"peak_users", "licenses", "licenses_graduated"}
 RMM_PROFILES = {"per_asset", "cmq_assets", "peak_assets"}
 GROUPS = ("Workstations", "Servers")
 GB = 10**9
-BATCH = 5000
+BATCH = 5000  # rows per bulk_create of the small tables
 
 
 @dataclass(frozen=True)
@@ -92,26 +93,6 @@ def at(day: date, seconds: int) -> datetime:
 
 def _next_id(model) -> int:
     return (model.objects.aggregate(m=models.Max("pk"))["m"] or 0) + 1
-
-
-def _copy(model, columns: list[str], rows: Iterable[tuple]) -> int:
-    """COPY rows into the model's table (PostgreSQL), or bulk_create them in batches."""
-    n = 0
-    if connection.vendor == "postgresql":
-        names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
-        with connection.cursor() as cursor, cursor.copy(f"COPY {model._meta.db_table} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-                n += 1
-        return n
-    batch = []
-    for row in rows:
-        batch.append(model(**dict(zip(columns, row, strict=True))))
-        if len(batch) >= BATCH:
-            model.objects.bulk_create(batch)
-            n, batch = n + len(batch), []
-    model.objects.bulk_create(batch)
-    return n + len(batch)
 
 
 def _reset_sequences(models_: list) -> None:
@@ -271,7 +252,7 @@ class Generator:
                         yield (member_id, customer.pk, f"user{m:05d}")
                         member_id += 1
 
-        self.counts.add("members", _copy(Member, ["id", "customer_id", "name"], member_rows()))
+        self.counts.add("members", insert_rows(Member, ["id", "customer_id", "name"], member_rows()))
 
         def seat_rows() -> Iterator[tuple]:
             nonlocal seat_id
@@ -290,7 +271,7 @@ class Generator:
                            removed.date() if removed else None, "generate_data")
                     seat_id += 1
 
-        self.counts.add("seat intervals", _copy(
+        self.counts.add("seat intervals", insert_rows(
             SeatAssignment,
             ["id", "partner_id", "customer_id", "member_id", "assigned_at", "removed_at", "start_date", "end_date",
              "source"],
@@ -326,7 +307,7 @@ class Generator:
                         suspensions.append(Suspension(customer=customer, suspended_at=begin, unsuspended_at=end,
                                                       source="generate_data").set_days())
 
-        self.counts.add("usage snapshots", _copy(
+        self.counts.add("usage snapshots", insert_rows(
             UsageSnapshot,
             ["id", "customer_id", "date", "users_count", "storage_bytes", "messages_count", "recorded_at", "source"],
             rows(),
@@ -373,9 +354,9 @@ class Generator:
                     presence_id += 1
                 agent_id += 1
             syncs.append(InventorySync(partner=partner, as_of=last, agents=per_partner, source="generate_data"))
-        self.counts.add("rmm agents", _copy(
+        self.counts.add("rmm agents", insert_rows(
             RmmAgent, ["id", "partner_id", "agent_id", "machine_name", "os", "last_seen"], iter(agents)))
-        self.counts.add("agent presences", _copy(
+        self.counts.add("agent presences", insert_rows(
             AgentPresence, ["id", "agent_id", "partner_id", "organization", "group", "present_from", "present_until"],
             iter(presences)))
         InventorySync.objects.bulk_create(syncs)

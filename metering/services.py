@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from django.db import transaction
 
 from billing.actor import Actor
+from billing.bulk import insert_rows, update_rows
 from billing.periods import format_instant
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension
 from partners.audit import audit_record
@@ -70,22 +71,23 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
             f"an inventory as of {latest} is already recorded for {partner.slug}; inventories go forward in time"
         )
     day_before = as_of - timedelta(days=1)
-    known = {a.agent_id: a for a in RmmAgent.objects.filter(partner=partner)}
-    new_agents = [
-        RmmAgent(partner=partner, agent_id=row.agent_id, machine_name=row.machine_name, os=row.os,
-                 last_seen=row.last_seen)
-        for agent_id, row in agents.items() if agent_id not in known
-    ]
-    RmmAgent.objects.bulk_create(new_agents)
-    changed_meta = []
+    # agents and presences are written with COPY on PostgreSQL (billing/bulk.py): an inventory has
+    # 100,000 agents, and the ORM's bulk writes were most of its time
+    known = {agent_id: (pk, (name, os, seen)) for pk, agent_id, name, os, seen in
+             RmmAgent.objects.filter(partner=partner).values_list("pk", "agent_id", "machine_name", "os", "last_seen")}
+    new_agents = [(partner.pk, row.agent_id, row.machine_name, row.os, row.last_seen)
+                  for agent_id, row in agents.items() if agent_id not in known]
+    insert_rows(RmmAgent, ["partner_id", "agent_id", "machine_name", "os", "last_seen"], new_agents)
+    changed_meta, changed_ids = [], set()
     for agent_id, row in agents.items():
-        agent = known.get(agent_id)
-        if agent and (agent.machine_name, agent.os, agent.last_seen) != (row.machine_name, row.os, row.last_seen):
-            agent.machine_name, agent.os, agent.last_seen = row.machine_name, row.os, row.last_seen
-            changed_meta.append(agent)
-    changed_ids = {agent.agent_id for agent in changed_meta}
-    RmmAgent.objects.bulk_update(changed_meta, ["machine_name", "os", "last_seen"])
-    known.update({a.agent_id: a for a in new_agents})
+        pk, meta = known.get(agent_id, (None, None))
+        if pk is not None and meta != (row.machine_name, row.os, row.last_seen):
+            changed_meta.append((pk, row.machine_name, row.os, row.last_seen))
+            changed_ids.add(agent_id)
+    update_rows(RmmAgent, ["machine_name", "os", "last_seen"], changed_meta)
+    agent_pk = {agent_id: pk for agent_id, (pk, _) in known.items()}
+    if new_agents:
+        agent_pk = dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk"))
 
     presences = AgentPresence.objects.filter(partner=partner)
     in_force = {
@@ -96,9 +98,9 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     creates, updates, deletes = [], [], []
     added = moved = removed = 0
     for agent_id, row in agents.items():
-        agent = known[agent_id]
+        pk = agent_pk[agent_id]
         place = (row.organization, row.group)
-        current = in_force.pop(agent.pk, None)
+        current = in_force.pop(pk, None)
         if current is not None:
             if (current.organization, current.group) == place:
                 continue
@@ -113,13 +115,12 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
         else:
             added += 1
             changed_ids.add(agent_id)
-            earlier = closed_yesterday.get(agent.pk)
+            earlier = closed_yesterday.get(pk)
             if earlier is not None and (earlier.organization, earlier.group) == place:
                 earlier.present_until = None  # a corrected inventory for the same date: it never left
                 updates.append(earlier)
                 continue
-        creates.append(AgentPresence(agent=agent, partner=partner, organization=row.organization, group=row.group,
-                                     present_from=as_of))
+        creates.append((pk, partner.pk, row.organization, row.group, as_of, None))
     for presence in in_force.values():  # in force but absent from the inventory: gone from as_of
         removed += 1
         if presence.present_from == as_of:
@@ -128,14 +129,14 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
             presence.present_until = day_before
             updates.append(presence)
     # close before opening, so that an agent never has two open presences
-    AgentPresence.objects.bulk_update(
-        [p for p in updates if p.present_until is not None], ["organization", "group", "present_until"]
-    )
+    fields = ["organization", "group", "present_until"]
+    update_rows(AgentPresence, fields, [(p.pk, p.organization, p.group, p.present_until)
+                                        for p in updates if p.present_until is not None])
     AgentPresence.objects.filter(pk__in=deletes).delete()
-    AgentPresence.objects.bulk_update(
-        [p for p in updates if p.present_until is None], ["organization", "group", "present_until"]
-    )
-    AgentPresence.objects.bulk_create(creates)
+    update_rows(AgentPresence, fields, [(p.pk, p.organization, p.group, p.present_until)
+                                        for p in updates if p.present_until is None])
+    insert_rows(AgentPresence, ["agent_id", "partner_id", "organization", "group", "present_from", "present_until"],
+                creates)
     result_counts = {"added": added, "moved": moved, "removed": removed}
     sync = None
     if added or moved or removed or changed_meta or latest != as_of:
