@@ -1052,7 +1052,7 @@ class InvoiceLineAdmin(admin.ModelAdmin):
                     "unit_price", "amount", "currency")
     list_filter = ("line_type", "invoice__kind", "invoice__state")
     search_fields = ("invoice__number", "invoice__partner__slug", "customer__slug", "service__code", "description")
-    list_select_related = ("invoice__partner", "customer", "service")
+    list_select_related = ("invoice__partner", "customer__partner", "service")
     ordering = ("-id",)
     show_full_result_count = False
     readonly_fields = ("invoice", "child", "service", "customer", "line_type", "period", "quantity", "unit_price",

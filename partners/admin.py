@@ -38,6 +38,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
 from billing.emails import split_emails
+from billing.paging import LargeTablePaginator
 from billing.periods import next_month_start, utc_date
 from partners.api_keys import api_key_create, api_key_revoke
 from partners.audit import audit_record, partner_user_snapshot, snapshot
@@ -284,11 +285,21 @@ class CustomerFilter(admin.SimpleListFilter):
     parameter_name = "customer"
     partner_parameter = "partner__id__exact"
 
+    # with thousands of customers the list is offered once a partner is chosen (the chosen customer
+    # stays shown), not as thousands of links on every page
+    most_unnarrowed = 200
+
     def lookups(self, request, model_admin):
         customers = Customer.objects.select_related("partner").order_by("partner__name", "name")
         partner_id = request.GET.get(self.partner_parameter)
         if partner_id and partner_id.isdigit():
             customers = customers.filter(partner_id=partner_id)
+        else:
+            shown = list(customers[: self.most_unnarrowed + 1])
+            if len(shown) > self.most_unnarrowed:
+                value = self.value()
+                shown = list(customers.filter(pk=value)) if value and value.isdigit() else []
+            customers = shown
         return [(str(c.pk), f"{c.name} ({c.partner.slug})") for c in customers]
 
     def queryset(self, request, queryset):
@@ -920,10 +931,13 @@ class SeatAssignmentAdmin(CleanInitialMixin, ServiceAddViewMixin, ImportExportMo
     add_form_class = SeatAssignForm
     add_title = "Assign a seat"
     list_display = ("member_name", "customer_name", "partner", "assigned_at", "removed_at", "source")
-    list_filter = ("partner", CustomerFilter, SeatStatusFilter, "source")
+    list_filter = ("partner", CustomerFilter, SeatStatusFilter)
     search_fields = ("member__name", "customer__name", "customer__slug")
     list_select_related = ("member", "customer", "partner")
-    date_hierarchy = "assigned_at"
+    # millions of rows: no full count, an estimated one when unfiltered, and no date drill-down or
+    # filter by source (each of those scans the whole table on every page)
+    show_full_result_count = False
+    paginator = LargeTablePaginator
     fields = ("partner", "customer", "member", "assigned_at", "removed_at", "start_date", "end_date", "source")
     readonly_fields = fields
     actions = ("unassign_selected",)

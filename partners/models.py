@@ -149,6 +149,7 @@ class SeatAssignment(models.Model):
         indexes = [
             models.Index(fields=["partner", "start_date", "end_date"]),
             models.Index(fields=["customer", "start_date"]),
+            models.Index(fields=["assigned_at", "id"], name="seat_assigned_at_idx"),  # the admin's newest first
         ]
         constraints = [
             models.UniqueConstraint(
