@@ -6,12 +6,19 @@ than with one database round trip per row. Everything runs in one
 transaction: when any row is bad, or on a dry run, it is rolled back, so an
 import either writes all of its rows or nothing, and every bad row is named
 as `row N: column: reason` (the header is row 1).
+
+A hostile or broken file gets the same answer (docs/import-formats.md, "Bad files"): bytes that are not
+UTF-8 and NUL characters are row errors on their cell (the file is read with surrogateescape, so a bad
+byte never stops the reader at some chunk boundary far from its row), CSV the reader cannot follow (a
+quote never closed, a row over MAX_RECORD_CHARS) is one line naming its row, and no row is ever held
+longer than its batch.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,6 +35,24 @@ from billing.registry import import_kinds
 
 class ImportFileError(Exception):
     """A fault of the whole file (encoding, header, empty): one clear line."""
+
+
+# A row (one record, however many lines its quoted cells span) longer than this is refused before it is
+# parsed: no import kind has rows anywhere near it, and a file of one endless row must not fill the memory.
+MAX_RECORD_CHARS = 1_048_576
+# A byte that is not UTF-8, as read with errors="surrogateescape"
+_UNDECODED = re.compile("[\udc80-\udcff]")
+SAVE_AS_UTF8 = "save the file as CSV UTF-8"
+
+
+def unreadable_text(text: str) -> str | None:
+    """Why a cell's text cannot be stored, or None: a byte that was not UTF-8, or a NUL character."""
+    if "\x00" in text:
+        return "contains a NUL character: the file is not plain text"
+    undecoded = _UNDECODED.search(text)
+    if undecoded:
+        return f"not UTF-8 text (byte 0x{ord(undecoded.group()) - 0xDC00:02X}): {SAVE_AS_UTF8}"
+    return None
 
 
 @dataclass(frozen=True, order=True)
@@ -121,8 +146,12 @@ class ImportKind:
     needs_as_of_option = False
 
     def fields(self) -> dict[str, Field]:
-        resource = self.resource_class()
-        return {f.column_name: f for f in resource.get_import_fields()}
+        # built once per kind: a resource deep-copies its fields, which cost more than the rest of a row
+        fields = self.__dict__.get("_fields")
+        if fields is None:
+            fields = {f.column_name: f for f in self.resource_class().get_import_fields()}
+            self._fields = fields
+        return fields
 
     def process_batch(self, batch: list[ParsedRow], ctx: ImportContext) -> None:
         raise NotImplementedError
@@ -141,13 +170,16 @@ class ImportKind:
         fields = self.fields()
         seen = set()
         for column in header:
-            if column in seen:
+            if column in seen and column:  # columns with no name are unknown columns (below)
                 raise ImportFileError(f"column {column!r} appears twice in the header")
             seen.add(column)
         missing = [c for c in self.required_columns if c not in seen]
         if missing:
-            raise ImportFileError(f"missing column(s): {', '.join(missing)} (header: {', '.join(header)})")
-        unknown = [c for c in header if c not in fields]
+            hint = ""
+            if len(header) == 1 and ";" in header[0]:  # a spreadsheet set to a comma decimal separator
+                hint = "; the cells are separated by semicolons: save the file with commas (CSV UTF-8)"
+            raise ImportFileError(f"missing column(s): {', '.join(missing)} (header: {', '.join(header)}){hint}")
+        unknown = [c or f"(column {i}, no name)" for i, c in enumerate(header, 1) if c not in fields]
         if unknown and not self.allow_extra_columns:
             raise ImportFileError(
                 f"unknown column(s): {', '.join(unknown)} (expected: {', '.join(fields)})"
@@ -156,7 +188,21 @@ class ImportKind:
     def parse_row(self, number: int, raw: dict, ctx: ImportContext) -> ParsedRow | None:
         values, present = {}, set()
         ok = True
+        unreadable = set()
+        try:
+            whole = "".join(raw.values())  # one look at a good row
+        except TypeError:  # a caller's row with other values than text
+            whole = "".join(c for c in raw.values() if isinstance(c, str))
+        if unreadable_text(whole):
+            for column, cell in raw.items():  # every cell, those a kind ignores too: none reaches a widget or log
+                reason = unreadable_text(cell) if isinstance(cell, str) else None
+                if reason:
+                    ctx.error(number, column, reason)
+                    unreadable.add(column)
+                    ok = False
         for column, fld in self.fields().items():
+            if column in unreadable:
+                continue
             cell = raw.get(column)
             text = "" if cell is None else str(cell).strip()
             if text == "":
@@ -179,9 +225,60 @@ class ImportKind:
         return ParsedRow(number, values, frozenset(present)) if ok else None
 
 
+class _RecordTooLong(Exception):
+    pass
+
+
+class _Lines:
+    """The lines of a text stream for csv.reader, read at most MAX_RECORD_CHARS at a time, counting the
+    characters of the record being read (reset by the caller after each record)."""
+
+    def __init__(self, stream):
+        self.readline = getattr(stream, "readline", None)
+        self.lines = None if self.readline else iter(stream)
+        self.used = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline(MAX_RECORD_CHARS + 1) if self.readline else next(self.lines, "")
+        if not line:
+            raise StopIteration
+        self.used += len(line)
+        if self.used > MAX_RECORD_CHARS:
+            raise _RecordTooLong
+        return line
+
+
+def _csv_fault(exc: csv.Error) -> str:
+    reason = str(exc)
+    if reason == "unexpected end of data":
+        return 'a quoted cell is never closed (a " is missing): the file ends inside it'
+    if reason.startswith("field larger than field limit"):
+        return f"a cell is longer than {csv.field_size_limit():,} characters (is a quote left open?)"
+    if reason == "',' expected after '\"'":
+        return 'text after the closing quote of a cell (a " inside a quoted cell is written "")'
+    return f"the line cannot be read as CSV: {reason}"
+
+
+def _header_fault(text: str) -> str | None:
+    """Why a header line shows the file is not UTF-8 CSV text, or None."""
+    if text.startswith(("\udcff\udcfe", "\udcfe\udcff")) or "\x00" in text[:2]:
+        return f"the file is UTF-16 text, not UTF-8: {SAVE_AS_UTF8}"
+    if text.startswith("PK\x03\x04"):
+        return f"the file is a ZIP archive (an .xlsx workbook?), not CSV text: {SAVE_AS_UTF8}"
+    reason = unreadable_text(text)
+    return f"the header is {reason.removeprefix('contains ')}" if reason else None
+
+
 def read_csv(stream: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict]]]:
-    """The header (normalised) and an iterator of (row number, cells) over a text stream."""
-    reader = csv.reader(stream)
+    """The header (normalised) and an iterator of (row number, cells) over a text stream.
+
+    Row numbers count records, as a spreadsheet does (a cell with a line break in quotes is one row),
+    blank lines included."""
+    lines = _Lines(stream)
+    reader = csv.reader(lines, strict=True)
     try:
         header_cells = next(reader)
     except StopIteration:
@@ -189,7 +286,12 @@ def read_csv(stream: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict
     except UnicodeDecodeError as exc:
         raise ImportFileError(f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except csv.Error as exc:
-        raise ImportFileError(f"the header cannot be read as CSV: {exc}") from None
+        raise ImportFileError(f"the header cannot be read as CSV: {_csv_fault(exc)}") from None
+    except _RecordTooLong:
+        raise ImportFileError(f"the header is longer than {MAX_RECORD_CHARS:,} characters") from None
+    fault = _header_fault(",".join(header_cells))
+    if fault:
+        raise ImportFileError(fault)
     header = [cell.strip().lower() for cell in header_cells]
     if not any(header):
         raise ImportFileError("the header row is empty")
@@ -197,7 +299,9 @@ def read_csv(stream: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict
     def rows():
         number = 1
         try:
+            lines.used = 0
             for cells in reader:
+                lines.used = 0
                 number += 1
                 if not any(cell.strip() for cell in cells):
                     continue  # a blank line
@@ -212,7 +316,11 @@ def read_csv(stream: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict
                 f"the file is not UTF-8 text (after row {number}: {exc.reason} at byte {exc.start})"
             ) from None
         except csv.Error as exc:
-            raise ImportFileError(f"row {number + 1}: the line cannot be read as CSV: {exc}") from None
+            raise ImportFileError(f"row {number + 1}: {_csv_fault(exc)}") from None
+        except _RecordTooLong:
+            raise ImportFileError(
+                f"row {number + 1}: longer than {MAX_RECORD_CHARS:,} characters (is a quote left open?)"
+            ) from None
 
     return header, rows()
 
@@ -276,8 +384,14 @@ def _run(kind: ImportKind, ctx: ImportContext, header: list[str], rows) -> Impor
     )
 
 
+def open_csv(path):
+    """A CSV file as a text stream: UTF-8 with or without a BOM. A byte that is not UTF-8 is read as a lone
+    surrogate and answered as a row error on its cell (see unreadable_text), or as a header fault."""
+    return open(path, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
 def run_import_file(kind_name: str, path, **options) -> ImportSummary:
-    with open(path, encoding="utf-8-sig", newline="") as stream:
+    with open_csv(path) as stream:
         return run_import(kind_name, stream, **options)
 
 

@@ -123,7 +123,10 @@ def parse_instant(text: str) -> datetime:
         raise PeriodError(f"expected an ISO 8601 instant with Z or an offset, got {text!r}") from exc
     if value.tzinfo is None or value.utcoffset() is None:
         raise PeriodError(f"instant {text!r} has no time zone: add Z or an offset such as +02:00")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in the year 10000 in UTC
+        raise PeriodError(f"instant {text!r} is out of range (years 0001 to 9999 in UTC)") from None
 
 
 def format_instant(instant: datetime) -> str:

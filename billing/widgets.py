@@ -15,21 +15,39 @@ from import_export import widgets
 from billing.emails import split_emails
 from billing.money import MoneyError, parse_decimal
 from billing.periods import PeriodError, parse_date, parse_instant
+from billing.reporting import escape_cell
 
 TRUE_WORDS = {"true", "yes", "1"}
 FALSE_WORDS = {"false", "no", "0"}
 
 
 class TextWidget(widgets.CharWidget):
+    """Text as written, formula-looking or not: it is data, never evaluated. On export (the admin's Export
+    button) such text gets the leading ' that billing.reporting gives it, and an import takes that ' off
+    again, so an exported file imports back unchanged."""
+
     def __init__(self, max_length: int | None = None, **kwargs):
         self.max_length = max_length
         super().__init__(**kwargs)
 
     def clean(self, value, row=None, **kwargs):
         text = "" if value is None else str(value).strip()
+        if _escaped(text):
+            text = text[1:]  # as an export wrote it
         if self.max_length and len(text) > self.max_length:
             raise ValueError(f"longer than {self.max_length} characters")
         return text
+
+    def render(self, value, obj=None, **kwargs):
+        text = "" if value is None else str(value)
+        return "'" + text if escape_cell(text) != text or _escaped(text) else text
+
+
+def _escaped(text: str) -> bool:
+    """Text an export escaped: quotes before text a spreadsheet would run as a formula (one more quote than
+    the text had)."""
+    rest = text.lstrip("'")
+    return rest != text and escape_cell(rest) != rest
 
 
 class SlugWidget(TextWidget):
@@ -100,11 +118,13 @@ class IntegerWidget(widgets.Widget):
             text = str(int(value))
         if not re.fullmatch(r"[+-]?\d+", text):
             raise ValueError(f"not a whole number: {text!r}")
-        number = int(text)
-        if self.min_value is not None and number < self.min_value:
+        sign, digits = ("-" if text[0] == "-" else ""), text.lstrip("+-").lstrip("0") or "0"
+        # beyond any column (and int() refuses 4,300 digits in its own words)
+        number = int(sign + digits) if len(digits) <= 100 else None
+        if self.min_value is not None and (number < self.min_value if number is not None else sign):
             raise ValueError("must not be negative" if self.min_value == 0 else f"must be at least {self.min_value}")
-        if self.max_value is not None and number > self.max_value:
-            raise ValueError(f"must be at most {self.max_value}")
+        if number is None or (self.max_value is not None and number > self.max_value):
+            raise ValueError(f"must be at most {self.max_value}" if self.max_value is not None else "too large")
         return number
 
     def render(self, value, obj=None, **kwargs):
@@ -157,7 +177,7 @@ class InstantWidget(widgets.Widget):
         if isinstance(value, datetime):
             if value.tzinfo is None:
                 raise ValueError("instant has no time zone: add Z or an offset such as +02:00")
-            return value.astimezone(UTC)
+            value = value.isoformat()  # read as text: one set of checks (range included)
         try:
             return parse_instant(str(value))
         except PeriodError as exc:

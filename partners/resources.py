@@ -149,10 +149,10 @@ class SeatAssignmentResource(resources.ModelResource):
 
     partner = Field(attribute="partner__slug", column_name="partner")
     customer = Field(attribute="customer__slug", column_name="customer")
-    member = Field(attribute="member__name", column_name="member")
+    member = Field(attribute="member__name", column_name="member", widget=TextWidget())
     assigned_at = Field(attribute="assigned_at", column_name="assigned_at", widget=InstantWidget())
     removed_at = Field(attribute="removed_at", column_name="removed_at", widget=InstantWidget())
-    source = Field(attribute="source", column_name="source")
+    source = Field(attribute="source", column_name="source", widget=TextWidget())
 
     class Meta:
         model = SeatAssignment

@@ -7,6 +7,9 @@ from decimal import Decimal, InvalidOperation
 
 VOLUME = "volume"
 GRADUATED = "graduated"
+# the most digits before the point of a tier price, as of a unit price (PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES):
+# 1E+999999999 is a finite Decimal that would overflow the first invoice it is priced on
+PRICE_WHOLE_DIGITS = 10
 
 
 class TierError(ValueError):
@@ -38,6 +41,8 @@ def parse_tiers(text: str) -> tuple[Tier, ...]:
             raise TierError(f"tier {part!r}: price is not a number") from exc
         if not price.is_finite() or price < 0:
             raise TierError(f"tier {part!r}: price must be zero or more")
+        if price and price.adjusted() >= PRICE_WHOLE_DIGITS:
+            raise TierError(f"tier {part!r}: price too large: at most {PRICE_WHOLE_DIGITS} digits before the point")
         bound = bound.strip().lower()
         if bound == "inf":
             up_to = None

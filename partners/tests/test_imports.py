@@ -303,9 +303,9 @@ def test_a_file_level_fault_is_one_line(acme, cli, tmp_path, kind, fault):
     row = GOOD_ROWS.get(kind, ["acme,north,ann,assign,2026-04-01T09:00:00Z"])[0]
     path = tmp_path / f"{kind}.csv"
     required_first = header.split(",")[0]
-    if fault == "not-utf8":
-        path.write_bytes(csv_text(header, row, row.replace(",", ",\xe9", 1)).encode("latin-1"))
-        reason = "not UTF-8"
+    if fault == "not-utf8":  # in the header (in a row, it is a row error on its cell: tests/test_bad_input.py)
+        path.write_bytes(csv_text(header.replace(",", ",\xe9", 1), row).encode("latin-1"))
+        reason = "the header is not UTF-8 text (byte 0xE9)"
     elif fault == "missing-column":
         path.write_text(csv_text(header.replace(f"{required_first},", ""), row.split(",", 1)[1]))
         reason = f"missing column(s): {required_first}"
@@ -325,12 +325,13 @@ def test_a_file_level_fault_is_one_line(acme, cli, tmp_path, kind, fault):
 
 
 def test_not_utf8_after_the_first_batch_writes_nothing(acme, cli, tmp_path):
-    """RULES 5: an encoding fault deep in the file (after batches were written) still writes nothing."""
+    """RULES 5: a byte that is not UTF-8 deep in the file (after batches were written) is a row error on its
+    cell, and still writes nothing."""
     rows = [f"p{i},Partner {i},USD,0,30," for i in range(1, 600)]
     text = csv_text(PARTNERS_HEADER, *rows, "pz,Caf\xe9,USD,0,30,")
     path = tmp_path / "partners.csv"
     path.write_bytes(text.encode("latin-1"))
-    assert_file_fault(cli, "partners", path, "not UTF-8")
+    assert_rejected(cli, "partners", path, [(601, "name", "not UTF-8 text (byte 0xE9): save the file as CSV UTF-8")])
 
 
 def test_an_unknown_kind_is_one_line(cli, csv_file):
