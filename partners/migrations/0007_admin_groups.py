@@ -74,6 +74,9 @@ def set_groups(apps):
         group.permissions.set(permissions)
 
 
+apply_to_groups = set_groups  # what tests re-apply after a flush, with the later migrations' grants
+
+
 def remove_groups(apps, schema_editor):
     apps.get_model("auth", "Group").objects.filter(name__in=GROUPS).delete()
 
