@@ -279,6 +279,11 @@ def bench_admin(results: Results) -> None:
 
 # --- f --------------------------------------------------------------------------------------------
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a redirect is a failure here, not a second request
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -294,7 +299,10 @@ def bench_api(results: Results, clients: int, requests_each: int, workers: int) 
     port = free_port()
     env = {**os.environ, "API_RATE_PER_KEY": "1000000/min", "API_RATE_ANONYMOUS": "1000000/min",
            "DJANGO_SETTINGS_MODULE": "billing.settings.base", "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1",
-           "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(40)}
+           "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(40),
+           # as in production behind a TLS-terminating proxy (docs/operations.md): the clients send
+           # X-Forwarded-Proto: https, so nothing is redirected
+           "SECURE_PROXY_SSL_HEADER_ENABLED": "true"}
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "billing.wsgi", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--log-level", "warning"], cwd=ROOT, env=env)
@@ -309,6 +317,7 @@ def bench_api(results: Results, clients: int, requests_each: int, workers: int) 
             except OSError:
                 time.sleep(0.2)
         paths = ["/api/partner/dashboard", "/api/reseller/tenants"]
+        opener = urllib.request.build_opener(NoRedirect)
         latencies: list[float] = []
         failures: list[str] = []
         lock = threading.Lock()
@@ -317,11 +326,14 @@ def bench_api(results: Results, clients: int, requests_each: int, workers: int) 
             mine = []
             for i in range(requests_each):
                 request = urllib.request.Request(base + paths[i % len(paths)],
-                                                 headers={"Authorization": f"Bearer {keys[n % len(keys)]}"})
+                                                 headers={"Authorization": f"Bearer {keys[n % len(keys)]}",
+                                                          "X-Forwarded-Proto": "https"})
                 began = time.perf_counter()
                 try:
-                    with urllib.request.urlopen(request, timeout=30) as response:
+                    with opener.open(request, timeout=10) as response:
                         response.read()
+                        if response.status != 200:
+                            raise OSError(f"HTTP {response.status}")
                 except Exception as exc:  # counted and reported
                     with lock:
                         failures.append(str(exc))

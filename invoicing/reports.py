@@ -107,3 +107,16 @@ class PeriodsReport(Report):
                 "invoice_number": invoice.number,
                 "payment_status": invoice.payment_status,
             }
+
+
+def invoice_lines_xlsx(invoice: Invoice) -> bytes:
+    """One invoice's lines with the invoice-lines report's columns, as a spreadsheet."""
+    import io
+
+    from billing.reporting import write_xlsx
+
+    stream = io.BytesIO()
+    lines = invoice.lines.select_related("customer", "service").order_by("position", "pk")
+    write_xlsx(InvoiceLinesReport.columns, (line_row(line, invoice) for line in lines), stream,
+               title=invoice.number or "draft")
+    return stream.getvalue()

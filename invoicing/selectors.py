@@ -139,6 +139,8 @@ def invoice_document(invoice) -> dict:
         "credited": invoice.credits if invoice.kind == InvoiceKind.CN else None,
         "terms_days": (invoice.due_date - invoice.issue_date).days,
         "taxable_base": money_sum(line.amount for line in charges if line.taxable),
+        # a very large CI lists each organization's subtotal, not its lines (they go in a spreadsheet)
+        "detailed": _detailed(invoice, len(charges)),
     }
     if invoice.kind == InvoiceKind.CI:
         document.update(_statement_items(invoice, document))
@@ -146,6 +148,22 @@ def invoice_document(invoice) -> dict:
         document["received"] = _received(document["payments"], document["credit_notes"])
         document["balance"] = invoice.total + document["received"]["total"]
     return document
+
+
+def _detailed(invoice, charge_lines: int) -> bool:
+    from django.conf import settings
+
+    from invoicing.models import InvoiceKind
+
+    return invoice.kind != InvoiceKind.CI or charge_lines <= settings.INVOICE_PDF_DETAIL_MAX_LINES
+
+
+def invoice_pdf_detailed(invoice) -> bool:
+    """Whether the PDF lists every charge line (else a CI shows each organization's subtotal, and the
+    lines travel as a spreadsheet with the email)."""
+    from invoicing.models import LineType
+
+    return _detailed(invoice, invoice.lines.exclude(line_type=LineType.TAX).count())
 
 
 def _child_order(child):

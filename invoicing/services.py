@@ -29,7 +29,7 @@ from invoicing.models import (
     PaymentStatus,
 )
 from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_partner_month
-from invoicing.selectors import balance_at, statement_sources
+from invoicing.selectors import balance_at, invoice_pdf_detailed, statement_sources
 from partners.audit import audit_record
 from partners.models import Customer, Method, Partner, Service
 
@@ -511,6 +511,11 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
         try:
             with invoice.pdf.open("rb") as stored:
                 message.attach(f"{invoice.number}.pdf", stored.read(), "application/pdf")
+            if not invoice_pdf_detailed(invoice):  # the PDF shows subtotals: the lines come along
+                from invoicing.reports import invoice_lines_xlsx
+
+                message.attach(f"{invoice.number}-lines.xlsx", invoice_lines_xlsx(invoice),
+                               "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
             message.send()
         except Exception:
             # the rollback forgets the file's name and version: remove the file too, or it is left orphaned

@@ -107,6 +107,9 @@ EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
+# A CI with more charge lines than this lists each organization's subtotal in its PDF, and its
+# lines go to a spreadsheet attached to the email (docs/performance.md: a PDF renders ~200 rows/s)
+INVOICE_PDF_DETAIL_MAX_LINES = env.int("INVOICE_PDF_DETAIL_MAX_LINES", default=400)
 
 # HTTPS hardening, on by default once DEBUG is off (behind a TLS-terminating proxy set
 # SECURE_PROXY_SSL_HEADER_ENABLED=true). billing.settings.production sets stricter defaults.

@@ -189,3 +189,33 @@ def test_render_invoice_unknown_number_fails_with_one_line(db, cli, tmp_path):
     assert result.status == 1
     assert result.err.strip().splitlines() == ["CommandError: unknown invoice number 'CI-9999'"]
     assert not target.exists()
+
+
+def test_a_ci_over_the_detail_limit_shows_subtotals_and_its_email_carries_the_lines(per_host, settings, mailoutbox):
+    """A CI of hundreds of organizations would take minutes to render line by line (docs/performance.md):
+    over INVOICE_PDF_DETAIL_MAX_LINES its PDF shows each organization's subtotal, the partner's own
+    services in full, and every line travels as a spreadsheet with the email."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from invoicing.services import invoice_email_send
+
+    invoice = Invoice.objects.get(number="CI-0002")
+    customer_lines = [line for line in invoice_document(invoice)["charges"] if line.child.customer_id]
+    assert customer_lines
+    _, _, full = render("CI-0002")
+    assert all(line.description in full for line in customer_lines)
+    settings.INVOICE_PDF_DETAIL_MAX_LINES = 2
+    _, _, text = render("CI-0002")
+    assert "charge lines: each organization's charges are its child invoice's subtotal above" in text
+    assert not any(line.description in text for line in customer_lines)
+    assert "Harbourside Hotel 15 Apr 2026 Net 14 days 150.00" in text  # its child invoice's subtotal stays
+    Invoice.objects.filter(pk=invoice.pk).update(emailed_at=None)
+    invoice.partner.billing_emails = "billing@tidewater.example"
+    invoice.partner.save()
+    invoice_email_send(invoice=invoice)
+    (name, pdf, _), (sheet_name, sheet, _) = mailoutbox[-1].attachments
+    assert (name, sheet_name) == ("CI-0002.pdf", "CI-0002-lines.xlsx")
+    rows = list(load_workbook(io.BytesIO(sheet)).active.iter_rows(values_only=True))
+    assert len(rows) - 1 == invoice.lines.count()
