@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -44,6 +45,9 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
     return api_key
 
 
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
 def api_key_check(key: str) -> ApiKey | None:
     """The active key matching a presented secret, or None. The digest is compared in constant time."""
     if not (key or "").isascii():
@@ -54,5 +58,8 @@ def api_key_check(key: str) -> ApiKey | None:
     candidate = ApiKey.objects.active().select_related("partner").filter(prefix=parts[1]).first()
     if candidate is None or not hmac.compare_digest(candidate.digest, _digest(key)):
         return None
-    ApiKey.objects.filter(pk=candidate.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    if candidate.last_used_at is None or now - candidate.last_used_at >= LAST_USED_PRECISION:
+        # to the minute: not one write per request for a client polling many times a second
+        ApiKey.objects.filter(pk=candidate.pk).update(last_used_at=now)
     return candidate

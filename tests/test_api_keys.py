@@ -39,3 +39,27 @@ def test_admin_creates_a_key_shows_it_once_and_revokes_it(client):
     api_key.refresh_from_db()
     assert api_key.revoked_at is not None and api_key_check(secret) is None
     assert AuditLog.objects.filter(action="api_key.revoke", object_id=str(api_key.pk)).exists()
+
+
+def test_last_used_is_kept_to_the_minute_not_written_on_every_request(db, time_machine):
+    """A client polling many times a second would write the key's row on every request."""
+    from datetime import UTC, datetime, timedelta
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from billing.actor import Actor
+    from partners.api_keys import api_key_create
+
+    start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    time_machine.move_to(start, tick=False)
+    api_key, key = api_key_create(partner=PartnerFactory(), actor=Actor(label="test"))
+    assert api_key_check(key).pk == api_key.pk
+    time_machine.move_to(start + timedelta(seconds=59), tick=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert api_key_check(key).pk == api_key.pk
+    assert not any(q["sql"].startswith("UPDATE") for q in queries.captured_queries)
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at == start
+    time_machine.move_to(start + timedelta(minutes=1), tick=False)
+    api_key_check(key)
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at == start + timedelta(minutes=1)
