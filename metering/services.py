@@ -52,6 +52,24 @@ def inventory_latest_as_of(partner: Partner) -> date | None:
     )
 
 
+@dataclass(slots=True)
+class _Presence:
+    """The parts of an AgentPresence an inventory compares and changes (plain rows: a model instance
+    per agent was a third of applying an unchanged 100,000-agent inventory)."""
+
+    pk: int
+    organization: str
+    group: str
+    present_from: date
+    present_until: date | None
+
+
+def _presences(queryset) -> dict[int, _Presence]:
+    """{agent pk: its presence} of a queryset of presences."""
+    fields = ("agent_id", "pk", "organization", "group", "present_from", "present_until")
+    return {agent_id: _Presence(*rest) for agent_id, *rest in queryset.values_list(*fields)}
+
+
 @transaction.atomic
 def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow], actor: Actor,
                     source: str = "") -> InventoryResult:
@@ -90,11 +108,8 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
         agent_pk = dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk"))
 
     presences = AgentPresence.objects.filter(partner=partner)
-    in_force = {
-        p.agent_id: p
-        for p in presences.filter(present_from__lte=as_of).exclude(present_until__lt=as_of)
-    }
-    closed_yesterday = {p.agent_id: p for p in presences.filter(present_until=day_before)} if as_of == latest else {}
+    in_force = _presences(presences.filter(present_from__lte=as_of).exclude(present_until__lt=as_of))
+    closed_yesterday = _presences(presences.filter(present_until=day_before)) if as_of == latest else {}
     creates, updates, deletes = [], [], []
     added = moved = removed = 0
     for agent_id, row in agents.items():
