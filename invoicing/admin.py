@@ -394,6 +394,14 @@ class InvoiceAdmin(admin.ModelAdmin):
         actions.pop("delete_selected", None)  # issued invoices are never deleted; a draft from its page
         return actions
 
+    def get_deleted_objects(self, objs, request):
+        """A draft's lines go with it: the invoice-lines list being read only (no delete permission for
+        anyone) must not stop a draft from being deleted. Issued invoices never get here."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        if all(not invoice.is_issued for invoice in objs):
+            perms_needed.discard(InvoiceLine._meta.verbose_name)
+        return deleted, counts, perms_needed, protected
+
     def delete_model(self, request, obj):
         """Only a draft gets here (has_delete_permission); its deletion is audited like any money record."""
         before = {"kind": obj.kind, "issue_date": jsonable(obj.issue_date), "total": jsonable(obj.total),
