@@ -236,6 +236,16 @@ class DraftThenIssue:
 
 
 @dataclass(frozen=True)
+class Draft:
+    p: int  # a draft run: drafts wait, and the next run throws them away
+
+
+@dataclass(frozen=True)
+class IssueDrafts:
+    p: int  # the partner's drafts issued one by one in date order, however old they are
+
+
+@dataclass(frozen=True)
 class RateTwice:
     p: int
     month: int
@@ -348,6 +358,8 @@ STEPS = _weighted(
     (st.builds(Bill, p=SMALL), 2),
     (st.builds(BillTwice, p=SMALL), 1),
     (st.builds(DraftThenIssue, p=SMALL), 1),
+    (st.builds(Draft, p=SMALL), 1),
+    (st.builds(IssueDrafts, p=SMALL), 1),
     (st.builds(RateTwice, p=SMALL, month=st.integers(0, 20)), 1),
     (st.builds(Assign, p=SMALL, c=SMALL, member=st.sampled_from(MEMBERS)), 3),
     (st.builds(Unassign, p=SMALL, c=SMALL, member=st.sampled_from(MEMBERS)), 1),
