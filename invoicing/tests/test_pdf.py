@@ -215,7 +215,7 @@ def test_a_ci_over_the_detail_limit_shows_subtotals_and_its_email_carries_the_li
     invoice.partner.billing_emails = "billing@tidewater.example"
     invoice.partner.save()
     invoice_email_send(invoice=invoice)
-    (name, pdf, _), (sheet_name, sheet, _) = mailoutbox[-1].attachments
+    (name, _, _), (sheet_name, sheet, _) = mailoutbox[-1].attachments
     assert (name, sheet_name) == ("CI-0002.pdf", "CI-0002-lines.xlsx")
     rows = list(load_workbook(io.BytesIO(sheet)).active.iter_rows(values_only=True))
     assert len(rows) - 1 == invoice.lines.count()
