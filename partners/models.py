@@ -150,6 +150,7 @@ class SeatAssignment(models.Model):
             models.Index(fields=["partner", "start_date", "end_date"]),
             models.Index(fields=["customer", "start_date"]),
             models.Index(fields=["assigned_at", "id"], name="seat_assigned_at_idx"),  # the admin's newest first
+            models.Index(fields=["partner", "assigned_at", "id"], name="seat_partner_assigned_at_idx"),  # one partner's
         ]
         constraints = [
             models.UniqueConstraint(
