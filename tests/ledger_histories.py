@@ -316,6 +316,7 @@ class Pay:
     how: str  # full, part, over
     units: int
     back: int
+    imported: bool = False  # a payments file rather than the admin's form
 
 
 @dataclass(frozen=True)
@@ -373,7 +374,7 @@ STEPS = _weighted(
     (st.builds(AddService, p=SMALL, service=service_specs(partner="", code="", earliest=START - timedelta(days=31),
                                                            latest=END)), 1),
     (st.builds(Pay, p=SMALL, pick=PICK, how=st.sampled_from(["full", "part", "over"]), units=st.integers(1, 10**6),
-               back=st.integers(0, 45)), 5),
+               back=st.integers(0, 45), imported=st.booleans()), 5),
     (st.builds(CreditWhole, p=SMALL, pick=PICK), 1),
     (st.builds(CreditLines, p=SMALL, pick=PICK, mask=st.integers(1, 2**8 - 1)), 2),
     (st.builds(BalanceOn, p=SMALL, day=st.dates(START - timedelta(days=60), END + timedelta(days=30))), 1),

@@ -487,8 +487,13 @@ class History:
         self.count += 1
         paid_on = max(invoice.issue_date, self.clock.today - timedelta(days=step.back))
         with self.clock.moment():
-            payment_record(invoice=invoice, amount=amount, paid_on=paid_on, reference=f"ref {self.count}",
-                           actor=ACTOR)
+            if step.imported:
+                summary = run_import_text("payments", "invoice_number,amount,paid_on,reference\n"
+                                                      f"{invoice.number},{amount},{paid_on},ref {self.count}\n")
+                assert summary.ok and summary.created == 1, summary.errors
+            else:
+                payment_record(invoice=invoice, amount=amount, paid_on=paid_on, reference=f"ref {self.count}",
+                               actor=ACTOR)
         return True
 
     def on_credit_whole(self, step: CreditWhole):
