@@ -64,7 +64,7 @@ from invoicing.services import (
     payment_record,
 )
 from metering.admin import MeteredServiceAdminMixin
-from partners.admin import AuditedSaveMixin, ServiceAddViewMixin, ServiceAdmin
+from partners.admin import AuditedSaveMixin, ReadOnlyAdminMixin, ServiceAddViewMixin, ServiceAdmin
 from partners.audit import audit_record, jsonable
 from partners.models import Method, Partner, Service
 
@@ -1052,7 +1052,7 @@ admin.site.register(Service, PricedServiceAdmin)
 
 
 @admin.register(InvoiceLine)
-class InvoiceLineAdmin(admin.ModelAdmin):
+class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every invoice line, newest first: to find a charge across invoices (read only: an issued line never
     changes, a credit note corrects it)."""
 
@@ -1079,12 +1079,3 @@ class InvoiceLineAdmin(admin.ModelAdmin):
     @admin.display(description="currency")
     def currency(self, obj):
         return obj.invoice.currency
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
