@@ -312,7 +312,8 @@ def bench_api(results: Results, clients: int, requests_each: int, workers: int, 
            "SECRET_KEY": os.environ.get("SECRET_KEY") or secrets.token_urlsafe(40),
            # as in production behind a TLS-terminating proxy (docs/operations.md): the clients send
            # X-Forwarded-Proto: https, so nothing is redirected
-           "SECURE_PROXY_SSL_HEADER_ENABLED": "true"}
+           "SECURE_PROXY_SSL_HEADER_ENABLED": "true",
+           "CONN_MAX_AGE": "60"}  # persistent connections, as production settings have them
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "billing.wsgi", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--log-level", "warning"], cwd=ROOT, env=env)
