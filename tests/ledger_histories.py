@@ -228,6 +228,7 @@ class Bill:
 @dataclass(frozen=True)
 class BillTwice:
     p: int
+    back: int = 0  # the second run goes through this many days before today
 
 
 @dataclass(frozen=True)
@@ -357,7 +358,7 @@ STEPS = _weighted(
     (st.builds(Advance, days=st.integers(1, 20), daily_job=st.sampled_from([True, True, False])), 5),
     (st.builds(NextFirst, daily_job=st.sampled_from([True, True, False])), 3),
     (st.builds(Bill, p=SMALL), 2),
-    (st.builds(BillTwice, p=SMALL), 1),
+    (st.builds(BillTwice, p=SMALL, back=st.sampled_from([0, 0, 1, 31])), 2),
     (st.builds(DraftThenIssue, p=SMALL), 1),
     (st.builds(Draft, p=SMALL), 1),
     (st.builds(IssueDrafts, p=SMALL), 1),
