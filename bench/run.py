@@ -43,10 +43,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing.settings.base")
-# the run queues invoice emails (with their PDFs) for the workers, as in production: no broker is
-# needed to queue them in memory, and none is rendered inside the measured run
-os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
-os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "false")
+if __name__ == "__main__":
+    # the run queues invoice emails (with their PDFs) for the workers, as in production: no broker is
+    # needed to queue them in memory, and none is rendered inside the measured run. Only as a script:
+    # Celery reads CELERY_BROKER_URL from the environment before its own settings, so setting it in
+    # a test process (tests/test_bench.py imports this file) would redirect every later test's tasks.
+    os.environ.setdefault("CELERY_BROKER_URL", "memory://localhost/")
+    os.environ.setdefault("CELERY_TASK_ALWAYS_EAGER", "false")
 
 import django  # noqa: E402
 

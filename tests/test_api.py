@@ -396,3 +396,13 @@ def test_another_partners_data_never_appears_in_lists(api, world):
     for path in ("/api/reseller/tenants", "/api/reseller/forecast", "/api/partner/dashboard"):
         text = api.get(path).content.decode()
         assert "zulu" not in text and "bolt" not in text and "Zulu" not in text
+
+
+def test_a_nul_byte_or_a_non_slug_in_a_customer_or_member_is_not_found(api):
+    """PostgreSQL refuses NUL in text: such a slug or member name is simply not found (schemathesis
+    found the 500), on every endpoint that looks a customer up."""
+    for path in ("/api/reseller/tenants/al%00pha/usage", "/api/reseller/tenants/ALPHA/usage"):
+        assert api.get(path).status_code == 404
+    assert api.post("/api/reseller/tenants/al%00pha/suspend").status_code == 404
+    assert api.post("/api/partner/seats", {"customer": "br\x00avo", "member": "bea"}).status_code == 404
+    assert api.delete("/api/partner/seats/bravo/be%00a").status_code == 404

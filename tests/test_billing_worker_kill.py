@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import transaction
+from django.db import models, transaction
 
 from billing.celery import app
 from invoicing.models import Invoice, InvoiceState
@@ -67,6 +67,10 @@ def numbered_by_document(exported: dict[tuple, list[str]]) -> dict[tuple, list[s
             for report, rows in exported.items()}
 
 
+def worker_log(tmp_path: Path) -> Path:
+    return tmp_path / "worker.log"
+
+
 def start_worker(tmp_path: Path) -> subprocess.Popen:
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "billing.settings.base",
            "CELERY_BROKER_URL": REDIS_URL, "CELERY_TASK_ALWAYS_EAGER": "false", "MEDIA_ROOT": str(tmp_path / "media"),
@@ -74,7 +78,22 @@ def start_worker(tmp_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "celery"), "-A", "billing", "worker", "--pool", "solo", "-Q", "billing",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "warning"],
-        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=worker_log(tmp_path).open("a"))
+
+
+def worker_ready(worker: subprocess.Popen, tmp_path: Path) -> bool:
+    """True, or a failure that says what the worker wrote and what was billed (for a run that hangs)."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None:
+        if waiting_backend():
+            return True
+        time.sleep(0.2)
+    billed = dict(Invoice.objects.values_list("partner__slug").annotate(n=models.Count("id")))
+    log = worker_log(tmp_path).read_text()[-4000:]
+    pytest.fail(f"charlie's task never waited on the lock (worker exit {worker.poll()}); invoices {billed}; "
+                f"queue {app.conf.broker_url}; worker log:\n{log}")
 
 
 def fan_out() -> None:
@@ -129,7 +148,8 @@ def test_a_worker_killed_inside_a_partner_leaves_no_partial_invoice_and_the_next
         sql("SELECT pg_advisory_lock(%s)", [PAUSE_KEY])
         worker = start_worker(tmp_path)
         fan_out()
-        backend = wait_for(waiting_backend, "charlie's task to wait on the lock", seconds=120, process=worker)
+        backend = wait_for(waiting_backend, "charlie's task to wait on the lock", seconds=120,
+                           process=worker) if worker_ready(worker, tmp_path) else None
         assert Invoice.objects.filter(partner__slug__in=["alpha", "bravo"], state=InvoiceState.ISSUED).count() == 12
         assert_nothing_of("charlie")
 

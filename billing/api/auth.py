@@ -3,13 +3,19 @@ digest by partners.api_keys; a missing, malformed, unknown or revoked key is a 4
 
 from __future__ import annotations
 
+import re
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 from ninja.errors import Throttled
 from ninja.security import HttpBearer
 
 from billing.actor import Actor
 from billing.api.throttling import anonymous_throttle
 from partners.api_keys import api_key_check
-from partners.models import ApiKey, Partner
+from partners.models import ApiKey, Customer, Partner
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")  # partners.models.slug_validator's rule
 
 
 class ApiKeyAuth(HttpBearer):
@@ -38,6 +44,14 @@ class ApiKeyAuth(HttpBearer):
 def partner_of(request) -> Partner:
     """The partner whose key made the request: every query of the API is scoped to it."""
     return request.auth.partner
+
+
+def customer_of(request, slug: str) -> Customer:
+    """The key's partner's customer with that slug, or 404: another partner's tenant is never revealed,
+    and a text that cannot be a slug (a NUL byte, which PostgreSQL refuses, say) is simply not found."""
+    if not SLUG.fullmatch(slug or ""):
+        raise Http404("no such customer")
+    return get_object_or_404(Customer, partner=partner_of(request), slug=slug)
 
 
 def actor_of(request) -> Actor:

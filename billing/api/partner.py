@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Router, Status
 
-from billing.api.auth import actor_of, partner_of
+from billing.api.auth import actor_of, customer_of, partner_of
 from billing.api.schemas import DashboardOut, ErrorOut, SeatIn, SeatOut, ValidationErrorOut
 from billing.periods import utc_date
-from partners.models import Customer, Method, SeatAssignment, Service
+from partners.models import Method, SeatAssignment, Service
 from partners.seating import SeatRuleError, utilization
 from partners.selectors import active_seat_counts, committed_seats
 from partners.services import seat_assign, seat_unassign
@@ -31,7 +30,7 @@ def seat_create(request, payload: SeatIn):
     """Give a member of one of the partner's customers a seat now (the member is created if new).
     409 with the reason when a seat cap or a commitment without overage is reached, or when the
     member already holds a seat."""
-    customer = get_object_or_404(Customer, partner=partner_of(request), slug=payload.customer)
+    customer = customer_of(request, payload.customer)
     try:
         assignment = seat_assign(customer=customer, member_name=payload.member, actor=actor_of(request), source="api")
     except SeatRuleError as exc:
@@ -43,7 +42,9 @@ def seat_create(request, payload: SeatIn):
 def seat_delete(request, customer: str, member: str):
     """End the member's active seat now. 404 when the customer is not the partner's or the member
     holds no active seat."""
-    found = get_object_or_404(Customer, partner=partner_of(request), slug=customer)
+    found = customer_of(request, customer)
+    if not member or any(ord(c) < 32 or ord(c) == 127 for c in member):  # no member is named so
+        return Status(404, {"detail": f"{member!r} holds no seat"})
     try:
         seat_unassign(customer=found, member_name=member, actor=actor_of(request), source="api")
     except SeatRuleError as exc:

@@ -6,11 +6,10 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, Subquery
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from ninja import Router, Status
 
-from billing.api.auth import actor_of, partner_of
+from billing.api.auth import actor_of, customer_of, partner_of
 from billing.api.schemas import (
     ErrorOut,
     ForecastLineOut,
@@ -33,11 +32,6 @@ from partners.models import Customer, Method, Service
 router = Router(tags=["reseller"])
 
 ERRORS = {401: ErrorOut, 404: ErrorOut}
-
-
-def _customer(request, slug: str) -> Customer:
-    """The key's partner's customer, or 404 (another partner's tenant is never revealed)."""
-    return get_object_or_404(Customer, partner=partner_of(request), slug=slug)
 
 
 def _suspended_ids(customer_ids) -> set[int]:
@@ -96,7 +90,7 @@ def tenants_list(request):
 @router.get("/tenants/{slug}/usage", response={200: TenantUsageOut, **ERRORS})
 def tenant_usage(request, slug: str):
     """The tenant's latest usage snapshot, its licenses now and whether it is suspended."""
-    customer = _customer(request, slug)
+    customer = customer_of(request, slug)
     snapshot = UsageSnapshot.objects.filter(customer=customer).order_by("-date").first()
     return {
         "slug": customer.slug,
@@ -114,7 +108,7 @@ def _suspension_out(customer: Customer, suspension: Suspension) -> dict:
 @router.post("/tenants/{slug}/suspend", response={200: SuspensionOut, 409: ErrorOut, **ERRORS})
 def tenant_suspend_view(request, slug: str):
     """Suspend the tenant now (counting stops from the next whole day). 409 when already suspended."""
-    customer = _customer(request, slug)
+    customer = customer_of(request, slug)
     try:
         suspension = tenant_suspend(customer=customer, actor=actor_of(request), source="api")
     except TenantStateError as exc:
@@ -125,7 +119,7 @@ def tenant_suspend_view(request, slug: str):
 @router.post("/tenants/{slug}/unsuspend", response={200: SuspensionOut, 409: ErrorOut, **ERRORS})
 def tenant_unsuspend_view(request, slug: str):
     """End the tenant's suspension now (the day it happens counts). 409 when it is not suspended."""
-    customer = _customer(request, slug)
+    customer = customer_of(request, slug)
     try:
         suspension = tenant_unsuspend(customer=customer, actor=actor_of(request), source="api")
     except TenantStateError as exc:
@@ -138,7 +132,7 @@ def tenant_unsuspend_view(request, slug: str):
 def tenant_usage_record(request, slug: str, payload: UsageIn):
     """Record a usage snapshot for a UTC date (default today). The last snapshot of a date wins:
     201 when the date had none, 200 when it replaced (or equalled) the date's snapshot."""
-    customer = _customer(request, slug)
+    customer = customer_of(request, slug)
     day = payload.date or utc_date(timezone.now())
     try:
         snapshot, outcome = usage_snapshot_record(
