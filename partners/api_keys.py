@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
@@ -46,11 +47,12 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
 
 
 LAST_USED_PRECISION = timedelta(minutes=1)
+KEY_TEXT = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
 
 def api_key_check(key: str) -> ApiKey | None:
     """The active key matching a presented secret, or None. The digest is compared in constant time."""
-    if not (key or "").isascii():
+    if not KEY_TEXT.fullmatch(key or ""):  # a key is URL-safe text; anything else (a NUL byte, say) is no key
         return None
     parts = key.split("_")
     if len(parts) < 3 or parts[0] != KEY_PREFIX:

@@ -63,3 +63,10 @@ def test_last_used_is_kept_to_the_minute_not_written_on_every_request(db, time_m
     time_machine.move_to(start + timedelta(minutes=1), tick=False)
     api_key_check(key)
     assert ApiKey.objects.get(pk=api_key.pk).last_used_at == start + timedelta(minutes=1)
+
+
+def test_a_key_with_a_nul_byte_or_other_odd_text_is_no_key(db):
+    """PostgreSQL refuses NUL in text: such a key must be refused before any query, not raise."""
+    assert api_key_check("bk_abc\x00def_xyz") is None
+    assert api_key_check("bk_ab c_xyz") is None
+    assert api_key_check("bk_" + "a" * 500) is None
