@@ -15,7 +15,6 @@ periods would bill, priced by invoicing.selectors (partners never imports invoic
 
 from __future__ import annotations
 
-import io
 from decimal import Decimal
 
 from django import forms
@@ -39,7 +38,6 @@ from import_export.admin import ImportExportModelAdmin
 from billing.actor import Actor
 from billing.money import currency_places, quantize_money, quantize_quantity
 from billing.periods import utc_date
-from billing.reporting import write_xlsx
 from invoicing import pdf as invoice_pdf
 from invoicing.models import (
     AMOUNT,
@@ -53,7 +51,7 @@ from invoicing.models import (
     Payment,
     PaymentStatus,
 )
-from invoicing.reports import InvoiceLinesReport, line_row, shown_price
+from invoicing.reports import invoice_lines_xlsx, shown_price
 from invoicing.resources import OneTimeChargeResource
 from invoicing.selectors import last_complete_period, seat_periods
 from invoicing.services import (
@@ -140,12 +138,6 @@ def _error_text(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return "; ".join(exc.messages)
     return str(exc)
-
-
-def invoice_line_rows(invoice: Invoice):
-    """The invoice's lines with the invoice-lines report's columns, drafts included."""
-    for line in invoice.lines.select_related("customer", "service").order_by("position", "pk"):
-        yield line_row(line, invoice)
 
 
 def credited_lines(invoice: Invoice) -> dict[int, str]:
@@ -607,9 +599,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     def xlsx_view(self, request, object_id):
         """The invoice's lines with the invoice-lines report's columns."""
         invoice = self._tool_invoice(request, object_id, change=False)
-        stream = io.BytesIO()
-        write_xlsx(InvoiceLinesReport.columns, invoice_line_rows(invoice), stream, title=self._file_label(invoice))
-        response = HttpResponse(stream.getvalue(), content_type=XLSX_TYPE)
+        response = HttpResponse(invoice_lines_xlsx(invoice, title=self._file_label(invoice)), content_type=XLSX_TYPE)
         response["Content-Disposition"] = content_disposition_header(True, f"{self._file_label(invoice)}-lines.xlsx")
         return response
 

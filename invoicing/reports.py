@@ -109,8 +109,9 @@ class PeriodsReport(Report):
             }
 
 
-def invoice_lines_xlsx(invoice: Invoice) -> bytes:
-    """One invoice's lines with the invoice-lines report's columns, as a spreadsheet."""
+def invoice_lines_xlsx(invoice: Invoice, *, title: str | None = None) -> bytes:
+    """One invoice's lines (drafts included) with the invoice-lines report's columns, as a spreadsheet:
+    the admin's XLSX download and the attachment of a CI whose PDF shows subtotals."""
     import io
 
     from billing.reporting import write_xlsx
@@ -118,5 +119,5 @@ def invoice_lines_xlsx(invoice: Invoice) -> bytes:
     stream = io.BytesIO()
     lines = invoice.lines.select_related("customer", "service").order_by("position", "pk")
     write_xlsx(InvoiceLinesReport.columns, (line_row(line, invoice) for line in lines), stream,
-               title=invoice.number or "draft")
+               title=title or invoice.number or "draft")
     return stream.getvalue()
