@@ -579,19 +579,11 @@ class InvoiceAdmin(admin.ModelAdmin):
     def pdf_view(self, request, object_id):
         """The stored PDF if one was stored (by "Regenerate PDF"), else rendered now."""
         invoice = self._tool_invoice(request, object_id, change=False)
-        content = None
-        if invoice.pdf:
-            try:
-                with invoice.pdf.open("rb") as stored:
-                    content = stored.read()
-            except OSError:
-                content = None  # the stored file is gone: render it again
-        if content is None:
-            try:
-                content = invoice_pdf.render_invoice_pdf(invoice)
-            except (ImportError, OSError) as exc:  # WeasyPrint without its libraries
-                self.message_user(request, f"Cannot render the PDF here: {exc}", messages.ERROR)
-                return HttpResponseRedirect(_invoice_url(invoice))
+        try:
+            content = invoice_pdf.invoice_pdf_content(invoice)
+        except (ImportError, OSError) as exc:  # WeasyPrint without its libraries
+            self.message_user(request, f"Cannot render the PDF here: {exc}", messages.ERROR)
+            return HttpResponseRedirect(_invoice_url(invoice))
         response = HttpResponse(content, content_type="application/pdf")
         response["Content-Disposition"] = content_disposition_header(True, f"{self._file_label(invoice)}.pdf")
         return response

@@ -24,3 +24,15 @@ def render_invoice_pdf(invoice) -> bytes:
 
     html = HTML(string=render_invoice_html(invoice), base_url=str(settings.BASE_DIR))
     return html.write_pdf()
+
+
+def invoice_pdf_content(invoice) -> bytes:
+    """The PDF a download gives: the stored file when there is one (the one emailed or regenerated),
+    else rendered now. Raises ImportError or OSError when WeasyPrint cannot render here."""
+    if invoice.pdf:
+        try:
+            with invoice.pdf.open("rb") as stored:
+                return stored.read()
+        except OSError:
+            pass  # the stored file is gone: render it again
+    return render_invoice_pdf(invoice)

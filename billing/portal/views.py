@@ -109,19 +109,11 @@ def _invoice_label(invoice: Invoice) -> str:
 @portal_view(roles=BILLING)
 def invoice_pdf_download(request, pk: int):
     invoice = get_object_or_404(_issued_invoices(request.partner), pk=pk)
-    content = None
-    if invoice.pdf:
-        try:
-            with invoice.pdf.open("rb") as stored:
-                content = stored.read()
-        except OSError:
-            content = None  # the stored file is gone: render it again
-    if content is None:
-        try:
-            content = invoice_pdf.render_invoice_pdf(invoice)
-        except (ImportError, OSError) as exc:  # WeasyPrint without its libraries
-            messages.error(request, f"The PDF cannot be produced right now ({exc}); try again later.")
-            return redirect("portal:billing")
+    try:
+        content = invoice_pdf.invoice_pdf_content(invoice)
+    except (ImportError, OSError) as exc:  # WeasyPrint without its libraries
+        messages.error(request, f"The PDF cannot be produced right now ({exc}); try again later.")
+        return redirect("portal:billing")
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = content_disposition_header(True, f"{_invoice_label(invoice)}.pdf")
     return response
