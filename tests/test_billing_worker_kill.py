@@ -81,14 +81,16 @@ def start_worker(tmp_path: Path) -> subprocess.Popen:
         cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=worker_log(tmp_path).open("a"))
 
 
-def worker_ready(worker: subprocess.Popen, tmp_path: Path) -> bool:
-    """True, or a failure that says what the worker wrote and what was billed (for a run that hangs)."""
+def charlie_waiting(worker: subprocess.Popen, tmp_path: Path) -> int:
+    """The server process of charlie's transaction once it waits on the lock, or a failure that says what
+    the worker wrote and what was billed (for a run that hangs)."""
     import time
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and worker.poll() is None:
-        if waiting_backend():
-            return True
+        backend = waiting_backend()
+        if backend:
+            return backend
         time.sleep(0.2)
     billed = dict(Invoice.objects.values_list("partner__slug").annotate(n=models.Count("id")))
     log = worker_log(tmp_path).read_text()[-4000:]
@@ -148,8 +150,7 @@ def test_a_worker_killed_inside_a_partner_leaves_no_partial_invoice_and_the_next
         sql("SELECT pg_advisory_lock(%s)", [PAUSE_KEY])
         worker = start_worker(tmp_path)
         fan_out()
-        backend = wait_for(waiting_backend, "charlie's task to wait on the lock", seconds=120,
-                           process=worker) if worker_ready(worker, tmp_path) else None
+        backend = charlie_waiting(worker, tmp_path)
         assert Invoice.objects.filter(partner__slug__in=["alpha", "bravo"], state=InvoiceState.ISSUED).count() == 12
         assert_nothing_of("charlie")
 
