@@ -136,14 +136,50 @@ def _placeholders(values) -> str:
 _SUSPENDED = """EXISTS (SELECT 1 FROM {susp} sp WHERE sp.customer_id = {cust_id}
     AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day))"""
 
-# services (alias s) x the customers they cover (alias c) x the days of the range inside the service (alias d)
-_SCOPE = """FROM {svc} s
-    JOIN {cust} c ON c.partner_id = s.partner_id AND (s.customer_id IS NULL OR s.customer_id = c.id)
-    JOIN {days} d ON d.day >= %s AND d.day <= %s
-        AND d.day >= s.start_date AND (s.end_date IS NULL OR d.day <= s.end_date)
-    LEFT JOIN {snap} u ON u.customer_id = c.id AND u.date = (
-        SELECT MAX(u2.date) FROM {snap} u2 WHERE u2.customer_id = c.id AND u2.date <= d.day)
-    WHERE s.id IN ({ids})"""
+def _covered_days_sql(ids, t, first: date, last: date, *, every_pair: bool) -> tuple[str, list]:
+    """(s: the service's row, sc.cid: a customer it covers, cd: that customer's usage on a day of
+    first..last inside the service's dates, with cd.suspended 1 when it is suspended for the whole day):
+    the rows peak users and licenses aggregate (RULES 3.3, 3.5). Days without any snapshot yet have no
+    cd row; `every_pair` keeps a (service, customer) without any (cd NULLs) for the licenses' zeros.
+
+    Usage carries forward: each snapshot holds from its date to the day before the next, so snapshots
+    become intervals (a window over the customer's snapshots) spread over their days; suspended days
+    are listed once; services meet both by equality on the customer."""
+    services = _placeholders(ids)
+    customers = f"""SELECT c0.id FROM {t['cust']} c0
+        WHERE c0.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))"""
+    join = "LEFT JOIN" if every_pair else "JOIN"
+    sql = f"""FROM (
+            SELECT s0.id AS sid, s0.customer_id AS cid FROM {t['svc']} s0
+            WHERE s0.id IN ({services}) AND s0.customer_id IS NOT NULL
+            UNION ALL
+            SELECT s0.id, c0.id FROM {t['svc']} s0 JOIN {t['cust']} c0 ON c0.partner_id = s0.partner_id
+            WHERE s0.id IN ({services}) AND s0.customer_id IS NULL
+        ) sc
+        JOIN {t['svc']} s ON s.id = sc.sid
+        {join} (
+            SELECT iv.customer_id, d1.day, iv.users_count, iv.storage_bytes,
+                CASE WHEN sus.customer_id IS NULL THEN 0 ELSE 1 END AS suspended
+            FROM (
+                SELECT u0.customer_id, u0.date AS lo, u0.users_count, u0.storage_bytes,
+                    LEAD(u0.date) OVER (PARTITION BY u0.customer_id ORDER BY u0.date) AS hi
+                FROM {t['snap']} u0 LEFT JOIN (
+                    SELECT customer_id, MAX(date) AS since FROM {t['snap']}
+                    WHERE date <= %s AND customer_id IN ({customers}) GROUP BY customer_id
+                ) b ON b.customer_id = u0.customer_id
+                WHERE u0.customer_id IN ({customers}) AND u0.date <= %s AND u0.date >= COALESCE(b.since, %s)
+            ) iv JOIN {t['days']} d1 ON d1.day >= iv.lo AND (iv.hi IS NULL OR d1.day < iv.hi)
+                AND d1.day >= %s AND d1.day <= %s
+            LEFT JOIN (
+                SELECT DISTINCT sp.customer_id, d2.day FROM {t['susp']} sp
+                JOIN {t['days']} d2 ON d2.day >= %s AND d2.day <= %s
+                    AND sp.first_full_day <= d2.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d2.day)
+                WHERE sp.customer_id IN ({customers})
+            ) sus ON sus.customer_id = iv.customer_id AND sus.day = d1.day
+        ) cd ON cd.customer_id = sc.cid AND cd.day >= s.start_date AND (s.end_date IS NULL OR cd.day <= s.end_date)
+        WHERE s.start_date <= %s AND (s.end_date IS NULL OR s.end_date >= %s)"""
+    params = [*ids, *ids, first, *ids, *ids, last, first, first, last, first, last, *ids, last, first]
+    return sql, params
 
 
 def _run(sql: str, params) -> list[tuple]:
@@ -159,13 +195,12 @@ def peak_users_by_service(*, service_ids, first: date, last: date) -> dict[int, 
     if not ids:
         return {}
     t = _tables()
-    suspended = _SUSPENDED.format(cust_id="c.id", **t)
-    value = f"CASE WHEN {suspended} THEN 0 ELSE COALESCE(u.users_count, 0) END"
-    scope = _SCOPE.format(ids=_placeholders(ids), **t)
+    scope, params = _covered_days_sql(ids, t, first, last, every_pair=False)
     sql = f"""SELECT sid, MAX(total) FROM (
-        SELECT s.id AS sid, d.day AS day, SUM({value}) AS total {scope} GROUP BY s.id, d.day
+        SELECT s.id AS sid, cd.day AS day, SUM(CASE WHEN cd.suspended = 1 THEN 0 ELSE cd.users_count END) AS total
+        {scope} GROUP BY s.id, cd.day
     ) t GROUP BY sid"""
-    return {sid: int(peak or 0) for sid, peak in _run(sql, [first, last, *ids])}
+    return {sid: int(peak or 0) for sid, peak in _run(sql, params)}
 
 
 def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, int], int]:
@@ -175,18 +210,17 @@ def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[i
     if not ids:
         return {}
     t = _tables()
-    suspended = _SUSPENDED.format(cust_id="c.id", **t)
     # ROUND before the cast: SQLite multiplies the decimal as a binary float (1.001 x 10^9 is
     # 1000999999.99...), and a truncated divisor would overcount at exact multiples (RULES 2, 3.5)
     per = "CAST(ROUND(s.storage_per_license_gb * 1000000000) AS BIGINT)"
-    users, storage = "COALESCE(u.users_count, 0)", "COALESCE(u.storage_bytes, 0)"
+    users, storage = "COALESCE(cd.users_count, 0)", "COALESCE(cd.storage_bytes, 0)"
     by_storage = f"(({storage} + {per} - 1) / {per})"
-    value = f"""CASE WHEN {suspended} THEN 0
+    value = f"""CASE WHEN cd.suspended = 1 THEN 0
         WHEN s.storage_per_license_gb IS NULL OR {by_storage} <= {users} THEN {users}
         ELSE {by_storage} END"""
-    scope = _SCOPE.format(ids=_placeholders(ids), **t)
-    sql = f"SELECT s.id, c.id, MAX({value}) {scope} GROUP BY s.id, c.id"
-    return {(sid, cid): int(n or 0) for sid, cid, n in _run(sql, [first, last, *ids])}
+    scope, params = _covered_days_sql(ids, t, first, last, every_pair=True)
+    sql = f"SELECT s.id, sc.cid, MAX({value}) {scope} GROUP BY s.id, sc.cid"
+    return {(sid, cid): int(n or 0) for sid, cid, n in _run(sql, params)}
 
 
 def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int, int]:
@@ -204,80 +238,117 @@ def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int,
     return {cid: int(n or 0) for cid, n in _run(sql, [first, last, *ids])}
 
 
-def _units_sql(ids, t, first: date, last: date) -> tuple[str, list]:
-    """(service, day, units): agents in force on the day matching the service's filter (RULES 3.6, 9.7).
+def _day_after(column: str) -> str:
+    if connection.vendor == "postgresql":
+        return f"({column} + 1)"
+    return f"date({column}, '+1 day')"
 
-    Suspensions only zero the `assets` meter (peak, cmq): per_asset units are the inventory in force
-    whatever the tenant's state (RULES 3.6).
 
-    Agents are first counted per (partner, organization, group, day), with whether the organization's
-    tenant is suspended for the whole day; services then add up the counts their filter matches. A
-    service never looks at single agents, so the cost grows with agents x days once, not again per
-    service."""
-    grp = t["grp"]
+def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
+    """(sid, partner_id, meter, organization, day, dn): for each service and RMM organization it
+    matches (RULES 3.6, 9.7), the change in matching agents on each day of first..last where there
+    is one; on `first`, the agents already in force.
+
+    Agents never meet days here: a presence is a +1 on the day it starts (or `first`) and a -1 on the
+    day after it ends, summed per (organization, group, day); services then take the changes of the
+    groups their filter matches, by equality (an organization and group, a customer's organization,
+    or the partner's whole inventory). The cost grows with presences, not with agents x days x
+    services."""
+    grp, pres = t["grp"], t["pres"]
     services = _placeholders(ids)
-    counts = f"""SELECT k.partner_id, k.organization, k.grp, k.day, k.n, EXISTS (
-            SELECT 1 FROM {t['cust']} c2 JOIN {t['susp']} sp ON sp.customer_id = c2.id
-            WHERE c2.partner_id = k.partner_id AND c2.rmm_organization <> ''
-                AND c2.rmm_organization = k.organization
-                AND sp.first_full_day <= k.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= k.day)
-        ) AS suspended
-        FROM (
-            SELECT p.partner_id, p.organization, p.{grp} AS grp, d.day AS day, COUNT(*) AS n
-            FROM {t['pres']} p
-            JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
-                AND p.present_from <= d.day AND (p.present_until IS NULL OR p.present_until >= d.day)
-            WHERE p.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))
-            GROUP BY p.partner_id, p.organization, p.{grp}, d.day
-        ) k"""
-    sql = f"""SELECT s.id AS sid, d.day AS day, COALESCE(SUM(k.n), 0) AS units
-        FROM {t['svc']} s
-        JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
-        LEFT JOIN {t['cust']} sc ON sc.id = s.customer_id
-        LEFT JOIN ({counts}) k ON k.partner_id = s.partner_id AND k.day = d.day
-            AND (
-                (s.rmm_org <> '' AND k.organization = s.rmm_org AND (s.rmm_group = '' OR k.grp = s.rmm_group))
-                OR (s.rmm_org = '' AND s.customer_id IS NOT NULL AND sc.rmm_organization <> ''
-                    AND k.organization = sc.rmm_organization)
-                OR (s.rmm_org = '' AND s.customer_id IS NULL)
-            )
-            AND NOT (s.meter = 'assets' AND k.suspended)
-            AND NOT (s.meter = 'assets' AND s.customer_id IS NOT NULL
-                     AND {_SUSPENDED.format(cust_id='s.customer_id', **t)})
-        WHERE s.id IN ({services})
-        GROUP BY s.id, d.day"""
-    return sql, [first, last, first, last, *ids, *ids]  # in the order of the text: d, then k
+    scope = f"p.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))"
+    start = "CASE WHEN p.present_from < %s THEN %s ELSE p.present_from END"
+    changes = f"""SELECT partner_id, organization, grp, day, SUM(dn) AS dn FROM (
+            SELECT p.partner_id, p.organization, p.{grp} AS grp, {start} AS day, 1 AS dn FROM {pres} p
+            WHERE {scope} AND p.present_from <= %s AND (p.present_until IS NULL OR p.present_until >= %s)
+            UNION ALL
+            SELECT p.partner_id, p.organization, p.{grp}, {_day_after('p.present_until')}, -1 FROM {pres} p
+            WHERE {scope} AND p.present_from <= %s AND p.present_until >= %s AND p.present_until < %s
+        ) e GROUP BY partner_id, organization, grp, day"""
+    # each service's filter as plain values: an organization (and maybe a group), or the whole inventory
+    filters = f"""SELECT s.id AS sid, s.partner_id, s.meter,
+            CASE WHEN s.rmm_org <> '' THEN s.rmm_org
+                 WHEN s.customer_id IS NOT NULL THEN COALESCE(sc.rmm_organization, '') ELSE '' END AS org,
+            CASE WHEN s.rmm_org <> '' THEN s.rmm_group ELSE '' END AS grp,
+            CASE WHEN s.rmm_org = '' AND s.customer_id IS NULL THEN 1 ELSE 0 END AS whole
+        FROM {t['svc']} s LEFT JOIN {t['cust']} sc ON sc.id = s.customer_id
+        WHERE s.id IN ({services})"""
+    sql = f"""WITH g AS ({changes}), v AS ({filters})
+        SELECT sid, partner_id, meter, organization, day, SUM(dn) AS dn FROM (
+            SELECT v.sid, v.partner_id, v.meter, g.organization, g.day, g.dn
+            FROM v JOIN g ON g.partner_id = v.partner_id AND g.organization = v.org
+            WHERE v.org <> '' AND (v.grp = '' OR g.grp = v.grp)
+            UNION ALL
+            SELECT v.sid, v.partner_id, v.meter, g.organization, g.day, g.dn
+            FROM v JOIN g ON g.partner_id = v.partner_id
+            WHERE v.whole = 1
+        ) m GROUP BY sid, partner_id, meter, organization, day"""
+    return sql, [first, first, *ids, last, first, *ids, last, first, last, *ids]
 
 
 def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int, int]:
-    """Highest daily count of matching agents in first..last, inside each service's dates."""
+    """Highest daily count of matching agents in first..last, inside each service's dates. On the
+    assets meter an organization whose tenant is suspended for the whole day counts 0, and so does a
+    service of a customer suspended for the whole day (RULES 3.3, 9.7)."""
     ids = list(service_ids)
     if not ids:
         return {}
     t = _tables()
-    units, params = _units_sql(ids, t, first, last)
-    sql = f"""SELECT units.sid, MAX(units.units) FROM ({units}) units
-        JOIN {t['svc']} s ON s.id = units.sid
-        WHERE units.day >= s.start_date AND (s.end_date IS NULL OR units.day <= s.end_date)
-        GROUP BY units.sid"""
-    return {sid: int(n or 0) for sid, n in _run(sql, params)}
+    changes, params = _agent_changes_sql(ids, t, first, last)
+    # the (organization, day)s whose tenant is suspended for the whole day, once, for an equality join
+    suspended = f"""SELECT DISTINCT c2.partner_id, c2.rmm_organization AS organization, d.day AS day
+        FROM {t['cust']} c2 JOIN {t['susp']} sp ON sp.customer_id = c2.id
+        JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
+            AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day)
+        WHERE c2.rmm_organization <> ''
+            AND c2.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({_placeholders(ids)}))"""
+    # runs of constant count per (service, organization), spread over their days
+    sql = f"""SELECT s.id, MAX(CASE
+            WHEN s.meter = 'assets' AND s.customer_id IS NOT NULL
+                AND {_SUSPENDED.format(cust_id='s.customer_id', **t)} THEN 0
+            ELSE COALESCE(daily.units, 0) END)
+        FROM {t['svc']} s
+        JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
+            AND d.day >= s.start_date AND (s.end_date IS NULL OR d.day <= s.end_date)
+        LEFT JOIN (
+            SELECT r.sid, d.day AS day,
+                SUM(CASE WHEN r.meter = 'assets' AND os.day IS NOT NULL THEN 0 ELSE r.n END) AS units
+            FROM (
+                SELECT sid, partner_id, meter, organization, day AS lo,
+                    LEAD(day) OVER (PARTITION BY sid, organization ORDER BY day) AS hi,
+                    SUM(dn) OVER (PARTITION BY sid, organization ORDER BY day) AS n
+                FROM ({changes}) ch
+            ) r JOIN {t['days']} d ON d.day >= r.lo AND (r.hi IS NULL OR d.day < r.hi) AND d.day <= %s
+            LEFT JOIN ({suspended}) os ON os.partner_id = r.partner_id AND os.organization = r.organization
+                AND os.day = d.day
+            WHERE r.n <> 0
+            GROUP BY r.sid, d.day
+        ) daily ON daily.sid = s.id AND daily.day = d.day
+        WHERE s.id IN ({_placeholders(ids)})
+        GROUP BY s.id"""
+    return {sid: int(n or 0) for sid, n in _run(sql, [first, last, *params, last, first, last, *ids, *ids])}
 
 
 def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[tuple[date, int]]]:
-    """Each service's units as a step function over first..last: (first, units) then one
-    (day, units) per day the units change. Changes are found in SQL (a window over the days)."""
+    """Each per_asset service's units as a step function over first..last: (first, units) then one
+    (day, units) per day the units change. per_asset units are the inventory in force whatever the
+    tenant's state (RULES 3.6): no suspension applies here."""
     ids = list(service_ids)
     if not ids:
         return {}
     t = _tables()
-    units, params = _units_sql(ids, t, first, last)
-    sql = f"""SELECT sid, day, units FROM (
-        SELECT sid, day, units, LAG(units) OVER (PARTITION BY sid ORDER BY day) AS before
-        FROM ({units}) units
-    ) steps WHERE before IS NULL OR before <> units ORDER BY sid, day"""
-    steps: dict[int, list[tuple[date, int]]] = {sid: [] for sid in ids}
+    changes, params = _agent_changes_sql(ids, t, first, last)
+    sql = f"""SELECT sid, day, SUM(dn) OVER (PARTITION BY sid ORDER BY day) AS units FROM (
+            SELECT sid, day, SUM(dn) AS dn FROM ({changes}) ch GROUP BY sid, day
+        ) per_day ORDER BY sid, day"""
+    steps: dict[int, list[tuple[date, int]]] = {sid: [(first, 0)] for sid in ids}
     for sid, day, units in _run(sql, params):
-        steps[sid].append((_as_date(day), int(units)))
+        day, units = _as_date(day), int(units)
+        values = steps[sid]
+        if day == first:
+            values[0] = (first, units)
+        elif units != values[-1][1]:
+            values.append((day, units))
     return steps
 
 
