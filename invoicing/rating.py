@@ -122,18 +122,56 @@ def _units_on(steps: list[tuple[date, int]], day: date) -> int:
     return steps[index][1] if index >= 0 else 0
 
 
+class Readings:
+    """The meters of an invoice month, read once for the services of any number of partners: one
+    query per meter whatever the number of partners, services or customers."""
+
+    def __init__(self, services: list[Service], month: Period, billed_by_partner: dict[int, dict | None]):
+        usage = month.previous()
+        per_asset = [s for s in services if s.method == Method.PER_ASSET]
+        anchors = [b.anchor for billed in billed_by_partner.values() for b in (billed or {}).values()]
+        self.steps = asset_unit_steps(service_ids=[s.pk for s in per_asset],
+                                      first=min([usage.first, *anchors]), last=month.last)
+        active = [s for s in services if _overlaps(s, usage)]
+        seat_services = [s for s in active if s.method == Method.SEAT_DAYS and not s.meter]
+        self.seats = seat_days_by_service(service_ids=[s.pk for s in seat_services], first=usage.first,
+                                          last=usage.last)
+        self.purchases = defaultdict(list)
+        for sid, effective, count in SeatPurchase.objects.filter(service__in=seat_services).values_list(
+            "service_id", "effective_date", "seats"
+        ):
+            self.purchases[sid].append((effective, count))
+        self.peaks = peak_users_by_service(
+            service_ids=[s.pk for s in active if s.meter == Meter.USERS], first=usage.first, last=usage.last
+        )
+        self.peaks.update(peak_assets_by_service(
+            service_ids=[s.pk for s in active if s.meter == Meter.ASSETS], first=usage.first, last=usage.last
+        ))
+        licensing = [s for s in active if s.method == Method.LICENSES]
+        self.licenses = licenses_by_service(service_ids=[s.pk for s in licensing], first=usage.first,
+                                            last=usage.last) if licensing else {}
+        self.customers = ({c.pk: c for c in Customer.objects.filter(partner_id__in={s.partner_id for s in licensing})}
+                          if licensing else {})
+
+
+def partner_services(partner_ids) -> dict[int, list[Service]]:
+    """{partner id: its services by code}, in one query."""
+    services: dict[int, list[Service]] = {pk: [] for pk in partner_ids}
+    for service in (Service.objects.filter(partner_id__in=list(partner_ids)).select_related("customer", "partner")
+                    .order_by("partner_id", "code")):
+        services[service.partner_id].append(service)
+    return services
+
+
 class _Rater:
-    def __init__(self, partner: Partner, month: Period, billed):
+    def __init__(self, partner: Partner, month: Period, billed, services: list[Service], readings: Readings):
         self.partner, self.month, self.usage = partner, month, month.previous()
         self.currency = partner.currency
-        self.services = list(
-            Service.objects.filter(partner=partner).select_related("customer", "partner").order_by("code")
-        )
+        self.services = services
+        self.readings = readings
         self.lines: list[RatedLine] = []
+        self.steps = readings.steps
         per_asset = [s for s in self.services if s.method == Method.PER_ASSET]
-        anchors = [b.anchor for b in (billed or {}).values()]
-        self.steps = asset_unit_steps(service_ids=[s.pk for s in per_asset],
-                                      first=min([self.usage.first, *anchors]), last=month.last)
         self.billed = billed if billed is not None else self._assumed_billed(per_asset)
 
     def _assumed_billed(self, per_asset) -> dict[tuple[int, Period], BilledUnits]:
@@ -198,27 +236,13 @@ class _Rater:
 
     # --- the CI: arrears for M-1 ---------------------------------------------------------------
     def arrears(self):
-        usage = self.usage
+        usage, readings = self.usage, self.readings
         active = [s for s in self.services if _overlaps(s, usage)]
-        by_method = defaultdict(list)
         for service in active:
-            by_method[(service.method, service.meter)].append(service)
-        seat_services = by_method[(Method.SEAT_DAYS, "")]
-        seats = seat_days_by_service(service_ids=[s.pk for s in seat_services], first=usage.first, last=usage.last)
-        purchases = defaultdict(list)
-        for sid, effective, count in SeatPurchase.objects.filter(service__in=seat_services).values_list(
-            "service_id", "effective_date", "seats"
-        ):
-            purchases[sid].append((effective, count))
-        for service in seat_services:
-            self._seat_lines(seat_period(service, usage, seat_days=seats.get((service.pk, usage.first), 0),
-                                         purchases=purchases[service.pk]))
-        peaks = peak_users_by_service(
-            service_ids=[s.pk for s in active if s.meter == Meter.USERS], first=usage.first, last=usage.last
-        )
-        peaks.update(peak_assets_by_service(
-            service_ids=[s.pk for s in active if s.meter == Meter.ASSETS], first=usage.first, last=usage.last
-        ))
+            if service.method == Method.SEAT_DAYS and not service.meter:
+                self._seat_lines(seat_period(service, usage, seat_days=readings.seats.get((service.pk, usage.first), 0),
+                                             purchases=readings.purchases[service.pk]))
+        peaks = readings.peaks
         for service in active:
             if service.method == Method.PEAK:
                 quantity = peaks.get(service.pk, 0)
@@ -236,8 +260,8 @@ class _Rater:
                                      f"(peak {peaks.get(service.pk, 0)}, committed {committed})")
         licensing = [s for s in active if s.method == Method.LICENSES]
         if licensing:
-            self._license_lines(licensing, licenses_by_service(
-                service_ids=[s.pk for s in licensing], first=usage.first, last=usage.last))
+            ids = {s.pk for s in licensing}
+            self._license_lines(licensing, {key: n for key, n in readings.licenses.items() if key[0] in ids})
 
     def _seat_lines(self, item):
         service, usage = item.service, item.period
@@ -262,7 +286,7 @@ class _Rater:
         per_service = defaultdict(list)
         for (sid, cid), count in licenses.items():
             per_service[sid].append((cid, count))
-        customers = {c.pk: c for c in Customer.objects.filter(partner=self.partner)}
+        customers = self.readings.customers
         for service in services:
             counts = sorted(per_service[service.pk], key=lambda item: customers[item[0]].slug)
             total = sum(count for _, count in counts)
@@ -314,9 +338,21 @@ def rate_partner_month(*, partner: Partner, month: Period,
                        billed: dict[tuple[int, Period], BilledUnits] | None = None) -> list[RatedLine]:
     """The lines due for invoice month M: the CI's advance (M) and arrears (M-1) lines, per_asset
     prorations of billed months, and the first-month INV lines of services starting in M."""
-    rater = _Rater(partner, month, billed)
-    rater.advance()
-    rater.arrears()
-    rater.prorations()
-    rater.first_months()
-    return rater.lines
+    return rate_partners_month(partners=[partner], month=month, billed={partner.pk: billed})[partner.pk]
+
+
+def rate_partners_month(*, partners: list[Partner], month: Period,
+                        billed: dict[int, dict[tuple[int, Period], BilledUnits] | None]) -> dict[int, list[RatedLine]]:
+    """`rate_partner_month` for many partners at once: their meters are read together (`Readings`),
+    then each partner's lines are priced from its share. {partner id: lines}."""
+    services = partner_services([p.pk for p in partners])
+    readings = Readings([s for p in partners for s in services[p.pk]], month, billed)
+    rated = {}
+    for partner in partners:
+        rater = _Rater(partner, month, billed.get(partner.pk), services[partner.pk], readings)
+        rater.advance()
+        rater.arrears()
+        rater.prorations()
+        rater.first_months()
+        rated[partner.pk] = rater.lines
+    return rated

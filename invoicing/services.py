@@ -9,11 +9,12 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
+from django.db.models import DecimalField, Min, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.actor import Actor
+from billing.bulk import insert_objects, update_rows
 from billing.money import ZERO, currency_places, money_sum, quantize_money
 from billing.periods import Period, periods_between, utc_date
 from invoicing.models import (
@@ -28,10 +29,10 @@ from invoicing.models import (
     Payment,
     PaymentStatus,
 )
-from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_partner_month
-from invoicing.selectors import balance_at, invoice_pdf_detailed, statement_sources
-from partners.audit import audit_record
-from partners.models import Customer, Method, Partner, Service
+from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_partners_month
+from invoicing.selectors import balance_at, invoice_pdf_detailed, statement_figures
+from partners.audit import audit_entry, audit_record
+from partners.models import AuditLog, Customer, Method, Partner, Service
 
 logger = logging.getLogger(__name__)
 HUNDRED = Decimal(100)
@@ -84,72 +85,114 @@ class _Draft:
 
 def billing_run(*, through: date, partner_slug: str | None = None, draft: bool = False,
                 actor: Actor | None = None) -> list[Invoice]:
-    """Everything due up to `through` that is not done yet (RULES 5): one transaction per partner."""
+    """Everything due up to `through` that is not done yet (RULES 5), partners in batches.
+
+    A batch of partners (`BILLING_BATCH_PARTNERS`) is billed in one transaction: its meters are read
+    with one query each and its documents written together. If anything fails in a batch, the batch
+    is rolled back and its partners are billed again one at a time, each in its own transaction, so
+    that a fault stays with the partner it belongs to and the partners before it stand.
+    """
+    from django.conf import settings
+
     actor = actor or Actor(label="run_billing")
     partners = Partner.objects.order_by("slug")
     if partner_slug:
         partners = partners.filter(slug=partner_slug)
         if not partners.exists():
             raise BillingError(f"unknown partner {partner_slug!r}")
+    ids = list(partners.values_list("pk", flat=True))
+    size = max(1, settings.BILLING_BATCH_PARTNERS)
     documents: list[Invoice] = []
-    for partner_id in partners.values_list("pk", flat=True):
-        documents += partner_bill(partner_id=partner_id, through=through, draft=draft, actor=actor)
+    for start in range(0, len(ids), size):
+        batch = ids[start:start + size]
+        try:
+            documents += partners_bill(partner_ids=batch, through=through, draft=draft, actor=actor)
+        except Exception:
+            if len(batch) == 1:
+                raise
+            logger.warning("billing a batch of %d partners failed; billing them one at a time", len(batch),
+                           exc_info=True)
+            for partner_id in batch:
+                documents += partners_bill(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
     return documents
 
 
-@transaction.atomic
 def partner_bill(*, partner_id: int, through: date, draft: bool = False, actor: Actor) -> list[Invoice]:
-    """One partner's billing up to `through`, in one transaction under the partner's lock.
+    """One partner's billing up to `through`, in one transaction under the partner's lock."""
+    return partners_bill(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
 
-    Invoices are issued in date order: each month's CI (dated its 1st), then the month's INVs by
-    date. A month whose CI is issued is not billed again; a charge already on an issued invoice is
-    not charged again; drafts are thrown away and built anew.
+
+@transaction.atomic
+def partners_bill(*, partner_ids: list[int], through: date, draft: bool = False, actor: Actor) -> list[Invoice]:
+    """The billing of some partners up to `through`, in one transaction under their locks.
+
+    Each partner's invoices are issued in date order: each month's CI (dated its 1st), then the
+    month's INVs by date. A month whose CI is issued is not billed again; a charge already on an
+    issued invoice is not charged again; drafts are thrown away and built anew. Months are rated for
+    all the partners together; the documents are numbered at the end, partner after partner in the
+    order given, so the numbers are those of billing the partners one by one.
     """
-    partner = Partner.objects.select_for_update().get(pk=partner_id)
-    Invoice.objects.filter(partner=partner, state=InvoiceState.DRAFT).delete()
-    first = _first_month(partner)
-    if first is None:
-        return []
-    billed_keys = set(
-        InvoiceLine.objects.filter(invoice__partner=partner, invoice__state=InvoiceState.ISSUED)
-        .exclude(key="").values_list("key", flat=True)
-    )
-    issued_months = set(
-        Invoice.objects.filter(partner=partner, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
-        .values_list("month", flat=True)
-    )
-    unbilled_starts = _unbilled_first_months(partner, billed_keys)
-    charges = list(OneTimeCharge.objects.filter(partner=partner, date__lte=through).select_related("customer")
-                   .order_by("date", "pk"))
-    created: list[Invoice] = []
-    for month in periods_between(first, Period.of(through)):
-        pending: list[_Draft] = []
-        if str(month) in issued_months and month not in unbilled_starts:
-            lines = []  # its CI is issued and no first month in it is unbilled: nothing to rate
-        else:
-            billed = billed_units(partner=partner, extra=created)
-            lines = rate_partner_month(partner=partner, month=month, billed=billed)
-        if str(month) not in issued_months:
-            ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO]
-            if ci_lines:
-                pending.append(_Draft(CI, month.first, ci_lines, month=month))
-        for line in lines:
-            if line.document == INV and line.issue_date <= through and line.key not in billed_keys:
-                pending.append(_Draft(INV, line.issue_date, [line], customer=line.customer))
-        for charge in charges:
-            if month.contains(charge.date) and f"one_time:{charge.pk}" not in billed_keys:
-                pending.append(_Draft(INV, charge.date, [], customer=charge.customer, one_time=charge))
-        for item in sorted(pending, key=_issue_order):
-            created.append(_write(partner, item, draft=draft, actor=actor))
-    return created
+    locked = {p.pk: p for p in Partner.objects.select_for_update().filter(pk__in=partner_ids).order_by("pk")}
+    partners = [locked[pk] for pk in partner_ids if pk in locked]
+    ids = [p.pk for p in partners]
+    Invoice.objects.filter(partner_id__in=ids, state=InvoiceState.DRAFT).delete()
+    firsts = _first_months(ids)
+    billed_keys: dict[int, set[str]] = defaultdict(set)
+    for partner_id, key in InvoiceLine.objects.filter(  # the keys a rerun checks: first months, one-time charges
+        invoice__partner_id__in=ids, invoice__state=InvoiceState.ISSUED,
+        line_type__in=[LineType.FIRST_MONTH, LineType.ONE_TIME],
+    ).values_list("invoice__partner_id", "key"):
+        billed_keys[partner_id].add(key)
+    issued_months: dict[int, set[str]] = defaultdict(set)
+    for partner_id, month in Invoice.objects.filter(partner_id__in=ids, kind=InvoiceKind.CI,
+                                                    state=InvoiceState.ISSUED).values_list("partner_id", "month"):
+        issued_months[partner_id].add(month)
+    unbilled_starts = _unbilled_first_months(ids, billed_keys)
+    charges: dict[int, list[OneTimeCharge]] = defaultdict(list)
+    for charge in OneTimeCharge.objects.filter(partner_id__in=ids, date__lte=through).select_related(
+            "customer").order_by("date", "pk"):
+        charges[charge.partner_id].append(charge)
+    created: dict[int, list[Invoice]] = defaultdict(list)
+    months = sorted({m for first in firsts.values() for m in periods_between(first, Period.of(through))})
+    for month in months:
+        due = [p for p in partners if p.pk in firsts and firsts[p.pk] <= month]
+        to_rate = [p for p in due if str(month) not in issued_months[p.pk] or month in unbilled_starts[p.pk]]
+        billed = billed_units_by_partner(partner_ids=[p.pk for p in to_rate],
+                                         extra=[i for p in to_rate for i in created[p.pk]])
+        rated = rate_partners_month(partners=to_rate, month=month, billed=billed) if to_rate else {}
+        pending: list[tuple[Partner, _Draft]] = []
+        for partner in due:
+            lines = rated.get(partner.pk, [])
+            items: list[_Draft] = []
+            if str(month) not in issued_months[partner.pk]:
+                ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO]
+                if ci_lines:
+                    items.append(_Draft(CI, month.first, ci_lines, month=month))
+            for line in lines:
+                if line.document == INV and line.issue_date <= through and line.key not in billed_keys[partner.pk]:
+                    items.append(_Draft(INV, line.issue_date, [line], customer=line.customer))
+            for charge in charges[partner.pk]:
+                if month.contains(charge.date) and f"one_time:{charge.pk}" not in billed_keys[partner.pk]:
+                    items.append(_Draft(INV, charge.date, [], customer=charge.customer, one_time=charge))
+            pending += [(partner, item) for item in sorted(items, key=_issue_order)]
+        for invoice in _write(pending, draft=draft, created=created):
+            created[invoice.partner_id].append(invoice)
+    documents = [invoice for partner in partners for invoice in created[partner.pk]]
+    if not draft:
+        _issue_all(documents, actor=actor)
+    return documents
 
 
-def _unbilled_first_months(partner: Partner, billed_keys: set[str]) -> set[Period]:
+def _unbilled_first_months(partner_ids: list[int], billed_keys: dict[int, set[str]]) -> dict[int, set[Period]]:
     """The months in which a service billed in advance starts after the 1st and its first-month INV
     is not issued yet: the only lines that rating a month whose CI is issued can still add."""
-    billed = {key.split(":")[1] for key in billed_keys if key.startswith("first_month:")}
-    starts = Service.objects.filter(partner=partner, method__in=ADVANCE).exclude(start_date__day=1)
-    return {Period.of(start) for pk, start in starts.values_list("pk", "start_date") if str(pk) not in billed}
+    months: dict[int, set[Period]] = defaultdict(set)
+    billed = {key.split(":")[1] for keys in billed_keys.values() for key in keys if key.startswith("first_month:")}
+    starts = Service.objects.filter(partner_id__in=partner_ids, method__in=ADVANCE).exclude(start_date__day=1)
+    for partner_id, pk, start in starts.values_list("partner_id", "pk", "start_date"):
+        if str(pk) not in billed:
+            months[partner_id].add(Period.of(start))
+    return months
 
 
 def _issue_order(item: _Draft) -> tuple:
@@ -162,41 +205,55 @@ def _issue_order(item: _Draft) -> tuple:
     return (item.issue_date, 1, item.lines[0].service.pk)
 
 
-def _first_month(partner: Partner) -> Period | None:
-    starts = list(Service.objects.filter(partner=partner).values_list("start_date", flat=True))
-    starts += list(OneTimeCharge.objects.filter(partner=partner).values_list("date", flat=True))
-    return Period.of(min(starts)) if starts else None
+def _first_months(partner_ids: list[int]) -> dict[int, Period]:
+    """{partner id: the month of its first service or one-time charge} (partners with neither are absent)."""
+    firsts: dict[int, date] = {}
+    for model, field in ((Service, "start_date"), (OneTimeCharge, "date")):
+        rows = model.objects.filter(partner_id__in=partner_ids).values("partner_id").annotate(first=Min(field))
+        for row in rows.values_list("partner_id", "first"):
+            firsts[row[0]] = min(firsts.get(row[0], row[1]), row[1])
+    return {partner_id: Period.of(first) for partner_id, first in firsts.items()}
 
 
 def billed_units(*, partner: Partner, extra=()) -> dict[tuple[int, Period], BilledUnits]:
     """What was billed of each per_asset service per month: the units of the month's normal line
     (0 when the issued CI had none) or first-month line, and the changes posted since (RULES 9.6)."""
-    services = {s.pk: s for s in Service.objects.filter(partner=partner, method=Method.PER_ASSET)}
+    return billed_units_by_partner(partner_ids=[partner.pk], extra=extra)[partner.pk]
+
+
+def billed_units_by_partner(*, partner_ids: list[int], extra=()) -> dict[int, dict[tuple[int, Period], BilledUnits]]:
+    """`billed_units` of many partners in a fixed number of queries; `extra`: drafts of this run."""
+    billed: dict[int, dict[tuple[int, Period], BilledUnits]] = {pk: {} for pk in partner_ids}
+    services: dict[int, list[Service]] = defaultdict(list)
+    for service in Service.objects.filter(partner_id__in=partner_ids, method=Method.PER_ASSET):
+        services[service.partner_id].append(service)
     if not services:
-        return {}
-    invoices = list(Invoice.objects.filter(partner=partner, state=InvoiceState.ISSUED, kind__in=[CI, INV]))
-    invoices += [i for i in extra if i.state == InvoiceState.DRAFT]
-    billed: dict[tuple[int, Period], BilledUnits] = {}
+        return billed
+    invoices = list(Invoice.objects.filter(partner_id__in=list(services), state=InvoiceState.ISSUED,
+                                           kind__in=[CI, INV]))
+    invoices += [i for i in extra if i.state == InvoiceState.DRAFT and i.partner_id in services]
     for invoice in invoices:
         if invoice.kind == CI:
             month = Period.parse(invoice.month)
-            for service in services.values():
+            for service in services[invoice.partner_id]:
                 if service.start_date <= month.first and (service.end_date is None or service.end_date >= month.first):
-                    billed[(service.pk, month)] = BilledUnits(month.first, 0)
-    lines = InvoiceLine.objects.filter(invoice__in=invoices, service_id__in=list(services))
+                    billed[invoice.partner_id][(service.pk, month)] = BilledUnits(month.first, 0)
+    partner_of = {service.pk: partner_id for partner_id, group in services.items() for service in group}
+    lines = InvoiceLine.objects.filter(invoice__in=invoices, service_id__in=list(partner_of))
     changes = []
     for line in lines.values("service_id", "line_type", "period", "quantity", "effective_date"):
         key = (line["service_id"], Period.parse(line["period"]))
+        units = billed[partner_of[line["service_id"]]]
         if line["line_type"] == LineType.RECURRING:
-            billed[key] = BilledUnits(key[1].first, int(line["quantity"]))
+            units[key] = BilledUnits(key[1].first, int(line["quantity"]))
         elif line["line_type"] == LineType.FIRST_MONTH:
-            billed[key] = BilledUnits(line["effective_date"], int(line["quantity"]))
+            units[key] = BilledUnits(line["effective_date"], int(line["quantity"]))
         elif line["line_type"] == LineType.PRORATION:
-            changes.append((key, line["effective_date"], int(line["quantity"])))
-    for key, effective, delta in changes:
-        if key in billed:
-            billed[key].changes[effective] = billed[key].changes.get(effective, 0) + delta
-            billed[key].postings[effective] = billed[key].postings.get(effective, 0) + 1
+            changes.append((units, key, line["effective_date"], int(line["quantity"])))
+    for units, key, effective, delta in changes:
+        if key in units:
+            units[key].changes[effective] = units[key].changes.get(effective, 0) + delta
+            units[key].postings[effective] = units[key].postings.get(effective, 0) + 1
     return billed
 
 
@@ -215,77 +272,97 @@ def _line(invoice, rated: RatedLine, position: int, child=None) -> InvoiceLine:
     )
 
 
-def _write(partner: Partner, item: _Draft, *, draft: bool, actor: Actor) -> Invoice:
-    currency = partner.currency
-    invoice = Invoice(partner=partner, kind=item.kind, issue_date=item.issue_date, due_date=item.issue_date,
-                      currency=currency, month=str(item.month) if item.month else "", customer=item.customer,
-                      tax_rate=partner.tax_rate)
-    invoice.save()
-    lines: list[InvoiceLine] = []
-    period = str(item.month or Period.of(item.issue_date))
-    if item.kind == CI:
-        children: dict[int | None, ChildInvoice] = {}
-        for rated in item.lines:
-            owner = rated.service.customer if rated.service.customer_id else None
-            key = owner.pk if owner else None
-            if key not in children:
-                children[key] = ChildInvoice(
-                    invoice=invoice, customer=owner,
-                    due_date=item.issue_date + timedelta(days=_terms(partner, owner)), subtotal=ZERO,
-                )
-            children[key].subtotal += rated.amount
-        ChildInvoice.objects.bulk_create(children.values())  # one insert for a CI of any size
-        for position, rated in enumerate(item.lines):
-            owner_key = rated.service.customer_id if rated.service.customer_id else None
-            lines.append(_line(invoice, rated, position, child=children[owner_key]))
-        invoice.due_date = min(child.due_date for child in children.values())
-    elif item.one_time is not None:
-        charge = item.one_time
-        amount = quantize_money(charge.quantity * charge.unit_price, currency)
-        lines.append(InvoiceLine(
-            invoice=invoice, customer=charge.customer, line_type=LineType.ONE_TIME, period=period,
-            quantity=charge.quantity, unit_price=charge.unit_price, amount=amount, description=charge.description,
-            taxable=charge.taxable, key=f"one_time:{charge.pk}",
-        ))
-        invoice.due_date = item.issue_date + timedelta(days=_terms(partner, charge.customer))
-    else:
-        lines += [_line(invoice, rated, n) for n, rated in enumerate(item.lines)]
-        invoice.due_date = item.issue_date + timedelta(days=_terms(partner, item.customer))
-    _finish(invoice, lines, period=period)
-    if not draft:
-        _issue(invoice, actor=actor)
-    return invoice
+def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[int, list[Invoice]]) -> list[Invoice]:
+    """Write documents (of one month, for any number of partners) with their children, lines, totals
+    and, on a CI, the statement: a few inserts for all of them. Documents of a run that issues are
+    stamped `issued_at` now; they are numbered and issued together at the end (`_issue_all`)."""
+    invoices, children, lines = [], [], []
+    for partner, item in pending:
+        currency = partner.currency
+        invoice = Invoice(partner=partner, kind=item.kind, issue_date=item.issue_date, due_date=item.issue_date,
+                          currency=currency, month=str(item.month) if item.month else "", customer=item.customer,
+                          tax_rate=partner.tax_rate)
+        mine: list[tuple[InvoiceLine, ChildInvoice | None]] = []
+        period = str(item.month or Period.of(item.issue_date))
+        if item.kind == CI:
+            owners: dict[int | None, ChildInvoice] = {}
+            for rated in item.lines:
+                owner = rated.service.customer if rated.service.customer_id else None
+                key = owner.pk if owner else None
+                if key not in owners:
+                    owners[key] = ChildInvoice(
+                        invoice=invoice, customer=owner,
+                        due_date=item.issue_date + timedelta(days=_terms(partner, owner)), subtotal=ZERO,
+                    )
+                owners[key].subtotal += rated.amount
+            for position, rated in enumerate(item.lines):
+                owner_key = rated.service.customer_id if rated.service.customer_id else None
+                mine.append((_line(invoice, rated, position), owners[owner_key]))
+            children += owners.values()
+            invoice.due_date = min(child.due_date for child in owners.values())
+        elif item.one_time is not None:
+            charge = item.one_time
+            amount = quantize_money(charge.quantity * charge.unit_price, currency)
+            mine.append((InvoiceLine(
+                invoice=invoice, customer=charge.customer, line_type=LineType.ONE_TIME, period=period,
+                quantity=charge.quantity, unit_price=charge.unit_price, amount=amount,
+                description=charge.description, taxable=charge.taxable, key=f"one_time:{charge.pk}",
+            ), None))
+            invoice.due_date = item.issue_date + timedelta(days=_terms(partner, charge.customer))
+        else:
+            mine += [(_line(invoice, rated, n), None) for n, rated in enumerate(item.lines)]
+            invoice.due_date = item.issue_date + timedelta(days=_terms(partner, item.customer))
+        tax_line = _totals(invoice, [line for line, _ in mine], period=period)
+        if tax_line is not None:
+            mine.append((tax_line, None))
+        if not draft:
+            invoice.issued_at = timezone.now()  # its place in the account (statements); numbered at the end
+        if invoice.kind != InvoiceKind.CI:
+            invoice.amount_due = invoice.total
+        invoices.append(invoice)
+        lines += mine
+    cis = [invoice for invoice in invoices if invoice.kind == InvoiceKind.CI]
+    if cis:  # the documents of this run before them count as issued: they are, once the run commits
+        pending = [] if draft else [i.pk for documents in created.values() for i in documents]
+        figures = statement_figures(cis, pending=pending)
+        for invoice in cis:
+            _statement_set(invoice, *figures[invoice.partner_id])
+    Invoice.objects.bulk_create(invoices)
+    for child in children:
+        child.invoice_id = child.invoice.pk
+    insert_objects(ChildInvoice, children)  # the children and lines of any number of CIs: one COPY each
+    for line, child in lines:
+        line.invoice_id, line.child = line.invoice.pk, child
+    insert_objects(InvoiceLine, [line for line, _ in lines])
+    return invoices
 
 
-def _finish(invoice: Invoice, lines: list[InvoiceLine], *, period: str) -> None:
-    """Totals and the one tax line (RULES 2: tax once per invoice, present whenever the rate is above 0)."""
+def _totals(invoice: Invoice, lines: list[InvoiceLine], *, period: str) -> InvoiceLine | None:
+    """Totals, and the one tax line to add (RULES 2: tax once per invoice, present whenever the rate is above 0)."""
     subtotal = money_sum(line.amount for line in lines)
     taxable = money_sum(line.amount for line in lines if line.taxable)
     tax = quantize_money(taxable * invoice.tax_rate / HUNDRED, invoice.currency)
+    invoice.subtotal, invoice.tax_amount, invoice.total = subtotal, tax, subtotal + tax
     if invoice.tax_rate > 0:
-        lines.append(InvoiceLine(
+        return InvoiceLine(
             invoice=invoice, line_type=LineType.TAX, period=period, quantity=None, unit_price=invoice.tax_rate,
             amount=tax, description=f"Tax {invoice.tax_rate.normalize():f}%", taxable=False, position=len(lines),
-        ))
-    InvoiceLine.objects.bulk_create(lines)
-    invoice.subtotal, invoice.tax_amount, invoice.total = subtotal, tax, subtotal + tax
-    if invoice.kind == InvoiceKind.CI:
-        _statement(invoice)
-    else:
-        invoice.amount_due = invoice.total
-    invoice.save()
+        )
+    return None
 
 
 def _statement(invoice: Invoice) -> None:
     """The account on a CI (RULES 4): previous balance, payments and credits since the previous CI,
     individual invoices since, this CI's charges and taxes, and the amount due."""
-    previous, paid, documents = statement_sources(invoice)
-    credits = documents.filter(kind=InvoiceKind.CN)
-    others = documents.exclude(kind=InvoiceKind.CN)  # INVs, and any CI issued late for an earlier month
+    _statement_set(invoice, *statement_figures([invoice])[invoice.partner_id])
+
+
+def _statement_set(invoice: Invoice, previous: Invoice | None, paid: Decimal, credits: Decimal,
+                   others: Decimal) -> None:
+    """`others`: INVs, and any CI issued late for an earlier month; `credits`: credit notes (negative)."""
     invoice.previous_balance = previous.amount_due if previous else ZERO
-    currency = invoice.currency
-    invoice.payments_and_credits = money_total(paid, "amount", currency) - money_total(credits, "total", currency)
-    invoice.other_invoices = money_total(others, "total", currency)
+    invoice.payments_and_credits = paid - credits
+    invoice.other_invoices = others
     invoice.amount_due = (invoice.previous_balance - invoice.payments_and_credits + invoice.other_invoices
                           + invoice.total)
 
@@ -303,6 +380,38 @@ def _issue(invoice: Invoice, *, actor: Actor) -> None:
     audit_record(actor=actor, action="invoice.issue", obj=invoice, partner=invoice.partner,
                  after={"number": invoice.number, "total": str(invoice.total), "due_date": str(invoice.due_date)})
     transaction.on_commit(lambda pk=invoice.pk: _enqueue_invoice_email(pk))
+
+
+def _issue_all(invoices: list[Invoice], *, actor: Actor) -> None:
+    """Number and issue a run's documents in their order, in a fixed number of queries: each prefix's
+    numbers are taken as one block under the numbering lock (gapless; a rollback gives them back)."""
+    if not invoices:
+        return
+    kinds = sorted({invoice.kind for invoice in invoices})
+    prefixes = sorted({GATE, *kinds})
+    InvoiceSequence.objects.bulk_create([InvoiceSequence(prefix=p) for p in prefixes], ignore_conflicts=True)
+    sequences = {s.prefix: s for s in InvoiceSequence.objects.select_for_update().filter(prefix__in=prefixes)
+                 .order_by("prefix")}  # the gate (CI) sorts first: the same lock order as number_take
+    today = utc_date(timezone.now())
+    for invoice in invoices:
+        sequence = sequences[invoice.kind]
+        sequence.last += 1
+        invoice.number = f"{invoice.kind}-{sequence.last:04d}"
+        invoice.state = InvoiceState.ISSUED
+        # nothing is paid or credited yet: a backdated invoice may be overdue already, a zero one paid
+        invoice.payment_status = status_from(kind=invoice.kind, total=invoice.total, due_date=invoice.due_date,
+                                             paid=ZERO, credited=ZERO, today=today)
+    for kind in kinds:
+        InvoiceSequence.objects.filter(prefix=kind).update(last=sequences[kind].last)
+    update_rows(Invoice, ["number", "state", "payment_status"],
+                [(i.pk, i.number, i.state, i.payment_status) for i in invoices])
+    AuditLog.objects.bulk_create(
+        audit_entry(actor=actor, action="invoice.issue", obj=invoice, partner=invoice.partner,
+                    after={"number": invoice.number, "total": str(invoice.total), "due_date": str(invoice.due_date)})
+        for invoice in invoices
+    )
+    for invoice in invoices:
+        transaction.on_commit(lambda pk=invoice.pk: _enqueue_invoice_email(pk))
 
 
 def _enqueue_invoice_email(invoice_id: int) -> None:

@@ -171,32 +171,33 @@ def assert_like_one_clean_run(cli, world) -> None:
 
 def fault_in_rating(monkeypatch) -> None:
     """Charlie's run dies while rating May: its March and April CIs and both April INVs are already
-    written, numbered and audited in its transaction, their emails registered for after commit."""
-    rate = services.rate_partner_month
+    written in its transaction, their emails registered for after commit. Months are rated for a
+    batch of partners together: the batch dies, and so does charlie alone when the batch is billed
+    again one partner at a time."""
+    rate = services.rate_partners_month
 
-    def dying(*, partner, month, billed=None):
-        if partner.slug == "charlie" and str(month) == "2026-05":
+    def dying(*, partners, month, billed):
+        if "charlie" in {p.slug for p in partners} and str(month) == "2026-05":
             raise WorkerDied("the worker died while rating charlie's May")
-        return rate(partner=partner, month=month, billed=billed)
+        return rate(partners=partners, month=month, billed=billed)
 
-    monkeypatch.setattr(services, "rate_partner_month", dying)
+    monkeypatch.setattr(services, "rate_partners_month", dying)
 
 
 def fault_in_last_step(monkeypatch) -> None:
     """Charlie's run dies on the audit row of its last invoice (the June CI): every line of every one of
-    its invoices is written and every number taken; only the commit is missing."""
-    record = services.audit_record
-    seen = []
+    its invoices is written and every number taken; only the commit is missing (in its batch, and
+    again when the batch is billed one partner at a time)."""
+    entry = services.audit_entry
 
     def dying(**kwargs):
-        if kwargs["action"] == "invoice.issue" and kwargs["partner"].slug == "charlie":
-            seen.append(kwargs["obj"])
-            if len(seen) == sum(PER_PARTNER.values()):
-                assert kwargs["obj"].month == "2026-06" and kwargs["obj"].lines.count() > 0
-                raise WorkerDied("the worker died before charlie's commit")
-        return record(**kwargs)
+        obj = kwargs["obj"]
+        if kwargs["action"] == "invoice.issue" and kwargs["partner"].slug == "charlie" and obj.month == "2026-06":
+            assert obj.number and obj.lines.count() > 0
+            raise WorkerDied("the worker died before charlie's commit")
+        return entry(**kwargs)
 
-    monkeypatch.setattr(services, "audit_record", dying)
+    monkeypatch.setattr(services, "audit_entry", dying)
 
 
 @pytest.mark.parametrize("plant", [fault_in_rating, fault_in_last_step], ids=["mid-partner", "before-commit"])

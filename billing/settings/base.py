@@ -114,6 +114,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
 # A CI with more charge lines than this lists each organization's subtotal in its PDF, and its
 # lines go to a spreadsheet attached to the email (docs/performance.md: a PDF renders ~200 rows/s)
 INVOICE_PDF_DETAIL_MAX_LINES = env.int("INVOICE_PDF_DETAIL_MAX_LINES", default=400)
+# A billing run bills this many partners per transaction (their meters read together, their documents
+# written together); a batch that fails is billed again one partner at a time (docs/operations.md).
+BILLING_BATCH_PARTNERS = env.int("BILLING_BATCH_PARTNERS", default=100)
 
 # HTTPS hardening, on by default once DEBUG is off (behind a TLS-terminating proxy set
 # SECURE_PROXY_SSL_HEADER_ENABLED=true). billing.settings.production sets stricter defaults.
