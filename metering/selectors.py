@@ -3,6 +3,7 @@ over members or days. Runs unchanged on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 
 from django.db import connection
@@ -372,8 +373,41 @@ def peak_assets_by_customer(*, partner_ids, first: date, last: date) -> dict[int
 
 def seat_days_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, date], int]:
     """{(service id, first of month): seat-days} over first..last, inside each service's dates and
-    scope (the partner's customers, or its one customer): one query for any number of services."""
+    scope (the partner's customers, or its one customer): a fixed number of queries for any number of
+    services.
+
+    A service in force over the whole range (most of them) takes its customers' seat-days, counted
+    once per customer and month for all such services together (the union of each member's seats:
+    the same statement as `seat_days_by_customer`); only a service starting or ending inside the
+    range has its seats clipped to its own dates."""
+    from partners.models import Customer, Service
+
     ids = list(service_ids)
+    if not ids:
+        return {}
+    services = list(Service.objects.filter(pk__in=ids).values_list("pk", "partner_id", "customer_id", "start_date",
+                                                                    "end_date"))
+    whole = [s for s in services if s[3] <= first and (s[4] is None or s[4] >= last)]
+    counted = _seat_days_by_own_dates([s[0] for s in services if s not in whole], first, last)
+    if whole:
+        partner_ids = sorted({s[1] for s in whole})
+        days, params = _partner_seats(first=first, last=last, partner_ids=partner_ids, customer_id=None,
+                                      by_month=True)
+        per_customer = _run(f"SELECT customer_id, mfirst, SUM(n) FROM ({days}) d GROUP BY customer_id, mfirst",
+                            params)
+        partner_of = dict(Customer.objects.filter(partner_id__in=partner_ids).values_list("pk", "partner_id"))
+        owners: dict[tuple[str, int], dict[date, int]] = defaultdict(lambda: defaultdict(int))
+        for customer_id, month, n in per_customer:
+            owners[("customer", customer_id)][_as_date(month)] += int(n)
+            owners[("partner", partner_of[customer_id])][_as_date(month)] += int(n)
+        for sid, partner_id, customer_id, _, _ in whole:
+            owner = ("customer", customer_id) if customer_id else ("partner", partner_id)
+            counted.update({(sid, month): n for month, n in owners.get(owner, {}).items() if n})
+    return counted
+
+
+def _seat_days_by_own_dates(ids, first: date, last: date) -> dict[tuple[int, date], int]:
+    """`seat_days_by_service` of services whose own dates cut the range: each seat clipped to them."""
     if not ids:
         return {}
     t = _tables()
