@@ -154,11 +154,13 @@ class Readings:
                           if licensing else {})
 
 
-def partner_services(partner_ids) -> dict[int, list[Service]]:
-    """{partner id: its services by code}, in one query."""
-    services: dict[int, list[Service]] = {pk: [] for pk in partner_ids}
-    for service in (Service.objects.filter(partner_id__in=list(partner_ids)).select_related("customer", "partner")
+def partner_services(partners: list[Partner]) -> dict[int, list[Service]]:
+    """{partner id: its services by code}, in one query; each service's partner is the one given."""
+    services: dict[int, list[Service]] = {p.pk: [] for p in partners}
+    owners = {p.pk: p for p in partners}
+    for service in (Service.objects.filter(partner_id__in=list(owners)).select_related("customer")
                     .order_by("partner_id", "code")):
+        service.partner = owners[service.partner_id]
         services[service.partner_id].append(service)
     return services
 
@@ -345,7 +347,7 @@ def rate_partners_month(*, partners: list[Partner], month: Period,
                         billed: dict[int, dict[tuple[int, Period], BilledUnits] | None]) -> dict[int, list[RatedLine]]:
     """`rate_partner_month` for many partners at once: their meters are read together (`Readings`),
     then each partner's lines are priced from its share. {partner id: lines}."""
-    services = partner_services([p.pk for p in partners])
+    services = partner_services(partners)
     readings = Readings([s for p in partners for s in services[p.pk]], month, billed)
     rated = {}
     for partner in partners:

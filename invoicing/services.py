@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import DecimalField, Min, OuterRef, Subquery, Sum, Value
+from django.db.models import DecimalField, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -229,27 +229,35 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=()) -> dict[int, di
         services[service.partner_id].append(service)
     if not services:
         return billed
-    invoices = list(Invoice.objects.filter(partner_id__in=list(services), state=InvoiceState.ISSUED,
-                                           kind__in=[CI, INV]))
-    invoices += [i for i in extra if i.state == InvoiceState.DRAFT and i.partner_id in services]
-    for invoice in invoices:
-        if invoice.kind == CI:
-            month = Period.parse(invoice.month)
-            for service in services[invoice.partner_id]:
-                if service.start_date <= month.first and (service.end_date is None or service.end_date >= month.first):
-                    billed[invoice.partner_id][(service.pk, month)] = BilledUnits(month.first, 0)
+    drafts = [i.pk for i in extra if i.state == InvoiceState.DRAFT and i.partner_id in services]
+
+    def billed_documents(prefix: str = "") -> Q:  # issued, or drafts of this run
+        issued = Q(**{f"{prefix}state": InvoiceState.ISSUED})
+        return issued | Q(**{f"{prefix}pk__in": drafts}) if drafts else issued
+
+    months = Invoice.objects.filter(billed_documents(), partner_id__in=list(services), kind=CI)
+    for partner_id, month in months.values_list("partner_id", "month"):
+        month = Period.parse(month)
+        for service in services[partner_id]:
+            if service.start_date <= month.first and (service.end_date is None or service.end_date >= month.first):
+                billed[partner_id][(service.pk, month)] = BilledUnits(month.first, 0)
     partner_of = {service.pk: partner_id for partner_id, group in services.items() for service in group}
-    lines = InvoiceLine.objects.filter(invoice__in=invoices, service_id__in=list(partner_of))
+    lines = InvoiceLine.objects.filter(
+        billed_documents("invoice__"),
+        invoice__partner_id__in=list(services), invoice__kind__in=[CI, INV], service__method=Method.PER_ASSET,
+        line_type__in=[LineType.RECURRING, LineType.FIRST_MONTH, LineType.PRORATION],
+    ).order_by("invoice_id", "position", "id")
     changes = []
-    for line in lines.values("service_id", "line_type", "period", "quantity", "effective_date"):
-        key = (line["service_id"], Period.parse(line["period"]))
-        units = billed[partner_of[line["service_id"]]]
-        if line["line_type"] == LineType.RECURRING:
-            units[key] = BilledUnits(key[1].first, int(line["quantity"]))
-        elif line["line_type"] == LineType.FIRST_MONTH:
-            units[key] = BilledUnits(line["effective_date"], int(line["quantity"]))
-        elif line["line_type"] == LineType.PRORATION:
-            changes.append((units, key, line["effective_date"], int(line["quantity"])))
+    for sid, line_type, period, quantity, effective in lines.values_list(
+            "service_id", "line_type", "period", "quantity", "effective_date"):
+        key = (sid, Period.parse(period))
+        units = billed[partner_of[sid]]
+        if line_type == LineType.RECURRING:
+            units[key] = BilledUnits(key[1].first, int(quantity))
+        elif line_type == LineType.FIRST_MONTH:
+            units[key] = BilledUnits(effective, int(quantity))
+        else:
+            changes.append((units, key, effective, int(quantity)))
     for units, key, effective, delta in changes:
         if key in units:
             units[key].changes[effective] = units[key].changes.get(effective, 0) + delta
