@@ -25,10 +25,18 @@ def insert_rows(model, columns: list[str], rows: Iterable[tuple]) -> int:
     """Insert rows into the model's table; returns how many."""
     n = 0
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor, cursor.copy(
+        from psycopg.types.json import Jsonb
+
+        json = [i for i, c in enumerate(columns) if model._meta.get_field(c).get_internal_type() == "JSONField"]
+        # COPY goes to psycopg's own cursor: its errors are made Django's (an IntegrityError, say) here
+        with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(
             f"COPY {connection.ops.quote_name(model._meta.db_table)} ({_columns(model, columns)}) FROM STDIN"
         ) as copy:
             for row in rows:
+                if json:  # a dict goes to a JSON column as JSON
+                    row = list(row)
+                    for i in json:
+                        row[i] = Jsonb(row[i])
                 copy.write_row(row)
                 n += 1
         return n
@@ -60,7 +68,7 @@ def insert_objects(model, objects: list) -> None:
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     json = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
     table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
+    with connection.wrap_database_errors, connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
                        [model._meta.db_table, model._meta.pk.column, len(objects)])
         for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
@@ -88,7 +96,7 @@ def update_rows(model, columns: list[str], rows: Iterable[tuple]) -> int:
         table = connection.ops.quote_name(model._meta.db_table)
         pk = connection.ops.quote_name(model._meta.pk.column)
         names = [connection.ops.quote_name(model._meta.get_field(c).column) for c in columns]
-        with connection.cursor() as cursor:
+        with connection.wrap_database_errors, connection.cursor() as cursor:
             cursor.execute(f"CREATE TEMP TABLE bulk_update_rows ON COMMIT DROP AS "
                            f"SELECT {pk}, {', '.join(names)} FROM {table} WITH NO DATA")
             with cursor.copy(f"COPY bulk_update_rows ({pk}, {', '.join(names)}) FROM STDIN") as copy:

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.actor import Actor
-from billing.bulk import insert_objects, update_rows
+from billing.bulk import insert_objects, insert_rows, update_rows
 from billing.money import ZERO, currency_places, money_sum, quantize_money
 from billing.periods import Period, periods_between, utc_date
 from invoicing.models import (
@@ -271,13 +271,22 @@ def _terms(partner: Partner, customer: Customer | None) -> int:
     return partner.payment_terms_days
 
 
-def _line(invoice, rated: RatedLine, position: int, child=None) -> InvoiceLine:
-    return InvoiceLine(
-        invoice=invoice, child=child, service=rated.service, customer=rated.customer, line_type=rated.line_type,
-        period=str(rated.period), quantity=rated.quantity, unit_price=rated.unit_price, amount=rated.amount,
-        description=rated.description[:300], taxable=rated.taxable, effective_date=rated.effective_date,
-        key=rated.key, details=rated.details, position=position, posting=rated.posting,
-    )
+# the columns a run writes of each line, in the order of `_line` (plain rows: a model instance per line
+# was most of writing a large CI's lines)
+LINE_COLUMNS = ["invoice_id", "child_id", "service_id", "customer_id", "line_type", "period", "quantity",
+                "unit_price", "amount", "description", "taxable", "effective_date", "key", "details", "position",
+                "posting"]
+
+
+def _line(invoice: Invoice, rated: RatedLine, position: int, child: ChildInvoice | None = None) -> list:
+    """A line's row (LINE_COLUMNS); its invoice and child become ids once they are written."""
+    return [invoice, child, rated.service.pk, rated.customer.pk if rated.customer is not None else None,
+            rated.line_type, str(rated.period), rated.quantity, rated.unit_price, rated.amount,
+            rated.description[:300], rated.taxable, rated.effective_date, rated.key, rated.details, position,
+            rated.posting]
+
+
+AMOUNT, TAXABLE = LINE_COLUMNS.index("amount"), LINE_COLUMNS.index("taxable")
 
 
 def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[int, list[Invoice]]) -> list[Invoice]:
@@ -290,7 +299,7 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
         invoice = Invoice(partner=partner, kind=item.kind, issue_date=item.issue_date, due_date=item.issue_date,
                           currency=currency, month=str(item.month) if item.month else "", customer=item.customer,
                           tax_rate=partner.tax_rate)
-        mine: list[tuple[InvoiceLine, ChildInvoice | None]] = []
+        mine: list[list] = []
         period = str(item.month or Period.of(item.issue_date))
         if item.kind == CI:
             owners: dict[int | None, ChildInvoice] = {}
@@ -305,24 +314,23 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
                 owners[key].subtotal += rated.amount
             for position, rated in enumerate(item.lines):
                 owner_key = rated.service.customer_id if rated.service.customer_id else None
-                mine.append((_line(invoice, rated, position), owners[owner_key]))
+                mine.append(_line(invoice, rated, position, owners[owner_key]))
             children += owners.values()
             invoice.due_date = min(child.due_date for child in owners.values())
         elif item.one_time is not None:
             charge = item.one_time
             amount = quantize_money(charge.quantity * charge.unit_price, currency)
-            mine.append((InvoiceLine(
-                invoice=invoice, customer=charge.customer, line_type=LineType.ONE_TIME, period=period,
-                quantity=charge.quantity, unit_price=charge.unit_price, amount=amount,
-                description=charge.description, taxable=charge.taxable, key=f"one_time:{charge.pk}",
-            ), None))
+            mine.append([invoice, None, None, charge.customer_id, LineType.ONE_TIME.value, period, charge.quantity,
+                         charge.unit_price, amount, charge.description, charge.taxable, None,
+                         f"one_time:{charge.pk}", {}, 0, None])
             invoice.due_date = item.issue_date + timedelta(days=_terms(partner, charge.customer))
         else:
-            mine += [(_line(invoice, rated, n), None) for n, rated in enumerate(item.lines)]
+            mine += [_line(invoice, rated, n) for n, rated in enumerate(item.lines)]
             invoice.due_date = item.issue_date + timedelta(days=_terms(partner, item.customer))
-        tax_line = _totals(invoice, [line for line, _ in mine], period=period)
-        if tax_line is not None:
-            mine.append((tax_line, None))
+        tax = _totals(invoice, [(line[AMOUNT], line[TAXABLE]) for line in mine])
+        if invoice.tax_rate > 0:  # RULES 2: tax once per invoice, present whenever the rate is above 0
+            mine.append([invoice, None, None, None, LineType.TAX.value, period, None, invoice.tax_rate, tax,
+                         f"Tax {invoice.tax_rate.normalize():f}%", False, None, "", {}, len(mine), None])
         if not draft:
             invoice.issued_at = timezone.now()  # its place in the account (statements); numbered at the end
         if invoice.kind != InvoiceKind.CI:
@@ -339,24 +347,19 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
     for child in children:
         child.invoice_id = child.invoice.pk
     insert_objects(ChildInvoice, children)  # the children and lines of any number of CIs: one COPY each
-    for line, child in lines:
-        line.invoice_id, line.child = line.invoice.pk, child
-    insert_objects(InvoiceLine, [line for line, _ in lines])
+    for line in lines:
+        line[0], line[1] = line[0].pk, line[1].pk if line[1] is not None else None
+    insert_rows(InvoiceLine, LINE_COLUMNS, lines)
     return invoices
 
 
-def _totals(invoice: Invoice, lines: list[InvoiceLine], *, period: str) -> InvoiceLine | None:
-    """Totals, and the one tax line to add (RULES 2: tax once per invoice, present whenever the rate is above 0)."""
-    subtotal = money_sum(line.amount for line in lines)
-    taxable = money_sum(line.amount for line in lines if line.taxable)
+def _totals(invoice: Invoice, amounts: list[tuple[Decimal, bool]]) -> Decimal:
+    """Set the invoice's subtotal, tax and total from its lines' (amount, taxable); returns the tax."""
+    subtotal = money_sum(amount for amount, _ in amounts)
+    taxable = money_sum(amount for amount, taxable in amounts if taxable)
     tax = quantize_money(taxable * invoice.tax_rate / HUNDRED, invoice.currency)
     invoice.subtotal, invoice.tax_amount, invoice.total = subtotal, tax, subtotal + tax
-    if invoice.tax_rate > 0:
-        return InvoiceLine(
-            invoice=invoice, line_type=LineType.TAX, period=period, quantity=None, unit_price=invoice.tax_rate,
-            amount=tax, description=f"Tax {invoice.tax_rate.normalize():f}%", taxable=False, position=len(lines),
-        )
-    return None
+    return tax
 
 
 def _statement(invoice: Invoice) -> None:

@@ -202,16 +202,17 @@ def test_a_rerun_that_lost_a_posting_is_refused_and_writes_nothing(keystone, mon
     test plants) would post it again on the June CI; the database refuses the second posting 1, and
     the partner's whole run rolls back: no June CI, no number taken."""
     billing_run(through=date(2026, 5, 1), actor=ACTOR)
-    real = services.billed_units
+    real = services.billed_units_by_partner
 
-    def forgetful(*, partner, extra=()):
-        billed = real(partner=partner, extra=extra)
-        for units in billed.values():
-            units.changes.clear()
-            units.postings.clear()
+    def forgetful(*, partner_ids, extra=()):
+        billed = real(partner_ids=partner_ids, extra=extra)
+        for partner in billed.values():
+            for units in partner.values():
+                units.changes.clear()
+                units.postings.clear()
         return billed
 
-    monkeypatch.setattr(services, "billed_units", forgetful)
+    monkeypatch.setattr(services, "billed_units_by_partner", forgetful)
     with pytest.raises(IntegrityError):
         billing_run(through=date(2026, 6, 1), actor=ACTOR)
     assert list(Invoice.objects.values_list("number", flat=True).order_by("number")) == [
