@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,20 +25,18 @@ class Period:
     def __post_init__(self):
         if not 1 <= self.month <= 12 or not 1 <= self.year <= 9999:
             raise PeriodError(f"no such month: {self.year:04d}-{self.month:02d}")
+        object.__setattr__(self, "_name", f"{self.year:04d}-{self.month:02d}")  # str() is asked very often
 
     @classmethod
     def parse(cls, text: str) -> Period:
-        match = _PERIOD_RE.match(text.strip())
-        if not match:
-            raise PeriodError(f"expected a month as YYYY-MM, got {text!r}")
-        return cls(int(match.group(1)), int(match.group(2)))
+        return _parse_period(cls, text)
 
     @classmethod
     def of(cls, day: date) -> Period:
         return cls(day.year, day.month)
 
     def __str__(self) -> str:
-        return f"{self.year:04d}-{self.month:02d}"
+        return self._name
 
     @property
     def days(self) -> int:
@@ -160,3 +159,12 @@ def whole_days_between(start: datetime, end: datetime | None) -> tuple[date, dat
         first += timedelta(days=1)
     last = utc_date(end) - timedelta(days=1) if end is not None else None
     return first, last
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_period(cls, text: str) -> Period:
+    """Period.parse, remembered: a billing run reads the same few month names thousands of times."""
+    match = _PERIOD_RE.match(text.strip())
+    if not match:
+        raise PeriodError(f"expected a month as YYYY-MM, got {text!r}")
+    return cls(int(match.group(1)), int(match.group(2)))

@@ -150,15 +150,17 @@ class Readings:
         licensing = [s for s in active if s.method == Method.LICENSES]
         self.licenses = licenses_by_service(service_ids=[s.pk for s in licensing], first=usage.first,
                                             last=usage.last) if licensing else {}
-        self.customers = ({c.pk: c for c in Customer.objects.filter(partner_id__in={s.partner_id for s in licensing})}
-                          if licensing else {})
+        customers = Customer.objects.filter(partner_id__in={s.partner_id for s in licensing}).defer(
+            "created_at", "updated_at")
+        self.customers = {c.pk: c for c in customers} if licensing else {}
 
 
 def partner_services(partners: list[Partner]) -> dict[int, list[Service]]:
     """{partner id: its services by code}, in one query; each service's partner is the one given."""
     services: dict[int, list[Service]] = {p.pk: [] for p in partners}
     owners = {p.pk: p for p in partners}
-    for service in (Service.objects.filter(partner_id__in=list(owners)).select_related("customer")
+    stamps = ("created_at", "updated_at", "customer__created_at", "customer__updated_at")  # never read here
+    for service in (Service.objects.filter(partner_id__in=list(owners)).select_related("customer").defer(*stamps)
                     .order_by("partner_id", "code")):
         service.partner = owners[service.partner_id]
         services[service.partner_id].append(service)

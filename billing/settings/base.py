@@ -116,7 +116,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
 INVOICE_PDF_DETAIL_MAX_LINES = env.int("INVOICE_PDF_DETAIL_MAX_LINES", default=400)
 # A billing run bills this many partners per transaction (their meters read together, their documents
 # written together); a batch that fails is billed again one partner at a time (docs/operations.md).
-BILLING_BATCH_PARTNERS = env.int("BILLING_BATCH_PARTNERS", default=100)
+BILLING_BATCH_PARTNERS = env.int("BILLING_BATCH_PARTNERS", default=250)
+# PostgreSQL's work_mem inside a billing transaction (sorting a batch's seats in memory); "" leaves the
+# server's setting
+BILLING_WORK_MEM = env.str("BILLING_WORK_MEM", default="64MB")
 
 # HTTPS hardening, on by default once DEBUG is off (behind a TLS-terminating proxy set
 # SECURE_PROXY_SSL_HEADER_ENABLED=true). billing.settings.production sets stricter defaults.
