@@ -7,8 +7,9 @@ on the audit table takes a PostgreSQL advisory lock that the test holds, once th
 transaction, with lines written and numbers taken; the test checks that, kills it with SIGKILL, and
 lets PostgreSQL end the orphaned session, which rolls the transaction back.
 
-Then: alpha and bravo (committed before) stand, charlie and delta have nothing, no number was
-consumed; a second `run_billing` completes, and the result equals one clean run (the same exports,
+The run bills partners in batches of two (BILLING_BATCH_PARTNERS): charlie's transaction is also
+delta's. Then: alpha and bravo (their batch committed before) stand, charlie and delta have nothing, no
+number was consumed; a second `run_billing` completes, and the result equals one clean run (the same exports,
 numbers gapless, one CI per partner and month, nothing twice). Partners as in test_billing_faults.py,
 without billing emails (the subprocess renders no PDF).
 """
@@ -48,8 +49,10 @@ def database_url() -> str:
 
 
 def run_billing(tmp_path: Path) -> subprocess.Popen:
+    # batches of two partners: alpha and bravo commit together, then charlie and delta are billed in one
+    # transaction, which the kill cuts off (a killed batch leaves nothing of any of its partners)
     env = {**os.environ, "DATABASE_URL": database_url(), "DJANGO_SETTINGS_MODULE": "billing.settings.test",
-           "MEDIA_ROOT": str(tmp_path / "media")}
+           "MEDIA_ROOT": str(tmp_path / "media"), "BILLING_BATCH_PARTNERS": "2"}
     return subprocess.Popen([sys.executable, "manage.py", "run_billing", "--through", THROUGH.isoformat()],
                             cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -135,7 +138,7 @@ def test_a_billing_process_killed_inside_a_partner_leaves_no_partial_invoice_and
         assert Invoice.objects.filter(partner__slug__in=["alpha", "bravo"], state=InvoiceState.ISSUED).count() == 12
         assert_nothing_of("charlie")
         assert numbers_taken_now() == {"CI": 8, "INV": 4}
-        # ... yet it has written lines and holds the numbering row (it took CI-0009 and CI-0010)
+        # ... yet it has written lines and holds the numbering row (it took CI-0009 to CI-0016)
         locked = sql("SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
                      "WHERE l.pid = %s AND l.mode = 'RowExclusiveLock'", [backend])
         assert {InvoiceLine._meta.db_table, Invoice._meta.db_table} <= {name for (name,) in locked}
@@ -157,7 +160,7 @@ def test_a_billing_process_killed_inside_a_partner_leaves_no_partial_invoice_and
     assert Invoice.objects.filter(partner__slug__in=["alpha", "bravo"], state=InvoiceState.ISSUED).count() == 12
     assert_nothing_of("charlie")
     assert_nothing_of("delta")
-    assert numbers_taken_now() == {"CI": 8, "INV": 4}  # CI-0009 and CI-0010 given back
+    assert numbers_taken_now() == {"CI": 8, "INV": 4}  # the numbers of charlie and delta given back
 
     rerun = run_billing(tmp_path)
     out, err = rerun.communicate(timeout=300)
