@@ -164,9 +164,10 @@ def _covered_days_sql(ids, t, first: date, last: date, *, every_pair: bool) -> t
             FROM (
                 SELECT u0.customer_id, u0.date AS lo, u0.users_count, u0.storage_bytes,
                     LEAD(u0.date) OVER (PARTITION BY u0.customer_id ORDER BY u0.date) AS hi
-                FROM {t['snap']} u0 LEFT JOIN (
-                    SELECT customer_id, MAX(date) AS since FROM {t['snap']}
-                    WHERE date <= %s AND customer_id IN ({customers}) GROUP BY customer_id
+                FROM {t['snap']} u0 LEFT JOIN (  -- each customer's snapshot in force on `first` (an index probe)
+                    SELECT c1.id AS customer_id, (SELECT MAX(u1.date) FROM {t['snap']} u1
+                                                  WHERE u1.customer_id = c1.id AND u1.date <= %s) AS since
+                    FROM {t['cust']} c1 WHERE c1.id IN ({customers})
                 ) b ON b.customer_id = u0.customer_id
                 WHERE u0.customer_id IN ({customers}) AND u0.date <= %s AND u0.date >= COALESCE(b.since, %s)
             ) iv JOIN {t['days']} d1 ON d1.day >= iv.lo AND (iv.hi IS NULL OR d1.day < iv.hi)
