@@ -100,8 +100,16 @@ def billing_run(*, through: date, partner_slug: str | None = None, draft: bool =
         partners = partners.filter(slug=partner_slug)
         if not partners.exists():
             raise BillingError(f"unknown partner {partner_slug!r}")
-    ids = list(partners.values_list("pk", flat=True))
-    size = max(1, settings.BILLING_BATCH_PARTNERS)
+    return partners_bill_in_batches(partner_ids=list(partners.values_list("pk", flat=True)), through=through,
+                                    draft=draft, actor=actor, size=settings.BILLING_BATCH_PARTNERS)
+
+
+def partners_bill_in_batches(*, partner_ids: list[int], through: date, draft: bool = False, actor: Actor,
+                             size: int) -> list[Invoice]:
+    """Bill partners (in the order given) in batches of `size`, each batch in one transaction; a batch
+    that fails is billed again one partner at a time, and the first partner that fails alone raises."""
+    ids = list(partner_ids)
+    size = max(1, size)
     documents: list[Invoice] = []
     for start in range(0, len(ids), size):
         batch = ids[start:start + size]

@@ -1,4 +1,4 @@
-"""Thin Celery tasks: billing per partner fanned out daily, invoice emails, payment statuses."""
+"""Thin Celery tasks: billing fanned out daily in batches of partners, invoice emails, payment statuses."""
 
 from datetime import date
 
@@ -9,7 +9,13 @@ from django.utils import timezone
 from billing.actor import Actor
 from billing.periods import utc_date
 from invoicing.models import Invoice
-from invoicing.services import invoice_email_send, invoice_statuses_refresh, partner_bill, unsent_invoices
+from invoicing.services import (
+    invoice_email_send,
+    invoice_statuses_refresh,
+    partner_bill,
+    partners_bill_in_batches,
+    unsent_invoices,
+)
 from partners.models import Partner
 
 BILLING_QUEUE = "billing"
@@ -26,12 +32,29 @@ def bill_partner_task(self, partner_id: int, through: str):
     return [d.number for d in documents]
 
 
+@shared_task(bind=True, max_retries=3, default_retry_delay=300)
+def bill_partners_task(self, partner_ids: list[int], through: str):
+    """A batch of partners billed together (one transaction; partner by partner if it fails); a
+    database outage is retried (the run is idempotent: nothing bills twice)."""
+    try:
+        documents = partners_bill_in_batches(partner_ids=partner_ids, through=date.fromisoformat(through),
+                                             actor=Actor(label="billing task"), size=len(partner_ids))
+    except (OperationalError, InterfaceError) as exc:
+        raise self.retry(exc=exc) from exc
+    return [d.number for d in documents]
+
+
 @shared_task
 def run_daily_billing_task():
-    """Daily (celery-beat): bill every partner through today, one task per partner."""
+    """Daily (celery-beat): bill every partner through today, one task per BILLING_TASK_PARTNERS
+    partners (by slug), for the workers to share."""
+    from django.conf import settings
+
     today = utc_date(timezone.now()).isoformat()
-    partner_ids = list(Partner.objects.order_by("pk").values_list("pk", flat=True))
-    group(bill_partner_task.s(pk, today) for pk in partner_ids).apply_async(queue=BILLING_QUEUE)
+    partner_ids = list(Partner.objects.order_by("slug").values_list("pk", flat=True))
+    size = max(1, settings.BILLING_TASK_PARTNERS)
+    group(bill_partners_task.s(partner_ids[start:start + size], today)
+          for start in range(0, len(partner_ids), size)).apply_async(queue=BILLING_QUEUE)
     return len(partner_ids)
 
 

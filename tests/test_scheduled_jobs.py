@@ -1,4 +1,4 @@
-"""The scheduled jobs: beat entries created by migrations, the daily billing fan-out per partner,
+"""The scheduled jobs: beat entries created by migrations, the daily billing fan-out in batches of partners,
 and the daily payment-status refresh (run in-process here; tests/test_broker.py covers Redis)."""
 
 from datetime import UTC, datetime
@@ -35,6 +35,27 @@ def test_daily_billing_fans_out_per_partner_and_is_idempotent(data_dir):
     assert sorted(Invoice.objects.values_list("number", flat=True)) == numbers
     # brightdesk: April and May; tidewater: March, April and May, and the hosting first month
     assert numbers == ["CI-0001", "CI-0002", "CI-0003", "CI-0004", "CI-0005", "INV-0001"]
+
+
+@pytest.mark.parametrize("per_task", [1, 25])
+def test_daily_billing_gives_each_task_a_batch_of_partners(data_dir, settings, monkeypatch, per_task):
+    from invoicing import tasks
+
+    replay(data_dir / "seat-days-basic", upto_billing=False)
+    replay(data_dir / "per-host-and-licenses", upto_billing=False)
+    settings.BILLING_TASK_PARTNERS = per_task
+    batches = []
+    real = tasks.bill_partners_task.s
+
+    def signature(ids, through):
+        batches.append(ids)
+        return real(ids, through)
+
+    monkeypatch.setattr(tasks.bill_partners_task, "s", signature)
+    with time_machine.travel(datetime(2026, 5, 1, 0, 30, tzinfo=UTC), tick=False):
+        assert run_daily_billing_task() == 2
+    assert [len(batch) for batch in batches] == ([1, 1] if per_task == 1 else [2])
+    assert Invoice.objects.filter(kind="CI").count() == 5  # the same invoices either way
 
 
 def test_daily_refresh_marks_unpaid_invoices_overdue(data_dir):
