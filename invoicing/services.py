@@ -244,9 +244,10 @@ def billed_units(*, partner: Partner, extra=()) -> dict[tuple[int, Period], Bill
 def billed_units_by_partner(*, partner_ids: list[int], extra=()) -> dict[int, dict[tuple[int, Period], BilledUnits]]:
     """`billed_units` of many partners in a fixed number of queries; `extra`: drafts of this run."""
     billed: dict[int, dict[tuple[int, Period], BilledUnits]] = {pk: {} for pk in partner_ids}
-    services: dict[int, list[Service]] = defaultdict(list)
-    for service in Service.objects.filter(partner_id__in=partner_ids, method=Method.PER_ASSET):
-        services[service.partner_id].append(service)
+    services: dict[int, list[tuple]] = defaultdict(list)  # partner id: [(service id, start, end)]
+    per_asset = Service.objects.filter(partner_id__in=partner_ids, method=Method.PER_ASSET)
+    for pk, partner_id, start, end in per_asset.values_list("pk", "partner_id", "start_date", "end_date"):
+        services[partner_id].append((pk, start, end))
     if not services:
         return billed
     drafts = [i.pk for i in extra if i.state == InvoiceState.DRAFT and i.partner_id in services]
@@ -258,10 +259,10 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=()) -> dict[int, di
     months = Invoice.objects.filter(billed_documents(), partner_id__in=list(services), kind=CI)
     for partner_id, month in months.values_list("partner_id", "month"):
         month = Period.parse(month)
-        for service in services[partner_id]:
-            if service.start_date <= month.first and (service.end_date is None or service.end_date >= month.first):
-                billed[partner_id][(service.pk, month)] = BilledUnits(month.first, 0)
-    partner_of = {service.pk: partner_id for partner_id, group in services.items() for service in group}
+        for pk, start, end in services[partner_id]:
+            if start <= month.first and (end is None or end >= month.first):
+                billed[partner_id][(pk, month)] = BilledUnits(month.first, 0)
+    partner_of = {pk: partner_id for partner_id, group in services.items() for pk, _, _ in group}
     lines = InvoiceLine.objects.filter(
         billed_documents("invoice__"),
         invoice__partner_id__in=list(services), invoice__kind__in=[CI, INV], service__method=Method.PER_ASSET,
