@@ -51,18 +51,20 @@ def _months_sql(first: date, last: date, *, by_month: bool) -> tuple[str, list]:
     return " UNION ALL ".join(rows), params
 
 
-def _union_days_sql(*, keys: str, source: str, starts: list[str], ends: list[str]) -> str:
+def _union_days_sql(*, keys: str, source: str, starts: list[str], ends: list[str], per_member: bool = False) -> str:
     """Per `keys` (columns of `source`'s rows) and month: the days of the union of each member's seats.
 
     `source` yields one row per seat and month with the key columns, member_id, aid (the seat id),
-    mfirst, lo and hi; `starts`/`ends` are extra day-number bounds (a service's dates)."""
+    mfirst, lo and hi; `starts`/`ends` are extra day-number bounds (a service's dates). `per_member`:
+    the keys are the member's own (its customer), so members alone partition the seats."""
+    partition = "member_id, mfirst" if per_member else f"{keys}, member_id, mfirst"
     start = _bound("max", _day_number("start_date"), "lo", *starts)
     end = _bound("min", f"CASE WHEN end_date IS NULL THEN hi ELSE {_day_number('end_date')} END", "hi", *ends)
     return f"""SELECT {keys}, member_id, mfirst,
             CASE WHEN prev IS NOT NULL AND prev >= s THEN e - prev ELSE e - s + 1 END AS n
         FROM (
             SELECT {keys}, member_id, mfirst, s, e,
-                MAX(e) OVER (PARTITION BY {keys}, member_id, mfirst ORDER BY s, aid
+                MAX(e) OVER (PARTITION BY {partition} ORDER BY s, aid
                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev
             FROM (SELECT {keys}, member_id, aid, mfirst, {start} AS s, {end} AS e FROM ({source}) seat) clipped
             WHERE s <= e
@@ -82,7 +84,7 @@ def _partner_seats(*, first: date, last: date, partner_ids, customer_id: int | N
         FROM {SeatAssignment._meta.db_table} a
         JOIN ({months}) m ON a.start_date <= m.dhi AND (a.end_date IS NULL OR a.end_date >= m.dlo)
         WHERE {scope}"""
-    return _union_days_sql(keys="customer_id", source=source, starts=[], ends=[]), params
+    return _union_days_sql(keys="customer_id", source=source, starts=[], ends=[], per_member=True), params
 
 
 def seat_days_by_customer(*, partner_ids, first: date, last: date) -> dict[int, tuple[int, int]]:
