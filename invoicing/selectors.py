@@ -112,9 +112,12 @@ def _previous_cis(invoices, issued) -> dict:
     from invoicing.models import Invoice, InvoiceKind
 
     previous = {invoice.partner_id: None for invoice in invoices}
-    before = Q()
+    by_date = defaultdict(list)  # the CIs of a run's month share their date: one condition per date
     for invoice in invoices:
-        before |= Q(partner_id=invoice.partner_id, issue_date__lt=invoice.issue_date)
+        by_date[invoice.issue_date].append(invoice.partner_id)
+    before = Q()
+    for day, partner_ids in by_date.items():
+        before |= Q(partner_id__in=partner_ids, issue_date__lt=day)
     exclude = [invoice.pk for invoice in invoices if invoice.pk is not None]
     for ci in Invoice.objects.filter(issued, before, kind=InvoiceKind.CI).exclude(pk__in=exclude).order_by(
             "issue_date", "pk"):
@@ -136,29 +139,48 @@ def _since_previous(invoice, previous):
 
 def statement_figures(invoices, *, pending=()) -> dict[int, tuple]:
     """{partner id: (previous CI, payments, credit notes, other documents)} of new CIs (one per partner)
-    by the rule of `statement_sources`, in three queries for any number of them; the sums are exact
-    in the currency (SQLite sums decimals as floats)."""
-    from django.db.models import Q, Sum
+    by the rule of `statement_sources` (`_since_previous`), in three queries for any number of them.
+
+    The rule is the same, written as one statement for all the CIs: each CI's partner, date and
+    previous CI are a row that payments and documents are joined to. The sums are exact in the
+    currency (SQLite sums decimals as floats)."""
+    from django.db import connection
 
     from billing.money import ZERO, quantize_money
-    from invoicing.models import Invoice, InvoiceKind, Payment
+    from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 
-    issued = _issued(pending)
-    previous = _previous_cis(invoices, issued)
-    paid_q, documents_q = Q(pk__in=[]), Q(pk__in=[])
+    previous = _previous_cis(invoices, _issued(pending))
+    figures = {invoice.partner_id: (previous[invoice.partner_id], ZERO, ZERO, ZERO) for invoice in invoices}
+    if not invoices:
+        return figures
+    cis = " UNION ALL ".join(["SELECT %s AS partner_id, %s AS upto, %s AS prev_id"] * len(invoices))
+    rows = []
     for invoice in invoices:
-        paid, documents = _since_previous(invoice, previous[invoice.partner_id])
-        paid_q |= paid
-        documents_q |= documents
-    payments = Payment.objects.filter(paid_q).values("partner_id").annotate(s=Sum("amount"))
-    sums = {(partner_id, "paid"): total for partner_id, total in payments.values_list("partner_id", "s")}
-    for partner_id, kind, total in (Invoice.objects.filter(issued, documents_q).values("partner_id", "kind")
-                                    .annotate(s=Sum("total")).values_list("partner_id", "kind", "s")):
-        key = (partner_id, "credits" if kind == InvoiceKind.CN else "others")
-        sums[key] = sums.get(key, 0) + total
-    figures = {}
+        before = previous[invoice.partner_id]
+        rows += [invoice.partner_id, invoice.issue_date, before.pk if before is not None else -1]
+    invoice_table, payment_table = Invoice._meta.db_table, Payment._meta.db_table
+    issued = "i.state = %s" + (f" OR i.id IN ({', '.join(['%s'] * len(pending))})" if pending else "")
+    paid_sql = f"""SELECT v.partner_id, SUM(p.amount) FROM ({cis}) v
+        JOIN {payment_table} p ON p.partner_id = v.partner_id AND p.paid_on < v.upto
+        LEFT JOIN {invoice_table} prev ON prev.id = v.prev_id
+        WHERE prev.id IS NULL OR NOT (p.paid_on < prev.issue_date AND p.recorded_at <= prev.issued_at)
+        GROUP BY v.partner_id"""
+    documents_sql = f"""SELECT v.partner_id, i.kind, SUM(i.total) FROM ({cis}) v
+        JOIN {invoice_table} i ON i.partner_id = v.partner_id AND i.issue_date < v.upto AND ({issued})
+        LEFT JOIN {invoice_table} prev ON prev.id = v.prev_id
+        WHERE prev.id IS NULL OR (i.id <> prev.id AND NOT (
+            i.issue_date < prev.issue_date AND i.issued_at IS NOT NULL AND i.issued_at <= prev.issued_at))
+        GROUP BY v.partner_id, i.kind"""
+    sums: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    with connection.cursor() as cursor:
+        cursor.execute(paid_sql, rows)
+        for partner_id, total in cursor.fetchall():
+            sums[(partner_id, "paid")] += Decimal(total)
+        cursor.execute(documents_sql, [*rows, InvoiceState.ISSUED.value, *pending])
+        for partner_id, kind, total in cursor.fetchall():
+            sums[(partner_id, "credits" if kind == InvoiceKind.CN else "others")] += Decimal(total)
     for invoice in invoices:
-        exact = [quantize_money(Decimal(sums[(invoice.partner_id, part)]), invoice.currency)
+        exact = [quantize_money(sums[(invoice.partner_id, part)], invoice.currency)
                  if (invoice.partner_id, part) in sums else ZERO for part in ("paid", "credits", "others")]
         figures[invoice.partner_id] = (previous[invoice.partner_id], *exact)
     return figures
