@@ -117,8 +117,17 @@ def _overlaps(service: Service, period: Period) -> bool:
     return service.start_date <= period.last and (service.end_date is None or service.end_date >= period.first)
 
 
+class _Steps(list):
+    """A service's units as (day, units) steps, with the days kept apart for bisecting."""
+
+    def __init__(self, steps=()):
+        super().__init__(steps)
+        self.days = [d for d, _ in self]
+
+
 def _units_on(steps: list[tuple[date, int]], day: date) -> int:
-    index = bisect_right([d for d, _ in steps], day) - 1
+    days = steps.days if isinstance(steps, _Steps) else [d for d, _ in steps]
+    index = bisect_right(days, day) - 1
     return steps[index][1] if index >= 0 else 0
 
 
@@ -130,8 +139,8 @@ class Readings:
         usage = month.previous()
         per_asset = [s for s in services if s.method == Method.PER_ASSET]
         anchors = [b.anchor for billed in billed_by_partner.values() for b in (billed or {}).values()]
-        self.steps = asset_unit_steps(service_ids=[s.pk for s in per_asset],
-                                      first=min([usage.first, *anchors]), last=month.last)
+        self.steps = {sid: _Steps(steps) for sid, steps in asset_unit_steps(
+            service_ids=[s.pk for s in per_asset], first=min([usage.first, *anchors]), last=month.last).items()}
         active = [s for s in services if _overlaps(s, usage)]
         seat_services = [s for s in active if s.method == Method.SEAT_DAYS and not s.meter]
         self.seats = seat_days_by_service(service_ids=[s.pk for s in seat_services], first=usage.first,
@@ -316,7 +325,7 @@ class _Rater:
             service = services.get(sid)
             if service is None or period >= self.month:
                 continue
-            steps = self.steps.get(sid, [])
+            steps = self.steps.get(sid, _Steps())
             last = min(period.last, service.end_date) if service.end_date else period.last
             days = sorted({billed.anchor, *(d for d, _ in steps if billed.anchor < d <= last),
                            *(d for d in billed.changes if billed.anchor < d <= last)})

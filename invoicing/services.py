@@ -328,15 +328,13 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
                 owner = rated.service.customer if rated.service.customer_id else None
                 key = owner.pk if owner else None
                 if key not in owners:
-                    owners[key] = ChildInvoice(
-                        invoice=invoice, customer=owner,
-                        due_date=item.issue_date + timedelta(days=_terms(partner, owner)), subtotal=ZERO,
-                    )
+                    owners[key] = ChildInvoice(customer_id=key, subtotal=ZERO,
+                                               due_date=item.issue_date + timedelta(days=_terms(partner, owner)))
+                    children.append((owners[key], invoice))
                 owners[key].subtotal += rated.amount
             for position, rated in enumerate(item.lines):
                 owner_key = rated.service.customer_id if rated.service.customer_id else None
                 mine.append(_line(invoice, rated, position, owners[owner_key]))
-            children += owners.values()
             invoice.due_date = min(child.due_date for child in owners.values())
         elif item.one_time is not None:
             charge = item.one_time
@@ -365,9 +363,9 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
         for invoice in cis:
             _statement_set(invoice, *figures[invoice.partner_id])
     Invoice.objects.bulk_create(invoices)
-    for child in children:
-        child.invoice_id = child.invoice.pk
-    insert_objects(ChildInvoice, children)  # the children and lines of any number of CIs: one COPY each
+    for child, invoice in children:
+        child.invoice_id = invoice.pk
+    insert_objects(ChildInvoice, [child for child, _ in children])  # the children and lines: one COPY each
     for line in lines:
         line[0], line[1] = line[0].pk, line[1].pk if line[1] is not None else None
     insert_rows(InvoiceLine, LINE_COLUMNS, lines)
