@@ -1,12 +1,13 @@
 """A Celery worker killed while it bills a partner (issue 8, item 1): PostgreSQL and Redis, as in CI.
 
-The daily job's fan-out (one bill_partner_task per partner) is queued to Redis and a real worker
-process (`celery worker --pool solo`) bills the partners in turn. As in test_billing_kill.py, a trigger
-makes charlie's transaction wait on an advisory lock the test holds, after charlie has written lines and
-taken numbers; the test then kills the worker with SIGKILL. PostgreSQL rolls charlie back; alpha and
-bravo stand. A new worker bills delta, whose task was still queued; charlie's task died unacknowledged
-with the worker, and the next fan-out (what the next daily run does) bills it. The result equals one
-clean run: the same exports, gapless numbers, nothing twice.
+The daily job's fan-out (one bill_partners_task per partner, as BILLING_TASK_PARTNERS=1 queues it)
+is queued to Redis and a real worker process (`celery worker --pool solo`) bills the partners in
+turn. As in test_billing_kill.py, a trigger makes charlie's transaction wait on an advisory lock the
+test holds, after charlie has written lines and taken numbers; the test then kills the worker with
+SIGKILL. PostgreSQL rolls charlie back; alpha and bravo stand. A new worker bills delta, whose task
+was still queued; charlie's task died unacknowledged with the worker, and the next fan-out (what the
+next daily run does) bills it. The result equals one clean run: the same exports, gapless numbers,
+nothing twice.
 """
 
 from __future__ import annotations
@@ -99,13 +100,13 @@ def charlie_waiting(worker: subprocess.Popen, tmp_path: Path) -> int:
 
 
 def fan_out() -> None:
-    """What the daily job queues: one task per partner, in order."""
+    """What the daily job queues with BILLING_TASK_PARTNERS=1: a batch of one partner per task, in order."""
     from celery import group
 
-    from invoicing.tasks import BILLING_QUEUE, bill_partner_task
+    from invoicing.tasks import BILLING_QUEUE, bill_partners_task
 
     ids = list(Partner.objects.order_by("slug").values_list("pk", flat=True))
-    group(bill_partner_task.s(pk, THROUGH.isoformat()) for pk in ids).apply_async(queue=BILLING_QUEUE)
+    group(bill_partners_task.s([pk], THROUGH.isoformat()) for pk in ids).apply_async(queue=BILLING_QUEUE)
 
 
 @pytest.fixture
