@@ -196,9 +196,40 @@ def test_an_agent_moved_and_back_over_several_dates(tmp_path, partner):
     later one (then the agent is back from the new date)."""
     for as_of, rows in ((MAY_10, [agent(1), agent(2)]), (MAY_11, [agent(2)]), (MAY_12, [agent(1), agent(2)]),
                         (MAY_12, [agent(2)]), (MAY_12, [agent(1, "South"), agent(2)]),
-                        (date(2026, 5, 13), [agent(1, "South"), agent(2, "South")])):
+                        (date(2026, 5, 13), [agent(1, "South"), agent(2, "South")]),
+                        (date(2026, 5, 14), [agent(1, "South"), agent(2, "South")]),
+                        (date(2026, 5, 15), [agent(2, "South")]),  # a1 closed on the 14th
+                        (date(2026, 5, 15), [agent(1, "North"), agent(2, "South")]),  # back elsewhere: not reopened
+                        (date(2026, 5, 15), [agent(1, "South"), agent(2, "South")]),  # moved back: the same presence
+                        (date(2026, 5, 15), [agent(2, "South")]),
+                        (date(2026, 5, 15), [agent(1, "South"), agent(2, "South")])):  # back in place: reopened
         _, staged = both(write(tmp_path, inventory(rows)), partner, as_of)
         clean_expected(staged)
+
+
+def test_presences_written_by_hand_are_read_as_the_engine_reads_them(tmp_path, partner):
+    """Presences written by hand (not by inventories) may overlap, end in the future, or end the day before an
+    inventory that is not a correction: the staging path reads them as the engine does. a1 has two presences
+    in force (the engine keeps the earliest: its dict, in the model's order); a2 ended yesterday, but no
+    inventory was recorded for today (not reopened); a3 began today and ends later (moved where it is)."""
+    def presence(agent_id, organization, first, last):
+        pc = RmmAgent.objects.get_or_create(partner=partner, agent_id=agent_id,
+                                            defaults={"machine_name": f"PC-{agent_id[1:]}", "os": "Windows 11"})[0]
+        AgentPresence.objects.create(agent=pc, partner=partner, organization=organization, group="WS",
+                                     present_from=first, present_until=last)
+
+    presence("a1", "South", date(2026, 5, 1), date(2026, 5, 31))
+    presence("a1", "North", date(2026, 5, 5), date(2026, 5, 20))
+    presence("a2", "North", date(2026, 5, 1), date(2026, 5, 9))
+    presence("a3", "South", MAY_10, date(2026, 5, 20))
+    _, staged = both(write(tmp_path, inventory([agent(1, "North"), agent(2, "North"), agent(3, "North")])),
+                     partner, MAY_10)
+    clean_expected(staged)
+    assert AgentPresence.objects.get(agent__agent_id="a1", present_from=date(2026, 5, 1)).present_until == date(
+        2026, 5, 9)
+    assert AgentPresence.objects.get(agent__agent_id="a2", present_from=date(2026, 5, 1)).present_until == date(
+        2026, 5, 9)
+    assert AgentPresence.objects.get(agent__agent_id="a3").organization == "North"
 
 
 # --- equivalence: the same inventory written every way a clean file may be --------------------------------------
