@@ -101,12 +101,12 @@ def rmm_assets_fast_path(path, ctx: ImportContext) -> ImportSummary | None:
 def _stage(cursor, path, kind) -> Staged:
     header = _header(path, kind)
     columns = [f"c{i}" for i in range(len(header))]
-    cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
-    cursor.execute("SELECT set_config('work_mem', '64MB', true)")  # the sorts and hashes of 100,000 rows, in memory
-    cursor.execute(f"CREATE TEMP TABLE rmm_stage (n bigint GENERATED ALWAYS AS IDENTITY, "
-                   f"{', '.join(c + ' text' for c in columns)}) ON COMMIT DROP")
     scan = _Scan()
     try:
+        cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
+        cursor.execute("SELECT set_config('work_mem', '64MB', true)")  # sorts and hashes of 100,000 rows in memory
+        cursor.execute(f"CREATE TEMP TABLE rmm_stage (n bigint GENERATED ALWAYS AS IDENTITY, "
+                       f"{', '.join(c + ' text' for c in columns)}) ON COMMIT DROP")
         with open(path, "rb") as source, cursor.copy(
             f"COPY rmm_stage ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
         ) as copy:

@@ -439,7 +439,7 @@ SEEN = ["", "2026-05-01T08:00:00Z", "2026-05-01T10:00:00+02:00", "2026-05-02T00:
 
 agents_strategy = st.dictionaries(
     st.sampled_from(AGENT_IDS),
-    st.tuples(st.sampled_from(["PC", "PC-2", "Bob's PC", "PC, the first"]), st.sampled_from(ORGS),
+    st.tuples(st.sampled_from(["PC", "PC-2", "Bob's PC", "PC, the first", "PC\nline 2"]), st.sampled_from(ORGS),
               st.sampled_from(GROUPS), st.sampled_from(["", "Windows 11", "Linux"]), st.sampled_from(SEEN)),
     max_size=8,
 )
@@ -464,8 +464,10 @@ def generated_file(agents: dict, form: dict) -> str:
         rows.append([form["pad"] + cells[c] + form["pad"] if c != "last_seen" else cells[c] for c in header])
     if form["repeat"] and rows:
         rows.append(rows[0])
+    # csv.writer quotes a line break only when it is in its line terminator: then quote every cell
+    quoting = csv.QUOTE_ALL if any("\n" in cell for r in rows for cell in r) else form["quoting"]
     out = io.StringIO()
-    csv.writer(out, quoting=form["quoting"], lineterminator=form["newline"]).writerows([header, *rows])
+    csv.writer(out, quoting=quoting, lineterminator=form["newline"]).writerows([header, *rows])
     return ("\ufeff" if form["bom"] else "") + out.getvalue()
 
 
