@@ -46,9 +46,11 @@ PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u200
 PLAIN_WHITESPACE = " \r\n"
 _OTHER_WHITESPACE = "".join(c for c in PY_WHITESPACE if c not in PLAIN_WHITESPACE)
 _OTHER_SPACE_TEXT = re.compile("[" + re.escape(_OTHER_WHITESPACE) + "]")
-_OTHER_SPACE_ASCII = re.compile(b"[" + re.escape("".join(c for c in _OTHER_WHITESPACE if c.isascii()).encode()) + b"]")
-# in a file without quotes, a cell begins or ends with a space only next to one of these (or at the very end)
-_SPACE_PAIRS = (b", ", b" ,", b"\n ", b" \n", b"\r ", b" \r")
+_OTHER_SPACE_BYTES = [c.encode() for c in _OTHER_WHITESPACE if c.isascii()]  # one memchr each: faster than a regex
+# In a file without quotes, a cell begins or ends with a space only next to a comma or a line end (or at the
+# very end): the file's bytes as "," (those), " " and "x" (the rest), in which to look for ", " and " ,".
+_SEPARATORS = bytes.maketrans(b",\r\n " + bytes(c for c in range(256) if c not in b",\r\n "),
+                              b",,, " + b"x" * 252)
 _QUOTED = re.compile(rb'"[^"]*(?:""[^"]*)*"')
 _CELL_ENDS = (b",", b"\r", b"\n")
 # last_seen forms read here besides the plain YYYY-MM-DDTHH:MM:SSZ (checked by formatting it back): each is read
@@ -83,7 +85,7 @@ def rmm_assets_fast_path(path, ctx: ImportContext) -> ImportSummary | None:
                 staged = _stage(cursor, path, RmmAssetsImport())
             result = _apply_notified(ctx, staged)
             with connection.cursor() as cursor:
-                cursor.execute(f"DROP TABLE {', '.join(TABLES)}")
+                cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
             if ctx.dry_run:
                 transaction.set_rollback(True)
     except NotClean as exc:
@@ -153,16 +155,16 @@ class _Scan:
     def feed(self, chunk: bytes, final: bool = False) -> None:
         if b"\x00" in chunk:
             raise NotClean("a NUL byte")
-        if b"\\." in self.tail + chunk[:1] or b"\\." in chunk:  # COPY's end-of-data marker on a line of its own
+        joined = self.tail + chunk  # a pair of bytes may straddle two chunks
+        if b"\\" in joined and b"\\." in joined:  # COPY's end-of-data marker (on a line of its own)
             raise NotClean("\\. in the file")
-        if not self.spaced:
-            edge = self.tail + chunk[:1]
-            self.spaced = (any(pair in chunk or pair == edge for pair in _SPACE_PAIRS)
-                           or (final and self.tail == b" "))
+        if not self.spaced and (b" " in chunk or final):
+            marks = joined.translate(_SEPARATORS)
+            self.spaced = b", " in marks or b" ," in marks or (final and self.tail == b" ")
         self.tail = chunk[-1:] or self.tail
         self.apostrophes = self.apostrophes or b"'" in chunk
         if chunk.isascii() and not self.decoder.getstate()[0]:
-            if not self.other_whitespace and _OTHER_SPACE_ASCII.search(chunk):
+            if not self.other_whitespace and any(c in chunk for c in _OTHER_SPACE_BYTES):
                 self.other_whitespace = True
         else:
             try:
@@ -300,99 +302,123 @@ def _apply(*, ctx: ImportContext, partner, as_of: date, staged: Staged) -> Inven
     params = {"partner": partner.pk, "as_of": as_of, "day_before": as_of - timedelta(days=1),
               "same_date": as_of == latest}
     with connection.cursor() as cursor:
-        # the presences in force on as_of, one per agent: the earliest, as the engine's dict keeps
-        cursor.execute("""
-            CREATE TEMP TABLE rmm_force ON COMMIT DROP AS
-            SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group", present_from, present_until
-            FROM metering_agentpresence
-            WHERE partner_id = %(partner)s AND present_from <= %(as_of)s
-              AND (present_until IS NULL OR present_until >= %(as_of)s)
-            ORDER BY agent_id, present_from
-        """, params)
-        # each agent of the file: its RmmAgent (pk NULL: new), whether its details changed, its presence in
-        # force (f_id) and whether it moved; reopen: its presence closed yesterday in the same place, on a
-        # corrected inventory for the latest date (it never left)
-        cursor.execute("""
-            CREATE TEMP TABLE rmm_plan ON COMMIT DROP AS
-            SELECT i.n, i.a, i.m, i.o, i.g, i.s, i.ls, r.id AS pk,
-                   r.id IS NOT NULL AND (r.machine_name, r.os, r.last_seen) IS DISTINCT FROM (i.m, i.s, i.ls) AS meta,
-                   f.id AS f_id, f.present_from AS f_from, f.present_until AS f_until,
-                   f.id IS NOT NULL AND (f.organization, f."group") <> (i.o, i.g) AS moved,
-                   y.id AS reopen
-            FROM rmm_in i
-            LEFT JOIN metering_rmmagent r ON r.partner_id = %(partner)s AND r.agent_id = i.a
-            LEFT JOIN rmm_force f ON f.agent_id = r.id
-            LEFT JOIN (
-                SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group"
-                FROM metering_agentpresence
-                WHERE %(same_date)s AND partner_id = %(partner)s AND present_until = %(day_before)s
-                ORDER BY agent_id, present_from
-            ) y ON f.id IS NULL AND y.agent_id = r.id AND (y.organization, y."group") = (i.o, i.g)
-        """, params)
-        cursor.execute("""
-            CREATE TEMP TABLE rmm_gone ON COMMIT DROP AS
-            SELECT f.id, f.present_from FROM rmm_force f
-            WHERE NOT EXISTS (SELECT FROM rmm_plan p WHERE p.f_id = f.id)
-        """)
-        cursor.execute("""
-            SELECT count(*) FILTER (WHERE pk IS NULL OR f_id IS NULL), count(*) FILTER (WHERE moved),
-                   count(*) FILTER (WHERE meta), count(*) FILTER (WHERE pk IS NULL OR f_id IS NULL OR moved OR meta),
-                   (SELECT count(*) FROM rmm_gone)
-            FROM rmm_plan
-        """)
-        added, moved, updated, agents_changed, removed = cursor.fetchone()
-        if updated:
-            cursor.execute("""
-                UPDATE metering_rmmagent r SET machine_name = p.m, os = p.s, last_seen = p.ls
-                FROM rmm_plan p WHERE p.meta AND r.id = p.pk
-            """)
-        if moved or removed:
-            # closed: moved away (from an earlier date) and gone; a same-date move of a closed presence keeps its end
-            cursor.execute("""
-                UPDATE metering_agentpresence t SET present_until = %(day_before)s
-                FROM rmm_plan p WHERE p.moved AND p.f_from <> %(as_of)s AND t.id = p.f_id
-            """, params)
-            cursor.execute("""
-                UPDATE metering_agentpresence t SET organization = p.o, "group" = p.g
-                FROM rmm_plan p WHERE p.moved AND p.f_from = %(as_of)s AND p.f_until IS NOT NULL AND t.id = p.f_id
-            """, params)
-            cursor.execute("""
-                UPDATE metering_agentpresence t SET present_until = %(day_before)s
-                FROM rmm_gone g WHERE g.present_from <> %(as_of)s AND t.id = g.id
-            """, params)
-            # gone on the date it arrived: it never was
-            cursor.execute("""
-                DELETE FROM metering_agentpresence t USING rmm_gone g WHERE g.present_from = %(as_of)s AND t.id = g.id
-            """, params)
-            # moved again on the date it arrived or moved: the same presence, in its new place
-            cursor.execute("""
-                UPDATE metering_agentpresence t SET organization = p.o, "group" = p.g
-                FROM rmm_plan p WHERE p.moved AND p.f_from = %(as_of)s AND p.f_until IS NULL AND t.id = p.f_id
-            """, params)
-        if added:
-            cursor.execute("""
-                UPDATE metering_agentpresence t SET present_until = NULL
-                FROM rmm_plan p WHERE p.reopen IS NOT NULL AND t.id = p.reopen
-            """)
-        if added or moved:
-            # new agents and their presences, then the presences that open on as_of, in the file's order
-            cursor.execute("""
-                WITH new AS (
-                    INSERT INTO metering_rmmagent (partner_id, agent_id, machine_name, os, last_seen)
-                    SELECT %(partner)s, a, m, s, ls FROM rmm_plan WHERE pk IS NULL ORDER BY n
-                    RETURNING id, agent_id
-                )
-                INSERT INTO metering_agentpresence (agent_id, partner_id, organization, "group", present_from,
-                                                    present_until)
-                SELECT opening.pk, %(partner)s, opening.o, opening.g, %(as_of)s, NULL
-                FROM (
-                    SELECT p.n, new.id AS pk, p.o, p.g FROM new JOIN rmm_plan p ON p.pk IS NULL AND p.a = new.agent_id
-                    UNION ALL
-                    SELECT n, pk, o, g FROM rmm_plan
-                    WHERE pk IS NOT NULL AND ((f_id IS NULL AND reopen IS NULL) OR (moved AND f_from <> %(as_of)s))
-                ) opening
-                ORDER BY opening.n
-            """, params)
+        cursor.execute("SELECT EXISTS (SELECT FROM metering_rmmagent WHERE partner_id = %(partner)s) "
+                       "OR EXISTS (SELECT FROM metering_agentpresence WHERE partner_id = %(partner)s)", params)
+        if cursor.fetchone()[0]:
+            added, moved, removed, updated, agents_changed = _apply_changes(cursor, params)
+        else:  # the partner's first inventory: every agent is new, and present from as_of
+            added = agents_changed = staged.agents
+            moved = removed = updated = 0
+            cursor.execute(f"{_NEW_AGENTS.format(source='rmm_in', new='true')} {_OPENING_PRESENCES}", params)
     return inventory_record(partner=partner, as_of=as_of, latest=latest, agents=staged.agents, added=added,
                             moved=moved, removed=removed, updated=updated, agents_changed=agents_changed,
                             actor=ctx.actor, source=ctx.source)
+
+
+# new agents in the file's order; the presences that open on as_of follow (in one statement: they need the ids)
+_NEW_AGENTS = """
+    WITH new AS (
+        INSERT INTO metering_rmmagent (partner_id, agent_id, machine_name, os, last_seen)
+        SELECT %(partner)s, a, m, s, ls FROM {source} WHERE {new} ORDER BY n
+        RETURNING id, agent_id
+    )
+"""
+_OPENING_PRESENCES = """
+    INSERT INTO metering_agentpresence (agent_id, partner_id, organization, "group", present_from, present_until)
+    SELECT new.id, %(partner)s, i.o, i.g, %(as_of)s, NULL FROM new JOIN rmm_in i ON i.a = new.agent_id ORDER BY i.n
+"""
+
+
+def _apply_changes(cursor, params) -> tuple[int, int, int, int, int]:
+    """An inventory compared with the partner's agents and presences: (added, moved, removed, agents with new
+    details, agents changed in any way)."""
+    # the presences in force on as_of, one per agent: the earliest, as the engine's dict keeps
+    cursor.execute("""
+        CREATE TEMP TABLE rmm_force ON COMMIT DROP AS
+        SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group", present_from, present_until
+        FROM metering_agentpresence
+        WHERE partner_id = %(partner)s AND present_from <= %(as_of)s
+          AND (present_until IS NULL OR present_until >= %(as_of)s)
+        ORDER BY agent_id, present_from
+    """, params)
+    # each agent of the file: its RmmAgent (pk NULL: new), whether its details changed, its presence in
+    # force (f_id) and whether it moved; reopen: its presence closed yesterday in the same place, on a
+    # corrected inventory for the latest date (it never left)
+    cursor.execute("""
+        CREATE TEMP TABLE rmm_plan ON COMMIT DROP AS
+        SELECT i.n, i.a, i.m, i.o, i.g, i.s, i.ls, r.id AS pk,
+               r.id IS NOT NULL AND (r.machine_name, r.os, r.last_seen) IS DISTINCT FROM (i.m, i.s, i.ls) AS meta,
+               f.id AS f_id, f.present_from AS f_from, f.present_until AS f_until,
+               f.id IS NOT NULL AND (f.organization, f."group") <> (i.o, i.g) AS moved,
+               y.id AS reopen
+        FROM rmm_in i
+        LEFT JOIN metering_rmmagent r ON r.partner_id = %(partner)s AND r.agent_id = i.a
+        LEFT JOIN rmm_force f ON f.agent_id = r.id
+        LEFT JOIN (
+            SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group"
+            FROM metering_agentpresence
+            WHERE %(same_date)s AND partner_id = %(partner)s AND present_until = %(day_before)s
+            ORDER BY agent_id, present_from
+        ) y ON f.id IS NULL AND y.agent_id = r.id AND (y.organization, y."group") = (i.o, i.g)
+    """, params)
+    cursor.execute("""
+        CREATE TEMP TABLE rmm_gone ON COMMIT DROP AS
+        SELECT f.id, f.present_from FROM rmm_force f
+        WHERE NOT EXISTS (SELECT FROM rmm_plan p WHERE p.f_id = f.id)
+    """)
+    cursor.execute("""
+        SELECT count(*) FILTER (WHERE pk IS NULL OR f_id IS NULL), count(*) FILTER (WHERE moved),
+               (SELECT count(*) FROM rmm_gone), count(*) FILTER (WHERE meta),
+               count(*) FILTER (WHERE pk IS NULL OR f_id IS NULL OR moved OR meta),
+               count(*) FILTER (WHERE reopen IS NOT NULL)
+        FROM rmm_plan
+    """)
+    added, moved, removed, updated, agents_changed, reopened = cursor.fetchone()
+    if updated:
+        cursor.execute("""
+            UPDATE metering_rmmagent r SET machine_name = p.m, os = p.s, last_seen = p.ls
+            FROM rmm_plan p WHERE p.meta AND r.id = p.pk
+        """)
+    if moved or removed:
+        # closed: moved away (from an earlier date) and gone; a same-date move of a closed presence keeps its end
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET present_until = %(day_before)s
+            FROM rmm_plan p WHERE p.moved AND p.f_from <> %(as_of)s AND t.id = p.f_id
+        """, params)
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET organization = p.o, "group" = p.g
+            FROM rmm_plan p WHERE p.moved AND p.f_from = %(as_of)s AND p.f_until IS NOT NULL AND t.id = p.f_id
+        """, params)
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET present_until = %(day_before)s
+            FROM rmm_gone g WHERE g.present_from <> %(as_of)s AND t.id = g.id
+        """, params)
+        # gone on the date it arrived: it never was
+        cursor.execute("""
+            DELETE FROM metering_agentpresence t USING rmm_gone g WHERE g.present_from = %(as_of)s AND t.id = g.id
+        """, params)
+        # moved again on the date it arrived or moved: the same presence, in its new place
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET organization = p.o, "group" = p.g
+            FROM rmm_plan p WHERE p.moved AND p.f_from = %(as_of)s AND p.f_until IS NULL AND t.id = p.f_id
+        """, params)
+    if reopened:
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET present_until = NULL
+            FROM rmm_plan p WHERE p.reopen IS NOT NULL AND t.id = p.reopen
+        """)
+    if added or moved:
+        # new agents, then the presences that open on as_of: theirs, the agents back and those moved on as_of
+        cursor.execute(_NEW_AGENTS.format(source="rmm_plan", new="pk IS NULL") + """
+            INSERT INTO metering_agentpresence (agent_id, partner_id, organization, "group", present_from,
+                                                present_until)
+            SELECT opening.pk, %(partner)s, opening.o, opening.g, %(as_of)s, NULL
+            FROM (
+                SELECT p.n, new.id AS pk, p.o, p.g FROM new JOIN rmm_plan p ON p.pk IS NULL AND p.a = new.agent_id
+                UNION ALL
+                SELECT n, pk, o, g FROM rmm_plan
+                WHERE pk IS NOT NULL AND ((f_id IS NULL AND reopen IS NULL) OR (moved AND f_from <> %(as_of)s))
+            ) opening
+            ORDER BY opening.n
+        """, params)
+    return added, moved, removed, updated, agents_changed
