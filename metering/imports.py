@@ -248,7 +248,7 @@ class RmmAssetsImport(ImportKind):
         the engine reads the others, row by row."""
         from metering.staging import rmm_assets_fast_path
 
-        return rmm_assets_fast_path(path, ctx)
+        return rmm_assets_fast_path(path, ctx, self)
 
     def process_batch(self, batch, ctx):
         agents: dict[str, tuple[int, AgentRow]] = ctx.state.setdefault("agents", {})

@@ -30,7 +30,15 @@ from datetime import date, timedelta
 import psycopg
 from django.db import DatabaseError, connection, transaction
 
-from billing.importing import MAX_RECORD_CHARS, ImportContext, ImportFileError, ImportSummary, open_csv, read_csv
+from billing.importing import (
+    MAX_RECORD_CHARS,
+    ImportContext,
+    ImportFileError,
+    ImportKind,
+    ImportSummary,
+    open_csv,
+    read_csv,
+)
 from metering.services import InventoryResult, inventory_lock, inventory_record
 
 logger = logging.getLogger(__name__)
@@ -73,16 +81,15 @@ class Staged:
     agents: int  # distinct agents (identical repeats counted once)
 
 
-def rmm_assets_fast_path(path, ctx: ImportContext) -> ImportSummary | None:
-    """Import a clean rmm-assets file through a staging table; None when the engine must read it."""
+def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
+    """Import a clean rmm-assets file (of `kind`, the RmmAssetsImport) through a staging table; None when the
+    engine must read it."""
     if connection.vendor != "postgresql":
         return None
-    from metering.imports import RmmAssetsImport
-
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                staged = _stage(cursor, path, RmmAssetsImport())
+                staged = _stage(cursor, path, kind)
             result = _apply_notified(ctx, staged)
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
@@ -100,7 +107,7 @@ def rmm_assets_fast_path(path, ctx: ImportContext) -> ImportSummary | None:
 
 
 # --- the file into rmm_stage, checked and cleaned into rmm_in ---------------------------------------------------
-def _stage(cursor, path, kind) -> Staged:
+def _stage(cursor, path, kind: ImportKind) -> Staged:
     header = _header(path, kind)
     columns = [f"c{i}" for i in range(len(header))]
     scan = _Scan()
@@ -124,7 +131,7 @@ def _stage(cursor, path, kind) -> Staged:
         raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
 
-def _header(path, kind) -> list[str]:
+def _header(path, kind: ImportKind) -> list[str]:
     """The header as the engine reads it; a header it would refuse is left to it (it says why)."""
     try:
         with open_csv(path) as stream:

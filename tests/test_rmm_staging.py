@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 
 from billing.actor import Actor
 from billing.importing import ImportContext, ImportFileError, open_csv, run_import, run_import_file
+from billing.registry import import_kinds
 from metering import staging
 from metering.models import AgentPresence, InventorySync, RmmAgent, UnitChangeNotice
 from partners.models import AuditLog, Method
@@ -398,7 +399,7 @@ def test_the_staging_path_leaves_every_broken_corpus_file_to_the_engine(case):
     acme = PartnerFactory(slug="acme")
     ctx = ImportContext(kind="rmm-assets", partner="acme", as_of=date(2026, 6, 15), state={"partner": acme})
     before = tables(acme)
-    summary = staging.rmm_assets_fast_path(CORPUS / f"{case}.csv", ctx)
+    summary = staging.rmm_assets_fast_path(CORPUS / f"{case}.csv", ctx, import_kinds()["rmm-assets"])
     if case in CORPUS_ACCEPTED - {"blank-lines-only"}:  # blank lines: COPY refuses them, the engine skips them
         assert summary is not None and summary.staged
     else:
