@@ -243,6 +243,13 @@ class RmmAssetsImport(ImportKind):
             raise ImportFileError(f"unknown partner {ctx.partner!r}")
         ctx.state["partner"] = partner
 
+    def fast_path(self, path, ctx):
+        """On PostgreSQL a clean file is COPYed into a staging table and applied in SQL (metering.staging);
+        the engine reads the others, row by row."""
+        from metering.staging import rmm_assets_fast_path
+
+        return rmm_assets_fast_path(path, ctx, self)
+
     def process_batch(self, batch, ctx):
         agents: dict[str, tuple[int, AgentRow]] = ctx.state.setdefault("agents", {})
         for row in batch:

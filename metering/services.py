@@ -82,12 +82,7 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     again changes nothing, and a corrected inventory for the latest date
     replaces that date's changes.
     """
-    Partner.objects.select_for_update().filter(pk=partner.pk).first()
-    latest = inventory_latest_as_of(partner)
-    if latest is not None and as_of < latest:
-        raise InventoryError(
-            f"an inventory as of {latest} is already recorded for {partner.slug}; inventories go forward in time"
-        )
+    latest = inventory_lock(partner=partner, as_of=as_of)
     day_before = as_of - timedelta(days=1)
     # agents and presences are written with COPY on PostgreSQL (billing/bulk.py): an inventory has
     # 100,000 agents, and the ORM's bulk writes were most of its time
@@ -152,15 +147,36 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
                                         for p in updates if p.present_until is None])
     insert_rows(AgentPresence, ["agent_id", "partner_id", "organization", "group", "present_from", "present_until"],
                 creates)
+    return inventory_record(partner=partner, as_of=as_of, latest=latest, agents=len(agents), added=added,
+                            moved=moved, removed=removed, updated=len(changed_meta), agents_changed=len(changed_ids),
+                            actor=actor, source=source)
+
+
+def inventory_lock(*, partner: Partner, as_of: date) -> date | None:
+    """Lock the partner (one inventory at a time) and check that inventories go forward in time; returns the
+    latest as-of date recorded before this one (None: the first inventory)."""
+    Partner.objects.select_for_update().filter(pk=partner.pk).first()
+    latest = inventory_latest_as_of(partner)
+    if latest is not None and as_of < latest:
+        raise InventoryError(
+            f"an inventory as of {latest} is already recorded for {partner.slug}; inventories go forward in time"
+        )
+    return latest
+
+
+def inventory_record(*, partner: Partner, as_of: date, latest: date | None, agents: int, added: int, moved: int,
+                     removed: int, updated: int, agents_changed: int, actor: Actor, source: str) -> InventoryResult:
+    """The InventorySync and its audit row of an inventory just applied (none when it changed nothing on the
+    date already recorded), and the result (inventory_apply and metering.staging both end here)."""
     result_counts = {"added": added, "moved": moved, "removed": removed}
     sync = None
-    if added or moved or removed or changed_meta or latest != as_of:
-        sync = InventorySync.objects.create(partner=partner, as_of=as_of, agents=len(agents), source=source[:200],
+    if added or moved or removed or updated or latest != as_of:
+        sync = InventorySync.objects.create(partner=partner, as_of=as_of, agents=agents, source=source[:200],
                                             **result_counts)
         audit_record(actor=actor, action="inventory.apply", obj=sync, partner=partner,
-                     after={"as_of": as_of.isoformat(), "agents": len(agents), **result_counts,
-                            "metadata_updated": len(changed_meta), "source": source})
-    return InventoryResult(sync, added, moved, removed, len(changed_meta), agents_changed=len(changed_ids))
+                     after={"as_of": as_of.isoformat(), "agents": agents, **result_counts,
+                            "metadata_updated": updated, "source": source})
+    return InventoryResult(sync, added, moved, removed, updated, agents_changed=agents_changed)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ date. A per_asset service whose units in force on that date changed is notified 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -30,7 +31,7 @@ from metering.models import (
     UnitChangeNotice,
 )
 from metering.selectors import asset_unit_steps
-from metering.services import AgentRow, InventoryError, inventory_apply, inventory_latest_as_of
+from metering.services import AgentRow, InventoryError, InventoryResult, inventory_apply, inventory_latest_as_of
 from partners.models import Method, Partner, Service
 
 logger = logging.getLogger(__name__)
@@ -134,10 +135,19 @@ def inventory_apply_notified(*, partner: Partner, as_of: date, agents: dict[str,
                              source: str, run: SyncRun | None = None):
     """inventory_apply, then one notice per per_asset service whose units in force on `as_of` changed
     (syncs and rmm-assets imports alike: the notification emails of RULES 6)."""
+    return unit_notices_around(
+        partner=partner, as_of=as_of, run=run,
+        apply=lambda: inventory_apply(partner=partner, as_of=as_of, agents=agents, actor=actor, source=source))
+
+
+def unit_notices_around(*, partner: Partner, as_of: date, apply: Callable[[], InventoryResult],
+                        run: SyncRun | None = None) -> InventoryResult:
+    """Apply an inventory (`apply`) and record one notice per per_asset service whose units in force on
+    `as_of` changed (inventory_apply_notified, and the rmm-assets COPY path of metering.staging)."""
     services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).active_on(as_of)
                     .order_by("pk"))
     before = asset_units_on(services=services, day=as_of)
-    result = inventory_apply(partner=partner, as_of=as_of, agents=agents, actor=actor, source=source)
+    result = apply()
     after = asset_units_on(services=services, day=as_of)
     for service in services:
         if before[service.pk] != after[service.pk]:

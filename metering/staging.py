@@ -1,0 +1,433 @@
+"""The rmm-assets import on PostgreSQL: COPY the file into a staging table, check and apply it in SQL.
+
+The row-by-row engine (billing/importing.py) reads a file in Python: the csv module, a widget per cell, a
+dict per agent, then the rows written back with COPY. Here the file's bytes go to PostgreSQL as they are
+(COPY into a TEMP table of text columns, with each row's place in the file), one statement cleans and
+checks every cell, and a few set-based statements apply the inventory exactly as
+metering.services.inventory_apply does (its docstring has the rules): the same agents, presences,
+InventorySync, audit row and unit change notices (the last three written by the same functions), and the
+same counts. What is left of a 100,000-agent import is PostgreSQL writing 200,000 rows, their indexes and
+the foreign key checks at commit (some 2 of its 2.5 seconds on a 2-core machine).
+
+Only a clean file is taken. This path decides "clean or not" and never reports an error itself: when
+anything is not certain to read here exactly as the engine reads it, everything it did is rolled back
+and the engine reads the file again, row by row, and names each error as `row N: column: reason`.
+Not clean: bytes that are not UTF-8, a NUL, `\\.` (COPY's end-of-data marker), a header the engine would
+refuse, a quote that does not open or close a whole cell, a line COPY refuses (a blank line, too few or too
+many cells, mixed line ends), a blank required cell, a cell over 200 characters or starting with a ' (the
+exports' formula escape, which the engine takes off), a last_seen in any other form than
+YYYY-MM-DDTHH:MM:SS[.ffffff] with Z or a +HH:MM offset, the same agent twice with different values, a cell
+or a row near the csv module's limits. A UTF-8 byte-order mark is skipped, as the engine skips it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import psycopg
+from django.db import DatabaseError, connection, transaction
+
+from billing.importing import (
+    MAX_RECORD_CHARS,
+    ImportContext,
+    ImportFileError,
+    ImportKind,
+    ImportSummary,
+    open_csv,
+    read_csv,
+)
+from metering.services import InventoryResult, inventory_lock, inventory_record
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+MAX_COLUMNS = 1000
+CARRY_LIMIT = 4 << 20  # a quoted cell of more bytes is left to the engine (its limit: 131,072 characters)
+TEXT_MAX = 200  # the resource's TextWidget(max_length=200), the columns' max_length
+# Every character str.strip() takes off the ends of a cell (str.isspace); tests/test_rmm_staging.py checks it
+# against Python's own. Only " ", CR and LF are trimmed when the file holds none of the others.
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+                 "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+PLAIN_WHITESPACE = " \r\n"
+_OTHER_WHITESPACE = "".join(c for c in PY_WHITESPACE if c not in PLAIN_WHITESPACE)
+_OTHER_SPACE_TEXT = re.compile("[" + re.escape(_OTHER_WHITESPACE) + "]")
+_OTHER_SPACE_BYTES = [c.encode() for c in _OTHER_WHITESPACE if c.isascii()]  # one memchr each: faster than a regex
+# In a file without quotes, a cell begins or ends with a space only next to a comma or a line end (or at the
+# very end): the file's bytes as "," (those), " " and "x" (the rest), in which to look for ", " and " ,".
+_SEPARATORS = bytes.maketrans(b",\r\n " + bytes(c for c in range(256) if c not in b",\r\n "),
+                              b",,, " + b"x" * 252)
+_QUOTED = re.compile(rb'"[^"]*(?:""[^"]*)*"')
+_CELL_ENDS = (b",", b"\r", b"\n")
+# last_seen forms read here besides the plain YYYY-MM-DDTHH:MM:SSZ (checked by formatting it back): each is read
+# by datetime.fromisoformat and by PostgreSQL as the same instant. Years 1000-9998, so that no offset takes it out
+# of 0001-9999 in UTC (the engine refuses those); seconds are always there, at most 6 decimals (PostgreSQL
+# would round a 7th, Python drops it), no hour 24 or second 60 (PostgreSQL takes them).
+INSTANT_RE = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+              r"([Zz]|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")
+FIELDS = ("agent_id", "machine_name", "organization", "group", "os", "last_seen")
+TABLES = ("rmm_stage", "rmm_in", "rmm_force", "rmm_plan", "rmm_gone")
+
+
+class NotClean(Exception):
+    """The file is left to the row-by-row engine (the message says why, for the log)."""
+
+
+@dataclass(frozen=True)
+class Staged:
+    rows: int  # data rows of the file
+    agents: int  # distinct agents (identical repeats counted once)
+
+
+def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
+    """Import a clean rmm-assets file (of `kind`, the RmmAssetsImport) through a staging table; None when the
+    engine must read it."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                staged = _stage(cursor, path, kind)
+            result = _apply_notified(ctx, staged)
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
+            if ctx.dry_run:
+                transaction.set_rollback(True)
+    except NotClean as exc:
+        logger.info("rmm-assets %s: read row by row (%s)", path, exc)
+        return None
+    return ImportSummary(
+        kind=ctx.kind, rows=staged.rows, created=result.added,
+        updated=result.agents_changed - result.added + result.removed,
+        unchanged=staged.rows - result.agents_changed, errors=[], error_count=0, bad_rows=0, dry_run=ctx.dry_run,
+        staged=True,
+    )
+
+
+# --- the file into rmm_stage, checked and cleaned into rmm_in ---------------------------------------------------
+def _stage(cursor, path, kind: ImportKind) -> Staged:
+    header = _header(path, kind)
+    columns = [f"c{i}" for i in range(len(header))]
+    scan = _Scan()
+    try:
+        cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
+        cursor.execute("SELECT set_config('work_mem', '64MB', true)")  # sorts and hashes of 100,000 rows in memory
+        cursor.execute(f"CREATE TEMP TABLE rmm_stage (n bigint GENERATED ALWAYS AS IDENTITY, "
+                       f"{', '.join(c + ' text' for c in columns)}) ON COMMIT DROP")
+        with open(path, "rb") as source, cursor.copy(
+            f"COPY rmm_stage ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
+        ) as copy:
+            first = True
+            while chunk := source.read(CHUNK):
+                if first:
+                    chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
+                scan.feed(chunk)
+                copy.write(chunk)
+            scan.finish()
+        return _clean(cursor, header, columns, scan)
+    except (DatabaseError, psycopg.Error) as exc:  # COPY refused a line, a date PostgreSQL cannot read, ...
+        raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+
+def _header(path, kind: ImportKind) -> list[str]:
+    """The header as the engine reads it; a header it would refuse is left to it (it says why)."""
+    try:
+        with open_csv(path) as stream:
+            header, _ = read_csv(stream)
+        kind.check_header(header)
+    except ImportFileError as exc:
+        raise NotClean(str(exc)) from None
+    if len(header) > MAX_COLUMNS:
+        raise NotClean(f"{len(header)} columns")
+    return header
+
+
+class _Scan:
+    """Watches the bytes on their way to COPY, chunk by chunk: refuses what COPY could read otherwise than the
+    engine (the csv module on UTF-8 text), and notes how the cells must be trimmed to read as str.strip()
+    leaves them: not at all, of " ", CR and LF, or of every character str.strip() takes off."""
+
+    def __init__(self):
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.other_whitespace = False  # whitespace other than " ", CR and LF, anywhere
+        self.quotes = False
+        self.apostrophes = False
+        self.spaced = False  # a space next to a comma or a line end, or at the very end
+        self.tail = b""  # the last byte of the previous chunk
+        self.before = b"\n"  # the byte before `carry` (the start of the file is a cell's start)
+        self.carry = b""  # a quoted cell not closed by the end of the previous chunk, from its opening quote
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        if b"\x00" in chunk:
+            raise NotClean("a NUL byte")
+        joined = self.tail + chunk  # a pair of bytes may straddle two chunks
+        if b"\\" in joined and b"\\." in joined:  # COPY's end-of-data marker (on a line of its own)
+            raise NotClean("\\. in the file")
+        if not self.spaced and (b" " in chunk or final):
+            marks = joined.translate(_SEPARATORS)
+            self.spaced = b", " in marks or b" ," in marks or (final and self.tail == b" ")
+        self.tail = chunk[-1:] or self.tail
+        self.apostrophes = self.apostrophes or b"'" in chunk
+        if chunk.isascii() and not self.decoder.getstate()[0]:
+            if not self.other_whitespace and any(c in chunk for c in _OTHER_SPACE_BYTES):
+                self.other_whitespace = True
+        else:
+            try:
+                text = self.decoder.decode(chunk, final)
+            except UnicodeDecodeError as exc:
+                raise NotClean(f"not UTF-8 ({exc.reason})") from None
+            if not self.other_whitespace and _OTHER_SPACE_TEXT.search(text):
+                self.other_whitespace = True
+        if self.carry or b'"' in chunk:
+            self.quotes = True
+            self._quotes(chunk, final)
+        elif chunk:
+            self.before = chunk[-1:]
+
+    def finish(self) -> None:
+        self.feed(b"", final=True)
+
+    @property
+    def trim(self) -> str | None:
+        """The characters to trim off the cells, or None: no cell begins or ends with whitespace."""
+        if self.other_whitespace:
+            return PY_WHITESPACE
+        if self.quotes or self.spaced:  # a quoted cell may begin or end with anything
+            return PLAIN_WHITESPACE
+        return None
+
+    def _quotes(self, chunk: bytes, final: bool) -> None:
+        """Every quote must open a cell (after a comma, a line end or at the start) and close it (before a comma,
+        a line end or at the end), with "" inside: the CSV both readers read alike. The csv module keeps a
+        quote inside a cell as text (COPY opens a quoted part there) and refuses text after a closing quote
+        (COPY joins it to the cell)."""
+        buf = self.carry + chunk
+        pos = 0
+        while (i := buf.find(b'"', pos)) >= 0:
+            before = buf[i - 1:i] if i else self.before
+            if before not in _CELL_ENDS:
+                raise NotClean("a quote inside a cell")
+            match = _QUOTED.match(buf, i)
+            end = match.end() if match else len(buf)
+            after = buf[end:end + 1]
+            if match is None or after == b'"' or (not after and not final):
+                if final:
+                    raise NotClean("a quoted cell is not closed")
+                if len(buf) - i > CARRY_LIMIT:
+                    raise NotClean("a quoted cell of megabytes")
+                self.before, self.carry = before, buf[i:]
+                return
+            if after and after not in _CELL_ENDS:
+                raise NotClean("text after the closing quote of a cell")
+            pos = end
+        self.carry = b""
+        self.before = buf[-1:] or self.before
+
+
+def _clean(cursor, header: list[str], columns: list[str], scan: _Scan) -> Staged:
+    """rmm_in: one row per agent, cleaned as the resource's widgets clean it; NotClean on any doubt."""
+    where = {name: columns[header.index(name)] for name in FIELDS if name in header}
+
+    def cell(name):  # a cell as the engine reads it: missing or blank is "", trimmed as str.strip() trims
+        if name not in where:
+            return "''"
+        return f"btrim(coalesce({where[name]}, ''), %(ws)s)" if scan.trim else f"coalesce({where[name]}, '')"
+
+    texts = ("a", "m", "o", "g", "s")
+    checks = ["a = ''", "m = ''", "o = ''"]
+    if scan.apostrophes:  # the exports' ' before formula-like text, which the engine takes off
+        checks += [f"{t} LIKE %(quote)s" for t in texts]
+    checks.append(f"(greatest({', '.join(f'octet_length({t})' for t in texts)}) > %(text_max)s "
+                  f"AND greatest({', '.join(f'char_length({t})' for t in texts)}) > %(text_max)s)")
+    # the csv module's limits, in characters (a byte count is never smaller): a cell, and a row as read from the
+    # file (at worst every character a doubled quote, each cell quoted, a comma each, CRLF). Untrimmed, the cells
+    # read here are checked above (200 characters, 4 bytes each; last_seen 32): only the others are measured.
+    measured = columns if scan.trim else [c for c in columns if c not in where.values()]
+    known_bytes = 0 if scan.trim else len(where) * 4 * TEXT_MAX
+    raw_lengths = [f"coalesce(octet_length({c}), 0)" for c in measured]
+    if raw_lengths:
+        checks.append(f"greatest({', '.join(raw_lengths)}) > %(cell_max)s")
+        checks.append(f"2 * ({' + '.join(raw_lengths)}) + %(record_extra)s > %(record_max)s")
+    cursor.execute(f"""
+        CREATE TEMP TABLE rmm_in ON COMMIT DROP AS
+        SELECT n, a, m, o, g, s, ls, bad
+        FROM (
+            SELECT n, a, m, o, g, s, ls,
+                   {' OR '.join(checks)}
+                   OR NOT CASE
+                       WHEN lt = '' THEN true
+                       WHEN lt LIKE '____-__-__T__:__:__Z'
+                           THEN to_char(ls AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') = lt
+                       ELSE lt ~ %(instant)s AND left(lt, 4) BETWEEN '1000' AND '9998' END AS bad
+            FROM (
+                SELECT n, {cell('agent_id')} AS a, {cell('machine_name')} AS m, {cell('organization')} AS o,
+                       {cell('group')} AS g, {cell('os')} AS s, {cell('last_seen')} AS lt{
+                       ''.join(f', {c}' for c in measured)}
+                FROM rmm_stage OFFSET 0
+            ) cells, LATERAL (
+                -- PostgreSQL reads more than the engine (a date without a zone, 'today'): the check above says
+                -- which it reads alike; what it cannot read at all stops the statement (not clean either)
+                SELECT CASE WHEN lt <> '' THEN lt::timestamptz END AS ls
+            ) instant OFFSET 0
+        ) checked
+    """, {
+        "ws": scan.trim, "quote": "'%", "text_max": TEXT_MAX, "instant": INSTANT_RE,
+        "cell_max": csv.field_size_limit(), "record_max": MAX_RECORD_CHARS,
+        "record_extra": 2 * known_bytes + 3 * len(columns) + 2,
+    })
+    cursor.execute("SELECT count(*), count(*) FILTER (WHERE bad), count(DISTINCT a) FROM rmm_in")
+    rows, bad, agents = cursor.fetchone()
+    if bad:
+        raise NotClean(f"{bad} row(s) with a cell to look at")
+    if agents < rows:  # the same agent again: identical rows count once, different ones are row errors
+        cursor.execute("SELECT count(*) FROM (SELECT DISTINCT a, m, o, g, s, ls FROM rmm_in) rows")
+        if cursor.fetchone()[0] != agents:
+            raise NotClean("the same agent with different values")
+        cursor.execute("DELETE FROM rmm_in i USING rmm_in j WHERE j.a = i.a AND j.n < i.n")
+    return Staged(rows=rows, agents=agents)
+
+
+# --- rmm_in applied as inventory_apply applies its agents ---------------------------------------------------------
+def _apply_notified(ctx: ImportContext, staged: Staged) -> InventoryResult:
+    from metering.services import InventoryError
+    from metering.sync import unit_notices_around
+
+    partner = ctx.state["partner"]
+    try:
+        return unit_notices_around(partner=partner, as_of=ctx.as_of,
+                                   apply=lambda: _apply(ctx=ctx, partner=partner, as_of=ctx.as_of, staged=staged))
+    except InventoryError as exc:  # as the engine's RmmAssetsImport.finish says it
+        raise ImportFileError(str(exc)) from exc
+
+
+def _apply(*, ctx: ImportContext, partner, as_of: date, staged: Staged) -> InventoryResult:
+    """inventory_apply's rules in SQL, statement for statement in its order of writes (closing presences
+    before opening others, so that no agent ever has two open presences)."""
+    latest = inventory_lock(partner=partner, as_of=as_of)
+    params = {"partner": partner.pk, "as_of": as_of, "day_before": as_of - timedelta(days=1),
+              "same_date": as_of == latest}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT FROM metering_rmmagent WHERE partner_id = %(partner)s) "
+                       "OR EXISTS (SELECT FROM metering_agentpresence WHERE partner_id = %(partner)s)", params)
+        if cursor.fetchone()[0]:
+            added, moved, removed, updated, agents_changed = _apply_changes(cursor, params)
+        else:  # the partner's first inventory: every agent is new, and present from as_of
+            added = agents_changed = staged.agents
+            moved = removed = updated = 0
+            cursor.execute(f"{_NEW_AGENTS.format(source='rmm_in', new='true')} {_OPENING_PRESENCES}", params)
+    return inventory_record(partner=partner, as_of=as_of, latest=latest, agents=staged.agents, added=added,
+                            moved=moved, removed=removed, updated=updated, agents_changed=agents_changed,
+                            actor=ctx.actor, source=ctx.source)
+
+
+# new agents in the file's order; the presences that open on as_of follow (in one statement: they need the ids)
+_NEW_AGENTS = """
+    WITH new AS (
+        INSERT INTO metering_rmmagent (partner_id, agent_id, machine_name, os, last_seen)
+        SELECT %(partner)s, a, m, s, ls FROM {source} WHERE {new} ORDER BY n
+        RETURNING id, agent_id
+    )
+"""
+_OPENING_PRESENCES = """
+    INSERT INTO metering_agentpresence (agent_id, partner_id, organization, "group", present_from, present_until)
+    SELECT new.id, %(partner)s, i.o, i.g, %(as_of)s, NULL FROM new JOIN rmm_in i ON i.a = new.agent_id ORDER BY i.n
+"""
+
+
+def _apply_changes(cursor, params) -> tuple[int, int, int, int, int]:
+    """An inventory compared with the partner's agents and presences: (added, moved, removed, agents with new
+    details, agents changed in any way)."""
+    # the presences in force on as_of, one per agent: the earliest, as the engine's dict keeps
+    cursor.execute("""
+        CREATE TEMP TABLE rmm_force ON COMMIT DROP AS
+        SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group", present_from, present_until
+        FROM metering_agentpresence
+        WHERE partner_id = %(partner)s AND present_from <= %(as_of)s
+          AND (present_until IS NULL OR present_until >= %(as_of)s)
+        ORDER BY agent_id, present_from
+    """, params)
+    # each agent of the file: its RmmAgent (pk NULL: new), whether its details changed, its presence in
+    # force (f_id) and whether it moved; reopen: its presence closed yesterday in the same place, on a
+    # corrected inventory for the latest date (it never left)
+    cursor.execute("""
+        CREATE TEMP TABLE rmm_plan ON COMMIT DROP AS
+        SELECT i.n, i.a, i.m, i.o, i.g, i.s, i.ls, r.id AS pk,
+               r.id IS NOT NULL AND (r.machine_name, r.os, r.last_seen) IS DISTINCT FROM (i.m, i.s, i.ls) AS meta,
+               f.id AS f_id, f.present_from AS f_from, f.present_until AS f_until,
+               f.id IS NOT NULL AND (f.organization, f."group") <> (i.o, i.g) AS moved,
+               y.id AS reopen
+        FROM rmm_in i
+        LEFT JOIN metering_rmmagent r ON r.partner_id = %(partner)s AND r.agent_id = i.a
+        LEFT JOIN rmm_force f ON f.agent_id = r.id
+        LEFT JOIN (
+            SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group"
+            FROM metering_agentpresence
+            WHERE %(same_date)s AND partner_id = %(partner)s AND present_until = %(day_before)s
+            ORDER BY agent_id, present_from
+        ) y ON f.id IS NULL AND y.agent_id = r.id AND (y.organization, y."group") = (i.o, i.g)
+    """, params)
+    cursor.execute("""
+        CREATE TEMP TABLE rmm_gone ON COMMIT DROP AS
+        SELECT f.id, f.present_from FROM rmm_force f
+        WHERE NOT EXISTS (SELECT FROM rmm_plan p WHERE p.f_id = f.id)
+    """)
+    cursor.execute("""
+        SELECT count(*) FILTER (WHERE pk IS NULL OR f_id IS NULL), count(*) FILTER (WHERE moved),
+               (SELECT count(*) FROM rmm_gone), count(*) FILTER (WHERE meta),
+               count(*) FILTER (WHERE pk IS NULL OR f_id IS NULL OR moved OR meta),
+               count(*) FILTER (WHERE reopen IS NOT NULL)
+        FROM rmm_plan
+    """)
+    added, moved, removed, updated, agents_changed, reopened = cursor.fetchone()
+    if updated:
+        cursor.execute("""
+            UPDATE metering_rmmagent r SET machine_name = p.m, os = p.s, last_seen = p.ls
+            FROM rmm_plan p WHERE p.meta AND r.id = p.pk
+        """)
+    if moved or removed:
+        # closed: moved away (from an earlier date) and gone; a same-date move of a closed presence keeps its end
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET present_until = %(day_before)s
+            FROM rmm_plan p WHERE p.moved AND p.f_from <> %(as_of)s AND t.id = p.f_id
+        """, params)
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET organization = p.o, "group" = p.g
+            FROM rmm_plan p WHERE p.moved AND p.f_from = %(as_of)s AND p.f_until IS NOT NULL AND t.id = p.f_id
+        """, params)
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET present_until = %(day_before)s
+            FROM rmm_gone g WHERE g.present_from <> %(as_of)s AND t.id = g.id
+        """, params)
+        # gone on the date it arrived: it never was
+        cursor.execute("""
+            DELETE FROM metering_agentpresence t USING rmm_gone g WHERE g.present_from = %(as_of)s AND t.id = g.id
+        """, params)
+        # moved again on the date it arrived or moved: the same presence, in its new place
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET organization = p.o, "group" = p.g
+            FROM rmm_plan p WHERE p.moved AND p.f_from = %(as_of)s AND p.f_until IS NULL AND t.id = p.f_id
+        """, params)
+    if reopened:
+        cursor.execute("""
+            UPDATE metering_agentpresence t SET present_until = NULL
+            FROM rmm_plan p WHERE p.reopen IS NOT NULL AND t.id = p.reopen
+        """)
+    if added or moved:
+        # new agents, then the presences that open on as_of: theirs, the agents back and those moved on as_of
+        cursor.execute(_NEW_AGENTS.format(source="rmm_plan", new="pk IS NULL") + """
+            INSERT INTO metering_agentpresence (agent_id, partner_id, organization, "group", present_from,
+                                                present_until)
+            SELECT opening.pk, %(partner)s, opening.o, opening.g, %(as_of)s, NULL
+            FROM (
+                SELECT p.n, new.id AS pk, p.o, p.g FROM new JOIN rmm_plan p ON p.pk IS NULL AND p.a = new.agent_id
+                UNION ALL
+                SELECT n, pk, o, g FROM rmm_plan
+                WHERE pk IS NOT NULL AND ((f_id IS NULL AND reopen IS NULL) OR (moved AND f_from <> %(as_of)s))
+            ) opening
+            ORDER BY opening.n
+        """, params)
+    return added, moved, removed, updated, agents_changed
