@@ -22,22 +22,20 @@ def _columns(model, columns: list[str]) -> str:
 
 
 def insert_rows(model, columns: list[str], rows: Iterable[tuple]) -> int:
-    """Insert rows into the model's table; returns how many."""
+    """Insert rows into the model's table; returns how many. On PostgreSQL a dict in a JSON column goes
+    as JSON and a choice enum as its value (COPY takes cells as they are)."""
     n = 0
     if connection.vendor == "postgresql":
         from psycopg.types.json import Jsonb
 
-        json = [i for i, c in enumerate(columns) if model._meta.get_field(c).get_internal_type() == "JSONField"]
+        json = {i for i, c in enumerate(columns) if model._meta.get_field(c).get_internal_type() == "JSONField"}
         # COPY goes to psycopg's own cursor: its errors are made Django's (an IntegrityError, say) here
         with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(
             f"COPY {connection.ops.quote_name(model._meta.db_table)} ({_columns(model, columns)}) FROM STDIN"
         ) as copy:
             for row in rows:
-                if json:  # a dict goes to a JSON column as JSON
-                    row = list(row)
-                    for i in json:
-                        row[i] = Jsonb(row[i])
-                copy.write_row(row)
+                copy.write_row([Jsonb(value) if i in json else value.value if isinstance(value, Enum) else value
+                                for i, value in enumerate(row)])
                 n += 1
         return n
     batch = []
@@ -54,37 +52,24 @@ def insert_objects(model, objects: list) -> None:
     """Insert unsaved model instances and set their primary keys.
 
     On PostgreSQL the keys are drawn from the table's sequence in one query, and the rows copied with
-    COPY: the ORM's bulk_create prepares every cell through its field (most of writing a large CI's
-    10,000 children and lines). Values are taken as they are (`attname`s: foreign keys as ids); JSON
-    fields are wrapped for the database. Elsewhere, bulk_create. No `save()` or `pre_save` runs: callers
-    set every value (auto_now fields included)."""
+    `insert_rows`: the ORM's bulk_create prepares every cell through its field (most of writing a large
+    CI's 10,000 children and lines). Values are taken as they are (`attname`s: foreign keys as ids).
+    Elsewhere, bulk_create. No `save()` or `pre_save` runs: callers set every value (auto_now fields
+    included)."""
     if not objects:
         return
     if connection.vendor != "postgresql":
         model.objects.bulk_create(objects, batch_size=BATCH)
         return
-    from psycopg.types.json import Jsonb
-
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    json = {f.attname for f in fields if f.get_internal_type() == "JSONField"}
-    table = connection.ops.quote_name(model._meta.db_table)
     with connection.wrap_database_errors, connection.cursor() as cursor:
         cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
                        [model._meta.db_table, model._meta.pk.column, len(objects)])
         for obj, (pk,) in zip(objects, cursor.fetchall(), strict=True):
             obj.pk = pk
-        names = [model._meta.pk.column, *(f.column for f in fields)]
-        with cursor.copy(f"COPY {table} ({', '.join(connection.ops.quote_name(n) for n in names)}) FROM STDIN") as copy:
-            for obj in objects:
-                copy.write_row([obj.pk, *(_cell(getattr(obj, f.attname), f.attname in json, Jsonb) for f in fields)])
+    columns = [f.attname for f in model._meta.concrete_fields]  # the primary key first
+    insert_rows(model, columns, ([getattr(obj, c) for c in columns] for obj in objects))
     for obj in objects:
         obj._state.adding, obj._state.db = False, connection.alias
-
-
-def _cell(value, is_json: bool, jsonb):
-    if is_json:
-        return jsonb(value)
-    return value.value if isinstance(value, Enum) else value  # choices are enums: their value, not their name
 
 
 def update_rows(model, columns: list[str], rows: Iterable[tuple]) -> int:
