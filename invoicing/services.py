@@ -55,19 +55,30 @@ GATE = InvoiceKind.CI  # the row every number taker locks first
 
 def number_take(kind: str) -> str:
     """The next number of a prefix, taken under the sequence row's lock: unique and gapless, since a
-    rolled-back transaction gives its number back.
+    rolled-back transaction gives its number back."""
+    return numbers_take([kind])[0]
 
-    Every taker first locks one and the same row (the first prefix's), then its own: numbering is
-    serialised, so a partner's run issuing a CI then an INV and another's issuing an INV then a CI
-    never wait on each other in a cycle (parallel billing of partners, as the daily task does).
+
+def numbers_take(kinds: list[str]) -> list[str]:
+    """The next numbers of the prefixes given, one for each in order, taken as one block per prefix
+    under the sequence rows' locks.
+
+    Every taker first locks one and the same row (the first prefix's, which sorts first), then its own:
+    numbering is serialised, so a partner's run issuing a CI then an INV and another's issuing an INV
+    then a CI never wait on each other in a cycle (parallel billing of partners, as the daily task does).
     """
-    if InvoiceSequence.objects.filter(prefix__in=[GATE, kind]).count() != len({GATE, kind}):
-        InvoiceSequence.objects.bulk_create([InvoiceSequence(prefix=p) for p in {GATE, kind}], ignore_conflicts=True)
-    gate = InvoiceSequence.objects.select_for_update().get(prefix=GATE)
-    sequence = gate if kind == GATE else InvoiceSequence.objects.select_for_update().get(prefix=kind)
-    sequence.last += 1
-    sequence.save(update_fields=["last"])
-    return f"{kind}-{sequence.last:04d}"
+    prefixes = sorted({GATE, *kinds})
+    if InvoiceSequence.objects.filter(prefix__in=prefixes).count() != len(prefixes):
+        InvoiceSequence.objects.bulk_create([InvoiceSequence(prefix=p) for p in prefixes], ignore_conflicts=True)
+    sequences = {s.prefix: s for s in InvoiceSequence.objects.select_for_update().filter(prefix__in=prefixes)
+                 .order_by("prefix")}  # the gate (CI) sorts before CN and INV
+    numbers = []
+    for kind in kinds:
+        sequences[kind].last += 1
+        numbers.append(f"{kind}-{sequences[kind].last:04d}")
+    for kind in set(kinds):
+        InvoiceSequence.objects.filter(prefix=kind).update(last=sequences[kind].last)
+    return numbers
 
 
 # --- the billing run -------------------------------------------------------------------------------
@@ -398,43 +409,25 @@ def _statement_set(invoice: Invoice, previous: Invoice | None, paid: Decimal, cr
 
 
 def _issue(invoice: Invoice, *, actor: Actor) -> None:
-    invoice.number = number_take(invoice.kind)
-    invoice.state = InvoiceState.ISSUED
     invoice.issued_at = timezone.now()
-    # a credit note is never owed; a backdated invoice may be overdue already, a zero one paid
-    invoice.payment_status = invoice_status(invoice)
-    Invoice.objects.filter(pk=invoice.pk).update(  # the one write that turns a draft into an issued invoice
-        number=invoice.number, state=invoice.state, issued_at=invoice.issued_at,
-        payment_status=invoice.payment_status,
-    )
-    audit_record(actor=actor, action="invoice.issue", obj=invoice, partner=invoice.partner,
-                 after={"number": invoice.number, "total": str(invoice.total), "due_date": str(invoice.due_date)})
-    transaction.on_commit(lambda pk=invoice.pk: _enqueue_invoice_email(pk))
+    _issue_all([invoice], actor=actor)
 
 
 def _issue_all(invoices: list[Invoice], *, actor: Actor) -> None:
-    """Number and issue a run's documents in their order, in a fixed number of queries: each prefix's
-    numbers are taken as one block under the numbering lock (gapless; a rollback gives them back)."""
+    """Number and issue documents in their order, in a fixed number of queries (`numbers_take`): the one
+    write that turns drafts into issued invoices, with their audit rows and, after commit, their emails."""
     if not invoices:
         return
-    kinds = sorted({invoice.kind for invoice in invoices})
-    prefixes = sorted({GATE, *kinds})
-    InvoiceSequence.objects.bulk_create([InvoiceSequence(prefix=p) for p in prefixes], ignore_conflicts=True)
-    sequences = {s.prefix: s for s in InvoiceSequence.objects.select_for_update().filter(prefix__in=prefixes)
-                 .order_by("prefix")}  # the gate (CI) sorts first: the same lock order as number_take
     today = utc_date(timezone.now())
-    for invoice in invoices:
-        sequence = sequences[invoice.kind]
-        sequence.last += 1
-        invoice.number = f"{invoice.kind}-{sequence.last:04d}"
+    for invoice, number in zip(invoices, numbers_take([i.kind for i in invoices]), strict=True):
+        invoice.number = number
         invoice.state = InvoiceState.ISSUED
-        # nothing is paid or credited yet: a backdated invoice may be overdue already, a zero one paid
+        # nothing is paid or credited on a draft: a credit note is never owed; a backdated invoice may be
+        # overdue already, a zero one paid
         invoice.payment_status = status_from(kind=invoice.kind, total=invoice.total, due_date=invoice.due_date,
                                              paid=ZERO, credited=ZERO, today=today)
-    for kind in kinds:
-        InvoiceSequence.objects.filter(prefix=kind).update(last=sequences[kind].last)
-    update_rows(Invoice, ["number", "state", "payment_status"],
-                [(i.pk, i.number, i.state, i.payment_status) for i in invoices])
+    update_rows(Invoice, ["number", "state", "issued_at", "payment_status"],
+                [(i.pk, i.number, i.state, i.issued_at, i.payment_status) for i in invoices])
     AuditLog.objects.bulk_create(
         audit_entry(actor=actor, action="invoice.issue", obj=invoice, partner=invoice.partner,
                     after={"number": invoice.number, "total": str(invoice.total), "due_date": str(invoice.due_date)})
