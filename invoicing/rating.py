@@ -125,9 +125,8 @@ class _Steps(list):
         self.days = [d for d, _ in self]
 
 
-def _units_on(steps: list[tuple[date, int]], day: date) -> int:
-    days = steps.days if isinstance(steps, _Steps) else [d for d, _ in steps]
-    index = bisect_right(days, day) - 1
+def _units_on(steps: _Steps, day: date) -> int:
+    index = bisect_right(steps.days, day) - 1
     return steps[index][1] if index >= 0 else 0
 
 
