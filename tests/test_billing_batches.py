@@ -122,3 +122,27 @@ def test_a_batch_that_fails_is_billed_again_one_partner_at_a_time(generated, set
     billed = set(Invoice.objects.values_list("partner__slug", flat=True))
     assert billed == set(slugs[:4])
     assert not Invoice.objects.filter(state="draft").exists()
+
+
+def test_the_listed_statement_adds_up_to_the_figures_the_run_stored(generated, settings):
+    """The run computes CI statements for many CIs in one statement (`statement_figures`); an invoice's
+    page and PDF list the same documents through `statement_sources`. Both follow one rule: for every
+    CI of the last run, the listed payments, credit notes and documents add up to its stored figures."""
+    from billing.money import money_sum
+    from invoicing.selectors import statement_sources
+
+    settings.BILLING_BATCH_PARTNERS = 250
+    billing_run(through=NOW.shift(-1).first, actor=ACTOR)
+    for invoice in Invoice.objects.filter(kind=InvoiceKind.CI, state="issued").order_by("number")[::2]:
+        payment_record(invoice=invoice, amount=Decimal("10.00"), paid_on=invoice.issue_date + timedelta(days=3),
+                       actor=ACTOR, reference=f"pay {invoice.number}")
+    billing_run(through=NOW.first, actor=ACTOR)
+    checked = 0
+    for ci in Invoice.objects.filter(kind=InvoiceKind.CI, month=str(NOW)):
+        previous, paid, documents = statement_sources(ci)
+        assert ci.previous_balance == (previous.amount_due if previous else 0), ci
+        credits = money_sum(d.total for d in documents if d.kind == InvoiceKind.CN)
+        assert ci.payments_and_credits == money_sum(p.amount for p in paid) - credits, ci
+        assert ci.other_invoices == money_sum(d.total for d in documents if d.kind != InvoiceKind.CN), ci
+        checked += bool(ci.payments_and_credits)
+    assert checked  # payments reached some statements: the comparison is not vacuous
