@@ -77,7 +77,8 @@ class Invoice(models.Model):
     """A CI (one per partner and month, dated the 1st), an INV (dated its purchase or start date), or
     a credit note (CN) correcting an issued invoice."""
 
-    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="invoices")
+    # no index of its own: the (partner, kind, issue_date) index begins with it
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, related_name="invoices")
     kind = models.CharField(max_length=3, choices=InvoiceKind.choices)
     number = models.CharField(max_length=20, null=True, blank=True, unique=True)
     state = models.CharField(max_length=10, choices=InvoiceState.choices, default=InvoiceState.DRAFT)
@@ -282,7 +283,8 @@ class InvoiceSequence(models.Model):
 
 class Payment(models.Model):
     partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="payments")
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payments")
+    # no index of its own: payment_once begins with it
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, db_index=False, related_name="payments")
     amount = models.DecimalField(**AMOUNT)
     paid_on = models.DateField()
     reference = models.CharField(max_length=200, blank=True)

@@ -23,7 +23,9 @@ class Day(models.Model):
 class UsageSnapshot(models.Model):
     """A tenant's usage on a UTC date (the last snapshot of a date wins; values carry forward)."""
 
-    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, related_name="usage_snapshots")
+    # no index of its own: one_snapshot_per_day begins with it
+    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, db_index=False,
+                                 related_name="usage_snapshots")
     date = models.DateField()
     users_count = models.PositiveIntegerField()
     storage_bytes = models.PositiveBigIntegerField()
@@ -77,7 +79,8 @@ class Suspension(models.Model):
 class RmmAgent(models.Model):
     """An RMM agent (asset) of a partner, as last reported."""
 
-    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="rmm_agents")
+    # no index of its own: agent_unique_id begins with it
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, related_name="rmm_agents")
     agent_id = models.CharField(max_length=200)
     machine_name = models.CharField(max_length=200, blank=True)
     os = models.CharField(max_length=200, blank=True)
@@ -97,8 +100,10 @@ class AgentPresence(models.Model):
     open while blank), as detected by inventories (RULES 3.6: a change takes effect on the
     date it was detected, never earlier)."""
 
-    agent = models.ForeignKey(RmmAgent, on_delete=models.CASCADE, related_name="presences")
-    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="+")
+    # no index of its own: one_presence_per_agent_start begins with it
+    agent = models.ForeignKey(RmmAgent, on_delete=models.CASCADE, db_index=False, related_name="presences")
+    # no index of its own: the (partner, organization, present_from) index begins with it
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, related_name="+")
     organization = models.CharField(max_length=200)
     group = models.CharField(max_length=200, blank=True)
     present_from = models.DateField()
@@ -207,7 +212,8 @@ class SyncRun(models.Model):
     A failed run wrote nothing to the inventory. A nightly retry is a new run (`attempt` counts).
     """
 
-    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="sync_runs")
+    # no index of its own: syncrun_partner_started begins with it
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, related_name="sync_runs")
     integration = models.ForeignKey(RmmIntegration, on_delete=models.SET_NULL, null=True, blank=True,
                                     related_name="runs")
     as_of = models.DateField()
@@ -242,7 +248,9 @@ class UnitChangeNotice(models.Model):
     Unique per (service, effective date, units after): syncing the same inventory again never emails again.
     """
 
-    service = models.ForeignKey("partners.Service", on_delete=models.CASCADE, related_name="unit_change_notices")
+    # no index of its own: one_notice_per_unit_change begins with it
+    service = models.ForeignKey("partners.Service", on_delete=models.CASCADE, db_index=False,
+                                related_name="unit_change_notices")
     effective_date = models.DateField()
     units_before = models.PositiveIntegerField()
     units_after = models.PositiveIntegerField()

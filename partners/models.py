@@ -55,7 +55,8 @@ class Partner(models.Model):
 class Customer(models.Model):
     """A tenant / organization of a partner."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customers")
+    # no index of its own: customer_unique_slug begins with it
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, db_index=False, related_name="customers")
     slug = models.SlugField(max_length=64, validators=[slug_validator])
     name = models.CharField(max_length=200)
     seat_cap = models.PositiveIntegerField(null=True, blank=True, help_text="blank: no cap")
@@ -100,7 +101,8 @@ class Customer(models.Model):
 class Member(models.Model):
     """A person at a customer who can hold a seat; keyed by (partner, customer, name)."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="members")
+    # no index of its own: member_unique_name begins with it
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, db_index=False, related_name="members")
     name = models.CharField(max_length=200)
 
     class Meta:
@@ -133,8 +135,10 @@ class SeatAssignment(models.Model):
     metering is plain set-based SQL on any database.
     """
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="seat_assignments")
+    # no index of its own: the (partner, start_date, end_date) index begins with it
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, db_index=False, related_name="+")
+    # no index of its own: the (customer, start_date) index begins with it
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, db_index=False, related_name="seat_assignments")
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="seat_assignments")
     assigned_at = models.DateTimeField()
     removed_at = models.DateTimeField(null=True, blank=True)
@@ -233,7 +237,8 @@ class ServiceQuerySet(models.QuerySet):
 class Service(models.Model):
     """A contract line: what is billed, how, and at what price (RULES 3, columns of RULES 6)."""
 
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="services")
+    # no index of its own: service_unique_code begins with it
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, db_index=False, related_name="services")
     customer = models.ForeignKey(
         Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="services",
         help_text="blank: a partner-level service covering every customer",
@@ -391,7 +396,8 @@ class SeatPurchaseQuerySet(models.QuerySet):
 class SeatPurchase(models.Model):
     """"Add seats": a commitment increase effective at the next UTC month boundary."""
 
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="seat_purchases")
+    # no index of its own: seat_purchase_unique_instant begins with it
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, db_index=False, related_name="seat_purchases")
     seats = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     purchased_at = models.DateTimeField()
     effective_date = models.DateField(editable=False)
