@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from billing.aside import Aside
 from billing.money import ZERO, quantize_money
 from billing.periods import Period
 from invoicing.pricing import (
@@ -134,33 +135,42 @@ class Readings:
     """The meters of an invoice month, read once for the services of any number of partners: one
     query per meter whatever the number of partners, services or customers."""
 
-    def __init__(self, services: list[Service], month: Period, billed_by_partner: dict[int, dict | None]):
+    def __init__(self, services: list[Service], month: Period, billed_by_partner: dict[int, dict | None], *,
+                 aside: bool = False):
+        """`aside`: the meters other than seat-days are read in a second connection meanwhile
+        (billing.aside: only when everything they read is committed)."""
         usage = month.previous()
         per_asset = [s for s in services if s.method == Method.PER_ASSET]
         anchors = [b.anchor for billed in billed_by_partner.values() for b in (billed or {}).values()]
-        self.steps = {sid: _Steps(steps) for sid, steps in asset_unit_steps(
-            service_ids=[s.pk for s in per_asset], first=min([usage.first, *anchors]), last=month.last).items()}
         active = [s for s in services if _overlaps(s, usage)]
         seat_services = [s for s in active if s.method == Method.SEAT_DAYS and not s.meter]
-        self.seats = seat_days_by_service(service_ids=[s.pk for s in seat_services], first=usage.first,
-                                          last=usage.last)
-        self.purchases = defaultdict(list)
-        for sid, effective, count in SeatPurchase.objects.filter(service__in=seat_services).values_list(
-            "service_id", "effective_date", "seats"
-        ):
-            self.purchases[sid].append((effective, count))
-        self.peaks = peak_users_by_service(
-            service_ids=[s.pk for s in active if s.meter == Meter.USERS], first=usage.first, last=usage.last
-        )
-        self.peaks.update(peak_assets_by_service(
-            service_ids=[s.pk for s in active if s.meter == Meter.ASSETS], first=usage.first, last=usage.last
-        ))
         licensing = [s for s in active if s.method == Method.LICENSES]
-        self.licenses = licenses_by_service(service_ids=[s.pk for s in licensing], first=usage.first,
-                                            last=usage.last) if licensing else {}
-        customers = Customer.objects.filter(partner_id__in={s.partner_id for s in licensing}).defer(
-            "created_at", "updated_at")
-        self.customers = {c.pk: c for c in customers} if licensing else {}
+
+        def other_meters():
+            peaks = peak_users_by_service(
+                service_ids=[s.pk for s in active if s.meter == Meter.USERS], first=usage.first, last=usage.last)
+            peaks.update(peak_assets_by_service(
+                service_ids=[s.pk for s in active if s.meter == Meter.ASSETS], first=usage.first, last=usage.last))
+            steps = asset_unit_steps(service_ids=[s.pk for s in per_asset], first=min([usage.first, *anchors]),
+                                     last=month.last)
+            licenses = licenses_by_service(service_ids=[s.pk for s in licensing], first=usage.first,
+                                           last=usage.last) if licensing else {}
+            return peaks, steps, licenses
+
+        with Aside(aside) as beside:
+            others = beside.submit(other_meters)
+            self.seats = seat_days_by_service(service_ids=[s.pk for s in seat_services], first=usage.first,
+                                              last=usage.last)
+            self.purchases = defaultdict(list)
+            for sid, effective, count in SeatPurchase.objects.filter(service__in=seat_services).values_list(
+                "service_id", "effective_date", "seats"
+            ):
+                self.purchases[sid].append((effective, count))
+            customers = Customer.objects.filter(partner_id__in={s.partner_id for s in licensing}).defer(
+                "created_at", "updated_at")
+            self.customers = {c.pk: c for c in customers} if licensing else {}
+            self.peaks, steps, self.licenses = others.result()
+        self.steps = {sid: _Steps(values) for sid, values in steps.items()}
 
 
 def partner_services(partners: list[Partner]) -> dict[int, list[Service]]:
@@ -354,11 +364,12 @@ def rate_partner_month(*, partner: Partner, month: Period,
 
 
 def rate_partners_month(*, partners: list[Partner], month: Period,
-                        billed: dict[int, dict[tuple[int, Period], BilledUnits] | None]) -> dict[int, list[RatedLine]]:
-    """`rate_partner_month` for many partners at once: their meters are read together (`Readings`),
-    then each partner's lines are priced from its share. {partner id: lines}."""
+                        billed: dict[int, dict[tuple[int, Period], BilledUnits] | None],
+                        aside: bool = False) -> dict[int, list[RatedLine]]:
+    """`rate_partner_month` for many partners at once: their meters are read together (`Readings`, with
+    `aside` as it says), then each partner's lines are priced from its share. {partner id: lines}."""
     services = partner_services(partners)
-    readings = Readings([s for p in partners for s in services[p.pk]], month, billed)
+    readings = Readings([s for p in partners for s in services[p.pk]], month, billed, aside=aside)
     rated = {}
     for partner in partners:
         rater = _Rater(partner, month, billed.get(partner.pk), services[partner.pk], readings)

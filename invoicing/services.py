@@ -14,6 +14,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from billing.actor import Actor
+from billing.aside import aside_possible
 from billing.bulk import insert_objects, insert_rows, update_rows
 from billing.money import ZERO, currency_places, money_sum, quantize_money
 from billing.periods import Period, periods_between, utc_date
@@ -141,7 +142,6 @@ def partner_bill(*, partner_id: int, through: date, draft: bool = False, actor: 
     return partners_bill(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
 
 
-@transaction.atomic
 def partners_bill(*, partner_ids: list[int], through: date, draft: bool = False, actor: Actor) -> list[Invoice]:
     """The billing of some partners up to `through`, in one transaction under their locks.
 
@@ -151,6 +151,13 @@ def partners_bill(*, partner_ids: list[int], through: date, draft: bool = False,
     all the partners together; the documents are numbered at the end, partner after partner in the
     order given, so the numbers are those of billing the partners one by one.
     """
+    aside = aside_possible()  # before the transaction: with none around it, the meters read committed data
+    with transaction.atomic():
+        return _partners_bill(partner_ids=partner_ids, through=through, draft=draft, actor=actor, aside=aside)
+
+
+def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor: Actor,
+                   aside: bool) -> list[Invoice]:
     _tune_session()
     locked = {p.pk: p for p in Partner.objects.select_for_update().filter(pk__in=partner_ids).order_by("pk")}
     partners = [locked[pk] for pk in partner_ids if pk in locked]
@@ -179,7 +186,7 @@ def partners_bill(*, partner_ids: list[int], through: date, draft: bool = False,
         to_rate = [p for p in due if str(month) not in issued_months[p.pk] or month in unbilled_starts[p.pk]]
         billed = billed_units_by_partner(partner_ids=[p.pk for p in to_rate],
                                          extra=[i for p in to_rate for i in created[p.pk]])
-        rated = rate_partners_month(partners=to_rate, month=month, billed=billed) if to_rate else {}
+        rated = rate_partners_month(partners=to_rate, month=month, billed=billed, aside=aside) if to_rate else {}
         pending: list[tuple[Partner, _Draft]] = []
         for partner in due:
             lines = rated.get(partner.pk, [])

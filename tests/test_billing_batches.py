@@ -109,11 +109,11 @@ def test_a_batch_that_fails_is_billed_again_one_partner_at_a_time(generated, set
     rate = services.rate_partners_month
     calls = []
 
-    def failing(*, partners, month, billed):
+    def failing(*, partners, month, billed, aside=False):
         calls.append([p.slug for p in partners])
         if faulty in {p.slug for p in partners}:
             raise RuntimeError(f"rating {faulty} failed")
-        return rate(partners=partners, month=month, billed=billed)
+        return rate(partners=partners, month=month, billed=billed, aside=aside)
 
     monkeypatch.setattr(services, "rate_partners_month", failing)
     with pytest.raises(RuntimeError, match=f"rating {faulty} failed"):

@@ -176,10 +176,10 @@ def fault_in_rating(monkeypatch) -> None:
     again one partner at a time."""
     rate = services.rate_partners_month
 
-    def dying(*, partners, month, billed):
+    def dying(*, partners, month, billed, aside=False):
         if "charlie" in {p.slug for p in partners} and str(month) == "2026-05":
             raise WorkerDied("the worker died while rating charlie's May")
-        return rate(partners=partners, month=month, billed=billed)
+        return rate(partners=partners, month=month, billed=billed, aside=aside)
 
     monkeypatch.setattr(services, "rate_partners_month", dying)
 

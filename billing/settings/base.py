@@ -122,6 +122,9 @@ BILLING_TASK_PARTNERS = env.int("BILLING_TASK_PARTNERS", default=25)
 # PostgreSQL's work_mem inside a billing transaction (sorting a batch's seats in memory); "" leaves the
 # server's setting
 BILLING_WORK_MEM = env.str("BILLING_WORK_MEM", default="64MB")
+# PostgreSQL: a billing batch reads its meters other than seat-days in a second connection meanwhile
+# (billing/aside.py); off, one connection reads them all in turn
+BILLING_METERS_ASIDE = env.bool("BILLING_METERS_ASIDE", default=True)
 
 # HTTPS hardening, on by default once DEBUG is off (behind a TLS-terminating proxy set
 # SECURE_PROXY_SSL_HEADER_ENABLED=true). billing.settings.production sets stricter defaults.

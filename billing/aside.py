@@ -1,0 +1,67 @@
+"""Read-only queries run in a second database connection while the caller's connection works.
+
+A billing batch reads several meters; the seat-days alone take as long as all the others together.
+On PostgreSQL the others can run in a second connection, on the machine's other core, while the batch's
+own connection counts the seat-days. This is only correct when everything those queries read is
+committed: `aside_possible()` says so before the batch's transaction begins (no transaction around it
+yet, so none of its data can be uncommitted). The queries see what the batch's own would (READ COMMITTED:
+each statement sees what was committed when it began), and they take no lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from django.conf import settings
+from django.db import connection, connections
+
+T = TypeVar("T")
+
+
+def aside_possible() -> bool:
+    """True when queries may run beside the caller's connection: PostgreSQL, the setting on, and no
+    transaction open (what the queries read can then only be committed data). Call it before entering
+    the transaction that will use it."""
+    return (settings.BILLING_METERS_ASIDE and connection.vendor == "postgresql"
+            and not connection.in_atomic_block)
+
+
+class Aside:
+    """`with Aside(enabled) as aside: future = aside.submit(fn)`: fn runs in its own thread and database
+    connection (closed after it), or at once in the caller's when not enabled. Leaving the block waits
+    for it."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.pool: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> Aside:
+        if self.enabled:
+            self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="billing-aside")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        if self.pool is None:
+            future: Future[T] = Future()
+            try:
+                future.set_result(fn())
+            except Exception as exc:  # raised where the caller asks for the result, as from a thread
+                future.set_exception(exc)
+            return future
+        return self.pool.submit(_in_own_connection, fn)
+
+
+def _in_own_connection(fn: Callable[[], T]) -> T:
+    try:
+        if settings.BILLING_WORK_MEM:
+            with connection.cursor() as cursor:  # this thread's connection, for its session
+                cursor.execute("SELECT set_config('work_mem', %s, false)", [settings.BILLING_WORK_MEM])
+        return fn()
+    finally:
+        connections.close_all()  # this thread's only
