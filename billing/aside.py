@@ -10,14 +10,17 @@ each statement sees what was committed when it began), and they take no lock.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
+_UNCONNECTED = object()
 
 
 def aside_possible() -> bool:
@@ -29,9 +32,10 @@ def aside_possible() -> bool:
 
 
 class Aside:
-    """`with Aside(enabled) as aside: future = aside.submit(fn)`: fn runs in its own thread and database
-    connection (closed after it), or at once in the caller's when not enabled. Leaving the block waits
-    for it."""
+    """`with Aside(enabled) as aside: result = aside.submit(fn)` then `result()`: fn runs in its own thread
+    and database connection (closed after it), or in the caller's when not enabled, or when no second
+    connection can be opened (the server's max_connections reached: logged, and read in turn). Leaving
+    the block waits for the thread."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -46,21 +50,33 @@ class Aside:
         if self.pool is not None:
             self.pool.shutdown(wait=True)
 
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
+    def submit(self, fn: Callable[[], T]) -> Callable[[], T]:
         if self.pool is None:
-            future: Future[T] = Future()
-            try:
-                future.set_result(fn())
-            except Exception as exc:  # raised where the caller asks for the result, as from a thread
-                future.set_exception(exc)
-            return future
-        return self.pool.submit(_in_own_connection, fn)
+            return fn
+        future = self.pool.submit(_in_own_connection, fn)
+
+        def result() -> T:
+            value = future.result()
+            if value is _UNCONNECTED:
+                return fn()
+            return value
+
+        return result
 
 
-def _in_own_connection(fn: Callable[[], T]) -> T:
+def _connect() -> None:
+    connection.ensure_connection()
+
+
+def _in_own_connection(fn: Callable[[], T]) -> T | object:
     try:
+        try:
+            _connect()  # this thread's own connection
+        except OperationalError:
+            logger.warning("no second database connection for the meters; reading them in turn", exc_info=True)
+            return _UNCONNECTED
         if settings.BILLING_WORK_MEM:
-            with connection.cursor() as cursor:  # this thread's connection, for its session
+            with connection.cursor() as cursor:  # for its session: it is closed after
                 cursor.execute("SELECT set_config('work_mem', %s, false)", [settings.BILLING_WORK_MEM])
         return fn()
     finally:

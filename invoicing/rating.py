@@ -169,7 +169,7 @@ class Readings:
             customers = Customer.objects.filter(partner_id__in={s.partner_id for s in licensing}).defer(
                 "created_at", "updated_at")
             self.customers = {c.pk: c for c in customers} if licensing else {}
-            self.peaks, steps, self.licenses = others.result()
+            self.peaks, steps, self.licenses = others()
         self.steps = {sid: _Steps(values) for sid, values in steps.items()}
 
 

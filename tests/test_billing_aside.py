@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 
+from billing import aside
 from billing.actor import Actor
 from billing.aside import aside_possible
 from billing.periods import Period
@@ -81,6 +82,23 @@ def test_meters_read_aside_are_those_read_in_turn(monkeypatch):
         for found in pids.values():
             found.clear()
     assert our_connections() == before  # the second connection is closed
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_without_a_second_connection_the_meters_are_read_in_turn(monkeypatch, caplog):
+    """The server's max_connections reached: the batch reads everything in its own connection."""
+    generate()
+    in_turn = readings(NOW, aside=False)
+    pids = backend_pids(monkeypatch)
+
+    def refused():
+        raise OperationalError("FATAL: sorry, too many clients already")
+
+    monkeypatch.setattr(aside, "_connect", refused)
+    assert readings(NOW, aside=True) == in_turn
+    assert pids["licenses"] == pids["seats"]
+    assert "no second database connection for the meters" in caplog.text
 
 
 @pytest.mark.postgres
