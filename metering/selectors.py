@@ -139,29 +139,16 @@ def _placeholders(values) -> str:
 _SUSPENDED = """EXISTS (SELECT 1 FROM {susp} sp WHERE sp.customer_id = {cust_id}
     AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day))"""
 
-def _covered_days_sql(ids, t, first: date, last: date, *, every_pair: bool) -> tuple[str, list]:
-    """(s: the service's row, sc.cid: a customer it covers, cd: that customer's usage on a day of
-    first..last inside the service's dates, with cd.suspended 1 when it is suspended for the whole day):
-    the rows peak users and licenses aggregate (RULES 3.3, 3.5). Days without any snapshot yet have no
-    cd row; `every_pair` keeps a (service, customer) without any (cd NULLs) for the licenses' zeros.
+def _usage_days_sql(t, customers: str, customer_params: list, first: date, last: date) -> tuple[str, list]:
+    """Rows (customer_id, day, users_count, storage_bytes, suspended) for the customers `customers`
+    selects (SQL returning ids, with `customer_params`), on each day of first..last from their first
+    snapshot in force; suspended is 1 on a day the customer is suspended for the whole day.
 
     Usage carries forward: each snapshot holds from its date to the day before the next, so snapshots
-    become intervals (a window over the customer's snapshots) spread over their days; suspended days
-    are listed once; services meet both by equality on the customer."""
-    services = _placeholders(ids)
-    customers = f"""SELECT c0.id FROM {t['cust']} c0
-        WHERE c0.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))"""
-    join = "LEFT JOIN" if every_pair else "JOIN"
-    sql = f"""FROM (
-            SELECT s0.id AS sid, s0.customer_id AS cid FROM {t['svc']} s0
-            WHERE s0.id IN ({services}) AND s0.customer_id IS NOT NULL
-            UNION ALL
-            SELECT s0.id, c0.id FROM {t['svc']} s0 JOIN {t['cust']} c0 ON c0.partner_id = s0.partner_id
-            WHERE s0.id IN ({services}) AND s0.customer_id IS NULL
-        ) sc
-        JOIN {t['svc']} s ON s.id = sc.sid
-        {join} (
-            SELECT iv.customer_id, d1.day, iv.users_count, iv.storage_bytes,
+    become intervals (a window over the customer's snapshots) spread over their days; the snapshot in
+    force on `first` is one index probe per customer; suspended days are listed once and met by
+    equality."""
+    sql = f"""SELECT iv.customer_id, d1.day, iv.users_count, iv.storage_bytes,
                 CASE WHEN sus.customer_id IS NULL THEN 0 ELSE 1 END AS suspended
             FROM (
                 SELECT u0.customer_id, u0.date AS lo, u0.users_count, u0.storage_bytes,
@@ -179,11 +166,34 @@ def _covered_days_sql(ids, t, first: date, last: date, *, every_pair: bool) -> t
                 JOIN {t['days']} d2 ON d2.day >= %s AND d2.day <= %s
                     AND sp.first_full_day <= d2.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d2.day)
                 WHERE sp.customer_id IN ({customers})
-            ) sus ON sus.customer_id = iv.customer_id AND sus.day = d1.day
-        ) cd ON cd.customer_id = sc.cid AND cd.day >= s.start_date AND (s.end_date IS NULL OR cd.day <= s.end_date)
+            ) sus ON sus.customer_id = iv.customer_id AND sus.day = d1.day"""
+    c = list(customer_params)
+    return sql, [first, *c, *c, last, first, first, last, first, last, *c]
+
+
+def _covered_days_sql(ids, t, first: date, last: date, *, every_pair: bool) -> tuple[str, list]:
+    """(s: the service's row, sc.cid: a customer it covers, cd: that customer's usage on a day of
+    first..last inside the service's dates, with cd.suspended 1 when it is suspended for the whole day):
+    the rows peak users and licenses aggregate (RULES 3.3, 3.5). Days without any snapshot yet have no
+    cd row; `every_pair` keeps a (service, customer) without any (cd NULLs) for the licenses' zeros.
+    Services meet their customers' usage days (`_usage_days_sql`) by equality on the customer."""
+    services = _placeholders(ids)
+    customers = f"""SELECT c0.id FROM {t['cust']} c0
+        WHERE c0.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))"""
+    usage, usage_params = _usage_days_sql(t, customers, ids, first, last)
+    join = "LEFT JOIN" if every_pair else "JOIN"
+    sql = f"""FROM (
+            SELECT s0.id AS sid, s0.customer_id AS cid FROM {t['svc']} s0
+            WHERE s0.id IN ({services}) AND s0.customer_id IS NOT NULL
+            UNION ALL
+            SELECT s0.id, c0.id FROM {t['svc']} s0 JOIN {t['cust']} c0 ON c0.partner_id = s0.partner_id
+            WHERE s0.id IN ({services}) AND s0.customer_id IS NULL
+        ) sc
+        JOIN {t['svc']} s ON s.id = sc.sid
+        {join} ({usage}) cd ON cd.customer_id = sc.cid AND cd.day >= s.start_date
+            AND (s.end_date IS NULL OR cd.day <= s.end_date)
         WHERE s.start_date <= %s AND (s.end_date IS NULL OR s.end_date >= %s)"""
-    params = [*ids, *ids, first, *ids, *ids, last, first, first, last, first, last, *ids, last, first]
-    return sql, params
+    return sql, [*ids, *ids, *usage_params, last, first]
 
 
 def _run(sql: str, params) -> list[tuple]:
@@ -228,18 +238,17 @@ def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[i
 
 
 def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int, int]:
-    """Statements (RULES 9.10): each customer's highest daily users_count, 0 on suspended days."""
+    """Statements (RULES 9.10): each customer's highest daily users_count, 0 on suspended days (and
+    before any snapshot: such a customer has no row here)."""
     ids = list(partner_ids)
     if not ids:
         return {}
     t = _tables()
-    suspended = _SUSPENDED.format(cust_id="c.id", **t)
-    sql = f"""SELECT c.id, MAX(CASE WHEN {suspended} THEN 0 ELSE COALESCE(u.users_count, 0) END)
-        FROM {t['cust']} c JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
-        LEFT JOIN {t['snap']} u ON u.customer_id = c.id AND u.date = (
-            SELECT MAX(u2.date) FROM {t['snap']} u2 WHERE u2.customer_id = c.id AND u2.date <= d.day)
-        WHERE c.partner_id IN ({_placeholders(ids)}) GROUP BY c.id"""
-    return {cid: int(n or 0) for cid, n in _run(sql, [first, last, *ids])}
+    customers = f"SELECT c0.id FROM {t['cust']} c0 WHERE c0.partner_id IN ({_placeholders(ids)})"
+    usage, params = _usage_days_sql(t, customers, ids, first, last)
+    sql = f"""SELECT cd.customer_id, MAX(CASE WHEN cd.suspended = 1 THEN 0 ELSE cd.users_count END)
+        FROM ({usage}) cd GROUP BY cd.customer_id"""
+    return {cid: int(n or 0) for cid, n in _run(sql, params)}
 
 
 def _day_after(column: str) -> str:
@@ -357,21 +366,35 @@ def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[
 
 
 def peak_assets_by_customer(*, partner_ids, first: date, last: date) -> dict[int, int]:
-    """Statements (RULES 9.10): highest daily agent count of each customer's RMM organization."""
+    """Statements (RULES 9.10): highest daily agent count of each customer's RMM organization in
+    first..last (a customer without one has no row here: 0).
+
+    As for the services' meters, agents never meet days: a presence is a +1 on the day it starts (or
+    `first`) and a -1 on the day after it ends; the running sum per organization is its count from
+    that day on, so its highest value is the peak."""
     ids = list(partner_ids)
     if not ids:
         return {}
     t = _tables()
-    sql = f"""SELECT cid, MAX(n) FROM (
-        SELECT c.id AS cid, d.day AS day, COUNT(p.id) AS n
-        FROM {t['cust']} c JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
-        LEFT JOIN {t['pres']} p ON p.partner_id = c.partner_id AND c.rmm_organization <> ''
-            AND p.organization = c.rmm_organization
-            AND p.present_from <= d.day AND (p.present_until IS NULL OR p.present_until >= d.day)
-        WHERE c.partner_id IN ({_placeholders(ids)})
-        GROUP BY c.id, d.day
-    ) t GROUP BY cid"""
-    return {cid: int(n or 0) for cid, n in _run(sql, [first, last, *ids])}
+    partners = _placeholders(ids)
+    scope = f"p.partner_id IN ({partners})"
+    start = "CASE WHEN p.present_from < %s THEN %s ELSE p.present_from END"
+    changes = f"""SELECT partner_id, organization, day, SUM(dn) AS dn FROM (
+            SELECT p.partner_id, p.organization, {start} AS day, 1 AS dn FROM {t['pres']} p
+            WHERE {scope} AND p.present_from <= %s AND (p.present_until IS NULL OR p.present_until >= %s)
+            UNION ALL
+            SELECT p.partner_id, p.organization, {_day_after('p.present_until')}, -1 FROM {t['pres']} p
+            WHERE {scope} AND p.present_from <= %s AND p.present_until >= %s AND p.present_until < %s
+        ) e GROUP BY partner_id, organization, day"""
+    sql = f"""SELECT c.id, MAX(r.n) FROM {t['cust']} c JOIN (
+            SELECT partner_id, organization,
+                SUM(dn) OVER (PARTITION BY partner_id, organization ORDER BY day) AS n
+            FROM ({changes}) g
+        ) r ON r.partner_id = c.partner_id AND r.organization = c.rmm_organization
+        WHERE c.partner_id IN ({partners}) AND c.rmm_organization <> ''
+        GROUP BY c.id"""
+    params = [first, first, *ids, last, first, *ids, last, first, last, *ids]
+    return {cid: int(n or 0) for cid, n in _run(sql, params)}
 
 
 def seat_days_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, date], int]:

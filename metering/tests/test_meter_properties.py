@@ -3,7 +3,8 @@ day-by-day reference, on small random histories (one partner, sometimes a second
 into the first's numbers).
 
 - asset_unit_steps / peak_assets_by_service: agents' presences, services' RMM filters, tenants' suspensions;
-- peak_users_by_service / licenses_by_service: usage snapshots carried forward, suspensions, storage.
+- peak_users_by_service / licenses_by_service: usage snapshots carried forward, suspensions, storage;
+- peak_users_by_customer / peak_assets_by_customer: the statements' figures (RULES 9.10).
 
 The reference decides "suspended for the whole day" from the suspension's instants (suspended at or before
 00:00, not unsuspended before the next 00:00), not from the days Suspension.save() derives."""
@@ -22,7 +23,9 @@ from metering.models import AgentPresence, Suspension, UsageSnapshot
 from metering.selectors import (
     asset_unit_steps,
     licenses_by_service,
+    peak_assets_by_customer,
     peak_assets_by_service,
+    peak_users_by_customer,
     peak_users_by_service,
 )
 from metering.tests.factories import (
@@ -318,6 +321,29 @@ def licenses_reference(world: dict, services: list[dict], first: date, last: dat
     return expected
 
 
+def statement_peaks_reference(world: dict, first: date, last: date, *, partners: set) -> dict[int, tuple[int, int]]:
+    """Statements (RULES 9.10): {customer: (peak users, peak assets)} for the partners' customers. Peak users
+    count 0 on whole suspended days; peak assets are the agents of the customer's organization in force,
+    whatever its state (decision (s)), 0 without an organization."""
+    def users(c, day):
+        return 0 if suspended(c, day) else (usage_on(c, day) or (0, 0))[0]
+
+    def assets(c, day):
+        return sum(1 for p in world["presences"]
+                   if p["partner"] == c["partner"] and c["org"] != "" and p["org"] == c["org"] and in_force(p, day))
+
+    return {c["id"]: (max(users(c, day) for day in days(first, last)), max(assets(c, day) for day in days(first, last)))
+            for c in world["customers"] if c["partner"] in partners}
+
+
+def statement_peaks(world: dict, first: date, last: date, *, partners: set) -> dict[int, tuple[int, int]]:
+    users = peak_users_by_customer(partner_ids=list(partners), first=first, last=last)
+    assets = peak_assets_by_customer(partner_ids=partners, first=first, last=last)
+    ours = {c["id"] for c in world["customers"] if c["partner"] in partners}
+    assert set(users) <= ours and set(assets) <= ours  # never another partner's customers
+    return {cid: (users.get(cid, 0), assets.get(cid, 0)) for cid in ours}
+
+
 def _service(method, meter, customer, rmm_filter="", start=0):
     return {"method": method, "meter": meter, "customer": customer, "rmm_filter": rmm_filter, "gb": None,
             "start": d(start), "end": None}
@@ -373,6 +399,13 @@ def test_asset_meters_agree_with_the_reference(partners, span):
                 assert {s["id"]: got.get(s["id"], 0) for s in group} == {
                     s["id"]: peak_assets_reference(world, s, first, last) for s in group
                 }
+
+            # the statements' peak assets of each customer: every partner at once (the same organization
+            # names at both), and each alone
+            every = {c["partner"] for c in world["customers"]}
+            for partners in [every, *({p} for p in every)]:
+                assert statement_peaks(world, first, last, partners=partners) == statement_peaks_reference(
+                    world, first, last, partners=partners)
             raise Rollback
     except Rollback:
         pass
@@ -404,6 +437,13 @@ def test_usage_meters_agree_with_the_reference(partners, span):
 
             got = licenses_by_service(service_ids=[s["id"] for s in licensing], first=first, last=last)
             assert got == licenses_reference(world, licensing, first, last)
+
+            # the statements' peak users of each customer: every partner at once (the same organization
+            # names at both), and each alone
+            every = {c["partner"] for c in world["customers"]}
+            for partners in [every, *({p} for p in every)]:
+                assert statement_peaks(world, first, last, partners=partners) == statement_peaks_reference(
+                    world, first, last, partners=partners)
             raise Rollback
     except Rollback:
         pass
