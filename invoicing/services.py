@@ -440,17 +440,35 @@ def _issue_all(invoices: list[Invoice], *, actor: Actor) -> None:
                     after={"number": invoice.number, "total": str(invoice.total), "due_date": str(invoice.due_date)})
         for invoice in invoices
     )
-    for invoice in invoices:
-        transaction.on_commit(lambda pk=invoice.pk: _enqueue_invoice_email(pk))
+    ids = [invoice.pk for invoice in invoices]
+    transaction.on_commit(lambda: invoice_emails_enqueue(ids))
 
 
-def _enqueue_invoice_email(invoice_id: int) -> None:
+def invoice_emails_enqueue(invoice_ids: list[int]) -> None:
+    """Queue the emails of issued (committed) invoices, all on one producer: one broker connection.
+
+    Issued and committed, they must stay so whatever the queue does: an error queuing one invoice's
+    email is logged and the next is tried; a broker that cannot be reached stops the rest at once
+    (logged once, not retried invoice by invoice). The daily job sends every email that never left."""
+    from kombu.exceptions import OperationalError as BrokerUnreachable
+
     from invoicing.tasks import send_invoice_task
 
+    done = 0
     try:
-        send_invoice_task.delay(invoice_id)
-    except Exception:  # issued and committed: a queue outage must not undo billing
-        logger.exception("could not queue the email of invoice %s; the daily job sends it", invoice_id)
+        with send_invoice_task.app.producer_or_acquire() as producer:
+            for invoice_id in invoice_ids:
+                try:
+                    send_invoice_task.apply_async((invoice_id,), producer=producer)
+                except BrokerUnreachable:
+                    raise
+                except Exception:
+                    logger.exception("could not queue the email of invoice %s; the daily job sends it", invoice_id)
+                done += 1
+    except Exception:
+        left = invoice_ids[done:]
+        logger.exception("could not reach the queue for the emails of %d invoices (ids %s); the daily job sends "
+                         "them", len(left), ", ".join(map(str, left[:20])) + (", ..." if len(left) > 20 else ""))
 
 
 @transaction.atomic

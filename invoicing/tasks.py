@@ -11,6 +11,7 @@ from billing.periods import utc_date
 from invoicing.models import Invoice
 from invoicing.services import (
     invoice_email_send,
+    invoice_emails_enqueue,
     invoice_statuses_refresh,
     partner_bill,
     partners_bill_in_batches,
@@ -71,6 +72,5 @@ def send_invoice_task(self, invoice_id: int):
 def refresh_payment_statuses_task():
     """Daily: invoices past due become overdue; emails that never left are sent."""
     changed = invoice_statuses_refresh()
-    for invoice_id in unsent_invoices().values_list("pk", flat=True):
-        send_invoice_task.delay(invoice_id)
+    invoice_emails_enqueue(list(unsent_invoices().values_list("pk", flat=True)))
     return changed

@@ -69,7 +69,7 @@ def bill_history(batch: int, settings, monkeypatch, *, draft: bool = False) -> d
     """Bill the history with batches of `batch` partners, take the snapshot, roll it all back."""
     settings.BILLING_BATCH_PARTNERS = batch
     queued: list[int] = []
-    monkeypatch.setattr(services, "_enqueue_invoice_email", queued.append)
+    monkeypatch.setattr(services, "invoice_emails_enqueue", queued.extend)
     with pytest.raises(RolledBack), transaction.atomic():
         first = billing_run(through=NOW.shift(-1).first, actor=ACTOR)  # months at once
         assert len({i.month for i in first if i.kind == "CI"}) >= 2

@@ -116,8 +116,8 @@ def world(cli, monkeypatch):
     assert len(clean[("periods",)]) == 1 + 3 * len(SLUGS)  # seats: March, April, May
 
     queued: list[int] = []
-    enqueue = services._enqueue_invoice_email
-    monkeypatch.setattr(services, "_enqueue_invoice_email", lambda pk: (queued.append(pk), enqueue(pk)))
+    enqueue = services.invoice_emails_enqueue
+    monkeypatch.setattr(services, "invoice_emails_enqueue", lambda pks: (queued.extend(pks), enqueue(pks)))
     monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", lambda invoice: f"%PDF {invoice.number}".encode())
     mail.outbox.clear()
     return {"clean": clean, "queued": queued}
@@ -223,8 +223,8 @@ def test_a_run_that_dies_after_two_partners_leaves_nothing_half_billed_and_the_r
 
     monkeypatch.undo()  # the worker is back (the recorders too: put them back)
     queued = world["queued"]
-    enqueue = services._enqueue_invoice_email
-    monkeypatch.setattr(services, "_enqueue_invoice_email", lambda pk: (queued.append(pk), enqueue(pk)))
+    enqueue = services.invoice_emails_enqueue
+    monkeypatch.setattr(services, "invoice_emails_enqueue", lambda pks: (queued.extend(pks), enqueue(pks)))
     monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", lambda invoice: f"%PDF {invoice.number}".encode())
     rerun = billing_run(through=THROUGH, actor=ACTOR)
     assert sorted({i.partner.slug for i in rerun}) == ["charlie", "delta"] and len(rerun) == 12
@@ -268,3 +268,52 @@ def test_a_fault_in_the_email_after_commit_keeps_the_invoice_and_the_daily_job_s
     assert sorted(issued().values_list("pdf", flat=True)) == sorted(f"invoices/{n}-v1.pdf" for n in numbers(*SLUGS))
     world["queued"][:] = sorted(issued().values_list("pk", flat=True))  # queued at issue, then by the job
     assert_like_one_clean_run(cli, world)
+
+
+def test_a_broker_that_cannot_be_reached_is_tried_once_and_the_daily_job_sends_the_emails(
+        cli, world, monkeypatch, caplog):
+    """Redis down when the run commits: the invoices stay issued, the queue is tried once for all of them
+    (not three publish retries for each of hundreds of invoices), one log line names them, and the daily job
+    sends each email once the broker is back."""
+    from kombu.exceptions import OperationalError as BrokerUnreachable
+
+    from invoicing.tasks import send_invoice_task
+
+    tries = []
+
+    def unreachable(args, **options):
+        tries.append(args)
+        raise BrokerUnreachable("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(send_invoice_task, "apply_async", unreachable)
+        documents = billing_run(through=THROUGH, actor=ACTOR)
+    assert len(documents) == 24 and mail.outbox == []
+    assert len(tries) == 1  # one commit: the four partners are one batch
+    assert sorted(world["queued"]) == sorted(issued().values_list("pk", flat=True))
+    outage = [r for r in caplog.records if "could not reach the queue" in r.getMessage()]
+    assert len(outage) == 1 and "the emails of 24 invoices" in outage[0].getMessage()
+
+    refresh_payment_statuses_task()  # the daily job
+    assert not issued().filter(emailed_at__isnull=True).exists() and len(mail.outbox) == 24
+
+
+def test_an_error_queuing_one_email_does_not_keep_the_others(cli, world, monkeypatch, caplog):
+    """One invoice's email cannot be queued (a fault of its own, not the broker's): it is logged, and the
+    other invoices' emails are queued and sent."""
+    from invoicing.tasks import send_invoice_task
+
+    queue = send_invoice_task.apply_async
+    first = []
+
+    def refuse_the_first(args, **options):
+        if not first:
+            first.append(args[0])
+            raise ValueError("cannot serialize")
+        return queue(args, **options)
+
+    monkeypatch.setattr(send_invoice_task, "apply_async", refuse_the_first)
+    assert len(billing_run(through=THROUGH, actor=ACTOR)) == 24
+    assert len(mail.outbox) == 23
+    assert list(issued().filter(emailed_at__isnull=True).values_list("pk", flat=True)) == first
+    assert f"could not queue the email of invoice {first[0]}" in caplog.text
