@@ -226,8 +226,8 @@ def bench_rmm_import(spec: Spec, results: Results, rows: int) -> None:
     results.add("c/keyed", "import / PostgreSQL's own writes of it", seconds / keyed, unit="x")
     path.unlink()
     if connection.vendor == "postgresql" and not connection.in_atomic_block:  # (the smoke test's transaction)
-        # after a bulk load, as a DBA would: autovacuum would otherwise take these 400,000 new and rolled
-        # back rows during d, e and f
+        # after a bulk load, as a DBA would: autovacuum would otherwise take these new and rolled back rows
+        # (4 x --rmm-rows: the import's and c keyed's agents and presences) during d, e and f
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE metering_rmmagent, metering_agentpresence")
 

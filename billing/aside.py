@@ -54,12 +54,15 @@ class Aside:
         if self.pool is None:
             return fn
         future = self.pool.submit(_in_own_connection, fn)
+        fallback: list[T] = []
 
         def result() -> T:
             value = future.result()
-            if value is _UNCONNECTED:
-                return fn()
-            return value
+            if value is not _UNCONNECTED:
+                return value
+            if not fallback:  # read in turn, once however often the result is asked for
+                fallback.append(fn())
+            return fallback[0]
 
         return result
 

@@ -467,6 +467,10 @@ def invoice_emails_enqueue(invoice_ids: list[int]) -> None:
                 done += 1
     except Exception:
         left = invoice_ids[done:]
+        if not left:  # every email was handed over; only giving the producer back failed
+            logger.warning("the queue's producer could not be released after queuing %d invoice emails", done,
+                           exc_info=True)
+            return
         logger.exception("could not reach the queue for the emails of %d invoices (ids %s); the daily job sends "
                          "them", len(left), ", ".join(map(str, left[:20])) + (", ..." if len(left) > 20 else ""))
 

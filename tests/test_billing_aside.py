@@ -141,3 +141,21 @@ def test_aside_only_on_postgresql_and_when_on(settings):
         assert not aside_possible()
     settings.BILLING_METERS_ASIDE = False
     assert not aside_possible()
+
+
+def test_a_result_read_in_turn_is_read_once_however_often_it_is_asked(monkeypatch):
+    """No second connection: the reading runs in the caller's connection once, not at every result()."""
+    calls = []
+
+    def refused():
+        raise OperationalError("FATAL: sorry, too many clients already")
+
+    def reading():
+        calls.append(1)
+        return {"peaks": len(calls)}
+
+    monkeypatch.setattr(aside, "_connect", refused)
+    with aside.Aside(True) as pool:
+        result = pool.submit(reading)
+    assert result() == {"peaks": 1} and result() == {"peaks": 1}
+    assert len(calls) == 1

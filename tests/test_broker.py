@@ -88,10 +88,20 @@ def test_alert_email_travels_through_redis_to_a_worker(redis_worker):
 @pytest.mark.django_db(transaction=True)
 def test_a_billing_runs_invoice_emails_travel_through_redis_on_one_producer(redis_worker, monkeypatch):
     """The emails of a run's invoices are queued after commit on one producer and a worker sends each."""
+    from invoicing.tasks import send_invoice_task
+
     monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", lambda invoice: f"%PDF {invoice.number}".encode())
+    queue, producers = send_invoice_task.apply_async, []
+
+    def recorded(args, **options):
+        producers.append(options.get("producer"))
+        return queue(args, **options)
+
+    monkeypatch.setattr(send_invoice_task, "apply_async", recorded)
     partners_with_flat_plans(2)
     issued = billing_run(through=date(2026, 5, 1), actor=Actor(label="broker test"))
     assert len(issued) == 6
+    assert len(producers) == 6 and producers[0] is not None and len({id(p) for p in producers}) == 1
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and Invoice.objects.filter(emailed_at__isnull=True).exists():
         time.sleep(0.2)
