@@ -39,6 +39,7 @@ from import_export.admin import ImportExportModelAdmin
 from billing.actor import Actor
 from billing.money import quantize_quantity
 from billing.periods import Period, utc_date
+from billing.sealed import Unreadable
 from metering.connectors import token_is_sendable
 from metering.models import (
     AgentPresence,
@@ -426,7 +427,7 @@ class RmmIntegrationForm(forms.ModelForm):
     base_url = forms.URLField(max_length=500, required=False, assume_scheme="https",
                               help_text="REST: e.g. https://vsa.example.com")
     new_api_token = forms.CharField(
-        label="New API token", required=False, strip=True,
+        label="New API token", required=False, strip=True, max_length=2000,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 60}),
         help_text="Write-only: the stored token is never shown. Type a new token to replace it; leave blank to "
                   "keep the one stored.",
@@ -508,6 +509,8 @@ class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
     def token_status(self, obj):
         if obj is None or not obj.api_token:
             return format_html('<span class="quiet">{}</span>', "not set")
+        if isinstance(obj.api_token, Unreadable):
+            return "set, but it cannot be decrypted: check FIELD_ENCRYPTION_KEYS, or type the token again"
         return "set"
 
     @admin.display(description="address or folder")

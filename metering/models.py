@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 
 from billing.periods import whole_days_between
+from billing.sealed import SealedTextField
 
 
 class Day(models.Model):
@@ -157,13 +158,14 @@ class IntegrationKind(models.TextChoices):
 class RmmIntegration(models.Model):
     """Where a partner's RMM inventory is fetched from, nightly and on "Get units now".
 
-    The API token is stored as given (the sync must send it) and is write-only in the admin.
+    The API token is write-only in the admin and sealed in the database (billing/sealed.py): the sync
+    must send it, so it is encrypted, not hashed; a dump or backup holds no usable token.
     """
 
     partner = models.OneToOneField("partners.Partner", on_delete=models.CASCADE, related_name="rmm_integration")
     kind = models.CharField(max_length=10, choices=IntegrationKind.choices, default=IntegrationKind.REST)
     base_url = models.URLField(max_length=500, blank=True, help_text="REST: e.g. https://vsa.example.com")
-    api_token = models.CharField(max_length=2000, blank=True, help_text="REST: sent as Authorization: Bearer")
+    api_token = SealedTextField(blank=True, help_text="REST: sent as Authorization: Bearer (stored encrypted)")
     folder_path = models.CharField(max_length=500, blank=True,
                                    help_text="drop folder: the newest *.csv file in it is the inventory")
     enabled = models.BooleanField(default=True, help_text="off: no sync runs, nightly or manual")

@@ -126,6 +126,11 @@ BILLING_WORK_MEM = env.str("BILLING_WORK_MEM", default="64MB")
 # (billing/aside.py); off, one connection reads them all in turn
 BILLING_METERS_ASIDE = env.bool("BILLING_METERS_ASIDE", default=True)
 
+# Fernet keys for secrets kept in the database (RMM API tokens, billing/sealed.py): the first encrypts,
+# every one decrypts (rotation: put the new key first, keep the old until the tokens are saved again).
+# Empty: a key derived from SECRET_KEY.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+
 # HTTPS hardening, on by default once DEBUG is off (behind a TLS-terminating proxy set
 # SECURE_PROXY_SSL_HEADER_ENABLED=true). billing.settings.production sets stricter defaults.
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
