@@ -134,3 +134,12 @@ def _stray_connections_closed(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+
+@pytest.fixture
+def rmm():
+    """A stub RMM API on a real local socket (metering/tests/rmm_stub.py)."""
+    from metering.tests.rmm_stub import StubRmm
+
+    with StubRmm() as stub:
+        yield stub

@@ -21,7 +21,7 @@ from billing import sealed
 from billing.actor import Actor
 from metering.models import RmmIntegration, SyncStatus, SyncTrigger
 from metering.sync import inventory_sync
-from metering.tests.rmm_stub import StubRmm, agent
+from metering.tests.rmm_stub import agent
 from partners.tests.factories import PartnerFactory, UserFactory
 
 TOKEN = "rmmtok-Hk3sP9qLx7WvB2nM5cR8tY4uZ1dF6gJa"
@@ -54,17 +54,11 @@ def test_a_key_that_is_not_a_fernet_key_is_refused_by_name(settings):
 
 
 @pytest.fixture
-def stub():
-    with StubRmm() as rmm:
-        yield rmm
-
-
-@pytest.fixture
-def integration(settings, stub):
+def integration(settings, rmm):
     settings.FIELD_ENCRYPTION_KEYS = [KEY_A]
     partner = PartnerFactory(slug="sealed")
-    stub.account(TOKEN, [agent("a1", organization="ORG")])
-    return RmmIntegration.objects.create(partner=partner, base_url=stub.url, api_token=TOKEN)
+    rmm.account(TOKEN, [agent("a1", organization="ORG")])
+    return RmmIntegration.objects.create(partner=partner, base_url=rmm.url, api_token=TOKEN)
 
 
 def sync(integration):
@@ -73,12 +67,12 @@ def sync(integration):
 
 
 @pytest.mark.django_db
-def test_the_column_holds_no_token_and_the_sync_still_sends_it(integration, stub):
+def test_the_column_holds_no_token_and_the_sync_still_sends_it(integration, rmm):
     column = stored(integration)
     assert column.startswith(sealed.PREFIX) and TOKEN not in column
     assert RmmIntegration.objects.get(pk=integration.pk).api_token == TOKEN
     assert sync(integration).status == SyncStatus.OK
-    assert stub.pages_served(TOKEN)
+    assert rmm.pages_served(TOKEN)
 
 
 @pytest.mark.django_db

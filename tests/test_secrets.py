@@ -25,7 +25,7 @@ from billing.actor import Actor
 from invoicing.models import Invoice
 from metering.models import RmmIntegration, SyncRun, SyncStatus, SyncTrigger
 from metering.sync import inventory_sync
-from metering.tests.rmm_stub import StubRmm, agent
+from metering.tests.rmm_stub import agent
 from partners.api_keys import api_key_create
 from partners.models import ApiKey, AuditLog, Partner, Role
 from partners.tests.factories import PartnerUserFactory, UserFactory
@@ -47,20 +47,14 @@ def key_parts(key: str) -> list[str]:
 
 
 @pytest.fixture
-def stub():
-    with StubRmm() as rmm:
-        yield rmm
-
-
-@pytest.fixture
-def world(data_dir, stub):
-    """The seat-days-basic example billed, an API key, an RMM integration whose token the stub
+def world(data_dir, rmm):
+    """The seat-days-basic example billed, an API key, an RMM integration whose token the rmm
     RMM knows, a superuser and the partner's Owner."""
     replay(data_dir / "seat-days-basic")
     partner = Partner.objects.get(slug="brightdesk")
     api_key, key = api_key_create(partner=partner, actor=Actor(label="test"), name="psa")
-    stub.account(RMM_TOKEN, [agent("a1", organization="ORG")])
-    integration = RmmIntegration.objects.create(partner=partner, base_url=stub.url, api_token=RMM_TOKEN)
+    rmm.account(RMM_TOKEN, [agent("a1", organization="ORG")])
+    integration = RmmIntegration.objects.create(partner=partner, base_url=rmm.url, api_token=RMM_TOKEN)
     boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
     owner = UserFactory(username="olga")
     PartnerUserFactory(user=owner, partner=partner, role=Role.OWNER)
@@ -180,7 +174,7 @@ def test_reports_and_admin_exports_never_hold_a_secret(client, world, tmp_path):
             assert_clean(response.content.decode("latin-1"), world["secrets"], f"invoice {tool}")
 
 
-def test_logs_at_debug_never_hold_a_secret(client, world, stub, caplog, settings, data_dir, tmp_path):
+def test_logs_at_debug_never_hold_a_secret(client, world, rmm, caplog, settings, data_dir, tmp_path):
     settings.DEBUG = True  # ninja logs more with DEBUG on
     secrets = list(world["secrets"])
     with caplog.at_level(logging.DEBUG):
@@ -198,13 +192,13 @@ def test_logs_at_debug_never_hold_a_secret(client, world, stub, caplog, settings
         today = timezone.now().date()
         assert inventory_sync(partner=partner, as_of=today, actor=Actor(label="t"),
                               trigger=SyncTrigger.MANUAL).status == SyncStatus.OK
-        stub.account(RMM_TOKEN, [agent("a1")], always_status={1: 500})
+        rmm.account(RMM_TOKEN, [agent("a1")], always_status={1: 500})
         failed = inventory_sync(partner=partner, as_of=today, actor=Actor(label="t"), trigger=SyncTrigger.MANUAL)
         assert failed.status == SyncStatus.FAILED
-        del stub.accounts[RMM_TOKEN]
+        del rmm.accounts[RMM_TOKEN]
         refused = inventory_sync(partner=partner, as_of=today, actor=Actor(label="t"), trigger=SyncTrigger.MANUAL)
         assert refused.status == SyncStatus.FAILED and "401" in refused.error
-        assert stub.pages_served(RMM_TOKEN)  # the token was in use
+        assert rmm.pages_served(RMM_TOKEN)  # the token was in use
         # an import and a billing run
         charges = tmp_path / "charges.csv"
         charges.write_text("partner,description,quantity,unit_price,date\nbrightdesk,Setup,1,50.00,2026-05-02\n")
@@ -213,7 +207,7 @@ def test_logs_at_debug_never_hold_a_secret(client, world, stub, caplog, settings
         # the admin: a token typed into the integration form
         client.force_login(world["boss"])
         client.post(reverse("admin:metering_rmmintegration_change", args=[world["integration"].pk]),
-                    {"partner": partner.pk, "kind": "rest", "enabled": "on", "base_url": stub.url,
+                    {"partner": partner.pk, "kind": "rest", "enabled": "on", "base_url": rmm.url,
                      "new_api_token": RMM_TOKEN})
     records = caplog.text + "\n".join(str(r.__dict__) for r in caplog.records)
     assert caplog.records, "something was logged"
