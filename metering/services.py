@@ -328,3 +328,21 @@ def usage_snapshot_record(*, customer, date: date, users_count: int, storage_byt
     audit_record(actor=actor, action="usage.record", obj=existing, partner_id=customer.partner_id,
                  before={"date": date.isoformat(), **before}, after={"date": date.isoformat(), **values})
     return existing, "updated"
+
+
+@transaction.atomic
+def rmm_tokens_reseal() -> int:
+    """Seal every stored RMM API token again with the first key of FIELD_ENCRYPTION_KEYS (billing/sealed.py),
+    after a new key was put first, so that the old one can be retired. All or nothing: a token no listed
+    key opens is named by its partner and nothing is written. Returns how many tokens were sealed."""
+    from billing.sealed import SealedValueError, Unreadable
+    from metering.models import RmmIntegration
+
+    integrations = list(RmmIntegration.objects.select_for_update(of=("self",)).select_related("partner")
+                        .exclude(api_token="").order_by("partner__slug"))
+    unreadable = [i.partner.slug for i in integrations if isinstance(i.api_token, Unreadable)]
+    if unreadable:
+        raise SealedValueError(f"no key in FIELD_ENCRYPTION_KEYS opens the API token of {', '.join(unreadable)}: "
+                               f"nothing was changed (list the key they were sealed with, or type them again)")
+    RmmIntegration.objects.bulk_update(integrations, ["api_token"])  # each sealed anew, with the first key
+    return len(integrations)

@@ -125,3 +125,29 @@ def test_the_migration_seals_the_tokens_stored_as_typed_and_going_back_opens_the
 
     migration.open_tokens(None, editor)
     assert stored(integration) == TOKEN
+
+
+@pytest.mark.django_db
+def test_reseal_tokens_moves_every_token_to_the_new_key_so_the_old_can_go(integration, settings, cli):
+    other = RmmIntegration.objects.create(partner=PartnerFactory(slug="other"), base_url="https://rmm.example",
+                                          api_token="tok-other")
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_B, KEY_A]  # a new key first
+    before = stored(integration)
+    out = cli("reseal_tokens")
+    assert out.status == 0 and "2 RMM API token(s) sealed" in out.out
+    assert stored(integration) != before
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_B]  # the old key retired
+    assert RmmIntegration.objects.get(pk=integration.pk).api_token == TOKEN
+    assert RmmIntegration.objects.get(pk=other.pk).api_token == "tok-other"
+
+
+@pytest.mark.django_db
+def test_reseal_tokens_names_a_token_no_key_opens_and_changes_nothing(integration, settings, cli):
+    settings.FIELD_ENCRYPTION_KEYS = [KEY_B]
+    other = RmmIntegration.objects.create(partner=PartnerFactory(slug="other"), base_url="https://rmm.example",
+                                          api_token="tok-other")
+    columns = (stored(integration), stored(other))
+    out = cli("reseal_tokens")
+    assert out.status == 1 and "sealed" in out.err and "the API token of sealed" in out.err
+    assert "other" not in out.err.split("token of", 1)[1].split(":")[0]
+    assert (stored(integration), stored(other)) == columns
