@@ -257,6 +257,25 @@ def _day_after(column: str) -> str:
     return f"date({column}, '+1 day')"
 
 
+def _presence_changes_sql(t, partners: str, partner_params: list, first: date, last: date) -> tuple[str, list]:
+    """(partner_id, organization, grp, day, dn) for the partners `partners` selects (SQL returning ids, with
+    `partner_params`): the change in agents present on each day of first..last where there is one; on
+    `first`, the agents already in force. A presence is a +1 on the day it starts (or `first`) and a -1 on
+    the day after it ends, so agents never meet days."""
+    grp, pres = t["grp"], t["pres"]
+    scope = f"p.partner_id IN ({partners})"
+    start = "CASE WHEN p.present_from < %s THEN %s ELSE p.present_from END"
+    sql = f"""SELECT partner_id, organization, grp, day, SUM(dn) AS dn FROM (
+            SELECT p.partner_id, p.organization, p.{grp} AS grp, {start} AS day, 1 AS dn FROM {pres} p
+            WHERE {scope} AND p.present_from <= %s AND (p.present_until IS NULL OR p.present_until >= %s)
+            UNION ALL
+            SELECT p.partner_id, p.organization, p.{grp}, {_day_after('p.present_until')}, -1 FROM {pres} p
+            WHERE {scope} AND p.present_from <= %s AND p.present_until >= %s AND p.present_until < %s
+        ) e GROUP BY partner_id, organization, grp, day"""
+    c = list(partner_params)
+    return sql, [first, first, *c, last, first, *c, last, first, last]
+
+
 def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
     """(sid, partner_id, meter, organization, day, dn): for each service and RMM organization it
     matches (RULES 3.6, 9.7), the change in matching agents on each day of first..last where there
@@ -267,17 +286,9 @@ def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
     groups their filter matches, by equality (an organization and group, a customer's organization,
     or the partner's whole inventory). The cost grows with presences, not with agents x days x
     services."""
-    grp, pres = t["grp"], t["pres"]
     services = _placeholders(ids)
-    scope = f"p.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))"
-    start = "CASE WHEN p.present_from < %s THEN %s ELSE p.present_from END"
-    changes = f"""SELECT partner_id, organization, grp, day, SUM(dn) AS dn FROM (
-            SELECT p.partner_id, p.organization, p.{grp} AS grp, {start} AS day, 1 AS dn FROM {pres} p
-            WHERE {scope} AND p.present_from <= %s AND (p.present_until IS NULL OR p.present_until >= %s)
-            UNION ALL
-            SELECT p.partner_id, p.organization, p.{grp}, {_day_after('p.present_until')}, -1 FROM {pres} p
-            WHERE {scope} AND p.present_from <= %s AND p.present_until >= %s AND p.present_until < %s
-        ) e GROUP BY partner_id, organization, grp, day"""
+    changes, params = _presence_changes_sql(
+        t, f"SELECT partner_id FROM {t['svc']} WHERE id IN ({services})", ids, first, last)
     # each service's filter as plain values: an organization (and maybe a group), or the whole inventory
     filters = f"""SELECT s.id AS sid, s.partner_id, s.meter,
             CASE WHEN s.rmm_org <> '' THEN s.rmm_org
@@ -296,7 +307,7 @@ def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
             FROM v JOIN g ON g.partner_id = v.partner_id
             WHERE v.whole = 1
         ) m GROUP BY sid, partner_id, meter, organization, day"""
-    return sql, [first, first, *ids, last, first, *ids, last, first, last, *ids]
+    return sql, [*params, *ids]
 
 
 def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int, int]:
@@ -369,32 +380,23 @@ def peak_assets_by_customer(*, partner_ids, first: date, last: date) -> dict[int
     """Statements (RULES 9.10): highest daily agent count of each customer's RMM organization in
     first..last (a customer without one has no row here: 0).
 
-    As for the services' meters, agents never meet days: a presence is a +1 on the day it starts (or
-    `first`) and a -1 on the day after it ends; the running sum per organization is its count from
-    that day on, so its highest value is the peak."""
+    As for the services' meters, agents never meet days (`_presence_changes_sql`): the running sum of
+    an organization's changes (its groups together) is its count from that day on, so its highest value
+    is the peak."""
     ids = list(partner_ids)
     if not ids:
         return {}
     t = _tables()
     partners = _placeholders(ids)
-    scope = f"p.partner_id IN ({partners})"
-    start = "CASE WHEN p.present_from < %s THEN %s ELSE p.present_from END"
-    changes = f"""SELECT partner_id, organization, day, SUM(dn) AS dn FROM (
-            SELECT p.partner_id, p.organization, {start} AS day, 1 AS dn FROM {t['pres']} p
-            WHERE {scope} AND p.present_from <= %s AND (p.present_until IS NULL OR p.present_until >= %s)
-            UNION ALL
-            SELECT p.partner_id, p.organization, {_day_after('p.present_until')}, -1 FROM {t['pres']} p
-            WHERE {scope} AND p.present_from <= %s AND p.present_until >= %s AND p.present_until < %s
-        ) e GROUP BY partner_id, organization, day"""
+    changes, params = _presence_changes_sql(t, partners, ids, first, last)
     sql = f"""SELECT c.id, MAX(r.n) FROM {t['cust']} c JOIN (
             SELECT partner_id, organization,
-                SUM(dn) OVER (PARTITION BY partner_id, organization ORDER BY day) AS n
-            FROM ({changes}) g
+                SUM(SUM(dn)) OVER (PARTITION BY partner_id, organization ORDER BY day) AS n
+            FROM ({changes}) g GROUP BY partner_id, organization, day
         ) r ON r.partner_id = c.partner_id AND r.organization = c.rmm_organization
         WHERE c.partner_id IN ({partners}) AND c.rmm_organization <> ''
         GROUP BY c.id"""
-    params = [first, first, *ids, last, first, *ids, last, first, last, *ids]
-    return {cid: int(n or 0) for cid, n in _run(sql, params)}
+    return {cid: int(n or 0) for cid, n in _run(sql, [*params, *ids])}
 
 
 def seat_days_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, date], int]:
