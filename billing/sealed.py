@@ -23,6 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 PREFIX = "fernet:"  # what a sealed value starts with in the column
+NO_KEY_OPENS = ("cannot be decrypted with the keys in FIELD_ENCRYPTION_KEYS (was the key or SECRET_KEY changed? "
+                "list the old key after the new one)")
 
 
 class SealedValueError(Exception):
@@ -67,8 +69,7 @@ def unseal(stored: str) -> str:
     try:
         return _current().decrypt(stored[len(PREFIX):].encode("ascii")).decode()
     except (InvalidToken, UnicodeError) as exc:
-        raise SealedValueError("the stored secret cannot be decrypted with the keys in FIELD_ENCRYPTION_KEYS "
-                               "(was the key or SECRET_KEY changed? list the old one after the new)") from exc
+        raise SealedValueError(f"the stored secret {NO_KEY_OPENS}") from exc
 
 
 class SealedTextField(models.TextField):

@@ -28,7 +28,7 @@ from typing import Protocol
 from django.conf import settings
 
 from billing.importing import ImportContext, ImportFileError, read_csv
-from billing.sealed import Unreadable
+from billing.sealed import NO_KEY_OPENS, Unreadable
 from metering.imports import RmmAssetsImport, agent_row
 from metering.services import AgentRow
 
@@ -134,8 +134,7 @@ class RestConnector:
         if _origin(base)[0] not in ("http", "https") or not _origin(base)[1]:
             raise ConnectorError(f"the base URL {base!r} is not an http:// or https:// address")
         if isinstance(integration.api_token, Unreadable):
-            raise ConnectorError("the stored API token cannot be decrypted with FIELD_ENCRYPTION_KEYS (was the key or "
-                                 "SECRET_KEY changed? list the old key after the new one, or type the token again)")
+            raise ConnectorError(f"the stored API token {NO_KEY_OPENS}, or type the token again")
         token = (integration.api_token or "").strip()
         if not token:
             raise ConnectorError("no API token is set on the integration")

@@ -10,7 +10,8 @@ from django.db import transaction
 from billing.actor import Actor
 from billing.bulk import insert_rows, update_rows
 from billing.periods import format_instant
-from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension
+from billing.sealed import SealedValueError, Unreadable
+from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, Suspension
 from partners.audit import audit_record
 from partners.models import Partner
 
@@ -335,9 +336,6 @@ def rmm_tokens_reseal() -> int:
     """Seal every stored RMM API token again with the first key of FIELD_ENCRYPTION_KEYS (billing/sealed.py),
     after a new key was put first, so that the old one can be retired. All or nothing: a token no listed
     key opens is named by its partner and nothing is written. Returns how many tokens were sealed."""
-    from billing.sealed import SealedValueError, Unreadable
-    from metering.models import RmmIntegration
-
     integrations = list(RmmIntegration.objects.select_for_update(of=("self",)).select_related("partner")
                         .exclude(api_token="").order_by("partner__slug"))
     unreadable = [i.partner.slug for i in integrations if isinstance(i.api_token, Unreadable)]

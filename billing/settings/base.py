@@ -127,7 +127,7 @@ BILLING_WORK_MEM = env.str("BILLING_WORK_MEM", default="64MB")
 BILLING_METERS_ASIDE = env.bool("BILLING_METERS_ASIDE", default=True)
 
 # Fernet keys for secrets kept in the database (RMM API tokens, billing/sealed.py): the first encrypts,
-# every one decrypts (rotation: put the new key first, keep the old until the tokens are saved again).
+# every one decrypts (rotation: put the new key first, run reseal_tokens, then drop the old one).
 # Empty: a key derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
 
