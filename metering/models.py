@@ -1,6 +1,7 @@
 """What was used. The calendar lets metering count member-days in plain SQL on any database."""
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -106,7 +107,12 @@ class AgentPresence(models.Model):
     # no index of its own: the (partner, organization, present_from) index begins with it
     partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, related_name="+")
     organization = models.CharField(max_length=200)
-    group = models.CharField(max_length=200, blank=True)
+    group = models.CharField(max_length=200, blank=True)  # a path from the top, "/"-separated
+    # the organization's short reference and id in the RMM, and the machine views the agent is in
+    # ("|a|b|", so that SQL finds a view by its delimited name), each part of its place (docs/rmm.md)
+    org_ref = models.CharField(max_length=200, blank=True, db_default="")
+    org_id = models.CharField(max_length=200, blank=True, db_default="")
+    views = models.TextField(blank=True, db_default="")
     present_from = models.DateField()
     present_until = models.DateField(null=True, blank=True)
 
@@ -151,24 +157,60 @@ class InventorySync(models.Model):
 
 # --- RMM syncs (RULES 3.6, 6: a sync is a whole inventory as of the date it ran) -------------------
 class IntegrationKind(models.TextChoices):
-    REST = "rest", "REST API (VSA-style, bearer token)"
+    KASEYA_VSA = "kaseya-vsa", "Kaseya VSA 9 REST API"
+    DATTO = "datto", "Datto RMM API v2"
+    NINJAONE = "ninjaone", "NinjaOne public API v2"
+    JSON = "json", "JSON inventory feed (the product's own format, for home-made exporters)"
     FOLDER = "folder", "Drop folder (newest rmm-assets CSV)"
 
 
-class RmmIntegration(models.Model):
-    """Where a partner's RMM inventory is fetched from, nightly and on "Get units now".
+# what each kind needs (docs/rmm.md): the credential fields' meaning per vendor, shown in the admin
+CREDENTIAL_HELP = {
+    IntegrationKind.KASEYA_VSA: ("the VSA user name of the API user", "that user's personal access token"),
+    IntegrationKind.DATTO: ("the API key (Setup > Users > API keys)", "the API secret key"),
+    IntegrationKind.NINJAONE: ("the client id of an API client app (client credentials, scope monitoring)",
+                               "the client secret"),
+    IntegrationKind.JSON: ("(not used)", "sent as Authorization: Bearer"),
+}
+NEEDS_USERNAME = (IntegrationKind.KASEYA_VSA, IntegrationKind.DATTO, IntegrationKind.NINJAONE)
 
-    The API token is write-only in the admin and sealed in the database (billing/sealed.py): the sync
-    must send it, so it is encrypted, not hashed; a dump or backup holds no usable token.
+
+class RmmIntegration(models.Model):
+    """Where a partner's RMM inventory is fetched from, nightly and on "Get units now" (docs/rmm.md).
+
+    The secret is write-only in the admin and sealed in the database (billing/sealed.py): the sync
+    must send it, so it is encrypted, not hashed; a dump or backup holds no usable secret.
     """
 
     partner = models.OneToOneField("partners.Partner", on_delete=models.CASCADE, related_name="rmm_integration")
-    kind = models.CharField(max_length=10, choices=IntegrationKind.choices, default=IntegrationKind.REST)
-    base_url = models.URLField(max_length=500, blank=True, help_text="REST: e.g. https://vsa.example.com")
-    api_token = SealedTextField(blank=True, help_text="REST: sent as Authorization: Bearer (stored encrypted)")
+    kind = models.CharField("RMM", max_length=20, choices=IntegrationKind.choices, default=IntegrationKind.KASEYA_VSA)
+    base_url = models.URLField(max_length=500, blank=True,
+                               help_text="the RMM's API address: e.g. https://vsa.example.com (Kaseya VSA), "
+                                         "https://pinotage-api.centrastage.net (Datto RMM), "
+                                         "https://app.ninjarmm.com (NinjaOne)")
+    username = models.CharField(max_length=200, blank=True, db_default="",
+                                help_text="Kaseya VSA: the API user's name; Datto RMM: the API key; "
+                                          "NinjaOne: the client id")
+    api_token = SealedTextField("secret", blank=True,
+                                help_text="Kaseya VSA: the personal access token; Datto RMM: the API secret key; "
+                                          "NinjaOne: the client secret; JSON feed: the bearer token "
+                                          "(stored encrypted)")
     folder_path = models.CharField(max_length=500, blank=True,
                                    help_text="drop folder: the newest *.csv file in it is the inventory")
     enabled = models.BooleanField(default=True, help_text="off: no sync runs, nightly or manual")
+    # which agents are billed (docs/rmm.md, "Which agents count"); deleted agents never are
+    count_offline = models.BooleanField("bill offline agents", default=True, db_default=True,
+                                        help_text="an agent that is installed but offline at the sync is billed")
+    count_suspended = models.BooleanField("bill suspended agents", default=False, db_default=False,
+                                          help_text="agents suspended in the RMM")
+    count_never_checked_in = models.BooleanField(
+        "bill agents that never checked in", default=False, db_default=False,
+        help_text="templates and agents awaiting approval that never reported to the RMM")
+    removal_guard_percent = models.PositiveSmallIntegerField(
+        "hold for review above (% removed)", default=20, db_default=20,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text="a sync that would remove more than this share of the partner's agents, or take a service "
+                  "that has units to 0, is held until staff approve it (100: never held for the share)")
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -181,16 +223,19 @@ class RmmIntegration(models.Model):
         return f"{self.partner} ({self.get_kind_display()})"
 
     def clean(self):
-        if self.kind == IntegrationKind.REST:
-            errors = {}
+        errors = {}
+        if self.kind == IntegrationKind.FOLDER:
+            if not self.folder_path.strip():
+                errors["folder_path"] = "required for a drop-folder integration"
+        else:
             if not self.base_url:
-                errors["base_url"] = "required for a REST integration"
+                errors["base_url"] = "required: the RMM's API address"
             elif not self.base_url.lower().startswith(("http://", "https://")):
                 errors["base_url"] = "use an http:// or https:// address"
-            if errors:
-                raise ValidationError(errors)
-        elif self.kind == IntegrationKind.FOLDER and not self.folder_path.strip():
-            raise ValidationError({"folder_path": "required for a drop-folder integration"})
+            if self.kind in NEEDS_USERNAME and not self.username.strip():
+                errors["username"] = f"required: {CREDENTIAL_HELP[self.kind][0]}"
+        if errors:
+            raise ValidationError(errors)
 
     @property
     def has_token(self) -> bool:
@@ -201,11 +246,14 @@ class SyncStatus(models.TextChoices):
     RUNNING = "running", "Running"
     OK = "ok", "OK"
     FAILED = "failed", "Failed"
+    HELD = "held", "Held for review"
+    REJECTED = "rejected", "Rejected"
 
 
 class SyncTrigger(models.TextChoices):
     NIGHTLY = "nightly", "Nightly job"
     MANUAL = "manual", "Manual (Get units now)"
+    COMMAND = "command", "Command line (sync_inventory)"
 
 
 class SyncRun(models.Model):
@@ -234,6 +282,18 @@ class SyncRun(models.Model):
     retryable = models.BooleanField(default=False, help_text="the fault looked transient (timeout, HTTP 5xx)")
     inventory = models.ForeignKey(InventorySync, on_delete=models.SET_NULL, null=True, blank=True,
                                   related_name="+", help_text="the inventory it recorded, when anything changed")
+    pages = models.PositiveIntegerField(default=0, db_default=0, help_text="pages of the RMM's API read")
+    agents_billed = models.PositiveIntegerField(default=0, db_default=0,
+                                                help_text="agents of the inventory that count (docs/rmm.md)")
+    # {reason: count} of the agents read but not billed (offline, suspended, never checked in, deleted)
+    skipped = models.JSONField(default=dict, blank=True)
+    # [{"organization": name, "agents": n}]: agents that match no customer's RMM organization nor any filter
+    unmatched = models.JSONField(default=list, blank=True)
+    # held for review: what applying it would do, and the inventory to apply on approval
+    review = models.JSONField(default=dict, blank=True)
+    held_inventory = models.JSONField(null=True, blank=True, editable=False)
+    reviewed_by = models.CharField(max_length=200, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]

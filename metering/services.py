@@ -24,12 +24,32 @@ class InventoryError(Exception):
 
 @dataclass(frozen=True)
 class AgentRow:
+    """One agent (device) of an RMM inventory, in the product's words whatever the vendor (docs/rmm.md).
+
+    `organization` is the RMM's name of the agent's organization (a Kaseya VSA organization, a Datto RMM
+    site, a NinjaOne organization); `org_ref` and `org_id` its short reference and id where the RMM has
+    them, so that a customer's RMM organization may name any of the three (billing-rules 10.6). `group` is
+    the agent's group as a path from the top, "/"-separated ("" is the organization itself): VSA's dotted
+    machine group `lab.workstations.birchwood` of organization `birchwood` is `workstations/lab`. `views`
+    are the names of the RMM machine views the agent is in, sorted.
+
+    The flags say what the RMM reports of the agent's state; which states are billed is decided per
+    integration (metering.counting): `online` None when the source does not say.
+    """
+
     agent_id: str
     machine_name: str
     organization: str
     group: str
     os: str = ""
     last_seen: datetime | None = None
+    org_ref: str = ""
+    org_id: str = ""
+    views: tuple[str, ...] = ()
+    online: bool | None = None
+    suspended: bool = False  # suspended in the RMM (a VSA suspended agent, a Datto suspended device)
+    deleted: bool = False  # deleted in the RMM (Datto keeps deleted devices in its lists): never billed
+    never_checked_in: bool = False  # a template or an agent awaiting approval that never reported
 
 
 @dataclass(frozen=True)

@@ -204,7 +204,19 @@ class Proration(models.TextChoices):
     ROUNDED_DAILY_RATE = "rounded_daily_rate", "Rounded daily rate (days after start)"
 
 
-rmm_filter_validator = RegexValidator(r"^[^/]+(/[^/]+)?$", "use ORG or ORG/GROUP")
+rmm_filter_validator = RegexValidator(
+    r"^(view:\s*\S.*|[^/]*\S[^/]*(/[^/]*\S[^/]*)*)$", "use ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME")
+
+def rmm_filter_parts(rmm_filter: str) -> tuple[str, str, str]:
+    """(organization, group path, view) of a service's RMM filter, each trimmed and in lower case
+    (billing-rules 10.6): "Birchwood / Workstations/Lab" is ("birchwood", "workstations/lab", "");
+    "view:Servers only" is ("", "", "servers only"); blank is ("", "", "")."""
+    text = (rmm_filter or "").strip()
+    if text[:5].lower() == "view:":
+        return "", "", text[5:].strip().lower()
+    org, *groups = text.split("/")
+    return org.strip().lower(), "/".join(g.strip().lower() for g in groups if g.strip()), ""
+
 
 # Fields that decide how units are derived; fixed once a service is saved (RULES 3.6).
 DERIVATION_FIELDS = ("method", "meter", "rmm_filter")
@@ -222,13 +234,13 @@ class ServiceQuerySet(models.QuerySet):
 
     # The derivation lock (RULES 3.6) holds for bulk writes too, not only for save().
     def update(self, **kwargs):
-        locked = sorted(set(kwargs) & {*DERIVATION_FIELDS, "rmm_org", "rmm_group"})
+        locked = sorted(set(kwargs) & {*DERIVATION_FIELDS, "rmm_org", "rmm_group", "rmm_view"})
         if locked:
             raise ValidationError({name: "cannot be changed once the service is saved" for name in locked})
         return super().update(**kwargs)
 
     def bulk_update(self, objs, fields, *args, **kwargs):
-        locked = sorted(set(fields) & {*DERIVATION_FIELDS, "rmm_org", "rmm_group"})
+        locked = sorted(set(fields) & {*DERIVATION_FIELDS, "rmm_org", "rmm_group", "rmm_view"})
         if locked:
             raise ValidationError({name: "cannot be changed once the service is saved" for name in locked})
         return super().bulk_update(objs, fields, *args, **kwargs)
@@ -264,9 +276,11 @@ class Service(models.Model):
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True, help_text="inclusive; blank: open-ended")
     rmm_filter = models.CharField(max_length=200, blank=True, validators=[rmm_filter_validator])
-    # rmm_filter split in two (ORG, GROUP) so metering can match agents in plain SQL
+    # rmm_filter split (ORG, GROUP path, view), trimmed and in lower case, so metering can match agents in plain
+    # SQL (metering.matching has the rule)
     rmm_org = models.CharField(max_length=200, blank=True, editable=False)
     rmm_group = models.CharField(max_length=200, blank=True, editable=False)
+    rmm_view = models.CharField(max_length=200, blank=True, editable=False, db_default="")
     taxable = models.BooleanField(default=True)
     notification_emails = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -298,8 +312,7 @@ class Service(models.Model):
         super().save(*args, **kwargs)
 
     def set_rmm_parts(self):
-        org, _, group = (self.rmm_filter or "").partition("/")
-        self.rmm_org, self.rmm_group = org.strip(), group.strip()
+        self.rmm_org, self.rmm_group, self.rmm_view = rmm_filter_parts(self.rmm_filter)
         return self
 
     # --- validation -----------------------------------------------------------------
