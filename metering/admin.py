@@ -27,7 +27,11 @@ from decimal import ROUND_CEILING, Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.decorators import method_decorator
@@ -42,6 +46,7 @@ from billing.periods import Period, utc_date
 from billing.sealed import Unreadable
 from metering.connectors import token_is_sendable
 from metering.models import (
+    CREDENTIAL_HELP,
     AgentPresence,
     IntegrationKind,
     InventorySync,
@@ -57,7 +62,14 @@ from metering.models import (
 from metering.resources import SuspensionResource, TenantEventResource, TenantUsageResource
 from metering.selectors import seat_days_by_customer
 from metering.services import inventory_latest_as_of
-from metering.sync import inventory_sync, units_now
+from metering.sync import (
+    ReviewError,
+    inventory_sync,
+    sync_run_approve,
+    sync_run_reject,
+    units_now,
+    unmatched_summary,
+)
 from partners.admin import EMPTY, AuditedSaveMixin, CustomerAdmin, CustomerFilter, ReadOnlyAdminMixin
 from partners.models import Customer, Method, Service
 
@@ -412,7 +424,8 @@ class InventorySyncAdmin(SourceColumnMixin, ReadOnlyAdminMixin, admin.ModelAdmin
 
 # --- RMM integrations, sync runs and unit change notices -----------------------------------------
 SYNC_PERMISSION = "metering.add_syncrun"  # "can add RMM sync run": may start a sync (Get units now, Sync now)
-STATUS_COLORS = {SyncStatus.OK: "#2e7d32", SyncStatus.FAILED: "#ba2121", SyncStatus.RUNNING: "#8a6d3b"}
+STATUS_COLORS = {SyncStatus.OK: "#2e7d32", SyncStatus.FAILED: "#ba2121", SyncStatus.RUNNING: "#8a6d3b",
+                 SyncStatus.HELD: "#b35c00", SyncStatus.REJECTED: "#666"}
 
 
 def _token_fingerprint(token: str) -> str:
@@ -422,57 +435,69 @@ def _token_fingerprint(token: str) -> str:
 
 
 class RmmIntegrationForm(forms.ModelForm):
-    """The API token is write-only: never rendered back; typing a new one replaces it."""
+    """The secret (token, API secret key, client secret) is write-only: never rendered back; typing a new one
+    replaces it."""
 
     base_url = forms.URLField(max_length=500, required=False, assume_scheme="https",
-                              help_text="REST: e.g. https://vsa.example.com")
+                              help_text=RmmIntegration._meta.get_field("base_url").help_text)
     new_api_token = forms.CharField(
-        label="New API token", required=False, strip=True, max_length=2000,
+        label="New secret", required=False, strip=True, max_length=2000,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password", "size": 60}),
-        help_text="Write-only: the stored token is never shown. Type a new token to replace it; leave blank to "
-                  "keep the one stored.",
+        help_text="Write-only: the stored secret is never shown. Kaseya VSA: the API user's personal access "
+                  "token; Datto RMM: the API secret key; NinjaOne: the client secret; JSON feed: the bearer token. "
+                  "Leave blank to keep the one stored.",
     )
-    clear_api_token = forms.BooleanField(label="Remove the stored token", required=False)
+    clear_api_token = forms.BooleanField(label="Remove the stored secret", required=False)
 
     class Meta:
         model = RmmIntegration
-        fields = ("partner", "kind", "enabled", "base_url", "folder_path", "notes")
+        fields = ("partner", "kind", "enabled", "base_url", "username", "folder_path", "count_offline",
+                  "count_suspended", "count_never_checked_in", "removal_guard_percent", "notes")
         widgets = {"notes": forms.Textarea(attrs={"rows": 3, "cols": 60}),
-                   "folder_path": forms.TextInput(attrs={"size": 60})}
+                   "folder_path": forms.TextInput(attrs={"size": 60}),
+                   "username": forms.TextInput(attrs={"size": 40, "autocomplete": "off"})}
 
     def clean(self):
         cleaned = super().clean()
         token, clear = cleaned.get("new_api_token"), cleaned.get("clear_api_token")
         if token and clear:
-            self.add_error("clear_api_token", "either type a new token or remove the stored one, not both")
+            self.add_error("clear_api_token", "either type a new secret or remove the stored one, not both")
             return cleaned
         if token and not token_is_sendable(token):
-            self.add_error("new_api_token", "an API token is visible ASCII characters only, without spaces or line "
+            self.add_error("new_api_token", "a secret is visible ASCII characters only, without spaces or line "
                                             "breaks (it is sent in an HTTP header)")  # never quoted back
             return cleaned
         if token:
             self.instance.api_token = token
         elif clear:
             self.instance.api_token = ""
-        if cleaned.get("kind") == IntegrationKind.REST and not self.instance.api_token:
-            self.add_error("new_api_token", "a REST integration needs an API token")
+        kind = cleaned.get("kind")
+        if kind and kind != IntegrationKind.FOLDER and not self.instance.api_token:
+            needed = CREDENTIAL_HELP.get(kind, ("", "a secret"))[1]
+            self.add_error("new_api_token", f"this RMM needs a secret: {needed}")
         return cleaned
 
 
 def _sync_message(run: SyncRun) -> str:
     if run.status == SyncStatus.OK:
-        return (f"{run.partner}: inventory as of {run.as_of} synced: {run.agents_seen} agents, "
-                f"{run.added} added, {run.moved} moved, {run.removed} removed")
+        text = (f"{run.partner}: inventory as of {run.as_of} synced: {run.agents_billed} agents billed of "
+                f"{run.agents_seen} read, {run.added} added, {run.moved} moved, {run.removed} removed")
+        lines = unmatched_summary(run.unmatched)
+        return text + (f"; {'; '.join(lines)}" if lines else "")
+    if run.status == SyncStatus.HELD:
+        return (f"{run.partner}: the inventory as of {run.as_of} is held for review ({run.review.get('reason')}): "
+                f"nothing changed; approve or reject it under RMM sync runs")
     return f"{run.partner}: the RMM sync failed: {run.error[:400]}"
 
 
 @admin.register(RmmIntegration)
 class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
-    """Where each partner's RMM inventory comes from (nightly at 02:00 UTC, and on Get units now)."""
+    """Where each partner's RMM inventory comes from (nightly at 02:00 UTC, and on Get units now); docs/rmm.md
+    says what to set up in each RMM."""
 
     form = RmmIntegrationForm
     audit_kind = "rmm_integration"
-    list_display = ("partner", "kind", "where", "token_status", "enabled", "last_run")
+    list_display = ("partner", "kind", "where", "token_status", "enabled", "removal_guard_percent", "last_run")
     list_filter = ("kind", "enabled")
     search_fields = ("partner__slug", "partner__name", "base_url", "folder_path")
     list_select_related = ("partner",)
@@ -481,23 +506,32 @@ class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
     readonly_fields = ("token_status",)
     fieldsets = (
         (None, {"fields": ("partner", "kind", "enabled")}),
-        ("REST API (VSA-style)", {"fields": ("base_url", "token_status", "new_api_token", "clear_api_token")}),
+        ("RMM API", {"fields": ("base_url", "username", "token_status", "new_api_token", "clear_api_token"),
+                     "description": "Kaseya VSA: an API user with a personal access token (MFA off for that user). "
+                                    "Datto RMM: an API key and secret key. NinjaOne: a client credentials app with "
+                                    "the monitoring scope. docs/rmm.md has the steps."}),
         ("Drop folder", {"fields": ("folder_path",),
                          "description": "The newest *.csv file of the folder, in the rmm-assets columns. Write "
                                         "files under another name and rename them to *.csv when complete."}),
+        ("Which agents are billed", {"fields": ("count_offline", "count_suspended", "count_never_checked_in"),
+                                     "description": "Agents deleted in the RMM are never billed."}),
+        ("Removal guard", {"fields": ("removal_guard_percent",)}),
         ("Notes", {"fields": ("notes",)}),
     )
     actions = ("sync_now",)
 
     @method_decorator(sensitive_post_parameters("new_api_token"))
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        """The typed token is masked in error reports (Django's SafeExceptionReporterFilter)."""
+        """The typed secret is masked in error reports (Django's SafeExceptionReporterFilter)."""
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def audit_snapshot(self, obj) -> dict:
         return {"partner": obj.partner.slug if obj.partner_id else None, "kind": obj.kind, "enabled": obj.enabled,
-                "base_url": obj.base_url, "folder_path": obj.folder_path,
-                "api_token": f"set ({_token_fingerprint(obj.api_token)})" if obj.api_token else "not set"}
+                "base_url": obj.base_url, "username": obj.username, "folder_path": obj.folder_path,
+                "api_token": f"set ({_token_fingerprint(obj.api_token)})" if obj.api_token else "not set",
+                "count_offline": obj.count_offline, "count_suspended": obj.count_suspended,
+                "count_never_checked_in": obj.count_never_checked_in,
+                "removal_guard_percent": obj.removal_guard_percent}
 
     def get_queryset(self, request):
         last = SyncRun.objects.filter(partner=OuterRef("partner")).order_by("-started_at", "-pk")
@@ -505,17 +539,17 @@ class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
             last_status=Subquery(last.values("status")[:1]), last_started=Subquery(last.values("started_at")[:1]),
         )
 
-    @admin.display(description="API token")
+    @admin.display(description="secret")
     def token_status(self, obj):
         if obj is None or not obj.api_token:
             return format_html('<span class="quiet">{}</span>', "not set")
         if isinstance(obj.api_token, Unreadable):
-            return "set, but it cannot be decrypted: check FIELD_ENCRYPTION_KEYS, or type the token again"
+            return "set, but it cannot be decrypted: check FIELD_ENCRYPTION_KEYS, or type the secret again"
         return "set"
 
     @admin.display(description="address or folder")
     def where(self, obj):
-        return obj.base_url if obj.kind == IntegrationKind.REST else obj.folder_path
+        return obj.folder_path if obj.kind == IntegrationKind.FOLDER else obj.base_url
 
     @admin.display(description="last sync", ordering="last_started")
     def last_run(self, obj):
@@ -535,36 +569,83 @@ class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
         today = utc_date(timezone.now())
         for integration in queryset.select_related("partner"):
             run = inventory_sync(partner=integration.partner, as_of=today, actor=actor, trigger=SyncTrigger.MANUAL)
-            self.message_user(request, _sync_message(run),
-                              messages.SUCCESS if run.status == SyncStatus.OK else messages.ERROR)
+            level = {SyncStatus.OK: messages.SUCCESS, SyncStatus.HELD: messages.WARNING}.get(run.status, messages.ERROR)
+            self.message_user(request, _sync_message(run), level)
 
 
 @admin.register(SyncRun)
 class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Every sync attempt, nightly or manual: a failed one wrote nothing to the inventory."""
+    """Every sync attempt, nightly or manual: a failed one wrote nothing to the inventory; a held one waits for
+    staff to approve or reject it (its Review page)."""
 
-    list_display = ("started_at", "partner", "as_of", "trigger", "status_label", "attempt", "agents_seen", "added",
-                    "moved", "removed", "problem")
+    list_display = ("started_at", "partner", "as_of", "trigger", "status_label", "attempt", "agents_seen",
+                    "agents_billed", "added", "moved", "removed", "problem")
     list_filter = ("status", "trigger", "partner")
     search_fields = ("partner__slug", "partner__name", "error", "source")
     list_select_related = ("partner",)
     date_hierarchy = "started_at"
     ordering = ("-started_at", "-id")
     fields = ("partner", "integration", "as_of", "trigger", "attempt", "actor_label", "status", "retryable",
-              "started_at", "finished_at", "agents_seen", "added", "moved", "removed", "source", "inventory", "error")
+              "started_at", "finished_at", "pages", "agents_seen", "agents_billed", "not_billed", "added", "moved",
+              "removed", "no_customer", "source", "inventory", "error", "reviewed_by", "reviewed_at")
     readonly_fields = fields
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [path("<path:object_id>/review/", self.admin_site.admin_view(self.review_view),
+                     name="{}_{}_review".format(*info)), *super().get_urls()]
 
     @admin.display(description="status", ordering="status")
     def status_label(self, obj):
-        return format_html('<b style="color:{}">{}</b>', STATUS_COLORS.get(obj.status, ""), obj.get_status_display())
+        label = format_html('<b style="color:{}">{}</b>', STATUS_COLORS.get(obj.status, ""), obj.get_status_display())
+        if obj.status == SyncStatus.HELD:
+            review = reverse("admin:metering_syncrun_review", args=[obj.pk])
+            return format_html('{} <a href="{}">Review</a>', label, review)
+        return label
 
     @admin.display(description="error")
     def problem(self, obj):
         if not obj.error:
-            return BLANK
+            lines = unmatched_summary(obj.unmatched)
+            return "; ".join(lines) if lines else BLANK
         short = obj.error if len(obj.error) <= 140 else obj.error[:140] + "…"
         return format_html('<span title="{}">{}</span>{}', obj.error, short,
                            format_html(' <span class="quiet">{}</span>', "(retried)") if obj.retryable else "")
+
+    @admin.display(description="read but not billed")
+    def not_billed(self, obj):
+        return ", ".join(f"{n} {reason}" for reason, n in sorted(obj.skipped.items())) or BLANK
+
+    @admin.display(description="agents of no customer")
+    def no_customer(self, obj):
+        return "; ".join(unmatched_summary(obj.unmatched)) or BLANK
+
+    def review_view(self, request, object_id):
+        """A held sync: per service the units before and after, the agents that would go; Approve applies it
+        as of its date, Reject drops it. Either takes the permission to start a sync."""
+        run = get_object_or_404(SyncRun.objects.select_related("partner"), pk=object_id)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        may_decide = request.user.has_perm(SYNC_PERMISSION) and run.status == SyncStatus.HELD
+        if request.method == "POST":
+            if not may_decide:
+                raise PermissionDenied
+            actor = Actor.of_user(request.user, label=f"{request.user} (admin: review of sync #{run.pk})")
+            try:
+                if "approve" in request.POST:
+                    run = sync_run_approve(run=run, actor=actor)
+                    self.message_user(request, f"Approved: {_sync_message(run)}", messages.SUCCESS)
+                elif "reject" in request.POST:
+                    sync_run_reject(run=run, actor=actor)
+                    self.message_user(request, f"Rejected: the inventory of {run.partner} as of {run.as_of} was "
+                                               f"dropped; nothing changed", messages.SUCCESS)
+            except ReviewError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            return redirect(reverse("admin:metering_syncrun_change", args=[run.pk]))
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "run": run, "review": run.review,
+                   "may_decide": may_decide, "title": f"Review the sync of {run.partner} as of {run.as_of}",
+                   "unmatched": unmatched_summary(run.review.get("unmatched", []))}
+        return TemplateResponse(request, "admin/metering/syncrun/review.html", context)
 
 
 class NoticeEmailedFilter(admin.SimpleListFilter):

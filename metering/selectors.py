@@ -258,55 +258,68 @@ def _day_after(column: str) -> str:
 
 
 def _presence_changes_sql(t, partners: str, partner_params: list, first: date, last: date) -> tuple[str, list]:
-    """(partner_id, organization, grp, day, dn) for the partners `partners` selects (SQL returning ids, with
-    `partner_params`): the change in agents present on each day of first..last where there is one; on
-    `first`, the agents already in force. A presence is a +1 on the day it starts (or `first`) and a -1 on
-    the day after it ends, so agents never meet days."""
+    """(partner_id, organization, org_ref, org_id, grp, views, day, dn) for the partners `partners` selects
+    (SQL returning ids, with `partner_params`): the change in agents present on each day of first..last
+    where there is one, per place (docs/rmm.md); on `first`, the agents already in force. A presence is a
+    +1 on the day it starts (or `first`) and a -1 on the day after it ends, so agents never meet days."""
     grp, pres = t["grp"], t["pres"]
     scope = f"p.partner_id IN ({partners})"
     start = "CASE WHEN p.present_from < %s THEN %s ELSE p.present_from END"
-    sql = f"""SELECT partner_id, organization, grp, day, SUM(dn) AS dn FROM (
-            SELECT p.partner_id, p.organization, p.{grp} AS grp, {start} AS day, 1 AS dn FROM {pres} p
+    place = f"p.partner_id, p.organization, p.org_ref, p.org_id, p.{grp} AS grp, p.views"
+    sql = f"""SELECT partner_id, organization, org_ref, org_id, grp, views, day, SUM(dn) AS dn FROM (
+            SELECT {place}, {start} AS day, 1 AS dn FROM {pres} p
             WHERE {scope} AND p.present_from <= %s AND (p.present_until IS NULL OR p.present_until >= %s)
             UNION ALL
-            SELECT p.partner_id, p.organization, p.{grp}, {_day_after('p.present_until')}, -1 FROM {pres} p
+            SELECT {place}, {_day_after('p.present_until')}, -1 FROM {pres} p
             WHERE {scope} AND p.present_from <= %s AND p.present_until >= %s AND p.present_until < %s
-        ) e GROUP BY partner_id, organization, grp, day"""
+        ) e GROUP BY partner_id, organization, org_ref, org_id, grp, views, day"""
     c = list(partner_params)
     return sql, [first, first, *c, last, first, *c, last, first, last]
 
 
+def _names_org(name_sql: str, place: str) -> str:
+    """SQL: `name_sql` (already trimmed and in lower case) names the organization of the row `place`
+    by its name, short reference or id (metering.matching.names_organization)."""
+    return (f"{name_sql} <> '' AND {name_sql} IN (LOWER({place}.organization), LOWER({place}.org_ref), "
+            f"LOWER({place}.org_id))")
+
+
+def _contains(haystack: str, needle: str) -> str:
+    function = "STRPOS" if connection.vendor == "postgresql" else "INSTR"
+    return f"{function}({haystack}, {needle}) > 0"
+
+
 def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
-    """(sid, partner_id, meter, organization, day, dn): for each service and RMM organization it
-    matches (RULES 3.6, 9.7), the change in matching agents on each day of first..last where there
-    is one; on `first`, the agents already in force.
+    """(sid, partner_id, meter, organization, org_ref, org_id, day, dn): for each service and RMM
+    organization it takes (billing-rules 3.6, 10.6), the change in matching agents on each day of
+    first..last where there is one; on `first`, the agents already in force.
 
     Agents never meet days here: a presence is a +1 on the day it starts (or `first`) and a -1 on the
-    day after it ends, summed per (organization, group, day); services then take the changes of the
-    groups their filter matches, by equality (an organization and group, a customer's organization,
-    or the partner's whole inventory). The cost grows with presences, not with agents x days x
-    services."""
+    day after it ends, summed per place and day; services then take the changes of the places their
+    filter takes, the rule of metering.matching.filter_takes (its property test holds the two
+    together): a view, an organization by name, reference or id (and a group with the groups below
+    it), a customer's organization, or the partner's whole inventory. The cost grows with presences,
+    not with agents x days x services."""
     services = _placeholders(ids)
     changes, params = _presence_changes_sql(
         t, f"SELECT partner_id FROM {t['svc']} WHERE id IN ({services})", ids, first, last)
-    # each service's filter as plain values: an organization (and maybe a group), or the whole inventory
-    filters = f"""SELECT s.id AS sid, s.partner_id, s.meter,
-            CASE WHEN s.rmm_org <> '' THEN s.rmm_org
-                 WHEN s.customer_id IS NOT NULL THEN COALESCE(sc.rmm_organization, '') ELSE '' END AS org,
+    # each service's filter as plain values (partners.models.rmm_filter_parts stored them in lower case)
+    filters = f"""SELECT s.id AS sid, s.partner_id, s.meter, s.rmm_view AS view,
+            CASE WHEN s.rmm_org <> '' OR s.rmm_view <> '' THEN s.rmm_org
+                 WHEN s.customer_id IS NOT NULL THEN LOWER(TRIM(COALESCE(sc.rmm_organization, ''))) ELSE '' END AS org,
             CASE WHEN s.rmm_org <> '' THEN s.rmm_group ELSE '' END AS grp,
-            CASE WHEN s.rmm_org = '' AND s.customer_id IS NULL THEN 1 ELSE 0 END AS whole
+            CASE WHEN s.rmm_org = '' AND s.rmm_view = '' AND s.customer_id IS NULL THEN 1 ELSE 0 END AS whole
         FROM {t['svc']} s LEFT JOIN {t['cust']} sc ON sc.id = s.customer_id
         WHERE s.id IN ({services})"""
+    group = "LOWER(g.grp)"
+    takes = f"""v.whole = 1
+            OR (v.view <> '' AND {_contains("LOWER(g.views)", "'|' || v.view || '|'")})
+            OR (v.view = '' AND {_names_org('v.org', 'g')}
+                AND (v.grp = '' OR {group} = v.grp OR SUBSTR({group}, 1, LENGTH(v.grp) + 1) = v.grp || '/'))"""
     sql = f"""WITH g AS ({changes}), v AS ({filters})
-        SELECT sid, partner_id, meter, organization, day, SUM(dn) AS dn FROM (
-            SELECT v.sid, v.partner_id, v.meter, g.organization, g.day, g.dn
-            FROM v JOIN g ON g.partner_id = v.partner_id AND g.organization = v.org
-            WHERE v.org <> '' AND (v.grp = '' OR g.grp = v.grp)
-            UNION ALL
-            SELECT v.sid, v.partner_id, v.meter, g.organization, g.day, g.dn
-            FROM v JOIN g ON g.partner_id = v.partner_id
-            WHERE v.whole = 1
-        ) m GROUP BY sid, partner_id, meter, organization, day"""
+        SELECT v.sid, v.partner_id, v.meter, g.organization, g.org_ref, g.org_id, g.day, SUM(g.dn) AS dn
+        FROM v JOIN g ON g.partner_id = v.partner_id AND ({takes})
+        GROUP BY v.sid, v.partner_id, v.meter, g.organization, g.org_ref, g.org_id, g.day"""
     return sql, [*params, *ids]
 
 
@@ -319,12 +332,12 @@ def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int,
         return {}
     t = _tables()
     changes, params = _agent_changes_sql(ids, t, first, last)
-    # the (organization, day)s whose tenant is suspended for the whole day, once, for an equality join
-    suspended = f"""SELECT DISTINCT c2.partner_id, c2.rmm_organization AS organization, d.day AS day
+    # the (organization, day)s whose tenant is suspended for the whole day, once
+    suspended = f"""SELECT DISTINCT c2.partner_id, LOWER(TRIM(c2.rmm_organization)) AS org_key, d.day AS day
         FROM {t['cust']} c2 JOIN {t['susp']} sp ON sp.customer_id = c2.id
         JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
             AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day)
-        WHERE c2.rmm_organization <> ''
+        WHERE TRIM(c2.rmm_organization) <> ''
             AND c2.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({_placeholders(ids)}))"""
     # runs of constant count per (service, organization), spread over their days
     sql = f"""SELECT s.id, MAX(CASE
@@ -338,13 +351,14 @@ def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int,
             SELECT r.sid, d.day AS day,
                 SUM(CASE WHEN r.meter = 'assets' AND os.day IS NOT NULL THEN 0 ELSE r.n END) AS units
             FROM (
-                SELECT sid, partner_id, meter, organization, day AS lo,
-                    LEAD(day) OVER (PARTITION BY sid, organization ORDER BY day) AS hi,
-                    SUM(dn) OVER (PARTITION BY sid, organization ORDER BY day) AS n
+                SELECT sid, partner_id, meter, organization, org_ref, org_id, day AS lo,
+                    LEAD(day) OVER (PARTITION BY sid, organization, org_ref, org_id ORDER BY day) AS hi,
+                    SUM(dn) OVER (PARTITION BY sid, organization, org_ref, org_id ORDER BY day) AS n
                 FROM ({changes}) ch
             ) r JOIN {t['days']} d ON d.day >= r.lo AND (r.hi IS NULL OR d.day < r.hi) AND d.day <= %s
-            LEFT JOIN ({suspended}) os ON os.partner_id = r.partner_id AND os.organization = r.organization
-                AND os.day = d.day
+            -- two suspended customers naming one organization only repeat a 0
+            LEFT JOIN ({suspended}) os ON os.partner_id = r.partner_id AND os.day = d.day
+                AND {_names_org('os.org_key', 'r')}
             WHERE r.n <> 0
             GROUP BY r.sid, d.day
         ) daily ON daily.sid = s.id AND daily.day = d.day
@@ -390,11 +404,11 @@ def peak_assets_by_customer(*, partner_ids, first: date, last: date) -> dict[int
     partners = _placeholders(ids)
     changes, params = _presence_changes_sql(t, partners, ids, first, last)
     sql = f"""SELECT c.id, MAX(r.n) FROM {t['cust']} c JOIN (
-            SELECT partner_id, organization,
-                SUM(SUM(dn)) OVER (PARTITION BY partner_id, organization ORDER BY day) AS n
-            FROM ({changes}) g GROUP BY partner_id, organization, day
-        ) r ON r.partner_id = c.partner_id AND r.organization = c.rmm_organization
-        WHERE c.partner_id IN ({partners}) AND c.rmm_organization <> ''
+            SELECT partner_id, organization, org_ref, org_id,
+                SUM(SUM(dn)) OVER (PARTITION BY partner_id, organization, org_ref, org_id ORDER BY day) AS n
+            FROM ({changes}) g GROUP BY partner_id, organization, org_ref, org_id, day
+        ) r ON r.partner_id = c.partner_id AND {_names_org('LOWER(TRIM(c.rmm_organization))', 'r')}
+        WHERE c.partner_id IN ({partners})
         GROUP BY c.id"""
     return {cid: int(n or 0) for cid, n in _run(sql, [*params, *ids])}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -11,6 +12,7 @@ from billing.actor import Actor
 from billing.bulk import insert_rows, update_rows
 from billing.periods import format_instant
 from billing.sealed import SealedValueError, Unreadable
+from metering.matching import views_text
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, Suspension
 from partners.audit import audit_record
 from partners.models import Partner
@@ -81,27 +83,54 @@ class _Presence:
     pk: int
     organization: str
     group: str
+    org_ref: str
+    org_id: str
+    views: str
     present_from: date
     present_until: date | None
+
+    @property
+    def place(self) -> tuple[str, str, str, str, str]:
+        return (self.organization, self.group, self.org_ref, self.org_id, self.views)
+
+    @place.setter
+    def place(self, value) -> None:
+        self.organization, self.group, self.org_ref, self.org_id, self.views = value
+
+
+PRESENCE_PLACE = ("organization", "group", "org_ref", "org_id", "views")
+
+
+def agent_place(row: AgentRow) -> tuple[str, str, str, str, str]:
+    """Where an inventory puts an agent, as its presence stores it: a change of any part is a move."""
+    return (row.organization, row.group, row.org_ref, row.org_id, views_text(row.views))
 
 
 def _presences(queryset) -> dict[int, _Presence]:
     """{agent pk: its presence} of a queryset of presences."""
-    fields = ("agent_id", "pk", "organization", "group", "present_from", "present_until")
+    fields = ("agent_id", "pk", *PRESENCE_PLACE, "present_from", "present_until")
     return {agent_id: _Presence(*rest) for agent_id, *rest in queryset.values_list(*fields)}
+
+
+def inventory_next_as_of(partner: Partner, as_of: date) -> date | None:
+    """The first inventory recorded after `as_of` (None: `as_of` is the latest or later)."""
+    return (InventorySync.objects.filter(partner=partner, as_of__gt=as_of).order_by("as_of")
+            .values_list("as_of", flat=True).first())
 
 
 @transaction.atomic
 def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow], actor: Actor,
                     source: str = "") -> InventoryResult:
-    """Apply a whole inventory as of a date (RULES 3.6, 6).
+    """Apply a whole inventory as of a date (billing-rules 3.6, 6, 10.5).
 
     Every change takes effect on `as_of`, the date it was detected: agents
     new to the inventory are present from it, agents that left are present
-    through the day before, agents moved to another organization/group
-    switch on it. Inventories go forward in time; applying the same one
-    again changes nothing, and a corrected inventory for the latest date
-    replaces that date's changes.
+    through the day before, agents moved to another place (organization,
+    group, views) switch on it. Applying the same inventory again changes
+    nothing, and a corrected inventory for the latest date replaces that
+    date's changes. An inventory dated before the latest one recorded (a
+    missed night filled in later) holds from its date until the next one
+    recorded (`_inventory_backfill`).
     """
     latest = inventory_lock(partner=partner, as_of=as_of)
     day_before = as_of - timedelta(days=1)
@@ -112,6 +141,17 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     new_agents = [(partner.pk, row.agent_id, row.machine_name, row.os, row.last_seen)
                   for agent_id, row in agents.items() if agent_id not in known]
     insert_rows(RmmAgent, ["partner_id", "agent_id", "machine_name", "os", "last_seen"], new_agents)
+    agent_pk = {agent_id: pk for agent_id, (pk, _) in known.items()}
+    if new_agents:
+        agent_pk = dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk"))
+    following = inventory_next_as_of(partner, as_of) if latest is not None and as_of < latest else None
+    if following is not None:
+        added, moved, removed, changed_ids = _inventory_backfill(
+            partner=partner, as_of=as_of, until=following - timedelta(days=1), agents=agents, agent_pk=agent_pk)
+        changed_ids |= {agent_id for agent_id in agents if agent_id not in known}
+        return inventory_record(partner=partner, as_of=as_of, latest=latest, agents=len(agents), added=added,
+                                moved=moved, removed=removed, updated=0, agents_changed=len(changed_ids),
+                                actor=actor, source=source, backfilled_until=following - timedelta(days=1))
     changed_meta, changed_ids = [], set()
     for agent_id, row in agents.items():
         pk, meta = known.get(agent_id, (None, None))
@@ -119,9 +159,6 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
             changed_meta.append((pk, row.machine_name, row.os, row.last_seen))
             changed_ids.add(agent_id)
     update_rows(RmmAgent, ["machine_name", "os", "last_seen"], changed_meta)
-    agent_pk = {agent_id: pk for agent_id, (pk, _) in known.items()}
-    if new_agents:
-        agent_pk = dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk"))
 
     presences = AgentPresence.objects.filter(partner=partner)
     in_force = _presences(presences.filter(present_from__lte=as_of).exclude(present_until__lt=as_of))
@@ -130,15 +167,15 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     added = moved = removed = 0
     for agent_id, row in agents.items():
         pk = agent_pk[agent_id]
-        place = (row.organization, row.group)
+        place = agent_place(row)
         current = in_force.pop(pk, None)
         if current is not None:
-            if (current.organization, current.group) == place:
+            if current.place == place:
                 continue
             moved += 1
             changed_ids.add(agent_id)
             if current.present_from == as_of:
-                current.organization, current.group = place
+                current.place = place
                 updates.append(current)
                 continue
             current.present_until = day_before
@@ -147,11 +184,11 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
             added += 1
             changed_ids.add(agent_id)
             earlier = closed_yesterday.get(pk)
-            if earlier is not None and (earlier.organization, earlier.group) == place:
+            if earlier is not None and earlier.place == place:
                 earlier.present_until = None  # a corrected inventory for the same date: it never left
                 updates.append(earlier)
                 continue
-        creates.append((pk, partner.pk, row.organization, row.group, as_of, None))
+        creates.append((pk, partner.pk, *place, as_of, None))
     for presence in in_force.values():  # in force but absent from the inventory: gone from as_of
         removed += 1
         if presence.present_from == as_of:
@@ -160,43 +197,105 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
             presence.present_until = day_before
             updates.append(presence)
     # close before opening, so that an agent never has two open presences
-    fields = ["organization", "group", "present_until"]
-    update_rows(AgentPresence, fields, [(p.pk, p.organization, p.group, p.present_until)
+    fields = [*PRESENCE_PLACE, "present_until"]
+    update_rows(AgentPresence, fields, [(p.pk, *p.place, p.present_until)
                                         for p in updates if p.present_until is not None])
     AgentPresence.objects.filter(pk__in=deletes).delete()
-    update_rows(AgentPresence, fields, [(p.pk, p.organization, p.group, p.present_until)
+    update_rows(AgentPresence, fields, [(p.pk, *p.place, p.present_until)
                                         for p in updates if p.present_until is None])
-    insert_rows(AgentPresence, ["agent_id", "partner_id", "organization", "group", "present_from", "present_until"],
+    insert_rows(AgentPresence, ["agent_id", "partner_id", *PRESENCE_PLACE, "present_from", "present_until"],
                 creates)
     return inventory_record(partner=partner, as_of=as_of, latest=latest, agents=len(agents), added=added,
                             moved=moved, removed=removed, updated=len(changed_meta), agents_changed=len(changed_ids),
                             actor=actor, source=source)
 
 
+def _inventory_backfill(*, partner: Partner, as_of: date, until: date, agents: dict[str, AgentRow],
+                        agent_pk: dict[str, int]) -> tuple[int, int, int, set[str]]:
+    """An inventory of a missed night, filled in later (billing-rules 10.5): the agents' places on
+    as_of..until (the day before the next inventory recorded) become the inventory's, before and after
+    stay as recorded. Returns (added, moved, removed) against what was in force on as_of, and the agent
+    ids whose presences changed.
+
+    Only the presences of the window and the days either side of it are read: each agent's timeline
+    there is cut around the window, the inventory's place put in it, and touching pieces of one place
+    joined again, so the presences stay as a forward inventory would have left them. The agents' details
+    (name, os, last seen) are not taken back to an older inventory's."""
+    day_before, day_after = as_of - timedelta(days=1), until + timedelta(days=1)
+    rows = (AgentPresence.objects.filter(partner=partner, present_from__lte=day_after)
+            .exclude(present_until__lt=day_before).order_by("agent_id", "present_from"))
+    timelines: dict[int, list[_Presence]] = defaultdict(list)
+    for agent_id, *rest in rows.values_list("agent_id", "pk", *PRESENCE_PLACE, "present_from", "present_until"):
+        timelines[agent_id].append(_Presence(*rest))
+    wanted = {agent_pk[agent_id]: agent_place(row) for agent_id, row in agents.items()}
+    id_of = {pk: agent_id for agent_id, pk in agent_pk.items()}
+    added = moved = removed = 0
+    changed: set[str] = set()
+    deletes: list[int] = []
+    creates: list[tuple] = []
+    for pk in sorted(set(timelines) | set(wanted)):
+        segments = timelines.get(pk, [])
+        old = next((s.place for s in segments if s.present_from <= as_of
+                    and (s.present_until is None or s.present_until >= as_of)), None)
+        new = wanted.get(pk)
+        if old is None and new is not None:
+            added += 1
+        elif old is not None and new is None:
+            removed += 1
+        elif old != new:
+            moved += 1
+        pieces: list[tuple[date, date | None, tuple]] = []
+        for s in segments:
+            if s.present_from < as_of:
+                end = day_before if s.present_until is None else min(s.present_until, day_before)
+                pieces.append((s.present_from, end, s.place))
+            if s.present_until is None or s.present_until > until:
+                pieces.append((max(s.present_from, day_after), s.present_until, s.place))
+        if new is not None:
+            pieces.append((as_of, until, new))
+        pieces.sort(key=lambda piece: piece[0])
+        joined: list[tuple[date, date | None, tuple]] = []
+        for start, end, place in pieces:
+            if joined and joined[-1][2] == place and joined[-1][1] is not None \
+                    and joined[-1][1] + timedelta(days=1) == start:
+                joined[-1] = (joined[-1][0], end, place)
+            else:
+                joined.append((start, end, place))
+        if joined == [(s.present_from, s.present_until, s.place) for s in segments]:
+            continue
+        changed.add(id_of[pk])
+        deletes += [s.pk for s in segments]
+        creates += [(pk, partner.pk, *place, start, end) for start, end, place in joined]
+    AgentPresence.objects.filter(pk__in=deletes).delete()
+    insert_rows(AgentPresence, ["agent_id", "partner_id", *PRESENCE_PLACE, "present_from", "present_until"],
+                creates)
+    return added, moved, removed, changed
+
+
 def inventory_lock(*, partner: Partner, as_of: date) -> date | None:
-    """Lock the partner (one inventory at a time) and check that inventories go forward in time; returns the
-    latest as-of date recorded before this one (None: the first inventory)."""
+    """Lock the partner (one inventory at a time); returns the latest as-of date recorded before this one
+    (None: the first inventory)."""
     Partner.objects.select_for_update().filter(pk=partner.pk).first()
-    latest = inventory_latest_as_of(partner)
-    if latest is not None and as_of < latest:
-        raise InventoryError(
-            f"an inventory as of {latest} is already recorded for {partner.slug}; inventories go forward in time"
-        )
-    return latest
+    return inventory_latest_as_of(partner)
 
 
 def inventory_record(*, partner: Partner, as_of: date, latest: date | None, agents: int, added: int, moved: int,
-                     removed: int, updated: int, agents_changed: int, actor: Actor, source: str) -> InventoryResult:
+                     removed: int, updated: int, agents_changed: int, actor: Actor, source: str,
+                     backfilled_until: date | None = None) -> InventoryResult:
     """The InventorySync and its audit row of an inventory just applied (none when it changed nothing on the
     date already recorded), and the result (inventory_apply and metering.staging both end here)."""
     result_counts = {"added": added, "moved": moved, "removed": removed}
     sync = None
-    if added or moved or removed or updated or latest != as_of:
+    recorded = latest is not None and (latest == as_of or InventorySync.objects.filter(
+        partner=partner, as_of=as_of).exists())
+    if added or moved or removed or updated or not recorded:
         sync = InventorySync.objects.create(partner=partner, as_of=as_of, agents=agents, source=source[:200],
                                             **result_counts)
-        audit_record(actor=actor, action="inventory.apply", obj=sync, partner=partner,
-                     after={"as_of": as_of.isoformat(), "agents": agents, **result_counts,
-                            "metadata_updated": updated, "source": source})
+        after = {"as_of": as_of.isoformat(), "agents": agents, **result_counts, "metadata_updated": updated,
+                 "source": source}
+        if backfilled_until is not None:
+            after["back_filled_until"] = backfilled_until.isoformat()
+        audit_record(actor=actor, action="inventory.apply", obj=sync, partner=partner, after=after)
     return InventoryResult(sync, added, moved, removed, updated, agents_changed=agents_changed)
 
 

@@ -41,6 +41,7 @@ from billing.importing import (
     open_csv,
     read_csv,
 )
+from metering.models import AgentPresence
 from metering.services import InventoryResult, inventory_lock, inventory_record
 
 logger = logging.getLogger(__name__)
@@ -308,6 +309,12 @@ def _apply(*, ctx: ImportContext, partner, as_of: date, staged: Staged) -> Inven
     """inventory_apply's rules in SQL, statement for statement in its order of writes (closing presences
     before opening others, so that no agent ever has two open presences)."""
     latest = inventory_lock(partner=partner, as_of=as_of)
+    if latest is not None and as_of < latest:
+        raise NotClean("an inventory dated before the latest one (a back-filled night): the engine applies it")
+    if AgentPresence.objects.filter(partner=partner, present_until__isnull=True).exclude(
+            org_ref="", org_id="", views="").exists():
+        raise NotClean("agents placed by an RMM's API (organization references, ids or views): the engine compares "
+                       "whole places")
     params = {"partner": partner.pk, "as_of": as_of, "day_before": as_of - timedelta(days=1),
               "same_date": as_of == latest}
     with connection.cursor() as cursor:

@@ -9,19 +9,23 @@ date. A per_asset service whose units in force on that date changed is notified 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing.actor import Actor
 from billing.emails import split_emails
 from billing.periods import utc_date
 from metering.connectors import ConnectorError, connector_for
+from metering.counting import CountingRules, agents_billed
+from metering.matching import Place, filter_takes, names_organization
 from metering.models import (
     AgentPresence,
     RmmIntegration,
@@ -31,8 +35,9 @@ from metering.models import (
     UnitChangeNotice,
 )
 from metering.selectors import asset_unit_steps
-from metering.services import AgentRow, InventoryError, InventoryResult, inventory_apply, inventory_latest_as_of
-from partners.models import Method, Partner, Service
+from metering.services import AgentRow, InventoryError, InventoryResult, inventory_apply
+from partners.audit import audit_record
+from partners.models import Customer, Method, Partner, Service
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +48,37 @@ class SyncRefused(Exception):
     """An inventory the sync will not apply (its run fails with this message)."""
 
 
-def inventory_sync(*, partner: Partner, as_of: date, actor: Actor, trigger: str, attempt: int = 1) -> SyncRun:
+class HeldForReview(Exception):
+    """A complete inventory that would remove too much: nothing is applied, the run waits for staff."""
+
+    def __init__(self, review: dict):
+        super().__init__(review["reason"])
+        self.review = review
+
+
+@dataclass(frozen=True)
+class RemovalGuard:
+    """When a sync is held for review (docs/rmm.md, "The guard"): it would remove more than `percent`
+    of the partner's agents in force, or take a per_asset service that has units to 0."""
+
+    percent: int
+
+    def reasons(self, *, in_force: int, removed: int, before: dict[int, int], after: dict[int, int]) -> list[str]:
+        reasons = []
+        if in_force and removed * 100 > self.percent * in_force:
+            reasons.append(f"it would remove {removed} of {in_force} agents ({removed * 100 / in_force:.0f}%, "
+                           f"more than {self.percent}%)")
+        emptied = sum(1 for sid, units in before.items() if units > 0 and after.get(sid, 0) == 0)
+        if emptied:
+            reasons.append(f"it would take {emptied} service(s) with units to 0")
+        return reasons
+
+
+REVIEW_AGENTS_SHOWN = 500  # agents that would go, listed on the review page
+
+
+def inventory_sync(*, partner: Partner, as_of: date, actor: Actor, trigger: str, attempt: int = 1,
+                   dry_run: bool = False) -> SyncRun:
     """Fetch the partner's inventory through its integration and apply it as of `as_of`.
 
     Not one @transaction.atomic block, on purpose: the run is recorded first (a sync that dies
@@ -51,55 +86,104 @@ def inventory_sync(*, partner: Partner, as_of: date, actor: Actor, trigger: str,
     transaction so it holds no lock. Only the apply is one transaction, with the run marked ok
     in it: a run is ok exactly when its inventory is written. Any fault of the fetch or the apply
     marks the run failed with the message and writes nothing to the inventory; the run is
-    returned either way (`retryable` says whether trying later may help).
+    returned either way (`retryable` says whether trying later may help). An inventory the removal
+    guard stops is held for review (`sync_run_approve`, `sync_run_reject`): nothing changes and
+    nobody is emailed until staff decide.
+
+    `dry_run`: everything but the writes; the run returned is not saved and its `review` says what
+    applying would do (units per service before and after).
 
     Idempotent: the same inventory again on the same date changes nothing and emails nothing.
     """
     integration = RmmIntegration.objects.filter(partner=partner).first()
-    run = SyncRun.objects.create(partner=partner, integration=integration, as_of=as_of, trigger=trigger,
-                                 attempt=attempt, actor_label=str(actor)[:200])
+    run = SyncRun(partner=partner, integration=integration, as_of=as_of, trigger=trigger, attempt=attempt,
+                  actor_label=str(actor)[:200])
+    if not dry_run:
+        run.save()
     if integration is None:
-        return _fail(run, f"{partner.slug} has no RMM integration: add one under Metering > RMM integrations")
+        return _fail(run, f"{partner.slug} has no RMM integration: add one under Metering > RMM integrations",
+                     dry_run=dry_run)
     if not integration.enabled:
-        return _fail(run, f"the RMM integration of {partner.slug} is disabled")
+        return _fail(run, f"the RMM integration of {partner.slug} is disabled", dry_run=dry_run)
     if as_of > utc_date(timezone.now()):
-        return _fail(run, f"as of {as_of} is in the future")
-    latest = inventory_latest_as_of(partner)
-    if latest is not None and as_of < latest:
-        return _fail(run, f"an inventory as of {latest} is already recorded for {partner.slug}; "
-                          f"inventories go forward in time")
+        return _fail(run, f"as of {as_of} is in the future", dry_run=dry_run)
     try:
         rows = connector_for(integration).fetch_inventory(integration)
     except ConnectorError as exc:
-        return _fail(run, str(exc), retryable=exc.transient)
+        return _fail(run, str(exc), retryable=exc.transient, dry_run=dry_run)
     except Exception as exc:  # a connector bug: the nightly job goes on with the other partners
         logger.exception("RMM sync of %s: the connector failed", partner.slug)
-        return _fail(run, f"the connector failed: {type(exc).__name__}: {exc}")
+        return _fail(run, f"the connector failed: {type(exc).__name__}: {exc}", dry_run=dry_run)
     run.source = (getattr(rows, "source", "") or integration.kind)[:200]
+    run.pages = getattr(rows, "pages", 0) or 0
     run.agents_seen = len(rows)
+    billed, run.skipped = agents_billed(rows, CountingRules.of(integration))
+    run.agents_billed = len(billed)
+    guard = RemovalGuard(integration.removal_guard_percent)
     try:
         with transaction.atomic():
-            _apply(run=run, partner=partner, as_of=as_of, rows=rows, actor=actor)
+            _apply(run=run, partner=partner, as_of=as_of, rows=billed, actor=actor, guard=guard, dry_run=dry_run)
+    except HeldForReview as exc:
+        if dry_run:
+            run.review = exc.review
+            return run
+        return _hold(run, exc.review, billed)
     except (SyncRefused, InventoryError) as exc:
-        return _fail(run, str(exc))
+        return _fail(run, str(exc), dry_run=dry_run)
+    except _DryRunDone as done:
+        run.review = done.review
+        return run
     except (OperationalError, InterfaceError) as exc:  # the database, not the data: worth another try
         logger.warning("RMM sync of %s: database error: %s", partner.slug, exc)
-        return _fail(run, f"database error: {exc}", retryable=True)
+        return _fail(run, f"database error: {exc}", retryable=True, dry_run=dry_run)
     except Exception as exc:
         logger.exception("RMM sync of %s: applying the inventory failed", partner.slug)
-        return _fail(run, f"applying the inventory failed: {type(exc).__name__}: {exc}")
+        return _fail(run, f"applying the inventory failed: {type(exc).__name__}: {exc}", dry_run=dry_run)
     return run
 
 
-def _fail(run: SyncRun, message: str, *, retryable: bool = False) -> SyncRun:
+class _DryRunDone(Exception):
+    """Rolls a dry run's apply back, carrying what it would have done."""
+
+    def __init__(self, review: dict):
+        super().__init__("dry run")
+        self.review = review
+
+
+def _fail(run: SyncRun, message: str, *, retryable: bool = False, dry_run: bool = False) -> SyncRun:
     run.status = SyncStatus.FAILED
     run.error = message
     run.retryable = retryable
     run.finished_at = timezone.now()
     run.added = run.moved = run.removed = 0
     run.inventory = None
-    run.save()
+    if not dry_run:
+        run.save()
     return run
+
+
+def _hold(run: SyncRun, review: dict, agents: list[AgentRow]) -> SyncRun:
+    run.status = SyncStatus.HELD
+    run.review = review
+    run.held_inventory = [agent_to_json(a) for a in agents]
+    run.error = f"held for review: {review['reason']}"
+    run.finished_at = timezone.now()
+    run.save()
+    logger.warning("RMM sync of %s as of %s held for review: %s", run.partner.slug, run.as_of, review["reason"])
+    return run
+
+
+def agent_to_json(agent: AgentRow) -> dict:
+    values = asdict(agent)
+    values["last_seen"] = agent.last_seen.isoformat() if agent.last_seen else None
+    values["views"] = list(agent.views)
+    return values
+
+
+def agent_from_json(values: dict) -> AgentRow:
+    seen = values.get("last_seen")
+    return AgentRow(**{**values, "views": tuple(values.get("views") or ()),
+                       "last_seen": datetime.fromisoformat(seen) if seen else None})
 
 
 def _agents_by_id(rows: list[AgentRow]) -> dict[str, AgentRow]:
@@ -110,25 +194,125 @@ def _agents_by_id(rows: list[AgentRow]) -> dict[str, AgentRow]:
     return agents
 
 
-def _apply(*, run: SyncRun, partner: Partner, as_of: date, rows: list[AgentRow], actor: Actor) -> None:
-    """Under the partner's lock (the one inventory_apply takes): units before, apply, units after."""
+def _apply(*, run: SyncRun, partner: Partner, as_of: date, rows: list[AgentRow], actor: Actor,
+           guard: RemovalGuard | None, dry_run: bool = False) -> None:
+    """Under the partner's lock (the one inventory_apply takes): units before, apply, units after; the guard
+    (None: staff approved) may hold it, a dry run always rolls back."""
     Partner.objects.select_for_update().filter(pk=partner.pk).first()
     agents = _agents_by_id(rows)
-    if not agents:
-        in_force = (AgentPresence.objects.filter(partner=partner, present_from__lte=as_of)
-                    .exclude(present_until__lt=as_of).count())
-        if in_force:
-            raise SyncRefused(
-                f"the RMM reported no agents while {in_force} are in force: refused as a likely fault of the "
-                f"RMM (an empty inventory would remove them all); if they are really gone, import an empty "
-                f"rmm-assets file with --as-of {as_of}")
-    result = inventory_apply_notified(partner=partner, as_of=as_of, agents=agents, actor=actor,
-                                      source=f"sync #{run.pk}: {run.source}"[:200], run=run)
+    in_force = _agents_in_force(partner=partner, day=as_of)
+    gone = sorted(set(in_force) - set(agents))
+
+    def check(before: dict[int, int], after: dict[int, int], services: list[Service]) -> None:
+        reasons = guard.reasons(in_force=len(in_force), removed=len(gone), before=before, after=after) if guard else []
+        if not reasons and not dry_run:
+            return
+        review = {
+            "reason": "; ".join(reasons), "as_of": as_of.isoformat(), "agents_in_force": len(in_force),
+            "agents_after": len(agents), "removed": len(gone), "threshold_percent": guard.percent if guard else None,
+            "services": [{"code": s.code, "name": s.name, "before": before[s.pk], "after": after[s.pk],
+                          "change": after[s.pk] - before[s.pk]}
+                         for s in services],
+            "removed_agents": [in_force[a] for a in gone[:REVIEW_AGENTS_SHOWN]],
+            "removed_not_shown": max(0, len(gone) - REVIEW_AGENTS_SHOWN),
+            "unmatched": agents_unmatched(partner=partner, agents=agents.values(), day=as_of),
+        }
+        raise HeldForReview(review) if reasons and not dry_run else _DryRunDone({**review, "held": bool(reasons)})
+
+    result = unit_notices_around(
+        partner=partner, as_of=as_of, run=run, check=check,
+        apply=lambda: inventory_apply(partner=partner, as_of=as_of, agents=agents, actor=actor,
+                                      source=f"sync #{run.pk}: {run.source}"[:200]))
     run.status = SyncStatus.OK
     run.added, run.moved, run.removed = result.added, result.moved, result.removed
     run.inventory = result.sync
+    run.unmatched = agents_unmatched(partner=partner, agents=agents.values(), day=as_of)
     run.finished_at = timezone.now()
     run.save()
+
+
+def _agents_in_force(*, partner: Partner, day: date) -> dict[str, dict]:
+    """{agent id: what the review page shows of it} of the agents in force on a day."""
+    rows = (AgentPresence.objects.filter(partner=partner, present_from__lte=day).exclude(present_until__lt=day)
+            .values_list("agent__agent_id", "agent__machine_name", "organization", "group"))
+    return {agent_id: {"agent_id": agent_id, "machine_name": name, "organization": org, "group": group}
+            for agent_id, name, org, group in rows}
+
+
+def agents_unmatched(*, partner: Partner, agents, day: date) -> list[dict]:
+    """Agents of an inventory in an organization that no customer's RMM organization names, by organization
+    (docs/rmm.md: never dropped silently). `billed_by`: the per_asset or assets-meter services that take them
+    all the same (a partner-level service, an ORG filter), empty when nothing bills them."""
+    customers = [c for c in Customer.objects.filter(partner=partner).values_list("rmm_organization", flat=True) if c]
+    services = list(Service.objects.filter(partner=partner).filter(Q(method=Method.PER_ASSET) | Q(meter="assets"))
+                    .active_on(day).select_related("customer"))
+    counts: dict[Place, int] = defaultdict(int)
+    for agent in agents:
+        counts[Place(agent.organization, agent.group, agent.org_ref, agent.org_id, tuple(agent.views))] += 1
+    unmatched: dict[str, dict] = {}
+    for place, n in counts.items():
+        if any(names_organization(name, place) for name in customers):
+            continue
+        entry = unmatched.setdefault(place.organization, {"organization": place.organization, "agents": 0,
+                                                          "billed_by": set()})
+        entry["agents"] += n
+        entry["billed_by"] |= {s.code for s in services if filter_takes(
+            org=s.rmm_org, group=s.rmm_group, view=s.rmm_view,
+            customer_org=s.customer.rmm_organization if s.customer_id else None, place=place)}
+    ordered = sorted(unmatched.values(), key=lambda e: (-e["agents"], e["organization"]))
+    return [{**e, "billed_by": sorted(e["billed_by"])} for e in ordered]
+
+
+def unmatched_summary(unmatched: list[dict]) -> list[str]:
+    """The sync run's lines for agents no customer takes ("12 agents in organization 'Unnamed' match no
+    customer")."""
+    lines = []
+    for entry in unmatched:
+        billed = (f"billed by {', '.join(entry['billed_by'])}" if entry["billed_by"] else "not billed")
+        lines.append(f"{entry['agents']} agent(s) in organization {entry['organization']!r} match no customer "
+                     f"({billed})")
+    return lines
+
+
+# --- review of a held sync --------------------------------------------------------------------------
+class ReviewError(Exception):
+    """The run is not waiting for review (approved or rejected already, say)."""
+
+
+def sync_run_approve(*, run: SyncRun, actor: Actor) -> SyncRun:
+    """Apply a held inventory as of its date, as staff approved it (the guard does not stop it again). Later
+    inventories recorded since stay: it fills in its night (billing-rules 10.5). Unit change notices go
+    out as for any sync."""
+    with transaction.atomic():
+        run = SyncRun.objects.select_for_update().select_related("partner").get(pk=run.pk)
+        if run.status != SyncStatus.HELD:
+            raise ReviewError(f"sync run #{run.pk} is {run.get_status_display().lower()}, not held for review")
+        agents = [agent_from_json(a) for a in run.held_inventory or []]
+        _apply(run=run, partner=run.partner, as_of=run.as_of, rows=agents, actor=actor, guard=None)
+        run.held_inventory = None
+        run.error = ""
+        run.reviewed_by, run.reviewed_at = str(actor)[:200], timezone.now()
+        run.save()
+        audit_record(actor=actor, action="inventory.approve", obj=run, partner=run.partner,
+                     after={"sync_run": run.pk, "as_of": run.as_of.isoformat(), "reason": run.review.get("reason", ""),
+                            "added": run.added, "moved": run.moved, "removed": run.removed})
+    return run
+
+
+@transaction.atomic
+def sync_run_reject(*, run: SyncRun, actor: Actor) -> SyncRun:
+    """Drop a held inventory: nothing changes."""
+    run = SyncRun.objects.select_for_update().select_related("partner").get(pk=run.pk)
+    if run.status != SyncStatus.HELD:
+        raise ReviewError(f"sync run #{run.pk} is {run.get_status_display().lower()}, not held for review")
+    run.status = SyncStatus.REJECTED
+    run.held_inventory = None
+    run.error = f"rejected: {run.review.get('reason', '')}"
+    run.reviewed_by, run.reviewed_at = str(actor)[:200], timezone.now()
+    run.save()
+    audit_record(actor=actor, action="inventory.reject", obj=run, partner=run.partner,
+                 after={"sync_run": run.pk, "as_of": run.as_of.isoformat(), "reason": run.review.get("reason", "")})
+    return run
 
 
 def inventory_apply_notified(*, partner: Partner, as_of: date, agents: dict[str, AgentRow], actor: Actor,
@@ -141,14 +325,18 @@ def inventory_apply_notified(*, partner: Partner, as_of: date, agents: dict[str,
 
 
 def unit_notices_around(*, partner: Partner, as_of: date, apply: Callable[[], InventoryResult],
-                        run: SyncRun | None = None) -> InventoryResult:
+                        run: SyncRun | None = None, check: Callable | None = None) -> InventoryResult:
     """Apply an inventory (`apply`) and record one notice per per_asset service whose units in force on
-    `as_of` changed (inventory_apply_notified, and the rmm-assets COPY path of metering.staging)."""
+    `as_of` changed (inventory_apply_notified, and the rmm-assets COPY path of metering.staging). `check`
+    (units before, units after, services) may stop it by raising before any notice is recorded (the
+    removal guard)."""
     services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).active_on(as_of)
                     .order_by("pk"))
     before = asset_units_on(services=services, day=as_of)
     result = apply()
     after = asset_units_on(services=services, day=as_of)
+    if check is not None:
+        check(before, after, services)
     for service in services:
         if before[service.pk] != after[service.pk]:
             _notice_record(service=service, day=as_of, before=before[service.pk], after=after[service.pk], run=run)

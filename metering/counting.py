@@ -1,0 +1,55 @@
+"""Which agents of an RMM inventory are billed (docs/rmm.md, "Which agents count"). No Django here.
+
+The RMM reports more than the agents an MSP bills: Datto RMM keeps deleted devices in its lists, VSA
+lists templates that never checked in, agents can be suspended or offline. Each integration says which
+of those states are billed; an agent not billed is left out of the inventory (so an agent that becomes
+suspended is removed from that date, like one uninstalled) and counted on the sync run by its reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+DELETED, NEVER_CHECKED_IN, SUSPENDED, OFFLINE = "deleted", "never checked in", "suspended", "offline"
+
+
+@dataclass(frozen=True)
+class CountingRules:
+    offline: bool = True
+    suspended: bool = False
+    never_checked_in: bool = False
+
+    @classmethod
+    def of(cls, integration) -> CountingRules:
+        """The rules of an integration (None: the defaults, for an import without one)."""
+        if integration is None:
+            return cls()
+        return cls(offline=integration.count_offline, suspended=integration.count_suspended,
+                   never_checked_in=integration.count_never_checked_in)
+
+
+def not_billed_because(agent, rules: CountingRules) -> str | None:
+    """Why an agent is not billed, or None when it is. Deleted agents never are; the first reason that
+    applies is the one given."""
+    if agent.deleted:
+        return DELETED
+    if agent.never_checked_in and not rules.never_checked_in:
+        return NEVER_CHECKED_IN
+    if agent.suspended and not rules.suspended:
+        return SUSPENDED
+    if agent.online is False and not rules.offline:
+        return OFFLINE
+    return None
+
+
+def agents_billed(agents, rules: CountingRules) -> tuple[list, dict[str, int]]:
+    """(the agents billed, {reason: how many were left out})."""
+    billed, skipped = [], Counter()
+    for agent in agents:
+        reason = not_billed_because(agent, rules)
+        if reason is None:
+            billed.append(agent)
+        else:
+            skipped[reason] += 1
+    return billed, dict(skipped)
