@@ -19,6 +19,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from metering.matching import Place, filter_takes, names_organization, views_text
 from metering.models import AgentPresence, Suspension, UsageSnapshot
 from metering.selectors import (
     asset_unit_steps,
@@ -34,17 +35,21 @@ from metering.tests.factories import (
     SuspensionFactory,
     UsageSnapshotFactory,
 )
-from partners.models import Meter, Method, Service
+from partners.models import Meter, Method, Service, rmm_filter_parts
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
 DAY0 = date(2026, 3, 1)  # day offsets below count from here
 SPAN = 80  # histories live in DAY0 .. DAY0 + 79 (and open-ended); the range asked is inside DAY0 .. DAY0 + 91
 MONTH_FIRSTS = [0, 31, 61, 92]  # 1 March, April, May, June: where a cmq service may start
 
-ORGS = ["ACME", "Beta", "Gamma"]
-GROUPS = ["", "HQ", "Lab"]
-CUSTOMER_ORGS = ["ACME", "ACME", "Beta", "Beta", "Gamma", "Delta", ""]  # Delta: an organization without agents
-RMM_FILTERS = ["", "", "ACME", "ACME/HQ", "Beta", "Beta/Lab", "Gamma/HQ", "Delta"]
+# organizations as RMMs report them: (name, short reference, id); groups as paths; machine views
+ORGS = [("ACME", "acme-ref", "101"), ("Beta", "beta", "102"), ("Gamma", "", "")]
+GROUPS = ["", "HQ", "Lab", "HQ/Floor1", "Lab/Bench", "hq"]
+VIEWS = [(), (), ("Servers",), ("Servers", "Laptops")]
+# a customer names its organization by name, reference or id, in any case, with spaces (billing-rules 10.6)
+CUSTOMER_ORGS = ["ACME", "acme-ref", " acme ", "Beta", "102", "BETA", "Gamma", "Delta", ""]  # Delta: no agents
+RMM_FILTERS = ["", "", "ACME", "acme/hq", "ACME/HQ/Floor1", "Beta", "Beta/Lab", "101/Lab", "Gamma/HQ", "Delta",
+               " beta / lab / bench ", "view:servers", "view: Laptops"]
 OFFSETS = [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))]
 GBS = [None, Decimal("1"), Decimal("0.5"), Decimal("1.001"), Decimal("2.5"), Decimal("0.001")]
 # byte counts at, just under and just over multiples of the GB sizes above
@@ -116,7 +121,7 @@ def agent_presences(draw):
     spans, day = [], draw(st.one_of(st.integers(0, 30), st.integers(0, SPAN - 10)))
     count = draw(st.integers(1, 3))
     for i in range(count):
-        place = (draw(st.sampled_from(ORGS)), draw(st.sampled_from(GROUPS)))
+        place = (draw(st.sampled_from(ORGS)), draw(st.sampled_from(GROUPS)), draw(st.sampled_from(VIEWS)))
         if i == count - 1 and draw(st.booleans()):
             spans.append((*place, d(day), None))
             break
@@ -190,10 +195,11 @@ def build(partner_specs) -> dict:
             world["customers"].append(record)
         for spans in spec["agents"]:
             agent = RmmAgentFactory(partner=partner)
-            for org, group, present_from, present_until in spans:
-                AgentPresenceFactory(agent=agent, organization=org, group=group, present_from=present_from,
-                                     present_until=present_until)
-                world["presences"].append({"partner": partner.pk, "org": org, "group": group,
+            for org, group, views, present_from, present_until in spans:
+                name, ref, org_id = org if isinstance(org, tuple) else (org, "", "")
+                AgentPresenceFactory(agent=agent, organization=name, org_ref=ref, org_id=org_id, group=group,
+                                     views=views_text(views), present_from=present_from, present_until=present_until)
+                world["presences"].append({"partner": partner.pk, "place": Place(name, group, ref, org_id, views),
                                            "from": present_from, "until": present_until})
         for s in spec["services"]:
             customer, record = customers[s["customer"] % len(customers)] if s["customer"] is not None else (None, None)
@@ -205,10 +211,10 @@ def build(partner_specs) -> dict:
             )
             service.full_clean()  # the method's rules (RULES 3) and the ORG/GROUP filter's form
             service.save()
-            org, _, group = s["rmm_filter"].partition("/")
+            org, group, view = rmm_filter_parts(s["rmm_filter"])
             world["services"].append({
                 "id": service.pk, "partner": partner.pk, "customer": record, "method": s["method"],
-                "meter": s["meter"], "org": org.strip(), "group": group.strip(), "gb": s["gb"],
+                "meter": s["meter"], "org": org, "group": group, "view": view, "gb": s["gb"],
                 "start": s["start"], "end": s["end"],
             })
     return world
@@ -229,24 +235,23 @@ def service_days(service: dict, first: date, last: date) -> list[date]:
 
 
 def matches(service: dict, presence: dict) -> bool:
-    """RULES 3.6, 9.7: ORG or ORG/GROUP; a blank filter is the customer's organization (nothing without
-    one) for a customer-level service, every agent of the partner for a partner-level one."""
+    """billing-rules 3.6, 9.7, 10.6 (metering.matching.filter_takes): a view, ORG by name, reference or id
+    with a group and its sub-groups; a blank filter is the customer's organization (nothing without one)
+    for a customer-level service, every agent of the partner for a partner-level one."""
     if presence["partner"] != service["partner"]:
         return False
-    if service["org"]:
-        return presence["org"] == service["org"] and (not service["group"] or presence["group"] == service["group"])
-    if service["customer"] is not None:
-        return service["customer"]["org"] != "" and presence["org"] == service["customer"]["org"]
-    return True
+    customer = service["customer"]
+    return filter_takes(org=service["org"], group=service["group"], view=service["view"],
+                        customer_org=customer["org"] if customer is not None else None, place=presence["place"])
 
 
 def in_force(presence: dict, day: date) -> bool:
     return presence["from"] <= day and (presence["until"] is None or day <= presence["until"])
 
 
-def org_suspended(world: dict, partner: int, org: str, day: date) -> bool:
+def org_suspended(world: dict, partner: int, place: Place, day: date) -> bool:
     """An organization some tenant of the partner (its rmm_organization) is suspended for the whole day."""
-    return any(c["partner"] == partner and c["org"] != "" and c["org"] == org and suspended(c, day)
+    return any(c["partner"] == partner and names_organization(c["org"], place) and suspended(c, day)
                for c in world["customers"])
 
 
@@ -254,7 +259,7 @@ def asset_units(world: dict, service: dict, day: date, *, suspensions: bool) -> 
     if suspensions and service["customer"] is not None and suspended(service["customer"], day):
         return 0
     return sum(1 for p in world["presences"] if in_force(p, day) and matches(service, p)
-               and not (suspensions and org_suspended(world, service["partner"], p["org"], day)))
+               and not (suspensions and org_suspended(world, service["partner"], p["place"], day)))
 
 
 def steps_reference(world: dict, service: dict, first: date, last: date) -> list[tuple[date, int]]:
@@ -330,7 +335,7 @@ def statement_peaks_reference(world: dict, first: date, last: date, *, partners:
 
     def assets(c, day):
         return sum(1 for p in world["presences"]
-                   if p["partner"] == c["partner"] and c["org"] != "" and p["org"] == c["org"] and in_force(p, day))
+                   if p["partner"] == c["partner"] and names_organization(c["org"], p["place"]) and in_force(p, day))
 
     return {c["id"]: (max(users(c, day) for day in days(first, last)), max(assets(c, day) for day in days(first, last)))
             for c in world["customers"] if c["partner"] in partners}
@@ -357,7 +362,7 @@ def _service(method, meter, customer, rmm_filter="", start=0):
 SUSPENDED_ASSETS = [{
     "customers": [{"org": "ACME", "suspensions": [(datetime(2026, 3, 4, tzinfo=UTC), None)]},
                   {"org": "Beta", "suspensions": []}],
-    "agents": [[("ACME", "HQ", d(0), None)], [("Beta", "", d(0), None)], [("Beta", "Lab", d(2), d(5))]],
+    "agents": [[("ACME", "HQ", (), d(0), None)], [("Beta", "", (), d(0), None)], [("Beta", "Lab", (), d(2), d(5))]],
     "services": [_service(Method.PER_ASSET, "", None), _service(Method.PEAK, Meter.ASSETS, None, start=3),
                  _service(Method.PEAK, Meter.ASSETS, 0, "Beta", start=3),
                  _service(Method.CMQ, Meter.ASSETS, None, "ACME")],
