@@ -1,4 +1,4 @@
-"""RMM connectors (issue 5): the REST connector against a stub RMM on a real local socket, and the drop
+"""RMM connectors (issue 5): the JSON inventory feed against a stub RMM on a real local socket, and the drop
 folder. A connector returns the whole inventory or raises ConnectorError, never a partial list; through
 inventory_sync, every fault is a failed SyncRun that wrote nothing to the inventory."""
 
@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from billing.actor import Actor
-from metering.connectors import ConnectorError, FolderConnector, RestConnector
+from metering.connectors import ConnectorError, FolderConnector, JsonFeedConnector
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, SyncRun, SyncStatus
 from metering.services import AgentRow, inventory_apply
 from metering.sync import inventory_sync
@@ -23,8 +23,8 @@ TOKEN = "s3cret-token"
 HEADER = "agent_id,machine_name,organization,group,os,last_seen\n"
 
 
-def rest(url: str, token: str = TOKEN) -> RmmIntegration:
-    return RmmIntegration(kind="rest", base_url=url, api_token=token)
+def feed(url: str, token: str = TOKEN) -> RmmIntegration:
+    return RmmIntegration(kind="json", base_url=url, api_token=token)
 
 
 def folder(path) -> RmmIntegration:
@@ -34,17 +34,17 @@ def folder(path) -> RmmIntegration:
 def fetch(integration, **limits) -> list[AgentRow]:
     if integration.kind == "folder":
         return FolderConnector().fetch_inventory(integration)
-    return RestConnector(**limits).fetch_inventory(integration)
+    return JsonFeedConnector(**limits).fetch_inventory(integration)
 
 
 FIVE = [agent("a1", "ACME", "WS"), agent("a2", "ACME", "WS"), agent("a3", "ACME", "Servers"),
         agent("b1", "BETA", last_seen=None), agent("b2", "BETA", last_seen="2026-05-01T10:00:00+02:00")]
 
 
-# --- REST ---------------------------------------------------------------------------------------
-def test_rest_follows_next_page_numbers_and_sends_the_bearer_token(rmm):
+# --- JSON feed ---------------------------------------------------------------------------------------
+def test_feed_follows_next_page_numbers_and_sends_the_bearer_token(rmm):
     rmm.account(TOKEN, FIVE, per_page=2)
-    rows = fetch(rest(rmm.url + "/"))  # a trailing slash on the base URL is fine
+    rows = fetch(feed(rmm.url + "/"))  # a trailing slash on the base URL is fine
     assert [r.agent_id for r in rows] == ["a1", "a2", "a3", "b1", "b2"]
     assert rows[0] == AgentRow("a1", "PC-a1", "ACME", "WS", "Windows 11", datetime(2026, 5, 1, 8, tzinfo=UTC))
     assert rows[3].last_seen is None
@@ -53,81 +53,81 @@ def test_rest_follows_next_page_numbers_and_sends_the_bearer_token(rmm):
     assert rows.source == rmm.url
 
 
-def test_rest_follows_next_links(rmm):
+def test_feed_follows_next_links(rmm):
     rmm.account(TOKEN, FIVE, per_page=3, links=True)
-    assert [r.agent_id for r in fetch(rest(rmm.url))] == ["a1", "a2", "a3", "b1", "b2"]
+    assert [r.agent_id for r in fetch(feed(rmm.url))] == ["a1", "a2", "a3", "b1", "b2"]
     assert rmm.pages_served(TOKEN) == ["/api/v1/agents?page=1", "/api/v1/agents?page=2"]
 
 
-def test_rest_never_follows_a_link_or_a_redirect_to_another_host(rmm):
+def test_feed_never_follows_a_link_or_a_redirect_to_another_host(rmm):
     """The bearer token is only ever sent to the configured host."""
     account = rmm.account(TOKEN, FIVE, per_page=2)
     account.raw[1] = b'{"agents": [], "next": "http://elsewhere.example/api/v1/agents?page=2"}'
     with pytest.raises(ConnectorError, match="another host"):
-        fetch(rest(rmm.url))
+        fetch(feed(rmm.url))
     rmm.account(TOKEN, FIVE, redirect="http://elsewhere.example/agents")
     with pytest.raises(ConnectorError, match=r"redirected \(HTTP 302\)") as caught:
-        fetch(rest(rmm.url))
+        fetch(feed(rmm.url))
     assert not caught.value.transient
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_rest_authentication_failure(rmm, status):
+def test_feed_authentication_failure(rmm, status):
     account = rmm.account(TOKEN, FIVE)
     if status == 401:
-        integration = rest(rmm.url, token="wrong")
+        integration = feed(rmm.url, token="wrong")
     else:
         account.always_status[1] = 403
-        integration = rest(rmm.url)
+        integration = feed(rmm.url)
     with pytest.raises(ConnectorError, match=f"authentication failed \\(HTTP {status}\\)") as caught:
         fetch(integration)
     assert not caught.value.transient  # a person must fix the token
 
 
-def test_rest_timeout_is_transient(rmm):
+def test_feed_timeout_is_transient(rmm):
     rmm.account(TOKEN, FIVE, delay=2.0)
     started = time.monotonic()
     with pytest.raises(ConnectorError, match=r"no answer within 0.3 s") as caught:
-        fetch(rest(rmm.url), timeout=0.3)
+        fetch(feed(rmm.url), timeout=0.3)
     assert caught.value.transient
     assert time.monotonic() - started < 1.5
 
 
-def test_rest_invalid_json(rmm):
+def test_feed_invalid_json(rmm):
     account = rmm.account(TOKEN, FIVE)
     account.raw[1] = b"<html>maintenance</html>"
     with pytest.raises(ConnectorError, match="page 1 is not valid JSON") as caught:
-        fetch(rest(rmm.url))
+        fetch(feed(rmm.url))
     assert not caught.value.transient
     account.raw[1] = b'{"machines": []}'
     with pytest.raises(ConnectorError, match='no "agents" list'):
-        fetch(rest(rmm.url))
+        fetch(feed(rmm.url))
 
 
-def test_rest_server_error_half_way_fails_the_whole_fetch(rmm):
+def test_feed_server_error_half_way_fails_the_whole_fetch(rmm):
     rmm.account(TOKEN, FIVE, per_page=2, always_status={2: 500})
     with pytest.raises(ConnectorError, match="HTTP 500 on page 2") as caught:
-        fetch(rest(rmm.url))
+        fetch(feed(rmm.url))
     assert caught.value.transient
     assert len(rmm.pages_served(TOKEN)) == 2
 
 
-def test_rest_too_many_pages_and_paging_loops(rmm):
+def test_feed_too_many_pages_and_paging_loops(rmm):
     rmm.account(TOKEN, endless=True)
     with pytest.raises(ConnectorError, match="more than 5 pages"):
-        fetch(rest(rmm.url), max_pages=5)
+        fetch(feed(rmm.url), max_pages=5)
     assert len(rmm.pages_served(TOKEN)) == 5
     rmm.account(TOKEN, FIVE, loop=True)
     with pytest.raises(ConnectorError, match="paging loop"):
-        fetch(rest(rmm.url))
+        fetch(feed(rmm.url))
 
 
-def test_rest_names_every_bad_agent(rmm):
+def test_feed_names_every_bad_agent(rmm):
     rows = [agent("a1"), {**agent("a2"), "last_seen": "2026-05-01T08:00:00"}, {**agent(""), "agent_id": None},
             agent("a1", machine_name="OTHER"), "not an object"]
     rmm.account(TOKEN, rows, per_page=3)
     with pytest.raises(ConnectorError) as caught:
-        fetch(rest(rmm.url))
+        fetch(feed(rmm.url))
     message = str(caught.value)
     assert "4 bad agent row(s)" in message
     assert "page 1, agent 2: last_seen: instant '2026-05-01T08:00:00' has no time zone" in message
@@ -136,22 +136,22 @@ def test_rest_names_every_bad_agent(rmm):
     assert "page 2, agent 2: not a JSON object" in message
 
 
-def test_rest_same_agent_on_two_pages_with_the_same_values_counts_once(rmm):
+def test_feed_same_agent_on_two_pages_with_the_same_values_counts_once(rmm):
     rmm.account(TOKEN, [agent("a1"), agent("a2"), agent("a2"), agent("a3")], per_page=2)
-    assert [r.agent_id for r in fetch(rest(rmm.url))] == ["a1", "a2", "a3"]
+    assert [r.agent_id for r in fetch(feed(rmm.url))] == ["a1", "a2", "a3"]
 
 
-def test_rest_unreachable_host_and_bad_settings():
+def test_feed_unreachable_host_and_bad_settings():
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     with pytest.raises(ConnectorError, match="cannot connect") as caught:
-        fetch(rest(f"http://127.0.0.1:{port}"), timeout=2)
+        fetch(feed(f"http://127.0.0.1:{port}"), timeout=2)
     assert caught.value.transient
     with pytest.raises(ConnectorError, match="not an http:// or https:// address"):
-        fetch(rest("file:///etc"))
+        fetch(feed("file:///etc"))
     with pytest.raises(ConnectorError, match="no API token"):
-        fetch(rest("http://127.0.0.1:9", token=""))
+        fetch(feed("http://127.0.0.1:9", token=""))
 
 
 # --- drop folder --------------------------------------------------------------------------------
@@ -227,7 +227,7 @@ def test_a_fault_is_a_failed_run_and_writes_nothing(rmm, tmp_path, settings, fau
     settings.RMM_SYNC_MAX_PAGES = 4
     setup, message, retryable = FAULTS[fault]
     partner = PartnerFactory(slug="keystone")
-    kind = "folder" if "folder" in fault or "file" in fault else "rest"
+    kind = "folder" if "folder" in fault or "file" in fault else "json"
     RmmIntegration.objects.create(partner=partner, kind=kind, base_url=rmm.url, api_token=TOKEN,
                                   folder_path=str(tmp_path))
     inventory_apply(partner=partner, as_of=date(2026, 5, 1), actor=Actor(label="test"), agents={
