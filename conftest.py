@@ -38,6 +38,12 @@ def cli():
 
 
 @pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run the block's on-commit callbacks (the queued emails) as a real commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
 def data_dir() -> Path:
     return DATA
 

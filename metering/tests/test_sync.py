@@ -93,12 +93,6 @@ def inventory_state(partner) -> tuple:
     )
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run the block's on-commit callbacks (the queued emails) as a real commit would."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
 # --- the sync service ---------------------------------------------------------------------------
 def test_sync_applies_the_whole_inventory_as_of_its_date(rmm):
     partner = rmm_partner(rmm)
