@@ -58,14 +58,17 @@ class HeldForReview(Exception):
 
 @dataclass(frozen=True)
 class RemovalGuard:
-    """When a sync is held for review (docs/rmm.md, "The guard"): it would remove more than `percent`
-    of the partner's agents in force, or take a per_asset service that has units to 0."""
+    """When a sync is held for review (docs/rmm.md, "The removal guard"): it would remove more than `percent`
+    of the partner's agents in force (every one of them, whatever the percent), or take a per_asset service
+    that has units to 0."""
 
     percent: int
 
     def reasons(self, *, in_force: int, removed: int, before: dict[int, int], after: dict[int, int]) -> list[str]:
         reasons = []
-        if in_force and removed * 100 > self.percent * in_force:
+        if in_force and removed == in_force:  # an empty answer is far more often a fault than a partner's end
+            reasons.append(f"it would remove every agent ({removed})")
+        elif in_force and removed * 100 > self.percent * in_force:
             reasons.append(f"it would remove {removed} of {in_force} agents ({removed * 100 / in_force:.0f}%, "
                            f"more than {self.percent}%)")
         emptied = sum(1 for sid, units in before.items() if units > 0 and after.get(sid, 0) == 0)

@@ -194,17 +194,18 @@ def test_notices_only_for_active_per_asset_services_and_emails_only_with_recipie
     assert notice.emailed_at is None and mail.outbox == []
 
 
-def test_an_empty_inventory_is_refused_while_agents_are_in_force(rmm):
+def test_an_empty_inventory_is_held_while_agents_are_in_force(rmm):
     """An RMM answering "no agents" is far more often a fault than a partner losing every machine: the
-    sync refuses it (an empty rmm-assets import still records it on purpose)."""
+    sync is held for review, whatever the integration's share (an empty rmm-assets import still records it
+    on purpose)."""
     partner = rmm_partner(rmm)
     rmm.account(TOKEN, [])
     assert sync(partner, as_of=MAY_1).status == SyncStatus.OK  # nothing in force yet: fine
     imported(partner, date(2026, 5, 2), acme(2))
     state = inventory_state(partner)
     run = sync(partner)
-    assert run.status == SyncStatus.FAILED and not run.retryable
-    assert "reported no agents while 2 are in force" in run.error
+    assert run.status == SyncStatus.HELD and not run.retryable
+    assert run.review["reason"] == "it would remove every agent (2)"
     assert inventory_state(partner) == state
 
 
@@ -398,7 +399,7 @@ def url(model: str, action: str = "changelist", *args) -> str:
 
 def form_data(integration_or_partner, **values) -> dict:
     data = {"kind": "json", "enabled": "on", "base_url": "https://vsa.example.com", "folder_path": "", "notes": "",
-            "new_api_token": ""}
+            "new_api_token": "", "username": "", "count_offline": "on", "removal_guard_percent": "20"}
     data["partner"] = integration_or_partner.pk
     data.update(values)
     return data
@@ -407,7 +408,7 @@ def form_data(integration_or_partner, **values) -> dict:
 def test_the_api_token_is_write_only(clerk):
     partner = PartnerFactory(slug="keystone")
     response = clerk.post(url("rmmintegration", "add"), form_data(partner))
-    assert "a REST integration needs an API token" in response.content.decode()
+    assert "this RMM needs a secret" in response.content.decode()
 
     response = clerk.post(url("rmmintegration", "add"), form_data(partner, new_api_token="tok-111-secret"))
     assert response.status_code == 302
@@ -416,7 +417,7 @@ def test_the_api_token_is_write_only(clerk):
 
     page = clerk.get(url("rmmintegration", "change", integration.pk)).content.decode()
     assert "tok-111-secret" not in page
-    assert "New API token" in page and "Write-only" in page
+    assert "New secret" in page and "Write-only" in page
     assert "tok-111-secret" not in clerk.get(url("rmmintegration")).content.decode()
 
     change = url("rmmintegration", "change", integration.pk)
@@ -427,7 +428,7 @@ def test_the_api_token_is_write_only(clerk):
     integration.refresh_from_db()
     assert integration.api_token == "tok-222-secret"
     response = clerk.post(change, form_data(partner, clear_api_token="on"))
-    assert "a REST integration needs an API token" in response.content.decode()
+    assert "this RMM needs a secret" in response.content.decode()
     assert clerk.post(change, form_data(partner, kind="folder", folder_path="/srv/rmm",
                                         clear_api_token="on")).status_code == 302
     integration.refresh_from_db()
@@ -449,7 +450,7 @@ def test_sync_pages_and_the_sync_now_action(clerk, rmm):
     integration = partner.rmm_integration
     response = clerk.post(url("rmmintegration"), {"action": "sync_now", "_selected_action": [integration.pk]},
                           follow=True)
-    assert "inventory as of" in response.content.decode() and "2 agents, 2 added" in response.content.decode()
+    assert "inventory as of" in response.content.decode() and "2 agents billed of 2 read, 2 added" in response.content.decode()
     rmm.account(TOKEN, [], raw={1: b"oops"})
     clerk.post(url("rmmintegration"), {"action": "sync_now", "_selected_action": [integration.pk]})
     ok, failed = SyncRun.objects.order_by("pk")
