@@ -33,7 +33,6 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
@@ -61,7 +60,7 @@ from metering.models import (
 )
 from metering.resources import SuspensionResource, TenantEventResource, TenantUsageResource
 from metering.selectors import seat_days_by_customer
-from metering.services import inventory_latest_as_of
+from metering.services import inventory_latest_as_of, rmm_integration_snapshot
 from metering.sync import (
     ReviewError,
     inventory_sync,
@@ -428,12 +427,6 @@ STATUS_COLORS = {SyncStatus.OK: "#2e7d32", SyncStatus.FAILED: "#ba2121", SyncSta
                  SyncStatus.HELD: "#b35c00", SyncStatus.REJECTED: "#666"}
 
 
-def _token_fingerprint(token: str) -> str:
-    """A short digest for the audit log: tells two tokens apart without revealing either. Keyed with
-    the SECRET_KEY, so a leaked audit log cannot be used to confirm a guessed token offline."""
-    return salted_hmac("metering.rmm-token-fingerprint", token, algorithm="sha256").hexdigest()[:12] if token else ""
-
-
 class RmmIntegrationForm(forms.ModelForm):
     """The secret (token, API secret key, client secret) is write-only: never rendered back; typing a new one
     replaces it."""
@@ -452,10 +445,11 @@ class RmmIntegrationForm(forms.ModelForm):
     class Meta:
         model = RmmIntegration
         fields = ("partner", "kind", "enabled", "base_url", "username", "folder_path", "count_offline",
-                  "count_suspended", "count_never_checked_in", "removal_guard_percent", "notes")
+                  "count_suspended", "count_never_checked_in", "inventory_filter", "removal_guard_percent", "notes")
         widgets = {"notes": forms.Textarea(attrs={"rows": 3, "cols": 60}),
                    "folder_path": forms.TextInput(attrs={"size": 60}),
-                   "username": forms.TextInput(attrs={"size": 40, "autocomplete": "off"})}
+                   "username": forms.TextInput(attrs={"size": 40, "autocomplete": "off"}),
+                   "inventory_filter": forms.Textarea(attrs={"rows": 2, "cols": 40})}
 
     def clean(self):
         cleaned = super().clean()
@@ -513,7 +507,8 @@ class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
         ("Drop folder", {"fields": ("folder_path",),
                          "description": "The newest *.csv file of the folder, in the rmm-assets columns. Write "
                                         "files under another name and rename them to *.csv when complete."}),
-        ("Which agents are billed", {"fields": ("count_offline", "count_suspended", "count_never_checked_in"),
+        ("Which agents are billed", {"fields": ("count_offline", "count_suspended", "count_never_checked_in",
+                                                "inventory_filter"),
                                      "description": "Agents deleted in the RMM are never billed."}),
         ("Removal guard", {"fields": ("removal_guard_percent",)}),
         ("Notes", {"fields": ("notes",)}),
@@ -526,12 +521,7 @@ class RmmIntegrationAdmin(AuditedSaveMixin, admin.ModelAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def audit_snapshot(self, obj) -> dict:
-        return {"partner": obj.partner.slug if obj.partner_id else None, "kind": obj.kind, "enabled": obj.enabled,
-                "base_url": obj.base_url, "username": obj.username, "folder_path": obj.folder_path,
-                "api_token": f"set ({_token_fingerprint(obj.api_token)})" if obj.api_token else "not set",
-                "count_offline": obj.count_offline, "count_suspended": obj.count_suspended,
-                "count_never_checked_in": obj.count_never_checked_in,
-                "removal_guard_percent": obj.removal_guard_percent}
+        return rmm_integration_snapshot(obj)
 
     def get_queryset(self, request):
         last = SyncRun.objects.filter(partner=OuterRef("partner")).order_by("-started_at", "-pk")

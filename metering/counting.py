@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from metering.matching import Place, filter_takes
+
 DELETED, NEVER_CHECKED_IN, SUSPENDED, OFFLINE = "deleted", "never checked in", "suspended", "offline"
+OUTSIDE = "outside the integration's filter"
 
 
 @dataclass(frozen=True)
@@ -19,14 +22,20 @@ class CountingRules:
     offline: bool = True
     suspended: bool = False
     never_checked_in: bool = False
+    # the integration's own filters (split as partners.models.rmm_filter_parts splits a service's): an agent
+    # some filter takes is the partner's; none: every agent
+    filters: tuple[tuple[str, str, str], ...] = ()
 
     @classmethod
     def of(cls, integration) -> CountingRules:
         """The rules of an integration (None: the defaults, for an import without one)."""
         if integration is None:
             return cls()
+        from partners.models import rmm_filter_parts
+
         return cls(offline=integration.count_offline, suspended=integration.count_suspended,
-                   never_checked_in=integration.count_never_checked_in)
+                   never_checked_in=integration.count_never_checked_in,
+                   filters=tuple(rmm_filter_parts(f) for f in integration.filters))
 
 
 def not_billed_because(agent, rules: CountingRules) -> str | None:
@@ -40,6 +49,11 @@ def not_billed_because(agent, rules: CountingRules) -> str | None:
         return SUSPENDED
     if agent.online is False and not rules.offline:
         return OFFLINE
+    if rules.filters:
+        place = Place(agent.organization, agent.group, agent.org_ref, agent.org_id, tuple(agent.views))
+        if not any(filter_takes(org=org, group=group, view=view, customer_org=None, place=place)
+                   for org, group, view in rules.filters):
+            return OUTSIDE
     return None
 
 

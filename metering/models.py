@@ -1,7 +1,7 @@
 """What was used. The calendar lets metering count member-days in plain SQL on any database."""
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
@@ -206,6 +206,12 @@ class RmmIntegration(models.Model):
     count_never_checked_in = models.BooleanField(
         "bill agents that never checked in", default=False, db_default=False,
         help_text="templates and agents awaiting approval that never reported to the RMM")
+    inventory_filter = models.TextField(
+        "only agents of", blank=True, db_default="", validators=[RegexValidator(
+            r"^\s*((view:\s*\S.*|[^/\n]*\S[^/\n]*(/[^/\n]*\S[^/\n]*)*)\s*(\n|$))*\s*$",
+            "one filter a line: ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME")],
+        help_text="one a line (ORG, ORG/GROUP, view:NAME): only the agents some line takes are the partner's "
+                  "inventory (an RMM that also holds machines billed elsewhere); blank: every agent")
     removal_guard_percent = models.PositiveSmallIntegerField(
         "hold for review above (% removed)", default=20, db_default=20,
         validators=[MinValueValidator(0), MaxValueValidator(100)],
@@ -240,6 +246,10 @@ class RmmIntegration(models.Model):
     @property
     def has_token(self) -> bool:
         return bool(self.api_token)
+
+    @property
+    def filters(self) -> list[str]:
+        return [line.strip() for line in self.inventory_filter.splitlines() if line.strip()]
 
 
 class SyncStatus(models.TextChoices):

@@ -463,3 +463,49 @@ def rmm_tokens_reseal() -> int:
                                f"nothing was changed (list the key they were sealed with, or type them again)")
     RmmIntegration.objects.bulk_update(integrations, ["api_token"])  # each sealed anew, with the first key
     return len(integrations)
+
+
+# --- RMM integrations: written by the admin and by `rmm_connect` ----------------------------------------
+def rmm_token_fingerprint(token: str) -> str:
+    """A short digest for the audit log: tells two secrets apart without revealing either. Keyed with
+    the SECRET_KEY, so a leaked audit log cannot be used to confirm a guessed secret offline."""
+    from django.utils.crypto import salted_hmac
+
+    return salted_hmac("metering.rmm-token-fingerprint", token, algorithm="sha256").hexdigest()[:12] if token else ""
+
+
+INTEGRATION_AUDIT_FIELDS = ("kind", "enabled", "base_url", "username", "folder_path", "count_offline",
+                            "count_suspended", "count_never_checked_in", "inventory_filter", "removal_guard_percent")
+
+
+def rmm_integration_snapshot(integration: RmmIntegration) -> dict:
+    """The audit row's view of an integration: every setting, the secret only as a fingerprint."""
+    token = integration.api_token
+    shown = ("set, unreadable" if isinstance(token, Unreadable) else f"set ({rmm_token_fingerprint(token)})") \
+        if token else "not set"
+    return {"partner": integration.partner.slug if integration.partner_id else None,
+            **{name: getattr(integration, name) for name in INTEGRATION_AUDIT_FIELDS}, "api_token": shown}
+
+
+@transaction.atomic
+def rmm_integration_save(*, partner: Partner, values: dict, actor: Actor) -> tuple[RmmIntegration, bool]:
+    """Create or update a partner's RMM integration with `values` (model fields; `api_token` the secret as
+    typed, sealed on save), validated as the admin validates it, and audited as the admin audits it (the
+    secret by a fingerprint). Returns (integration, created)."""
+    from django.core.exceptions import ValidationError
+
+    integration = RmmIntegration.objects.select_for_update().filter(partner=partner).first()
+    created = integration is None
+    before = None if created else rmm_integration_snapshot(integration)
+    integration = integration or RmmIntegration(partner=partner)
+    for name, value in values.items():
+        setattr(integration, name, value)
+    integration.full_clean()
+    if integration.kind != "folder" and not integration.api_token:
+        raise ValidationError({"api_token": "this RMM needs a secret"})
+    integration.save()
+    after = rmm_integration_snapshot(integration)
+    if after != before:
+        audit_record(actor=actor, action=f"rmm_integration.{'create' if created else 'update'}", obj=integration,
+                     partner=partner, before=before, after=after)
+    return integration, created

@@ -208,14 +208,15 @@ def _apply(*, run: SyncRun, partner: Partner, as_of: date, rows: list[AgentRow],
 
     def check(before: dict[int, int], after: dict[int, int], services: list[Service]) -> None:
         reasons = guard.reasons(in_force=len(in_force), removed=len(gone), before=before, after=after) if guard else []
+        units = [{"code": s.code, "name": s.name, "before": before[s.pk], "after": after[s.pk],
+                  "change": after[s.pk] - before[s.pk]} for s in services]
         if not reasons and not dry_run:
+            run.review = {"services": units}  # what sync_inventory prints
             return
         review = {
             "reason": "; ".join(reasons), "as_of": as_of.isoformat(), "agents_in_force": len(in_force),
             "agents_after": len(agents), "removed": len(gone), "threshold_percent": guard.percent if guard else None,
-            "services": [{"code": s.code, "name": s.name, "before": before[s.pk], "after": after[s.pk],
-                          "change": after[s.pk] - before[s.pk]}
-                         for s in services],
+            "services": units,
             "removed_agents": [in_force[a] for a in gone[:REVIEW_AGENTS_SHOWN]],
             "removed_not_shown": max(0, len(gone) - REVIEW_AGENTS_SHOWN),
             "unmatched": agents_unmatched(partner=partner, agents=agents.values(), day=as_of),
