@@ -22,13 +22,14 @@ class CliResult:
 
 
 def run_cli(*args: str) -> CliResult:
-    """Run `python manage.py ARGS` in-process; status 1 on CommandError, as the shell sees it."""
+    """Run `python manage.py ARGS` in-process; on CommandError the status the shell sees (1, or the
+    command's own returncode)."""
     out, err = io.StringIO(), io.StringIO()
     try:
         call_command(*args, stdout=out, stderr=err)
     except CommandError as exc:
         err.write(f"CommandError: {exc}\n")
-        return CliResult(1, out.getvalue(), err.getvalue())
+        return CliResult(exc.returncode, out.getvalue(), err.getvalue())
     return CliResult(0, out.getvalue(), err.getvalue())
 
 
