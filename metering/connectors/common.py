@@ -365,6 +365,9 @@ class Agents:
         # org_ref, org_id and view names are no import columns: they follow the text columns' rule
         self.widgets = {name: columns[name if name in columns else "organization"].widget for name in self.TEXT}
         self.view_widget = columns["group"].widget
+        # the values an inventory repeats (organizations, groups, systems) are checked once each
+        self.seen: dict[str, dict[str, tuple[str, str | None]]] = {
+            name: {} for name in ("organization", "group", "os", "org_ref", "org_id")}
         self.rows: dict[str, tuple[str, AgentRow]] = {}
         self.errors: list[str] = []
         self.count = 0
@@ -389,30 +392,37 @@ class Agents:
                   "group": group, "os": os, "org_ref": org_ref, "org_id": org_id}
         problems = []
         for name, value in values.items():
-            text, reason = self._text(value, self.widgets[name])
-            if reason is None and not text and name in self.required:
-                reason = "is required"
-            if reason is not None:
-                problems.append(f"{name}: {reason}")
-            values[name] = text
-        names = set()
-        for view in views:
-            text, reason = self._text(view, self.view_widget)
-            if reason is not None:
-                problems.append(f"view {view[:40]!r}: {reason}")
-            elif text:
-                names.add(text)
+            cache = self.seen.get(name)
+            result = cache.get(value) if cache is not None and value.__class__ is str else None
+            if result is None:
+                result = self._text(value, self.widgets[name])
+                if result[1] is None and not result[0] and name in self.required:
+                    result = ("", "is required")
+                if cache is not None and value.__class__ is str:
+                    cache[value] = result
+            if result[1] is not None:
+                problems.append(f"{name}: {result[1]}")
+            values[name] = result[0]
+        names = ()
+        if views:
+            names = set()
+            for view in views:
+                text, reason = self._text(view, self.view_widget)
+                if reason is not None:
+                    problems.append(f"view {str(view)[:40]!r}: {reason}")
+                elif text:
+                    names.add(text)
+            names = tuple(sorted(names))
         if last_seen is not None:
             if not isinstance(last_seen, datetime) or last_seen.utcoffset() is None:
                 problems.append("last_seen: not an instant with a time zone")
-            else:
+            elif last_seen.tzinfo is not UTC:
                 last_seen = last_seen.astimezone(UTC)
         if problems:
             self.errors += [f"{where}: {p}" for p in problems]
             return
-        self._keep(where, AgentRow(last_seen=last_seen, views=tuple(sorted(names)), online=online,
-                                   suspended=bool(suspended), deleted=bool(deleted),
-                                   never_checked_in=bool(never_checked_in), **values))
+        self._keep(where, AgentRow(last_seen=last_seen, views=names, online=online, suspended=bool(suspended),
+                                   deleted=bool(deleted), never_checked_in=bool(never_checked_in), **values))
 
     @staticmethod
     def _text(value: str, widget) -> tuple[str, str | None]:

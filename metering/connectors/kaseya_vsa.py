@@ -259,10 +259,10 @@ class KaseyaVsaConnector:
             session.login()
             orgs = self._organizations(session)
             views = self._views(session)
-            agents, listing = Agents(), _Listing()
+            agents, listing, groups = Agents(), _Listing(), {}
             for page, records in session.pages(AGENTS_PATH, "agents", listing):
                 for position, record in enumerate(records, start=1):
-                    self._agent(agents, f"agents page {page}, agent {position}", record, orgs, views)
+                    self._agent(agents, f"agents page {page}, agent {position}", record, orgs, views, groups)
         finally:
             session.close()
         inventory = agents.result(base, announced=listing.total, pages=budget.read)
@@ -314,7 +314,7 @@ class KaseyaVsaConnector:
         return in_views
 
     @staticmethod
-    def _agent(agents: Agents, where: str, record: object, orgs: dict, views: dict) -> None:
+    def _agent(agents: Agents, where: str, record: object, orgs: dict, views: dict, groups: dict) -> None:
         if not isinstance(record, dict):
             agents.error(where, "not a JSON object")
             return
@@ -326,7 +326,10 @@ class KaseyaVsaConnector:
             if org_id not in orgs:
                 raise BadValue(f"OrgId {org_id!r} is not among the organizations the API user can see")
             name, ref = orgs[org_id]
-            group = group_path(text_of(record, "MachineGroup"), ref)
+            machine_group = text_of(record, "MachineGroup")
+            group = groups.get((machine_group, ref))  # a few groups for many agents: each read once
+            if group is None:
+                group = groups[(machine_group, ref)] = group_path(machine_group, ref)
             status = record.get("Online")
             if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
                 raise BadValue(f"Online: not a status code ({status!r})")
