@@ -50,7 +50,7 @@ def test_feed_follows_next_page_numbers_and_sends_the_bearer_token(rmm):
     assert rows[3].last_seen is None
     assert rows[4].last_seen == datetime(2026, 5, 1, 8, tzinfo=UTC)  # read in UTC
     assert rmm.requests == [(f"/api/v1/agents?page={n}", f"Bearer {TOKEN}") for n in (1, 2, 3)]
-    assert rows.source == rmm.url
+    assert (rows.source, rows.announced, rows.pages) == (rmm.url, None, 3)
 
 
 def test_feed_follows_next_links(rmm):
@@ -152,6 +152,50 @@ def test_feed_unreachable_host_and_bad_settings():
         fetch(feed("file:///etc"))
     with pytest.raises(ConnectorError, match="no API token"):
         fetch(feed("http://127.0.0.1:9", token=""))
+
+
+# --- the collector's rules are the import's ---------------------------------------------------------
+@pytest.mark.parametrize("value", ["PC-1", "  padded  ", "", "x" * 200, "x" * 201, "'=HYPERLINK(1)", "''quoted",
+                                   "Zürich", " é" * 100 + "é", "nul\x00inside", "bad \udc80 byte", "tab\tinside"])
+def test_the_collector_checks_text_as_the_rmm_assets_import_does(value):
+    """Agents._text takes a shortcut for plain text: it must give what the import's widget and
+    unreadable_text give, for every value."""
+    from billing.importing import unreadable_text
+    from metering.connectors.common import Agents
+
+    agents = Agents()
+    widget = agents.widgets["machine_name"]
+    text = value.strip()
+    reason = unreadable_text(text)
+    if reason is None:
+        try:
+            expected = (widget.clean(text), None)
+        except ValueError as exc:
+            expected = ("", str(exc))
+    else:
+        expected = ("", reason)
+    assert agents._text(value, widget) == expected
+
+
+def test_the_collector_names_bad_typed_agents_and_keeps_the_first_of_twins():
+    from metering.connectors.common import Agents
+
+    agents = Agents()
+    agents.add("a", agent_id=" 1 ", machine_name="PC", organization="ACME", group="ws", views=["b", "a", "a"],
+               last_seen=datetime(2026, 5, 1, 10, tzinfo=UTC))
+    agents.add("b", agent_id="1", machine_name="PC", organization="ACME", group="ws", views=["a", "b"],
+               last_seen=datetime(2026, 5, 1, 10, tzinfo=UTC))
+    inventory = agents.result("src", announced=2, pages=1)
+    assert inventory == [AgentRow("1", "PC", "ACME", "ws", last_seen=datetime(2026, 5, 1, 10, tzinfo=UTC),
+                                  views=("a", "b"))]
+    assert (inventory.source, inventory.announced, inventory.pages) == ("src", 2, 1)
+    agents.add("c", agent_id="1", machine_name="PC-2", organization="ACME")
+    agents.add("d", agent_id="", machine_name="PC", organization=" ", last_seen=datetime(2026, 5, 1))
+    with pytest.raises(ConnectorError) as caught:
+        agents.result("src")
+    assert str(caught.value) == ("src: 4 bad agent row(s): c: agent_id: same agent as a with different values; "
+                                 "d: agent_id: is required; d: organization: is required; "
+                                 "d: last_seen: not an instant with a time zone")
 
 
 # --- drop folder --------------------------------------------------------------------------------
