@@ -84,6 +84,12 @@ class ImportContext:
     rows: int = 0
     header: frozenset = frozenset()
     state: dict = field(default_factory=dict)  # a kind's working memory for one run
+    # import_csv --format NAME and --map COLUMN=FIELD (as given), for kinds that read other exports (rmm-assets)
+    file_format: str | None = None
+    column_map: tuple[str, ...] = ()
+    # cells left blank because they could not be read, where a kind allows that (rmm-assets: last_seen, os)
+    warnings: list[RowError] = field(default_factory=list)
+    warning_count: int = 0
 
     def __post_init__(self):
         if self.actor is None:  # a script or test that names no actor: the import itself
@@ -94,6 +100,12 @@ class ImportContext:
         self.failed_rows.add(row)
         if len(self.errors) < settings.IMPORT_MAX_REPORTED_ERRORS:
             self.errors.append(RowError(row, column, reason))
+
+    def warn(self, row: int, column: str, reason: str) -> None:
+        """A cell the kind leaves blank rather than refuse the file (the import goes on)."""
+        self.warning_count += 1
+        if len(self.warnings) < settings.IMPORT_MAX_REPORTED_ERRORS:
+            self.warnings.append(RowError(row, column, reason))
 
     @property
     def ok(self) -> bool:
@@ -112,6 +124,8 @@ class ImportSummary:
     bad_rows: int
     dry_run: bool
     staged: bool = False  # read by the kind's fast path (a COPY into a staging table), not row by row
+    warnings: list[RowError] = field(default_factory=list)
+    warning_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -160,6 +174,16 @@ class ImportKind:
     def finish(self, ctx: ImportContext) -> None:
         """Checks and writes that need the whole file (called once, after the last batch)."""
 
+    @classmethod
+    def reads_exports(cls) -> bool:
+        """Whether the kind reads files itself (and so takes --format and --map)."""
+        return cls.read_file is not ImportKind.read_file
+
+    def read_file(self, path, ctx: ImportContext) -> tuple[list[str], Iterator[tuple[int, dict]]] | None:
+        """A kind may read its files itself (rmm-assets reads the RMMs' own exports): the header and the
+        (row number, cells) pairs for the engine, or None to leave the file to the engine's CSV reader."""
+        return None
+
     def fast_path(self, path, ctx: ImportContext) -> ImportSummary | None:
         """A kind may import a clean file by a faster way (run_import_file asks on PostgreSQL): the summary of
         an import that gives exactly what the row-by-row engine would, or None to leave the file to the
@@ -168,6 +192,9 @@ class ImportKind:
 
     # --- parsing -------------------------------------------------------------------
     def check_options(self, ctx: ImportContext) -> None:
+        if (ctx.file_format or ctx.column_map) and not self.reads_exports():
+            takers = [name for name, kind in import_kinds().items() if kind.reads_exports()]
+            raise ImportFileError(f"--format and --map are for {', '.join(takers) or 'no'} files, not {self.name}")
         if self.needs_partner_option and not ctx.partner:
             raise ImportFileError(f"{self.name} imports need --partner SLUG")
         if self.needs_as_of_option and not ctx.as_of:
@@ -279,13 +306,14 @@ def _header_fault(text: str) -> str | None:
     return f"the header is {reason.removeprefix('contains ')}" if reason else None
 
 
-def read_csv(stream: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict]]]:
+def read_csv(stream: Iterable[str], *, delimiter: str = ",",
+             header_row: int = 1) -> tuple[list[str], Iterator[tuple[int, dict]]]:
     """The header (normalised) and an iterator of (row number, cells) over a text stream.
 
     Row numbers count records, as a spreadsheet does (a cell with a line break in quotes is one row),
-    blank lines included."""
+    blank lines included; the header is row `header_row` (2 when a line before it was skipped)."""
     lines = _Lines(stream)
-    reader = csv.reader(lines, strict=True)
+    reader = csv.reader(lines, strict=True, delimiter=delimiter)
     try:
         header_cells = next(reader)
     except StopIteration:
@@ -304,7 +332,7 @@ def read_csv(stream: Iterable[str]) -> tuple[list[str], Iterator[tuple[int, dict
         raise ImportFileError("the header row is empty")
 
     def rows():
-        number = 1
+        number = header_row
         try:
             lines.used = 0
             for cells in reader:
@@ -388,6 +416,7 @@ def _run(kind: ImportKind, ctx: ImportContext, header: list[str], rows) -> Impor
         kind=kind_name, rows=ctx.rows, created=ctx.created, updated=ctx.updated, unchanged=ctx.unchanged,
         errors=sorted(ctx.errors), error_count=ctx.error_count,
         bad_rows=len(ctx.failed_rows), dry_run=ctx.dry_run,
+        warnings=sorted(ctx.warnings), warning_count=ctx.warning_count,
     )
 
 
@@ -398,10 +427,18 @@ def open_csv(path):
 
 
 def run_import_file(kind_name: str, path, **options) -> ImportSummary:
-    """Import a CSV file. On PostgreSQL the kind may take the file by its fast path first (ImportKind.fast_path);
-    a file it leaves goes through the engine row by row."""
+    """Import a CSV file. A kind may read the file itself (ImportKind.read_file); otherwise, on PostgreSQL, it
+    may take the file by its fast path first (ImportKind.fast_path); a file it leaves goes through the engine
+    row by row."""
     with open_csv(path) as stream:
         kind, ctx = _start(kind_name, options)
+        own = kind.read_file(path, ctx)
+        if own is not None:
+            header, rows = own
+            try:
+                return _run(kind, ctx, header, rows)
+            finally:
+                getattr(rows, "close", lambda: None)()  # the kind's reader closes its file
         if connection.vendor == "postgresql":
             summary = kind.fast_path(path, ctx)
             if summary is not None:

@@ -6,9 +6,10 @@ from collections import defaultdict
 
 from django.utils import timezone
 
-from billing.importing import ImportContext, ImportFileError, ImportKind
+from billing.importing import ImportContext, ImportFileError, ImportKind, ParsedRow
 from billing.periods import format_instant, utc_date
 from billing.registry import register_import
+from metering import rmm_exports
 from metering.models import Suspension, UsageSnapshot
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource
 from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay
@@ -212,6 +213,13 @@ class TenantEventsImport(ImportKind):
             _audit_per_customer(ctx, "suspension.import", counts)
 
 
+def _same_agent_hint(ctx) -> str:
+    if ctx.state.get("format") == "ninjaone":
+        return (" (NinjaOne's device report has no device id: an agent is its organization and system name, so "
+                "two devices of one name in one organization cannot be told apart; rename one in NinjaOne)")
+    return ""
+
+
 def agent_row(values: dict) -> AgentRow:
     """An agent from the parsed cells of an rmm-assets row (the import and the sync connectors read the same)."""
     return AgentRow(agent_id=values["agent_id"], machine_name=values["machine_name"],
@@ -221,7 +229,11 @@ def agent_row(values: dict) -> AgentRow:
 
 @register_import
 class RmmAssetsImport(ImportKind):
-    """A whole RMM inventory of one partner as of a date: agents absent from it are gone from that date."""
+    """A whole RMM inventory of one partner as of a date: agents absent from it are gone from that date.
+
+    The file is the product's own columns, read by the engine (and on PostgreSQL by the COPY path) as always,
+    or an RMM's export as downloaded, read by metering.rmm_exports (docs/import-formats.md, "RMM exports"):
+    either way each row is an AgentRow, and the whole is applied by the same inventory_apply_notified."""
 
     name = "rmm-assets"
     resource_class = RmmAssetResource
@@ -231,6 +243,8 @@ class RmmAssetsImport(ImportKind):
     allow_no_rows = True  # an empty inventory: every agent is gone
     needs_partner_option = True
     needs_as_of_option = True
+    formats = rmm_exports.FORMATS  # --format NAME
+    map_fields = rmm_exports.FIELDS  # --map COLUMN=FIELD
 
     def check_options(self, ctx):
         super().check_options(ctx)
@@ -242,6 +256,37 @@ class RmmAssetsImport(ImportKind):
         if partner is None:
             raise ImportFileError(f"unknown partner {ctx.partner!r}")
         ctx.state["partner"] = partner
+        if ctx.file_format is not None:
+            ctx.file_format = ctx.file_format.strip().lower()
+            if ctx.file_format not in rmm_exports.FORMATS:
+                raise ImportFileError(f"--format: unknown format {ctx.file_format!r} "
+                                      f"(one of {', '.join(rmm_exports.FORMATS)})")
+        try:
+            ctx.state["column_map"] = rmm_exports.parse_column_map(ctx.column_map)
+        except ValueError as exc:
+            raise ImportFileError(str(exc)) from None
+
+    def read_file(self, path, ctx):
+        """An RMM's export (or a file with --map) is read here; a file of the product's own columns is left to
+        the engine (None), which reads it exactly as before."""
+        export = rmm_exports.read_export(path, file_format=ctx.file_format, column_map=ctx.state["column_map"])
+        if export is None:
+            return None
+        ctx.state["format"] = export.fmt.name
+        return export.header, export.rows
+
+    def parse_row(self, number, raw, ctx):
+        read = raw.get(rmm_exports.ROW)
+        if read is None:
+            return super().parse_row(number, raw, ctx)
+        for column, reason in read.warnings:
+            ctx.warn(number, column, reason)
+        for column, reason in read.errors:
+            ctx.error(number, column, reason)
+        if read.errors:
+            return None
+        return ParsedRow(number, {"agent_id": read.agent.agent_id, "agent": read.agent,
+                                  "agent_column": read.agent_column}, frozenset())
 
     def fast_path(self, path, ctx):
         """On PostgreSQL a clean file is COPYed into a staging table and applied in SQL (metering.staging);
@@ -251,31 +296,46 @@ class RmmAssetsImport(ImportKind):
         return rmm_assets_fast_path(path, ctx, self)
 
     def process_batch(self, batch, ctx):
-        agents: dict[str, tuple[int, AgentRow]] = ctx.state.setdefault("agents", {})
+        agents: dict[str, tuple[int, AgentRow, str]] = ctx.state.setdefault("agents", {})
         for row in batch:
             v = row.values
-            agent = agent_row(v)
+            agent = v.get("agent") or agent_row(v)
+            column = v.get("agent_column", "agent_id")
             if v["agent_id"] in agents:
-                first_row, first = agents[v["agent_id"]]
+                first_row, first, _ = agents[v["agent_id"]]
                 if first != agent:
-                    ctx.error(row.number, "agent_id", f"same agent as row {first_row} with different values")
+                    ctx.error(row.number, column,
+                              f"same agent as row {first_row} with different values{_same_agent_hint(ctx)}")
                 else:
                     ctx.unchanged += 1
                 continue
-            agents[v["agent_id"]] = (row.number, agent)
+            agents[v["agent_id"]] = (row.number, agent, column)
 
     def finish(self, ctx):
         if not ctx.ok:
             return
-        agents = {agent_id: agent for agent_id, (_, agent) in ctx.state.get("agents", {}).items()}
+        from metering.counting import CountingRules, not_billed_because
+        from metering.models import RmmIntegration
         from metering.sync import inventory_apply_notified
 
+        # the agents billed, by the partner's integration's rules (the defaults without one; docs/rmm.md, "Which
+        # agents count"): an export may say an agent is deleted, suspended, never checked in or offline
+        rules = CountingRules.of(RmmIntegration.objects.filter(partner=ctx.state["partner"]).first())
+        agents, left_out = {}, 0
+        for agent_id, (number, agent, column) in ctx.state.get("agents", {}).items():
+            reason = not_billed_because(agent, rules)
+            if reason is None:
+                agents[agent_id] = agent
+            else:
+                left_out += 1
+                ctx.warn(number, column, f"{agent_id!r} is not billed ({reason}): left out of the inventory")
         try:
             result = inventory_apply_notified(partner=ctx.state["partner"], as_of=ctx.as_of, agents=agents,
                                               actor=ctx.actor, source=ctx.source)
         except InventoryError as exc:
             raise ImportFileError(str(exc)) from exc
-        # one count per row of the file (an agent moved and renamed is one update), plus the agents it removed
+        # one count per row of the file (an agent moved and renamed is one update), plus the agents it removed;
+        # a row left out changes nothing of its own
         ctx.created += result.added
         ctx.updated += result.agents_changed - result.added + result.removed
-        ctx.unchanged += len(agents) - result.agents_changed
+        ctx.unchanged += len(agents) - result.agents_changed + left_out

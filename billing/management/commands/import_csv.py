@@ -1,4 +1,5 @@
-"""python manage.py import_csv KIND FILE [--dry-run] [--partner SLUG] [--as-of DATE] (RULES 5)."""
+"""python manage.py import_csv KIND FILE [--dry-run] [--partner SLUG] [--as-of DATE]
+[--format NAME] [--map COLUMN=FIELD ...] (RULES 5; --format and --map: rmm-assets, docs/import-formats.md)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -12,11 +13,21 @@ class Command(BaseCommand):
     help = "Import a CSV file, all or nothing: any bad row writes nothing and is reported as 'row N: column: reason'."
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", help="one of: " + ", ".join(import_kinds()))
+        kinds = import_kinds()
+        readers = [name for name, kind in kinds.items() if kind.reads_exports()]  # rmm-assets
+        formats = sorted({f for name in readers for f in getattr(kinds[name], "formats", ())})
+        fields = sorted({f for name in readers for f in getattr(kinds[name], "map_fields", ())})
+        parser.add_argument("kind", help="one of: " + ", ".join(kinds))
         parser.add_argument("file")
         parser.add_argument("--dry-run", action="store_true", help="check the file, write nothing")
         parser.add_argument("--partner", help="partner slug (rmm-assets)")
         parser.add_argument("--as-of", help="the inventory date, YYYY-MM-DD (rmm-assets)")
+        parser.add_argument("--format", dest="format", metavar="NAME",
+                            help=f"{', '.join(readers)}: read the file as this export ({', '.join(formats)}); "
+                                 f"without it, the header decides")
+        parser.add_argument("--map", dest="map", action="append", default=[], metavar="COLUMN=FIELD",
+                            help=f"{', '.join(readers)}: read this column of the file as one of our fields "
+                                 f"({', '.join(fields)}); repeat for more")
 
     def handle(self, *args, kind, file, dry_run, partner, as_of, **options):
         try:
@@ -27,6 +38,7 @@ class Command(BaseCommand):
             summary = run_import_file(
                 kind, file, dry_run=dry_run, partner=partner, as_of=as_of_date,
                 actor=Actor(label=f"import_csv {kind} {file}"), source=str(file)[-100:],
+                file_format=options.get("format"), column_map=tuple(options.get("map") or ()),
             )
         except FileNotFoundError as exc:
             raise CommandError(f"{file}: no such file") from exc
@@ -41,4 +53,9 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{file}: {summary.bad_rows} bad row(s), {summary.error_count} error(s); nothing was imported"
             )
+        for warning in summary.warnings:  # cells left blank (rmm-assets: last_seen, os): the import went on
+            self.stderr.write(str(warning))
+        hidden = summary.warning_count - len(summary.warnings)
+        if hidden:
+            self.stderr.write(f"... and {hidden} more warnings")
         self.stdout.write(summary.describe() + (" (dry run: nothing written)" if dry_run else ""))
