@@ -16,7 +16,9 @@ OAuth tokens (Datto RMM, NinjaOne) are fetched with authlib's httpx OAuth2Client
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
 import time
 import urllib.parse
 import warnings
@@ -133,10 +135,18 @@ def username_of(integration, what: str) -> str:
 
 
 # --- HTTP ---------------------------------------------------------------------------------------------
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certificates verified against certifi's roots, or SSL_CERT_FILE), made
+    once: loading the roots costs tens of milliseconds per client, and a sync makes one or two clients."""
+    return httpx.create_ssl_context()
+
+
 def http_client(limits: Limits, *, client_class: type[httpx.Client] = httpx.Client, **kwargs) -> httpx.Client:
     """An httpx client with the sync's timeout that never follows a redirect (a 3xx is an error)."""
     headers = {"Accept": "application/json", "User-Agent": USER_AGENT, **kwargs.pop("headers", {})}
-    return client_class(timeout=limits.timeout, follow_redirects=False, headers=headers, **kwargs)
+    return client_class(timeout=limits.timeout, follow_redirects=False, headers=headers, verify=tls_context(),
+                        **kwargs)
 
 
 class PageBudget:

@@ -89,8 +89,8 @@ def test_a_page_shorter_than_asked_is_not_the_end(ninja):
 
 def test_approval_states_and_offline(ninja):
     org, location = fill(ninja, 0)
-    ninja.devices += [ninja_device(org, location, "A", offline=True), ninja_device(org, location, "P", approval="PENDING",
-                                                                                   last_contact=None),
+    ninja.devices += [ninja_device(org, location, "A", offline=True),
+                      ninja_device(org, location, "P", approval="PENDING", last_contact=None),
                       ninja_device(org, location, "D", approval="DECOMMISSIONED", offline=True),
                       ninja_device(org, location, "S", approval="STAGED")]
     rows = {r.machine_name: r for r in fetch(ninja)}

@@ -104,6 +104,14 @@ def test_feed_invalid_json(rmm):
         fetch(feed(rmm.url))
 
 
+def test_feed_page_larger_than_the_limit(rmm):
+    rmm.account(TOKEN, FIVE, per_page=5)
+    with pytest.raises(ConnectorError, match="page 1 is larger than 200 bytes") as caught:
+        fetch(feed(rmm.url), max_page_bytes=200)
+    assert not caught.value.transient
+    assert len(fetch(feed(rmm.url), max_page_bytes=2000)) == 5
+
+
 def test_feed_server_error_half_way_fails_the_whole_fetch(rmm):
     rmm.account(TOKEN, FIVE, per_page=2, always_status={2: 500})
     with pytest.raises(ConnectorError, match="HTTP 500 on page 2") as caught:
