@@ -217,7 +217,7 @@ def read_json(client: httpx.Client, url: str, *, base: str, limits: Limits, what
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
         raise transport_error(exc, url, what, limits.timeout) from None
-    except ValueError as exc:  # a URL httpx cannot use
+    except (ValueError, httpx.InvalidURL) as exc:  # a URL httpx cannot use
         raise ConnectorError(f"{url}: {exc}") from None
     body = b"".join(chunks)
     try:
@@ -239,9 +239,9 @@ class OAuthSession:
         self.grant, self.auth_hint, self.clock = grant, auth_hint, clock
         self.client = http_client(limits, client_class=OAuth2Client, client_id=client_id,
                                   client_secret=client_secret, token_endpoint_auth_method=auth_method,
-                                  leeway=0)  # renewal is ours (renew): authlib must not refresh on its own
+                                  leeway=0)  # renewal is ours (get_json): authlib must not refresh on its own
         self.logins = 0
-        self.expires_at: float | None = None
+        self.renew_at: float | None = None
 
     def __enter__(self) -> OAuthSession:
         return self
@@ -267,18 +267,23 @@ class OAuthSession:
             raise plain(error) from None
         except httpx.HTTPError as exc:
             raise transport_error(exc, url, "the token request", self.limits.timeout) from None
+        except httpx.InvalidURL as exc:
+            raise ConnectorError(f"{url}: {exc}") from None
         except ValueError as exc:  # a body that is not a JSON object
             raise ConnectorError(f"{url}: the token answer is not the OAuth JSON ({exc})") from None
         access = token.get("access_token")
         if not isinstance(access, str) or not access or not token_is_sendable(access):
             raise ConnectorError(f"{url}: the token answer has no usable access_token")
         expires_in = token.get("expires_in")
-        self.expires_at = (self.clock() + float(expires_in)
-                           if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) else None)
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
+            # renewed a minute early (half the lifetime of a token shorter than two minutes)
+            self.renew_at = self.clock() + expires_in - min(self.LEEWAY, expires_in / 2)
+        else:
+            self.renew_at = None  # no lifetime given: renewed on a 401 only
         self.logins += 1
 
     def expired(self) -> bool:
-        return self.expires_at is not None and self.clock() >= self.expires_at - self.LEEWAY
+        return self.renew_at is not None and self.clock() >= self.renew_at
 
     def get_json(self, url: str, what: str) -> object:
         if self.logins == 0 or self.expired():
