@@ -697,6 +697,11 @@ def get_units_now(modeladmin, request, queryset):
             change = (f"was {report.units_before}" if report.units != report.units_before else "unchanged")
             modeladmin.message_user(request, f"{label}: {report.units} units in force on {report.day} ({change})",
                                     messages.SUCCESS)
+        elif run.status == SyncStatus.HELD:
+            modeladmin.message_user(
+                request, f"{label}: {report.units} units in force on {report.day}, unchanged: the RMM's inventory is "
+                         f"held for review ({run.review.get('reason')}); approve or reject it under RMM sync runs",
+                messages.WARNING)
         else:
             latest = inventory_latest_as_of(service.partner)
             known = f"the last inventory, as of {latest}" if latest else "no inventory yet"

@@ -1,7 +1,7 @@
 """What was used. The calendar lets metering count member-days in plain SQL on any database."""
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -110,9 +110,9 @@ class AgentPresence(models.Model):
     group = models.CharField(max_length=200, blank=True)  # a path from the top, "/"-separated
     # the organization's short reference and id in the RMM, and the machine views the agent is in
     # ("|a|b|", so that SQL finds a view by its delimited name), each part of its place (docs/rmm.md)
-    org_ref = models.CharField(max_length=200, blank=True, db_default="")
-    org_id = models.CharField(max_length=200, blank=True, db_default="")
-    views = models.TextField(blank=True, db_default="")
+    org_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
+    org_id = models.CharField(max_length=200, blank=True, default="", db_default="")
+    views = models.TextField(blank=True, default="", db_default="")
     present_from = models.DateField()
     present_until = models.DateField(null=True, blank=True)
 
@@ -188,7 +188,7 @@ class RmmIntegration(models.Model):
                                help_text="the RMM's API address: e.g. https://vsa.example.com (Kaseya VSA), "
                                          "https://pinotage-api.centrastage.net (Datto RMM), "
                                          "https://app.ninjarmm.com (NinjaOne)")
-    username = models.CharField(max_length=200, blank=True, db_default="",
+    username = models.CharField(max_length=200, blank=True, default="", db_default="",
                                 help_text="Kaseya VSA: the API user's name; Datto RMM: the API key; "
                                           "NinjaOne: the client id")
     api_token = SealedTextField("secret", blank=True,
@@ -207,9 +207,7 @@ class RmmIntegration(models.Model):
         "bill agents that never checked in", default=False, db_default=False,
         help_text="templates and agents awaiting approval that never reported to the RMM")
     inventory_filter = models.TextField(
-        "only agents of", blank=True, db_default="", validators=[RegexValidator(
-            r"^\s*((view:\s*\S.*|[^/\n]*\S[^/\n]*(/[^/\n]*\S[^/\n]*)*)\s*(\n|$))*\s*$",
-            "one filter a line: ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME")],
+        "only agents of", blank=True, default="", db_default="",
         help_text="one a line (ORG, ORG/GROUP, view:NAME): only the agents some line takes are the partner's "
                   "inventory (an RMM that also holds machines billed elsewhere); blank: every agent")
     removal_guard_percent = models.PositiveSmallIntegerField(
@@ -229,7 +227,18 @@ class RmmIntegration(models.Model):
         return f"{self.partner} ({self.get_kind_display()})"
 
     def clean(self):
+        from partners.models import rmm_filter_validator
+
         errors = {}
+        bad = []
+        for line in self.filters:
+            try:
+                rmm_filter_validator(line)
+            except ValidationError:
+                bad.append(line)
+        if bad:
+            errors["inventory_filter"] = (f"{', '.join(map(repr, bad))}: one filter a line, ORG, ORG/GROUP, "
+                                          f"ORG/GROUP/SUB or view:NAME")
         if self.kind == IntegrationKind.FOLDER:
             if not self.folder_path.strip():
                 errors["folder_path"] = "required for a drop-folder integration"

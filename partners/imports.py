@@ -316,7 +316,7 @@ class ServicesImport(UpsertKind):
             try:
                 rmm_filter_validator(obj.rmm_filter)  # a field validator: only forms run those
             except ValidationError:
-                errors["rmm_filter"] = f"{obj.rmm_filter!r} is not ORG or ORG/GROUP"
+                errors["rmm_filter"] = f"{obj.rmm_filter!r} is not ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME"
         if before is not None:
             for name in DERIVATION_FIELDS:
                 if before[name] != getattr(obj, name):

@@ -205,7 +205,8 @@ class Proration(models.TextChoices):
 
 
 rmm_filter_validator = RegexValidator(
-    r"^(view:\s*\S.*|[^/]*\S[^/]*(/[^/]*\S[^/]*)*)$", "use ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME")
+    r"^((?i:view:)\s*\S.*|(?!(?i:view:))[^/]*[^/\s][^/]*(/[^/]*[^/\s][^/]*)*)$",
+    "use ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME")
 
 def rmm_filter_parts(rmm_filter: str) -> tuple[str, str, str]:
     """(organization, group path, view) of a service's RMM filter, each trimmed and in lower case
@@ -275,12 +276,15 @@ class Service(models.Model):
     proration = models.CharField(max_length=20, choices=Proration.choices, default=Proration.DAY_FRACTION)
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True, help_text="inclusive; blank: open-ended")
-    rmm_filter = models.CharField(max_length=200, blank=True, validators=[rmm_filter_validator])
+    rmm_filter = models.CharField(
+        max_length=200, blank=True, validators=[rmm_filter_validator],
+        help_text="which RMM agents: ORG (name, reference or id), ORG/GROUP (with its sub-groups), ORG/GROUP/SUB or "
+                  "view:NAME; blank: the customer's RMM organization, or every agent for a partner-level service")
     # rmm_filter split (ORG, GROUP path, view), trimmed and in lower case, so metering can match agents in plain
     # SQL (metering.matching has the rule)
     rmm_org = models.CharField(max_length=200, blank=True, editable=False)
     rmm_group = models.CharField(max_length=200, blank=True, editable=False)
-    rmm_view = models.CharField(max_length=200, blank=True, editable=False, db_default="")
+    rmm_view = models.CharField(max_length=200, blank=True, editable=False, default="", db_default="")
     taxable = models.BooleanField(default=True)
     notification_emails = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

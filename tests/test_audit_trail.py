@@ -24,6 +24,7 @@ from partners.tests.factories import (
     UserFactory,
 )
 
+JSON_FEED = {"kind": "json", "enabled": "on", "removal_guard_percent": "20", "count_offline": "on"}
 pytestmark = pytest.mark.django_db
 
 TOKEN_A, TOKEN_B = "rmm-token-AAAA-0123456789", "rmm-token-BBBB-9876543210"
@@ -116,7 +117,7 @@ def test_a_groups_permissions_change_is_audited(boss):
 # --- integration secrets -------------------------------------------------------------------------
 def test_an_rmm_token_set_changed_and_removed_is_audited_never_its_value(boss, partner):
     add = reverse("admin:metering_rmmintegration_add")
-    form = {"partner": partner.pk, "kind": "rest", "enabled": "on", "base_url": "https://rmm.example"}
+    form = {"partner": partner.pk, **JSON_FEED, "base_url": "https://rmm.example"}
     assert boss.post(add, {**form, "new_api_token": TOKEN_A}).status_code == 302
     integration = RmmIntegration.objects.get(partner=partner)
     change = reverse("admin:metering_rmmintegration_change", args=[integration.pk])

@@ -58,7 +58,7 @@ def integration(settings, rmm):
     settings.FIELD_ENCRYPTION_KEYS = [KEY_A]
     partner = PartnerFactory(slug="sealed")
     rmm.account(TOKEN, [agent("a1", organization="ORG")])
-    return RmmIntegration.objects.create(partner=partner, base_url=rmm.url, api_token=TOKEN)
+    return RmmIntegration.objects.create(partner=partner, kind="json", base_url=rmm.url, api_token=TOKEN)
 
 
 def sync(integration):

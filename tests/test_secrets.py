@@ -31,6 +31,7 @@ from partners.models import ApiKey, AuditLog, Partner, Role
 from partners.tests.factories import PartnerUserFactory, UserFactory
 from tests.examples import replay
 
+JSON_FEED = {"kind": "json", "enabled": "on", "removal_guard_percent": "20", "count_offline": "on"}
 pytestmark = pytest.mark.django_db
 
 RMM_TOKEN = "rmmtok-Zq8fK2vLw9XyP4mN7bR1sT6uV3cD0eHg"
@@ -54,7 +55,7 @@ def world(data_dir, rmm):
     partner = Partner.objects.get(slug="brightdesk")
     api_key, key = api_key_create(partner=partner, actor=Actor(label="test"), name="psa")
     rmm.account(RMM_TOKEN, [agent("a1", organization="ORG")])
-    integration = RmmIntegration.objects.create(partner=partner, base_url=rmm.url, api_token=RMM_TOKEN)
+    integration = RmmIntegration.objects.create(partner=partner, kind="json", base_url=rmm.url, api_token=RMM_TOKEN)
     boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
     owner = UserFactory(username="olga")
     PartnerUserFactory(user=owner, partner=partner, role=Role.OWNER)
@@ -83,7 +84,7 @@ def test_admin_pages_never_show_the_key_or_the_token(client, world):
     client.force_login(world["boss"])
     # the token is changed through the admin (a history entry and an audit row), and a sync runs
     change = reverse("admin:metering_rmmintegration_change", args=[world["integration"].pk])
-    response = client.post(change, {"partner": world["partner"].pk, "kind": "rest", "enabled": "on",
+    response = client.post(change, {"partner": world["partner"].pk, **JSON_FEED,
                                     "base_url": world["integration"].base_url, "new_api_token": RMM_TOKEN})
     assert response.status_code == 302
     client.post(reverse("admin:metering_rmmintegration_changelist"),
@@ -207,7 +208,7 @@ def test_logs_at_debug_never_hold_a_secret(client, world, rmm, caplog, settings,
         # the admin: a token typed into the integration form
         client.force_login(world["boss"])
         client.post(reverse("admin:metering_rmmintegration_change", args=[world["integration"].pk]),
-                    {"partner": partner.pk, "kind": "rest", "enabled": "on", "base_url": rmm.url,
+                    {"partner": partner.pk, **JSON_FEED, "base_url": rmm.url,
                      "new_api_token": RMM_TOKEN})
     records = caplog.text + "\n".join(str(r.__dict__) for r in caplog.records)
     assert caplog.records, "something was logged"
@@ -221,7 +222,7 @@ def test_error_reports_mask_the_token_posted_to_the_integration_form(world):
     client = Client(raise_request_exception=False)
     client.force_login(world["boss"])
     response = client.post(reverse("admin:metering_rmmintegration_change", args=[world["integration"].pk]),
-                           {"partner": world["partner"].pk, "kind": "rest", "enabled": "on",
+                           {"partner": world["partner"].pk, **JSON_FEED,
                             "base_url": world["integration"].base_url, "new_api_token": RMM_TOKEN})
     request = response.wsgi_request
     assert list(request.sensitive_post_parameters) == ["new_api_token"]
@@ -247,7 +248,7 @@ def test_the_integration_form_refuses_such_a_token_without_echoing_it(client, wo
     client.force_login(world["boss"])
     bad = f"{RMM_TOKEN} with spaces"
     response = client.post(reverse("admin:metering_rmmintegration_change", args=[world["integration"].pk]),
-                           {"partner": world["partner"].pk, "kind": "rest", "enabled": "on",
+                           {"partner": world["partner"].pk, **JSON_FEED,
                             "base_url": world["integration"].base_url, "new_api_token": bad})
     assert response.status_code == 200 and "visible ASCII" in response.content.decode()
     assert RMM_TOKEN not in response.content.decode()

@@ -106,7 +106,7 @@ def test_nightly_sync_through_redis_then_the_next_ci_prorates_the_change(setting
     billing_run(through=today)  # last month's and this month's CIs, at 3 units
 
     with StubRmm() as rmm:
-        RmmIntegration.objects.create(partner=partner, kind="rest", base_url=rmm.url, api_token=TOKEN)
+        RmmIntegration.objects.create(partner=partner, kind="json", base_url=rmm.url, api_token=TOKEN)
         rmm.account(TOKEN, [agent(f"acme-{i}", "ACME", "WS") for i in range(1, 6)])
         with redis_worker(settings):
             sync_inventories_task.delay()

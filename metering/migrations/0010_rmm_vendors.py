@@ -24,17 +24,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='agentpresence',
             name='org_id',
-            field=models.CharField(blank=True, db_default='', max_length=200),
+            field=models.CharField(blank=True, db_default='', default='', max_length=200),
         ),
         migrations.AddField(
             model_name='agentpresence',
             name='org_ref',
-            field=models.CharField(blank=True, db_default='', max_length=200),
+            field=models.CharField(blank=True, db_default='', default='', max_length=200),
         ),
         migrations.AddField(
             model_name='agentpresence',
             name='views',
-            field=models.TextField(blank=True, db_default=''),
+            field=models.TextField(blank=True, db_default='', default=''),
         ),
         migrations.AddField(
             model_name='rmmintegration',
@@ -59,7 +59,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='rmmintegration',
             name='username',
-            field=models.CharField(blank=True, db_default='', help_text="Kaseya VSA: the API user's name; Datto RMM: the API key; NinjaOne: the client id", max_length=200),
+            field=models.CharField(blank=True, db_default='', default='', help_text="Kaseya VSA: the API user's name; Datto RMM: the API key; NinjaOne: the client id", max_length=200),
         ),
         migrations.AddField(
             model_name='syncrun',

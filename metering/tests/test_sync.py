@@ -450,7 +450,8 @@ def test_sync_pages_and_the_sync_now_action(clerk, rmm):
     integration = partner.rmm_integration
     response = clerk.post(url("rmmintegration"), {"action": "sync_now", "_selected_action": [integration.pk]},
                           follow=True)
-    assert "inventory as of" in response.content.decode() and "2 agents billed of 2 read, 2 added" in response.content.decode()
+    text = response.content.decode()
+    assert "inventory as of" in text and "2 agents billed of 2 read, 2 added" in text
     rmm.account(TOKEN, [], raw={1: b"oops"})
     clerk.post(url("rmmintegration"), {"action": "sync_now", "_selected_action": [integration.pk]})
     ok, failed = SyncRun.objects.order_by("pk")

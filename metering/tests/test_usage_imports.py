@@ -335,16 +335,16 @@ def test_rmm_as_of_today_is_accepted(acme, cli, write):
     assert InventorySync.objects.get().as_of == date(2026, 11, 21)
 
 
-def test_an_inventory_older_than_one_imported_is_a_file_fault(acme, cli, write):
-    """RULES 3.6 / 5: inventories go forward in time; an --as-of before the latest inventory already imported
-    is one line, exit 1, and writes nothing (not even its new agents)."""
+def test_an_inventory_older_than_one_imported_fills_in_its_night(acme, cli, write):
+    """billing-rules 10.5: an --as-of before the latest inventory already imported is a missed night filled
+    in later: it holds from its date until the next inventory recorded (metering/tests/test_inventory_backfill.py
+    has the rules)."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD[:2]), "--partner", "acme", "--as-of", "2026-04-15")
-    assert_file_fault(
-        cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), "CommandError: {path}: an inventory as of 2026-04-15 is "
-        "already recorded for acme; inventories go forward in time", "--partner", "acme", "--as-of", "2026-04-14",
-    )
-    # inventories are per partner: another partner's earlier date is fine
-    assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), "--partner", "globex", "--as-of", "2026-04-01")
+    assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), "--partner", "acme", "--as-of", "2026-04-14")
+    a4 = AgentPresence.objects.get(agent__agent_id="a4")
+    assert (a4.present_from, a4.present_until) == (date(2026, 4, 14), date(2026, 4, 14))
+    assert list(InventorySync.objects.filter(partner__slug="acme").order_by("as_of").values_list("as_of", flat=True)) \
+        == [date(2026, 4, 14), date(2026, 4, 15)]
 
 
 # --- tenant-usage semantics ------------------------------------------------------------------------------------

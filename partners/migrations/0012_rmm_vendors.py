@@ -25,12 +25,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='service',
             name='rmm_view',
-            field=models.CharField(blank=True, db_default='', editable=False, max_length=200),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=200),
         ),
         migrations.AlterField(
             model_name='service',
             name='rmm_filter',
-            field=models.CharField(blank=True, max_length=200, validators=[django.core.validators.RegexValidator('^(view:\\s*\\S.*|[^/]*\\S[^/]*(/[^/]*\\S[^/]*)*)$', 'use ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME')]),
+            field=models.CharField(blank=True, help_text="which RMM agents: ORG (name, reference or id), ORG/GROUP (with its sub-groups), ORG/GROUP/SUB or view:NAME; blank: the customer's RMM organization, or every agent for a partner-level service", max_length=200, validators=[django.core.validators.RegexValidator('^((?i:view:)\\s*\\S.*|(?!(?i:view:))[^/]*[^/\\s][^/]*(/[^/]*[^/\\s][^/]*)*)$', 'use ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME')]),
         ),
         migrations.RunPython(filters_split_again, migrations.RunPython.noop),
     ]

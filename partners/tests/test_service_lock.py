@@ -50,4 +50,4 @@ def test_prices_and_names_stay_editable(service):
     service.save()
     service.refresh_from_db()
     assert service.name == "Managed endpoints" and service.unit_price.amount == Decimal("12.50")
-    assert (service.rmm_org, service.rmm_group) == ("ACME", "Servers")
+    assert (service.rmm_filter, service.rmm_org, service.rmm_group) == ("ACME/Servers", "acme", "servers")
