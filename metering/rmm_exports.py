@@ -350,11 +350,6 @@ class Shape:
     header: list[str]  # as written (trimmed)
     header_fault: str | None = None  # why the header line is not text (a workbook, NUL, bytes not of its encoding)
 
-    @property
-    def plain(self) -> bool:
-        """Written as the engine reads every import: UTF-8, commas, the header first."""
-        return self.encoding == "utf-8" and self.delimiter == "," and not self.type_line
-
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 ENCODING_NAMES = {"utf-8": "UTF-8", "utf-16-le": "UTF-16 LE", "utf-16-be": "UTF-16 BE"}
@@ -556,7 +551,11 @@ def read_export(path, *, file_format: str | None = None, column_map=()) -> Expor
     def read_rows():
         try:
             for number, raw in rows:
-                yield number, (raw if "__too_many__" in raw else {ROW: reader.read(raw)})
+                if "__too_many__" in raw:  # counted against the file's header, not the engine's columns
+                    error = ("(line)", f"{raw['__too_many__']} cells for {len(header)} columns")
+                    yield number, {ROW: RowRead(None, "", [error], [])}
+                else:
+                    yield number, {ROW: reader.read(raw)}
         finally:
             stream.close()
 

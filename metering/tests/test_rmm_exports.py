@@ -15,6 +15,7 @@ The files are tests/data/rmm-exports/ (SOURCES.md there names the public source 
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -244,6 +245,14 @@ def test_cw_automate_computers():
     ]
 
 
+def test_utf16_big_endian_with_its_byte_order_mark(tmp_path):
+    text = (EXPORTS / "n-central-devices-utf16.csv").read_bytes().decode("utf-16")
+    path = tmp_path / "devices.csv"
+    path.write_bytes(codecs.BOM_UTF16_BE + text.encode("utf-16-be"))
+    assert sniff(path).encoding == "utf-16-be"
+    assert agents(path) == agents("n-central-devices-utf16.csv")
+
+
 def test_semicolons_utf8_bom_and_german_dates():
     found = agents("cw-automate-computers-semicolons.csv")
     assert found["1042"].last_seen == at("2026-12-06T12:41:00")
@@ -270,6 +279,13 @@ def test_required_cells_are_row_errors_informational_ones_warnings(tmp_path):
     assert read[0][1].errors == [("Computer Name", "is required")]
     assert read[0][1].warnings == [("Operating System", "longer than 200 characters; left blank")]
     assert read[1][1].errors == [("Computer ID", "is required")]
+
+
+def test_a_row_of_more_cells_than_the_header_is_a_row_error(tmp_path):
+    path = tmp_path / "f.csv"
+    path.write_text("DeviceID;CustomerName;DeviceName\n1;Acme;PC-1;extra\n2;Acme;PC-2\n")
+    read = rows(path)
+    assert [(number, r.errors) for number, r in read] == [(2, [("(line)", "4 cells for 3 columns")]), (3, [])]
 
 
 def test_flags_that_cannot_be_read_are_warnings(tmp_path):
