@@ -479,8 +479,9 @@ class Reader:
         """The instant of a cell, and whether it could not be read (a warning, left blank)."""
         if not cell.text:
             return None, False
+        epoch = "auto" if "last_seen" in self.mapped else self.fmt.epoch  # a column named by hand: either epoch
         try:
-            return parse_timestamp(cell.text, epoch=self.fmt.epoch), False
+            return parse_timestamp(cell.text, epoch=epoch), False
         except TimestampError as exc:
             warnings.append((cell.column or "last_seen", f"{cell.text!r} {exc}; left blank"))
             return None, True
@@ -537,7 +538,8 @@ def read_export(path, *, file_format: str | None = None, column_map=()) -> Expor
         return None
     if name is None and not column_map:
         raise ImportFileError(unknown_header_message(shape.header))
-    fmt = EXPORT_FORMATS[name] if name else ExportFormat("--map", "file (columns named with --map)", {}, (), _same())
+    fmt = EXPORT_FORMATS[name] if name else ExportFormat("--map", "file (columns named with --map)", {}, (), _same(),
+                                                         epoch="auto")
     stream = _open(path, shape.encoding, shape.bom)
     try:
         if shape.type_line:

@@ -131,10 +131,15 @@ def test_map_reads_any_header(tmp_path):
         read_export(path, column_map=parse_column_map(["Nope=os", "Serial=agent_id"]))
 
 
-def test_map_overrides_a_vendors_column():
-    """A mapped column replaces what the export's own reading gives that field."""
+def test_map_overrides_a_vendors_column(tmp_path):
+    """A mapped column replaces what the export's own reading gives that field; a date column named by hand
+    takes epoch seconds or milliseconds."""
     found = agents("n-central-devices.csv", column_map=parse_column_map(["MachineType=group"]))
     assert found["789247702"].group == "Servers - Windows"
+    path = tmp_path / "f.csv"
+    path.write_text("DeviceID,CustomerName,DeviceName,Seen\n1,Acme,PC-1,1796560863000\n2,Acme,PC-2,1796560863\n")
+    found = agents(path, column_map=parse_column_map(["Seen=last_seen"]))
+    assert {a.last_seen for a in found.values()} == {at("2026-12-06T12:41:03")}
 
 
 def test_a_forced_format_needs_its_columns():
