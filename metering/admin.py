@@ -432,6 +432,7 @@ class RmmIntegrationForm(forms.ModelForm):
     replaces it."""
 
     base_url = forms.URLField(max_length=500, required=False, assume_scheme="https",
+                              widget=forms.URLInput(attrs={"size": 60}),
                               help_text=RmmIntegration._meta.get_field("base_url").help_text)
     new_api_token = forms.CharField(
         label="New secret", required=False, strip=True, max_length=2000,
