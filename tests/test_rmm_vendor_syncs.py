@@ -18,7 +18,9 @@ from djmoney.money import Money
 
 from metering.models import RmmIntegration, SyncRun, SyncStatus
 from metering.sync import asset_units_on, sync_run_approve
+from metering.tests.fake_datto import FakeDatto, datto_device, datto_site
 from metering.tests.fake_kaseya_vsa import FakeKaseyaVsa, vsa_agent, vsa_org, vsa_view
+from metering.tests.fake_ninjaone import FakeNinjaOne, ninja_device, ninja_location, ninja_organization
 from partners.models import Method, Service
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
@@ -227,3 +229,170 @@ def _actor():
 
 
 
+
+
+# --- Datto RMM API v2 -----------------------------------------------------------------------------------------
+KEY, SECRET = "R7UH3LQG0B6D2K8T", "Q2W3E4R5T6Y7U8I9O0P1A2S3D4F5G6H7"
+
+
+@pytest.fixture
+def datto():
+    with FakeDatto({KEY: SECRET}) as server:
+        yield server
+
+
+@pytest.fixture
+def ridgeline():
+    """Ridgeline: Cedar Valley named by its Datto site name, Bluestone by its site uid (set once known)."""
+    partner = PartnerFactory(slug="ridgeline", name="Ridgeline IT")
+    cedar = CustomerFactory(partner=partner, slug="cedar", name="Cedar Valley", rmm_organization="cedar valley clinic")
+    bluestone = CustomerFactory(partner=partner, slug="bluestone", name="Bluestone Engineering")
+    per_asset(partner, "cedar-agents", customer=cedar)
+    per_asset(partner, "bluestone-agents", customer=bluestone)
+    return partner
+
+
+def datto_sites(datto, ridgeline):
+    cedar, bluestone = datto_site("Cedar Valley Clinic"), datto_site("Bluestone Engineering")
+    ridgeline.customers.filter(slug="bluestone").update(rmm_organization=bluestone["uid"])
+    datto.devices += [datto_device(cedar) for _ in range(180)] + [datto_device(bluestone) for _ in range(120)]
+    return cedar, bluestone
+
+
+def test_datto_devices_over_two_pages_deleted_and_suspended_left_out(cli, tmp_path, datto, ridgeline):
+    cedar, bluestone = datto_sites(datto, ridgeline)
+    datto.devices += [datto_device(cedar, deleted=True) for _ in range(4)]
+    datto.devices += [datto_device(bluestone, suspended=True), datto_device(bluestone, online=False)]
+    connect(cli, tmp_path, ridgeline, "datto", datto.url, KEY, SECRET)
+
+    result = sync_now(cli, ridgeline)
+
+    assert result.status == 0, result.err
+    run = SyncRun.objects.get()
+    assert (run.agents_seen, run.agents_billed, run.skipped) == (306, 301, {"deleted": 4, "suspended": 1})
+    assert sum(1 for r in datto.requests if r.path == "/api/v2/account/devices") == 2  # 250 a page at most
+    assert units(ridgeline) == {"bluestone-agents": 121, "cedar-agents": 180}
+
+
+def test_datto_a_token_expiring_mid_sync_is_renewed(cli, tmp_path, datto, ridgeline):
+    datto_sites(datto, ridgeline)
+    datto.requests_per_token = 1  # the token dies after one page
+    connect(cli, tmp_path, ridgeline, "datto", datto.url, KEY, SECRET)
+    assert sync_now(cli, ridgeline).status == 0
+    assert datto.token_requests() >= 2
+    assert units(ridgeline) == {"bluestone-agents": 120, "cedar-agents": 180}
+
+
+def test_datto_an_error_on_page_2_applies_nothing(cli, tmp_path, datto, ridgeline):
+    datto_sites(datto, ridgeline)
+    connect(cli, tmp_path, ridgeline, "datto", datto.url, KEY, SECRET)
+    assert sync_now(cli, ridgeline).status == 0
+    datto.devices = datto.devices[:260]
+    datto.fail(lambda r: r.path == "/api/v2/account/devices" and r.query.get("page") == "1", 503)
+    result = sync_now(cli, ridgeline)
+    assert result.status == 1 and "503" in result.err
+    assert units(ridgeline) == {"bluestone-agents": 120, "cedar-agents": 180}
+
+
+def test_datto_devices_moved_between_sites_and_a_half_drop_held_then_approved(cli, tmp_path, datto, ridgeline,
+                                                                               committed):
+    cedar, bluestone = datto_sites(datto, ridgeline)
+    connect(cli, tmp_path, ridgeline, "datto", datto.url, KEY, SECRET)
+    assert sync_now(cli, ridgeline).status == 0
+    for device in datto.devices[:10]:  # ten Cedar Valley devices moved to Bluestone's site
+        device.update(siteId=bluestone["id"], siteName=bluestone["name"], siteUid=bluestone["uid"])
+    assert sync_now(cli, ridgeline).status == 0
+    assert SyncRun.objects.order_by("pk").last().moved == 10
+    assert units(ridgeline) == {"bluestone-agents": 130, "cedar-agents": 170}
+
+    datto.devices = datto.devices[:150]  # the ten moved and 140 of Cedar Valley's: half of them
+    assert sync_now(cli, ridgeline).status == 3
+    run = SyncRun.objects.order_by("pk").last()
+    assert run.status == SyncStatus.HELD and units(ridgeline)["bluestone-agents"] == 130
+    with committed():
+        sync_run_approve(run=run, actor=_actor())
+    assert units(ridgeline) == {"bluestone-agents": 10, "cedar-agents": 140}
+
+
+# --- NinjaOne -------------------------------------------------------------------------------------------------
+CLIENT_ID, CLIENT_SECRET = "Yb5nR2xq-client", "s3cr3t-Ninja-0ne"
+
+
+@pytest.fixture
+def ninja():
+    with FakeNinjaOne({CLIENT_ID: CLIENT_SECRET}) as server:
+        yield server
+
+
+@pytest.fixture
+def summit():
+    """Summit: Alpine named by its NinjaOne organization name; a service on Alpine's "Chalet" location."""
+    partner = PartnerFactory(slug="summit", name="Summit Cloud Partners")
+    alpine = CustomerFactory(partner=partner, slug="alpine", name="Alpine Ski House", rmm_organization="Alpine Ski House")
+    per_asset(partner, "alpine-agents", customer=alpine)
+    per_asset(partner, "alpine-chalet", "alpine ski house/chalet")
+    return partner
+
+
+def ninja_alpine(ninja, lodge: int = 200, chalet: int = 50):
+    org = ninja_organization("Alpine Ski House")
+    lodge_location, chalet_location = ninja_location(org, "Lodge"), ninja_location(org, "Chalet")
+    ninja.organizations.append(org)
+    ninja.locations += [lodge_location, chalet_location]
+    ninja.devices += ([ninja_device(org, lodge_location) for _ in range(lodge)]
+                      + [ninja_device(org, chalet_location) for _ in range(chalet)])
+    return org, lodge_location, chalet_location
+
+
+def test_ninjaone_250_devices_with_organization_and_location_names(cli, tmp_path, ninja, summit):
+    org, _, chalet = ninja_alpine(ninja)
+    ninja.devices += [ninja_device(org, chalet, approval="PENDING", last_contact=None) for _ in range(3)]
+    connect(cli, tmp_path, summit, "ninjaone", ninja.url, CLIENT_ID, CLIENT_SECRET)
+
+    result = sync_now(cli, summit)
+
+    assert result.status == 0, result.err
+    run = SyncRun.objects.get()
+    assert (run.agents_seen, run.agents_billed, run.skipped) == (253, 250, {"never checked in": 3})
+    assert units(summit) == {"alpine-agents": 250, "alpine-chalet": 50}
+
+
+def test_ninjaone_a_token_expiring_mid_sync_and_an_error_on_page_2(cli, tmp_path, ninja, summit):
+    ninja_alpine(ninja)
+    ninja.requests_per_token = 2
+    connect(cli, tmp_path, summit, "ninjaone", ninja.url, CLIENT_ID, CLIENT_SECRET)
+    assert sync_now(cli, summit).status == 0
+    assert ninja.token_requests() >= 2
+
+    pages = []
+    ninja.on_devices_page = pages.append
+    ninja.fail(lambda r: r.path == "/v2/devices" and r.query.get("after") not in (None, ""), 500, times=10)
+    result = sync_now(cli, summit)
+    assert result.status == 1 and "500" in result.err
+    assert units(summit) == {"alpine-agents": 250, "alpine-chalet": 50}
+
+
+def test_ninjaone_devices_moved_between_locations_and_organizations_and_a_drop_held(cli, tmp_path, ninja, summit,
+                                                                                   committed):
+    org, lodge, chalet = ninja_alpine(ninja)
+    other = ninja_organization("Fourth Coffee")
+    ninja.organizations.append(other)
+    connect(cli, tmp_path, summit, "ninjaone", ninja.url, CLIENT_ID, CLIENT_SECRET)
+    assert sync_now(cli, summit).status == 0
+    for device in ninja.devices[:20]:
+        device["locationId"] = chalet["id"]  # lodge -> chalet
+    for device in ninja.devices[20:25]:
+        device.update(organizationId=other["id"], locationId=None)
+    result = sync_now(cli, summit)
+    assert result.status == 0, result.err
+    assert units(summit) == {"alpine-agents": 245, "alpine-chalet": 70}
+    assert SyncRun.objects.order_by("pk").last().unmatched == [
+        {"organization": "Fourth Coffee", "agents": 5, "billed_by": []}]
+
+    ninja.devices = [d for d in ninja.devices if d["locationId"] != chalet["id"]]  # the chalet's 70 gone
+    assert sync_now(cli, summit).status == 3  # alpine-chalet would go to 0
+    run = SyncRun.objects.order_by("pk").last()
+    assert "1 service(s) with units to 0" in run.review["reason"]
+    with committed():
+        sync_run_approve(run=run, actor=_actor())
+    assert units(summit) == {"alpine-agents": 175, "alpine-chalet": 0}
