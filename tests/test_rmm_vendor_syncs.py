@@ -296,7 +296,7 @@ def test_datto_an_error_on_page_2_applies_nothing(cli, tmp_path, datto, ridgelin
 
 def test_datto_devices_moved_between_sites_and_a_half_drop_held_then_approved(cli, tmp_path, datto, ridgeline,
                                                                                committed):
-    cedar, bluestone = datto_sites(datto, ridgeline)
+    _, bluestone = datto_sites(datto, ridgeline)
     connect(cli, tmp_path, ridgeline, "datto", datto.url, KEY, SECRET)
     assert sync_now(cli, ridgeline).status == 0
     for device in datto.devices[:10]:  # ten Cedar Valley devices moved to Bluestone's site
@@ -328,7 +328,8 @@ def ninja():
 def summit():
     """Summit: Alpine named by its NinjaOne organization name; a service on Alpine's "Chalet" location."""
     partner = PartnerFactory(slug="summit", name="Summit Cloud Partners")
-    alpine = CustomerFactory(partner=partner, slug="alpine", name="Alpine Ski House", rmm_organization="Alpine Ski House")
+    alpine = CustomerFactory(partner=partner, slug="alpine", name="Alpine Ski House",
+                             rmm_organization="Alpine Ski House")
     per_asset(partner, "alpine-agents", customer=alpine)
     per_asset(partner, "alpine-chalet", "alpine ski house/chalet")
     return partner
@@ -374,7 +375,7 @@ def test_ninjaone_a_token_expiring_mid_sync_and_an_error_on_page_2(cli, tmp_path
 
 def test_ninjaone_devices_moved_between_locations_and_organizations_and_a_drop_held(cli, tmp_path, ninja, summit,
                                                                                    committed):
-    org, lodge, chalet = ninja_alpine(ninja)
+    _, _, chalet = ninja_alpine(ninja)
     other = ninja_organization("Fourth Coffee")
     ninja.organizations.append(other)
     connect(cli, tmp_path, summit, "ninjaone", ninja.url, CLIENT_ID, CLIENT_SECRET)
