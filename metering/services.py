@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from billing.actor import Actor
 from billing.bulk import insert_rows, update_rows
@@ -63,6 +63,8 @@ class InventoryResult:
     updated: int
     # agents of the inventory that changed in any way (added, moved or new details), each counted once
     agents_changed: int = 0
+    # (agent pk, organization, group) of the agents it removed: in force on its date, absent from it
+    gone: tuple = ()
 
     @property
     def changed(self) -> bool:
@@ -103,7 +105,23 @@ PRESENCE_PLACE = ("organization", "group", "org_ref", "org_id", "views")
 
 def agent_place(row: AgentRow) -> tuple[str, str, str, str, str]:
     """Where an inventory puts an agent, as its presence stores it: a change of any part is a move."""
-    return (row.organization, row.group, row.org_ref, row.org_id, views_text(row.views))
+    return (row.organization, row.group, row.org_ref, row.org_id, views_text(row.views) if row.views else "")
+
+
+def _rows(queryset) -> list[tuple]:
+    """The rows of a values_list queryset as one fetch of PostgreSQL's binary results: for the 100,000-row
+    reads of an inventory, Django's chunked iteration and the text form of instants cost three times what the
+    database does (an unchanged nightly sync spent most of its own time here). Elsewhere, Django's own
+    iteration (SQLite needs its converters)."""
+    if connection.vendor != "postgresql":
+        return list(queryset)
+    import psycopg
+
+    sql, params = queryset.query.get_compiler(queryset.db).as_sql()
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, binary=True)
+        return cursor.fetchall()
 
 
 def _presences(queryset) -> dict[int, _Presence]:
@@ -136,8 +154,8 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     day_before = as_of - timedelta(days=1)
     # agents and presences are written with COPY on PostgreSQL (billing/bulk.py): an inventory has
     # 100,000 agents, and the ORM's bulk writes were most of its time
-    known = {agent_id: (pk, (name, os, seen)) for pk, agent_id, name, os, seen in
-             RmmAgent.objects.filter(partner=partner).values_list("pk", "agent_id", "machine_name", "os", "last_seen")}
+    known = {agent_id: (pk, (name, os, seen)) for pk, agent_id, name, os, seen in _rows(
+        RmmAgent.objects.filter(partner=partner).values_list("pk", "agent_id", "machine_name", "os", "last_seen"))}
     new_agents = [(partner.pk, row.agent_id, row.machine_name, row.os, row.last_seen)
                   for agent_id, row in agents.items() if agent_id not in known]
     insert_rows(RmmAgent, ["partner_id", "agent_id", "machine_name", "os", "last_seen"], new_agents)
@@ -146,12 +164,13 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
         agent_pk = dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk"))
     following = inventory_next_as_of(partner, as_of) if latest is not None and as_of < latest else None
     if following is not None:
-        added, moved, removed, changed_ids = _inventory_backfill(
+        added, moved, gone, changed_ids = _inventory_backfill(
             partner=partner, as_of=as_of, until=following - timedelta(days=1), agents=agents, agent_pk=agent_pk)
         changed_ids |= {agent_id for agent_id in agents if agent_id not in known}
         return inventory_record(partner=partner, as_of=as_of, latest=latest, agents=len(agents), added=added,
-                                moved=moved, removed=removed, updated=0, agents_changed=len(changed_ids),
-                                actor=actor, source=source, backfilled_until=following - timedelta(days=1))
+                                moved=moved, removed=len(gone), updated=0, agents_changed=len(changed_ids),
+                                actor=actor, source=source, backfilled_until=following - timedelta(days=1),
+                                gone=tuple(gone))
     changed_meta, changed_ids = [], set()
     for agent_id, row in agents.items():
         pk, meta = known.get(agent_id, (None, None))
@@ -161,7 +180,10 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     update_rows(RmmAgent, ["machine_name", "os", "last_seen"], changed_meta)
 
     presences = AgentPresence.objects.filter(partner=partner)
-    in_force = _presences(presences.filter(present_from__lte=as_of).exclude(present_until__lt=as_of))
+    # the presences in force as plain rows (agent pk, pk, *place, from, until): one _Presence is made only
+    # for those that change (an unchanged 100,000-agent inventory is the nightly sync's common case)
+    in_force = {row[0]: row for row in _rows(presences.filter(present_from__lte=as_of).exclude(
+        present_until__lt=as_of).values_list("agent_id", "pk", *PRESENCE_PLACE, "present_from", "present_until"))}
     closed_yesterday = _presences(presences.filter(present_until=day_before)) if as_of == latest else {}
     creates, updates, deletes = [], [], []
     added = moved = removed = 0
@@ -170,8 +192,9 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
         place = agent_place(row)
         current = in_force.pop(pk, None)
         if current is not None:
-            if current.place == place:
+            if current[2:7] == place:
                 continue
+            current = _Presence(*current[1:])
             moved += 1
             changed_ids.add(agent_id)
             if current.present_from == as_of:
@@ -189,7 +212,8 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
                 updates.append(earlier)
                 continue
         creates.append((pk, partner.pk, *place, as_of, None))
-    for presence in in_force.values():  # in force but absent from the inventory: gone from as_of
+    gone = tuple((pk, row[2], row[3]) for pk, row in in_force.items())
+    for presence in (_Presence(*row[1:]) for row in in_force.values()):  # in force, absent: gone from as_of
         removed += 1
         if presence.present_from == as_of:
             deletes.append(presence.pk)
@@ -207,15 +231,15 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
                 creates)
     return inventory_record(partner=partner, as_of=as_of, latest=latest, agents=len(agents), added=added,
                             moved=moved, removed=removed, updated=len(changed_meta), agents_changed=len(changed_ids),
-                            actor=actor, source=source)
+                            actor=actor, source=source, gone=gone)
 
 
 def _inventory_backfill(*, partner: Partner, as_of: date, until: date, agents: dict[str, AgentRow],
-                        agent_pk: dict[str, int]) -> tuple[int, int, int, set[str]]:
+                        agent_pk: dict[str, int]) -> tuple[int, int, list[tuple], set[str]]:
     """An inventory of a missed night, filled in later (billing-rules 10.5): the agents' places on
     as_of..until (the day before the next inventory recorded) become the inventory's, before and after
-    stay as recorded. Returns (added, moved, removed) against what was in force on as_of, and the agent
-    ids whose presences changed.
+    stay as recorded. Returns (added, moved, the agents removed as (pk, organization, group)) against what
+    was in force on as_of, and the agent ids whose presences changed.
 
     Only the presences of the window and the days either side of it are read: each agent's timeline
     there is cut around the window, the inventory's place put in it, and touching pieces of one place
@@ -229,7 +253,8 @@ def _inventory_backfill(*, partner: Partner, as_of: date, until: date, agents: d
         timelines[agent_id].append(_Presence(*rest))
     wanted = {agent_pk[agent_id]: agent_place(row) for agent_id, row in agents.items()}
     id_of = {pk: agent_id for agent_id, pk in agent_pk.items()}
-    added = moved = removed = 0
+    added = moved = 0
+    gone: list[tuple] = []
     changed: set[str] = set()
     deletes: list[int] = []
     creates: list[tuple] = []
@@ -241,7 +266,7 @@ def _inventory_backfill(*, partner: Partner, as_of: date, until: date, agents: d
         if old is None and new is not None:
             added += 1
         elif old is not None and new is None:
-            removed += 1
+            gone.append((pk, old[0], old[1]))
         elif old != new:
             moved += 1
         pieces: list[tuple[date, date | None, tuple]] = []
@@ -269,7 +294,7 @@ def _inventory_backfill(*, partner: Partner, as_of: date, until: date, agents: d
     AgentPresence.objects.filter(pk__in=deletes).delete()
     insert_rows(AgentPresence, ["agent_id", "partner_id", *PRESENCE_PLACE, "present_from", "present_until"],
                 creates)
-    return added, moved, removed, changed
+    return added, moved, gone, changed
 
 
 def inventory_lock(*, partner: Partner, as_of: date) -> date | None:
@@ -281,7 +306,7 @@ def inventory_lock(*, partner: Partner, as_of: date) -> date | None:
 
 def inventory_record(*, partner: Partner, as_of: date, latest: date | None, agents: int, added: int, moved: int,
                      removed: int, updated: int, agents_changed: int, actor: Actor, source: str,
-                     backfilled_until: date | None = None) -> InventoryResult:
+                     backfilled_until: date | None = None, gone: tuple = ()) -> InventoryResult:
     """The InventorySync and its audit row of an inventory just applied (none when it changed nothing on the
     date already recorded), and the result (inventory_apply and metering.staging both end here)."""
     result_counts = {"added": added, "moved": moved, "removed": removed}
@@ -296,7 +321,7 @@ def inventory_record(*, partner: Partner, as_of: date, latest: date | None, agen
         if backfilled_until is not None:
             after["back_filled_until"] = backfilled_until.isoformat()
         audit_record(actor=actor, action="inventory.apply", obj=sync, partner=partner, after=after)
-    return InventoryResult(sync, added, moved, removed, updated, agents_changed=agents_changed)
+    return InventoryResult(sync, added, moved, removed, updated, agents_changed=agents_changed, gone=gone)
 
 
 @dataclass(frozen=True)

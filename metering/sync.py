@@ -9,7 +9,7 @@ date. A per_asset service whose units in force on that date changed is notified 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
@@ -28,6 +28,7 @@ from metering.counting import CountingRules, agents_billed
 from metering.matching import Place, filter_takes, names_organization
 from metering.models import (
     AgentPresence,
+    RmmAgent,
     RmmIntegration,
     SyncRun,
     SyncStatus,
@@ -190,10 +191,11 @@ def agent_from_json(values: dict) -> AgentRow:
 
 
 def _agents_by_id(rows: list[AgentRow]) -> dict[str, AgentRow]:
-    agents: dict[str, AgentRow] = {}
-    for row in rows:
-        if agents.setdefault(row.agent_id, row) != row:
-            raise SyncRefused(f"agent {row.agent_id} appears twice with different values")
+    agents = {row.agent_id: row for row in rows}
+    if len(agents) != len(rows):  # connectors give each agent once; a twin must at least be the same
+        for row in rows:
+            if agents[row.agent_id] != row:
+                raise SyncRefused(f"agent {row.agent_id} appears twice with different values")
     return agents
 
 
@@ -203,22 +205,23 @@ def _apply(*, run: SyncRun, partner: Partner, as_of: date, rows: list[AgentRow],
     (None: staff approved) may hold it, a dry run always rolls back."""
     Partner.objects.select_for_update().filter(pk=partner.pk).first()
     agents = _agents_by_id(rows)
-    in_force = _agents_in_force(partner=partner, day=as_of)
-    gone = sorted(set(in_force) - set(agents))
+    in_force = (AgentPresence.objects.filter(partner=partner, present_from__lte=as_of)
+                .exclude(present_until__lt=as_of).count())
 
-    def check(before: dict[int, int], after: dict[int, int], services: list[Service]) -> None:
-        reasons = guard.reasons(in_force=len(in_force), removed=len(gone), before=before, after=after) if guard else []
+    def check(before: dict[int, int], after: dict[int, int], services: list[Service], result) -> None:
+        removed = len(result.gone)
+        reasons = guard.reasons(in_force=in_force, removed=removed, before=before, after=after) if guard else []
         units = [{"code": s.code, "name": s.name, "before": before[s.pk], "after": after[s.pk],
                   "change": after[s.pk] - before[s.pk]} for s in services]
         if not reasons and not dry_run:
             run.review = {"services": units}  # what sync_inventory prints
             return
         review = {
-            "reason": "; ".join(reasons), "as_of": as_of.isoformat(), "agents_in_force": len(in_force),
-            "agents_after": len(agents), "removed": len(gone), "threshold_percent": guard.percent if guard else None,
+            "reason": "; ".join(reasons), "as_of": as_of.isoformat(), "agents_in_force": in_force,
+            "agents_after": len(agents), "removed": removed, "threshold_percent": guard.percent if guard else None,
             "services": units,
-            "removed_agents": [in_force[a] for a in gone[:REVIEW_AGENTS_SHOWN]],
-            "removed_not_shown": max(0, len(gone) - REVIEW_AGENTS_SHOWN),
+            "removed_agents": _agents_shown(result.gone[:REVIEW_AGENTS_SHOWN]),
+            "removed_not_shown": max(0, removed - REVIEW_AGENTS_SHOWN),
             "unmatched": agents_unmatched(partner=partner, agents=agents.values(), day=as_of),
         }
         raise HeldForReview(review) if reasons and not dry_run else _DryRunDone({**review, "held": bool(reasons)})
@@ -235,12 +238,13 @@ def _apply(*, run: SyncRun, partner: Partner, as_of: date, rows: list[AgentRow],
     run.save()
 
 
-def _agents_in_force(*, partner: Partner, day: date) -> dict[str, dict]:
-    """{agent id: what the review page shows of it} of the agents in force on a day."""
-    rows = (AgentPresence.objects.filter(partner=partner, present_from__lte=day).exclude(present_until__lt=day)
-            .values_list("agent__agent_id", "agent__machine_name", "organization", "group"))
-    return {agent_id: {"agent_id": agent_id, "machine_name": name, "organization": org, "group": group}
-            for agent_id, name, org, group in rows}
+def _agents_shown(gone) -> list[dict]:
+    """What the review page shows of the agents a sync would remove ((agent pk, organization, group) each)."""
+    names = dict((pk, (agent_id, name)) for pk, agent_id, name in RmmAgent.objects.filter(
+        pk__in=[pk for pk, _, _ in gone]).values_list("pk", "agent_id", "machine_name"))
+    shown = [{"agent_id": names[pk][0], "machine_name": names[pk][1], "organization": org, "group": group}
+             for pk, org, group in gone]
+    return sorted(shown, key=lambda a: (a["organization"], a["group"], a["machine_name"], a["agent_id"]))
 
 
 def agents_unmatched(*, partner: Partner, agents, day: date) -> list[dict]:
@@ -250,11 +254,10 @@ def agents_unmatched(*, partner: Partner, agents, day: date) -> list[dict]:
     customers = [c for c in Customer.objects.filter(partner=partner).values_list("rmm_organization", flat=True) if c]
     services = list(Service.objects.filter(partner=partner).filter(Q(method=Method.PER_ASSET) | Q(meter="assets"))
                     .active_on(day).select_related("customer"))
-    counts: dict[Place, int] = defaultdict(int)
-    for agent in agents:
-        counts[Place(agent.organization, agent.group, agent.org_ref, agent.org_id, tuple(agent.views))] += 1
+    counts = Counter((a.organization, a.group, a.org_ref, a.org_id, a.views) for a in agents)
     unmatched: dict[str, dict] = {}
-    for place, n in counts.items():
+    for parts, n in counts.items():
+        place = Place(*parts)
         if any(names_organization(name, place) for name in customers):
             continue
         entry = unmatched.setdefault(place.organization, {"organization": place.organization, "agents": 0,
@@ -332,15 +335,17 @@ def unit_notices_around(*, partner: Partner, as_of: date, apply: Callable[[], In
                         run: SyncRun | None = None, check: Callable | None = None) -> InventoryResult:
     """Apply an inventory (`apply`) and record one notice per per_asset service whose units in force on
     `as_of` changed (inventory_apply_notified, and the rmm-assets COPY path of metering.staging). `check`
-    (units before, units after, services) may stop it by raising before any notice is recorded (the
-    removal guard)."""
+    (units before, units after, services, the result) may stop it by raising before any notice is recorded
+    (the removal guard)."""
     services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).active_on(as_of)
                     .order_by("pk"))
     before = asset_units_on(services=services, day=as_of)
     result = apply()
-    after = asset_units_on(services=services, day=as_of)
+    # an inventory that moved, added and removed nothing leaves every service's units as they were
+    after = asset_units_on(services=services, day=as_of) if result.added or result.moved or result.removed \
+        else before
     if check is not None:
-        check(before, after, services)
+        check(before, after, services, result)
     for service in services:
         if before[service.pk] != after[service.pk]:
             _notice_record(service=service, day=as_of, before=before[service.pk], after=after[service.pk], run=run)
