@@ -126,6 +126,7 @@ class ImportSummary:
     staged: bool = False  # read by the kind's fast path (a COPY into a staging table), not row by row
     warnings: list[RowError] = field(default_factory=list)
     warning_count: int = 0
+    read_as: str = ""  # what the kind recognised the file as (an RMM's export, say), for the summary line
 
     @property
     def ok(self) -> bool:
@@ -134,8 +135,8 @@ class ImportSummary:
     def describe(self) -> str:
         verb = "would import" if self.dry_run else "imported"
         return (
-            f"{self.kind}: {verb} {self.rows} rows: {self.created} created, "
-            f"{self.updated} updated, {self.unchanged} unchanged"
+            f"{self.kind}{f' ({self.read_as})' if self.read_as else ''}: {verb} {self.rows} rows: "
+            f"{self.created} created, {self.updated} updated, {self.unchanged} unchanged"
         )
 
 
@@ -416,7 +417,7 @@ def _run(kind: ImportKind, ctx: ImportContext, header: list[str], rows) -> Impor
         kind=kind_name, rows=ctx.rows, created=ctx.created, updated=ctx.updated, unchanged=ctx.unchanged,
         errors=sorted(ctx.errors), error_count=ctx.error_count,
         bad_rows=len(ctx.failed_rows), dry_run=ctx.dry_run,
-        warnings=sorted(ctx.warnings), warning_count=ctx.warning_count,
+        warnings=sorted(ctx.warnings), warning_count=ctx.warning_count, read_as=ctx.state.get("read_as", ""),
     )
 
 

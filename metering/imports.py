@@ -273,6 +273,7 @@ class RmmAssetsImport(ImportKind):
         if export is None:
             return None
         ctx.state["format"] = export.fmt.name
+        ctx.state["read_as"] = f"read as {export.fmt.title}"
         return export.header, export.rows
 
     def parse_row(self, number, raw, ctx):

@@ -15,6 +15,7 @@ The clock stands at 2026-12-07 09:00 UTC; every import is as of that day.
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +39,11 @@ EXPORTS = Path(__file__).resolve().parent / "data" / "rmm-exports"
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 AS_OF = date(2026, 12, 7)
 TRACKED = (RmmAgent, AgentPresence, InventorySync)
+
+
+def summary_line(out: str) -> str:
+    """The summary line without the format it names ("rmm-assets (read as Datto RMM ...): imported ...")."""
+    return re.sub(r"^rmm-assets \(read as .*\): ", "rmm-assets: ", out.strip())
 
 
 @pytest.fixture(autouse=True)
@@ -109,7 +115,8 @@ def test_kaseya_vsa_agent_list(keystone):
     workstations/lab; an offline agent (Online 0) is billed by default."""
     vsa_world(keystone)
     out, err = run("kaseya-vsa-agents.csv")
-    assert out.strip() == "rmm-assets: imported 5 rows: 5 created, 0 updated, 0 unchanged"
+    assert out.strip() == ("rmm-assets (read as Kaseya VSA agent list (REST API / VSAModule Get-VSAAgent)): "
+                           "imported 5 rows: 5 created, 0 updated, 0 unchanged")  # the clerk sees what was read
     assert err == []
     assert units(keystone) == {"all": 5, "bw": 3, "harbor": 2, "lab": 1}
     assert presences() == [
@@ -123,7 +130,7 @@ def test_kaseya_vsa_agent_list(keystone):
     assert (lab.machine_name, lab.os, lab.last_seen) == ("BW-LAB-01", "Win 11",
                                                          datetime(2026, 12, 6, 12, 39, 48, tzinfo=UTC))
     out, _ = run("kaseya-vsa-agents.csv")  # the same file again changes nothing
-    assert out.strip() == "rmm-assets: imported 5 rows: 0 created, 0 updated, 5 unchanged"
+    assert summary_line(out) == "rmm-assets: imported 5 rows: 0 created, 0 updated, 5 unchanged"
 
 
 def test_kaseya_vsa_powershell_5_export(keystone):
@@ -135,7 +142,7 @@ def test_kaseya_vsa_powershell_5_export(keystone):
         "row 5: AgentId: '694825728222024' is not billed (suspended): left out of the inventory",
         "row 6: AgentId: '694825728222025' is not billed (never checked in): left out of the inventory",
     ]
-    assert out.strip() == "rmm-assets: imported 5 rows: 3 created, 0 updated, 2 unchanged"
+    assert summary_line(out) == "rmm-assets: imported 5 rows: 3 created, 0 updated, 2 unchanged"
     assert units(keystone) == {"all": 3, "bw": 2, "harbor": 1, "lab": 1}
     assert RmmAgent.objects.get(agent_id="694825728222021").last_seen == datetime(2026, 12, 6, 12, 41, 3, 517000,
                                                                                   tzinfo=UTC)
@@ -178,7 +185,7 @@ def test_datto_device_list(keystone):
     out, err = run("datto-devices.csv")
     assert err == ["row 5: uid: '5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d' is not billed (deleted): left out of the "
                    "inventory"]
-    assert out.strip() == "rmm-assets: imported 4 rows: 3 created, 0 updated, 1 unchanged"
+    assert summary_line(out) == "rmm-assets: imported 4 rows: 3 created, 0 updated, 1 unchanged"
     assert units(keystone) == {"all": 3, "bw": 2, "harbor": 1}
     assert presences()[0] == ("4b5c0d2e-6f5e-4a71-9d1a-0f6c1e2d3a4b", "Birchwood Dental", "", "",
                               "2f6d8b4e-58a3-4c0e-9c71-3b1d5e7a9f20", AS_OF, None)
@@ -203,7 +210,7 @@ def test_ninjaone_device_report(keystone):
     out, err = run("ninjaone-device-report.csv")
     assert err == ["row 4: systemName: 'Birchwood Dental/BW-NEW-02' is not billed (never checked in): left out of "
                    "the inventory"]
-    assert out.strip() == "rmm-assets: imported 5 rows: 4 created, 0 updated, 1 unchanged"
+    assert summary_line(out) == "rmm-assets: imported 5 rows: 4 created, 0 updated, 1 unchanged"
     assert units(keystone) == {"bw": 2, "harbor": 2, "lab": 1}
     assert [p[:3] for p in presences()] == [
         ("Birchwood Dental/BW-FD-01", "Birchwood Dental", "Main Office"),
@@ -235,7 +242,7 @@ def test_n_central_device_list(keystone, name):
     service(keystone, "main", rmm_filter="Birchwood Dental/Main Office")
     service(keystone, "harbor", rmm_filter="Harbor Logistics/Warehouse")
     out, err = run(name)
-    assert (out.strip(), err) == ("rmm-assets: imported 4 rows: 4 created, 0 updated, 0 unchanged", [])
+    assert (summary_line(out), err) == ("rmm-assets: imported 4 rows: 4 created, 0 updated, 0 unchanged", [])
     assert units(keystone) == {"bw": 3, "harbor": 1, "main": 2}
     assert RmmAgent.objects.get(agent_id="789247702").os == "Microsoft Windows Server 2022 Standard 64-bit"
 
@@ -247,7 +254,7 @@ def test_cw_automate_computers(keystone):
     service(keystone, "lab", rmm_filter="Birchwood Dental/Lab")
     service(keystone, "harbor", rmm_filter="Harbor Logistics")
     out, err = run("cw-automate-computers.csv")
-    assert (out.strip(), err) == ("rmm-assets: imported 4 rows: 4 created, 0 updated, 0 unchanged", [])
+    assert (summary_line(out), err) == ("rmm-assets: imported 4 rows: 4 created, 0 updated, 0 unchanged", [])
     assert units(keystone) == {"bw": 3, "harbor": 1, "lab": 1}
     assert RmmAgent.objects.get(agent_id="1107").last_seen == datetime(2026, 12, 6, 8, 15, 27, tzinfo=UTC)
 
@@ -257,7 +264,7 @@ def test_semicolons_from_a_european_excel(keystone):
     service(keystone, "bw", customer_org="Birchwood Dental")
     service(keystone, "zm", rmm_filter="Zahnarztpraxis Müller/Hauptstraße")
     out, err = run("cw-automate-computers-semicolons.csv")
-    assert (out.strip(), err) == ("rmm-assets: imported 3 rows: 3 created, 0 updated, 0 unchanged", [])
+    assert (summary_line(out), err) == ("rmm-assets: imported 3 rows: 3 created, 0 updated, 0 unchanged", [])
     assert units(keystone) == {"bw": 2, "zm": 1}
     assert RmmAgent.objects.get(agent_id="1042").last_seen == datetime(2026, 12, 6, 12, 41, tzinfo=UTC)
 
@@ -273,7 +280,7 @@ def test_last_contact_that_cannot_be_read_is_a_warning(keystone):
         "row 4: Last Contact: 'Never' is not a date and time; left blank",
         "row 5: Last Contact: '31/02/2026 10:00' is not a date and time; left blank",
     ]
-    assert out.strip() == "rmm-assets: imported 4 rows: 4 created, 0 updated, 0 unchanged"
+    assert summary_line(out) == "rmm-assets: imported 4 rows: 4 created, 0 updated, 0 unchanged"
     assert units(keystone) == {"bw": 3}
     assert dict(RmmAgent.objects.values_list("agent_id", "last_seen")) == {
         "1042": datetime(2026, 12, 6, 12, 41, 3, tzinfo=UTC), "1060": None, "1061": None, "1107": None}
@@ -283,7 +290,7 @@ def test_a_dry_run_writes_nothing_and_still_warns(keystone):
     before = table_rows(TRACKED)
     out, err = run("cw-automate-computers-bad-dates.csv", dry_run=True)
     assert len(err) == 3
-    assert out.strip() == ("rmm-assets: would import 4 rows: 4 created, 0 updated, 0 unchanged "
+    assert summary_line(out) == ("rmm-assets: would import 4 rows: 4 created, 0 updated, 0 unchanged "
                            "(dry run: nothing written)")
     assert table_rows(TRACKED) == before
 
