@@ -375,7 +375,7 @@ def test_ninjaone_a_token_expiring_mid_sync_and_an_error_on_page_2(cli, tmp_path
 
 def test_ninjaone_devices_moved_between_locations_and_organizations_and_a_drop_held(cli, tmp_path, ninja, summit,
                                                                                    committed):
-    _, _, chalet = ninja_alpine(ninja)
+    _, lodge, chalet = ninja_alpine(ninja)
     other = ninja_organization("Fourth Coffee")
     ninja.organizations.append(other)
     connect(cli, tmp_path, summit, "ninjaone", ninja.url, CLIENT_ID, CLIENT_SECRET)
@@ -390,10 +390,13 @@ def test_ninjaone_devices_moved_between_locations_and_organizations_and_a_drop_h
     assert SyncRun.objects.order_by("pk").last().unmatched == [
         {"organization": "Fourth Coffee", "agents": 5, "billed_by": []}]
 
-    ninja.devices = [d for d in ninja.devices if d["locationId"] != chalet["id"]]  # the chalet's 70 gone
-    assert sync_now(cli, summit).status == 3  # alpine-chalet would go to 0
+    lodge_left = [d for d in ninja.devices if d["locationId"] == lodge["id"]][60:]
+    ninja.devices = [d for d in ninja.devices if d["locationId"] is None] + lodge_left  # 130 of 250 gone
+    assert sync_now(cli, summit).status == 3
     run = SyncRun.objects.order_by("pk").last()
-    assert "1 service(s) with units to 0" in run.review["reason"]
+    assert run.review["reason"] == ("it would remove 130 of 250 agents (52%, more than 20%); it would take 1 "
+                                    "service(s) with units to 0")
+    assert units(summit) == {"alpine-agents": 245, "alpine-chalet": 70}
     with committed():
         sync_run_approve(run=run, actor=_actor())
-    assert units(summit) == {"alpine-agents": 175, "alpine-chalet": 0}
+    assert units(summit) == {"alpine-agents": 115, "alpine-chalet": 0}
