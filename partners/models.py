@@ -64,7 +64,10 @@ class Customer(models.Model):
     payment_terms_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="blank: the partner's terms"
     )
-    rmm_organization = models.CharField(max_length=200, blank=True)
+    rmm_organization = models.CharField(
+        "RMM organization", max_length=200, blank=True,
+        help_text="the customer's organization in the RMM: its name, short reference or id (any case); a VSA "
+                  "organization, a Datto RMM site, a NinjaOne organization")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

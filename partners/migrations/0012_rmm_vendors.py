@@ -32,5 +32,10 @@ class Migration(migrations.Migration):
             name='rmm_filter',
             field=models.CharField(blank=True, help_text="which RMM agents: ORG (name, reference or id), ORG/GROUP (with its sub-groups), ORG/GROUP/SUB or view:NAME; blank: the customer's RMM organization, or every agent for a partner-level service", max_length=200, validators=[django.core.validators.RegexValidator('^((?i:view:)\\s*\\S.*|(?!(?i:view:))[^/]*[^/\\s][^/]*(/[^/]*[^/\\s][^/]*)*)$', 'use ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME')]),
         ),
+        migrations.AlterField(
+            model_name='customer',
+            name='rmm_organization',
+            field=models.CharField(blank=True, help_text="the customer's organization in the RMM: its name, short reference or id (any case); a VSA organization, a Datto RMM site, a NinjaOne organization", max_length=200, verbose_name='RMM organization'),
+        ),
         migrations.RunPython(filters_split_again, migrations.RunPython.noop),
     ]
