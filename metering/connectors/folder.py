@@ -1,16 +1,20 @@
-"""The drop folder: the newest rmm-assets CSV file of a folder is the inventory (kind "folder")."""
+"""The drop folder: the newest CSV file of a folder is the inventory (kind "folder"): the rmm-assets columns,
+or an RMM's export as downloaded (metering.rmm_exports, as `import_csv rmm-assets` reads it)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from billing.importing import ImportFileError, read_csv
+from metering import rmm_exports
 from metering.connectors.common import Agents, ConnectorError, Inventory
 
 
 class FolderConnector:
     """The newest *.csv file of a folder, in the rmm-assets format (RULES 6: agent_id, machine_name,
-    organization, group, [os], [last_seen]; extra columns ignored).
+    organization, group, [os], [last_seen]; extra columns ignored), or a Kaseya VSA, Datto RMM, NinjaOne,
+    N-central or ConnectWise Automate export recognised by its header (docs/import-formats.md, section 9).
 
     Newest by modification time (then by name). Hidden files are skipped. Whoever drops files
     should write them under another name and rename them to *.csv when complete (a rename is
@@ -34,6 +38,14 @@ class FolderConnector:
         return self.read(newest)
 
     def read(self, path: Path) -> Inventory:
+        try:
+            export = rmm_exports.read_export(path)
+        except ImportFileError as exc:
+            raise ConnectorError(f"{path}: {exc}") from None
+        except OSError as exc:
+            raise ConnectorError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+        if export is not None:
+            return self._export(path, export)
         agents = Agents()
         try:
             with open(path, encoding="utf-8-sig", newline="") as stream:
@@ -49,3 +61,23 @@ class FolderConnector:
         except OSError as exc:
             raise ConnectorError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
         return agents.result(str(path), announced=None, pages=1)
+
+    @staticmethod
+    def _export(path: Path, export) -> Inventory:
+        """An RMM's export: each row as the rmm-assets import reads it (its warnings, about cells only
+        informative, are not the sync's concern)."""
+        agents = Agents()
+        try:
+            for number, raw in export.rows:
+                if "__too_many__" in raw:
+                    agents.error(f"row {number}", f"{raw['__too_many__']} cells for {len(export.header)} columns")
+                    continue
+                read = raw[rmm_exports.ROW]
+                if read.errors:
+                    for column, reason in read.errors:
+                        agents.error(f"row {number}", f"{column}: {reason}")
+                    continue
+                agents.add(f"row {number}", **asdict(read.agent))
+        except ImportFileError as exc:
+            raise ConnectorError(f"{path}: {exc}") from None
+        return agents.result(f"{path} ({export.fmt.title})", announced=None, pages=1)

@@ -8,6 +8,7 @@ import os
 import socket
 import time
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
@@ -296,3 +297,17 @@ def test_a_fault_is_a_failed_run_and_writes_nothing(rmm, tmp_path, settings, fau
     assert (run.added, run.moved, run.removed) == (0, 0, 0)
     assert inventory_state(partner) == before
     assert list(SyncRun.objects.values_list("status", flat=True)) == [SyncStatus.FAILED]
+
+
+def test_the_drop_folder_reads_an_rmm_export_as_downloaded(tmp_path):
+    """A Datto RMM device export (tests/data/rmm-exports, its source in SOURCES.md there) dropped in the folder
+    is read as `import_csv rmm-assets` reads it: sites as organizations, deleted devices flagged."""
+    from metering.connectors import FolderConnector
+    from metering.models import RmmIntegration
+
+    data = Path(__file__).resolve().parents[2] / "tests" / "data" / "rmm-exports" / "datto-devices.csv"
+    (tmp_path / "datto-2026-12-07.csv").write_bytes(data.read_bytes())
+    rows = FolderConnector().fetch_inventory(RmmIntegration(kind="folder", folder_path=str(tmp_path)))
+    assert "Datto RMM" in rows.source
+    assert {r.organization for r in rows} and all(r.organization for r in rows)
+    assert any(r.deleted for r in rows) and any(not r.deleted for r in rows)
