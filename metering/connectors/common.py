@@ -77,6 +77,23 @@ class Connector(Protocol):
 
 
 # --- settings and credentials -----------------------------------------------------------------------
+class ApiConnector:
+    """What every vendor connector is built with: the limits (None: the settings), its page size and a clock
+    (tests move time to expire tokens)."""
+
+    page_size_default = 100
+
+    def __init__(self, *, timeout: float | None = None, max_pages: int | None = None,
+                 max_page_bytes: int | None = None, page_size: int | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.timeout, self.max_pages, self.max_page_bytes = timeout, max_pages, max_page_bytes
+        self.page_size = page_size or self.page_size_default
+        self.clock = clock
+
+    def limits(self) -> Limits:
+        return Limits.of(self.timeout, self.max_pages, self.max_page_bytes)
+
+
 @dataclass(frozen=True)
 class Limits:
     timeout: float

@@ -25,16 +25,14 @@ changes between pages or is not reached, a nextPageUrl on another host or seen b
 
 from __future__ import annotations
 
-import time
 import urllib.parse
-from collections.abc import Callable
 
 from metering.connectors.common import (
     Agents,
+    ApiConnector,
     BadValue,
     ConnectorError,
     Inventory,
-    Limits,
     OAuthSession,
     PageBudget,
     base_url,
@@ -55,17 +53,13 @@ AUTH_HINT = ("check the API key and API secret key (Setup > Users > the API user
              "temporary block after too many requests")
 
 
-class DattoConnector:
+class DattoConnector(ApiConnector):
     """Every device of a Datto RMM account (the module docstring has the API and the mapping)."""
 
-    def __init__(self, *, timeout: float | None = None, max_pages: int | None = None,
-                 max_page_bytes: int | None = None, page_size: int = PAGE_SIZE, clock: Callable[[], float] = time.time):
-        self.timeout, self.max_pages, self.max_page_bytes = timeout, max_pages, max_page_bytes
-        self.page_size = page_size
-        self.clock = clock
+    page_size_default = PAGE_SIZE
 
     def fetch_inventory(self, integration) -> Inventory:
-        limits = Limits.of(self.timeout, self.max_pages, self.max_page_bytes)
+        limits = self.limits()
         base = base_url(integration).removesuffix("/api")  # the API URL with or without Datto's /api
         key = username_of(integration, "API key")
         secret = secret_of(integration, "API secret key")

@@ -25,9 +25,9 @@ import urllib.parse
 
 from metering.connectors.common import (
     Agents,
+    ApiConnector,
     ConnectorError,
     Inventory,
-    Limits,
     PageBudget,
     base_url,
     http_client,
@@ -41,18 +41,12 @@ AGENTS_PATH = "/api/v1/agents"
 AUTH_HINT = "check the API token and the integrator user's rights"
 
 
-class JsonFeedConnector:
+class JsonFeedConnector(ApiConnector):
     """GET {base}/api/v1/agents?page=N with `Authorization: Bearer TOKEN`, following `next_page` (a page
     number) or `next` (a link on the same host) until there is none (the module docstring has the format)."""
 
-    def __init__(self, *, timeout: float | None = None, max_pages: int | None = None,
-                 max_page_bytes: int | None = None):
-        self.timeout = timeout
-        self.max_pages = max_pages
-        self.max_page_bytes = max_page_bytes
-
     def fetch_inventory(self, integration) -> Inventory:
-        limits = Limits.of(self.timeout, self.max_pages, self.max_page_bytes)
+        limits = self.limits()
         base = base_url(integration)
         token = secret_of(integration)
         agents = Agents()

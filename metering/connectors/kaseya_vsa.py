@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -41,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 
 from metering.connectors.common import (
     Agents,
+    ApiConnector,
     BadValue,
     ConnectorError,
     Inventory,
@@ -236,17 +236,13 @@ def group_path(machine_group: str, org_ref: str) -> str:
     return "/".join(part.strip() for part in reversed(parts))
 
 
-class KaseyaVsaConnector:
+class KaseyaVsaConnector(ApiConnector):
     """Every agent of a Kaseya VSA 9 server (the module docstring has the API and the mapping)."""
 
-    def __init__(self, *, timeout: float | None = None, max_pages: int | None = None,
-                 max_page_bytes: int | None = None, page_size: int = PAGE_SIZE, clock: Callable[[], float] = time.time):
-        self.timeout, self.max_pages, self.max_page_bytes = timeout, max_pages, max_page_bytes
-        self.page_size = page_size
-        self.clock = clock
+    page_size_default = PAGE_SIZE
 
     def fetch_inventory(self, integration) -> Inventory:
-        limits = Limits.of(self.timeout, self.max_pages, self.max_page_bytes)
+        limits = self.limits()
         base = base_url(integration)
         user = username_of(integration, "VSA user name")
         if ":" in user:

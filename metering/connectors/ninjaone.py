@@ -26,15 +26,14 @@ organization or location is not listed fails the sync.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from metering.connectors.common import (
     Agents,
+    ApiConnector,
     BadValue,
     ConnectorError,
     Inventory,
-    Limits,
     OAuthSession,
     PageBudget,
     base_url,
@@ -55,17 +54,13 @@ AUTH_HINT = ("check the client id and client secret of the API client app (Admin
              "client credentials app with the monitoring scope)")
 
 
-class NinjaOneConnector:
+class NinjaOneConnector(ApiConnector):
     """Every device of a NinjaOne instance (the module docstring has the API and the mapping)."""
 
-    def __init__(self, *, timeout: float | None = None, max_pages: int | None = None,
-                 max_page_bytes: int | None = None, page_size: int = PAGE_SIZE, clock: Callable[[], float] = time.time):
-        self.timeout, self.max_pages, self.max_page_bytes = timeout, max_pages, max_page_bytes
-        self.page_size = page_size
-        self.clock = clock
+    page_size_default = PAGE_SIZE
 
     def fetch_inventory(self, integration) -> Inventory:
-        limits = Limits.of(self.timeout, self.max_pages, self.max_page_bytes)
+        limits = self.limits()
         base = base_url(integration)
         client_id = username_of(integration, "client id")
         secret = secret_of(integration, "client secret")

@@ -133,6 +133,17 @@ class FakeServer:
             pass  # the client gave up
 
 
+class Clock:
+    """Real time moved forward by `offset` seconds on demand (shared by a connector and its fake server, so that
+    a test can expire a token or a session)."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 def page_of(request: Request, name: str, default: int) -> int:
     try:
         return int(request.query.get(name, default))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -11,16 +10,9 @@ import pytest
 from metering.connectors import ConnectorError, DattoConnector
 from metering.models import RmmIntegration
 from metering.tests.fake_datto import FakeDatto, datto_device, datto_site
+from metering.tests.fake_server import Clock
 
 KEY, SECRET = "R7UH3LQG0B6D2K8T", "Q2W3E4R5T6Y7U8I9O0P1A2S3D4F5G6H7"
-
-
-class Clock:
-    def __init__(self):
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -12,18 +11,9 @@ from metering.connectors import ConnectorError, KaseyaVsaConnector
 from metering.connectors.kaseya_vsa import group_path
 from metering.models import RmmIntegration
 from metering.tests.fake_kaseya_vsa import FakeKaseyaVsa, vsa_agent, vsa_org, vsa_view
+from metering.tests.fake_server import Clock
 
 USER, PAT = "api-billing", "4b5c0c2e-6f5e-4a71-9d1a-0f6c1e2d3a4b"
-
-
-class Clock:
-    """Real time, moved forward by `jump` seconds on demand (shared by the connector and the fake)."""
-
-    def __init__(self):
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture

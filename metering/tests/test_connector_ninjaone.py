@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import pytest
@@ -10,16 +9,9 @@ import pytest
 from metering.connectors import ConnectorError, NinjaOneConnector
 from metering.models import RmmIntegration
 from metering.tests.fake_ninjaone import FakeNinjaOne, ninja_device, ninja_location, ninja_organization
+from metering.tests.fake_server import Clock
 
 CLIENT_ID, CLIENT_SECRET = "bGk3cW9uZS1iaWxsaW5n", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"
-
-
-class Clock:
-    def __init__(self):
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture
