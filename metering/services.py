@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from django.db import connection, transaction
 
@@ -24,8 +25,7 @@ class InventoryError(Exception):
     """An inventory that cannot be applied (out of order, say)."""
 
 
-@dataclass(frozen=True)
-class AgentRow:
+class AgentRow(NamedTuple):
     """One agent (device) of an RMM inventory, in the product's words whatever the vendor (docs/rmm.md).
 
     `organization` is the RMM's name of the agent's organization (a Kaseya VSA organization, a Datto RMM
@@ -37,6 +37,9 @@ class AgentRow:
 
     The flags say what the RMM reports of the agent's state; which states are billed is decided per
     integration (metering.counting): `online` None when the source does not say.
+
+    A named tuple rather than a frozen dataclass: a sync makes 100,000 of them, and a frozen dataclass
+    costs twice as much to build.
     """
 
     agent_id: str

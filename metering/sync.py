@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
@@ -178,7 +178,7 @@ def _hold(run: SyncRun, review: dict, agents: list[AgentRow]) -> SyncRun:
 
 
 def agent_to_json(agent: AgentRow) -> dict:
-    values = asdict(agent)
+    values = agent._asdict()
     values["last_seen"] = agent.last_seen.isoformat() if agent.last_seen else None
     values["views"] = list(agent.views)
     return values

@@ -3,7 +3,6 @@ or an RMM's export as downloaded (metering.rmm_exports, as `import_csv rmm-asset
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from billing.importing import ImportFileError, read_csv
@@ -77,7 +76,7 @@ class FolderConnector:
                     for column, reason in read.errors:
                         agents.error(f"row {number}", f"{column}: {reason}")
                     continue
-                agents.add(f"row {number}", **asdict(read.agent))
+                agents.add(f"row {number}", **read.agent._asdict())
         except ImportFileError as exc:
             raise ConnectorError(f"{path}: {exc}") from None
         return agents.result(f"{path} ({export.fmt.title})", announced=None, pages=1)
