@@ -157,12 +157,13 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     day_before = as_of - timedelta(days=1)
     # agents and presences are written with COPY on PostgreSQL (billing/bulk.py): an inventory has
     # 100,000 agents, and the ORM's bulk writes were most of its time
-    known = {agent_id: (pk, (name, os, seen)) for pk, agent_id, name, os, seen in _rows(
-        RmmAgent.objects.filter(partner=partner).values_list("pk", "agent_id", "machine_name", "os", "last_seen"))}
+    # {agent id: (agent id, pk, name, os, last seen)}: the rows as read, compared by slices
+    known = {row[0]: row for row in _rows(RmmAgent.objects.filter(partner=partner).values_list(
+        "agent_id", "pk", "machine_name", "os", "last_seen"))}
     new_agents = [(partner.pk, row.agent_id, row.machine_name, row.os, row.last_seen)
                   for agent_id, row in agents.items() if agent_id not in known]
     insert_rows(RmmAgent, ["partner_id", "agent_id", "machine_name", "os", "last_seen"], new_agents)
-    agent_pk = {agent_id: pk for agent_id, (pk, _) in known.items()}
+    agent_pk = {agent_id: row[1] for agent_id, row in known.items()}
     if new_agents:
         agent_pk = dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk"))
     following = inventory_next_as_of(partner, as_of) if latest is not None and as_of < latest else None
@@ -176,9 +177,9 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
                                 gone=tuple(gone))
     changed_meta, changed_ids = [], set()
     for agent_id, row in agents.items():
-        pk, meta = known.get(agent_id, (None, None))
-        if pk is not None and meta != (row.machine_name, row.os, row.last_seen):
-            changed_meta.append((pk, row.machine_name, row.os, row.last_seen))
+        was = known.get(agent_id)
+        if was is not None and was[2:] != (row.machine_name, row.os, row.last_seen):
+            changed_meta.append((was[1], row.machine_name, row.os, row.last_seen))
             changed_ids.add(agent_id)
     update_rows(RmmAgent, ["machine_name", "os", "last_seen"], changed_meta)
 
@@ -192,7 +193,8 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     added = moved = removed = 0
     for agent_id, row in agents.items():
         pk = agent_pk[agent_id]
-        place = agent_place(row)
+        # agent_place(row), written out: this loop runs once per agent of every nightly sync
+        place = (row.organization, row.group, row.org_ref, row.org_id, views_text(row.views) if row.views else "")
         current = in_force.pop(pk, None)
         if current is not None:
             if current[2:7] == place:
