@@ -578,7 +578,7 @@ class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     ordering = ("-started_at", "-id")
     fields = ("partner", "integration", "as_of", "trigger", "attempt", "actor_label", "status", "retryable",
               "started_at", "finished_at", "pages", "agents_seen", "agents_billed", "not_billed", "added", "moved",
-              "removed", "no_customer", "source", "inventory", "error", "reviewed_by", "reviewed_at")
+              "removed", "no_customer", "source", "inventory", "error", "held_because", "reviewed_by", "reviewed_at")
     readonly_fields = fields
 
     def get_urls(self):
@@ -606,6 +606,15 @@ class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="read but not billed")
     def not_billed(self, obj):
         return ", ".join(f"{n} {reason}" for reason, n in sorted(obj.skipped.items())) or BLANK
+
+    @admin.display(description="held for review because")
+    def held_because(self, obj):
+        reason = (obj.review or {}).get("reason")
+        if not reason:
+            return BLANK
+        review = reverse("admin:metering_syncrun_review", args=[obj.pk])
+        return format_html('{} <a href="{}">{}</a>', reason, review,
+                           "Review" if obj.status == SyncStatus.HELD else "what it changed")
 
     @admin.display(description="agents of no customer")
     def no_customer(self, obj):

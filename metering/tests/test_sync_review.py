@@ -167,6 +167,8 @@ def test_a_half_drop_is_held_nothing_changes_nobody_is_emailed_then_approved(rmm
     assert units(keystone) == {"acme-agents": 5, "birch-agents": 5}
     assert sorted(m.to[0] for m in mail.outbox) == ["ops@acme.example", "ops@birch.example"]
     assert AuditLog.objects.filter(action="inventory.approve").count() == 1
+    page = client.get(reverse("admin:metering_syncrun_change", args=[run.pk])).content.decode()
+    assert "it would remove 10 of 20 agents" in page and "what it changed" in page  # why it was held stays
     with pytest.raises(ReviewError):
         sync_run_approve(run=run, actor=ACTOR)  # once
 
