@@ -214,7 +214,8 @@ def _apply(*, run: SyncRun, partner: Partner, as_of: date, rows: list[AgentRow],
         units = [{"code": s.code, "name": s.name, "before": before[s.pk], "after": after[s.pk],
                   "change": after[s.pk] - before[s.pk]} for s in services]
         if not reasons and not dry_run:
-            run.review = {"services": units}  # what sync_inventory prints
+            # what sync_inventory prints; an approved run keeps why it was held
+            run.review = {**(run.review or {}), "services": units}
             return
         review = {
             "reason": "; ".join(reasons), "as_of": as_of.isoformat(), "agents_in_force": in_force,
