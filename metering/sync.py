@@ -36,7 +36,7 @@ from metering.models import (
     UnitChangeNotice,
 )
 from metering.selectors import asset_unit_steps
-from metering.services import AgentRow, InventoryError, InventoryResult, inventory_apply
+from metering.services import AgentRow, InventoryError, InventoryResult, inventory_apply, inventory_latest_as_of
 from partners.audit import audit_record
 from partners.models import Customer, Method, Partner, Service
 
@@ -208,11 +208,14 @@ def _apply(*, run: SyncRun, partner: Partner, as_of: date, rows: list[AgentRow],
     in_force = (AgentPresence.objects.filter(partner=partner, present_from__lte=as_of)
                 .exclude(present_until__lt=as_of).count())
 
-    def check(before: dict[int, int], after: dict[int, int], services: list[Service], result) -> None:
+    def check(before: dict[int, int] | None, after: dict[int, int] | None, services: list[Service], result) -> None:
         removed = len(result.gone)
+        if before is None:  # nothing added, moved or removed: nothing to hold, units as they were
+            if not dry_run:
+                return
+            before = after = asset_units_on(services=services, day=as_of)
         reasons = guard.reasons(in_force=in_force, removed=removed, before=before, after=after) if guard else []
-        units = [{"code": s.code, "name": s.name, "before": before[s.pk], "after": after[s.pk],
-                  "change": after[s.pk] - before[s.pk]} for s in services]
+        units = service_units(services, before, after)
         if not reasons and not dry_run:
             # what sync_inventory prints; an approved run keeps why it was held
             run.review = {**(run.review or {}), "services": units}
@@ -337,20 +340,48 @@ def unit_notices_around(*, partner: Partner, as_of: date, apply: Callable[[], In
     """Apply an inventory (`apply`) and record one notice per per_asset service whose units in force on
     `as_of` changed (inventory_apply_notified, and the rmm-assets COPY path of metering.staging). `check`
     (units before, units after, services, the result) may stop it by raising before any notice is recorded
-    (the removal guard)."""
+    (the removal guard); the units are None when the inventory added, moved and removed nothing (then no
+    service's units changed, and they are not read: the common night).
+
+    An inventory dated after every one recorded changes nothing before its date: the units in force the
+    day before, read after applying it, are those in force on its date before it, so one query reads both
+    sides (a same-date correction or a back-filled night reads them before applying)."""
     services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).active_on(as_of)
                     .order_by("pk"))
-    before = asset_units_on(services=services, day=as_of)
+    latest = inventory_latest_as_of(partner)
+    forward = latest is None or as_of > latest
+    before = None if forward else asset_units_on(services=services, day=as_of)
     result = apply()
-    # an inventory that moved, added and removed nothing leaves every service's units as they were
-    after = asset_units_on(services=services, day=as_of) if result.added or result.moved or result.removed \
-        else before
+    if not (result.added or result.moved or result.removed):
+        if check is not None:
+            check(None, None, services, result)
+        return result
+    if forward:
+        steps = asset_unit_steps(service_ids=[s.pk for s in services], first=as_of - timedelta(days=1), last=as_of)
+        before = {sid: values[0][1] for sid, values in steps.items()}
+        after = {sid: values[-1][1] for sid, values in steps.items()}  # the step in force on as_of
+    else:
+        after = asset_units_on(services=services, day=as_of)
     if check is not None:
         check(before, after, services, result)
     for service in services:
         if before[service.pk] != after[service.pk]:
             _notice_record(service=service, day=as_of, before=before[service.pk], after=after[service.pk], run=run)
     return result
+
+
+def service_units(services, before: dict[int, int], after: dict[int, int]) -> list[dict]:
+    """Per service: its code, name, units before and after, and the change (what a run shows)."""
+    return [{"code": s.code, "name": s.name, "before": before[s.pk], "after": after[s.pk],
+             "change": after[s.pk] - before[s.pk]} for s in services]
+
+
+def service_units_on(*, partner: Partner, day: date) -> list[dict]:
+    """service_units of the partner's per_asset services active on a day, unchanged (an inventory that changed
+    nothing)."""
+    services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).active_on(day).order_by("pk"))
+    units = asset_units_on(services=services, day=day)
+    return service_units(services, units, units)
 
 
 def asset_units_on(*, services, day: date) -> dict[int, int]:

@@ -7,7 +7,7 @@ from django.utils import timezone
 from billing.actor import Actor
 from billing.periods import PeriodError, parse_date, utc_date
 from metering.models import SyncStatus, SyncTrigger
-from metering.sync import inventory_sync, unmatched_summary
+from metering.sync import inventory_sync, service_units_on, unmatched_summary
 from partners.models import Partner
 
 HELD = 3
@@ -44,7 +44,7 @@ class Command(BaseCommand):
                              if run.skipped else ""))
         for line in unmatched_summary(review.get("unmatched", run.unmatched or [])):
             self.stdout.write(f"  {line}")
-        services = review.get("services", [])
+        services = review.get("services") or service_units_on(partner=found, day=run.as_of)
         if services:
             width = max(len(s["code"]) for s in services)
             self.stdout.write(f"  {'service':<{width}}  before  after  change")
