@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 from django.db import connection, transaction
+from django.db.models import FilteredRelation, Q
 
 from billing.actor import Actor
 from billing.bulk import insert_rows, update_rows
@@ -133,6 +134,30 @@ def _presences(queryset) -> dict[int, _Presence]:
     return {agent_id: _Presence(*rest) for agent_id, *rest in queryset.values_list(*fields)}
 
 
+def _known_and_in_force(*, partner: Partner, as_of: date, presences: bool) -> tuple[dict, dict]:
+    """The partner's agents {agent id: (agent id, pk, name, os, last seen)} and, with `presences`, the
+    presences in force on as_of {agent pk: (agent pk, pk, *place, from, until)}: plain rows, one _Presence
+    made only for those that change (an unchanged 100,000-agent inventory is the nightly sync's common case),
+    read in one statement (agents joined to their presence in force). Presences written by hand may overlap:
+    the earliest in force is kept."""
+    agents = RmmAgent.objects.filter(partner=partner)
+    if not presences:
+        return {row[0]: row for row in _rows(agents.values_list("agent_id", "pk", "machine_name", "os",
+                                                                "last_seen"))}, {}
+    in_force_then = Q(presences__present_from__lte=as_of) & (
+        Q(presences__present_until__isnull=True) | Q(presences__present_until__gte=as_of))
+    rows = _rows(agents.annotate(now=FilteredRelation("presences", condition=in_force_then))
+                 .order_by("pk", "-now__present_from")
+                 .values_list("agent_id", "pk", "machine_name", "os", "last_seen", "now__pk",
+                              *(f"now__{name}" for name in PRESENCE_PLACE), "now__present_from", "now__present_until"))
+    known, in_force = {}, {}
+    for row in rows:
+        known[row[0]] = row[:5]
+        if row[5] is not None:
+            in_force[row[1]] = (row[1], *row[5:])
+    return known, in_force
+
+
 def inventory_next_as_of(partner: Partner, as_of: date) -> date | None:
     """The first inventory recorded after `as_of` (None: `as_of` is the latest or later)."""
     return (InventorySync.objects.filter(partner=partner, as_of__gt=as_of).order_by("as_of")
@@ -157,16 +182,16 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     day_before = as_of - timedelta(days=1)
     # agents and presences are written with COPY on PostgreSQL (billing/bulk.py): an inventory has
     # 100,000 agents, and the ORM's bulk writes were most of its time
-    # {agent id: (agent id, pk, name, os, last seen)}: the rows as read, compared by slices
-    known = {row[0]: row for row in _rows(RmmAgent.objects.filter(partner=partner).values_list(
-        "agent_id", "pk", "machine_name", "os", "last_seen"))}
+    following = inventory_next_as_of(partner, as_of) if latest is not None and as_of < latest else None
+    # {agent id: (agent id, pk, name, os, last seen)}, the rows as read (compared by slices), and going forward
+    # {agent pk: (agent pk, presence pk, *place, from, until)} of the presences in force on as_of
+    known, in_force = _known_and_in_force(partner=partner, as_of=as_of, presences=following is None)
     new_agents = [(partner.pk, row.agent_id, row.machine_name, row.os, row.last_seen)
                   for agent_id, row in agents.items() if agent_id not in known]
     insert_rows(RmmAgent, ["partner_id", "agent_id", "machine_name", "os", "last_seen"], new_agents)
     agent_pk = {agent_id: row[1] for agent_id, row in known.items()}
     if new_agents:
         agent_pk = dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk"))
-    following = inventory_next_as_of(partner, as_of) if latest is not None and as_of < latest else None
     if following is not None:
         added, moved, gone, changed_ids = _inventory_backfill(
             partner=partner, as_of=as_of, until=following - timedelta(days=1), agents=agents, agent_pk=agent_pk)
@@ -184,10 +209,6 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     update_rows(RmmAgent, ["machine_name", "os", "last_seen"], changed_meta)
 
     presences = AgentPresence.objects.filter(partner=partner)
-    # the presences in force as plain rows (agent pk, pk, *place, from, until): one _Presence is made only
-    # for those that change (an unchanged 100,000-agent inventory is the nightly sync's common case)
-    in_force = {row[0]: row for row in _rows(presences.filter(present_from__lte=as_of).exclude(
-        present_until__lt=as_of).values_list("agent_id", "pk", *PRESENCE_PLACE, "present_from", "present_until"))}
     closed_yesterday = _presences(presences.filter(present_until=day_before)) if as_of == latest else {}
     creates, updates, deletes = [], [], []
     added = moved = removed = 0
