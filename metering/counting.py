@@ -1,4 +1,5 @@
-"""Which agents of an RMM inventory are billed (docs/rmm.md, "Which agents count"). No Django here.
+"""Which agents of an RMM inventory are billed (docs/rmm.md, "Which agents count"). Pure rules: only
+CountingRules.of reads an integration (and splits its filters as partners.models splits a service's).
 
 The RMM reports more than the agents an MSP bills: Datto RMM keeps deleted devices in its lists, VSA
 lists templates that never checked in, agents can be suspended or offline. Each integration says which

@@ -214,8 +214,7 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     added = moved = removed = 0
     for agent_id, row in agents.items():
         pk = agent_pk[agent_id]
-        # agent_place(row), written out: this loop runs once per agent of every nightly sync
-        place = (row.organization, row.group, row.org_ref, row.org_id, views_text(row.views) if row.views else "")
+        place = agent_place(row)
         current = in_force.pop(pk, None)
         if current is not None:
             if current[2:7] == place:

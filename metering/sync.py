@@ -127,10 +127,7 @@ def inventory_sync(*, partner: Partner, as_of: date, actor: Actor, trigger: str,
     try:
         with transaction.atomic():
             _apply(run=run, partner=partner, as_of=as_of, rows=billed, actor=actor, guard=guard, dry_run=dry_run)
-    except HeldForReview as exc:
-        if dry_run:
-            run.review = exc.review
-            return run
+    except HeldForReview as exc:  # never on a dry run: its check ends with _DryRunDone
         return _hold(run, exc.review, billed)
     except (SyncRefused, InventoryError) as exc:
         return _fail(run, str(exc), dry_run=dry_run)
@@ -290,14 +287,20 @@ class ReviewError(Exception):
     """The run is not waiting for review (approved or rejected already, say)."""
 
 
+def _held_run_locked(run: SyncRun) -> SyncRun:
+    """The run, locked (one decision at a time), or ReviewError when it is not waiting for one."""
+    run = SyncRun.objects.select_for_update().select_related("partner").get(pk=run.pk)
+    if run.status != SyncStatus.HELD:
+        raise ReviewError(f"sync run #{run.pk} is {run.get_status_display().lower()}, not held for review")
+    return run
+
+
 def sync_run_approve(*, run: SyncRun, actor: Actor) -> SyncRun:
     """Apply a held inventory as of its date, as staff approved it (the guard does not stop it again). Later
     inventories recorded since stay: it fills in its night (billing-rules 10.5). Unit change notices go
     out as for any sync."""
     with transaction.atomic():
-        run = SyncRun.objects.select_for_update().select_related("partner").get(pk=run.pk)
-        if run.status != SyncStatus.HELD:
-            raise ReviewError(f"sync run #{run.pk} is {run.get_status_display().lower()}, not held for review")
+        run = _held_run_locked(run)
         agents = [agent_from_json(a) for a in run.held_inventory or []]
         _apply(run=run, partner=run.partner, as_of=run.as_of, rows=agents, actor=actor, guard=None)
         run.held_inventory = None
@@ -313,9 +316,7 @@ def sync_run_approve(*, run: SyncRun, actor: Actor) -> SyncRun:
 @transaction.atomic
 def sync_run_reject(*, run: SyncRun, actor: Actor) -> SyncRun:
     """Drop a held inventory: nothing changes."""
-    run = SyncRun.objects.select_for_update().select_related("partner").get(pk=run.pk)
-    if run.status != SyncStatus.HELD:
-        raise ReviewError(f"sync run #{run.pk} is {run.get_status_display().lower()}, not held for review")
+    run = _held_run_locked(run)
     run.status = SyncStatus.REJECTED
     run.held_inventory = None
     run.error = f"rejected: {run.review.get('reason', '')}"
