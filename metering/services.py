@@ -134,28 +134,32 @@ def _presences(queryset) -> dict[int, _Presence]:
     return {agent_id: _Presence(*rest) for agent_id, *rest in queryset.values_list(*fields)}
 
 
-def _known_and_in_force(*, partner: Partner, as_of: date, presences: bool) -> tuple[dict, dict]:
-    """The partner's agents {agent id: (agent id, pk, name, os, last seen)} and, with `presences`, the
-    presences in force on as_of {agent pk: (agent pk, pk, *place, from, until)}: plain rows, one _Presence
-    made only for those that change (an unchanged 100,000-agent inventory is the nightly sync's common case),
-    read in one statement (agents joined to their presence in force). Presences written by hand may overlap:
-    the earliest in force is kept."""
+# the columns of _known: the agent (0-4), then its presence in force on the date (5-12, None without one)
+_ID, _PK, _META, _PRESENCE, _PLACE = 0, 1, slice(2, 5), slice(5, None), slice(6, 11)
+
+
+def _known(*, partner: Partner, as_of: date, presences: bool) -> dict[str, tuple]:
+    """The partner's agents {agent id: (agent id, pk, name, os, last seen[, presence pk, *place, from, until])}:
+    with `presences`, each joined to its presence in force on as_of (None for those columns without one), in
+    one statement and as plain rows (an unchanged 100,000-agent inventory is the nightly sync's common case:
+    a _Presence is made only for those that change). Presences written by hand may overlap: the earliest
+    in force is kept (chosen here, not sorted by the database: the sort of 100,000 joined rows spilled
+    to disk)."""
     agents = RmmAgent.objects.filter(partner=partner)
     if not presences:
         return {row[0]: row for row in _rows(agents.values_list("agent_id", "pk", "machine_name", "os",
-                                                                "last_seen"))}, {}
+                                                                "last_seen"))}
     in_force_then = Q(presences__present_from__lte=as_of) & (
         Q(presences__present_until__isnull=True) | Q(presences__present_until__gte=as_of))
     rows = _rows(agents.annotate(now=FilteredRelation("presences", condition=in_force_then))
-                 .order_by("pk", "-now__present_from")
                  .values_list("agent_id", "pk", "machine_name", "os", "last_seen", "now__pk",
                               *(f"now__{name}" for name in PRESENCE_PLACE), "now__present_from", "now__present_until"))
-    known, in_force = {}, {}
+    known: dict[str, tuple] = {}
     for row in rows:
-        known[row[0]] = row[:5]
-        if row[5] is not None:
-            in_force[row[1]] = (row[1], *row[5:])
-    return known, in_force
+        first = known.setdefault(row[0], row)
+        if first is not row and (first[11], first[5]) > (row[11], row[5]):  # overlapping: the earliest
+            known[row[0]] = row
+    return known
 
 
 def inventory_next_as_of(partner: Partner, as_of: date) -> date | None:
@@ -185,14 +189,13 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     following = inventory_next_as_of(partner, as_of) if latest is not None and as_of < latest else None
     # {agent id: (agent id, pk, name, os, last seen)}, the rows as read (compared by slices), and going forward
     # {agent pk: (agent pk, presence pk, *place, from, until)} of the presences in force on as_of
-    known, in_force = _known_and_in_force(partner=partner, as_of=as_of, presences=following is None)
+    known = _known(partner=partner, as_of=as_of, presences=following is None)
     new_agents = [(partner.pk, row.agent_id, row.machine_name, row.os, row.last_seen)
                   for agent_id, row in agents.items() if agent_id not in known]
     insert_rows(RmmAgent, ["partner_id", "agent_id", "machine_name", "os", "last_seen"], new_agents)
-    agent_pk = {agent_id: row[1] for agent_id, row in known.items()}
-    if new_agents:
-        agent_pk = dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk"))
+    new_pk = (dict(RmmAgent.objects.filter(partner=partner).values_list("agent_id", "pk")) if new_agents else {})
     if following is not None:
+        agent_pk = {**{agent_id: row[_PK] for agent_id, row in known.items()}, **new_pk}
         added, moved, gone, changed_ids = _inventory_backfill(
             partner=partner, as_of=as_of, until=following - timedelta(days=1), agents=agents, agent_pk=agent_pk)
         changed_ids |= {agent_id for agent_id in agents if agent_id not in known}
@@ -200,26 +203,27 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
                                 moved=moved, removed=len(gone), updated=0, agents_changed=len(changed_ids),
                                 actor=actor, source=source, backfilled_until=following - timedelta(days=1),
                                 gone=tuple(gone))
-    changed_meta, changed_ids = [], set()
-    for agent_id, row in agents.items():
-        was = known.get(agent_id)
-        if was is not None and was[2:] != (row.machine_name, row.os, row.last_seen):
-            changed_meta.append((was[1], row.machine_name, row.os, row.last_seen))
-            changed_ids.add(agent_id)
-    update_rows(RmmAgent, ["machine_name", "os", "last_seen"], changed_meta)
 
     presences = AgentPresence.objects.filter(partner=partner)
     closed_yesterday = _presences(presences.filter(present_until=day_before)) if as_of == latest else {}
+    changed_meta, changed_ids = [], set()
     creates, updates, deletes = [], [], []
     added = moved = removed = 0
-    for agent_id, row in agents.items():
-        pk = agent_pk[agent_id]
+    for agent_id, row in agents.items():  # one pass: each agent's details, then its place
+        was = known.pop(agent_id, None)
+        if was is None:
+            pk, current = new_pk[agent_id], None
+        else:
+            pk = was[_PK]
+            if was[_META] != (row.machine_name, row.os, row.last_seen):
+                changed_meta.append((pk, row.machine_name, row.os, row.last_seen))
+                changed_ids.add(agent_id)
+            current = was if was[5] is not None else None
         place = agent_place(row)
-        current = in_force.pop(pk, None)
         if current is not None:
-            if current[2:7] == place:
+            if current[_PLACE] == place:
                 continue
-            current = _Presence(*current[1:])
+            current = _Presence(*current[_PRESENCE])
             moved += 1
             changed_ids.add(agent_id)
             if current.present_from == as_of:
@@ -237,8 +241,10 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
                 updates.append(earlier)
                 continue
         creates.append((pk, partner.pk, *place, as_of, None))
-    gone = tuple((pk, row[2], row[3]) for pk, row in in_force.items())
-    for presence in (_Presence(*row[1:]) for row in in_force.values()):  # in force, absent: gone from as_of
+    update_rows(RmmAgent, ["machine_name", "os", "last_seen"], changed_meta)
+    left = [row for row in known.values() if row[5] is not None]  # in force, absent: gone from as_of
+    gone = tuple((row[_PK], row[6], row[7]) for row in left)
+    for presence in (_Presence(*row[_PRESENCE]) for row in left):
         removed += 1
         if presence.present_from == as_of:
             deletes.append(presence.pk)
