@@ -10,6 +10,9 @@ GRADUATED = "graduated"
 # the most digits before the point of a tier price, as of a unit price (PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES):
 # 1E+999999999 is a finite Decimal that would overflow the first invoice it is priced on
 PRICE_WHOLE_DIGITS = 10
+# the most places after the point, as of a unit price (PRICE_DECIMAL_PLACES): a line stores its unit price
+# with 4 places, so a tier price with more would be charged at a price the invoice cannot show
+PRICE_PLACES = 4
 
 
 class TierError(ValueError):
@@ -41,6 +44,8 @@ def parse_tiers(text: str) -> tuple[Tier, ...]:
             raise TierError(f"tier {part!r}: price is not a number") from exc
         if not price.is_finite() or price < 0:
             raise TierError(f"tier {part!r}: price must be zero or more")
+        if price.as_tuple().exponent < -PRICE_PLACES and price != price.quantize(Decimal(1).scaleb(-PRICE_PLACES)):
+            raise TierError(f"tier {part!r}: price has more than {PRICE_PLACES} decimal places")
         if price and price.adjusted() >= PRICE_WHOLE_DIGITS:
             raise TierError(f"tier {part!r}: price too large: at most {PRICE_WHOLE_DIGITS} digits before the point")
         bound = bound.strip().lower()

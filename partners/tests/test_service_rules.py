@@ -20,6 +20,9 @@ def acme(cli, csv_file):
      "row 2: committed_quantity: only seat_days and cmq services have a commitment"),
     ("acme,h,H,peak,users,20.00,25.00,,,2026-01-01",
      "row 2: overage_price: only seat_days and cmq services have an overage price"),
+    # a tier price takes the places a unit price takes (4): the line stores the price it charged
+    ("acme,l,L,licenses,,3.00,,,10:4.00;inf:5.12345,2026-01-01",
+     "row 2: tiers: tier 'inf:5.12345': price has more than 4 decimal places"),
 ])
 def test_a_method_refuses_what_it_does_not_use(acme, cli, csv_file, row, error):
     from partners.models import Service

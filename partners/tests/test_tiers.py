@@ -24,6 +24,7 @@ FAST = settings(max_examples=150, deadline=None, database=None)
         ("10:5.00;inf:4.00;", (Tier(10, Decimal("5.00")), Tier(None, Decimal("4.00")))),
         ("1:0;inf:0", (Tier(1, Decimal("0")), Tier(None, Decimal("0")))),
         ("10:5.1234;inf:4", (Tier(10, Decimal("5.1234")), Tier(None, Decimal("4")))),
+        ("inf:5.12340", (Tier(None, Decimal("5.12340")),)),  # a trailing zero is no fifth place
     ],
 )
 def test_parse_tiers_reads_good_schedules(text, expected):
@@ -64,6 +65,8 @@ def test_blank_tiers_mean_no_schedule(text):
         ("10:-1;inf:3", "price must be zero or more"),
         ("10:NaN;inf:3", "price must be zero or more"),
         ("10:5;inf:Infinity", "price must be zero or more"),
+        ("inf:5.12345", "more than 4 decimal places"),  # the unit price takes 4: a line shows what it charges
+        ("10:0.00001;inf:3", "more than 4 decimal places"),
     ],
 )
 def test_parse_tiers_refuses_bad_schedules(text, reason):
