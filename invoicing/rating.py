@@ -39,6 +39,7 @@ from metering.selectors import (
     seat_days_by_service,
 )
 from partners.models import Customer, Meter, Method, Partner, SeatPurchase, Service
+from partners.terms import TermsBook, copied
 from partners.tiers import GRADUATED, parse_tiers
 
 CI, INV = "CI", "INV"
@@ -171,6 +172,19 @@ class Readings:
             self.customers = {c.pk: c for c in customers} if licensing else {}
             self.peaks, steps, self.licenses = others()
         self.steps = {sid: _Steps(values) for sid, values in steps.items()}
+        # the terms of each service (and each per_host customer's host limit) over time (billing-rules 3.10)
+        self.book = TermsBook([*services, *(s.customer for s in services
+                                            if s.method == Method.PER_HOST and s.customer_id)])
+
+    def at(self, service: Service, day: date) -> Service:
+        """The service as it stood on `day`: its terms then, and its customer's host limit then."""
+        dated = self.book.on(service, day)
+        if service.method == Method.PER_HOST and service.customer_id:
+            customer = self.book.on(service.customer, day)
+            if customer is not service.customer:
+                dated = copied(dated) if dated is service else dated
+                dated.customer = customer
+        return dated
 
 
 def partner_services(partners: list[Partner]) -> dict[int, list[Service]]:
@@ -223,6 +237,7 @@ class _Rater:
         for service in self.services:
             if service.method not in (*ADVANCE, Method.CMQ) or not _active_on(service, month.first):
                 continue
+            service = self.readings.at(service, month.first)  # the terms in force on the month's 1st
             if service.method == Method.CMQ:
                 quantity = service.committed_quantity or 0
                 amount = quantize_money(Decimal(quantity) * _price(service), self.currency)
@@ -249,6 +264,7 @@ class _Rater:
             start = service.start_date
             if service.method not in ADVANCE or not self.month.contains(start) or start.day == 1:
                 continue
+            service = self.readings.at(service, start)  # the terms in force on its start date
             quantity = self._advance_quantity(service, start)
             amount = first_month_amount(_monthly(service, quantity), start=start, convention=service.proration,
                                         currency=self.currency)
@@ -259,7 +275,8 @@ class _Rater:
     # --- the CI: arrears for M-1 ---------------------------------------------------------------
     def arrears(self):
         usage, readings = self.usage, self.readings
-        active = [s for s in self.services if _overlaps(s, usage)]
+        # usage in arrears is billed with the terms in force on the usage month's 1st (billing-rules 3.10)
+        active = [readings.at(s, usage.first) for s in self.services if _overlaps(s, usage)]
         for service in active:
             if service.method == Method.SEAT_DAYS and not service.meter:
                 self._seat_lines(seat_period(service, usage, seat_days=readings.seats.get((service.pk, usage.first), 0),
@@ -334,6 +351,7 @@ class _Rater:
             service = services.get(sid)
             if service is None or period >= self.month:
                 continue
+            service = self.readings.at(service, max(period.first, service.start_date))  # the month's terms
             steps = self.steps.get(sid, _Steps())
             last = min(period.last, service.end_date) if service.end_date else period.last
             days = sorted({billed.anchor, *(d for d, _ in steps if billed.anchor < d <= last),

@@ -34,6 +34,7 @@ from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_part
 from invoicing.selectors import balance_at, invoice_pdf_detailed, statement_figures
 from partners.audit import audit_entry, audit_record
 from partners.models import AuditLog, Customer, Method, Partner, Service
+from partners.terms import TermsBook
 
 logger = logging.getLogger(__name__)
 HUNDRED = Decimal(100)
@@ -333,9 +334,11 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
     and, on a CI, the statement: a few inserts for all of them. Documents of a run that issues are
     stamped `issued_at` now; they are numbered and issued together at the end (`_issue_all`)."""
     invoices, children, lines = [], [], []
-    for partner, item in pending:
-        currency = partner.currency
-        invoice = Invoice(partner=partner, kind=item.kind, issue_date=item.issue_date, due_date=item.issue_date,
+    book = TermsBook({partner.pk: partner for partner, _ in pending}.values())
+    for account, item in pending:
+        currency = account.currency
+        partner = book.on(account, item.issue_date)  # tax and payment terms in force on the issue date (3.10)
+        invoice = Invoice(partner=account, kind=item.kind, issue_date=item.issue_date, due_date=item.issue_date,
                           currency=currency, month=str(item.month) if item.month else "", customer=item.customer,
                           tax_rate=partner.tax_rate)
         mine: list[list] = []

@@ -499,6 +499,28 @@ class UtilizationAlert(models.Model):
         return f"{self.get_kind_display()} on {self.service.code} ({self.active_seats}/{self.committed_seats})"
 
 
+class TermsVersion(models.Model):
+    """Terms that were in force until a day (billing-rules 3.10): a partner's tax rate and payment terms, a
+    customer's host limit, a service's prices, tiers and commitment. The object's own fields are its latest
+    terms; these versions are what held before each change (partners.terms has the rule)."""
+
+    object_type = models.CharField(max_length=20)  # partner, customer or service
+    object_id = models.BigIntegerField()
+    # the owner, so that a partner's versions go with it
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, db_index=False, related_name="+")
+    valid_until = models.DateField(help_text="the last day these terms were in force (inclusive)")
+    values = models.JSONField()
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["object_type", "object_id", "valid_until"]
+        constraints = [models.UniqueConstraint(fields=["object_type", "object_id", "valid_until"],
+                                               name="terms_version_unique_day")]
+
+    def __str__(self):
+        return f"{self.object_type} {self.object_id} until {self.valid_until}"
+
+
 class AuditLog(models.Model):
     """Who changed seats or money, when, and the values before and after."""
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,6 +16,7 @@ from billing.periods import utc_date
 from partners.audit import Actor, audit_record, snapshot
 from partners.models import (
     BILLING_ROLES,
+    TermsVersion,
     AlertKind,
     Customer,
     Member,
@@ -27,6 +28,16 @@ from partners.models import (
     UtilizationAlert,
 )
 from partners.seating import SeatRuleError, check_assignment, utilization
+from partners.terms import (
+    LABELS,
+    Piece,
+    changed_terms,
+    check_effective,
+    default_effective,
+    kind_of,
+    pieces_changed,
+    values_of,
+)
 from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 
 logger = logging.getLogger(__name__)
@@ -226,3 +237,46 @@ def alert_email_send(*, alert: UtilizationAlert) -> UtilizationAlert:
     alert.emailed_at = timezone.now()
     alert.save(update_fields=["emailed_at"])
     return alert
+
+
+# --- terms with effective dates (billing-rules 3.10) -------------------------------------------------------
+def terms_change_record(*, obj, before: dict, effective: date | None, actor: Actor | None = None) -> date | None:
+    """Record that `obj`'s terms (saved already) changed from `before` (values_of before the change), taking
+    effect on `effective` (None: the day it is made, a price change the next 1st; date.min: from the start).
+    What was in force before that date stays so (TermsVersion rows); returns the date used, None when no term
+    changed. Audited as `<kind>.terms` when an actor is given."""
+    after = values_of(obj)
+    changes = changed_terms(before, after)
+    if not changes:
+        return None
+    effective = effective or default_effective(changes, utc_date(timezone.now()))
+    check_effective(changes, effective)
+    kind = kind_of(obj)
+    partner_id = obj.pk if kind == "partner" else obj.partner_id
+    versions = TermsVersion.objects.filter(object_type=kind, object_id=obj.pk)
+    pieces = [Piece(until, values) for until, values in versions.order_by("valid_until")
+              .values_list("valid_until", "values")]
+    pieces = pieces_changed([*pieces, Piece(None, before)], effective=effective, changes=changes)
+    versions.delete()
+    TermsVersion.objects.bulk_create(TermsVersion(object_type=kind, object_id=obj.pk, partner_id=partner_id,
+                                                  valid_until=piece.until, values=piece.values)
+                                     for piece in pieces if piece.until is not None)
+    if actor is not None:
+        audit_record(actor=actor, action=f"{kind}.terms", obj=obj, partner_id=partner_id,
+                     before={name: before.get(name) for name in changes},
+                     after={**changes, "effective_from": effective.isoformat() if effective > date.min else "start"})
+    return effective
+
+
+def terms_history(obj) -> list[dict]:
+    """An object's terms over time, oldest first: [{"from": date or None, "until": date or None, "values": {label:
+    value}}] (the admin's history of terms)."""
+    versions = TermsVersion.objects.filter(object_type=kind_of(obj), object_id=obj.pk).order_by("valid_until")
+    pieces = [Piece(until, values) for until, values in versions.values_list("valid_until", "values")]
+    pieces.append(Piece(None, values_of(obj)))
+    history, start = [], None
+    for piece in pieces:
+        history.append({"from": start, "until": piece.until,
+                        "values": {LABELS[name]: value for name, value in piece.values.items()}})
+        start = piece.until + timedelta(days=1) if piece.until else None
+    return history
