@@ -65,7 +65,14 @@ from partners.resources import (
 )
 from partners.seating import SeatRuleError
 from partners.selectors import active_seat_counts, commitments_in_force
-from partners.services import seat_assign, seat_purchase_create, seat_unassign
+from partners.services import (
+    seat_assign,
+    seat_purchase_create,
+    seat_unassign,
+    terms_change_record,
+    terms_history,
+)
+from partners.terms import TERM_FIELDS, TermsDateError, changed_terms, check_effective, kind_of, values_of
 
 EMPTY = "—"
 
@@ -203,14 +210,22 @@ class AuditedSaveMixin:
         return getattr(obj, "partner", None)
 
     def save_model(self, request, obj, form, change):
-        before = None
+        before = terms_before = None
         if change:
-            before = self.audit_snapshot(type(obj).objects.get(pk=obj.pk))
+            saved = type(obj).objects.get(pk=obj.pk)
+            before = self.audit_snapshot(saved)
+            terms_before = values_of(saved) if kind_of(obj) in TERM_FIELDS else None
         super().save_model(request, obj, form, change)
         after = self.audit_snapshot(obj)
         if after != before:
             audit_record(actor=_actor(request), action=f"{self.audit_kind}.{'update' if change else 'create'}",
                          obj=obj, partner=self.audit_partner(obj), before=before, after=after)
+        if terms_before is not None:  # what was in force before the change's date stays so (billing-rules 3.10)
+            effective = terms_change_record(obj=obj, before=terms_before, actor=_actor(request),
+                                            effective=form.cleaned_data.get("terms_effective_from"))
+            if effective is not None:
+                self.message_user(request, f"The new terms take effect on {effective:%-d %B %Y}; "
+                                           f"months before keep the terms then in force.", messages.INFO)
 
     def delete_model(self, request, obj):
         before, object_id, partner = self.audit_snapshot(obj), obj.pk, self.audit_partner(obj)
@@ -322,8 +337,61 @@ class ReadOnlyAdminMixin:
         return False
 
 
+# --- terms with effective dates (billing-rules 3.10) -----------------------------------------------
+class DatedTermsForm(forms.ModelForm):
+    """A change form whose terms (prices, tiers, commitment, host limit, tax, payment terms) change from a
+    date: blank is the day the change is made (UTC), a price change the next month's 1st."""
+
+    terms_effective_from = forms.DateField(
+        required=False, label="Changed terms take effect on",
+        help_text="blank: today (UTC); a change of a price, tiers or tier mode: the next month's 1st. A price "
+                  "change takes effect on a 1st. Months before it keep the terms then in force; a date in a "
+                  "month already invoiced is trued up on the next invoice.")
+
+    def clean(self):
+        cleaned = super().clean()
+        effective = cleaned.get("terms_effective_from")
+        if effective is not None and self.instance.pk:
+            saved = type(self.instance).objects.get(pk=self.instance.pk)
+            fields = TERM_FIELDS[kind_of(saved)]
+            before = values_of(saved)
+            after = dict(before)
+            for name in fields:
+                if name in cleaned:
+                    value = cleaned[name]
+                    after[name] = str(value.amount) if hasattr(value, "amount") else (
+                        str(value) if isinstance(value, Decimal) else value)
+            try:
+                check_effective(changed_terms(before, after), effective)
+            except TermsDateError as exc:
+                self.add_error("terms_effective_from", str(exc))
+        return cleaned
+
+
+class TermsHistoryMixin:
+    """The admin's history of an object's terms: what held from when until when (on a saved object)."""
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        return fieldsets if obj is not None else [f for f in fieldsets if f[0] != "Terms over time"]
+
+    @admin.display(description="history of terms")
+    def terms_history_table(self, obj):
+        if obj is None or not obj.pk:
+            return "-"
+        rows = terms_history(obj)
+        return format_html(
+            '<table class="terms-history"><thead><tr><th>from</th><th>until</th><th>terms</th></tr></thead>'
+            "<tbody>{}</tbody></table>",
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", (
+                (row["from"] or "the start", row["until"] or "now on",
+                 "; ".join(f"{label} {'-' if value in (None, '') else value}"
+                           for label, value in row["values"].items()))
+                for row in rows)))
+
+
 # --- partners -----------------------------------------------------------------------------------
-class PartnerForm(forms.ModelForm):
+class PartnerForm(DatedTermsForm):
     billing_portal_url = forms.URLField(required=False, assume_scheme="https",
                                         help_text=Partner._meta.get_field("billing_portal_url").help_text)
 
@@ -365,7 +433,7 @@ class PartnerForm(forms.ModelForm):
         return ", ".join(emails)
 
 
-class CustomerForm(forms.ModelForm):
+class CustomerForm(DatedTermsForm):
     class Meta:
         model = Customer
         fields = ("partner", "slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization")
@@ -467,7 +535,7 @@ class PartnerUserInline(admin.TabularInline):
 
 
 @admin.register(Partner)
-class PartnerAdmin(PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
+class PartnerAdmin(TermsHistoryMixin, PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
     resource_classes = [PartnerResource]
     form = PartnerForm
     audit_kind = "partners"
@@ -479,6 +547,7 @@ class PartnerAdmin(PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
         (None, {"fields": ("name", "slug")}),
         ("Billing", {"fields": ("currency", "tax_rate", "payment_terms_days", "billing_emails",
                                 "billing_portal_url")}),
+        ("Terms over time", {"fields": ("terms_effective_from", "terms_history_table")}),
         ("Seats now", {"fields": ("seat_summary", "links")}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
@@ -492,7 +561,7 @@ class PartnerAdmin(PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ("slug",) if obj else ()  # the import's key
-        return (*fixed, "seat_summary", "links", "created_at", "updated_at")
+        return (*fixed, "seat_summary", "links", "terms_history_table", "created_at", "updated_at")
 
     def get_queryset(self, request):
         customers = (
@@ -601,7 +670,7 @@ class CustomerServiceInline(ServiceOverviewInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
+class CustomerAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
     resource_classes = [CustomerResource]
     form = CustomerForm
     audit_kind = "customers"
@@ -613,6 +682,7 @@ class CustomerAdmin(CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, ImportE
         (None, {"fields": ("partner", "name", "slug")}),
         ("Seats", {"fields": ("seat_cap", "seat_summary", "links")}),
         ("Billing and RMM", {"fields": ("host_limit", "payment_terms_days", "rmm_organization")}),
+        ("Terms over time", {"fields": ("terms_effective_from", "terms_history_table")}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = (CustomerServiceInline,)
@@ -622,7 +692,7 @@ class CustomerAdmin(CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, ImportE
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ("partner", "slug") if obj else ()  # the import's key (partner, slug)
-        return (*fixed, "seat_summary", "links", "created_at", "updated_at")
+        return (*fixed, "seat_summary", "links", "terms_history_table", "created_at", "updated_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("partner").annotate(n_active=_active_seats("customer"))
@@ -707,7 +777,7 @@ class CustomerAdmin(CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, ImportE
 
 
 # --- services -----------------------------------------------------------------------------------
-class ServiceForm(FieldErrorsMixin, forms.ModelForm):
+class ServiceForm(FieldErrorsMixin, DatedTermsForm):
     class Meta:
         model = Service
         fields = ("partner", "customer", *SERVICE_AUDIT_FIELDS)
@@ -728,7 +798,7 @@ class ServiceForm(FieldErrorsMixin, forms.ModelForm):
 
 
 @admin.register(Service)
-class ServiceAdmin(CleanInitialMixin, AuditedSaveMixin, ImportExportModelAdmin):
+class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, AuditedSaveMixin, ImportExportModelAdmin):
     resource_classes = [ServiceResource]
     form = ServiceForm
     audit_kind = "services"
@@ -746,6 +816,7 @@ class ServiceAdmin(CleanInitialMixin, AuditedSaveMixin, ImportExportModelAdmin):
                                    "notification_emails")}),
         ("Licenses and RMM", {"fields": ("storage_per_license_gb", "rmm_filter")}),
         ("Dates", {"fields": ("start_date", "end_date")}),
+        ("Terms over time", {"fields": ("terms_effective_from", "terms_history_table")}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
 
@@ -756,8 +827,9 @@ class ServiceAdmin(CleanInitialMixin, AuditedSaveMixin, ImportExportModelAdmin):
         """How units are derived (method, meter, RMM filter) is fixed once saved (RULES 3.6); so are the
         partner (prices are in its currency) and the code (the import's key)."""
         if obj is None:
-            return ("commitment_now", "created_at", "updated_at")
-        return ("partner", "code", "method", "meter", "rmm_filter", "commitment_now", "created_at", "updated_at")
+            return ("commitment_now", "terms_history_table", "created_at", "updated_at")
+        return ("partner", "code", "method", "meter", "rmm_filter", "commitment_now", "terms_history_table",
+                "created_at", "updated_at")
 
     def get_queryset(self, request):
         today = utc_date(timezone.now())

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Count
+from django.db.models import Count, Max
 from django.utils import timezone
 from djmoney.money import Money
 
 from billing.importing import ImportContext, ImportKind, ParsedRow
 from billing.money import MoneyError, currency_places
-from billing.periods import format_instant, next_month_start
+from billing.periods import Period, format_instant, next_month_start
 from billing.registry import register_import
 from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key, partners_by_slug, services_by_key
@@ -34,7 +35,8 @@ from partners.resources import (
     SeatPurchaseResource,
     ServiceResource,
 )
-from partners.services import alerts_evaluate
+from partners.services import alerts_evaluate, terms_change_record
+from partners.terms import TERM_FIELDS, TermsDateError, changed_terms, check_effective, values_of
 
 
 class UpsertKind(ImportKind):
@@ -101,14 +103,27 @@ class UpsertKind(ImportKind):
         creates, updates, audits = [], [], []
         actor = ctx.actor
         now = timezone.now()
+        dated = self.model._meta.model_name in TERM_FIELDS
+        terms_changes = ctx.state.setdefault("terms_changes", [])
         for row in rows:
             obj = existing.get(self.key(row))
             new = obj is None
             before = None if new else self.snapshot(obj)
+            terms_before = values_of(obj) if dated and not new else None
             if new:
                 obj = self.new_object(row, refs[row.number])
             self.apply(obj, row, refs[row.number], ctx, new)
             errors = self.validate(obj, row, refs[row.number], before, ctx)
+            if terms_before is not None and not errors:
+                effective = row.values.get("effective_from")
+                changes = changed_terms(terms_before, values_of(obj))
+                if changes and effective is not None:
+                    try:
+                        check_effective(changes, effective)
+                    except TermsDateError as exc:
+                        errors["effective_from"] = str(exc)
+                if changes and not errors:
+                    terms_changes.append((obj, terms_before, effective))
             for column, reason in errors.items():
                 ctx.error(row.number, column, reason)
             if errors:
@@ -142,10 +157,31 @@ class UpsertKind(ImportKind):
                 fields += [f"{self.value_columns[c]}_currency" for c in self.money_columns]
             self.model.objects.bulk_update(updates, [*fields, "updated_at"])
         AuditLog.objects.bulk_create(audits)
+        self._terms_record(terms_changes, ctx)
         self.after_write([obj for obj, _ in creates] + updates, ctx)
+
+    @staticmethod
+    def _terms_record(changes: list, ctx: ImportContext) -> None:
+        """Changed terms take effect on the row's effective_from, or else on the first month not yet invoiced
+        (billing-rules 3.10): months invoiced keep the terms they were invoiced with."""
+        firsts = first_months_not_invoiced({obj.pk if isinstance(obj, Partner) else obj.partner_id
+                                            for obj, _, _ in changes})
+        for obj, before, effective in changes:
+            partner_id = obj.pk if isinstance(obj, Partner) else obj.partner_id
+            terms_change_record(obj=obj, before=before, effective=effective or firsts[partner_id], actor=ctx.actor)
+        changes.clear()
 
     def after_write(self, objects, ctx: ImportContext) -> None:
         """A hook for kinds whose writes have consequences beyond their rows."""
+
+
+def first_months_not_invoiced(partner_ids) -> dict[int, date]:
+    """{partner id: the 1st of the month after its latest issued CI} (date.min: none issued, the start)."""
+    from invoicing.models import Invoice, InvoiceKind, InvoiceState  # invoicing reads partners, not the reverse
+
+    latest = dict(Invoice.objects.filter(partner_id__in=partner_ids, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
+                  .order_by().values_list("partner_id").annotate(m=Max("month")))
+    return {pk: Period.parse(latest[pk]).next().first if pk in latest else date.min for pk in partner_ids}
 
 
 @register_import

@@ -47,10 +47,12 @@ class PartnerResource(BulkImportResourceMixin, resources.ModelResource):
                                widget=IntegerWidget(max_value=INT_MAX), default=30)
     billing_emails = Field(attribute="billing_emails", column_name="billing_emails",
                            widget=EmailListWidget(), default="")
+    # the date changed terms take effect (billing-rules 3.10); blank: the first month not yet invoiced
+    effective_from = Field(column_name="effective_from", widget=DateWidget(), default=None)
 
     class Meta:
         model = Partner
-        fields = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails")
+        fields = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails", "effective_from")
         import_id_fields = ("slug",)
 
 
@@ -67,10 +69,13 @@ class CustomerResource(BulkImportResourceMixin, resources.ModelResource):
                                widget=IntegerWidget(max_value=INT_MAX), default=None)
     rmm_organization = Field(attribute="rmm_organization", column_name="rmm_organization",
                              widget=TextWidget(max_length=200), default="")
+    # the date changed terms take effect (billing-rules 3.10); blank: the first month not yet invoiced
+    effective_from = Field(column_name="effective_from", widget=DateWidget(), default=None)
 
     class Meta:
         model = Customer
-        fields = ("partner", "slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization")
+        fields = ("partner", "slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization",
+                  "effective_from")
         import_id_fields = ("partner", "slug")
 
 
@@ -104,13 +109,15 @@ class ServiceResource(BulkImportResourceMixin, resources.ModelResource):
     taxable = Field(attribute="taxable", column_name="taxable", widget=BooleanWidget(), default=True)
     notification_emails = Field(attribute="notification_emails", column_name="notification_emails",
                                 widget=EmailListWidget(), default="")
+    # the date changed terms take effect (billing-rules 3.10); blank: the first month not yet invoiced
+    effective_from = Field(column_name="effective_from", widget=DateWidget(), default=None)
 
     class Meta:
         model = Service
         fields = (
             "partner", "customer", "code", "name", "method", "meter", "unit_price", "overage_price",
             "committed_quantity", "overage_enabled", "storage_per_license_gb", "tiers", "tier_mode",
-            "proration", "start_date", "end_date", "rmm_filter", "taxable", "notification_emails",
+            "proration", "start_date", "end_date", "rmm_filter", "taxable", "notification_emails", "effective_from",
         )
         import_id_fields = ("partner", "code")
 

@@ -16,7 +16,6 @@ from billing.periods import utc_date
 from partners.audit import Actor, audit_record, snapshot
 from partners.models import (
     BILLING_ROLES,
-    TermsVersion,
     AlertKind,
     Customer,
     Member,
@@ -25,9 +24,11 @@ from partners.models import (
     SeatAssignment,
     SeatPurchase,
     Service,
+    TermsVersion,
     UtilizationAlert,
 )
 from partners.seating import SeatRuleError, check_assignment, utilization
+from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 from partners.terms import (
     LABELS,
     Piece,
@@ -38,7 +39,6 @@ from partners.terms import (
     pieces_changed,
     values_of,
 )
-from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 
 logger = logging.getLogger(__name__)
 

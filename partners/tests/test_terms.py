@@ -1,6 +1,7 @@
 """Terms with effective dates, the pure rule (billing-rules 3.10): partners.terms.pieces_changed."""
 
 from datetime import date
+from itertools import pairwise
 
 import pytest
 from hypothesis import given
@@ -78,5 +79,5 @@ def test_the_terms_on_any_day_are_those_of_the_last_change_made_that_covers_it(h
             expected.update(change)
     assert value_on(pieces, day) == expected
     # pieces go forward, end with the open one, and two touching pieces never say the same
-    assert pieces[-1].until is None and all(a.until < b.until for a, b in zip(pieces, pieces[1:-1]))
-    assert all(a.values != b.values for a, b in zip(pieces, pieces[1:]))
+    assert pieces[-1].until is None and all(a.until < b.until for a, b in pairwise(pieces[:-1]))
+    assert all(a.values != b.values for a, b in pairwise(pieces))
