@@ -44,6 +44,7 @@ class LineType(models.TextChoices):
     ONE_TIME = "one_time"
     TAX = "tax"
     CREDIT = "credit"
+    TRUE_UP = "true_up"
 
 
 # What may still change on an issued invoice: its payment standing and its rendered file.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import DecimalField, Min, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
@@ -32,6 +33,7 @@ from invoicing.models import (
 )
 from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_partners_month
 from invoicing.selectors import balance_at, invoice_pdf_detailed, statement_figures
+from invoicing.trueups import measured_issued, measured_now, true_up_lines
 from partners.audit import audit_entry, audit_record
 from partners.models import AuditLog, Customer, Method, Partner, Service
 from partners.terms import TermsBook
@@ -105,7 +107,7 @@ def billing_run(*, through: date, partner_slug: str | None = None, draft: bool =
     is rolled back and its partners are billed again one at a time, each in its own transaction, so
     that a fault stays with the partner it belongs to and the partners before it stand.
     """
-    from django.conf import settings
+
 
     actor = actor or Actor(label="run_billing")
     partners = Partner.objects.order_by("slug")
@@ -182,21 +184,42 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
         charges[charge.partner_id].append(charge)
     created: dict[int, list[Invoice]] = defaultdict(list)
     months = sorted({m for first in firsts.values() for m in periods_between(first, Period.of(through))})
+    billing_to = Period.of(through)
+    # partners to whom this run issues a CI (a month of theirs not invoiced yet): their months already invoiced
+    # are measured again for the true-ups it carries (billing-rules 9.12)
+    gets_ci = {p.pk for p in partners if p.pk in firsts
+               and any(str(m) not in issued_months[p.pk] for m in periods_between(firsts[p.pk], billing_to))}
+    window = settings.BILLING_TRUE_UP_MONTHS
+    since = billing_to.shift(-window)  # the oldest month measured again
+    measured: dict[int, dict] = defaultdict(dict)  # partner id: {group: (measure, line)} of the closed months rated
     for month in months:
         due = [p for p in partners if p.pk in firsts and firsts[p.pk] <= month]
-        to_rate = [p for p in due if str(month) not in issued_months[p.pk] or month in unbilled_starts[p.pk]]
-        billed = billed_units_by_partner(partner_ids=[p.pk for p in to_rate],
+        fresh = {p.pk for p in due if str(month) not in issued_months[p.pk]}
+        to_rate = [p for p in due if p.pk in fresh or month in unbilled_starts[p.pk]]
+        # months already invoiced, measured again for the true-ups of the next CI this run issues
+        again = [p for p in due if p.pk not in fresh and p.pk in gets_ci and month >= since
+                 and p not in to_rate]
+        billed = billed_units_by_partner(partner_ids=[p.pk for p in to_rate], through=month,
                                          extra=[i for p in to_rate for i in created[p.pk]])
-        rated = rate_partners_month(partners=to_rate, month=month, billed=billed, aside=aside) if to_rate else {}
+        rating = to_rate + again
+        rated = rate_partners_month(partners=rating, month=month, billed={**billed, **{p.pk: None for p in again}},
+                                    aside=aside) if rating else {}
+        news = [p for p in due if p.pk in fresh]
+        issued_now = measured_issued(partner_ids=[p.pk for p in news], since=since, before=month,
+                                     extra_ids=[i.pk for p in news for i in created[p.pk]]) if news else {}
         pending: list[tuple[Partner, _Draft]] = []
         for partner in due:
             lines = rated.get(partner.pk, [])
             items: list[_Draft] = []
-            if str(month) not in issued_months[partner.pk]:
-                ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO]
+            if partner.pk in fresh:
+                ups = true_up_lines(month=month, since=since, now=measured[partner.pk],
+                                    issued=issued_now[partner.pk])
+                ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO] + ups
                 if ci_lines:
                     items.append(_Draft(CI, month.first, ci_lines, month=month))
-            for line in lines:
+            if month >= since:
+                measured[partner.pk].update(measured_now(lines))
+            for line in lines if partner in to_rate else ():
                 if line.document == INV and line.issue_date <= through and line.key not in billed_keys[partner.pk]:
                     items.append(_Draft(INV, line.issue_date, [line], customer=line.customer))
             for charge in charges[partner.pk]:
@@ -214,7 +237,7 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
 def _tune_session() -> None:
     """PostgreSQL: more sort memory for this transaction (`BILLING_WORK_MEM`): the seat-days of a batch
     sort every seat of its members, which spills to disk under the server's default of 4 MB."""
-    from django.conf import settings
+
     from django.db import connection
 
     if connection.vendor == "postgresql" and settings.BILLING_WORK_MEM:
@@ -260,8 +283,12 @@ def billed_units(*, partner: Partner, extra=()) -> dict[tuple[int, Period], Bill
     return billed_units_by_partner(partner_ids=[partner.pk], extra=extra)[partner.pk]
 
 
-def billed_units_by_partner(*, partner_ids: list[int], extra=()) -> dict[int, dict[tuple[int, Period], BilledUnits]]:
-    """`billed_units` of many partners in a fixed number of queries; `extra`: drafts of this run."""
+def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period | None = None,
+                            ) -> dict[int, dict[tuple[int, Period], BilledUnits]]:
+    """`billed_units` of many partners in a fixed number of queries; `extra`: drafts of this run. With `through`
+    (the month being billed), every month of a service's life before it that no line billed counts as billed
+    at 0 units from its 1st (or the start date), so that its units are prorated on the next CI: no month is
+    left unbilled (billing-rules 9.13)."""
     billed: dict[int, dict[tuple[int, Period], BilledUnits]] = {pk: {} for pk in partner_ids}
     services: dict[int, list[tuple]] = defaultdict(list)  # partner id: [(service id, start, end)]
     per_asset = Service.objects.filter(partner_id__in=partner_ids, method=Method.PER_ASSET)
@@ -298,6 +325,12 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=()) -> dict[int, di
             units[key] = BilledUnits(effective, int(quantity))
         else:
             changes.append((units, key, effective, int(quantity)))
+    if through is not None:
+        for partner_id, group in services.items():
+            for pk, start, end in group:
+                last = min(through.previous(), Period.of(end)) if end else through.previous()
+                for month in periods_between(Period.of(start), last) if Period.of(start) <= last else ():
+                    billed[partner_id].setdefault((pk, month), BilledUnits(max(start, month.first), 0))
     for units, key, effective, delta in changes:
         if key in units:
             units[key].changes[effective] = units[key].changes.get(effective, 0) + delta
@@ -654,7 +687,7 @@ def unsent_invoices():
 @transaction.atomic
 def invoice_email_send(*, invoice: Invoice) -> Invoice:
     """Email an issued invoice's PDF to the partner's billing contacts, once."""
-    from django.conf import settings
+
     from django.core.mail import EmailMessage
 
     from invoicing.templatetags.invoice_format import format_money

@@ -204,8 +204,8 @@ def test_a_rerun_that_lost_a_posting_is_refused_and_writes_nothing(keystone, mon
     billing_run(through=date(2026, 5, 1), actor=ACTOR)
     real = services.billed_units_by_partner
 
-    def forgetful(*, partner_ids, extra=()):
-        billed = real(partner_ids=partner_ids, extra=extra)
+    def forgetful(*, partner_ids, extra=(), through=None):
+        billed = real(partner_ids=partner_ids, extra=extra, through=through)
         for partner in billed.values():
             for units in partner.values():
                 units.changes.clear()

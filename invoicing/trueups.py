@@ -1,0 +1,154 @@
+"""True-ups (billing-rules 9.12): a month already invoiced, measured again from all the data known now.
+
+Where a service's amount for a month (per customer where its lines are per customer) differs from what its
+issued lines charged (earlier true-ups included), the next CI carries one `true_up` line: its period the
+corrected month, its quantity the change in the month's billed quantity, its amount the difference.
+per_asset services keep their proration lines instead, flat services need none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Q
+
+from billing.money import ZERO
+from billing.periods import Period
+from invoicing.rating import CI, RatedLine
+from partners.models import Method
+
+TRUE_UP = "true_up"
+# the lines of each method a true-up corrects: usage billed in arrears, and per_host's advance (its host limit)
+TRUE_UP_TYPES = {
+    Method.SEAT_DAYS: frozenset({"usage", "minimum", "overage"}),
+    Method.PEAK: frozenset({"usage"}),
+    Method.LICENSES: frozenset({"usage"}),
+    Method.CMQ: frozenset({"variable_usage"}),
+    Method.PER_HOST: frozenset({"recurring", "first_month"}),
+}
+MEASURE = {Method.SEAT_DAYS: "seat-days", Method.PEAK: "peak", Method.LICENSES: "licenses",
+           Method.CMQ: "variable usage", Method.PER_HOST: "host limit"}
+
+
+@dataclass
+class Measure:
+    """What a service's lines of one month say: the amount and the month's quantity (seat-days, peak, licenses,
+    variable usage or host limit)."""
+
+    amount: Decimal = ZERO
+    quantity: Decimal = ZERO
+
+
+def group_key(service_id: int, service_customer_id: int | None, customer_id: int | None, period: str) -> tuple:
+    """A service's month, per customer where the service's lines are per customer (a partner-level licenses
+    service's tenants)."""
+    return (service_id, period, customer_id if service_customer_id is None else None)
+
+
+def corrected(method: str, line_type: str) -> bool:
+    return line_type in TRUE_UP_TYPES.get(method, ())
+
+
+def _quantity(method: str, quantity, details: dict) -> Decimal:
+    if method == Method.SEAT_DAYS:
+        return Decimal(details.get("seat_days", 0))
+    return Decimal(quantity or 0)
+
+
+def measured_now(lines: list[RatedLine]) -> dict[tuple, tuple[Measure, RatedLine]]:
+    """The lines rated now for months already invoiced, as {group: (measure, a line of it)}."""
+    groups: dict[tuple, tuple[Measure, RatedLine]] = {}
+    for line in lines:
+        service = line.service
+        if not corrected(service.method, line.line_type):
+            continue
+        key = group_key(service.pk, service.customer_id, line.customer.pk if line.customer else None,
+                        str(line.period))
+        measure, _ = groups.setdefault(key, (Measure(), line))
+        measure.amount += line.amount
+        if service.method == Method.SEAT_DAYS:  # every line of the month carries the month's seat-days
+            measure.quantity = _quantity(service.method, line.quantity, line.details)
+        else:
+            measure.quantity += _quantity(service.method, line.quantity, line.details)
+    return groups
+
+
+def measured_issued(*, partner_ids: list[int], since: Period, before: Period,
+                    extra_ids=()) -> dict[int, dict[tuple, Measure]]:
+    """What the partners' issued documents (and `extra_ids`, documents of this run) charged per group, for
+    periods from `since` to before `before`: their original lines and their true-ups."""
+    from invoicing.models import InvoiceLine, InvoiceState
+
+    documents = Q(invoice__state=InvoiceState.ISSUED)
+    if extra_ids:
+        documents |= Q(invoice_id__in=list(extra_ids))
+    rows = (InvoiceLine.objects.filter(documents, invoice__partner_id__in=partner_ids, period__lt=str(before),
+                                       period__gte=str(since),
+                                       service__method__in=list(TRUE_UP_TYPES))
+            .values_list("invoice__partner_id", "service_id", "service__customer_id", "service__method",
+                         "customer_id", "period", "line_type", "quantity", "amount", "details"))
+    issued: dict[int, dict[tuple, Measure]] = {pk: {} for pk in partner_ids}
+    seat_days_seen: set[tuple] = set()
+    for partner_id, sid, service_customer, method, customer, period, line_type, quantity, amount, details in rows:
+        if line_type != TRUE_UP and not corrected(method, line_type):
+            continue
+        key = group_key(sid, service_customer, customer, period)
+        measure = issued[partner_id].setdefault(key, Measure())
+        measure.amount += amount
+        if line_type == TRUE_UP:
+            measure.quantity += Decimal(quantity or 0)
+        elif method == Method.SEAT_DAYS:
+            if key not in seat_days_seen:  # the month's seat-days, once (each of its lines carries them)
+                seat_days_seen.add(key)
+                measure.quantity += _quantity(method, quantity, details or {})
+        else:
+            measure.quantity += _quantity(method, quantity, details or {})
+    return issued
+
+
+def true_up_lines(*, month: Period, since: Period, now: dict[tuple, tuple[Measure, RatedLine]],
+                  issued: dict[tuple, Measure]) -> list[RatedLine]:
+    """The CI of `month`'s true-up lines for the months from `since`: one per group whose amount now differs from
+    what was charged. A group charged but measured at nothing now (its usage deleted) is trued up to zero."""
+    from partners.models import Service
+
+    lines = []
+    keys = {k for k in (*now, *issued) if str(since) <= k[1] < str(month)}
+    missing = {k[0] for k in keys if k not in now}
+    services = Service.objects.select_related("customer").in_bulk(missing) if missing else {}
+    for key in sorted(keys, key=lambda k: (k[1], k[0], k[2] or 0)):
+        measure, line = now.get(key, (Measure(), None))
+        was = issued.get(key, Measure())
+        difference = measure.amount - was.amount
+        if difference == ZERO:
+            continue
+        sid, period, customer_id = key
+        service = line.service if line is not None else services[sid]
+        customer = line.customer if line is not None else None
+        if customer is None and customer_id is not None:  # a tenant measured at nothing now
+            from partners.models import Customer
+
+            customer = Customer.objects.filter(pk=customer_id).first()
+        change = measure.quantity - was.quantity
+        lines.append(RatedLine(
+            document=CI, issue_date=month.first, service=service,
+            customer=customer if customer is not None else service.customer, line_type=TRUE_UP,
+            period=Period.parse(period), quantity=change, unit_price=None, amount=difference,
+            description=_description(service, Period.parse(period), change, measure, was),
+            taxable=service.taxable,
+            details={"measured": str(measure.quantity), "invoiced": str(was.quantity),
+                     "amount_measured": str(measure.amount), "amount_invoiced": str(was.amount)}))
+    return lines
+
+
+def _description(service, period: Period, change: Decimal, now: Measure, was: Measure) -> str:
+    month = period.first.strftime("%B %Y")
+    what = MEASURE[service.method]
+    if service.method == Method.SEAT_DAYS and change:
+        told = f"{abs(change):f} seat-days {'recorded' if change > 0 else 'removed'} after the invoice"
+    elif change:
+        told = f"{what} {now.quantity:f}, invoiced {was.quantity:f}"
+    else:
+        told = f"terms changed after the invoice ({what} {now.quantity:f})"
+    return f"{service.name}: true-up for {month}: {told}"
