@@ -172,7 +172,7 @@ class Readings:
             self.customers = {c.pk: c for c in customers} if licensing else {}
             self.peaks, steps, self.licenses = others()
         self.steps = {sid: _Steps(values) for sid, values in steps.items()}
-        # the terms of each service (and each per_host customer's host limit) over time (billing-rules 3.10)
+        # the terms of each service (and each per_host customer's host limit) over time (billing-rules 3.11)
         self.book = TermsBook([*services, *(s.customer for s in services
                                             if s.method == Method.PER_HOST and s.customer_id)])
 
@@ -275,7 +275,7 @@ class _Rater:
     # --- the CI: arrears for M-1 ---------------------------------------------------------------
     def arrears(self):
         usage, readings = self.usage, self.readings
-        # usage in arrears is billed with the terms in force on the usage month's 1st (billing-rules 3.10)
+        # usage in arrears is billed with the terms in force on the usage month's 1st (billing-rules 3.11)
         active = [readings.at(s, usage.first) for s in self.services if _overlaps(s, usage)]
         for service in active:
             if service.method == Method.SEAT_DAYS and not service.meter:

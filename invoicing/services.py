@@ -186,7 +186,7 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
     months = sorted({m for first in firsts.values() for m in periods_between(first, Period.of(through))})
     billing_to = Period.of(through)
     # partners to whom this run issues a CI (a month of theirs not invoiced yet): their months already invoiced
-    # are measured again for the true-ups it carries (billing-rules 9.12)
+    # are measured again for the true-ups it carries (billing-rules 4.11)
     gets_ci = {p.pk for p in partners if p.pk in firsts
                and any(str(m) not in issued_months[p.pk] for m in periods_between(firsts[p.pk], billing_to))}
     window = settings.BILLING_TRUE_UP_MONTHS
@@ -288,7 +288,7 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period
     """`billed_units` of many partners in a fixed number of queries; `extra`: drafts of this run. With `through`
     (the month being billed), every month of a service's life before it that no line billed counts as billed
     at 0 units from its 1st (or the start date), so that its units are prorated on the next CI: no month is
-    left unbilled (billing-rules 9.13)."""
+    left unbilled (billing-rules 4.12)."""
     billed: dict[int, dict[tuple[int, Period], BilledUnits]] = {pk: {} for pk in partner_ids}
     services: dict[int, list[tuple]] = defaultdict(list)  # partner id: [(service id, start, end)]
     per_asset = Service.objects.filter(partner_id__in=partner_ids, method=Method.PER_ASSET)
@@ -370,7 +370,7 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
     book = TermsBook({partner.pk: partner for partner, _ in pending}.values())
     for account, item in pending:
         currency = account.currency
-        partner = book.on(account, item.issue_date)  # tax and payment terms in force on the issue date (3.10)
+        partner = book.on(account, item.issue_date)  # tax and payment terms in force on the issue date (3.11)
         invoice = Invoice(partner=account, kind=item.kind, issue_date=item.issue_date, due_date=item.issue_date,
                           currency=currency, month=str(item.month) if item.month else "", customer=item.customer,
                           tax_rate=partner.tax_rate)

@@ -1,4 +1,4 @@
-"""True-ups (billing-rules 9.12): a month already invoiced, measured again from all the data known now.
+"""True-ups (billing-rules 4.11): a month already invoiced, measured again from all the data known now.
 
 Where a service's amount for a month (per customer where its lines are per customer) differs from what its
 issued lines charged (earlier true-ups included), the next CI carries one `true_up` line: its period the

@@ -220,7 +220,7 @@ class AuditedSaveMixin:
         if after != before:
             audit_record(actor=_actor(request), action=f"{self.audit_kind}.{'update' if change else 'create'}",
                          obj=obj, partner=self.audit_partner(obj), before=before, after=after)
-        if terms_before is not None:  # what was in force before the change's date stays so (billing-rules 3.10)
+        if terms_before is not None:  # what was in force before the change's date stays so (billing-rules 3.11)
             effective = terms_change_record(obj=obj, before=terms_before, actor=_actor(request),
                                             effective=form.cleaned_data.get("terms_effective_from"))
             if effective is not None:
@@ -337,7 +337,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-# --- terms with effective dates (billing-rules 3.10) -----------------------------------------------
+# --- terms with effective dates (billing-rules 3.11) -----------------------------------------------
 class DatedTermsForm(forms.ModelForm):
     """A change form whose terms (prices, tiers, commitment, host limit, tax, payment terms) change from a
     date: blank is the day the change is made (UTC), a price change the next month's 1st."""

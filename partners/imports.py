@@ -163,7 +163,7 @@ class UpsertKind(ImportKind):
     @staticmethod
     def _terms_record(changes: list, ctx: ImportContext) -> None:
         """Changed terms take effect on the row's effective_from, or else on the first month not yet invoiced
-        (billing-rules 3.10): months invoiced keep the terms they were invoiced with."""
+        (billing-rules 3.11): months invoiced keep the terms they were invoiced with."""
         firsts = first_months_not_invoiced({obj.pk if isinstance(obj, Partner) else obj.partner_id
                                             for obj, _, _ in changes})
         for obj, before, effective in changes:

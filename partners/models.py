@@ -500,7 +500,7 @@ class UtilizationAlert(models.Model):
 
 
 class TermsVersion(models.Model):
-    """Terms that were in force until a day (billing-rules 3.10): a partner's tax rate and payment terms, a
+    """Terms that were in force until a day (billing-rules 3.11): a partner's tax rate and payment terms, a
     customer's host limit, a service's prices, tiers and commitment. The object's own fields are its latest
     terms; these versions are what held before each change (partners.terms has the rule)."""
 

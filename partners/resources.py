@@ -47,7 +47,7 @@ class PartnerResource(BulkImportResourceMixin, resources.ModelResource):
                                widget=IntegerWidget(max_value=INT_MAX), default=30)
     billing_emails = Field(attribute="billing_emails", column_name="billing_emails",
                            widget=EmailListWidget(), default="")
-    # the date changed terms take effect (billing-rules 3.10); blank: the first month not yet invoiced
+    # the date changed terms take effect (billing-rules 3.11); blank: the first month not yet invoiced
     effective_from = Field(column_name="effective_from", widget=DateWidget(), default=None)
 
     class Meta:
@@ -69,7 +69,7 @@ class CustomerResource(BulkImportResourceMixin, resources.ModelResource):
                                widget=IntegerWidget(max_value=INT_MAX), default=None)
     rmm_organization = Field(attribute="rmm_organization", column_name="rmm_organization",
                              widget=TextWidget(max_length=200), default="")
-    # the date changed terms take effect (billing-rules 3.10); blank: the first month not yet invoiced
+    # the date changed terms take effect (billing-rules 3.11); blank: the first month not yet invoiced
     effective_from = Field(column_name="effective_from", widget=DateWidget(), default=None)
 
     class Meta:
@@ -109,7 +109,7 @@ class ServiceResource(BulkImportResourceMixin, resources.ModelResource):
     taxable = Field(attribute="taxable", column_name="taxable", widget=BooleanWidget(), default=True)
     notification_emails = Field(attribute="notification_emails", column_name="notification_emails",
                                 widget=EmailListWidget(), default="")
-    # the date changed terms take effect (billing-rules 3.10); blank: the first month not yet invoiced
+    # the date changed terms take effect (billing-rules 3.11); blank: the first month not yet invoiced
     effective_from = Field(column_name="effective_from", widget=DateWidget(), default=None)
 
     class Meta:

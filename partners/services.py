@@ -239,7 +239,7 @@ def alert_email_send(*, alert: UtilizationAlert) -> UtilizationAlert:
     return alert
 
 
-# --- terms with effective dates (billing-rules 3.10) -------------------------------------------------------
+# --- terms with effective dates (billing-rules 3.11) -------------------------------------------------------
 def terms_change_record(*, obj, before: dict, effective: date | None, actor: Actor | None = None) -> date | None:
     """Record that `obj`'s terms (saved already) changed from `before` (values_of before the change), taking
     effect on `effective` (None: the day it is made, a price change the next 1st; date.min: from the start).

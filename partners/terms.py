@@ -1,4 +1,4 @@
-"""Terms with effective dates (billing-rules 3.10): the history of a partner's tax rate and payment terms,
+"""Terms with effective dates (billing-rules 3.11): the history of a partner's tax rate and payment terms,
 a customer's host limit and a service's prices, tiers and commitment.
 
 The object's own fields are its latest terms. What was in force before a change is kept as closed
@@ -118,7 +118,7 @@ def value_on(pieces: list[Piece], day: date) -> dict:
 
 
 def check_effective(fields, effective: date) -> None:
-    """A price change takes effect on a month's 1st (billing-rules 3.10)."""
+    """A price change takes effect on a month's 1st (billing-rules 3.11)."""
     prices = sorted(LABELS[f] for f in fields if f in PRICE_TERMS)
     if prices and effective.day != 1:
         raise TermsDateError(f"a change of {', '.join(prices)} takes effect on a month's 1st, "
@@ -127,7 +127,7 @@ def check_effective(fields, effective: date) -> None:
 
 def default_effective(fields, today: date) -> date:
     """When a change made by hand (admin, API, shell) takes effect without a date: the day it is made (UTC);
-    a price change on the next month's 1st, or today if today is a 1st (billing-rules 3.10)."""
+    a price change on the next month's 1st, or today if today is a 1st (billing-rules 3.11)."""
     if any(f in PRICE_TERMS for f in fields) and today.day != 1:
         return date(today.year + today.month // 12, today.month % 12 + 1, 1)
     return today

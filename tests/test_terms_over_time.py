@@ -1,4 +1,4 @@
-"""Terms with effective dates, end to end through the CLI (billing-rules 3.10): a month is billed with the terms
+"""Terms with effective dates, end to end through the CLI (billing-rules 3.11): a month is billed with the terms
 in force on the date it is billed for, whether it is billed on time or caught up later."""
 
 from datetime import date

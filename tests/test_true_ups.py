@@ -1,4 +1,4 @@
-"""Billing over time (billing-rules 9.12, 9.13): data recorded after a month was invoiced is trued up on the next
+"""Billing over time (billing-rules 4.11, 4.12): data recorded after a month was invoiced is trued up on the next
 CI, in either direction and again after a true-up; no month of a per_asset service is left unbilled."""
 
 from __future__ import annotations

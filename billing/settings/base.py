@@ -117,7 +117,7 @@ INVOICE_PDF_DETAIL_MAX_LINES = env.int("INVOICE_PDF_DETAIL_MAX_LINES", default=4
 # A billing run bills this many partners per transaction (their meters read together, their documents
 # written together); a batch that fails is billed again one partner at a time (docs/operations.md).
 BILLING_BATCH_PARTNERS = env.int("BILLING_BATCH_PARTNERS", default=250)
-# how many months back a run measures invoiced months again for true-ups (billing-rules 9.12)
+# how many months back a run measures invoiced months again for true-ups (billing-rules 4.11)
 BILLING_TRUE_UP_MONTHS = env.int("BILLING_TRUE_UP_MONTHS", default=12)
 # The daily job's fan-out: partners per Celery task (each task one batch), for the workers to share
 BILLING_TASK_PARTNERS = env.int("BILLING_TASK_PARTNERS", default=25)

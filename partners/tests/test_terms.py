@@ -1,4 +1,4 @@
-"""Terms with effective dates, the pure rule (billing-rules 3.10): partners.terms.pieces_changed."""
+"""Terms with effective dates, the pure rule (billing-rules 3.11): partners.terms.pieces_changed."""
 
 from datetime import date
 from itertools import pairwise

@@ -1,0 +1,85 @@
+"""Billed month by month with data recorded late and terms changed with dates, or billed in one catch-up run once
+everything is known: the same total per service, true-ups included; rerunning changes nothing
+(billing-rules 3.11, 4.11, 4.12)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date
+from decimal import Decimal as D
+
+import pytest
+from django.db.models import Sum
+from djmoney.money import Money
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from billing.actor import Actor
+from billing.periods import Period
+from invoicing.models import InvoiceLine
+from invoicing.services import billing_run
+from metering.models import UsageSnapshot
+from partners.models import Customer, Method
+from partners.services import terms_change_record
+from partners.terms import values_of
+from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
+
+ACTOR = Actor(label="property test")
+MONTHS = [Period(2026, m) for m in range(2, 6)]  # runs on the 1st of February .. May
+slugs = itertools.count()
+
+days = st.dates(min_value=date(2026, 1, 1), max_value=date(2026, 4, 30))
+known_by = st.integers(0, len(MONTHS) - 1)  # the run from which a fact is known
+snapshots = st.lists(st.tuples(days, st.integers(0, 30), known_by), max_size=6)
+host_limits = st.lists(st.tuples(days, st.integers(0, 20), known_by), max_size=3)
+
+
+def build(history_snapshots, history_limits, *, upto: int | None):
+    """A partner with a peak-users and a per_host service, and the facts known by run `upto` (None: all)."""
+    partner = PartnerFactory(slug=f"p{next(slugs)}", tax_rate=D("0"))
+    customer = CustomerFactory(partner=partner, slug="birch", host_limit=5)
+    ServiceFactory(partner=partner, customer=customer, code="users", method=Method.PEAK, meter="users",
+                   unit_price=Money("5.00", "USD"), start_date=date(2026, 1, 1))
+    ServiceFactory(partner=partner, customer=customer, code="hosts", method=Method.PER_HOST,
+                   unit_price=Money("15.00", "USD"), start_date=date(2026, 1, 1))
+    return partner, customer
+
+
+def learn(customer, history_snapshots, history_limits, run: int | None):
+    """Record the facts that became known by run `run`."""
+    for day, users, known in history_snapshots:
+        if known == run:
+            UsageSnapshot.objects.update_or_create(customer=customer, date=day,
+                                                   defaults={"users_count": users, "storage_bytes": 0})
+    for day, limit, known in history_limits:
+        if known == run:
+            customer = Customer.objects.get(pk=customer.pk)
+            before = values_of(customer)
+            customer.host_limit = limit
+            customer.save()
+            terms_change_record(obj=customer, before=before, effective=day)
+
+
+def totals(partner) -> dict[str, D]:
+    rows = (InvoiceLine.objects.filter(invoice__partner=partner, service__isnull=False)
+            .values_list("service__code").annotate(total=Sum("amount")))
+    return {code: D(total).quantize(D("0.01")) for code, total in rows if total}  # a month taken back nets 0
+
+
+@pytest.mark.django_db
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(snapshots, host_limits)
+def test_month_by_month_with_late_data_bills_what_one_catch_up_run_bills(history_snapshots, history_limits):
+    monthly, customer = build(history_snapshots, history_limits, upto=None)
+    for run, month in enumerate(MONTHS):
+        learn(customer, history_snapshots, history_limits, run)
+        billing_run(through=month.first, partner_slug=monthly.slug, actor=ACTOR)
+    caught_up, customer = build(history_snapshots, history_limits, upto=None)
+    for run in range(len(MONTHS)):  # the same facts, in the order they became known, all before the one run
+        learn(customer, history_snapshots, history_limits, run)
+    billing_run(through=MONTHS[-1].first, partner_slug=caught_up.slug, actor=ACTOR)
+    assert totals(monthly) == totals(caught_up)
+    before = totals(monthly), InvoiceLine.objects.filter(invoice__partner=monthly).count()
+    billing_run(through=MONTHS[-1].first, partner_slug=monthly.slug, actor=ACTOR)
+    assert (totals(monthly), InvoiceLine.objects.filter(invoice__partner=monthly).count()) == before
