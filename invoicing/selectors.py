@@ -381,3 +381,15 @@ def balance_at(partner, on: date | None = None, *, known_at=None):
         return quantize_money(Decimal(value), partner.currency) if value is not None else ZERO
 
     return total(documents, "total") - total(payments, "amount")
+
+
+def true_ups_of(invoice_ids) -> dict[int, list[tuple[str, object]]]:
+    """{invoice id: [(description, amount)]} of the true-up lines of some invoices (billing-rules 4.11)."""
+    from invoicing.models import InvoiceLine
+
+    found: dict[int, list[tuple[str, object]]] = {}
+    rows = (InvoiceLine.objects.filter(invoice_id__in=list(invoice_ids), line_type="true_up")
+            .order_by("invoice_id", "position").values_list("invoice_id", "description", "amount"))
+    for invoice_id, description, amount in rows:
+        found.setdefault(invoice_id, []).append((description, amount))
+    return found

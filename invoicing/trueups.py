@@ -142,13 +142,18 @@ def true_up_lines(*, month: Period, since: Period, now: dict[tuple, tuple[Measur
     return lines
 
 
+def _n(value: Decimal) -> str:
+    """A quantity as a clerk writes it: 10, 2.5 (not 10.0000000000)."""
+    return format(Decimal(value).normalize(), "f")
+
+
 def _description(service, period: Period, change: Decimal, now: Measure, was: Measure) -> str:
     month = period.first.strftime("%B %Y")
     what = MEASURE[service.method]
     if service.method == Method.SEAT_DAYS and change:
-        told = f"{abs(change):f} seat-days {'recorded' if change > 0 else 'removed'} after the invoice"
+        told = f"{_n(abs(change))} seat-days {'recorded' if change > 0 else 'removed'} after the invoice"
     elif change:
-        told = f"{what} {now.quantity:f}, invoiced {was.quantity:f}"
+        told = f"{what} {_n(now.quantity)}, invoiced {_n(was.quantity)}"
     else:
-        told = f"terms changed after the invoice ({what} {now.quantity:f})"
+        told = f"terms changed after the invoice ({what} {_n(now.quantity)})"
     return f"{service.name}: true-up for {month}: {told}"

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.actor import Actor
 from billing.periods import PeriodError, parse_date
+from invoicing.selectors import true_ups_of
 from invoicing.services import BillingError, billing_run
 
 
@@ -26,11 +27,14 @@ class Command(BaseCommand):
                                     actor=Actor(label=f"run_billing --through {through}"))
         except BillingError as exc:
             raise CommandError(str(exc)) from exc
+        true_ups = true_ups_of(invoice.pk for invoice in documents)
         for invoice in documents:
             label = invoice.number or "draft"
             self.stdout.write(
                 f"{label:10} {invoice.kind:3} {invoice.partner.slug:20} {invoice.issue_date} "
                 f"due {invoice.due_date} total {invoice.total} {invoice.currency}"
             )
+            for description, amount in true_ups.get(invoice.pk, []):  # billing-rules 4.11
+                self.stdout.write(f"           {description}: {amount} {invoice.currency}")
         verb = "drafted" if draft else "issued"
         self.stdout.write(f"{len(documents)} invoice(s) {verb}" if documents else "nothing to bill")
