@@ -84,6 +84,7 @@ class BilledUnits:
     units: int
     changes: dict[date, int] = field(default_factory=dict)
     postings: dict[date, int] = field(default_factory=dict)  # proration lines already posted per date
+    amounts: dict[date, Decimal] = field(default_factory=dict)  # what those lines charged per date
 
     def units_on(self, day: date) -> int:
         return self.units + sum(delta for effective, delta in self.changes.items() if effective <= day)
@@ -360,16 +361,26 @@ class _Rater:
                 now, was = _units_on(steps, day), billed.units_on(day)
                 if day == billed.anchor:
                     now_before = was_before = was  # the anchor's line billed `was`
+                    since = billed.units  # what the anchor's own line billed
                 else:
                     now_before, was_before = _units_on(steps, day - ONE_DAY), billed.units_on(day - ONE_DAY)
+                    since = now_before
                 delta = (now - now_before) - (was - was_before)
-                if delta == 0:
+                # what the change of this date comes to now, as if posted at once, less what its earlier postings
+                # charged: however the runs are split, the postings of a date add up to that one rounded amount
+                # (billing-rules 4.12), and a tier level moved by another date's change is settled too
+                if day in billed.changes and day not in billed.amounts:  # postings known by units only
+                    monthly = (_monthly(service, now) - _monthly(service, now_before)) - (
+                        _monthly(service, was) - _monthly(service, was_before))
+                    amount = proration_amount(ZERO, monthly, effective=day, currency=self.currency)
+                else:
+                    monthly = _monthly(service, now) - _monthly(service, since)
+                    owed = proration_amount(ZERO, monthly, effective=day, currency=self.currency)
+                    amount = owed - billed.amounts.get(day, ZERO)
+                if delta == 0 and amount == ZERO:
                     continue
-                monthly = (_monthly(service, now) - _monthly(service, now_before)) - (
-                    _monthly(service, was) - _monthly(service, was_before))
                 self.add(service, line_type="proration", period=period, quantity=delta,
-                         unit_price=_shown_price(service, now),
-                         amount=proration_amount(ZERO, monthly, effective=day, currency=self.currency),
+                         unit_price=_shown_price(service, now), amount=amount,
                          effective_date=day, description=f"{service.name} {period}: {delta:+d} units from {day}",
                          posting=billed.postings.get(day, 0) + 1)
 

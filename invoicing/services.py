@@ -218,7 +218,7 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
                 if ci_lines:
                     items.append(_Draft(CI, month.first, ci_lines, month=month))
             if month >= since:
-                measured[partner.pk].update(measured_now(lines))
+                measured_now(lines, measured[partner.pk])
             for line in lines if partner in to_rate else ():
                 if line.document == INV and line.issue_date <= through and line.key not in billed_keys[partner.pk]:
                     items.append(_Draft(INV, line.issue_date, [line], customer=line.customer))
@@ -315,8 +315,8 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period
         line_type__in=[LineType.RECURRING, LineType.FIRST_MONTH, LineType.PRORATION],
     ).order_by("invoice_id", "position", "id")
     changes = []
-    for sid, line_type, period, quantity, effective in lines.values_list(
-            "service_id", "line_type", "period", "quantity", "effective_date"):
+    for sid, line_type, period, quantity, effective, amount in lines.values_list(
+            "service_id", "line_type", "period", "quantity", "effective_date", "amount"):
         key = (sid, Period.parse(period))
         units = billed[partner_of[sid]]
         if line_type == LineType.RECURRING:
@@ -324,17 +324,18 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period
         elif line_type == LineType.FIRST_MONTH:
             units[key] = BilledUnits(effective, int(quantity))
         else:
-            changes.append((units, key, effective, int(quantity)))
+            changes.append((units, key, effective, int(quantity), amount))
     if through is not None:
         for partner_id, group in services.items():
             for pk, start, end in group:
                 last = min(through.previous(), Period.of(end)) if end else through.previous()
                 for month in periods_between(Period.of(start), last) if Period.of(start) <= last else ():
                     billed[partner_id].setdefault((pk, month), BilledUnits(max(start, month.first), 0))
-    for units, key, effective, delta in changes:
+    for units, key, effective, delta, amount in changes:
         if key in units:
             units[key].changes[effective] = units[key].changes.get(effective, 0) + delta
             units[key].postings[effective] = units[key].postings.get(effective, 0) + 1
+            units[key].amounts[effective] = units[key].amounts.get(effective, ZERO) + amount
     return billed
 
 

@@ -3,7 +3,10 @@
 Where a service's amount for a month (per customer where its lines are per customer) differs from what its
 issued lines charged (earlier true-ups included), the next CI carries one `true_up` line: its period the
 corrected month, its quantity the change in the month's billed quantity, its amount the difference.
-per_asset services keep their proration lines instead, flat services need none.
+per_asset services keep their proration lines instead.
+
+`billing_gaps` is the invariant behind it all (billing-rules 4.12): after a run, every service's every month
+is billed at what the rules give from the data known then.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ TRUE_UP_TYPES = {
     Method.SEAT_DAYS: frozenset({"usage", "minimum", "overage"}),
     Method.PEAK: frozenset({"usage"}),
     Method.LICENSES: frozenset({"usage"}),
-    Method.CMQ: frozenset({"variable_usage"}),
+    Method.CMQ: frozenset({"recurring", "variable_usage"}),  # its commitment dated back, its usage late
     Method.PER_HOST: frozenset({"recurring", "first_month"}),
+    Method.FLAT: frozenset({"recurring", "first_month"}),  # only a price dated back can change it
 }
 MEASURE = {Method.SEAT_DAYS: "seat-days", Method.PEAK: "peak", Method.LICENSES: "licenses",
-           Method.CMQ: "variable usage", Method.PER_HOST: "host limit"}
+           Method.CMQ: "variable usage", Method.PER_HOST: "host limit", Method.FLAT: "months"}
 
 
 @dataclass
@@ -56,9 +60,11 @@ def _quantity(method: str, quantity, details: dict) -> Decimal:
     return Decimal(quantity or 0)
 
 
-def measured_now(lines: list[RatedLine]) -> dict[tuple, tuple[Measure, RatedLine]]:
-    """The lines rated now for months already invoiced, as {group: (measure, a line of it)}."""
-    groups: dict[tuple, tuple[Measure, RatedLine]] = {}
+def measured_now(lines: list[RatedLine], groups: dict | None = None) -> dict[tuple, tuple[Measure, RatedLine]]:
+    """The lines rated now for months already invoiced, as {group: (measure, a line of it)}, added to `groups`
+    (a month's lines may come from two ratings: a cmq month's commitment from its own, its usage from the
+    next month's)."""
+    groups = {} if groups is None else groups
     for line in lines:
         service = line.service
         if not corrected(service.method, line.line_type):
@@ -157,3 +163,63 @@ def _description(service, period: Period, change: Decimal, now: Measure, was: Me
     else:
         told = f"terms changed after the invoice ({what} {_n(now.quantity)})"
     return f"{service.name}: true-up for {month}: {told}"
+
+
+# --- the invariant ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Gap:
+    partner: str
+    service: str
+    period: str
+    customer: str
+    billed: Decimal
+    expected: Decimal
+
+
+BILLED_TYPES = ("usage", "minimum", "overage", "recurring", "variable_usage", "proration", "first_month", TRUE_UP)
+
+
+def billing_gaps(*, partner_ids: list[int], before: Period) -> list[Gap]:
+    """Every service's months before `before` (each partner's months since its first service) whose issued
+    lines do not add up to what the rules give from all the data known now: right after a run through
+    `before`'s 1st, none (billing-rules 4.12). A month is expected at its rated lines (advance, first month,
+    arrears), with a per_asset month's changes prorated from its anchor as one line per date; it is billed at
+    every issued line of its period (original lines, prorations, true-ups), credit notes apart. Reads one
+    rating per month, like a billing run."""
+    from invoicing.models import InvoiceLine, InvoiceState
+    from invoicing.rating import rate_partners_month
+    from invoicing.services import _first_months
+    from partners.models import Partner
+
+    partners = list(Partner.objects.filter(pk__in=partner_ids).order_by("slug"))
+    firsts = _first_months([p.pk for p in partners])
+    expected: dict[tuple, Decimal] = {}
+    names: dict[tuple, tuple[str, str, str]] = {}
+    if firsts:
+        month = min(firsts.values())
+        while month <= before:
+            due = [p for p in partners if p.pk in firsts and firsts[p.pk] <= month]
+            rated = rate_partners_month(partners=due, month=month, billed={p.pk: None for p in due})
+            for partner in due:
+                for line in rated[partner.pk]:
+                    period = str(line.period)
+                    if period >= str(before) or line.line_type not in BILLED_TYPES:
+                        continue
+                    service = line.service
+                    key = group_key(service.pk, service.customer_id, line.customer.pk if line.customer else None,
+                                    period)
+                    expected[key] = expected.get(key, ZERO) + line.amount
+                    names[key] = (partner.slug, service.code, line.customer.slug if line.customer else "")
+            month = month.next()
+    billed: dict[tuple, Decimal] = {}
+    rows = (InvoiceLine.objects.filter(invoice__partner_id__in=partner_ids, invoice__state=InvoiceState.ISSUED,
+                                       service__isnull=False, line_type__in=BILLED_TYPES, period__lt=str(before))
+            .values_list("invoice__partner__slug", "service_id", "service__code", "service__customer_id",
+                         "customer_id", "customer__slug", "period", "amount"))
+    for slug, sid, code, service_customer, customer_id, customer_slug, period, amount in rows:
+        key = group_key(sid, service_customer, customer_id, period)
+        billed[key] = billed.get(key, ZERO) + amount
+        names.setdefault(key, (slug, code, customer_slug or ""))
+    return [Gap(*names[key][:2], key[1], names[key][2], billed.get(key, ZERO), expected.get(key, ZERO))
+            for key in sorted(set(expected) | set(billed), key=lambda k: (names[k], k[1]))
+            if billed.get(key, ZERO) != expected.get(key, ZERO)]

@@ -50,7 +50,9 @@ def test_a_ci_issued_late_for_an_earlier_month_counts_on_the_next_ci_statement()
     No tax. Flat 10.00 from 1 February: the February CI (10.00) is issued on 1 February. A flat 5.00
     service is then entered with a start date of 1 January: the run of 1 March issues the January CI
     (dated 1 January, 5.00; nothing before it, so 5.00 due) and the March CI: previous 10.00 (February)
-    + 5.00 for the January CI issued since + 15.00 of charges = 30.00, the balance (10 + 5 + 15)."""
+    + 5.00 for the January CI issued since + 20.00 of charges (15.00 for March, and the new service's
+    February as a 5.00 true-up: no month of its life is left unbilled, billing-rules 4.12) = 35.00, the
+    balance (10 + 5 + 20)."""
     partner = PartnerFactory(slug="latecomer", tax_rate=D("0"))
     flat(partner, "support", "10.00", "2026-02-01")
     bill(partner, "2026-02-01")
@@ -60,7 +62,7 @@ def test_a_ci_issued_late_for_an_earlier_month_counts_on_the_next_ci_statement()
     january, march = ci(partner, "2026-01"), ci(partner, "2026-03")
     assert (january.total, january.amount_due) == (D("5.00"), D("5.00"))
     assert (march.previous_balance, march.payments_and_credits, march.other_invoices, march.total,
-            march.amount_due) == (D("10.00"), D("0"), D("5.00"), D("15.00"), D("30.00"))
+            march.amount_due) == (D("10.00"), D("0"), D("5.00"), D("20.00"), D("35.00"))
     assert march.amount_due == partner_balance(partner) == balance_at(partner, date(2026, 3, 1))
     document = invoice_document(march)
     assert [inv.number for inv in document["other_invoices_list"]] == [january.number]
