@@ -7,7 +7,7 @@ from decimal import Decimal
 from billing.money import currency_places, quantize_quantity
 from billing.registry import register_report
 from billing.reporting import Report, ReportOptions
-from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState
+from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType
 from partners.models import Method
 
 
@@ -80,6 +80,7 @@ class PeriodsReport(Report):
             InvoiceLine.objects.filter(invoice__state=InvoiceState.ISSUED, invoice__kind=InvoiceKind.CI,
                                        service__method=Method.SEAT_DAYS)
             .exclude(details={})
+            .exclude(line_type=LineType.TRUE_UP)  # the period as invoiced; a true-up is on a later CI's lines
             .select_related("invoice__partner", "service")
             .order_by("invoice__partner__slug", "service__code", "period", "position")
         )

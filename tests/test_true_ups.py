@@ -22,6 +22,7 @@ from partners.tests.factories import (
     SeatAssignmentFactory,
     ServiceFactory,
 )
+from tests.examples import export
 
 ACTOR = Actor(label="true-up test")
 
@@ -54,6 +55,7 @@ def test_late_seat_events_are_trued_up_up_and_then_down_again(partner):
                           assigned_at=datetime(2026, 4, 1, tzinfo=UTC))
     bill("2026-05-01")
     assert [(p, a) for _, p, _, a, _ in lines(partner, "usage")] == [("2026-04", D("20.00"))]
+    periods = export("periods", "--period", "2026-04")
     late = SeatAssignmentFactory(member=MemberFactory(customer=customer, name="bob"),
                                  assigned_at=datetime(2026, 4, 16, tzinfo=UTC))
     bill("2026-06-01")
@@ -66,6 +68,7 @@ def test_late_seat_events_are_trued_up_up_and_then_down_again(partner):
         ("2026-07", "2026-04", D("-15"), D("-10.00")), ("2026-07", "2026-05", D("-31"), D("-20.00"))]
     bill("2026-07-01")  # rerun: nothing more
     assert len(lines(partner, "true_up")) == 3
+    assert export("periods", "--period", "2026-04") == periods  # April as it was invoiced
 
 
 @pytest.mark.django_db
