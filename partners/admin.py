@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.views.main import ChangeList
-from django.contrib.admin.widgets import AutocompleteSelect
+from django.contrib.admin.widgets import AdminDateWidget, AutocompleteSelect
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
@@ -343,7 +343,7 @@ class DatedTermsForm(forms.ModelForm):
     date: blank is the day the change is made (UTC), a price change the next month's 1st."""
 
     terms_effective_from = forms.DateField(
-        required=False, label="Changed terms take effect on",
+        required=False, label="Changed terms take effect on", widget=AdminDateWidget,
         help_text="blank: today (UTC); a change of a price, tiers or tier mode: the next month's 1st. A price "
                   "change takes effect on a 1st. Months before it keep the terms then in force; a date in a "
                   "month already invoiced is trued up on the next invoice.")
@@ -379,14 +379,14 @@ class TermsHistoryMixin:
     def terms_history_table(self, obj):
         if obj is None or not obj.pk:
             return "-"
-        rows = terms_history(obj)
+        rows = terms_history(type(obj).objects.get(pk=obj.pk))  # as saved (a form sent back holds its edits)
         return format_html(
             '<table class="terms-history"><thead><tr><th>from</th><th>until</th><th>terms</th></tr></thead>'
             "<tbody>{}</tbody></table>",
             format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", (
                 (row["from"] or "the start", row["until"] or "now on",
-                 "; ".join(f"{label} {'-' if value in (None, '') else value}"
-                           for label, value in row["values"].items()))
+                 "; ".join(f"{label} {value}" for label, value in row["values"].items() if value not in (None, ""))
+                 or "-")
                 for row in rows)))
 
 

@@ -37,6 +37,7 @@ from partners.terms import (
     default_effective,
     kind_of,
     pieces_changed,
+    shown,
     values_of,
 )
 
@@ -277,6 +278,6 @@ def terms_history(obj) -> list[dict]:
     history, start = [], None
     for piece in pieces:
         history.append({"from": start, "until": piece.until,
-                        "values": {LABELS[name]: value for name, value in piece.values.items()}})
+                        "values": {LABELS[name]: shown(name, value) for name, value in piece.values.items()}})
         start = piece.until + timedelta(days=1) if piece.until else None
     return history

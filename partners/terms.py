@@ -32,6 +32,15 @@ LABELS = {"tax_rate": "tax rate", "payment_terms_days": "payment terms (days)", 
           "unit_price": "unit price", "overage_price": "overage price", "tiers": "tiers", "tier_mode": "tier mode",
           "committed_quantity": "committed quantity"}
 ONE_DAY = timedelta(days=1)
+PRICE_PLACES = Decimal("0.0001")
+
+
+def shown(name: str, value) -> str:
+    """A term's value as a clerk reads it: a price with 2 places unless it has more."""
+    if name in MONEY_TERMS and value not in (None, ""):
+        amount, cents = Decimal(value), Decimal(value).quantize(Decimal("0.01"))
+        return str(cents if amount == cents else amount.normalize())
+    return "" if value is None else str(value)
 
 
 class TermsDateError(ValueError):
@@ -48,7 +57,7 @@ def values_of(obj) -> dict:
     for name in TERM_FIELDS[kind_of(obj)]:
         value = getattr(obj, name)
         if isinstance(value, Money):
-            value = str(value.amount)
+            value = str(value.amount.quantize(PRICE_PLACES))  # as the field stores it, whatever was typed
         elif isinstance(value, Decimal):
             value = str(value)
         values[name] = value

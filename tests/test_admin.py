@@ -557,3 +557,52 @@ def test_a_validation_error_while_saving_is_a_message_and_saves_nothing(clerk, w
 @pytest.mark.parametrize("page", ["seatassignment", "seatpurchase", "service"])
 def test_a_malformed_prefill_is_ignored(clerk, world, page):
     assert clerk.get(url(page, "add"), {"customer": "change", "partner": "x", "service": "1;"}).status_code == 200
+
+
+# --- terms with effective dates (billing-rules 3.11) ----------------------------------------------
+def test_a_price_change_in_the_admin_takes_effect_on_the_date_given_and_shows_in_the_history(clerk, world):
+    from datetime import date
+
+    from partners.models import TermsVersion
+
+    flat = world["flat"]
+    response = clerk.post(url("service", "change", flat.pk),
+                          service_post(flat, unit_price_0="99.00", terms_effective_from="2026-06-01"))
+    assert response.status_code == 302
+    version = TermsVersion.objects.get(object_type="service", object_id=flat.pk)
+    assert version.valid_until == date(2026, 5, 31)
+    assert Decimal(version.values["unit_price"]) == flat.unit_price.amount
+    page = clerk.get(url("service", "change", flat.pk)).content.decode()
+    assert "2026-06-01" in page and "unit price 99.00" in page
+    entry = AuditLog.objects.get(action="service.terms")
+    assert entry.after == {"unit_price": "99.0000", "effective_from": "2026-06-01"}
+
+
+def test_a_price_change_dated_off_a_first_is_refused_on_the_field(clerk, world):
+    from partners.models import TermsVersion
+
+    flat = world["flat"]
+    response = clerk.post(url("service", "change", flat.pk),
+                          service_post(flat, unit_price_0="99.00", terms_effective_from="2026-06-15"))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors["terms_effective_from"] == ["a change of unit price takes effect on a month's 1st, not 2026-06-15"]
+    assert Service.objects.get(pk=flat.pk).unit_price == flat.unit_price
+    assert not TermsVersion.objects.exists()
+
+
+def test_a_change_without_a_date_takes_effect_today_or_a_price_the_next_first(clerk, world, settings):
+    from datetime import date
+
+    from django.utils import timezone
+
+    from partners.models import TermsVersion
+    from partners.terms import default_effective
+
+    partner = world["partner"]
+    response = clerk.post(url("partner", "change", partner.pk), partner_post(partner, tax_rate="10"))
+    assert response.status_code == 302
+    today = timezone.now().date()
+    version = TermsVersion.objects.get(object_type="partner", object_id=partner.pk)
+    assert version.valid_until == date.fromordinal(today.toordinal() - 1)
+    assert default_effective({"unit_price"}, today).day == 1

@@ -66,7 +66,7 @@ def test_a_price_change_without_effective_from_applies_from_the_first_month_not_
 
     history = terms_history(Service.objects.get(code="hosts"))
     assert [(row["from"], row["until"], row["values"]["unit price"]) for row in history] == [
-        (None, date(2026, 4, 30), "15.0000"), (date(2026, 5, 1), None, "20.0000")]
+        (None, date(2026, 4, 30), "15.00"), (date(2026, 5, 1), None, "20.00")]
 
 
 @pytest.mark.django_db
