@@ -122,3 +122,29 @@ def invoice_lines_xlsx(invoice: Invoice, *, title: str | None = None) -> bytes:
     write_xlsx(InvoiceLinesReport.columns, (line_row(line, invoice) for line in lines), stream,
                title=title or invoice.number or "draft")
     return stream.getvalue()
+
+
+@register_report
+class BillingGapsReport(Report):
+    """Every service's month (before --period, default the current month) whose issued lines do not add up to
+    what the rules give from the data known now (billing-rules 4.12): right after a run, none. A gap is what the
+    next run's true-ups and prorations will settle, or a month older than BILLING_TRUE_UP_MONTHS."""
+
+    name = "billing-gaps"
+    takes_period = True
+    columns = ("partner", "service", "period", "customer", "billed", "expected", "difference")
+
+    def rows(self, options: ReportOptions):
+        from django.utils import timezone
+
+        from billing.periods import Period, utc_date
+        from invoicing.trueups import billing_gaps
+        from partners.models import Partner
+
+        partners = Partner.objects.order_by("slug")
+        if options.partner:
+            partners = partners.filter(slug=options.partner)
+        before = options.period or Period.of(utc_date(timezone.now()))
+        for gap in billing_gaps(partner_ids=list(partners.values_list("pk", flat=True)), before=before):
+            yield {"partner": gap.partner, "service": gap.service, "period": gap.period, "customer": gap.customer,
+                   "billed": gap.billed, "expected": gap.expected, "difference": gap.expected - gap.billed}

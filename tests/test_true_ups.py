@@ -62,7 +62,11 @@ def test_late_seat_events_are_trued_up_up_and_then_down_again(partner):
     assert lines(partner, "true_up") == [
         ("2026-06", "2026-04", D("15"), D("10.00"), "Seats: true-up for April 2026: 15 seat-days recorded after the "
                                                     "invoice")]
+    assert [(r["period"], r["billed"], r["expected"]) for r in export("billing-gaps", "--period", "2026-06")] == []
     late.delete()
+    assert [(r["service"], r["period"], r["billed"], r["expected"], r["difference"]) for r in export(
+        "billing-gaps", "--period", "2026-06")] == [("seats", "2026-04", "30.00", "20.00", "-10.00"),
+                                             ("seats", "2026-05", "40.00", "20.00", "-20.00")]
     bill("2026-07-01")
     assert [(m, p, q, a) for m, p, q, a, _ in lines(partner, "true_up", "2026-07")] == [
         ("2026-07", "2026-04", D("-15"), D("-10.00")), ("2026-07", "2026-05", D("-31"), D("-20.00"))]
