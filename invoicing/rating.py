@@ -394,10 +394,14 @@ def rate_partner_month(*, partner: Partner, month: Period,
 
 def rate_partners_month(*, partners: list[Partner], month: Period,
                         billed: dict[int, dict[tuple[int, Period], BilledUnits] | None],
-                        aside: bool = False) -> dict[int, list[RatedLine]]:
+                        aside: bool = False, methods=None) -> dict[int, list[RatedLine]]:
     """`rate_partner_month` for many partners at once: their meters are read together (`Readings`, with
-    `aside` as it says), then each partner's lines are priced from its share. {partner id: lines}."""
+    `aside` as it says), then each partner's lines are priced from its share. {partner id: lines}.
+    `methods`: rate only the services of these methods (a month measured again for true-ups reads no
+    per_asset inventory)."""
     services = partner_services(partners)
+    if methods is not None:
+        services = {pk: [s for s in group if s.method in methods] for pk, group in services.items()}
     readings = Readings([s for p in partners for s in services[p.pk]], month, billed, aside=aside)
     rated = {}
     for partner in partners:

@@ -33,7 +33,7 @@ from invoicing.models import (
 )
 from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_partners_month
 from invoicing.selectors import balance_at, invoice_pdf_detailed, statement_figures
-from invoicing.trueups import measured_issued, measured_now, true_up_lines
+from invoicing.trueups import TRUE_UP_TYPES, measured_issued, measured_now, true_up_lines
 from partners.audit import audit_entry, audit_record
 from partners.models import AuditLog, Customer, Method, Partner, Service
 from partners.terms import TermsBook
@@ -201,9 +201,10 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
                  and p not in to_rate]
         billed = billed_units_by_partner(partner_ids=[p.pk for p in to_rate], through=month,
                                          extra=[i for p in to_rate for i in created[p.pk]])
-        rating = to_rate + again
-        rated = rate_partners_month(partners=rating, month=month, billed={**billed, **{p.pk: None for p in again}},
-                                    aside=aside) if rating else {}
+        rated = rate_partners_month(partners=to_rate, month=month, billed=billed, aside=aside) if to_rate else {}
+        if again:  # only the methods a true-up corrects: no per_asset inventory read for months invoiced
+            rated.update(rate_partners_month(partners=again, month=month, billed={p.pk: None for p in again},
+                                             aside=aside, methods=set(TRUE_UP_TYPES)))
         news = [p for p in due if p.pk in fresh]
         issued_now = measured_issued(partner_ids=[p.pk for p in news], since=since, before=month,
                                      extra_ids=[i.pk for p in news for i in created[p.pk]]) if news else {}
