@@ -348,19 +348,23 @@ def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int,
         JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
             AND d.day >= s.start_date AND (s.end_date IS NULL OR d.day <= s.end_date)
         LEFT JOIN (
-            SELECT r.sid, d.day AS day,
-                SUM(CASE WHEN r.meter = 'assets' AND os.day IS NOT NULL THEN 0 ELSE r.n END) AS units
+            SELECT sid, day, SUM(CASE WHEN meter = 'assets' AND suspended = 1 THEN 0 ELSE n END) AS units
             FROM (
-                SELECT sid, partner_id, meter, organization, org_ref, org_id, day AS lo,
-                    LEAD(day) OVER (PARTITION BY sid, organization, org_ref, org_id ORDER BY day) AS hi,
-                    SUM(dn) OVER (PARTITION BY sid, organization, org_ref, org_id ORDER BY day) AS n
-                FROM ({changes}) ch
-            ) r JOIN {t['days']} d ON d.day >= r.lo AND (r.hi IS NULL OR d.day < r.hi) AND d.day <= %s
-            -- two suspended customers naming one organization only repeat a 0
-            LEFT JOIN ({suspended}) os ON os.partner_id = r.partner_id AND os.day = d.day
-                AND {_names_org('os.org_key', 'r')}
-            WHERE r.n <> 0
-            GROUP BY r.sid, d.day
+                -- each run once per day, whether one or several suspended customers name its organization (by
+                -- name and by reference, say): a join row per customer would count its agents again
+                SELECT r.sid, r.meter, r.n, d.day AS day, MAX(CASE WHEN os.day IS NULL THEN 0 ELSE 1 END) AS suspended
+                FROM (
+                    SELECT sid, partner_id, meter, organization, org_ref, org_id, day AS lo,
+                        LEAD(day) OVER (PARTITION BY sid, organization, org_ref, org_id ORDER BY day) AS hi,
+                        SUM(dn) OVER (PARTITION BY sid, organization, org_ref, org_id ORDER BY day) AS n
+                    FROM ({changes}) ch
+                ) r JOIN {t['days']} d ON d.day >= r.lo AND (r.hi IS NULL OR d.day < r.hi) AND d.day <= %s
+                LEFT JOIN ({suspended}) os ON os.partner_id = r.partner_id AND os.day = d.day
+                    AND {_names_org('os.org_key', 'r')}
+                WHERE r.n <> 0
+                GROUP BY r.sid, r.meter, r.n, r.organization, r.org_ref, r.org_id, r.lo, d.day
+            ) per_run
+            GROUP BY sid, day
         ) daily ON daily.sid = s.id AND daily.day = d.day
         WHERE s.id IN ({_placeholders(ids)})
         GROUP BY s.id"""

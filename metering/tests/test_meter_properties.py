@@ -369,6 +369,17 @@ SUSPENDED_ASSETS = [{
 }]
 
 
+# Found by the property below: two customers naming one organization (one by its name, one by its reference),
+# both suspended. The peak of a per_asset service over every agent counted each agent once per customer.
+TWO_NAMES_ONE_ORG = [{
+    "customers": [{"org": "acme-ref", "suspensions": [(datetime(2026, 3, 15, tzinfo=UTC), None)]},
+                  {"org": "ACME", "suspensions": [(datetime(2026, 3, 2, tzinfo=UTC), None)]}],
+    "agents": [[(("ACME", "acme-ref", "101"), "", (), d(0), None)],
+               [(("ACME", "acme-ref", "101"), "", (), d(0), None)]],
+    "services": [_service(Method.PER_ASSET, "", None), _service(Method.PEAK, Meter.ASSETS, None)],
+}]
+
+
 # --- the properties -----------------------------------------------------------------------------------
 
 PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, database=None,
@@ -380,6 +391,7 @@ PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, database=None,
 @PROPERTY_SETTINGS
 @given(partners=world_spec(usage=False), span=query_range())
 @example(partners=SUSPENDED_ASSETS, span=(d(0), d(9)))
+@example(partners=TWO_NAMES_ONE_ORG, span=(d(20), d(30)))
 def test_asset_meters_agree_with_the_reference(partners, span):
     """Random agent histories (moves, open presences, several groups), tenants with and without an
     organization, suspensions, per_asset / peak / cmq services with filters, customers and dates, another
