@@ -150,14 +150,21 @@ def test_a_month_with_no_ci_is_billed_on_the_next_ci(partner):
         ("2026-04", "2026-03", D("10"), D("300.00"))]
 
 
-@pytest.mark.django_db
-def test_a_draft_shows_the_true_ups_a_run_would_make(partner):
+@pytest.fixture
+def one_late_user(partner):
+    """Peak users at 5.00: 10 users in April invoiced on the May CI, then an 11th on 2 April recorded late."""
     customer = CustomerFactory(partner=partner, slug="birch")
     ServiceFactory(partner=partner, customer=customer, code="users", name="Users", method=Method.PEAK,
                    meter="users", unit_price=Money("5.00", "USD"), start_date=date(2026, 4, 1))
     UsageSnapshot.objects.create(customer=customer, date=date(2026, 4, 1), users_count=10, storage_bytes=0)
     bill("2026-05-01")
     UsageSnapshot.objects.create(customer=customer, date=date(2026, 4, 2), users_count=11, storage_bytes=0)
+    return partner
+
+
+@pytest.mark.django_db
+def test_a_draft_shows_the_true_ups_a_run_would_make(one_late_user):
+    partner = one_late_user
     drafts = billing_run(through=date(2026, 6, 1), draft=True, actor=ACTOR)
     ups = [line for draft in drafts for line in draft.lines.all() if line.line_type == "true_up"]
     assert [(line.period, line.amount) for line in ups] == [("2026-04", D("5.00"))]
@@ -165,12 +172,6 @@ def test_a_draft_shows_the_true_ups_a_run_would_make(partner):
 
 
 @pytest.mark.django_db
-def test_the_run_summary_names_the_true_ups(partner, cli):
-    customer = CustomerFactory(partner=partner, slug="birch")
-    ServiceFactory(partner=partner, customer=customer, code="users", name="Users", method=Method.PEAK,
-                   meter="users", unit_price=Money("5.00", "USD"), start_date=date(2026, 4, 1))
-    UsageSnapshot.objects.create(customer=customer, date=date(2026, 4, 1), users_count=10, storage_bytes=0)
-    bill("2026-05-01")
-    UsageSnapshot.objects.create(customer=customer, date=date(2026, 4, 2), users_count=11, storage_bytes=0)
+def test_the_run_summary_names_the_true_ups(one_late_user, cli):
     result = cli("run_billing", "--through", "2026-06-01")
     assert "Users: true-up for April 2026: peak 11, invoiced 10: 5.00 USD" in result.out
