@@ -185,10 +185,11 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
     created: dict[int, list[Invoice]] = defaultdict(list)
     months = sorted({m for first in firsts.values() for m in periods_between(first, Period.of(through))})
     billing_to = Period.of(through)
-    # partners to whom this run issues a CI (a month of theirs not invoiced yet): their months already invoiced
-    # are measured again for the true-ups it carries (billing-rules 4.11)
-    gets_ci = {p.pk for p in partners if p.pk in firsts
-               and any(str(m) not in issued_months[p.pk] for m in periods_between(firsts[p.pk], billing_to))}
+    # partners whose CI of the month billed through is not issued yet (the run on a 1st, or a catch-up): their
+    # months already invoiced are measured again for the true-ups that CI carries (billing-rules 4.11). The
+    # daily runs of the rest of the month measure nothing again; a late CI for an older month carries none
+    # then (they wait for the next month's CI).
+    gets_ci = {p.pk for p in partners if p.pk in firsts and str(billing_to) not in issued_months[p.pk]}
     window = settings.BILLING_TRUE_UP_MONTHS
     since = billing_to.shift(-window)  # the oldest month measured again
     measured: dict[int, dict] = defaultdict(dict)  # partner id: {group: (measure, line)} of the closed months rated
@@ -214,7 +215,7 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
             items: list[_Draft] = []
             if partner.pk in fresh:
                 ups = true_up_lines(month=month, since=since, now=measured[partner.pk],
-                                    issued=issued_now[partner.pk])
+                                    issued=issued_now[partner.pk]) if partner.pk in gets_ci else []
                 ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO] + ups
                 if ci_lines:
                     items.append(_Draft(CI, month.first, ci_lines, month=month))

@@ -175,3 +175,14 @@ def test_a_draft_shows_the_true_ups_a_run_would_make(one_late_user):
 def test_the_run_summary_names_the_true_ups(one_late_user, cli):
     result = cli("run_billing", "--through", "2026-06-01")
     assert "Users: true-up for April 2026: peak 11, invoiced 10: 5.00 USD" in result.out
+
+
+@pytest.mark.django_db
+def test_the_daily_runs_within_a_month_leave_true_ups_to_the_next_ci(one_late_user):
+    """The daily job bills through today: on 15 May, the May CI is issued already, so nothing is measured again
+    and nothing is issued; the June CI carries the true-up."""
+    partner = one_late_user
+    assert bill("2026-05-15") == []
+    assert not lines(partner, "true_up")
+    bill("2026-06-01")
+    assert [(m, p, a) for m, p, _, a, _ in lines(partner, "true_up")] == [("2026-06", "2026-04", D("5.00"))]
