@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 AMOUNT = {"max_digits": 14, "decimal_places": 2}
 QUANTITY = {"max_digits": 24, "decimal_places": 10}  # exact enough for seat-months; shown to 4 places
@@ -323,3 +324,23 @@ class OneTimeCharge(models.Model):
 
     def __str__(self):
         return f"{self.description} ({self.date})"
+
+
+class FactChange(models.Model):
+    """A write that may change what a month already invoiced measures (billing-rules 4.11): a partner and the
+    earliest day the written rows cover. Written by PostgreSQL triggers on the tables the true-up methods read
+    (seats, seat purchases, usage snapshots, suspensions, agent presences, terms, services, customers), whatever
+    wrote them (admin, API, portal, imports, syncs, a shell); read and consumed by the billing run that measures
+    months again, so that a run measures again only the months some fact changed in. On SQLite there are no
+    triggers and a run measures every month of the window again."""
+
+    # no foreign key: a trigger may log a write of a partner being deleted (its terms, say)
+    partner_id = models.BigIntegerField(db_index=True)
+    day = models.DateField(help_text="the earliest day the change covers")
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["partner_id", "day"]
+
+    def __str__(self):
+        return f"{self.partner_id} from {self.day}"

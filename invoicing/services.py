@@ -21,6 +21,7 @@ from billing.money import ZERO, currency_places, money_sum, quantize_money
 from billing.periods import Period, periods_between, utc_date
 from invoicing.models import (
     ChildInvoice,
+    FactChange,
     Invoice,
     InvoiceKind,
     InvoiceLine,
@@ -190,15 +191,19 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
     # daily runs of the rest of the month measure nothing again; a late CI for an older month carries none
     # then (they wait for the next month's CI).
     gets_ci = {p.pk for p in partners if p.pk in firsts and str(billing_to) not in issued_months[p.pk]}
-    window = settings.BILLING_TRUE_UP_MONTHS
-    since = billing_to.shift(-window)  # the oldest month measured again
+    window_start = billing_to.shift(-settings.BILLING_TRUE_UP_MONTHS)  # the oldest month measured again
+    # from which month each of them is measured again: where a fact changed since the last run that did (read
+    # before any meter, so that a fact it sees is measured), or, without the log, the whole window
+    changed = fact_changes(sorted(gets_ci))
+    since = {pk: window_start if changed is None else (max(window_start, Period.of(changed[pk][0]))
+                                                        if pk in changed else None) for pk in gets_ci}
     measured: dict[int, dict] = defaultdict(dict)  # partner id: {group: (measure, line)} of the closed months rated
     for month in months:
         due = [p for p in partners if p.pk in firsts and firsts[p.pk] <= month]
         fresh = {p.pk for p in due if str(month) not in issued_months[p.pk]}
         to_rate = [p for p in due if p.pk in fresh or month in unbilled_starts[p.pk]]
         # months already invoiced, measured again for the true-ups of the next CI this run issues
-        again = [p for p in due if p.pk not in fresh and p.pk in gets_ci and month >= since
+        again = [p for p in due if p.pk not in fresh and since.get(p.pk) is not None and month >= since[p.pk]
                  and p not in to_rate]
         billed = billed_units_by_partner(partner_ids=[p.pk for p in to_rate], through=month,
                                          extra=[i for p in to_rate for i in created[p.pk]])
@@ -207,19 +212,21 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
             rated.update(rate_partners_month(partners=again, month=month, billed={p.pk: None for p in again},
                                              aside=aside, methods=set(TRUE_UP_TYPES)))
         news = [p for p in due if p.pk in fresh]
-        issued_now = measured_issued(partner_ids=[p.pk for p in news], since=since, before=month,
-                                     extra_ids=[i.pk for p in news for i in created[p.pk]]) if news else {}
+        checked = [p for p in news if since.get(p.pk) is not None]
+        issued_now = measured_issued(partner_ids=[p.pk for p in checked], since=min(since[p.pk] for p in checked),
+                                     before=month, extra_ids=[i.pk for p in checked for i in created[p.pk]],
+                                     ) if checked else {}
         pending: list[tuple[Partner, _Draft]] = []
         for partner in due:
             lines = rated.get(partner.pk, [])
             items: list[_Draft] = []
             if partner.pk in fresh:
-                ups = true_up_lines(month=month, since=since, now=measured[partner.pk],
-                                    issued=issued_now[partner.pk]) if partner.pk in gets_ci else []
+                ups = true_up_lines(month=month, since=since[partner.pk], now=measured[partner.pk],
+                                    issued=issued_now[partner.pk]) if partner.pk in issued_now else []
                 ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO] + ups
                 if ci_lines:
                     items.append(_Draft(CI, month.first, ci_lines, month=month))
-            if month >= since:
+            if since.get(partner.pk) is not None and month >= since[partner.pk]:
                 measured_now(lines, measured[partner.pk])
             for line in lines if partner in to_rate else ():
                 if line.document == INV and line.issue_date <= through and line.key not in billed_keys[partner.pk]:
@@ -233,7 +240,24 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
     documents = [invoice for partner in partners for invoice in created[partner.pk]]
     if not draft:
         _issue_all(documents, actor=actor)
+        if changed:  # what this run measured again needs no measuring again until another fact changes
+            FactChange.objects.filter(pk__in=[pk for _, ids in changed.values() for pk in ids]).delete()
     return documents
+
+
+def fact_changes(partner_ids: list[int]) -> dict[int, tuple[date, list[int]]] | None:
+    """{partner id: (the earliest day a logged write covers, the log rows)} of FactChange (written by PostgreSQL
+    triggers); None where there is no such log (SQLite): every month of the window is measured again."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    found: dict[int, tuple[date, list[int]]] = {}
+    for pk, partner_id, day in FactChange.objects.filter(partner_id__in=partner_ids).values_list(
+            "pk", "partner_id", "day"):
+        earliest, ids = found.get(partner_id, (day, []))
+        found[partner_id] = (min(earliest, day), [*ids, pk])
+    return found
 
 
 def _tune_session() -> None:

@@ -186,3 +186,35 @@ def test_the_daily_runs_within_a_month_leave_true_ups_to_the_next_ci(one_late_us
     assert not lines(partner, "true_up")
     bill("2026-06-01")
     assert [(m, p, a) for m, p, _, a, _ in lines(partner, "true_up")] == [("2026-06", "2026-04", D("5.00"))]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_run_measures_again_only_from_the_month_a_fact_changed_in(partner, monkeypatch):
+    """PostgreSQL logs every write to what the true-up methods read (FactChange, by triggers): a run measures
+    again only from the earliest month a write since the last such run covers, and nothing when none did."""
+    from invoicing import services
+    from invoicing.models import FactChange
+
+    customer = CustomerFactory(partner=partner, slug="birch")
+    ServiceFactory(partner=partner, customer=customer, code="users", name="Users", method=Method.PEAK,
+                   meter="users", unit_price=Money("5.00", "USD"), start_date=date(2026, 3, 1))
+    UsageSnapshot.objects.create(customer=customer, date=date(2026, 3, 1), users_count=10, storage_bytes=0)
+    bill("2026-05-01")
+    assert not FactChange.objects.filter(partner_id=partner.pk).exists()  # consumed by the run that measured
+    measured_again = []
+    real = services.rate_partners_month
+
+    def spy(**kwargs):
+        if kwargs.get("methods") is not None:
+            measured_again.append(str(kwargs["month"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "rate_partners_month", spy)
+    bill("2026-06-01")
+    assert measured_again == []  # nothing changed since the May run
+    UsageSnapshot.objects.create(customer=customer, date=date(2026, 4, 20), users_count=14, storage_bytes=0)
+    bill("2026-07-01")
+    assert measured_again == ["2026-04", "2026-05", "2026-06"]  # from April, the month the late snapshot is in
+    assert [(m, p, a) for m, p, _, a, _ in lines(partner, "true_up")] == [
+        ("2026-07", "2026-04", D("20.00")), ("2026-07", "2026-05", D("20.00"))]
