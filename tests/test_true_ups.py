@@ -100,17 +100,22 @@ def test_a_late_usage_snapshot_is_trued_up_both_ways(partner):
 @pytest.mark.django_db
 def test_a_late_suspension_is_trued_up(partner):
     """Peak users ignore suspended days: a suspension over all of April recorded after the May CI takes the
-    50.00 back on the June CI."""
+    50.00 back on the June CI; taken out again, the July CI bills it back."""
     customer = CustomerFactory(partner=partner, slug="birch")
     ServiceFactory(partner=partner, customer=customer, code="users", name="Users", method=Method.PEAK,
                    meter="users", unit_price=Money("5.00", "USD"), start_date=date(2026, 4, 1))
     UsageSnapshot.objects.create(customer=customer, date=date(2026, 3, 1), users_count=10, storage_bytes=0)
     bill("2026-05-01")
-    Suspension.objects.create(customer=customer, suspended_at=datetime(2026, 3, 31, 12, tzinfo=UTC),
-                              unsuspended_at=datetime(2026, 5, 1, 0, tzinfo=UTC))
+    suspension = Suspension.objects.create(customer=customer, suspended_at=datetime(2026, 3, 31, 12, tzinfo=UTC),
+                                           unsuspended_at=datetime(2026, 5, 1, 0, tzinfo=UTC))
     bill("2026-06-01")
     assert [(m, p, q, a) for m, p, q, a, _ in lines(partner, "true_up")] == [
         ("2026-06", "2026-04", D("-10"), D("-50.00"))]
+    # the suspension was entered by mistake and is taken out: April is owed again, on the July CI
+    suspension.delete()
+    bill("2026-07-01")
+    assert [(m, p, q, a) for m, p, q, a, _ in lines(partner, "true_up", "2026-07")] == [
+        ("2026-07", "2026-04", D("10"), D("50.00"))]
 
 
 def agents(count: int, organization: str = "birch") -> dict[str, AgentRow]:
