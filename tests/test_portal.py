@@ -426,11 +426,15 @@ def test_audit_log_is_paginated_newest_first(a, owner):
 
 def test_create_an_api_key_shows_the_secret_once_then_revoke(a, owner):
     got = owner.post(reverse("portal:api_key_create"), {"name": "PSA sync"})
-    assert got.status_code == 302
-    html = owner.get(got["Location"]).content.decode()
+    assert got.status_code == 200 and got["Cache-Control"] == "no-store"
+    html = got.content.decode()
     key = ApiKey.objects.get(partner=a["partner"], name="PSA sync")
     assert f"bk_{key.prefix}_" in html
-    again = owner.get(got["Location"]).content.decode()
+    # the secret is in no session row (issue 17, item 6): it was in this answer only
+    from django.contrib.sessions.models import Session
+
+    assert not any(f"bk_{key.prefix}_" in str(s.get_decoded()) for s in Session.objects.all())
+    again = owner.get(reverse("portal:api_key_created", args=[key.pk])).content.decode()
     assert f"bk_{key.prefix}_" not in again and "shown once" in again
     owner.post(reverse("portal:api_key_revoke", args=[key.pk]))
     key.refresh_from_db()

@@ -14,6 +14,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
@@ -35,7 +36,6 @@ from partners.selectors import active_seat_counts
 from partners.services import seat_assign, seat_purchase_create, seat_unassign
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-NEW_KEY_SESSION = "portal_new_api_key"
 
 
 def _today():
@@ -328,18 +328,18 @@ def api_key_create_view(request):
         return redirect("portal:team")
     api_key, secret = api_key_create(partner=request.partner, actor=_actor(request),
                                      name=form.cleaned_data["name"])
-    request.session[NEW_KEY_SESSION] = {"id": api_key.pk, "secret": secret}
-    return redirect("portal:api_key_created", pk=api_key.pk)
+    # shown in this answer and nowhere else: never stored (a session row would keep it for the session's life),
+    # never cached by the browser or a proxy
+    response = _page(request, "team", "api_key_created.html", api_key=api_key, secret=secret)
+    add_never_cache_headers(response)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @portal_view(roles=OWNER)
 def api_key_created(request, pk: int):
     api_key = get_object_or_404(ApiKey, pk=pk, partner=request.partner)
-    stored = request.session.get(NEW_KEY_SESSION) or {}
-    secret = stored.get("secret") if stored.get("id") == api_key.pk else None
-    if secret:
-        del request.session[NEW_KEY_SESSION]  # shown once
-    return _page(request, "team", "api_key_created.html", api_key=api_key, secret=secret)
+    return _page(request, "team", "api_key_created.html", api_key=api_key, secret=None)
 
 
 @require_POST
