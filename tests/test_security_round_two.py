@@ -51,3 +51,26 @@ def test_an_impossible_date_filter_is_refused_not_a_500(admin_client, model, loo
 def test_a_possible_date_filter_still_works(admin_client):
     assert admin_client.get(f"{admin_url(Invoice)}?issue_date__year=2026&issue_date__month=4").status_code == 200
     assert admin_client.get(f"{admin_url(AuditLog)}?at__year=2026").status_code == 200
+
+
+# --- 9. a member whose name holds "/" can be removed through the API -----------------------------------------
+def test_a_member_named_with_a_slash_is_removed_through_the_api(client):
+    from datetime import UTC, datetime
+    from unittest import mock
+
+    from billing.actor import Actor
+    from partners.api_keys import api_key_create
+    from partners.models import SeatAssignment
+    from partners.tests.factories import CustomerFactory, PartnerFactory
+
+    partner = PartnerFactory(slug="fabrikam")
+    CustomerFactory(partner=partner, slug="fabrikam-law")
+    _, key = api_key_create(partner=partner, actor=Actor(label="test"))
+    auth = {"Authorization": f"Bearer {key}"}
+    with mock.patch("django.utils.timezone.now", return_value=datetime(2026, 5, 15, 12, tzinfo=UTC)):
+        added = client.post("/api/partner/seats", {"customer": "fabrikam-law", "member": "Smith/Jones"},
+                            content_type="application/json", headers=auth)
+        assert added.status_code == 201
+        removed = client.delete("/api/partner/seats/fabrikam-law/Smith%2FJones", headers=auth)
+    assert removed.status_code == 204
+    assert SeatAssignment.objects.get(member__name="Smith/Jones").removed_at is not None

@@ -38,7 +38,7 @@ def seat_create(request, payload: SeatIn):
     return Status(201, _seat_out(assignment))
 
 
-@router.delete("/seats/{customer}/{member}", response={204: None, 401: ErrorOut, 404: ErrorOut})
+@router.delete("/seats/{customer}/{path:member}", response={204: None, 401: ErrorOut, 404: ErrorOut})
 def seat_delete(request, customer: str, member: str):
     """End the member's active seat now. 404 when the customer is not the partner's or the member
     holds no active seat."""
