@@ -74,3 +74,22 @@ def test_a_member_named_with_a_slash_is_removed_through_the_api(client):
         removed = client.delete("/api/partner/seats/fabrikam-law/Smith%2FJones", headers=auth)
     assert removed.status_code == 204
     assert SeatAssignment.objects.get(member__name="Smith/Jones").removed_at is not None
+
+
+# --- 10. an API body over the size limit answers 413 in the API's JSON shape -------------------------------
+@pytest.mark.parametrize("debug", [True, False])
+def test_an_api_body_over_the_limit_is_a_413_in_json(client, settings, debug):
+    from billing.actor import Actor
+    from partners.api_keys import api_key_create
+    from partners.tests.factories import CustomerFactory, PartnerFactory
+
+    settings.DEBUG = debug
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    partner = PartnerFactory(slug="fabrikam")
+    CustomerFactory(partner=partner, slug="fabrikam-law")
+    _, key = api_key_create(partner=partner, actor=Actor(label="test"))
+    body = '{"customer": "fabrikam-law", "member": "' + "x" * 2000 + '"}'
+    response = client.post("/api/partner/seats", body, content_type="application/json",
+                           headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 413
+    assert response.json() == {"detail": "the body is larger than 1,000 bytes"}

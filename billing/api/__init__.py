@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from ninja import NinjaAPI
 from ninja.errors import HttpError, Throttled
 
@@ -49,3 +51,11 @@ def throttled(request, exc: Throttled):
     response = api.create_response(request, {"detail": "Too many requests."}, status=429)
     response["Retry-After"] = str(max(1, math.ceil(exc.wait or 1)))
     return response
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_big(request, exc: RequestDataTooBig):
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413 in the API's error shape (Django would answer 500 under
+    DEBUG and an HTML 400 otherwise)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return api.create_response(request, {"detail": f"the body is larger than {limit:,} bytes"}, status=413)
