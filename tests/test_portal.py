@@ -471,11 +471,20 @@ def test_technicians_team_page_shows_no_money_and_no_keys(client):
                  object_id="1", partner=partner, after={"amount": "88.00", "reference": "WIRE-123"})
     audit_record(actor=Actor(label="t"), action="seat.assign", object_type="partners.SeatAssignment",
                  object_id="2", partner=partner, after={"member": "ana-visible"})
+    # prices, tax and billing contacts too (issue 17 item 3): services, partners, customers and terms entries
+    for action, after in (("services.create", {"unit_price": "417.00 USD", "overage_price": "419.00 USD"}),
+                          ("partners.create", {"tax_rate": "8.25", "billing_emails": "ap@techy.example"}),
+                          ("customers.update", {"host_limit": 4213, "payment_terms_days": 45}),
+                          ("service.terms", {"unit_price": "431.0000", "effective_from": "2026-06-01"})):
+        audit_record(actor=Actor(label="t"), action=action, object_type="partners.Service", object_id="3",
+                     partner=partner, after=after)
     user = UserFactory(username="techy-tech")
     PartnerUser.objects.create(user=user, partner=partner, role=Role.TECHNICIAN)
     client.force_login(user)
     page = client.get("/portal/team/").content.decode()
     assert "WIRE-123" not in page and "88.00" not in page and "API keys" not in page
+    for secret in ("417.00", "419.00", "8.25", "ap@techy.example", "4213", "431.0000"):
+        assert secret not in page, secret
     assert "seat.assign" in page or "ana-visible" in page
 
 
