@@ -33,28 +33,34 @@ def bill_partner_task(self, partner_id: int, through: str):
     return [d.number for d in documents]
 
 
+def _billing_actor(requested_by: str) -> Actor:
+    """The billing job, and who asked for it when it was run by hand (the admin's Run action)."""
+    return Actor(label=f"billing task, asked by {requested_by}" if requested_by else "billing task")
+
+
 @shared_task(bind=True, max_retries=3, default_retry_delay=300)
-def bill_partners_task(self, partner_ids: list[int], through: str):
+def bill_partners_task(self, partner_ids: list[int], through: str, requested_by: str = ""):
     """A batch of partners billed together (one transaction; partner by partner if it fails); a
     database outage is retried (the run is idempotent: nothing bills twice)."""
     try:
         documents = partners_bill_in_batches(partner_ids=partner_ids, through=date.fromisoformat(through),
-                                             actor=Actor(label="billing task"), size=len(partner_ids))
+                                             actor=_billing_actor(requested_by), size=len(partner_ids))
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(exc=exc) from exc
     return [d.number for d in documents]
 
 
 @shared_task
-def run_daily_billing_task():
+def run_daily_billing_task(requested_by: str = ""):
     """Daily (celery-beat): bill every partner through today, one task per BILLING_TASK_PARTNERS
-    partners (by slug), for the workers to share."""
+    partners (by slug), for the workers to share. `requested_by`: who ran it by hand (the admin's Run action),
+    named on what it issues."""
     from django.conf import settings
 
     today = utc_date(timezone.now()).isoformat()
     partner_ids = list(Partner.objects.order_by("slug").values_list("pk", flat=True))
     size = max(1, settings.BILLING_TASK_PARTNERS)
-    group(bill_partners_task.s(partner_ids[start:start + size], today)
+    group(bill_partners_task.s(partner_ids[start:start + size], today, requested_by)
           for start in range(0, len(partner_ids), size)).apply_async(queue=BILLING_QUEUE)
     return len(partner_ids)
 

@@ -47,9 +47,9 @@ def test_daily_billing_gives_each_task_a_batch_of_partners(data_dir, settings, m
     batches = []
     real = tasks.bill_partners_task.s
 
-    def signature(ids, through):
+    def signature(ids, through, requested_by=""):
         batches.append(ids)
-        return real(ids, through)
+        return real(ids, through, requested_by)
 
     monkeypatch.setattr(tasks.bill_partners_task, "s", signature)
     with time_machine.travel(datetime(2026, 5, 1, 0, 30, tzinfo=UTC), tick=False):

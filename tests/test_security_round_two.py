@@ -93,3 +93,64 @@ def test_an_api_body_over_the_limit_is_a_413_in_json(client, settings, debug):
                            headers={"Authorization": f"Bearer {key}"})
     assert response.status_code == 413
     assert response.json() == {"detail": "the body is larger than 1,000 bytes"}
+
+
+# --- 1. scheduled jobs: changing, enabling, disabling or running one needs the change permission, audited -----
+def beat_tasks():
+    from django_celery_beat.models import PeriodicTask
+
+    return PeriodicTask.objects.order_by("name")
+
+
+@pytest.mark.parametrize("action", ["enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks"])
+@pytest.mark.parametrize("group", ["Auditor", "Billing clerk"])
+def test_staff_without_the_change_permission_cannot_use_the_job_actions(client, action, group):
+    from django_celery_beat.models import PeriodicTask
+
+    apply_group_migrations()
+    staff = _login(client, group)
+    enabled = dict(beat_tasks().values_list("pk", "enabled"))
+    assert enabled, "the migrations schedule the jobs"
+    page = staff.get(admin_url(PeriodicTask))
+    assert page.status_code == 200
+    assert action not in page.content.decode()
+    response = staff.post(admin_url(PeriodicTask), {"action": action, "_selected_action": list(enabled)})
+    assert response.status_code in (200, 302, 403)
+    assert dict(beat_tasks().values_list("pk", "enabled")) == enabled
+    assert not AuditLog.objects.filter(action__startswith="periodic_task.").exists()
+
+
+def test_a_superuser_disabling_and_running_jobs_is_audited_by_name(admin_client, admin_user, monkeypatch):
+    from django_celery_beat.models import PeriodicTask
+
+    from invoicing import tasks
+
+    billing_job = PeriodicTask.objects.get(task="invoicing.tasks.run_daily_billing_task")
+    response = admin_client.post(admin_url(PeriodicTask), {"action": "disable_tasks",
+                                                           "_selected_action": [billing_job.pk]})
+    assert response.status_code == 302
+    billing_job.refresh_from_db()
+    assert billing_job.enabled is False
+    entry = AuditLog.objects.get(action="periodic_task.disable")
+    assert entry.actor == admin_user and entry.after["task"] == "invoicing.tasks.run_daily_billing_task"
+
+    sent = []
+    monkeypatch.setattr(tasks.run_daily_billing_task, "apply_async", lambda **kw: sent.append(kw))
+    admin_client.post(admin_url(PeriodicTask), {"action": "run_tasks", "_selected_action": [billing_job.pk]})
+    assert sent and sent[0]["kwargs"]["requested_by"] == f"{admin_user.username} (admin, run by hand)"
+    assert AuditLog.objects.get(action="periodic_task.run").actor == admin_user
+
+
+def test_a_billing_job_run_by_hand_names_who_asked_on_what_it_issues(data_dir):
+    from datetime import UTC, datetime
+
+    import time_machine
+
+    from invoicing.tasks import run_daily_billing_task
+    from tests.examples import replay
+
+    replay(data_dir / "seat-days-basic", upto_billing=False)
+    with time_machine.travel(datetime(2026, 5, 1, 0, 30, tzinfo=UTC), tick=False):
+        run_daily_billing_task(requested_by="alice (admin, run by hand)")
+    labels = set(AuditLog.objects.filter(action="invoice.issue").values_list("actor_label", flat=True))
+    assert labels == {"billing task, asked by alice (admin, run by hand)"}
