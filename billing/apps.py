@@ -13,3 +13,4 @@ class BillingConfig(AppConfig):
         from billing.admin_guard import guard_admin_lookups
 
         guard_admin_lookups(admin.site)
+        from billing import login_lock  # noqa: F401 (the audit of sign-in locks: a signal receiver)

@@ -154,3 +154,52 @@ def test_a_billing_job_run_by_hand_names_who_asked_on_what_it_issues(data_dir):
         run_daily_billing_task(requested_by="alice (admin, run by hand)")
     labels = set(AuditLog.objects.filter(action="invoice.issue").values_list("actor_label", flat=True))
     assert labels == {"billing task, asked by alice (admin, run by hand)"}
+
+
+# --- 2. sign-ins are throttled: a lock by account and by address, lifted after the cool-off ---------------------
+@pytest.fixture
+def partner_user(db):
+    from partners.models import PartnerUser, Role
+    from partners.tests.factories import PartnerFactory, UserFactory
+
+    user = UserFactory(username="lock-owner")
+    user.set_password("right-password")
+    user.save()
+    PartnerUser.objects.create(user=user, partner=PartnerFactory(slug="locky"), role=Role.OWNER)
+    return user
+
+
+def sign_in(client, url, username, password, address="203.0.113.7"):
+    return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+@pytest.mark.parametrize("url", ["/portal/login/", "/admin/login/"])
+def test_an_account_is_locked_after_the_configured_failures_then_unlocked(client, partner_user, settings, url):
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+
+    if url.startswith("/admin"):
+        partner_user.is_staff = True
+        partner_user.save()
+    start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    with time_machine.travel(start, tick=False):
+        for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+            assert sign_in(client, url, "lock-owner", "wrong").status_code == 200
+        locked = sign_in(client, url, "lock-owner", "wrong")
+        assert locked.status_code == 429
+        assert "Too many failed sign-ins" in locked.content.decode()
+        assert f"locked for {settings.LOGIN_LOCKOUT_MINUTES} minutes" in locked.content.decode()
+        # the right password does not get in while the lock holds, from another address either
+        assert sign_in(client, url, "lock-owner", "right-password", address="198.51.100.9").status_code == 429
+    entry = AuditLog.objects.get(action="login.locked")
+    assert entry.after["username"] == "lock-owner" and entry.after["ip_address"] == "203.0.113.7"
+    with time_machine.travel(start + timedelta(minutes=settings.LOGIN_LOCKOUT_MINUTES, seconds=1), tick=False):
+        assert sign_in(client, url, "lock-owner", "right-password").status_code == 302
+
+
+def test_an_address_guessing_many_accounts_is_locked(client, partner_user, settings):
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        sign_in(client, "/portal/login/", f"nobody-{n}", "wrong", address="192.0.2.66")
+    assert sign_in(client, "/portal/login/", "lock-owner", "right-password", address="192.0.2.66").status_code == 429
+    assert sign_in(client, "/portal/login/", "lock-owner", "right-password", address="192.0.2.67").status_code == 302

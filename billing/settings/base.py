@@ -5,6 +5,8 @@ folder, Celery tasks run in-process and email printed to the console. With
 DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be given or start-up fails.
 """
 
+from datetime import timedelta as _timedelta
+
 from django.core.exceptions import ImproperlyConfigured
 
 from billing.settings.env import BASE_DIR, env
@@ -40,6 +42,9 @@ THIRD_PARTY_APPS = [
     "django_celery_beat",
     "ninja",  # serves the API docs' Swagger UI from our static files, not a CDN (the CSP allows 'self' only)
     "csp",
+    # login throttling and lockout by account and by address (docs/security.md): a maintained library, not code
+    # of our own
+    "axes",
 ]
 LOCAL_APPS = [
     "billing.apps.BillingConfig",
@@ -58,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: answers a locked sign-in with the lockout page
 ]
 
 ROOT_URLCONF = "billing.urls"
@@ -225,3 +231,17 @@ RMM_SYNC_RETRIES = env.int("RMM_SYNC_RETRIES", default=3)
 RMM_SYNC_RETRY_BASE_SECONDS = env.int("RMM_SYNC_RETRY_BASE_SECONDS", default=120)
 
 from billing.settings.celery import *  # noqa: E402,F403
+
+# --- sign-in throttling and lockout (django-axes; docs/security.md) -----------------------------------------
+# AxesStandaloneBackend first: it refuses a locked account or address before the password is checked
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)  # failed sign-ins before a lock
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_COOLOFF_TIME = _timedelta(minutes=LOGIN_LOCKOUT_MINUTES)  # a lock lifts by itself after this
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # an account is locked, and so is an address, each alone
+AXES_RESET_ON_SUCCESS = True  # a successful sign-in forgets the failures before it
+AXES_LOCKOUT_CALLABLE = "billing.login_lock.lockout_response"  # 429: what happened and for how long
+# the address is the connection's: behind a proxy, set LOGIN_CLIENT_IP_HEADER (e.g. HTTP_X_FORWARDED_FOR) only
+# when the proxy overwrites that header, or anyone could choose the address counted
+AXES_IPWARE_META_PRECEDENCE_ORDER = [*env.list("LOGIN_CLIENT_IP_HEADER", default=[]), "REMOTE_ADDR"]
+AXES_VERBOSE = False

@@ -1,0 +1,40 @@
+"""Sign-in lockout (django-axes does the counting and the locking; docs/security.md): the page a locked sign-in
+gets, and the audit row each lock writes."""
+
+from __future__ import annotations
+
+from axes.signals import user_locked_out
+from django.conf import settings
+from django.dispatch import receiver
+from django.shortcuts import render
+
+from billing.actor import Actor
+
+
+def lockout_response(request, original_response=None, credentials=None):
+    """429 with a page that says what happened and for how long (AXES_LOCKOUT_CALLABLE)."""
+    return render(request, "registration/locked_out.html", {
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "cooloff_minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+    }, status=429)
+
+
+@receiver(user_locked_out)
+def audit_lock(sender, request, username, ip_address, **kwargs):
+    """Every lock is audited once: which account, from which address, on which sign-in page (the attempts
+    refused while it holds write nothing more, so that a guesser cannot flood the log)."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from partners.audit import audit_record
+    from partners.models import AuditLog
+
+    recent = AuditLog.objects.filter(action="login.locked", at__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
+    recent = recent.filter(Q(after__username=username) | Q(after__ip_address=ip_address))
+    if recent.exists():
+        return
+    audit_record(actor=Actor(label=f"sign-in as {username or '?'} from {ip_address or '?'}"[:200]),
+                 action="login.locked", object_type="auth.User", object_repr=(username or "")[:300],
+                 after={"username": username, "ip_address": ip_address,
+                        "path": getattr(request, "path", ""), "failures": settings.AXES_FAILURE_LIMIT,
+                        "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)})
