@@ -521,6 +521,27 @@ class TermsVersion(models.Model):
         return f"{self.object_type} {self.object_id} until {self.valid_until}"
 
 
+class IdempotentRequest(models.Model):
+    """A write done once for a one-time token (a money form's hidden token, an API's Idempotency-Key header):
+    a repeated POST with the same token gets the first answer back and writes nothing (billing/idempotency.py).
+    `scope` keeps tokens of different users, API keys and endpoints apart."""
+
+    scope = models.CharField(max_length=200)
+    token = models.CharField(max_length=200)
+    status = models.PositiveSmallIntegerField(default=0)
+    location = models.CharField(max_length=500, blank=True)  # a redirect's target
+    body = models.TextField(blank=True)  # an API answer's JSON
+    request_digest = models.CharField(max_length=64, blank=True)  # SHA-256 of the request: a token reused for
+    # another request is refused
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "token"], name="idempotent_once")]
+
+    def __str__(self):
+        return f"{self.scope} {self.token}"
+
+
 class AuditLog(models.Model):
     """Who changed seats or money, when, and the values before and after."""
 

@@ -203,3 +203,116 @@ def test_an_address_guessing_many_accounts_is_locked(client, partner_user, setti
         sign_in(client, "/portal/login/", f"nobody-{n}", "wrong", address="192.0.2.66")
     assert sign_in(client, "/portal/login/", "lock-owner", "right-password", address="192.0.2.66").status_code == 429
     assert sign_in(client, "/portal/login/", "lock-owner", "right-password", address="192.0.2.67").status_code == 302
+
+
+# --- 8. money writes are done once: a one-time form token, and the API's Idempotency-Key ------------------------
+@pytest.fixture
+def seat_buyer(db):
+    from partners.models import Method, PartnerUser, Role
+    from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory, UserFactory
+
+    partner = PartnerFactory(slug="buyer")
+    customer = CustomerFactory(partner=partner, slug="buyer-law")
+    service = ServiceFactory(partner=partner, customer=customer, code="seats", method=Method.SEAT_DAYS,
+                             committed_quantity=5)
+    user = UserFactory(username="buyer-owner")
+    PartnerUser.objects.create(user=user, partner=partner, role=Role.OWNER)
+    return user, service
+
+
+def once_token(page) -> str:
+    import re
+
+    return re.search(r'name="once_token" value="([0-9a-f]{32})"', page.content.decode()).group(1)
+
+
+def test_add_seats_sent_five_times_buys_once(client, seat_buyer):
+    from partners.models import SeatPurchase
+
+    user, service = seat_buyer
+    client.force_login(user)
+    token = once_token(client.get("/portal/seats/add/"))
+    answers = [client.post("/portal/seats/add/", {"service": service.pk, "seats": "10", "once_token": token})
+               for _ in range(5)]
+    assert [a.status_code for a in answers] == [302] * 5
+    assert len({a["Location"] for a in answers}) == 1  # every resend is shown the one purchase
+    assert list(SeatPurchase.objects.values_list("seats", flat=True)) == [10]
+    # a new form (a new token) buys again: that is a second purchase on purpose
+    client.post("/portal/seats/add/", {"service": service.pk, "seats": "2",
+                                       "once_token": once_token(client.get("/portal/seats/add/"))})
+    assert SeatPurchase.objects.count() == 2
+
+
+def test_a_refused_purchase_keeps_no_token_and_can_be_sent_again_corrected(client, seat_buyer):
+    from partners.models import SeatPurchase
+
+    user, service = seat_buyer
+    client.force_login(user)
+    token = once_token(client.get("/portal/seats/add/"))
+    refused = client.post("/portal/seats/add/", {"service": service.pk, "seats": "0", "once_token": token})
+    assert refused.status_code == 200 and not SeatPurchase.objects.exists()
+    assert client.post("/portal/seats/add/", {"service": service.pk, "seats": "3",
+                                              "once_token": token}).status_code == 302
+    assert list(SeatPurchase.objects.values_list("seats", flat=True)) == [3]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_five_concurrent_identical_purchases_buy_once(seat_buyer):
+    import threading
+
+    from django.db import connection
+    from django.test import Client
+
+    from partners.models import SeatPurchase
+
+    user, service = seat_buyer
+    first = Client()
+    first.force_login(user)
+    token = once_token(first.get("/portal/seats/add/"))
+    barrier, answers = threading.Barrier(5), []
+
+    def buy():
+        browser = Client()
+        browser.force_login(user)
+        barrier.wait(timeout=30)
+        try:
+            answers.append(browser.post("/portal/seats/add/", {"service": service.pk, "seats": "10",
+                                                               "once_token": token}).status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=buy) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert answers == [302] * 5
+    assert list(SeatPurchase.objects.values_list("seats", flat=True)) == [10]
+
+
+def test_an_api_write_with_an_idempotency_key_is_done_once(client):
+    from billing.actor import Actor
+    from partners.api_keys import api_key_create
+    from partners.models import SeatAssignment
+    from partners.tests.factories import CustomerFactory, PartnerFactory
+
+    partner = PartnerFactory(slug="keyed")
+    CustomerFactory(partner=partner, slug="keyed-law")
+    _, key = api_key_create(partner=partner, actor=Actor(label="test"))
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "retry-7f3a"}
+    body = {"customer": "keyed-law", "member": "ana"}
+    first = client.post("/api/partner/seats", body, content_type="application/json", headers=headers)
+    again = client.post("/api/partner/seats", body, content_type="application/json", headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
+    assert SeatAssignment.objects.count() == 1
+    other = client.post("/api/partner/seats", {**body, "member": "bea"}, content_type="application/json",
+                        headers=headers)
+    assert other.status_code == 422 and "another request" in other.json()["detail"]
+    # without the header a second POST is what it always was: the member already holds a seat
+    assert client.post("/api/partner/seats", body, content_type="application/json",
+                       headers={"Authorization": f"Bearer {key}"}).status_code == 409
+    gone = [client.delete("/api/partner/seats/keyed-law/ana",
+                          headers={**headers, "Idempotency-Key": "delete-1"}) for _ in range(2)]
+    assert [g.status_code for g in gone] == [204, 204]

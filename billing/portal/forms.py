@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.validators import RegexValidator
 
+from billing.idempotency import OnceField
 from billing.periods import Period, PeriodError
 
 
@@ -22,6 +23,7 @@ class SeatCapForm(forms.Form):
 class AddSeatsForm(forms.Form):
     service = forms.ModelChoiceField(queryset=None, empty_label=None, label="Service")
     seats = forms.IntegerField(min_value=1, max_value=10000, initial=1, label="Seats to add")
+    once_token = OnceField()  # a double click buys once (billing/idempotency.py)
 
     def __init__(self, *args, services, **kwargs):
         super().__init__(*args, **kwargs)
@@ -32,6 +34,7 @@ class AddSeatsForm(forms.Form):
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, required=False, label="Key name",
                            widget=forms.TextInput(attrs={"placeholder": "e.g. PSA sync"}))
+    once_token = OnceField()  # sent twice, one key
 
 
 class PeriodForm(forms.Form):

@@ -19,6 +19,7 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
 from billing.actor import Actor
+from billing.idempotency import TOKEN_FIELD, once
 from billing.periods import Period, PeriodError, utc_date
 from billing.portal.access import BILLING, OWNER, portal_view
 from billing.portal.forms import AddSeatsForm, ApiKeyForm, AssignSeatForm, PeriodForm, SeatCapForm
@@ -271,6 +272,13 @@ def seat_cap_view(request, pk: int):
 
 @portal_view(roles=BILLING)
 def add_seats(request):
+    if request.method == "POST":  # a double click, or a POST sent again, buys once (billing/idempotency.py)
+        return once(scope=f"portal:add_seats:{request.user.pk}", token=request.POST.get(TOKEN_FIELD),
+                    write=lambda: _add_seats(request), succeeded=lambda response: response.status_code == 302)
+    return _add_seats(request)
+
+
+def _add_seats(request):
     services = seat_services(request.partner.pk, _today()).select_related("customer")
     form = AddSeatsForm(request.POST or None, services=services)
     if request.method == "POST" and form.is_valid():
@@ -325,6 +333,13 @@ TECHNICIAN_ACTIONS = ("seat.", "inventory.", "usage.", "suspension.")
 @require_POST
 @portal_view(roles=OWNER)
 def api_key_create_view(request):
+    """A new key, once per form shown: the same form sent again shows the key's page without its secret."""
+    token = request.POST.get(TOKEN_FIELD)
+    return once(scope=f"portal:api_key:{request.user.pk}", token=token, write=lambda: _api_key_create(request, token),
+                succeeded=lambda response: response.status_code == 200)
+
+
+def _api_key_create(request, token):
     form = ApiKeyForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The key name is too long.")
@@ -336,6 +351,7 @@ def api_key_create_view(request):
     response = _page(request, "team", "api_key_created.html", api_key=api_key, secret=secret)
     add_never_cache_headers(response)
     response["Cache-Control"] = "no-store"
+    response["Content-Location"] = reverse("portal:api_key_created", args=[api_key.pk])  # what a resend shows
     return response
 
 

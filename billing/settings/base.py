@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "billing.idempotency.ApiIdempotencyMiddleware",  # the API's writes with an Idempotency-Key: done once
     "axes.middleware.AxesMiddleware",  # last: answers a locked sign-in with the lockout page
 ]
 

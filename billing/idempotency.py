@@ -1,0 +1,102 @@
+"""Money writes done once (docs/security.md): a form that creates a purchase, a payment, a credit note or an API
+key carries a one-time token, and the API's writes take an `Idempotency-Key` header (as Stripe's API does). A
+repeated request with the same token gets the first answer back and writes nothing more.
+
+`once` records the token and the write in one transaction: a second request with the same token waits on the
+token's unique index until the first commits, then answers what the first answered. Only a write that succeeded
+is remembered: a refused form or a 4xx answer can be sent again, corrected, with the same token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+
+from django import forms
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+
+from partners.models import IdempotentRequest
+
+TOKEN_FIELD = "once_token"
+SUCCESS = frozenset({200, 201, 204, 301, 302, 303})
+
+
+class OnceField(forms.CharField):
+    """The hidden one-time token of a money form (a new one each time the form is shown)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(widget=forms.HiddenInput, required=False, max_length=100,
+                         initial=lambda: uuid.uuid4().hex, **kwargs)
+
+
+class _Refused(Exception):
+    def __init__(self, response):
+        self.response = response
+
+
+def once(*, scope: str, token: str | None, write: Callable[[], HttpResponse],
+         succeeded: Callable[[HttpResponse], bool] = lambda r: r.status_code in SUCCESS,
+         request_digest: str = "") -> HttpResponse:
+    """The answer of `write()`, done once per (scope, token); without a token, `write()` as it is.
+    `request_digest`: what the request said; the same token with another request is refused (422)."""
+    token = (token or "").strip()[:200]
+    if not token:
+        return write()
+    try:
+        with transaction.atomic():
+            record = IdempotentRequest.objects.create(scope=scope[:200], token=token, request_digest=request_digest)
+            response = write()
+            if not succeeded(response):
+                raise _Refused(response)  # nothing kept: the same token may be sent again, corrected
+            record.status = response.status_code
+            # a redirect's target, or the page an answer stands for (Content-Location: a page shown once)
+            record.location = (response.get("Location") or response.get("Content-Location") or "")[:500]
+            if response.get("Content-Type", "").startswith("application/json"):
+                record.body = response.content.decode()
+            record.save(update_fields=["status", "location", "body"])
+            return response
+    except _Refused as refused:
+        return refused.response
+    except IntegrityError:
+        record = IdempotentRequest.objects.filter(scope=scope[:200], token=token).first()
+        if record is None:  # the first request was refused meanwhile and kept nothing: do it now
+            return write()
+        if record.request_digest != request_digest:
+            return JsonResponse({"detail": "this Idempotency-Key was used for another request"}, status=422)
+        return replay(record)
+
+
+def replay(record: IdempotentRequest) -> HttpResponse:
+    """The first answer again: its redirect, or its JSON."""
+    if record.location:
+        return HttpResponseRedirect(record.location)
+    response = HttpResponse(record.body, status=record.status, content_type="application/json")
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+class ApiIdempotencyMiddleware:
+    """The API's writes (POST, PUT, PATCH, DELETE under /api/) with an `Idempotency-Key` header are done once per
+    API key, method, path and key: a retry gets the first answer back (and `Idempotent-Replayed: true`)."""
+
+    WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = request.headers.get("Idempotency-Key")
+        if not token or request.method not in self.WRITES or not request.path.startswith("/api/"):
+            return self.get_response(request)
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return self.get_response(request)  # the API answers 413
+        caller = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:32]
+        digest = hashlib.sha256(body).hexdigest()
+        return once(scope=f"api:{caller}:{request.method}:{request.path}", token=token, request_digest=digest,
+                    write=lambda: self.get_response(request),
+                    succeeded=lambda response: 200 <= response.status_code < 300)
