@@ -38,3 +38,8 @@ def audit_lock(sender, request, username, ip_address, **kwargs):
                  after={"username": username, "ip_address": ip_address,
                         "path": getattr(request, "path", ""), "failures": settings.AXES_FAILURE_LIMIT,
                         "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)})
+
+
+def rate_limited(request, exception=None):
+    """429 for a request over a rate limit (RATELIMIT_VIEW: the password reset requests)."""
+    return render(request, "registration/rate_limited.html", status=429)

@@ -281,3 +281,29 @@ def terms_history(obj) -> list[dict]:
                         "values": {LABELS[name]: shown(name, value) for name, value in piece.values.items()}})
         start = piece.until + timedelta(days=1) if piece.until else None
     return history
+
+
+# --- a team member's access ---------------------------------------------------------------------------
+def partner_user_access_reset(*, partner_user, actor: Actor, request=None) -> bool:
+    """A partner user's password stops working now (their sessions end with it) and, when they have an email
+    address, they are sent the portal's password reset link. Audited; returns whether the email was sent."""
+    import secrets
+
+    from django.contrib.auth.forms import PasswordResetForm
+
+    user = partner_user.user
+    # a random password nobody knows: the old one stops working, sessions end (their hash changed), and the
+    # reset link (whose token hangs on the password) is valid
+    user.set_password(secrets.token_urlsafe(32))
+    user.save(update_fields=["password"])
+    emailed = False
+    if user.email:
+        form = PasswordResetForm({"email": user.email})
+        if form.is_valid():
+            form.save(request=request, subject_template_name="portal/password_reset_subject.txt",
+                      email_template_name="portal/password_reset_email.txt", use_https=bool(
+                          request and request.is_secure()))
+            emailed = True
+    audit_record(actor=actor, action="partner_user.reset_access", obj=partner_user, partner=partner_user.partner,
+                 after={"username": user.get_username(), "emailed": emailed})
+    return emailed

@@ -13,6 +13,14 @@ from tests.test_access import AUDITOR, _login, admin_url, apply_group_migrations
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Rate limits count in the cache: each test starts with none counted."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def auditor_client(client):
     apply_group_migrations()
@@ -316,3 +324,56 @@ def test_an_api_write_with_an_idempotency_key_is_done_once(client):
     gone = [client.delete("/api/partner/seats/keyed-law/ana",
                           headers={**headers, "Idempotency-Key": "delete-1"}) for _ in range(2)]
     assert [g.status_code for g in gone] == [204, 204]
+
+
+# --- password reset by email for portal users, and an Owner resetting a member's access ------------------------
+def test_a_portal_user_resets_the_password_by_email_end_to_end(client, partner_user, mailoutbox):
+    import re
+
+    partner_user.email = "owner@locky.example"
+    partner_user.save()
+    assert 'href="/portal/password/reset/"' in client.get("/portal/login/").content.decode()
+    sent = client.post("/portal/password/reset/", {"email": "owner@locky.example"})
+    assert sent.status_code == 302 and sent["Location"] == "/portal/password/reset/sent/"
+    unknown = client.post("/portal/password/reset/", {"email": "nobody@locky.example"})
+    assert unknown["Location"] == sent["Location"]  # no way to learn who has an account
+    assert len(mailoutbox) == 1 and mailoutbox[0].to == ["owner@locky.example"]
+    link = re.search(r"http://testserver(/portal/password/reset/[^\s]+/)", mailoutbox[0].body).group(1)
+    form = client.get(link, follow=True)
+    assert "Choose a new password" in form.content.decode()
+    done = client.post(form.redirect_chain[-1][0], {"new_password1": "A-new-long-passphrase-7",
+                                                    "new_password2": "A-new-long-passphrase-7"})
+    assert done.status_code == 302
+    assert client.post("/portal/login/", {"username": "lock-owner", "password": "A-new-long-passphrase-7"},
+                       REMOTE_ADDR="198.51.100.20").status_code == 302
+    assert "does not work any more" in client.get(link, follow=True).content.decode()  # once
+
+
+def test_password_reset_requests_are_rate_limited(client, partner_user, mailoutbox):
+    partner_user.email = "owner@locky.example"
+    partner_user.save()
+    answers = [client.post("/portal/password/reset/", {"email": "owner@locky.example"},
+                           REMOTE_ADDR="192.0.2.80").status_code for _ in range(7)]
+    assert answers[:5] == [302] * 5 and set(answers[5:]) == {429}
+    assert len(mailoutbox) == 5
+
+
+def test_an_owner_resets_a_team_members_access(client, partner_user, mailoutbox):
+    from partners.models import PartnerUser, Role
+    from partners.tests.factories import UserFactory
+
+    tech = UserFactory(username="locky-tech", email="tech@locky.example")
+    tech.set_password("old-password")
+    tech.save()
+    member = PartnerUser.objects.create(user=tech, partner=PartnerUser.objects.get(user=partner_user).partner,
+                                        role=Role.TECHNICIAN)
+    other = client.__class__()
+    other.force_login(tech)
+    client.force_login(partner_user)
+    assert client.post(f"/portal/team/members/{member.pk}/reset/").status_code == 302
+    tech.refresh_from_db()
+    assert not tech.check_password("old-password")
+    assert other.get("/portal/").status_code == 302  # their session ended
+    assert mailoutbox[-1].to == ["tech@locky.example"] and "/portal/password/reset/" in mailoutbox[-1].body
+    assert AuditLog.objects.get(action="partner_user.reset_access").after == {"username": "locky-tech",
+                                                                             "emailed": True}

@@ -5,18 +5,27 @@ from __future__ import annotations
 import io
 
 from django.contrib import messages
-from django.contrib.auth.views import LoginView, LogoutView
+from django.contrib.auth.views import (
+    LoginView,
+    LogoutView,
+    PasswordResetCompleteView,
+    PasswordResetConfirmView,
+    PasswordResetDoneView,
+    PasswordResetView,
+)
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.decorators import method_decorator
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
+from django_ratelimit.decorators import ratelimit
 
 from billing.actor import Actor
 from billing.idempotency import TOKEN_FIELD, once
@@ -34,7 +43,7 @@ from partners.audit import audit_record, snapshot
 from partners.models import ApiKey, AuditLog, Customer, PartnerUser, SeatAssignment, SeatPurchase
 from partners.seating import SeatRuleError
 from partners.selectors import active_seat_counts
-from partners.services import seat_assign, seat_purchase_create, seat_unassign
+from partners.services import partner_user_access_reset, seat_assign, seat_purchase_create, seat_unassign
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -66,6 +75,36 @@ class PortalLoginView(LoginView):
 
 class PortalLogoutView(LogoutView):
     next_page = "/portal/login/"
+
+
+# --- password reset by email (Django's own views, the portal's templates; docs/security.md) ------------------
+
+RESET_RATE = "5/h"  # reset requests per address, and per email address asked for, in an hour
+
+
+@method_decorator(ratelimit(key="ip", rate=RESET_RATE, method="POST", block=True), name="post")
+@method_decorator(ratelimit(key="post:email", rate=RESET_RATE, method="POST", block=True), name="post")
+class PortalPasswordResetView(PasswordResetView):
+    """Ask for a reset link by email. The answer is the same whether or not the address belongs to someone (no
+    way to learn who has an account); requests are rate-limited per client address and per email address."""
+
+    template_name = "portal/password_reset.html"
+    email_template_name = "portal/password_reset_email.txt"
+    subject_template_name = "portal/password_reset_subject.txt"
+    success_url = reverse_lazy("portal:password_reset_done")
+
+
+class PortalPasswordResetDoneView(PasswordResetDoneView):
+    template_name = "portal/password_reset_done.html"
+
+
+class PortalPasswordResetConfirmView(PasswordResetConfirmView):
+    template_name = "portal/password_reset_confirm.html"
+    success_url = reverse_lazy("portal:password_reset_complete")
+
+
+class PortalPasswordResetCompleteView(PasswordResetCompleteView):
+    template_name = "portal/password_reset_complete.html"
 
 
 # --- dashboard ----------------------------------------------------------------------------------
@@ -304,6 +343,23 @@ def seat_purchase(request, pk: int):
 
 
 # --- team, audit and API keys -------------------------------------------------------------------
+
+@require_POST
+@portal_view(roles=OWNER)
+def member_access_reset(request, pk: int):
+    """An Owner resets a team member's access: their password stops working now (and their sessions end), and
+    they are emailed a link to choose a new one. Audited."""
+    member = get_object_or_404(PartnerUser.objects.select_related("user"), pk=pk, partner=request.partner)
+    if member.user_id == request.user.pk:
+        messages.error(request, "Use Forgot your password to reset your own.")
+        return redirect("portal:team")
+    emailed = partner_user_access_reset(partner_user=member, actor=_actor(request), request=request)
+    name = member.user.get_username()
+    messages.success(request, f"{name}'s password no longer works; " + (
+        "a link to choose a new one was emailed to them." if emailed else "they have no email address: ask staff "
+                                                                          "to set one, then reset again."))
+    return redirect("portal:team")
+
 
 @portal_view()
 def team(request):

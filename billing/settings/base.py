@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "billing.idempotency.ApiIdempotencyMiddleware",  # the API's writes with an Idempotency-Key: done once
+    "django_ratelimit.middleware.RatelimitMiddleware",  # a rate-limited request: RATELIMIT_VIEW (429)
     "axes.middleware.AxesMiddleware",  # last: answers a locked sign-in with the lockout page
 ]
 
@@ -246,3 +247,5 @@ AXES_LOCKOUT_CALLABLE = "billing.login_lock.lockout_response"  # 429: what happe
 # when the proxy overwrites that header, or anyone could choose the address counted
 AXES_IPWARE_META_PRECEDENCE_ORDER = [*env.list("LOGIN_CLIENT_IP_HEADER", default=[]), "REMOTE_ADDR"]
 AXES_VERBOSE = False
+# requests over a rate limit (django-ratelimit: the password reset requests) get a 429 page
+RATELIMIT_VIEW = "billing.login_lock.rate_limited"
