@@ -377,3 +377,67 @@ def test_an_owner_resets_a_team_members_access(client, partner_user, mailoutbox)
     assert mailoutbox[-1].to == ["tech@locky.example"] and "/portal/password/reset/" in mailoutbox[-1].body
     assert AuditLog.objects.get(action="partner_user.reset_access").after == {"username": "locky-tech",
                                                                              "emailed": True}
+
+
+# --- a second factor (TOTP) for staff in the admin ---------------------------------------------------------------
+def totp_now(user) -> str:
+    from django_otp.oath import TOTP
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user=user)
+    return f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token():06d}"
+
+
+def test_a_superuser_must_enroll_a_second_factor_when_it_is_on(client, admin_user, settings):
+    import re
+
+    settings.ADMIN_TWO_FACTOR = True
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0  # django-otp delays the attempt after a wrong code; not this test's point
+    client.force_login(admin_user)
+    first = client.get("/admin/partners/partner/")
+    assert first.status_code == 302 and first["Location"] == "/admin/two-factor/?next=/admin/partners/partner/"
+    setup = client.get(first["Location"]).content.decode()
+    assert "Set up a second factor" in setup and "otpauth://totp/" in setup
+    assert client.post("/admin/two-factor/", {"code": "000000", "next": "/admin/"}).status_code == 200  # wrong
+    done = client.post("/admin/two-factor/", {"code": totp_now(admin_user), "next": "/admin/partners/partner/"})
+    codes = re.search(r"<pre>(.*?)</pre>", done.content.decode(), re.S).group(1).split()
+    assert len(codes) == 10  # recovery codes, shown once
+    assert client.get("/admin/partners/partner/").status_code == 200
+    assert AuditLog.objects.filter(action="user.two_factor_enrolled").exists()
+
+    # another session: the password is not enough any more; a recovery code works once
+    other = client.__class__()
+    other.force_login(admin_user)
+    assert other.get("/admin/").status_code == 302
+    assert other.post("/admin/two-factor/", {"code": codes[0], "next": "/admin/"}).status_code == 302
+    assert other.get("/admin/").status_code == 200
+    third = client.__class__()
+    third.force_login(admin_user)
+    assert third.post("/admin/two-factor/", {"code": codes[0], "next": "/admin/"}).status_code == 200  # used
+    assert third.get("/admin/").status_code == 302
+
+
+def test_the_billing_clerk_group_must_give_a_second_factor_and_the_auditor_need_not(client, settings):
+    from tests.test_access import CLERK
+
+    settings.ADMIN_TWO_FACTOR = True
+    apply_group_migrations()
+    assert _login(client, CLERK).get("/admin/").status_code == 302
+    auditor = client.__class__()
+    assert _login(auditor, AUDITOR).get("/admin/").status_code == 200
+
+
+def test_without_the_setting_no_second_factor_is_asked(admin_client, settings):
+    settings.ADMIN_TWO_FACTOR = False
+    assert admin_client.get("/admin/").status_code == 200
+
+
+def test_the_production_settings_require_a_second_factor():
+    import subprocess
+    import sys
+
+    code = ("import django; django.setup(); from django.conf import settings; print(settings.ADMIN_TWO_FACTOR)")
+    env = {"DJANGO_SETTINGS_MODULE": "billing.settings.production", "SECRET_KEY": "x" * 60,
+           "ALLOWED_HOSTS": "billing.example.com", "CACHE_URL": "locmemcache://", "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=".")
+    assert out.stdout.strip() == "True", out.stderr[-2000:]

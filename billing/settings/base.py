@@ -45,6 +45,10 @@ THIRD_PARTY_APPS = [
     # login throttling and lockout by account and by address (docs/security.md): a maintained library, not code
     # of our own
     "axes",
+    # a second factor (TOTP, recovery codes) for staff in the admin (billing/two_factor.py, docs/security.md)
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
 ]
 LOCAL_APPS = [
     "billing.apps.BillingConfig",
@@ -61,6 +65,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): a second factor given this session
+    "billing.two_factor.StaffTwoFactorMiddleware",  # admin pages need it from the staff who must give one
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "billing.idempotency.ApiIdempotencyMiddleware",  # the API's writes with an Idempotency-Key: done once
@@ -249,3 +255,8 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = [*env.list("LOGIN_CLIENT_IP_HEADER", default
 AXES_VERBOSE = False
 # requests over a rate limit (django-ratelimit: the password reset requests) get a 429 page
 RATELIMIT_VIEW = "billing.login_lock.rate_limited"
+
+# --- a second factor for staff in the admin (billing/two_factor.py; docs/security.md) ---------------------------
+ADMIN_TWO_FACTOR = env.bool("ADMIN_TWO_FACTOR", default=False)  # on under the production settings
+ADMIN_TWO_FACTOR_GROUPS = env.list("ADMIN_TWO_FACTOR_GROUPS", default=["Billing clerk"])  # and superusers
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="MSP billing")
