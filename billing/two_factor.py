@@ -59,7 +59,13 @@ class CodeForm(forms.Form):
 @staff_member_required(login_url="/admin/login/")
 def two_factor(request):
     """Enroll an authenticator app, or give a code from it (or a recovery code)."""
+    from django.contrib import admin
+
     from partners.audit import audit_record
+
+    def page(**context):  # in the admin's frame: its title, its header
+        frame = {**admin.site.each_context(request), "is_nav_sidebar_enabled": False, "available_apps": []}
+        return render(request, "admin/two_factor.html", {**frame, **context})
 
     user = request.user
     next_url = request.GET.get("next") or request.POST.get("next") or "/admin/"
@@ -74,8 +80,7 @@ def two_factor(request):
                 otp_login(request, device)
                 return redirect(next_url)
             form.add_error("code", "That code is not right, or was used already.")
-        return render(request, "admin/two_factor.html", {"form": form, "enrolled": True, "next": next_url,
-                                                         "title": "Second factor"})
+        return page(form=form, enrolled=True, next=next_url, title="Second factor")
     device = TOTPDevice.objects.filter(user=user, confirmed=False).first() or TOTPDevice.objects.create(
         user=user, name="authenticator app", confirmed=False)
     if request.method == "POST" and form.is_valid():
@@ -89,10 +94,8 @@ def two_factor(request):
             otp_login(request, device)
             audit_record(actor=Actor.of_user(user), action="user.two_factor_enrolled", obj=user,
                          after={"username": user.get_username(), "recovery_codes": RECOVERY_CODES})
-            return render(request, "admin/two_factor.html", {"codes": codes, "next": next_url,
-                                                             "title": "Recovery codes"})
+            return page(codes=codes, next=next_url, title="Recovery codes")
         form.add_error("code", "That code is not right: check the time of the device and try again.")
     key = device.config_url.split("secret=")[1].split("&")[0]
-    return render(request, "admin/two_factor.html", {
-        "form": form, "enrolled": False, "next": next_url, "title": "Set up a second factor",
-        "key": " ".join(key[i:i + 4] for i in range(0, len(key), 4)), "config_url": device.config_url})
+    return page(form=form, enrolled=False, next=next_url, title="Set up a second factor",
+                key=" ".join(key[i:i + 4] for i in range(0, len(key), 4)), config_url=device.config_url)
