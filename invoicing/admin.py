@@ -36,6 +36,7 @@ from django.utils.http import content_disposition_header
 from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
+from billing.idempotency import TOKEN_FIELD, OnceField, once
 from billing.money import currency_places, quantize_money, quantize_quantity
 from billing.periods import utc_date
 from invoicing import pdf as invoice_pdf
@@ -166,6 +167,7 @@ class PaymentFieldsForm(forms.Form):
     paid_on = forms.DateField(widget=AdminDateWidget, help_text="the day the money arrived (UTC)")
     reference = forms.CharField(max_length=200, required=False,
                                 help_text="bank reference; two equal payments on one day need distinct ones")
+    once_token = OnceField()  # sent twice, recorded once (billing/idempotency.py)
 
     def check_against(self, invoice: Invoice | None) -> None:
         """The import's rules that depend on the invoice: currency places, a date within its life."""
@@ -228,6 +230,7 @@ class CreditLinesForm(forms.Form):
     )
     reason = forms.CharField(max_length=200, help_text="kept in the audit log",
                              widget=forms.TextInput(attrs={"size": 60}))
+    once_token = OnceField()  # sent twice, credited once
 
     def __init__(self, *args, invoice: Invoice, **kwargs):
         super().__init__(*args, **kwargs)
@@ -596,7 +599,15 @@ class InvoiceAdmin(admin.ModelAdmin):
         return response
 
     def payment_view(self, request, object_id):
-        """Record a payment against this invoice through payment_record; its refusals come back on the form."""
+        """Record a payment against this invoice through payment_record; its refusals come back on the form.
+        The form sent again (a double click) records it once."""
+        if request.method == "POST":
+            return once(scope=f"admin:payment:{object_id}:{request.user.pk}", token=request.POST.get(TOKEN_FIELD),
+                        write=lambda: self._payment_view(request, object_id),
+                        succeeded=lambda response: response.status_code == 302)
+        return self._payment_view(request, object_id)
+
+    def _payment_view(self, request, object_id):
         invoice = self._tool_invoice(request, object_id)
         data = request.POST if request.method == "POST" else None
         form = InvoicePaymentForm(data, invoice=invoice, initial={"paid_on": utc_date(timezone.now())})
@@ -630,7 +641,14 @@ class InvoiceAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/invoicing/invoice/record_payment.html", context)
 
     def credit_lines_view(self, request, object_id):
-        """A credit note for the lines ticked here (credit_note_issue with lines=...)."""
+        """A credit note for the lines ticked here (credit_note_issue with lines=...), once per form sent."""
+        if request.method == "POST":
+            return once(scope=f"admin:credit:{object_id}:{request.user.pk}", token=request.POST.get(TOKEN_FIELD),
+                        write=lambda: self._credit_lines_view(request, object_id),
+                        succeeded=lambda response: response.status_code == 302)
+        return self._credit_lines_view(request, object_id)
+
+    def _credit_lines_view(self, request, object_id):
         invoice = self._tool_invoice(request, object_id)
         data = request.POST if request.method == "POST" else None
         form = CreditLinesForm(data, invoice=invoice)

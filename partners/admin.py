@@ -38,6 +38,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
 from billing.emails import split_emails
+from billing.idempotency import TOKEN_FIELD, OnceField, once
 from billing.paging import LargeTablePaginator
 from billing.periods import next_month_start, utc_date
 from partners.api_keys import api_key_create, api_key_revoke
@@ -916,6 +917,7 @@ class ServicePurchaseChoiceField(forms.ModelChoiceField):
 
 
 class SeatPurchaseAddForm(forms.Form):
+    once_token = OnceField()  # sent twice, added once (billing/idempotency.py)
     service = ServicePurchaseChoiceField(
         queryset=Service.objects.filter(method=Method.SEAT_DAYS).select_related("partner", "customer")
         .order_by("partner__name", "code"),
@@ -949,8 +951,16 @@ class ServiceAddViewMixin:
         raise NotImplementedError
 
     def add_view(self, request, form_url="", extra_context=None):
+        """The add form sent again (a double click) adds once, when it carries a one-time token."""
         if not self.has_add_permission(request):
             raise PermissionDenied
+        if request.method == "POST":
+            return once(scope=f"admin:{self.opts.label}:add:{request.user.pk}", token=request.POST.get(TOKEN_FIELD),
+                        write=lambda: self._add_view(request, form_url, extra_context),
+                        succeeded=lambda response: response.status_code == 302)
+        return self._add_view(request, form_url, extra_context)
+
+    def _add_view(self, request, form_url="", extra_context=None):
         initial = self.get_changeform_initial_data(request)
         data = request.POST if request.method == "POST" else None
         form = self.add_form_class(data, initial=initial, admin_site=self.admin_site)
@@ -1257,6 +1267,7 @@ class AuditLogAdmin(admin.ModelAdmin):
 
 
 class ApiKeyAddForm(forms.Form):
+    once_token = OnceField()  # sent twice, added once (billing/idempotency.py)
     partner = forms.ModelChoiceField(queryset=Partner.objects.order_by("name"))
     name = forms.CharField(max_length=100, required=False, help_text="what the key is for, e.g. 'PSA sync'")
 

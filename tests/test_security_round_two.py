@@ -441,3 +441,33 @@ def test_the_production_settings_require_a_second_factor():
            "ALLOWED_HOSTS": "billing.example.com", "CACHE_URL": "locmemcache://", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=".")
     assert out.stdout.strip() == "True", out.stderr[-2000:]
+
+
+def test_the_admins_money_forms_sent_twice_write_once(admin_client):
+    import re
+    from datetime import date
+    from decimal import Decimal
+
+    from django.urls import reverse
+
+    from invoicing.models import InvoiceKind, InvoiceState, Payment
+    from partners.models import SeatPurchase
+    from partners.tests.factories import PartnerFactory, ServiceFactory
+
+    partner = PartnerFactory(slug="twice")
+    invoice = Invoice.objects.create(
+        partner=partner, kind=InvoiceKind.CI, number="CI-TW1", state=InvoiceState.ISSUED,
+        issue_date=date(2026, 5, 1), due_date=date(2026, 5, 31), currency="USD", month="2026-05",
+        subtotal=Decimal("80.00"), total=Decimal("80.00"), amount_due=Decimal("80.00"))
+    url = reverse("admin:invoicing_invoice_payment", args=[invoice.pk])
+    token = re.search(r'name="once_token" value="([0-9a-f]{32})"', admin_client.get(url).content.decode()).group(1)
+    data = {"amount": "30.00", "paid_on": "2026-05-10", "reference": "WIRE-1", "once_token": token}
+    assert [admin_client.post(url, data).status_code for _ in range(2)] == [302, 302]
+    assert Payment.objects.count() == 1
+
+    service = ServiceFactory(partner=partner, code="seats", committed_quantity=5)
+    add = admin_url(SeatPurchase, "add")
+    token = re.search(r'name="once_token" value="([0-9a-f]{32})"', admin_client.get(add).content.decode()).group(1)
+    answers = [admin_client.post(add, {"service": service.pk, "seats": "10", "once_token": token}).status_code
+               for _ in range(3)]
+    assert answers == [302, 302, 302] and SeatPurchase.objects.count() == 1
