@@ -69,6 +69,15 @@ def once(*, scope: str, token: str | None, write: Callable[[], HttpResponse],
         return replay(record)
 
 
+def once_per_form(request, scope: str, view: Callable[[], HttpResponse]) -> HttpResponse:
+    """A form view whose POST writes once per form shown (its hidden one-time token, per user): a write that
+    succeeded answers with a redirect; a refused one re-renders the form and keeps no token."""
+    if request.method != "POST":
+        return view()
+    return once(scope=f"{scope}:{request.user.pk}", token=request.POST.get(TOKEN_FIELD), write=view,
+                succeeded=lambda response: response.status_code == 302)
+
+
 def replay(record: IdempotentRequest) -> HttpResponse:
     """The first answer again: its redirect, or its JSON."""
     if record.location:

@@ -36,7 +36,7 @@ from django.utils.http import content_disposition_header
 from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
-from billing.idempotency import TOKEN_FIELD, OnceField, once
+from billing.idempotency import OnceField, once_per_form
 from billing.money import currency_places, quantize_money, quantize_quantity
 from billing.periods import utc_date
 from invoicing import pdf as invoice_pdf
@@ -601,11 +601,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     def payment_view(self, request, object_id):
         """Record a payment against this invoice through payment_record; its refusals come back on the form.
         The form sent again (a double click) records it once."""
-        if request.method == "POST":
-            return once(scope=f"admin:payment:{object_id}:{request.user.pk}", token=request.POST.get(TOKEN_FIELD),
-                        write=lambda: self._payment_view(request, object_id),
-                        succeeded=lambda response: response.status_code == 302)
-        return self._payment_view(request, object_id)
+        return once_per_form(request, f"admin:payment:{object_id}", lambda: self._payment_view(request, object_id))
 
     def _payment_view(self, request, object_id):
         invoice = self._tool_invoice(request, object_id)
@@ -642,11 +638,8 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def credit_lines_view(self, request, object_id):
         """A credit note for the lines ticked here (credit_note_issue with lines=...), once per form sent."""
-        if request.method == "POST":
-            return once(scope=f"admin:credit:{object_id}:{request.user.pk}", token=request.POST.get(TOKEN_FIELD),
-                        write=lambda: self._credit_lines_view(request, object_id),
-                        succeeded=lambda response: response.status_code == 302)
-        return self._credit_lines_view(request, object_id)
+        return once_per_form(request, f"admin:credit:{object_id}",
+                             lambda: self._credit_lines_view(request, object_id))
 
     def _credit_lines_view(self, request, object_id):
         invoice = self._tool_invoice(request, object_id)

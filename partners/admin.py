@@ -38,7 +38,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
 from billing.emails import split_emails
-from billing.idempotency import TOKEN_FIELD, OnceField, once
+from billing.idempotency import OnceField, once_per_form
 from billing.paging import LargeTablePaginator
 from billing.periods import next_month_start, utc_date
 from partners.api_keys import api_key_create, api_key_revoke
@@ -954,11 +954,8 @@ class ServiceAddViewMixin:
         """The add form sent again (a double click) adds once, when it carries a one-time token."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        if request.method == "POST":
-            return once(scope=f"admin:{self.opts.label}:add:{request.user.pk}", token=request.POST.get(TOKEN_FIELD),
-                        write=lambda: self._add_view(request, form_url, extra_context),
-                        succeeded=lambda response: response.status_code == 302)
-        return self._add_view(request, form_url, extra_context)
+        return once_per_form(request, f"admin:{self.opts.label}:add",
+                             lambda: self._add_view(request, form_url, extra_context))
 
     def _add_view(self, request, form_url="", extra_context=None):
         initial = self.get_changeform_initial_data(request)

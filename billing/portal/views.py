@@ -28,7 +28,7 @@ from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
 from billing.actor import Actor
-from billing.idempotency import TOKEN_FIELD, once
+from billing.idempotency import TOKEN_FIELD, once, once_per_form
 from billing.periods import Period, PeriodError, utc_date
 from billing.portal.access import BILLING, OWNER, portal_view
 from billing.portal.forms import AddSeatsForm, ApiKeyForm, AssignSeatForm, PeriodForm, SeatCapForm
@@ -311,10 +311,8 @@ def seat_cap_view(request, pk: int):
 
 @portal_view(roles=BILLING)
 def add_seats(request):
-    if request.method == "POST":  # a double click, or a POST sent again, buys once (billing/idempotency.py)
-        return once(scope=f"portal:add_seats:{request.user.pk}", token=request.POST.get(TOKEN_FIELD),
-                    write=lambda: _add_seats(request), succeeded=lambda response: response.status_code == 302)
-    return _add_seats(request)
+    # a double click, or a POST sent again, buys once (billing/idempotency.py)
+    return once_per_form(request, "portal:add_seats", lambda: _add_seats(request))
 
 
 def _add_seats(request):
