@@ -9,6 +9,8 @@ code from the app or a recovery code (each works once). django-otp throttles wro
 
 from __future__ import annotations
 
+from base64 import b32encode
+
 from django import forms
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
@@ -96,6 +98,6 @@ def two_factor(request):
                          after={"username": user.get_username(), "recovery_codes": RECOVERY_CODES})
             return page(codes=codes, next=next_url, title="Recovery codes")
         form.add_error("code", "That code is not right: check the time of the device and try again.")
-    key = device.config_url.split("secret=")[1].split("&")[0]
+    key = b32encode(device.bin_key).decode().rstrip("=")  # as the otpauth link gives it
     return page(form=form, enrolled=False, next=next_url, title="Set up a second factor",
                 key=" ".join(key[i:i + 4] for i in range(0, len(key), 4)), config_url=device.config_url)

@@ -252,12 +252,13 @@ def fact_changes(partner_ids: list[int]) -> dict[int, tuple[date, list[int]]] | 
 
     if connection.vendor != "postgresql":
         return None
-    found: dict[int, tuple[date, list[int]]] = {}
+    earliest: dict[int, date] = {}
+    ids: dict[int, list[int]] = defaultdict(list)
     for pk, partner_id, day in FactChange.objects.filter(partner_id__in=partner_ids).values_list(
             "pk", "partner_id", "day"):
-        earliest, ids = found.get(partner_id, (day, []))
-        found[partner_id] = (min(earliest, day), [*ids, pk])
-    return found
+        earliest[partner_id] = min(earliest.get(partner_id, day), day)
+        ids[partner_id].append(pk)
+    return {partner_id: (day, ids[partner_id]) for partner_id, day in earliest.items()}
 
 
 def _tune_session() -> None:

@@ -73,7 +73,7 @@ from partners.services import (
     terms_change_record,
     terms_history,
 )
-from partners.terms import TERM_FIELDS, TermsDateError, changed_terms, check_effective, kind_of, values_of
+from partners.terms import TERM_FIELDS, TermsDateError, changed_terms, check_effective, copied, kind_of, values_of
 
 EMPTY = "—"
 
@@ -354,16 +354,12 @@ class DatedTermsForm(forms.ModelForm):
         effective = cleaned.get("terms_effective_from")
         if effective is not None and self.instance.pk:
             saved = type(self.instance).objects.get(pk=self.instance.pk)
-            fields = TERM_FIELDS[kind_of(saved)]
-            before = values_of(saved)
-            after = dict(before)
-            for name in fields:
+            edited = copied(saved)  # the saved object with the form's terms: values_of reads both alike
+            for name in TERM_FIELDS[kind_of(saved)]:
                 if name in cleaned:
-                    value = cleaned[name]
-                    after[name] = str(value.amount) if hasattr(value, "amount") else (
-                        str(value) if isinstance(value, Decimal) else value)
+                    setattr(edited, name, cleaned[name])
             try:
-                check_effective(changed_terms(before, after), effective)
+                check_effective(changed_terms(values_of(saved), values_of(edited)), effective)
             except TermsDateError as exc:
                 self.add_error("terms_effective_from", str(exc))
         return cleaned

@@ -254,11 +254,8 @@ def terms_change_record(*, obj, before: dict, effective: date | None, actor: Act
     check_effective(changes, effective)
     kind = kind_of(obj)
     partner_id = obj.pk if kind == "partner" else obj.partner_id
-    versions = TermsVersion.objects.filter(object_type=kind, object_id=obj.pk)
-    pieces = [Piece(until, values) for until, values in versions.order_by("valid_until")
-              .values_list("valid_until", "values")]
-    pieces = pieces_changed([*pieces, Piece(None, before)], effective=effective, changes=changes)
-    versions.delete()
+    pieces = pieces_changed([*_closed_pieces(obj), Piece(None, before)], effective=effective, changes=changes)
+    TermsVersion.objects.filter(object_type=kind, object_id=obj.pk).delete()
     TermsVersion.objects.bulk_create(TermsVersion(object_type=kind, object_id=obj.pk, partner_id=partner_id,
                                                   valid_until=piece.until, values=piece.values)
                                      for piece in pieces if piece.until is not None)
@@ -269,12 +266,16 @@ def terms_change_record(*, obj, before: dict, effective: date | None, actor: Act
     return effective
 
 
+def _closed_pieces(obj) -> list[Piece]:
+    """An object's terms before its latest change, oldest first (its TermsVersion rows)."""
+    versions = TermsVersion.objects.filter(object_type=kind_of(obj), object_id=obj.pk).order_by("valid_until")
+    return [Piece(until, values) for until, values in versions.values_list("valid_until", "values")]
+
+
 def terms_history(obj) -> list[dict]:
     """An object's terms over time, oldest first: [{"from": date or None, "until": date or None, "values": {label:
     value}}] (the admin's history of terms)."""
-    versions = TermsVersion.objects.filter(object_type=kind_of(obj), object_id=obj.pk).order_by("valid_until")
-    pieces = [Piece(until, values) for until, values in versions.values_list("valid_until", "values")]
-    pieces.append(Piece(None, values_of(obj)))
+    pieces = [*_closed_pieces(obj), Piece(None, values_of(obj))]
     history, start = [], None
     for piece in pieces:
         history.append({"from": start, "until": piece.until,
