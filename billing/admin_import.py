@@ -1,53 +1,108 @@
-"""The admin's Import button runs the same all-or-nothing engine as `import_csv`."""
+"""The admin's Import button: the same engine as `import_csv`, through an import job (billing/import_jobs.py).
+
+The upload page takes a CSV file (or an Excel workbook), stores it as it streams in and checks it; the job's
+page shows the counts, the first rows and every `row N: column: reason`, and imports the file once the clerk
+confirms. A large file is checked and imported in the background while the page shows its progress.
+"""
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError
-from import_export.results import Error, Result, RowResult
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
-from billing.actor import Actor
-from billing.importing import ImportFileError, run_import_rows
+from billing.import_jobs import (
+    import_job_confirm,
+    import_job_create,
+    import_job_discard,
+    import_job_preview,
+    import_job_progress,
+    import_job_start,
+)
+from billing.importing import ImportFileError
+from billing.registry import import_kinds
+from partners.models import ImportJob
 
 
-def dataset_rows(dataset):
-    header = [str(h or "").strip().lower() for h in (dataset.headers or [])]
-    rows = []
-    for index, values in enumerate(dataset, start=2):
-        cells = ["" if v is None else str(v) for v in values]
-        if any(c.strip() for c in cells):
-            rows.append((index, dict(zip(header, cells, strict=False))))
-    return header, rows
+class ImportUploadForm(forms.Form):
+    import_file = forms.FileField(
+        label="File", help_text="CSV (UTF-8, comma-separated, with a header row) or an Excel workbook (.xlsx): "
+                                "its first sheet is read.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.txt,.xlsx,text/csv"}))
 
 
-class BulkImportResourceMixin:
-    """Resources of an import kind: `import_data` delegates to the bulk engine and reports its
-    row errors in import-export's Result, so the admin shows `row N: column: reason`."""
+class FileImportAdminMixin:
+    """For an ImportExportModelAdmin: its Import button runs the import kind `import_kind` as an import job.
+    Put it before ImportExportModelAdmin in the bases."""
 
     import_kind: str = ""
 
-    def import_data(self, dataset, dry_run=False, raise_errors=False, use_transactions=None,
-                    collect_failed_rows=False, rollback_on_validation_errors=False, **kwargs):
-        result = Result()
-        header, rows = dataset_rows(dataset)
-        result.diff_headers = header
-        result.total_rows = len(rows)
-        user = kwargs.get("user")
-        try:
-            summary = run_import_rows(
-                self.import_kind, header, iter(rows), dry_run=dry_run,
-                actor=Actor.of_user(user, label=f"admin import by {user}"),
-                source=kwargs.get("file_name") or "admin import",
-            )
-        except ImportFileError as exc:
-            result.append_base_error(Error(exc))
-            return result
-        cells_by_row = dict(rows)
-        for error in summary.errors:
-            result.append_invalid_row(
-                error.row, cells_by_row.get(error.row, {}), ValidationError({error.column: [error.reason]})
-            )
-        if summary.ok:
-            result.totals[RowResult.IMPORT_TYPE_NEW] = summary.created
-            result.totals[RowResult.IMPORT_TYPE_UPDATE] = summary.updated
-            result.totals[RowResult.IMPORT_TYPE_SKIP] = summary.unchanged
-        return result
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [path("import/<int:job_id>/", self.admin_site.admin_view(self.import_job_view),
+                     name="{}_{}_import_job".format(*info)), *super().get_urls()]
+
+    def import_action(self, request, **kwargs):
+        """The upload page; a file sent is stored and checked (in this request when small)."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = import_job_create(kind=self.import_kind, upload=form.cleaned_data["import_file"],
+                                        user=request.user)
+            except ImportFileError as exc:
+                form.add_error("import_file", str(exc))
+            else:
+                import_job_start(job)
+                return HttpResponseRedirect(self._job_url(job))
+        kind = import_kinds()[self.import_kind]
+        columns = list(kind.fields())
+        recent = ImportJob.objects.filter(kind=self.import_kind, requested_by=request.user)[:10]
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "title": f"Import {self.import_kind}",
+            "form": form, "kind": self.import_kind, "columns": columns,
+            "required": [c for c in columns if c in kind.required_columns],
+            "recent": [(job, self._job_url(job)) for job in recent],
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/import_upload.html", context)
+
+    def process_import(self, request, **kwargs):
+        """import-export's second step: replaced by the job's Confirm button."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        raise Http404("confirm an import on its job's page")
+
+    def import_job_view(self, request, job_id):
+        """A job: its progress while it runs (the page refreshes itself), then the check's result with the
+        first rows and Confirm, or the errors, or what was imported."""
+        if not self.has_import_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(ImportJob, pk=job_id, kind=self.import_kind)
+        if job.requested_by_id != request.user.pk and not request.user.is_superuser:
+            raise PermissionDenied  # a clerk's file is the clerk's
+        if request.method == "POST":
+            if "discard" in request.POST:
+                if import_job_discard(job):
+                    self.message_user(request, f"Discarded {job.file_name}: nothing was imported.", messages.INFO)
+                return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
+            if import_job_confirm(job, user=request.user):  # a second click finds it confirmed: nothing twice
+                import_job_start(job)
+            return HttpResponseRedirect(self._job_url(job))
+        header, rows = import_job_preview(job) if job.status == ImportJob.Status.CHECKED else ([], [])
+        context = {
+            **self.admin_site.each_context(request), "opts": self.opts, "title": f"Import of {job.file_name}",
+            "job": job, "running": job.status in ImportJob.RUNNING, "progress": import_job_progress(job),
+            "preview_header": header, "preview_rows": rows, "errors": job.errors, "warnings": job.warnings,
+            "upload_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"),
+            "list_url": reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"),
+        }
+        return TemplateResponse(request, "admin/import_job.html", context)
+
+    def _job_url(self, job):
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import_job", args=[job.pk])

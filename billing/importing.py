@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -90,6 +90,10 @@ class ImportContext:
     # cells left blank because they could not be read, where a kind allows that (rmm-assets: last_seen, os)
     warnings: list[RowError] = field(default_factory=list)
     warning_count: int = 0
+    # called after each batch with the rows read and the bytes of the file read so far (0 when unknown): the
+    # admin's import page shows it (billing/import_jobs.py)
+    on_progress: Callable[[int, int], None] | None = None
+    position: Callable[[], int] = lambda: 0
 
     def __post_init__(self):
         if self.actor is None:  # a script or test that names no actor: the import itself
@@ -110,6 +114,10 @@ class ImportContext:
     @property
     def ok(self) -> bool:
         return self.error_count == 0
+
+    def progressed(self) -> None:
+        if self.on_progress is not None:
+            self.on_progress(self.rows, self.position())
 
 
 @dataclass
@@ -406,8 +414,11 @@ def _run(kind: ImportKind, ctx: ImportContext, header: list[str], rows) -> Impor
             if len(batch) >= settings.IMPORT_BATCH_SIZE:
                 kind.process_batch(batch, ctx)
                 batch = []
+            if ctx.rows % settings.IMPORT_BATCH_SIZE == 0:
+                ctx.progressed()
         if batch:
             kind.process_batch(batch, ctx)
+        ctx.progressed()
         if ctx.rows == 0 and not kind.allow_no_rows:
             raise ImportFileError("the file has a header but no data rows")
         kind.finish(ctx)
@@ -433,6 +444,7 @@ def run_import_file(kind_name: str, path, **options) -> ImportSummary:
     row by row."""
     with open_csv(path) as stream:
         kind, ctx = _start(kind_name, options)
+        ctx.position = stream.buffer.tell  # bytes read, for progress
         own = kind.read_file(path, ctx)
         if own is not None:
             header, rows = own

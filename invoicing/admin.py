@@ -36,6 +36,7 @@ from django.utils.http import content_disposition_header
 from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
+from billing.admin_import import FileImportAdminMixin
 from billing.idempotency import OnceField, once_per_form
 from billing.money import currency_places, quantize_money, quantize_quantity
 from billing.periods import utc_date
@@ -915,10 +916,11 @@ def charge_snapshot(obj: OneTimeCharge) -> dict:
 
 
 @admin.register(OneTimeCharge)
-class OneTimeChargeAdmin(AuditedSaveMixin, ImportExportModelAdmin):
+class OneTimeChargeAdmin(AuditedSaveMixin, FileImportAdminMixin, ImportExportModelAdmin):
     """One-time charges, each billed on its own INV by the billing run. Editable (audited) until
     billed; then read-only, and corrected by a credit note."""
 
+    import_kind = "one-time-charges"
     resource_classes = [OneTimeChargeResource]
     form = OneTimeChargeForm
     audit_kind = "one_time_charge"

@@ -7,7 +7,6 @@ from django.conf import settings
 from import_export import resources
 from import_export.fields import Field
 
-from billing.admin_import import BulkImportResourceMixin
 from billing.money import MoneyError, parse_decimal
 from billing.widgets import BooleanWidget, DateWidget, DecimalWidget, SlugWidget, TextWidget
 from invoicing.models import AMOUNT, OneTimeCharge, Payment
@@ -52,8 +51,7 @@ class NonNegativePriceWidget(DecimalWidget):
         return super().clean(value, row, **kwargs)
 
 
-class OneTimeChargeResource(BulkImportResourceMixin, resources.ModelResource):
-    import_kind = "one-time-charges"
+class OneTimeChargeResource(resources.ModelResource):
     partner = Field(attribute="partner__slug", column_name="partner", widget=SlugWidget())
     customer = Field(attribute="customer__slug", column_name="customer", widget=SlugWidget(), default=None)
     description = Field(attribute="description", column_name="description", widget=TextWidget(max_length=300))
@@ -68,11 +66,10 @@ class OneTimeChargeResource(BulkImportResourceMixin, resources.ModelResource):
         import_id_fields = ()
 
 
-class PaymentResource(BulkImportResourceMixin, resources.ModelResource):
+class PaymentResource(resources.ModelResource):
     """Payments against issued invoices. The amount's decimal places are the invoice currency's, so the
     import kind checks them (it knows the invoice); the widget bounds the whole digits the column holds."""
 
-    import_kind = "payments"
     invoice_number = Field(attribute="invoice__number", column_name="invoice_number",
                            widget=TextWidget(max_length=20))
     amount = Field(attribute="amount", column_name="amount",

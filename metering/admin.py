@@ -40,6 +40,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
+from billing.admin_import import FileImportAdminMixin
 from billing.money import quantize_quantity
 from billing.periods import Period, utc_date
 from billing.sealed import Unreadable
@@ -139,10 +140,12 @@ def day_licenses(users: int, storage_bytes: int, per_license_gb: Decimal | None)
 
 # --- usage snapshots ----------------------------------------------------------------------------
 @admin.register(UsageSnapshot)
-class UsageSnapshotAdmin(ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, ImportExportModelAdmin):
+class UsageSnapshotAdmin(ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, FileImportAdminMixin,
+                         ImportExportModelAdmin):
     """A tenant's daily usage (peak users, licenses). Import and Export use the tenant-usage columns;
     a re-imported date replaces that date's snapshot (the last one wins), audited."""
 
+    import_kind = "tenant-usage"
     resource_classes = [TenantUsageResource]
     list_display = ("date", "customer_name", "partner_name", "users", "storage", "licenses", "messages",
                     "suspended")
@@ -229,11 +232,12 @@ class SuspensionStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Suspension)
-class SuspensionAdmin(SourceColumnMixin, ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin,
+class SuspensionAdmin(SourceColumnMixin, ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, FileImportAdminMixin,
                       ImportExportModelAdmin):
     """Suspension history: Import takes tenant-events (suspend/unsuspend at an instant, merged into the
     history and checked), Export gives the intervals."""
 
+    import_kind = "tenant-events"
     list_display = ("customer_name", "partner_name", "suspended_at", "unsuspended_at", "whole_days", "source_file")
     list_filter = ("customer__partner", SuspensionStatusFilter, TenantFilter)
     search_fields = ("customer__name", "customer__slug", "customer__partner__slug")

@@ -3,7 +3,6 @@
 from import_export import resources
 from import_export.fields import Field
 
-from billing.admin_import import BulkImportResourceMixin
 from billing.widgets import ChoiceWidget, DateWidget, InstantWidget, IntegerWidget, SlugWidget, TextWidget
 from metering.models import AgentPresence, Suspension, UsageSnapshot
 
@@ -11,8 +10,7 @@ BIG = 2**63 - 1
 COUNT = 2**31 - 1
 
 
-class TenantUsageResource(BulkImportResourceMixin, resources.ModelResource):
-    import_kind = "tenant-usage"
+class TenantUsageResource(resources.ModelResource):
     partner = Field(attribute="customer__partner__slug", column_name="partner", widget=SlugWidget())
     customer = Field(attribute="customer__slug", column_name="customer", widget=SlugWidget())
     date = Field(attribute="date", column_name="date", widget=DateWidget())
@@ -27,8 +25,7 @@ class TenantUsageResource(BulkImportResourceMixin, resources.ModelResource):
         import_id_fields = ("partner", "customer", "date")
 
 
-class TenantEventResource(BulkImportResourceMixin, resources.ModelResource):
-    import_kind = "tenant-events"
+class TenantEventResource(resources.ModelResource):
     partner = Field(column_name="partner", widget=SlugWidget())
     customer = Field(column_name="customer", widget=SlugWidget())
     action = Field(column_name="action", widget=ChoiceWidget(["suspend", "unsuspend"], "action"))
@@ -53,10 +50,9 @@ class SuspensionResource(resources.ModelResource):
         fields = ("partner", "customer", "suspended_at", "unsuspended_at")
 
 
-class RmmAssetResource(BulkImportResourceMixin, resources.ModelResource):
+class RmmAssetResource(resources.ModelResource):
     """A whole RMM inventory as of a date (with --partner and --as-of)."""
 
-    import_kind = "rmm-assets"
     agent_id = Field(column_name="agent_id", widget=TextWidget(max_length=200))
     machine_name = Field(column_name="machine_name", widget=TextWidget(max_length=200))
     organization = Field(column_name="organization", widget=TextWidget(max_length=200))

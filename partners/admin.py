@@ -37,6 +37,7 @@ from django.utils.http import urlencode
 from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
+from billing.admin_import import FileImportAdminMixin
 from billing.emails import split_emails
 from billing.idempotency import OnceField, once_per_form
 from billing.paging import LargeTablePaginator
@@ -532,7 +533,8 @@ class PartnerUserInline(admin.TabularInline):
 
 
 @admin.register(Partner)
-class PartnerAdmin(TermsHistoryMixin, PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
+class PartnerAdmin(TermsHistoryMixin, PageStatsMixin, AuditedSaveMixin, FileImportAdminMixin, ImportExportModelAdmin):
+    import_kind = "partners"
     resource_classes = [PartnerResource]
     form = PartnerForm
     audit_kind = "partners"
@@ -667,7 +669,9 @@ class CustomerServiceInline(ServiceOverviewInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, ImportExportModelAdmin):
+class CustomerAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, FileImportAdminMixin,
+                    ImportExportModelAdmin):
+    import_kind = "customers"
     resource_classes = [CustomerResource]
     form = CustomerForm
     audit_kind = "customers"
@@ -795,7 +799,9 @@ class ServiceForm(FieldErrorsMixin, DatedTermsForm):
 
 
 @admin.register(Service)
-class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, AuditedSaveMixin, ImportExportModelAdmin):
+class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, AuditedSaveMixin, FileImportAdminMixin,
+                   ImportExportModelAdmin):
+    import_kind = "services"
     resource_classes = [ServiceResource]
     form = ServiceForm
     audit_kind = "services"
@@ -1002,7 +1008,8 @@ class SeatStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(SeatAssignment)
-class SeatAssignmentAdmin(CleanInitialMixin, ServiceAddViewMixin, ImportExportModelAdmin):
+class SeatAssignmentAdmin(CleanInitialMixin, ServiceAddViewMixin, FileImportAdminMixin, ImportExportModelAdmin):
+    import_kind = "seat-events"
     add_form_class = SeatAssignForm
     add_title = "Assign a seat"
     list_display = ("member_name", "customer_name", "partner", "assigned_at", "removed_at", "source")
@@ -1079,7 +1086,8 @@ class SeatAssignmentAdmin(CleanInitialMixin, ServiceAddViewMixin, ImportExportMo
 
 
 @admin.register(SeatPurchase)
-class SeatPurchaseAdmin(CleanInitialMixin, ServiceAddViewMixin, ImportExportModelAdmin):
+class SeatPurchaseAdmin(CleanInitialMixin, ServiceAddViewMixin, FileImportAdminMixin, ImportExportModelAdmin):
+    import_kind = "seat-purchases"
     resource_classes = [SeatPurchaseResource]
     add_form_class = SeatPurchaseAddForm
     add_title = "Add seats (a commitment increase from the next month)"

@@ -542,6 +542,58 @@ class IdempotentRequest(models.Model):
         return f"{self.scope} {self.token}"
 
 
+class ImportJob(models.Model):
+    """A file uploaded with the admin's Import button (billing/import_jobs.py): checked (a dry run) then, once
+    confirmed, imported by the same engine as `import_csv`, in the request for a small file and as a background
+    task for a large one. Each status change is a conditional update, so a job runs each stage once."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "waiting to be checked"
+        CHECKING = "checking", "checking"
+        CHECKED = "checked", "checked: ready to import"
+        REFUSED = "refused", "refused: nothing imported"
+        CONFIRMED = "confirmed", "waiting to be imported"
+        IMPORTING = "importing", "importing"
+        IMPORTED = "imported", "imported"
+        FAILED = "failed", "failed: nothing imported"
+        DISCARDED = "discarded", "discarded"
+
+    RUNNING = (Status.QUEUED, Status.CHECKING, Status.CONFIRMED, Status.IMPORTING)
+
+    kind = models.CharField(max_length=40)
+    file_name = models.CharField(max_length=255)
+    path = models.CharField(max_length=500, blank=True)  # the stored upload, removed when the job ends
+    size = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # what the engine answered (ImportSummary) at the last stage that ran
+    read_as = models.CharField(max_length=100, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    bad_rows = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)  # [[row, column, reason], ...] (the first reported)
+    warning_count = models.PositiveIntegerField(default=0)
+    warnings = models.JSONField(default=list, blank=True)
+    fault = models.TextField(blank=True)  # a fault of the whole file, or why the job failed
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self):
+        return f"{self.kind} import of {self.file_name}"
+
+
 class AuditLog(models.Model):
     """Who changed seats or money, when, and the values before and after."""
 

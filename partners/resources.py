@@ -5,7 +5,6 @@ from django.conf import settings
 from import_export import resources
 from import_export.fields import Field
 
-from billing.admin_import import BulkImportResourceMixin
 from billing.widgets import (
     BooleanWidget,
     ChoiceWidget,
@@ -36,8 +35,7 @@ INT_MAX = 2147483647  # PositiveIntegerField: safe on every database
 PRICE = {"places": settings.PRICE_DECIMAL_PLACES, "max_digits": settings.PRICE_MAX_DIGITS}
 
 
-class PartnerResource(BulkImportResourceMixin, resources.ModelResource):
-    import_kind = "partners"
+class PartnerResource(resources.ModelResource):
     slug = Field(attribute="slug", column_name="slug", widget=SlugWidget(max_length=64))
     name = Field(attribute="name", column_name="name", widget=TextWidget(max_length=200))
     currency = Field(attribute="currency", column_name="currency", widget=TextWidget(max_length=3), default="USD")
@@ -56,8 +54,7 @@ class PartnerResource(BulkImportResourceMixin, resources.ModelResource):
         import_id_fields = ("slug",)
 
 
-class CustomerResource(BulkImportResourceMixin, resources.ModelResource):
-    import_kind = "customers"
+class CustomerResource(resources.ModelResource):
     partner = Field(attribute="partner__slug", column_name="partner", widget=SlugWidget())
     slug = Field(attribute="slug", column_name="slug", widget=SlugWidget(max_length=64))
     name = Field(attribute="name", column_name="name", widget=TextWidget(max_length=200))
@@ -79,8 +76,7 @@ class CustomerResource(BulkImportResourceMixin, resources.ModelResource):
         import_id_fields = ("partner", "slug")
 
 
-class ServiceResource(BulkImportResourceMixin, resources.ModelResource):
-    import_kind = "services"
+class ServiceResource(resources.ModelResource):
     partner = Field(attribute="partner__slug", column_name="partner", widget=SlugWidget())
     customer = Field(attribute="customer__slug", column_name="customer", widget=SlugWidget(), default=None)
     code = Field(attribute="code", column_name="code", widget=SlugWidget(max_length=64))
@@ -122,8 +118,7 @@ class ServiceResource(BulkImportResourceMixin, resources.ModelResource):
         import_id_fields = ("partner", "code")
 
 
-class SeatPurchaseResource(BulkImportResourceMixin, resources.ModelResource):
-    import_kind = "seat-purchases"
+class SeatPurchaseResource(resources.ModelResource):
     partner = Field(attribute="service__partner__slug", column_name="partner", widget=SlugWidget())
     service = Field(attribute="service__code", column_name="service", widget=SlugWidget())
     seats = Field(attribute="seats", column_name="seats", widget=IntegerWidget(min_value=1, max_value=INT_MAX))
@@ -135,10 +130,9 @@ class SeatPurchaseResource(BulkImportResourceMixin, resources.ModelResource):
         import_id_fields = ("partner", "service", "purchased_at")
 
 
-class SeatEventResource(BulkImportResourceMixin, resources.ModelResource):
+class SeatEventResource(resources.ModelResource):
     """Seat events (assign / unassign at an instant): what an import brings in."""
 
-    import_kind = "seat-events"
     partner = Field(column_name="partner", widget=SlugWidget())
     customer = Field(column_name="customer", widget=SlugWidget())
     member = Field(column_name="member", widget=TextWidget(max_length=200))

@@ -25,3 +25,21 @@ def import_rejected(cli, kind: str, path, *options: str, tracked):
     assert "nothing was imported" in result.err
     assert table_rows(tracked) == before
     return result, row_error_lines(result.err)
+
+
+def admin_import(client, import_url: str, text: str | bytes, name: str = "file.csv"):
+    """Upload a file with the admin's Import button (it is checked in the request: the test settings run import
+    jobs inline); the job's page it leads to."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = text.encode() if isinstance(text, str) else text
+    response = client.post(import_url, {"import_file": SimpleUploadedFile(name, data, content_type="text/csv")})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return client.get(response["Location"])
+
+
+def admin_confirm(client, job_page):
+    """Press Confirm import on a checked job's page; the page it leads to."""
+    response = client.post(job_page.wsgi_request.path, {"confirm": "Confirm import"})
+    assert response.status_code == 302
+    return client.get(response["Location"])

@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
@@ -44,6 +43,7 @@ from partners.tests.factories import (
     ServiceFactory,
     UserFactory,
 )
+from tests.import_checks import admin_confirm, admin_import
 
 pytestmark = pytest.mark.django_db
 
@@ -493,30 +493,23 @@ def test_alerts_and_members_are_read_only(clerk, world, model):
 
 
 # --- the admin's Import button runs the bulk engine ---------------------------------------------
-def import_csv(clerk, model, text):
-    model_admin = CustomerAdmin  # every admin here offers the same formats
-    formats = [f.__name__ for f in model_admin(Customer, None).get_import_formats()]
-    upload = SimpleUploadedFile("seats.csv", text.encode(), content_type="text/csv")
-    return clerk.post(url(model, "import"), {"import_file": upload, "format": formats.index("CSV"),
-                                             "resource": "0"})
-
-
 def test_importing_seat_events_through_the_admin_checks_the_cap(clerk, world):
     bad = "partner,customer,member,action,at\nnorthwind,contoso,Lena Novak,assign,2026-05-02T09:00:00Z\n"
-    response = import_csv(clerk, "seatassignment", bad)
-    assert response.status_code == 200
-    assert "seat cap of 1 reached" in response.content.decode()
+    page = admin_import(clerk, url("seatassignment", "import"), bad)
+    assert page.context["job"].status == "refused"
+    assert "seat cap of 1 reached" in page.content.decode()
+    assert "Confirm import" not in page.content.decode()
     assert not Member.objects.filter(name="Lena Novak").exists()
 
     good = "partner,customer,member,action,at\nnorthwind,fabrikam,Noah Kim,assign,2026-05-02T09:00:00Z\n"
-    response = import_csv(clerk, "seatassignment", good)
-    assert response.status_code == 200 and not SeatAssignment.objects.filter(member__name="Noah Kim").exists()
-    confirm = response.context["confirm_form"]
-    response = clerk.post(url("seatassignment", "process_import"),
-                          {name: confirm.initial.get(name, "") for name in confirm.fields})
-    assert response.status_code == 302
+    page = admin_import(clerk, url("seatassignment", "import"), good)
+    assert page.context["job"].status == "checked"
+    assert not SeatAssignment.objects.filter(member__name="Noah Kim").exists()
+    page = admin_confirm(clerk, page)
+    assert page.context["job"].status == "imported"
     assert SeatAssignment.objects.filter(member__name="Noah Kim", customer=world["open"]).exists()
-    assert AuditLog.objects.filter(action="seat.import").exists()
+    entry = AuditLog.objects.get(action="seat.import")
+    assert entry.actor.username == "clerk"
 
 
 # --- what later apps add to these pages ---------------------------------------------------------

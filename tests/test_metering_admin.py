@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -25,6 +24,7 @@ from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, 
 from metering.services import AgentRow, inventory_apply
 from partners.models import AuditLog, Method
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory, UserFactory
+from tests.import_checks import admin_confirm, admin_import
 
 pytestmark = pytest.mark.django_db
 
@@ -242,31 +242,23 @@ def test_the_suspension_import_page_shows_the_tenant_event_columns(clerk, world)
 
 
 def upload(clerk, model, text):
-    from import_export.formats.base_formats import CSV
-
-    admin_page = UsageSnapshotAdmin(UsageSnapshot, None)
-    formats = [f.__name__ for f in admin_page.get_import_formats()]
-    assert CSV.__name__ in formats
-    file = SimpleUploadedFile("usage.csv", text.encode(), content_type="text/csv")
-    return clerk.post(url(model, "import"), {"import_file": file, "format": formats.index("CSV"), "resource": "0"})
+    return admin_import(clerk, url(model, "import"), text, name="usage.csv")
 
 
 def test_importing_usage_through_the_admin_checks_rows_and_audits(clerk, world):
     bad = ("partner,customer,date,users_count,storage_bytes\n"
            "brightline,northfield,2026-05-21,7,900000000000\n"
            "brightline,nobody,2026-05-21,7,900000000000\n")
-    response = upload(clerk, "usagesnapshot", bad)
-    assert response.status_code == 200
-    assert "unknown customer &#x27;nobody&#x27;" in response.content.decode()
+    page = upload(clerk, "usagesnapshot", bad)
+    assert page.context["job"].status == "refused"
+    assert "row 3: customer: unknown customer &#x27;nobody&#x27;" in page.content.decode()
     assert not UsageSnapshot.objects.filter(date=date(2026, 5, 21)).exists()
 
     good = "partner,customer,date,users_count,storage_bytes\nbrightline,northfield,2026-05-21,7,900000000000\n"
-    response = upload(clerk, "usagesnapshot", good)
-    assert response.status_code == 200 and not UsageSnapshot.objects.filter(date=date(2026, 5, 21)).exists()
-    confirm = response.context["confirm_form"]
-    response = clerk.post(url("usagesnapshot", "process_import"),
-                          {name: confirm.initial.get(name, "") for name in confirm.fields})
-    assert response.status_code == 302
+    page = upload(clerk, "usagesnapshot", good)
+    assert page.context["job"].status == "checked" and not UsageSnapshot.objects.filter(date=date(2026, 5, 21)).exists()
+    page = admin_confirm(clerk, page)
+    assert page.context["job"].status == "imported"
     assert UsageSnapshot.objects.get(customer=world["heavy"], date=date(2026, 5, 21)).users_count == 7
     entry = AuditLog.objects.get(action="usage.import")
     assert entry.actor.username == "clerk" and entry.partner == world["partner"]
@@ -274,12 +266,8 @@ def test_importing_usage_through_the_admin_checks_rows_and_audits(clerk, world):
 
 def test_importing_tenant_events_through_the_admin_merges_the_history(clerk, world):
     text = "partner,customer,action,at\nbrightline,old-mill,unsuspend,2026-05-20T08:00:00Z\n"
-    response = upload(clerk, "suspension", text)
-    assert response.status_code == 200
-    confirm = response.context["confirm_form"]
-    response = clerk.post(url("suspension", "process_import"),
-                          {name: confirm.initial.get(name, "") for name in confirm.fields})
-    assert response.status_code == 302
+    page = admin_confirm(clerk, upload(clerk, "suspension", text))
+    assert page.context["job"].status == "imported"
     ended = Suspension.objects.get(customer=world["bakery"])
     assert (ended.first_full_day, ended.last_full_day) == (date(2026, 5, 15), date(2026, 5, 19))
     assert AuditLog.objects.filter(action="suspension.import").exists()

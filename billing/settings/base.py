@@ -35,6 +35,7 @@ DJANGO_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
 ]
 THIRD_PARTY_APPS = [
     "djmoney",
@@ -224,6 +225,14 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 # Imports stream the file and validate a batch of rows at a time.
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=2000)
 IMPORT_MAX_REPORTED_ERRORS = env.int("IMPORT_MAX_REPORTED_ERRORS", default=1000)
+# The admin's Import button (billing/import_jobs.py): uploads are stored in IMPORT_JOBS_DIR (shared by the web
+# processes and the workers) until imported; a file over IMPORT_INLINE_MAX_BYTES is checked and imported in the
+# background (IMPORT_JOBS_RUN: "celery" with a broker, else "thread" in the web process; "inline" runs every file
+# in its request), with a progress page. A file checked but never confirmed is dropped after IMPORT_JOBS_KEEP_HOURS.
+IMPORT_JOBS_DIR = env.str("IMPORT_JOBS_DIR", default=str(BASE_DIR / "var" / "imports"))
+IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=1_048_576)
+IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1_073_741_824)
+IMPORT_JOBS_KEEP_HOURS = env.int("IMPORT_JOBS_KEEP_HOURS", default=48)
 
 # Utilization alert thresholds (RULES 3.2)
 UTILIZATION_WARNING_PERCENT = 90
@@ -239,6 +248,8 @@ RMM_SYNC_RETRIES = env.int("RMM_SYNC_RETRIES", default=3)
 RMM_SYNC_RETRY_BASE_SECONDS = env.int("RMM_SYNC_RETRY_BASE_SECONDS", default=120)
 
 from billing.settings.celery import *  # noqa: E402,F403
+
+IMPORT_JOBS_RUN = env.str("IMPORT_JOBS_RUN", default="thread" if CELERY_TASK_ALWAYS_EAGER else "celery")  # noqa: F405
 
 # --- sign-in throttling and lockout (django-axes; docs/security.md) -----------------------------------------
 # AxesStandaloneBackend first: it refuses a locked account or address before the password is checked

@@ -14,7 +14,6 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.core.files.uploadedfile import SimpleUploadedFile
 from djmoney.money import Money
 
 from partners.models import (
@@ -36,7 +35,7 @@ from partners.tests.factories import (
     SeatPurchaseFactory,
     ServiceFactory,
 )
-from tests.import_checks import csv_text, import_rejected, row_error_lines, table_rows
+from tests.import_checks import admin_confirm, admin_import, csv_text, import_rejected, row_error_lines, table_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -579,43 +578,37 @@ def test_seat_purchase_takes_effect_at_the_next_month_boundary(acme, cli, csv_fi
 
 # --- the admin's Import button --------------------------------------------------------------------------
 def test_admin_import_of_customers(acme, admin_client):
-    """RULES 5-6: the admin's Import button runs the same all-or-nothing engine: a bad file shows the
-    `row N` error with its column and writes nothing; a good one imports after the confirm step."""
+    """The admin's Import button runs the same all-or-nothing engine: a bad file shows each `row N: column:
+    reason` on the page and writes nothing; a good one shows its counts and first rows, and imports once
+    confirmed (a second Confirm imports nothing more)."""
     url = "/admin/partners/customer/import/"
     page = admin_client.get(url)
     assert page.status_code == 200
-    form = page.context["form"]
-    csv_index = next(value for value, label in form.fields["format"].choices if label.lower() == "csv")
-    resource = form.initial.get("resource", "0")
+    assert "Check file" in page.content.decode()
 
     bad = csv_text(CUSTOMERS_HEADER, *GOOD_ROWS["customers"], "ghost,c9,Ghost,,,,")
     before = db_state()
-    response = admin_client.post(url, {
-        "resource": resource, "format": csv_index,
-        "import_file": SimpleUploadedFile("customers.csv", bad.encode(), content_type="text/csv"),
-    })
-    assert response.status_code == 200
-    result = response.context["result"]
-    assert result.has_validation_errors()
-    assert [(row.number, row.error_dict) for row in result.invalid_rows] == [
-        (6, {"partner": ["unknown partner 'ghost'"]}),
-    ]
-    assert "unknown partner &#x27;ghost&#x27;" in response.content.decode()
-    assert "confirm_form" not in response.context or response.context["confirm_form"] is None
+    page = admin_import(admin_client, url, bad, name="customers.csv")
+    job = page.context["job"]
+    assert (job.status, job.errors, job.bad_rows) == ("refused", [[6, "partner", "unknown partner 'ghost'"]], 1)
+    assert "row 6: partner: unknown partner &#x27;ghost&#x27;" in page.content.decode()
+    assert "Confirm import" not in page.content.decode()
     assert db_state() == before
 
     good = csv_text(CUSTOMERS_HEADER, *GOOD_ROWS["customers"])
-    response = admin_client.post(url, {
-        "resource": resource, "format": csv_index,
-        "import_file": SimpleUploadedFile("customers.csv", good.encode(), content_type="text/csv"),
-    })
-    assert response.status_code == 200
-    assert not response.context["result"].has_validation_errors()
-    assert Customer.objects.filter(slug__startswith="c").count() == 0  # the first step is a dry run
-    confirm = response.context["confirm_form"]
-    response = admin_client.post("/admin/partners/customer/process_import/", confirm.initial)
-    assert response.status_code == 302
+    page = admin_import(admin_client, url, good, name="customers.csv")
+    job = page.context["job"]
+    assert (job.status, job.rows, job.created) == ("checked", 4, 4)
+    text = page.content.decode()
+    assert "4</b> rows would be imported" in text and "Confirm import" in text
+    assert [number for number, _ in page.context["preview_rows"]] == [2, 3, 4, 5]  # the first rows, numbered
+    assert Customer.objects.filter(slug__startswith="c").count() == 0  # the check is a dry run
+    page = admin_confirm(admin_client, page)
+    assert page.context["job"].status == "imported"
     assert sorted(Customer.objects.filter(partner=acme, slug__startswith="c").values_list("slug", "host_limit")) == [
         ("c1", 1), ("c2", 2), ("c3", 3), ("c4", 4),
     ]
+    assert AuditLog.objects.filter(action="customers.create").count() == 4
+    again = admin_client.post(page.wsgi_request.path, {"confirm": "Confirm import"})  # a second click
+    assert again.status_code == 302
     assert AuditLog.objects.filter(action="customers.create").count() == 4
