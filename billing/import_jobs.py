@@ -171,17 +171,18 @@ def _csv_path(job: ImportJob) -> Path:
 def _xlsx_to_csv(source: Path, target: Path) -> None:
     from openpyxl import load_workbook  # only for workbooks (openpyxl comes with django-import-export[xlsx])
 
-    try:
-        book = load_workbook(source, read_only=True, data_only=True)
-    except Exception as exc:  # a broken workbook: one line for the clerk
-        raise ImportFileError(f"the workbook cannot be read ({exc}): save it again, or as CSV UTF-8") from None
-    try:
-        with target.open("w", encoding="utf-8", newline="") as out:
-            writer = csv.writer(out)
-            for values in book.worksheets[0].iter_rows(values_only=True):
-                writer.writerow([_cell_text(v) for v in values])
-    finally:
-        book.close()
+    with source.open("rb") as stream:  # a file object: openpyxl judges a path by its suffix
+        try:
+            book = load_workbook(stream, read_only=True, data_only=True)
+        except Exception as exc:  # a broken workbook: one line for the clerk
+            raise ImportFileError(f"the workbook cannot be read ({exc}): save it again, or as CSV UTF-8") from None
+        try:
+            with target.open("w", encoding="utf-8", newline="") as out:
+                writer = csv.writer(out)
+                for values in book.worksheets[0].iter_rows(values_only=True):
+                    writer.writerow([_cell_text(v) for v in values])
+        finally:
+            book.close()
 
 
 def _cell_text(value) -> str:

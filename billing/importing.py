@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, reset_queries, transaction
 from django.db.models.fields import NOT_PROVIDED
 from import_export.fields import Field
 from import_export.resources import Resource
@@ -414,6 +414,7 @@ def _run(kind: ImportKind, ctx: ImportContext, header: list[str], rows) -> Impor
             if len(batch) >= settings.IMPORT_BATCH_SIZE:
                 kind.process_batch(batch, ctx)
                 batch = []
+                reset_queries()  # under DEBUG, Django keeps the SQL of the last 9,000 queries: a batch's is large
             if ctx.rows % settings.IMPORT_BATCH_SIZE == 0:
                 ctx.progressed()
         if batch:

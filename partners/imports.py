@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from decimal import Decimal
 
@@ -37,6 +38,14 @@ from partners.resources import (
 )
 from partners.services import alerts_evaluate, terms_change_record
 from partners.terms import TERM_FIELDS, TermsDateError, changed_terms, check_effective, values_of
+
+
+_LOW_64 = (1 << 64) - 1
+
+
+def _digest(value) -> int:
+    """A 64-bit digest of a key or a row's values, to tell the rows of a file apart without keeping them."""
+    return int.from_bytes(hashlib.blake2b(repr(value).encode(), digest_size=8).digest(), "big")
 
 
 class UpsertKind(ImportKind):
@@ -82,20 +91,22 @@ class UpsertKind(ImportKind):
             setattr(obj, attr, value)
 
     def process_batch(self, batch: list[ParsedRow], ctx: ImportContext) -> None:
-        seen: dict[tuple, tuple[int, tuple]] = ctx.state.setdefault("seen", {})
+        # each key of the file so far, as one int: its first row and a digest of its values (a file of a million
+        # rows keeps a million small ints, not a million rows)
+        seen: dict[int, int] = ctx.state.setdefault("seen", {})
         rows = []
         for row in batch:
-            key = self.key(row)
-            signature = tuple(sorted((k, repr(v)) for k, v in row.values.items()))
+            key = _digest(self.key(row))
+            signature = _digest(sorted((k, repr(v)) for k, v in row.values.items()))
             if key in seen:
-                first_row, first_signature = seen[key]
+                first_row, first_signature = seen[key] >> 64, seen[key] & _LOW_64
                 if first_signature != signature:
                     ctx.error(row.number, self.key_columns[-1],
                               f"same key as row {first_row} with different values")
                 else:
                     ctx.unchanged += 1
                 continue
-            seen[key] = (row.number, signature)
+            seen[key] = row.number << 64 | signature
             rows.append(row)
         refs = self.resolve(rows, ctx)
         rows = [r for r in rows if r.number not in ctx.failed_rows]
