@@ -39,7 +39,6 @@ from partners.resources import (
 from partners.services import alerts_evaluate, terms_change_record
 from partners.terms import TERM_FIELDS, TermsDateError, changed_terms, check_effective, values_of
 
-
 _LOW_64 = (1 << 64) - 1
 
 
