@@ -28,8 +28,7 @@ class OnceField(forms.CharField):
     """The hidden one-time token of a money form (a new one each time the form is shown)."""
 
     def __init__(self, **kwargs):
-        super().__init__(widget=forms.HiddenInput, required=False, max_length=100,
-                         initial=lambda: uuid.uuid4().hex, **kwargs)
+        super().__init__(widget=forms.HiddenInput, required=False, max_length=100, initial=new_token, **kwargs)
 
 
 class _Refused(Exception):
@@ -67,6 +66,22 @@ def once(*, scope: str, token: str | None, write: Callable[[], HttpResponse],
         if record.request_digest != request_digest:
             return JsonResponse({"detail": "this Idempotency-Key was used for another request"}, status=422)
         return replay(record)
+
+
+def new_token() -> str:
+    """A one-time token for a form written by hand in a template (`<input type="hidden" name="once_token">`)."""
+    return uuid.uuid4().hex
+
+
+def once_per_action(request, scope: str, write: Callable[[], None]) -> HttpResponse:
+    """An admin action that writes, done once per page it was sent from (the page's one-time token, per user): a
+    repeated POST is sent back to the list as the first was, without a second write."""
+
+    def act():
+        write()
+        return HttpResponseRedirect(request.get_full_path())
+
+    return once(scope=f"{scope}:{request.user.pk}", token=request.POST.get(TOKEN_FIELD), write=act)
 
 
 def once_per_form(request, scope: str, view: Callable[[], HttpResponse]) -> HttpResponse:

@@ -37,7 +37,7 @@ from import_export.admin import ImportExportModelAdmin
 
 from billing.actor import Actor
 from billing.admin_import import FileImportAdminMixin
-from billing.idempotency import OnceField, once_per_form
+from billing.idempotency import OnceField, new_token, once_per_action, once_per_form
 from billing.money import currency_places, quantize_money, quantize_quantity
 from billing.periods import utc_date
 from invoicing import pdf as invoice_pdf
@@ -385,6 +385,10 @@ class InvoiceAdmin(admin.ModelAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def changelist_view(self, request, extra_context=None):
+        # the actions that write (issue drafts, credit whole invoices) run once per page they are sent from
+        return super().changelist_view(request, {**(extra_context or {}), "once_token": new_token()})
+
     def get_actions(self, request):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)  # issued invoices are never deleted; a draft from its page
@@ -685,7 +689,11 @@ class InvoiceAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Issue selected drafts")
     def issue_drafts(self, request, queryset):
         """Number and issue each selected draft as it stands (invoice_issue_draft), oldest first so
-        each CI's statement sees the invoices before it; each is its own transaction."""
+        each CI's statement sees the invoices before it; each is its own transaction. Sent twice from one
+        page (a double click), it issues once."""
+        return once_per_action(request, "admin:issue-drafts", lambda: self._issue_drafts(request, queryset))
+
+    def _issue_drafts(self, request, queryset):
         issued, failed = [], []
         actor = _actor(request)
         for invoice in queryset.select_related("partner").order_by("issue_date", "kind", "pk"):
@@ -720,8 +728,13 @@ class InvoiceAdmin(admin.ModelAdmin):
                 "action": "credit_whole_invoice",
                 "reason": reason,
                 "reason_missing": request.POST.get("confirm") == "yes" and not reason,
+                "once_token": request.POST.get("once_token") or new_token(),
             }
             return TemplateResponse(request, "admin/invoicing/invoice/credit_confirm.html", context)
+        # sent twice (a double click on the confirmation page), credited once
+        return once_per_action(request, "admin:credit-whole", lambda: self._credit_whole(request, invoices, reason))
+
+    def _credit_whole(self, request, invoices, reason):
         notes, failed = [], []
         actor = _actor(request)
         for invoice in invoices:
@@ -734,7 +747,6 @@ class InvoiceAdmin(admin.ModelAdmin):
                 self.log_change(request, invoice, f"Credited in full by {note.number}: {reason}")
         extra = f" ({', '.join(notes[:10])}{', ...' if len(notes) > 10 else ''})" if notes else ""
         _report(request, self, len(notes), "credited in full", failed, extra)
-        return None
 
     @admin.action(permissions=["change"], description="Regenerate PDF")
     def regenerate_pdf(self, request, queryset):

@@ -291,6 +291,22 @@ def test_credit_whole_invoice_reports_failures(clerk, billed):
     assert Invoice.objects.filter(kind=InvoiceKind.CN).count() == 1
 
 
+def test_credit_whole_invoice_sent_twice_from_its_page_answers_as_the_first(clerk, billed):
+    """The confirmation page carries a one-time token: a double click credits once and the second answer is the
+    first's (back to the list), not a page of failures."""
+    import re
+
+    invoice = billed["CI-0001"]
+    data = {"action": "credit_whole_invoice", "_selected_action": [invoice.pk]}
+    page = clerk.post(url("invoice"), data).content.decode()
+    token = re.search(r'name="once_token" value="([0-9a-f]{32})"', page).group(1)
+    confirm = {**data, "confirm": "yes", "reason": "twice", "once_token": token}
+    first, second = clerk.post(url("invoice"), confirm), clerk.post(url("invoice"), confirm)
+    assert (first.status_code, second.status_code) == (302, 302) and first["Location"] == second["Location"]
+    assert Invoice.objects.filter(kind=InvoiceKind.CN).count() == 1
+    assert "failed" not in " ".join(messages_of(clerk.get(second["Location"])))
+
+
 def test_credit_chosen_lines(clerk, billed):
     invoice = billed["CI-0003"]
     overage = invoice.lines.get(line_type=LineType.OVERAGE)
@@ -334,6 +350,22 @@ def test_issue_drafts_action_numbers_them_in_date_order(clerk, data_dir, cli):
     response = clerk.post(url("invoice"), {"action": "issue_drafts", "_selected_action": [drafts[0].pk]},
                           follow=True)
     assert any("0 issued (1 failed: CI-0001: already issued)" in m for m in messages_of(response))
+
+
+def test_issue_drafts_sent_twice_from_one_page_issues_once(clerk, data_dir, cli):
+    import re
+
+    replay(data_dir / "seat-days-basic", upto_billing=False)
+    cli("run_billing", "--through", "2026-04-01", "--draft")
+    draft = Invoice.objects.drafts().get()
+    page = clerk.get(url("invoice")).content.decode()
+    token = re.search(r'name="once_token" value="([0-9a-f]{32})"', page).group(1)
+    data = {"action": "issue_drafts", "_selected_action": [draft.pk], "once_token": token}
+    first, second = clerk.post(url("invoice"), data), clerk.post(url("invoice"), data)
+    assert (first.status_code, second.status_code) == (302, 302)
+    assert Invoice.objects.get(pk=draft.pk).number == "CI-0001"
+    assert AuditLog.objects.filter(action="invoice.issue").count() == 1
+    assert "already issued" not in " ".join(messages_of(clerk.get(second["Location"])))
 
 
 def test_a_draft_can_be_deleted(clerk, data_dir, cli):
