@@ -101,6 +101,11 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # PostgreSQL connection forks a server process: a busy API spends more on that than on its queries.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded set-up: write-ahead logging lets pages read while an import in the background writes (SQLite
+    # still takes one write at a time: other writes wait for it, up to `timeout` seconds)
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"init_command": "PRAGMA journal_mode=WAL;", "timeout": 20, "transaction_mode": "IMMEDIATE"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
