@@ -27,8 +27,11 @@ run: demo
 	@echo ""
 	$(BIN)/python manage.py runserver 127.0.0.1:8000
 
+# two workers (pytest-xdist) on the two-core machine; TEST_WORKERS=0 runs in one process (CI on PostgreSQL)
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
