@@ -4,7 +4,8 @@ written to a folder, and compared byte for byte with a folder written before.
     .venv/bin/python bench/same_exports.py /tmp/exports-before              # on the old commit
     .venv/bin/python bench/same_exports.py /tmp/exports-after --compare /tmp/exports-before
 
-Each scenario runs in its own fresh SQLite database, with the clock held at --now (default 2026-12-07 12:00 UTC) so statuses and dates do not move:
+Each scenario runs in its own fresh SQLite database, with the clock held at --now (default 2026-12-07 12:00
+UTC) so statuses and dates do not move:
 
   - each folder of tests/data with a steps.json (the worked examples): its imports and billing runs;
   - `generate_data` (7 partners, one of each profile, fixed seed, 3 months) billed through --now's month.
@@ -65,7 +66,8 @@ with time_machine.travel(now, tick=False):
     with (out / "ledger.txt").open("w") as ledger:
         for inv in Invoice.objects.order_by("kind", "number", "pk"):
             ledger.write(f"{{inv.kind}} {{inv.number}} {{inv.partner.slug}} {{inv.issue_date}} {{inv.due_date}} "
-                         f"{{inv.subtotal}} {{inv.tax_rate}} {{inv.tax_amount}} {{inv.total}} {{inv.amount_due}} {{inv.payment_status}}\n")
+                         f"{{inv.subtotal}} {{inv.tax_rate}} {{inv.tax_amount}} {{inv.total}} {{inv.amount_due}} "
+                         f"{{inv.payment_status}}\n")
             for line in inv.lines.order_by("pk"):
                 ledger.write(f"  {{line.line_type}} {{line.period}} {{line.quantity}} {{line.unit_price}} "
                              f"{{line.amount}} {{line.description}}\n")
@@ -105,7 +107,8 @@ def compare(out: Path, base: Path) -> int:
             other = out / path.relative_to(base)
             if not other.exists() or not filecmp.cmp(path, other, shallow=False):
                 differ.append(str(path.relative_to(base)))
-    extra = [str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and not (base / p.relative_to(out)).exists()]
+    extra = [str(p.relative_to(out)) for p in out.rglob("*")
+             if p.is_file() and not (base / p.relative_to(out)).exists()]
     for name in differ + extra:
         print(f"differs: {name}")
     print("same exports" if not differ and not extra else f"{len(differ) + len(extra)} file(s) differ")

@@ -1,4 +1,4 @@
-"""Email lists as written in files and forms: separated by commas or semicolons (RULES 6)."""
+"""Email lists as written in files and forms: separated by commas or semicolons (billing-rules 9.2)."""
 
 
 def split_emails(text: str) -> list[str]:

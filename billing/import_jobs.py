@@ -1,4 +1,4 @@
-"""The admin's Import button (docs/import-formats.md, section 1.2): an uploaded file is stored as it streams in,
+"""The admin's Import button (import-formats 1): an uploaded file is stored as it streams in,
 checked by the import engine (a dry run: counts, the first rows, every `row N: column: reason`), then imported
 by the same engine once a clerk confirms, all or nothing, exactly as `import_csv` would.
 

@@ -1,4 +1,4 @@
-"""The import engine behind `import_csv` and the admin's Import buttons (RULES 5-6).
+"""The import engine behind `import_csv` and the admin's Import buttons (billing-rules 8.1, 9).
 
 A file is streamed (bounded memory) and handed to its kind a batch of parsed
 rows at a time, so that keys are resolved and rules checked per batch rather
@@ -7,7 +7,7 @@ transaction: when any row is bad, or on a dry run, it is rolled back, so an
 import either writes all of its rows or nothing, and every bad row is named
 as `row N: column: reason` (the header is row 1).
 
-A hostile or broken file gets the same answer (docs/import-formats.md, "Bad files"): bytes that are not
+A hostile or broken file gets the same answer (import-formats 8): bytes that are not
 UTF-8 and NUL characters are row errors on their cell (the file is read with surrogateescape, so a bad
 byte never stops the reader at some chunk boundary far from its row), CSV the reader cannot follow (a
 quote never closed, a row over MAX_RECORD_CHARS) is one line naming its row, and no row is ever held

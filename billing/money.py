@@ -1,4 +1,4 @@
-"""Money: the one place that rounds (RULES 2).
+"""Money: the one place that rounds (billing-rules 2).
 
 Amounts are computed exactly with Decimal and rounded once per line, half
 away from zero (ROUND_HALF_UP on Decimal: -0.125 -> -0.13), to the minor unit

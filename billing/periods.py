@@ -1,4 +1,4 @@
-"""Periods: UTC calendar months and date ranges (RULES 1). No Django import here."""
+"""Periods: UTC calendar months and date ranges (billing-rules 1). No Django import here."""
 
 from __future__ import annotations
 

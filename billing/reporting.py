@@ -1,4 +1,4 @@
-"""Reports behind `export_report` (RULES 7): each app registers its own; this module writes them
+"""Reports behind `export_report` (billing-rules 10): each app registers its own; this module writes them
 as CSV or XLSX, streaming rows, escaping cells against spreadsheet formula injection."""
 
 from __future__ import annotations

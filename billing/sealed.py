@@ -3,8 +3,7 @@
 A database dump or backup then holds no usable token. Encryption is Fernet from `cryptography`
 (AES-128-CBC with an HMAC-SHA256, a fresh IV each time), behind `MultiFernet` so that keys rotate:
 `FIELD_ENCRYPTION_KEYS` lists Fernet keys, the first encrypts and every one decrypts. Without it the
-key is derived from SECRET_KEY (then rotating SECRET_KEY needs the old one listed: docs/operations.md
-section 14).
+key is derived from SECRET_KEY (then rotating SECRET_KEY needs the old one listed: operations 14).
 
 `SealedTextField` keeps the plain text on the model and the sealed text in the column. A value no
 listed key opens (the key was changed) loads as `Unreadable`: the page still shows, a save keeps

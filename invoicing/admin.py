@@ -1,6 +1,6 @@
 """Invoicing in the admin: invoices, payments and one-time charges.
 
-Invoices change only through invoicing.services (RULES 4: an issued invoice never changes), so
+Invoices change only through invoicing.services (billing-rules 4.4: an issued invoice never changes), so
 every invoice page is read-only; what a clerk does to an invoice is an action on the list (issue
 drafts, credit whole invoices, regenerate PDFs, refresh payment statuses) or a tool on its page
 (download the PDF or its lines as XLSX, record a payment, credit chosen lines). Those views are

@@ -1,4 +1,4 @@
-"""Import kinds of invoicing: one-time-charges and payments (RULES 4, 6, 9.5, 9.11).
+"""Import kinds of invoicing: one-time-charges and payments (billing-rules 4.1, 4.8, 9, 6.5, 6.11).
 
 Both follow the engine's contract (billing.importing): keys are resolved one query per batch, every
 bad row is reported as `row N: column: reason`, and any bad row writes nothing. Neither kind ever
@@ -32,13 +32,13 @@ HUNDRED = Decimal(100)
 @register_import
 class OneTimeChargesImport(ImportKind):
     """One-time charges (hardware, onboarding fees, true-ups): each is billed on its own INV, dated the
-    charge's date, by `run_billing` (RULES 4, 9.5).
+    charge's date, by `run_billing` (billing-rules 4.1, 6.5).
 
     A charge has no natural key beyond the whole row: partner, customer, description, quantity,
     unit_price, date and taxable (numbers compared by value, so 2 and 2.00 are the same). So:
 
     - a row equal to a charge already imported, or to an earlier row of the same file, is an exact
-      duplicate and changes nothing (RULES 9.11): re-importing a file never charges twice;
+      duplicate and changes nothing (billing-rules 6.11): re-importing a file never charges twice;
     - two rows that differ in any column are two charges. Two identical items bought the same day
       are one row with quantity 2, not two identical rows;
     - an import never changes nor removes a stored charge. A charge already billed (its INV issued,
@@ -129,7 +129,7 @@ class OneTimeChargesImport(ImportKind):
 
 @register_import
 class PaymentsImport(ImportKind):
-    """Payments received against issued invoices (RULES 4: the ledger and the payment status).
+    """Payments received against issued invoices (billing-rules 4.6-4.8: the ledger and the payment status).
 
     `invoice_number` names an issued CI or INV (case does not matter: ci-0001 is CI-0001); a draft
     has no number to pay, and a credit note is not paid. The amount is above zero, in the invoice's

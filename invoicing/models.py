@@ -1,5 +1,5 @@
 """What is owed: invoices (CI with child invoices, INV, credit notes), lines, payments, one-time
-charges, and the gapless numbering. An issued invoice never changes (RULES 4)."""
+charges, and the gapless numbering. An issued invoice never changes (billing-rules 4.4)."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ class Invoice(models.Model):
     subtotal = models.DecimalField(**AMOUNT, default=Decimal("0"))
     tax_amount = models.DecimalField(**AMOUNT, default=Decimal("0"))
     total = models.DecimalField(**AMOUNT, default=Decimal("0"))
-    # the statement of the account on a CI (RULES 4)
+    # the statement of the account on a CI (billing-rules 4.6)
     previous_balance = models.DecimalField(**AMOUNT, default=Decimal("0"))
     payments_and_credits = models.DecimalField(**AMOUNT, default=Decimal("0"))
     other_invoices = models.DecimalField(**AMOUNT, default=Decimal("0"),
@@ -306,7 +306,7 @@ class Payment(models.Model):
 
 
 class OneTimeCharge(models.Model):
-    """A one-time purchase (hardware, onboarding, a true-up): billed on its own INV (RULES 9.5)."""
+    """A one-time purchase (hardware, onboarding, a true-up): billed on its own INV (billing-rules 6.5)."""
 
     partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="one_time_charges")
     customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, null=True, blank=True,

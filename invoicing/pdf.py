@@ -1,4 +1,4 @@
-"""Invoice PDFs: Django templates rendered by WeasyPrint (STYLE 7).
+"""Invoice PDFs: Django templates rendered by WeasyPrint.
 
 The document is self-contained: the CSS is inlined and the only font is DejaVu Sans from the
 operating system, so no URL is fetched while rendering.

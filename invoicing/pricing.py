@@ -37,7 +37,7 @@ class SeatDaysPrice:
 
 def price_seat_days(*, seat_days: int, days_in_month: int, service_days: int, committed: int,
                     unit_price: Decimal, overage_price: Decimal | None, currency: str) -> SeatDaysPrice:
-    """One seat_days period (RULES 3.1, 9.1).
+    """One seat_days period (billing-rules 3.1, 6.1).
 
     minimum = committed x service days / days in month; billable = max(actual, minimum).
     The amount is rounded once from the exact value. Above a non-zero minimum
@@ -73,11 +73,11 @@ def price_seat_days(*, seat_days: int, days_in_month: int, service_days: int, co
     return SeatDaysPrice(actual=actual, minimum=minimum, billable=billable, lines=lines)
 
 
-# --- tiers, proration and the advance/arrears amounts of RULES 3.3-3.8 --------------------------
+# --- tiers, proration and the advance/arrears amounts of billing-rules 3.4-3.9 --------------------------
 
 
 def volume_unit_price(total: Decimal, *, unit_price: Decimal, tiers: Sequence[Tier] = ()) -> Decimal:
-    """The price of the tier the total falls in (an `UP_TO` bound is inclusive, RULES 9.9)."""
+    """The price of the tier the total falls in (an `UP_TO` bound is inclusive, billing-rules 6.9)."""
     if not tiers:
         return unit_price
     for tier in tiers:
@@ -88,7 +88,7 @@ def volume_unit_price(total: Decimal, *, unit_price: Decimal, tiers: Sequence[Ti
 
 def tiered_amount(quantity: Decimal, *, unit_price: Decimal, tiers: Sequence[Tier] = (),
                   mode: str = VOLUME) -> Decimal:
-    """The exact monthly amount of a quantity: unit_price each, or per the tiers (RULES 3.8).
+    """The exact monthly amount of a quantity: unit_price each, or per the tiers (billing-rules 3.9).
 
     volume: every unit at the price of the tier the total falls in;
     graduated: each tier's units at that tier's price.
@@ -113,7 +113,7 @@ def tiered_amount(quantity: Decimal, *, unit_price: Decimal, tiers: Sequence[Tie
 
 
 def first_month_amount(monthly: Decimal, *, start: date, convention: str, currency: str) -> Decimal:
-    """The rest of the start date's month, rounded once (RULES 3.7, 9.13).
+    """The rest of the start date's month, rounded once (billing-rules 3.8, 6.13).
 
     day_fraction: monthly x (days from the start date through month end, inclusive) / days;
     rounded_daily_rate: round(monthly / days, minor unit) x (days - start day), so a start
@@ -129,12 +129,12 @@ def first_month_amount(monthly: Decimal, *, start: date, convention: str, curren
 
 def proration_amount(monthly_before: Decimal, monthly_after: Decimal, *, effective: date, currency: str) -> Decimal:
     """A per_asset change on `effective`: the monthly difference for the days from it through the
-    end of its month, inclusive (RULES 3.6), rounded once; negative for a decrement."""
+    end of its month, inclusive (billing-rules 3.7), rounded once; negative for a decrement."""
     days = Decimal(calendar.monthrange(effective.year, effective.month)[1])
     remaining = days - effective.day + 1
     return quantize_money((monthly_after - monthly_before) * remaining / days, currency)
 
 
 def cmq_variable_quantity(peak: int, committed: int) -> int:
-    """Variable Monthly Usage: the peak above the committed quantity (RULES 3.4)."""
+    """Variable Monthly Usage: the peak above the committed quantity (billing-rules 3.5)."""
     return max(0, peak - committed)

@@ -1,4 +1,4 @@
-"""Rating: the priced lines a partner owes for an invoice month (RULES 3, 4, 9).
+"""Rating: the priced lines a partner owes for an invoice month (billing-rules 3, 4, 6).
 
 For invoice month M the consolidated invoice carries advance charges for M
 and arrears for the usage period M-1; services starting after a 1st get a
@@ -322,7 +322,8 @@ class _Rater:
                      })
 
     def _license_lines(self, services, licenses):
-        """Per customer at the tier price the total reaches; one total line under graduated tiers (RULES 9.9)."""
+        """Per customer at the tier price the total reaches; one total line under graduated tiers
+        (billing-rules 6.9)."""
         per_service = defaultdict(list)
         for (sid, cid), count in licenses.items():
             per_service[sid].append((cid, count))
@@ -345,7 +346,7 @@ class _Rater:
 
     # --- per_asset prorations of billed months ----------------------------------------------------
     def prorations(self):
-        """Bring each billed month up to the units known now (RULES 3.6, 9.6): one line per
+        """Bring each billed month up to the units known now (billing-rules 3.7, 6.6): one line per
         effective date where the billed and the current units differ, each change once."""
         services = {s.pk: s for s in self.services}
         for (sid, period), billed in sorted(self.billed.items(), key=lambda item: (item[0][1], item[0][0])):

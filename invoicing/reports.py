@@ -1,4 +1,4 @@
-"""Invoicing reports: invoice-lines and periods (RULES 7)."""
+"""Invoicing reports: invoice-lines, periods and billing-gaps (billing-rules 10.2, 10.4, 10.5)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def shown_price(value: Decimal | None, currency: str) -> Decimal | None:
 
 
 def line_row(line: InvoiceLine, invoice: Invoice) -> dict:
-    """One invoice line with the invoice-lines columns (RULES 7); a draft shows its state as status."""
+    """One invoice line with the invoice-lines columns (billing-rules 10.2); a draft shows its state as status."""
     return {
         "invoice_number": invoice.number or "",
         "kind": invoice.kind,

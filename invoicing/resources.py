@@ -1,5 +1,5 @@
 """django-import-export resources of invoicing: the columns of the one-time-charges and payments import
-kinds (RULES 6), also usable behind an admin's Import and Export buttons."""
+kinds (billing-rules 9), also usable behind an admin's Import and Export buttons."""
 
 from decimal import Decimal
 

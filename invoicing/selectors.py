@@ -61,7 +61,7 @@ def seat_periods(*, services, first: Period | None = None, last: Period | None =
 
 
 def seat_period(service: Service, period: Period, *, seat_days: int, purchases) -> SeatPeriod:
-    """One seat_days service priced for one usage period (RULES 3.1, 9.1-9.2)."""
+    """One seat_days service priced for one usage period (billing-rules 3.1, 6.1-6.2)."""
     committed = (service.committed_quantity or 0) + sum(
         seats for effective, seats in purchases if effective <= period.first
     )
@@ -76,7 +76,7 @@ def seat_period(service: Service, period: Period, *, seat_days: int, purchases) 
 
 
 def statement_sources(invoice, *, pending=()):
-    """(previous CI, payments, issued documents) behind a CI's statement (RULES 4).
+    """(previous CI, payments, issued documents) behind a CI's statement (billing-rules 4.6).
 
     A payment, credit note or INV shows on the first CI dated after it that was issued after it was
     recorded: dated before this CI, and not already on the previous one (CIs go forward in date and in
@@ -189,7 +189,7 @@ def statement_figures(invoices, *, pending=()) -> dict[int, tuple]:
 def invoice_document(invoice) -> dict:
     """Everything an invoice page or PDF shows, read in a few queries.
 
-    A CI also carries its statement (RULES 4): the stored figures of the invoice, and the
+    A CI also carries its statement (billing-rules 4.6): the stored figures of the invoice, and the
     documents behind them (payments, credit notes and individual invoices since the previous CI,
     as known when it was issued), so the listed items add up to the figures they explain.
     """
@@ -354,7 +354,7 @@ def _received(payments, credit_notes, *, exclude_payments=frozenset(), exclude_n
 
 
 def balance_at(partner, on: date | None = None, *, known_at=None):
-    """What a partner owes at the end of a day (RULES 4, the ledger): the totals of its issued documents
+    """What a partner owes at the end of a day (billing-rules 4.6, the ledger): the totals of its issued documents
     dated up to `on` (charges and taxes of CIs and INVs; credit notes count negative) less its payments
     paid up to it. Every date when `on` is None: the balance now.
 

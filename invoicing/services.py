@@ -1,4 +1,4 @@
-"""Writes of invoicing: the billing run, numbering, the ledger, payments, credit notes (RULES 4, 5, 9)."""
+"""Writes of invoicing: the billing run, numbering, the ledger, payments, credit notes (billing-rules 4, 6, 8.2)."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class _Draft:
 
 def billing_run(*, through: date, partner_slug: str | None = None, draft: bool = False,
                 actor: Actor | None = None) -> list[Invoice]:
-    """Everything due up to `through` that is not done yet (RULES 5), partners in batches.
+    """Everything due up to `through` that is not done yet (billing-rules 4.9, 8.2), partners in batches.
 
     A batch of partners (`BILLING_BATCH_PARTNERS`) is billed in one transaction: its meters are read
     with one query each and its documents written together. If anything fails in a batch, the batch
@@ -285,7 +285,7 @@ def _unbilled_first_months(partner_ids: list[int], billed_keys: dict[int, set[st
 
 
 def _issue_order(item: _Draft) -> tuple:
-    """Date order (RULES 9.6): the month's CI first on its 1st, then INVs by date, first months before
+    """Date order (billing-rules 6.6): the month's CI first on its 1st, then INVs by date, first months before
     one-time charges, each in the order they were recorded."""
     if item.kind == CI:
         return (item.issue_date, 0, 0)
@@ -306,7 +306,7 @@ def _first_months(partner_ids: list[int]) -> dict[int, Period]:
 
 def billed_units(*, partner: Partner, extra=()) -> dict[tuple[int, Period], BilledUnits]:
     """What was billed of each per_asset service per month: the units of the month's normal line
-    (0 when the issued CI had none) or first-month line, and the changes posted since (RULES 9.6)."""
+    (0 when the issued CI had none) or first-month line, and the changes posted since (billing-rules 6.6)."""
     return billed_units_by_partner(partner_ids=[partner.pk], extra=extra)[partner.pk]
 
 
@@ -429,7 +429,7 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
             mine += [_line(invoice, rated, n) for n, rated in enumerate(item.lines)]
             invoice.due_date = item.issue_date + timedelta(days=_terms(partner, item.customer))
         tax = _totals(invoice, [(line[AMOUNT], line[TAXABLE]) for line in mine])
-        if invoice.tax_rate > 0:  # RULES 2: tax once per invoice, present whenever the rate is above 0
+        if invoice.tax_rate > 0:  # billing-rules 4.3: tax once per invoice, present whenever the rate is above 0
             mine.append([invoice, None, None, None, LineType.TAX.value, period, None, invoice.tax_rate, tax,
                          f"Tax {invoice.tax_rate.normalize():f}%", False, None, "", {}, len(mine), None])
         if not draft:
@@ -464,7 +464,7 @@ def _totals(invoice: Invoice, amounts: list[tuple[Decimal, bool]]) -> Decimal:
 
 
 def _statement(invoice: Invoice) -> None:
-    """The account on a CI (RULES 4): previous balance, payments and credits since the previous CI,
+    """The account on a CI (billing-rules 4.6): previous balance, payments and credits since the previous CI,
     individual invoices since, this CI's charges and taxes, and the amount due."""
     _statement_set(invoice, *statement_figures([invoice])[invoice.partner_id])
 
@@ -562,7 +562,7 @@ def invoice_issue_draft(*, invoice: Invoice, actor: Actor) -> Invoice:
 # --- payments, credits and the payment status ---------------------------------------------------
 def status_from(*, kind: str, total: Decimal, due_date: date, paid: Decimal, credited: Decimal,
                 today: date) -> str:
-    """Payment status from what was paid and credited (RULES 4): void once credited in full."""
+    """Payment status from what was paid and credited (billing-rules 4.7): void once credited in full."""
     if kind == InvoiceKind.CN:
         return PaymentStatus.PAID
     if total > 0 and credited >= total:
@@ -642,7 +642,7 @@ def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, referenc
 
 @transaction.atomic
 def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str = "") -> Invoice:
-    """A credit note for a whole issued invoice, or for chosen lines of it (RULES 4: corrections are
+    """A credit note for a whole issued invoice, or for chosen lines of it (billing-rules 4.4, 4.5: corrections are
     new documents). A whole-invoice credit negates every line and the tax exactly, so the balance
     comes back to what it was; chosen lines carry their own tax, rounded once."""
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)

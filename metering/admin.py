@@ -1,5 +1,5 @@
 """Metering in the admin: usage snapshots, suspensions and RMM inventories, plus month-to-date
-seat-days beside each customer (RULES 3.1, 3.3-3.6, 9.10).
+seat-days beside each customer (billing-rules 3.1, 3.4-3.7, 6.10).
 
 Usage history is read-only here. It changes only through the imports, whose Import buttons run
 the same all-or-nothing engine as `import_csv` (rules checked, every change audited), and through
@@ -73,7 +73,7 @@ from metering.sync import (
 from partners.admin import EMPTY, AuditedSaveMixin, CustomerAdmin, CustomerFilter, ReadOnlyAdminMixin
 from partners.models import Customer, Method, Service
 
-GB = Decimal(10**9)  # storage_per_license_gb counts decimal gigabytes (RULES 3.5)
+GB = Decimal(10**9)  # storage_per_license_gb counts decimal gigabytes (billing-rules 3.6)
 NUMBER = '<span style="display:block;text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums">{}</span>'
 BLANK = mark_safe("&nbsp;")  # an empty cell ("" would show the admin's empty-value dash)
 INVENTORY_HELP = (
@@ -113,7 +113,7 @@ class TenantFilter(CustomerFilter):
 
 
 def _suspended_all_day(day_field: str):
-    """Whether the row's customer was suspended for the whole date `day_field` (RULES 3.5, 9.8)."""
+    """Whether the row's customer was suspended for the whole date `day_field` (billing-rules 3.6, 6.8)."""
     return Exists(Suspension.objects.filter(customer=OuterRef("customer"), first_full_day__lte=OuterRef(day_field))
                   .filter(Q(last_full_day__isnull=True) | Q(last_full_day__gte=OuterRef(day_field))))
 
@@ -130,7 +130,7 @@ def _licensing_services():
 
 
 def day_licenses(users: int, storage_bytes: int, per_license_gb: Decimal | None) -> tuple[int, bool]:
-    """A day's licenses (RULES 3.5): max(users, ceil(storage / (GB per license x 10^9))), and whether
+    """A day's licenses (billing-rules 3.6): max(users, ceil(storage / (GB per license x 10^9))), and whether
     storage decided it. For the list only: billing counts them in metering.selectors."""
     if not per_license_gb:
         return users, False
@@ -265,7 +265,7 @@ class SuspensionAdmin(SourceColumnMixin, ImportNeedsAddPermissionMixin, ReadOnly
 
     @admin.display(description="whole days suspended (not billed)")
     def whole_days(self, obj):
-        """Suspending stops counting from the next whole day; unsuspending counts its day (RULES 3.5)."""
+        """Suspending stops counting from the next whole day; unsuspending counts its day (billing-rules 3.6)."""
         first, last = obj.first_full_day, obj.last_full_day
         if first is None:
             return EMPTY
@@ -412,7 +412,7 @@ class AgentPresenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(InventorySync)
 class InventorySyncAdmin(SourceColumnMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Each whole inventory applied: its changes took effect on its as-of date (RULES 3.6)."""
+    """Each whole inventory applied: its changes took effect on its as-of date (billing-rules 3.7)."""
 
     list_display = ("as_of", "partner", "agents", "added", "moved", "removed", "source_file", "synced_at")
     list_filter = ("partner",)

@@ -3,7 +3,7 @@ from django.db.backends.signals import connection_created
 
 
 def _sqlite_unicode_lower(sender, connection, **kwargs):
-    """SQLite's LOWER folds ASCII only; RMM names are compared in lower case (billing-rules 10.6) as Python
+    """SQLite's LOWER folds ASCII only; RMM names are compared in lower case (billing-rules 3.7) as Python
     folds them (metering.matching.key), so the embedded database folds them the same way. PostgreSQL's
     LOWER already folds every letter."""
     if connection.vendor == "sqlite":

@@ -1,4 +1,4 @@
-"""Import kinds of usage data: tenant-usage, tenant-events, rmm-assets (RULES 6)."""
+"""Import kinds of usage data: tenant-usage, tenant-events, rmm-assets (billing-rules 9; import-formats 5.6-5.8)."""
 
 from __future__ import annotations
 
@@ -232,7 +232,7 @@ class RmmAssetsImport(ImportKind):
     """A whole RMM inventory of one partner as of a date: agents absent from it are gone from that date.
 
     The file is the product's own columns, read by the engine (and on PostgreSQL by the COPY path) as always,
-    or an RMM's export as downloaded, read by metering.rmm_exports (docs/import-formats.md, "RMM exports"):
+    or an RMM's export as downloaded, read by metering.rmm_exports (import-formats 9):
     either way each row is an AgentRow, and the whole is applied by the same inventory_apply_notified."""
 
     name = "rmm-assets"

@@ -1,4 +1,4 @@
-"""Which RMM agents a service or a customer takes (billing-rules 3.6, 10.6): the rule in plain Python.
+"""Which RMM agents a service or a customer takes (billing-rules 3.7): the rule in plain Python.
 
 Metering matches agents in SQL (metering.selectors, `_agent_changes_sql`); this module is the reference
 its property test checks it against, and what the sync uses to list the agents no customer takes. No

@@ -47,7 +47,7 @@ class Suspension(models.Model):
     """A tenant suspended from `suspended_at` until `unsuspended_at` (open while blank).
 
     Suspending stops counting from the next whole day, unsuspending counts the day it
-    happens (RULES 3.5, 9.8): the whole days suspended are kept beside the instants so
+    happens (billing-rules 3.6, 6.8): the whole days suspended are kept beside the instants so
     that metering can exclude them in plain SQL.
     """
 
@@ -99,7 +99,7 @@ class RmmAgent(models.Model):
 
 class AgentPresence(models.Model):
     """An agent in an organization/group from `present_from` through `present_until` (inclusive;
-    open while blank), as detected by inventories (RULES 3.6: a change takes effect on the
+    open while blank), as detected by inventories (billing-rules 3.7: a change takes effect on the
     date it was detected, never earlier)."""
 
     # no index of its own: one_presence_per_agent_start begins with it
@@ -155,7 +155,7 @@ class InventorySync(models.Model):
         return f"{self.partner.slug} inventory as of {self.as_of}"
 
 
-# --- RMM syncs (RULES 3.6, 6: a sync is a whole inventory as of the date it ran) -------------------
+# --- RMM syncs (billing-rules 3.7, 9.5: a sync is a whole inventory as of the date it ran) -------------------
 class IntegrationKind(models.TextChoices):
     KASEYA_VSA = "kaseya-vsa", "Kaseya VSA 9 REST API"
     DATTO = "datto", "Datto RMM API v2"

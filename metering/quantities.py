@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 
 def seat_days_reference(assignments: Iterable[tuple[object, date, date | None]], first: date, last: date) -> int:
-    """Seat-days of (member, start date, end date or None) assignments within first..last (RULES 3.1).
+    """Seat-days of (member, start date, end date or None) assignments within first..last (billing-rules 3.1).
 
     An assignment covers every date from its start through its end, both
     inclusive; an open one covers every date up to `last`; a member covered

@@ -1,4 +1,4 @@
-"""The `statements` report: per-customer rebilling data, not invoices (RULES 7, 9.10)."""
+"""The `statements` report: per-customer rebilling data, not invoices (billing-rules 10.3, 6.10)."""
 
 from __future__ import annotations
 

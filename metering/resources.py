@@ -1,4 +1,4 @@
-"""django-import-export resources for usage files (RULES 6)."""
+"""django-import-export resources for usage files (billing-rules 9)."""
 
 from import_export import resources
 from import_export.fields import Field

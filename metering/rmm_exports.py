@@ -1,4 +1,4 @@
-"""RMM exports as downloaded (docs/import-formats.md, "RMM exports"): which RMM's export a file is, and how
+"""RMM exports as downloaded (import-formats 9): which RMM's export a file is, and how
 its rows read as agents. No database here: the rmm-assets import (metering.imports.RmmAssetsImport) hands
 the agents read to the inventory as before.
 

@@ -1,4 +1,4 @@
-"""Seat-day metering as set-based SQL (RULES 3.1): one query per scope and range, never a loop
+"""Seat-day metering as set-based SQL (billing-rules 3.1): one query per scope and range, never a loop
 over members or days. Runs unchanged on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from billing.periods import Period
 from metering.models import Day
 from partners.models import SeatAssignment
 
-# Seat-days are a union of date intervals per member (RULES 3.1: a member counts once a day, however
+# Seat-days are a union of date intervals per member (billing-rules 3.1: a member counts once a day, however
 # many seats touched it). Instead of expanding every seat into its days, each seat is clipped to the
 # range (and month, and service), seats of a member are ordered by start, and each one counts only
 # the days after the latest end before it: the length of the union, in one pass of a window
@@ -113,7 +113,7 @@ def _as_date(value) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
-# --- usage meters (RULES 3.3-3.6, 9.7-9.8) -------------------------------------------------------
+# --- usage meters (billing-rules 3.4-3.7, 6.7-6.8) -------------------------------------------------------
 # The SQL below is written once for SQLite and PostgreSQL: a calendar join instead of generated
 # series, CASE instead of GREATEST, integer division for ceilings, correlated sub-selects for
 # "the last snapshot on or before the day".
@@ -174,7 +174,7 @@ def _usage_days_sql(t, customers: str, customer_params: list, first: date, last:
 def _covered_days_sql(ids, t, first: date, last: date, *, every_pair: bool) -> tuple[str, list]:
     """(s: the service's row, sc.cid: a customer it covers, cd: that customer's usage on a day of
     first..last inside the service's dates, with cd.suspended 1 when it is suspended for the whole day):
-    the rows peak users and licenses aggregate (RULES 3.3, 3.5). Days without any snapshot yet have no
+    the rows peak users and licenses aggregate (billing-rules 3.4, 3.6). Days without any snapshot yet have no
     cd row; `every_pair` keeps a (service, customer) without any (cd NULLs) for the licenses' zeros.
     Services meet their customers' usage days (`_usage_days_sql`) by equality on the customer."""
     services = _placeholders(ids)
@@ -218,14 +218,14 @@ def peak_users_by_service(*, service_ids, first: date, last: date) -> dict[int, 
 
 
 def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, int], int]:
-    """{(service, customer): billable licenses} (RULES 3.5): per day not suspended for the whole
+    """{(service, customer): billable licenses} (billing-rules 3.6): per day not suspended for the whole
     day, max(users, ceil(storage / (GB per license x 10^9))); the customer's highest day counts."""
     ids = list(service_ids)
     if not ids:
         return {}
     t = _tables()
     # ROUND before the cast: SQLite multiplies the decimal as a binary float (1.001 x 10^9 is
-    # 1000999999.99...), and a truncated divisor would overcount at exact multiples (RULES 2, 3.5)
+    # 1000999999.99...), and a truncated divisor would overcount at exact multiples (billing-rules 2, 3.6)
     per = "CAST(ROUND(s.storage_per_license_gb * 1000000000) AS BIGINT)"
     users, storage = "COALESCE(cd.users_count, 0)", "COALESCE(cd.storage_bytes, 0)"
     by_storage = f"(({storage} + {per} - 1) / {per})"
@@ -238,7 +238,7 @@ def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[i
 
 
 def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int, int]:
-    """Statements (RULES 9.10): each customer's highest daily users_count, 0 on suspended days (and
+    """Statements (billing-rules 6.10): each customer's highest daily users_count, 0 on suspended days (and
     before any snapshot: such a customer has no row here)."""
     ids = list(partner_ids)
     if not ids:
@@ -291,7 +291,7 @@ def _contains(haystack: str, needle: str) -> str:
 
 def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
     """(sid, partner_id, meter, organization, org_ref, org_id, day, dn): for each service and RMM
-    organization it takes (billing-rules 3.6, 10.6), the change in matching agents on each day of
+    organization it takes (billing-rules 3.7), the change in matching agents on each day of
     first..last where there is one; on `first`, the agents already in force.
 
     Agents never meet days here: a presence is a +1 on the day it starts (or `first`) and a -1 on the
@@ -326,7 +326,7 @@ def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
 def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int, int]:
     """Highest daily count of matching agents in first..last, inside each service's dates. On the
     assets meter an organization whose tenant is suspended for the whole day counts 0, and so does a
-    service of a customer suspended for the whole day (RULES 3.3, 9.7)."""
+    service of a customer suspended for the whole day (billing-rules 3.4, 6.7)."""
     ids = list(service_ids)
     if not ids:
         return {}
@@ -374,7 +374,7 @@ def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int,
 def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[tuple[date, int]]]:
     """Each per_asset service's units as a step function over first..last: (first, units) then one
     (day, units) per day the units change. per_asset units are the inventory in force whatever the
-    tenant's state (RULES 3.6): no suspension applies here."""
+    tenant's state (billing-rules 3.7): no suspension applies here."""
     ids = list(service_ids)
     if not ids:
         return {}
@@ -395,7 +395,7 @@ def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[
 
 
 def peak_assets_by_customer(*, partner_ids, first: date, last: date) -> dict[int, int]:
-    """Statements (RULES 9.10): highest daily agent count of each customer's RMM organization in
+    """Statements (billing-rules 6.10): highest daily agent count of each customer's RMM organization in
     first..last (a customer without one has no row here: 0).
 
     As for the services' meters, agents never meet days (`_presence_changes_sql`): the running sum of

@@ -31,7 +31,7 @@ class AgentRow(NamedTuple):
 
     `organization` is the RMM's name of the agent's organization (a Kaseya VSA organization, a Datto RMM
     site, a NinjaOne organization); `org_ref` and `org_id` its short reference and id where the RMM has
-    them, so that a customer's RMM organization may name any of the three (billing-rules 10.6). `group` is
+    them, so that a customer's RMM organization may name any of the three (billing-rules 3.7). `group` is
     the agent's group as a path from the top, "/"-separated ("" is the organization itself): VSA's dotted
     machine group `lab.workstations.birchwood` of organization `birchwood` is `workstations/lab`. `views`
     are the names of the RMM machine views the agent is in, sorted.
@@ -171,7 +171,7 @@ def inventory_next_as_of(partner: Partner, as_of: date) -> date | None:
 @transaction.atomic
 def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow], actor: Actor,
                     source: str = "") -> InventoryResult:
-    """Apply a whole inventory as of a date (billing-rules 3.6, 6, 10.5).
+    """Apply a whole inventory as of a date (billing-rules 3.7, 9.5, decision (t)).
 
     Every change takes effect on `as_of`, the date it was detected: agents
     new to the inventory are present from it, agents that left are present
@@ -267,7 +267,7 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
 
 def _inventory_backfill(*, partner: Partner, as_of: date, until: date, agents: dict[str, AgentRow],
                         agent_pk: dict[str, int]) -> tuple[int, int, list[tuple], set[str]]:
-    """An inventory of a missed night, filled in later (billing-rules 10.5): the agents' places on
+    """An inventory of a missed night, filled in later (billing-rules 3.7, decision (t)): the agents' places on
     as_of..until (the day before the next inventory recorded) become the inventory's, before and after
     stay as recorded. Returns (added, moved, the agents removed as (pk, organization, group)) against what
     was in force on as_of, and the agent ids whose presences changed.
@@ -378,13 +378,13 @@ class TenantEvent:
 
 def suspension_replay(events: list[TenantEvent]) -> tuple[list[Suspension], list[tuple[int, str, str]]]:
     """Rebuild one customer's suspensions from its merged events, in TenantEvent.order
-    (file order breaks ties, RULES 6). Returns (suspensions, errors as (row, column, reason))."""
+    (file order breaks ties, billing-rules 9.4). Returns (suspensions, errors as (row, column, reason))."""
     events = sorted(events, key=lambda e: e.order)
     suspensions: list[Suspension] = []
     errors: list[tuple[int, str, str]] = []
     open_since: datetime | None = None
     # An event already recorded can only fail because of a file row before it: the last file row
-    # applied set the state it meets, so that row is the one that breaks the history (RULES 6).
+    # applied set the state it meets, so that row is the one that breaks the history (billing-rules 9.4).
     last_file_row = 0
     for event in events:
         stamp = format_instant(event.at) + ("" if event.row else " (already imported)")
@@ -426,7 +426,7 @@ def _lock_customer(customer):
 
 @transaction.atomic
 def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension:
-    """Suspend the tenant now (RULES 3.5: counting stops from the next whole day). A tenant already
+    """Suspend the tenant now (billing-rules 3.6: counting stops from the next whole day). A tenant already
     suspended is refused, as a tenant-events import refuses a double suspend."""
     from django.utils import timezone
 
@@ -447,7 +447,7 @@ def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension
 
 @transaction.atomic
 def tenant_unsuspend(*, customer, actor: Actor, source: str = "api") -> Suspension:
-    """End the tenant's open suspension now (RULES 3.5: the day it happens counts)."""
+    """End the tenant's open suspension now (billing-rules 3.6: the day it happens counts)."""
     from django.utils import timezone
 
     from partners.audit import snapshot
@@ -468,7 +468,7 @@ def tenant_unsuspend(*, customer, actor: Actor, source: str = "api") -> Suspensi
 def usage_snapshot_record(*, customer, date: date, users_count: int, storage_bytes: int,
                           messages_count: int | None = None, actor: Actor,
                           source: str = "api"):
-    """Record a tenant's usage for a UTC date: the last snapshot of a date wins (RULES 3.3, 9.11).
+    """Record a tenant's usage for a UTC date: the last snapshot of a date wins (billing-rules 3.4, 6.11).
 
     Returns (snapshot, outcome) with outcome "created", "updated" or "unchanged"; an unchanged
     snapshot is not written again (recording the same values twice = once). A future date is refused.

@@ -1,6 +1,6 @@
 """RMM inventory syncs: fetch a partner's whole inventory, apply it, tell the contracts whose units moved.
 
-The seed's "nightly job on VSA" and "Get units now" both come here (RULES 3.6): the inventory
+The seed's "nightly job on VSA" and "Get units now" both come here (billing-rules 3.7): the inventory
 fetched is the partner's whole RMM as of the sync's date, and every change takes effect on that
 date. A per_asset service whose units in force on that date changed is notified once per change
 (to its notification emails, after commit, through a Celery task).
@@ -297,7 +297,7 @@ def _held_run_locked(run: SyncRun) -> SyncRun:
 
 def sync_run_approve(*, run: SyncRun, actor: Actor) -> SyncRun:
     """Apply a held inventory as of its date, as staff approved it (the guard does not stop it again). Later
-    inventories recorded since stay: it fills in its night (billing-rules 10.5). Unit change notices go
+    inventories recorded since stay: it fills in its night (billing-rules decision (t)). Unit change notices go
     out as for any sync."""
     with transaction.atomic():
         run = _held_run_locked(run)
@@ -330,7 +330,7 @@ def sync_run_reject(*, run: SyncRun, actor: Actor) -> SyncRun:
 def inventory_apply_notified(*, partner: Partner, as_of: date, agents: dict[str, AgentRow], actor: Actor,
                              source: str, run: SyncRun | None = None):
     """inventory_apply, then one notice per per_asset service whose units in force on `as_of` changed
-    (syncs and rmm-assets imports alike: the notification emails of RULES 6)."""
+    (syncs and rmm-assets imports alike: the notification emails of billing-rules 3.7, decision (ai))."""
     return unit_notices_around(
         partner=partner, as_of=as_of, run=run,
         apply=lambda: inventory_apply(partner=partner, as_of=as_of, agents=agents, actor=actor, source=source))
@@ -386,7 +386,7 @@ def service_units_on(*, partner: Partner, day: date) -> list[dict]:
 
 
 def asset_units_on(*, services, day: date) -> dict[int, int]:
-    """Units in force on a date of per_asset services (RULES 3.6, 9.7), one query for all of them."""
+    """Units in force on a date of per_asset services (billing-rules 3.7, 6.7), one query for all of them."""
     steps = asset_unit_steps(service_ids=[s.pk for s in services], first=day, last=day)
     return {sid: (values[0][1] if values else 0) for sid, values in steps.items()}
 

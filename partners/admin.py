@@ -109,7 +109,7 @@ def _percent(active: int, committed: int) -> int:
 
 def utilization_html(active: int, committed: int, scope: str = "", part: int | None = None):
     """A small bar, the percent and active / committed: amber from the warning threshold, red in
-    overage (RULES 3.2). `part`: the seats this row holds of a wider scope, drawn darker."""
+    overage (billing-rules 3.3). `part`: the seats this row holds of a wider scope, drawn darker."""
     if not committed:
         return EMPTY
     percent = _percent(active, committed)
@@ -437,7 +437,7 @@ class CustomerForm(DatedTermsForm):
         fields = ("partner", "slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization")
 
     def clean_seat_cap(self):
-        """A cap below the seats active now would leave the customer in breach (RULES 3.2)."""
+        """A cap below the seats active now would leave the customer in breach (billing-rules 3.2)."""
         cap = self.cleaned_data.get("seat_cap")
         if cap is not None and self.instance.pk:
             active = SeatAssignment.objects.active().filter(customer_id=self.instance.pk).count()
@@ -476,7 +476,7 @@ class CustomerInline(admin.TabularInline):
 
 class ServiceOverviewInline(admin.TabularInline):
     """Services as read-only rows with a link to their page: a service has method-specific
-    fields and locked derivation fields (RULES 3.6) that a table row cannot show properly."""
+    fields and locked derivation fields (billing-rules 3.7) that a table row cannot show properly."""
 
     model = Service
     fk_name = "partner"
@@ -827,7 +827,7 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, AuditedSaveMixin, FileI
         return service_snapshot(obj)
 
     def get_readonly_fields(self, request, obj=None):
-        """How units are derived (method, meter, RMM filter) is fixed once saved (RULES 3.6); so are the
+        """How units are derived (method, meter, RMM filter) is fixed once saved (billing-rules 3.7); so are the
         partner (prices are in its currency) and the code (the import's key)."""
         if obj is None:
             return ("commitment_now", "terms_history_table", "created_at", "updated_at")

@@ -1,4 +1,4 @@
-"""API keys: created once, stored as a digest, checked in constant time, revoked for good (RULES 8)."""
+"""API keys: created once, stored as a digest, checked in constant time, revoked for good (billing-rules 11.1)."""
 
 from __future__ import annotations
 

@@ -84,7 +84,7 @@ def group_snapshot(group) -> dict:
 
 
 def partner_user_snapshot(partner_user) -> dict:
-    """A portal login's partner and role (RULES 3.2: Owner and Billing buy seats, Owners make keys)."""
+    """A portal login's partner and role (billing-rules 3.2, 11.1: Owner and Billing buy seats, Owners make keys)."""
     return {
         "user": partner_user.user.get_username() if partner_user.user_id else None,
         "partner": partner_user.partner.slug if partner_user.partner_id else None,

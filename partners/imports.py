@@ -49,7 +49,7 @@ def _digest(value) -> int:
 
 class UpsertKind(ImportKind):
     """Rows keyed by natural keys: a new key creates, a known key updates the columns present in
-    the file (a blank cell sets the default), an identical row changes nothing (RULES 9.11)."""
+    the file (a blank cell sets the default), an identical row changes nothing (billing-rules 6.11)."""
 
     model = None
     key_columns: tuple[str, ...] = ()

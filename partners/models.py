@@ -81,7 +81,7 @@ class Customer(models.Model):
         return f"{self.name} ({self.partner.slug})"
 
     def save(self, *args, **kwargs):
-        """A cap never goes below the seats active now (RULES 3.2). Checked under the partner's row
+        """A cap never goes below the seats active now (billing-rules 3.2). Checked under the partner's row
         lock, the one seat assignments take, so a concurrent assignment cannot slip past it."""
         with transaction.atomic():
             if self.pk and self.seat_cap is not None:
@@ -213,7 +213,7 @@ rmm_filter_validator = RegexValidator(
 
 def rmm_filter_parts(rmm_filter: str) -> tuple[str, str, str]:
     """(organization, group path, view) of a service's RMM filter, each trimmed and in lower case
-    (billing-rules 10.6): "Birchwood / Workstations/Lab" is ("birchwood", "workstations/lab", "");
+    (billing-rules 3.7): "Birchwood / Workstations/Lab" is ("birchwood", "workstations/lab", "");
     "view:Servers only" is ("", "", "servers only"); blank is ("", "", "")."""
     text = (rmm_filter or "").strip()
     if text[:5].lower() == "view:":
@@ -222,7 +222,7 @@ def rmm_filter_parts(rmm_filter: str) -> tuple[str, str, str]:
     return org.strip().lower(), "/".join(g.strip().lower() for g in groups if g.strip()), ""
 
 
-# Fields that decide how units are derived; fixed once a service is saved (RULES 3.6).
+# Fields that decide how units are derived; fixed once a service is saved (billing-rules 3.7).
 DERIVATION_FIELDS = ("method", "meter", "rmm_filter")
 
 
@@ -236,7 +236,7 @@ class ServiceQuerySet(models.QuerySet):
             Q(customer__isnull=True) | Q(customer_id=customer.pk)
         )
 
-    # The derivation lock (RULES 3.6) holds for bulk writes too, not only for save().
+    # The derivation lock (billing-rules 3.7) holds for bulk writes too, not only for save().
     def update(self, **kwargs):
         locked = sorted(set(kwargs) & {*DERIVATION_FIELDS, "rmm_org", "rmm_group", "rmm_view"})
         if locked:
@@ -251,7 +251,7 @@ class ServiceQuerySet(models.QuerySet):
 
 
 class Service(models.Model):
-    """A contract line: what is billed, how, and at what price (RULES 3, columns of RULES 6)."""
+    """A contract line: what is billed, how, and at what price (billing-rules 3, columns of billing-rules 9.7)."""
 
     # no index of its own: service_unique_code begins with it
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, db_index=False, related_name="services")
@@ -306,7 +306,7 @@ class Service(models.Model):
 
     def save(self, *args, **kwargs):
         self.set_rmm_parts()
-        # Every price of a partner is in its currency (RULES 2).
+        # Every price of a partner is in its currency (billing-rules 2).
         if self.partner_id:
             currency = self.partner.currency
             self.unit_price_currency = currency
@@ -331,7 +331,7 @@ class Service(models.Model):
             raise ValidationError(errors)
 
     def derivation_changes(self) -> dict[str, str]:
-        """Errors for any derivation field changed since the service was saved (RULES 3.6)."""
+        """Errors for any derivation field changed since the service was saved (billing-rules 3.7)."""
         saved = type(self).objects.filter(pk=self.pk).values(*DERIVATION_FIELDS).first()
         if saved is None:
             return {}
@@ -655,7 +655,7 @@ class ApiKeyQuerySet(models.QuerySet):
 
 class ApiKey(models.Model):
     """A partner's key to the HTTP API. Only a SHA-256 digest of the secret is kept; the key is shown
-    once, when it is created (RULES 8)."""
+    once, when it is created (billing-rules 11.1)."""
 
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, blank=True)

@@ -1,4 +1,4 @@
-"""django-import-export resources: the columns of each import kind (RULES 6), also behind the
+"""django-import-export resources: the columns of each import kind (billing-rules 9.7), also behind the
 admin's Import and Export buttons."""
 
 from django.conf import settings

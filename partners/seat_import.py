@@ -1,4 +1,4 @@
-"""The seat-events import: the file's events merged into the seat history (RULES 6).
+"""The seat-events import: the file's events merged into the seat history (billing-rules 9.4).
 
 Rows are applied in order of their instant (file order breaks ties), after
 the history already imported at the same instant. The merged history must be
@@ -317,7 +317,7 @@ class _Replay:
 
     def _check_history_assign(self, customer_id, at) -> None:
         """A seat already imported must still fit the cap and the commitments once the file's seats are in
-        (RULES 6: the merged history is valid at every instant). When it fits without the file's seats but
+        (billing-rules 9.4: the merged history is valid at every instant). When it fits without the file's seats but
         not with them, the row that breaks it is the latest file seat active in the rule's scope."""
         if not self.file_seats:
             return

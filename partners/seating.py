@@ -1,4 +1,4 @@
-"""Seat rules shared by the live seat service and the history import (RULES 3.1-3.2).
+"""Seat rules shared by the live seat service and the history import (billing-rules 3.1-3.2).
 
 Pure: the live service feeds it counts read under row locks; the import feeds
 it a replay of the merged event history.

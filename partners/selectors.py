@@ -40,7 +40,7 @@ def active_seat_counts(*, partner_ids=None, at=None) -> SeatCounts:
 
 def committed_seats(services, day: date) -> dict[int, int]:
     """{service id: committed seats in force on `day`}: the contract plus the purchases effective by
-    then (RULES 9.2), for any number of services in one query."""
+    then (billing-rules 6.2), for any number of services in one query."""
     purchased = dict(
         SeatPurchase.objects.filter(service__in=services).effective_by(day)
         .order_by().values_list("service_id").annotate(s=Sum("seats"))

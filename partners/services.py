@@ -124,7 +124,7 @@ def seat_purchase_create(*, service: Service, seats: int, actor: Actor, purchase
 
 
 def alerts_evaluate(*, partner_ids) -> list[UtilizationAlert]:
-    """Raise or clear utilization alerts from the state now (RULES 3.2).
+    """Raise or clear utilization alerts from the state now (billing-rules 3.3).
 
     One alert per crossing: raised when utilization first reaches 90% (or
     overage starts), cleared when it falls back below, so the next crossing

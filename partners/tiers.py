@@ -1,4 +1,4 @@
-"""Tier schedules `UP_TO:PRICE;...;inf:PRICE` (RULES 3.8). Pure: no Django."""
+"""Tier schedules `UP_TO:PRICE;...;inf:PRICE` (billing-rules 3.9). Pure: no Django."""
 
 from __future__ import annotations
 

@@ -184,7 +184,7 @@ class Clock:
 
     Every action runs at 06:00 UTC of `today` or, for later actions on the same day, just after the
     previous action ended: what was recorded before a CI was issued is always seen as such, as the
-    ledger's "recorded after the CI" rule (RULES 4) needs.
+    ledger's "recorded after the CI" rule (billing-rules 4.6) needs.
     """
 
     def __init__(self, today: date = START):

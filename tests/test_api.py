@@ -1,4 +1,4 @@
-"""The HTTP API (RULES 8) through Django's test client: every endpoint's JSON, 401 for a missing,
+"""The HTTP API (billing-rules 11) through Django's test client: every endpoint's JSON, 401 for a missing,
 malformed or revoked key, 404 (never 403) for another partner's objects, 409 with a reason for a
 seat rule, 422 for a bad body, and keys kept only as digests, out of the audit log."""
 

@@ -1,4 +1,5 @@
-"""API keys: shown once, stored as a digest, revocable; from the command line and the admin (RULES 8)."""
+"""API keys: shown once, stored as a digest, revocable; from the command line and the admin
+(billing-rules 8.5, 11.1)."""
 
 import hashlib
 

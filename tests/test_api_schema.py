@@ -1,4 +1,4 @@
-"""The API's OpenAPI schema (RULES 8: /api/openapi.json) is valid, and schema-driven requests
+"""The API's OpenAPI schema (billing-rules 11.5: /api/openapi.json) is valid, and schema-driven requests
 generated from it (schemathesis + Hypothesis, through the WSGI app) never meet a server error and
 get responses that conform to the schema."""
 

@@ -154,7 +154,8 @@ def test_the_corpus_covers_every_kind_and_every_case():
 
 @pytest.mark.parametrize(("kind", "case"), CORPUS_FILES)
 def test_a_broken_file_is_answered_and_writes_nothing(cli, world, kind, case):
-    """RULES 5-6: each file of the corpus gives its manifest's answer; a refused one writes nothing at all."""
+    """billing-rules 8.1, 9.1: each file of the corpus gives its manifest's answer; a refused one writes nothing at
+    all."""
     path = CORPUS / kind / f"{case}.csv"
     options = KINDS[kind]["options"]
     expected = KINDS[kind]["files"][case]
@@ -182,7 +183,7 @@ def test_a_bom_is_not_part_of_the_first_column(cli):
 
 def test_formula_text_is_stored_as_text_and_escaped_on_export(cli, csv_file):
     """Formula-looking text in a text column is data: stored exactly as written, never evaluated, and
-    escaped by the exports (RULES 7); the statements export is one of them."""
+    escaped by the exports (billing-rules 10.1); the statements export is one of them."""
     path = csv_file("customers.csv", "\n".join([
         "partner,slug,name,rmm_organization",
         'acme,evil,"=HYPERLINK(""http://evil.example"",""click"")",@SUM(A1)',

@@ -8,7 +8,7 @@ The duplicates a rerun could make: a second issued CI for a partner's month, a n
 invoice without a number, a second child for one customer of a CI, a charge twice on one invoice, a
 one-time charge or a first month on two invoices, a line credited twice, and a per_asset unit change
 posted twice. The last one is not "one line per (service, month, date)": a corrected inventory of the
-latest as-of date may change a date already posted (billing-rules.md, decision (t)), and the next CI
+latest as-of date may change a date already posted (billing-rules decision (t)), and the next CI
 then posts the difference as posting 2. What must never happen is the same posting twice, which is
 what a rerun that lost track of an earlier posting would write; the last tests show both.
 """

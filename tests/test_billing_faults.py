@@ -1,6 +1,6 @@
 """A billing run that dies part way (issue 8, item 1): faults injected into a run of four partners.
 
-What must hold (RULES 4-5, DESIGN: billing is idempotent, running twice = running once):
+What must hold (billing-rules 4.9, 8.2, billing is idempotent, running twice = running once):
 - each partner is one transaction: the partners billed before the fault stand, the partner being billed
   leaves nothing (no invoice, line, child, consumed number, queued email, stored PDF or audit row), the
   partners after it are not touched;

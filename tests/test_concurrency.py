@@ -1,4 +1,4 @@
-"""Caps and commitments hold under concurrent requests (RULES 3.2): PostgreSQL row locks."""
+"""Caps and commitments hold under concurrent requests (billing-rules 3.2): PostgreSQL row locks."""
 
 import threading
 
@@ -75,7 +75,7 @@ def test_parallel_assignments_under_a_commitment_without_overage_admit_exactly_t
 
 @pytest.mark.django_db
 def test_cap_below_active_seats_is_refused_by_the_model():
-    """The model guards the cap itself (RULES 3.2), whatever the entry point."""
+    """The model guards the cap itself (billing-rules 3.2), whatever the entry point."""
     from django.core.exceptions import ValidationError
 
     customer = CustomerFactory(seat_cap=3)

@@ -36,7 +36,7 @@ MODELS = [Partner, Customer, Service, Member, SeatAssignment, SeatPurchase, Util
           PartnerUser, get_user_model(), UsageSnapshot, Suspension, RmmAgent, AgentPresence, InventorySync]
 
 # What the CI of the current month carries per method (advance for this month, arrears for the
-# previous one, per_asset prorations of the previous month): every method of RULES 3 is there.
+# previous one, per_asset prorations of the previous month): every method of billing-rules 3 is there.
 EXPECTED_LINE_TYPES = {
     Method.SEAT_DAYS: {"usage", "minimum", "overage"},
     Method.PEAK: {"usage"},

@@ -50,7 +50,7 @@ def test_example_end_to_end(data_dir, example, cli):
 
 @pytest.mark.django_db
 def test_seat_days_basic_reimport_changes_nothing(data_dir):
-    """Re-importing every file of the example changes nothing (RULES 5: idempotent imports)."""
+    """Re-importing every file of the example changes nothing (billing-rules 8.1: idempotent imports)."""
     from partners.models import AuditLog, SeatAssignment
 
     folder = data_dir / "seat-days-basic"

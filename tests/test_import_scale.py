@@ -1,4 +1,4 @@
-"""Imports validate in bulk: the number of queries grows with batches, not with rows (DESIGN, scale path)."""
+"""Imports validate in bulk: the number of queries grows with batches, not with rows (docs/performance.md)."""
 
 import pytest
 from django.db import connection

@@ -1,4 +1,4 @@
-"""Invoice numbers and billing under concurrent requests (RULES 4: numbers unique, gapless, assigned at
+"""Invoice numbers and billing under concurrent requests (billing-rules 4.2: numbers unique, gapless, assigned at
 issue, never reused, safe under concurrent issuing). PostgreSQL only: row locks and real parallel
 transactions; each thread has its own connection and closes it."""
 

@@ -1,4 +1,4 @@
-"""The ledger's invariants (RULES 4, DESIGN "Invariants"), as properties of random histories (#8).
+"""The ledger's invariants (billing-rules 4, docs/architecture.md), as properties of random histories (#8).
 
 Hypothesis draws a world (one or two partners, customers, services of every billing method) and a
 history of steps (tests/ledger_histories.py), played over some months through the real services:
@@ -11,7 +11,7 @@ every step that may move money, and in full at the end:
 1. each CI's amount due is the ledger balance right after it, worked out here from the rows: the
    charge and tax lines of the documents dated before the CI and issued by the time it was, the CI's
    own lines, less the payments dated before it and recorded by then (what was recorded later counts
-   on the next CI, docs/billing-rules.md 4.6); `balance_at(..., known_at=...)` says the same;
+   on the next CI, billing-rules 4.6); `balance_at(..., known_at=...)` says the same;
 2. the balance at any date (every date where it moves, and random ones) is the charges and taxes
    dated up to it less the payments and credits dated up to it: `invoicing.selectors.balance_at`,
    and `partner_balance` for today;

@@ -155,7 +155,7 @@ def test_snapshots_show_gigabytes_licenses_and_suspended_days(clerk, world):
 
 
 def test_day_licenses_follow_the_rule():
-    """max(users, ceil(storage / (GB per license x 10^9))) (RULES 3.5)."""
+    """max(users, ceil(storage / (GB per license x 10^9))) (billing-rules 3.6)."""
     assert day_licenses(6, 912_345_678_901, Decimal("50")) == (19, True)
     assert day_licenses(6, 250 * 10**9, Decimal("50")) == (6, False)
     assert day_licenses(6, 250 * 10**9 + 1, Decimal("50")) == (6, False)

@@ -33,7 +33,7 @@ from partners.tests.factories import CustomerFactory, PartnerFactory, PartnerUse
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The production environment of docs/operations.md ("Security settings"), with throwaway values.
+# The production environment of operations 14 ("Production settings"), with throwaway values.
 DOCUMENTED_ENV = {
     "DJANGO_SETTINGS_MODULE": "billing.settings.production",
     "SECRET_KEY": "k" * 30 + "-a-long-random-production-secret-" + "z" * 20,

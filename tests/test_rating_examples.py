@@ -51,7 +51,7 @@ def test_examples_rate_to_their_expected_lines(data_dir, example, partner, month
 
 @pytest.mark.django_db
 def test_per_host_and_licenses_statements_match(data_dir):
-    """Statements for March: peak_users ignores Millbrook's suspended days, licenses as rated (RULES 9.10)."""
+    """Statements for March: peak_users ignores Millbrook's suspended days, licenses as rated (billing-rules 6.10)."""
     folder = data_dir / "per-host-and-licenses"
     replay(folder, upto_billing=False)
     columns = ("partner", "period", "customer", "customer_name", "seat_days", "seat_months", "active_users",

@@ -336,7 +336,7 @@ def test_the_options_are_checked(keystone, tmp_path):
 
 
 def test_the_products_own_columns_read_as_before(keystone, tmp_path):
-    """A native file is the engine's: a last_seen without a zone is still a row error there (RULES 1), and
+    """A native file is the engine's: a last_seen without a zone is still a row error there (billing-rules 1), and
     --format native changes nothing."""
     path = tmp_path / "inventory.csv"
     path.write_text("agent_id,machine_name,organization,group,os,last_seen\na1,PC-1,ACME,,,2026-12-06 10:00\n")

@@ -3,7 +3,7 @@ reason elsewhere.
 
 The beat job is queued to Redis, a real worker fans it out per partner, the partner's task fetches the
 inventory from the stub RMM over a real socket and applies it, the unit change email leaves through a
-second task; then the billing run posts the proration that follows on the next CI (RULES 3.6, 9.6).
+second task; then the billing run posts the proration that follows on the next CI (billing-rules 3.7, 6.6).
 """
 
 from __future__ import annotations

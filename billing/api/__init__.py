@@ -1,4 +1,4 @@
-"""The HTTP API (RULES 8): JSON over django-ninja, `Authorization: Bearer KEY` with a partner's API key.
+"""The HTTP API (billing-rules 11): JSON over django-ninja, `Authorization: Bearer KEY` with a partner's API key.
 
 A key sees only its partner's data: another partner's objects are 404, never 403. Writes go through
 the same services as the admin, portal and imports, which enforce the rules and write the audit log.

@@ -1,4 +1,4 @@
-"""Bearer authentication with a partner's API key (RULES 8): the key is checked against its stored
+"""Bearer authentication with a partner's API key (billing-rules 11.1): the key is checked against its stored
 digest by partners.api_keys; a missing, malformed, unknown or revoked key is a 401."""
 
 from __future__ import annotations

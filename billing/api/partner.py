@@ -1,5 +1,5 @@
 """/api/partner: seats (assign, unassign) and the seat dashboard. Seat rules are the services' own
-(caps, commitments, one seat per member: RULES 3.2), so the API denies what every entry point denies."""
+(caps, commitments, one seat per member: billing-rules 3.2), so the API denies what every entry point denies."""
 
 from __future__ import annotations
 

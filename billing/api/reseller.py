@@ -43,15 +43,15 @@ def _suspended_ids(customer_ids) -> set[int]:
 
 
 def _usage(snapshot: UsageSnapshot | None) -> dict:
-    if snapshot is None:  # before any snapshot, values are 0 (RULES 9.8)
+    if snapshot is None:  # before any snapshot, values are 0 (billing-rules 6.8)
         return {"date": None, "users_count": 0, "storage_bytes": 0, "messages_count": None}
     return {"date": snapshot.date, "users_count": snapshot.users_count, "storage_bytes": snapshot.storage_bytes,
             "messages_count": snapshot.messages_count}
 
 
 def _licenses(customer: Customer, snapshot: UsageSnapshot | None) -> int:
-    """Licenses of the latest snapshot (RULES 3.5) under the licenses service covering the tenant
-    (its own before a partner-level one); 0 when no licenses service covers it (as statements, 9.10)."""
+    """Licenses of the latest snapshot (billing-rules 3.6) under the licenses service covering the tenant
+    (its own before a partner-level one); 0 when no licenses service covers it (as statements, billing-rules 6.10)."""
     today = utc_date(timezone.now())
     services = list(Service.objects.covering_customer(customer).filter(method=Method.LICENSES).active_on(today))
     services.sort(key=lambda s: (s.customer_id is None, s.pk))

@@ -1,4 +1,4 @@
-"""Request and response bodies. Money and decimals travel as strings, never floats (RULES 2)."""
+"""Request and response bodies. Money and decimals travel as strings, never floats (billing-rules 2, 11.2)."""
 
 from __future__ import annotations
 

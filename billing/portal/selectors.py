@@ -25,7 +25,7 @@ _DAILY_SEATS = """
 
 def daily_assigned_seats(*, partner_id: int, first: date, last: date) -> list[tuple[date, int]]:
     """(day, members holding a seat on that UTC day) for every day of first..last, zeros included:
-    one set-based query over the seat assignments and the calendar (RULES 3.1 counting)."""
+    one set-based query over the seat assignments and the calendar (billing-rules 3.1 counting)."""
     sql = _DAILY_SEATS.format(days=Day._meta.db_table, seats=SeatAssignment._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(sql, [partner_id, first, last])

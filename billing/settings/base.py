@@ -114,7 +114,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"  # every instant is stored and shown in UTC (RULES 1)
+TIME_ZONE = "UTC"  # every instant is stored and shown in UTC (billing-rules 1)
 USE_I18N = True
 USE_TZ = True
 
@@ -213,7 +213,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="WARNING")},
 }
 
-# Money: prices are stored with more places than they are shown (STYLE 4).
+# Money: prices are stored with more places than they are shown (billing-rules 2).
 PRICE_DECIMAL_PLACES = 4
 PRICE_MAX_DIGITS = 14
 AMOUNT_DECIMAL_PLACES = 2
@@ -239,7 +239,7 @@ IMPORT_INLINE_MAX_BYTES = env.int("IMPORT_INLINE_MAX_BYTES", default=1_048_576)
 IMPORT_MAX_UPLOAD_BYTES = env.int("IMPORT_MAX_UPLOAD_BYTES", default=1_073_741_824)
 IMPORT_JOBS_KEEP_HOURS = env.int("IMPORT_JOBS_KEEP_HOURS", default=48)
 
-# Utilization alert thresholds (RULES 3.2)
+# Utilization alert thresholds (billing-rules 3.3)
 UTILIZATION_WARNING_PERCENT = 90
 
 # Nightly RMM inventory syncs (metering.connectors, metering.tasks): each HTTP request of a sync

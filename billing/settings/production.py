@@ -4,7 +4,7 @@ Everything of base.py, with DEBUG forced off (start-up fails without SECRET_KEY,
 CACHE_URL) and the HTTPS settings at their strict values: HTTPS only (redirect and HSTS for a year,
 subdomains included, preload), cookies Secure, HttpOnly and SameSite=Lax, never framed, no referrer
 to other sites, and the Content-Security-Policy of base.py. Each can still be overridden from the
-environment (docs/operations.md, section 14), which `manage.py check --deploy` then reports.
+environment (operations 14), which `manage.py check --deploy` then reports.
 """
 
 import os

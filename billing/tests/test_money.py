@@ -1,4 +1,4 @@
-"""billing.money: the one module that rounds (RULES 2, 9.12). Pure: no database."""
+"""billing.money: the one module that rounds (billing-rules 2, 6.12). Pure: no database."""
 
 from __future__ import annotations
 
@@ -55,20 +55,20 @@ def half_away_from_zero(value: Decimal, places: int) -> Decimal:
     ],
 )
 def test_quantize_money_rounds_half_away_from_zero_to_cents(amount, expected):
-    """Half-up is half away from zero, to 2 places for USD (RULES 2, 9.12)."""
+    """Half-up is half away from zero, to 2 places for USD (billing-rules 2, 6.12)."""
     result = quantize_money(Decimal(amount), "USD")
     assert result == Decimal(expected)
     assert str(result) == expected
 
 
 def test_minus_0_125_rounds_to_minus_0_13():
-    """The decided example: -0.125 rounds to -0.13, not -0.12 (RULES 9.12)."""
+    """The decided example: -0.125 rounds to -0.13, not -0.12 (billing-rules 6.12)."""
     assert str(quantize_money(Decimal("-0.125"), "USD")) == "-0.13"
     assert str(quantize_money(Decimal("-0.125"), "EUR")) == "-0.13"
 
 
 def test_tiny_negative_amount_rounds_to_plain_zero():
-    """A line that rounds to nothing shows 0.00, never -0.00 (RULES 2)."""
+    """A line that rounds to nothing shows 0.00, never -0.00 (billing-rules 2)."""
     assert str(quantize_money(Decimal("-0.004"), "USD")) == "0.00"
     assert str(quantize_money(Decimal("-0.4"), "JPY")) == "0"
 
@@ -78,27 +78,27 @@ def test_tiny_negative_amount_rounds_to_plain_zero():
     [("USD", 2), ("EUR", 2), ("GBP", 2), ("JPY", 0), ("BHD", 3), ("KWD", 3), ("usd", 2), ("jpy", 0)],
 )
 def test_currency_places_follow_iso_4217(currency, places):
-    """The minor unit comes from ISO 4217 (RULES 2)."""
+    """The minor unit comes from ISO 4217 (billing-rules 2)."""
     assert currency_places(currency) == places
     assert currency_quantum(currency) == Decimal(1).scaleb(-places)
 
 
 def test_jpy_has_no_minor_unit():
-    """JPY amounts are whole yen, rounded half away from zero (RULES 2)."""
+    """JPY amounts are whole yen, rounded half away from zero (billing-rules 2)."""
     assert str(quantize_money(Decimal("1234.5"), "JPY")) == "1235"
     assert str(quantize_money(Decimal("-1234.5"), "JPY")) == "-1235"
     assert str(quantize_money(Decimal("1234.49"), "JPY")) == "1234"
 
 
 def test_bhd_rounds_to_three_places():
-    """BHD has 3 decimal places (RULES 2)."""
+    """BHD has 3 decimal places (billing-rules 2)."""
     assert str(quantize_money(Decimal("1.2345"), "BHD")) == "1.235"
     assert str(quantize_money(Decimal("-1.2345"), "BHD")) == "-1.235"
     assert str(quantize_money(Decimal("7"), "BHD")) == "7.000"
 
 
 def test_unknown_currency_is_refused():
-    """One ISO 4217 currency per partner: an unknown code is an error, not a guess (RULES 2)."""
+    """One ISO 4217 currency per partner: an unknown code is an error, not a guess (billing-rules 2)."""
     with pytest.raises(MoneyError, match="unknown currency"):
         currency_places("ZZZ")
     with pytest.raises(MoneyError):
@@ -107,7 +107,7 @@ def test_unknown_currency_is_refused():
 
 @pytest.mark.parametrize("value", [0.125, 1.0, 10, "0.125", None])
 def test_quantize_money_refuses_non_decimals(value):
-    """Decimal only: no float anywhere in money (RULES 2)."""
+    """Decimal only: no float anywhere in money (billing-rules 2)."""
     with pytest.raises(MoneyError, match="must be Decimal"):
         quantize_money(value, "USD")
 
@@ -117,7 +117,7 @@ def test_quantize_money_refuses_non_decimals(value):
     [("12.50", "12.50"), (" -3 ", "-3"), ("+.5", "0.5"), ("0", "0"), ("1e5", "1E+5"), ("1e-05", "0.00001")],
 )
 def test_parse_decimal_reads_exact_values(text, expected):
-    """File cells become exact Decimals; a spreadsheet float's repr (1e-05) still reads exactly (RULES 2)."""
+    """File cells become exact Decimals; a spreadsheet float's repr (1e-05) still reads exactly (billing-rules 2)."""
     value = parse_decimal(text)
     assert isinstance(value, Decimal)
     assert value == Decimal(expected)
@@ -126,7 +126,7 @@ def test_parse_decimal_reads_exact_values(text, expected):
 
 @pytest.mark.parametrize("text", ["", "  ", "abc", "1,5", "12.5.1", "0x10", "NaN", "nan", "sNaN", "Infinity", "-inf"])
 def test_parse_decimal_refuses_non_numbers(text):
-    """Bad numbers are row errors, never NaN or infinity (RULES 2, 6)."""
+    """Bad numbers are row errors, never NaN or infinity (billing-rules 2, 9.2)."""
     with pytest.raises(MoneyError, match="not a number"):
         parse_decimal(text)
 
@@ -142,12 +142,12 @@ def test_parse_decimal_refuses_non_numbers(text):
     ],
 )
 def test_quantize_quantity_shows_four_places(quantity, expected):
-    """Quantities (seat-months) are shown to 4 places, half away from zero (RULES 2)."""
+    """Quantities (seat-months) are shown to 4 places, half away from zero (billing-rules 2)."""
     assert str(quantize_quantity(quantity)) == expected
 
 
 def test_money_sum_adds_rounded_lines_exactly():
-    """Totals are sums of rounded lines, starting from an exact Decimal zero (RULES 2)."""
+    """Totals are sums of rounded lines, starting from an exact Decimal zero (billing-rules 2)."""
     assert money_sum([Decimal("120.00"), Decimal("41.94")]) == Decimal("161.94")
     empty = money_sum([])
     assert isinstance(empty, Decimal)
@@ -159,14 +159,14 @@ def test_money_sum_adds_rounded_lines_exactly():
 @FAST
 @given(amounts, currencies)
 def test_rounding_matches_exact_half_away_from_zero(amount, currency):
-    """quantize_money equals exact rational rounding, ties away from zero (RULES 2, 9.12)."""
+    """quantize_money equals exact rational rounding, ties away from zero (billing-rules 2, 6.12)."""
     assert quantize_money(amount, currency) == half_away_from_zero(amount, currency_places(currency))
 
 
 @FAST
 @given(amounts, currencies)
 def test_rounding_is_idempotent_and_lands_on_the_minor_unit(amount, currency):
-    """Rounded once means rounding again changes nothing (RULES 2)."""
+    """Rounded once means rounding again changes nothing (billing-rules 2)."""
     once = quantize_money(amount, currency)
     assert quantize_money(once, currency) == once
     assert once.as_tuple().exponent == -currency_places(currency)
@@ -175,7 +175,7 @@ def test_rounding_is_idempotent_and_lands_on_the_minor_unit(amount, currency):
 @FAST
 @given(amounts, currencies)
 def test_rounding_error_is_at_most_half_a_minor_unit(amount, currency):
-    """Error below half a minor unit; exactly half only on a tie, which goes away from zero (RULES 9.12)."""
+    """Error below half a minor unit; exactly half only on a tie, which goes away from zero (billing-rules 6.12)."""
     half = currency_quantum(currency) / 2
     rounded = quantize_money(amount, currency)
     error = abs(rounded - amount)
@@ -187,14 +187,14 @@ def test_rounding_error_is_at_most_half_a_minor_unit(amount, currency):
 @FAST
 @given(amounts, currencies)
 def test_rounding_is_symmetric_for_negatives(amount, currency):
-    """Half away from zero is symmetric: quantize(-x) == -quantize(x) (RULES 9.12)."""
+    """Half away from zero is symmetric: quantize(-x) == -quantize(x) (billing-rules 6.12)."""
     assert quantize_money(-amount, currency) == -quantize_money(amount, currency)
 
 
 @FAST
 @given(amounts, amounts, currencies)
 def test_rounding_is_monotone(a, b, currency):
-    """A larger exact amount never rounds to a smaller line (RULES 2)."""
+    """A larger exact amount never rounds to a smaller line (billing-rules 2)."""
     low, high = min(a, b), max(a, b)
     assert quantize_money(low, currency) <= quantize_money(high, currency)
 
@@ -202,7 +202,7 @@ def test_rounding_is_monotone(a, b, currency):
 @FAST
 @given(st.floats(allow_nan=True, allow_infinity=True), currencies)
 def test_floats_are_always_refused(value, currency):
-    """No float anywhere in money (RULES 2)."""
+    """No float anywhere in money (billing-rules 2)."""
     with pytest.raises(MoneyError):
         quantize_money(value, currency)
 
@@ -210,5 +210,5 @@ def test_floats_are_always_refused(value, currency):
 @FAST
 @given(amounts)
 def test_parse_decimal_reads_its_own_text_back(amount):
-    """A Decimal written to a file reads back exactly (RULES 2)."""
+    """A Decimal written to a file reads back exactly (billing-rules 2)."""
     assert parse_decimal(str(amount)) == amount

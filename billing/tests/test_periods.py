@@ -1,4 +1,4 @@
-"""billing.periods: UTC months, dates and instants (RULES 1, 3.1, 9.2). Pure: no database."""
+"""billing.periods: UTC months, dates and instants (billing-rules 1, 3.1, 6.2). Pure: no database."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ aware_instants = st.datetimes(min_value=datetime(1950, 1, 1), max_value=datetime
 # --- Period ------------------------------------------------------------------------------------
 
 def test_period_parse_and_name():
-    """A period is named YYYY-MM (RULES 1)."""
+    """A period is named YYYY-MM (billing-rules 1)."""
     april = Period.parse("2026-04")
     assert april == Period(2026, 4)
     assert str(april) == "2026-04"
@@ -41,7 +41,7 @@ def test_period_parse_and_name():
 @pytest.mark.parametrize("text", ["2026-4", "2026-13", "2026-00", "26-04", "2026/04", "", "2026-04-01", "0000-01",
                                   "April 2026"])
 def test_period_parse_refuses_other_shapes(text):
-    """Only YYYY-MM with a real month is a period (RULES 1)."""
+    """Only YYYY-MM with a real month is a period (billing-rules 1)."""
     with pytest.raises(PeriodError):
         Period.parse(text)
 
@@ -52,7 +52,7 @@ def test_period_parse_refuses_other_shapes(text):
      (2026, 5, 31), (2026, 12, 31)],
 )
 def test_period_days_know_leap_years(year, month, days):
-    """Days in a month, leap years included (every proration divides by it) (RULES 1, 3.1)."""
+    """Days in a month, leap years included (every proration divides by it) (billing-rules 1, 3.1)."""
     period = Period(year, month)
     assert period.days == days
     assert period.last == date(year, month, days)
@@ -60,7 +60,7 @@ def test_period_days_know_leap_years(year, month, days):
 
 
 def test_period_bounds_are_utc_instants():
-    """A period runs from the 1st at 00:00 UTC to the next 1st, exclusive (RULES 1)."""
+    """A period runs from the 1st at 00:00 UTC to the next 1st, exclusive (billing-rules 1)."""
     december = Period(2026, 12)
     assert december.first == date(2026, 12, 1)
     assert december.start == datetime(2026, 12, 1, tzinfo=UTC)
@@ -69,7 +69,7 @@ def test_period_bounds_are_utc_instants():
 
 
 def test_period_next_and_previous_cross_years():
-    """December is followed by January of the next year (RULES 1)."""
+    """December is followed by January of the next year (billing-rules 1)."""
     assert Period(2026, 12).next() == Period(2027, 1)
     assert Period(2027, 1).previous() == Period(2026, 12)
     assert Period(2026, 4).next() == Period(2026, 5)
@@ -77,7 +77,7 @@ def test_period_next_and_previous_cross_years():
 
 
 def test_period_order_and_membership():
-    """Periods sort by time and know their dates (RULES 1)."""
+    """Periods sort by time and know their dates (billing-rules 1)."""
     assert Period(2026, 4) < Period(2026, 5) < Period(2027, 1)
     assert Period.of(date(2026, 4, 30)) == Period(2026, 4)
     assert Period(2026, 4).contains(date(2026, 4, 30))
@@ -100,12 +100,12 @@ def test_period_order_and_membership():
     ],
 )
 def test_days_within_counts_service_days_inclusive(start, end, days):
-    """Days of the month inside an inclusive start..end: the minimum's proration (RULES 3.1)."""
+    """Days of the month inside an inclusive start..end: the minimum's proration (billing-rules 3.1)."""
     assert Period(2026, 4).days_within(start, end) == days
 
 
 def test_days_inclusive():
-    """Both ends count; an empty range is 0, never negative (RULES 3.1)."""
+    """Both ends count; an empty range is 0, never negative (billing-rules 3.1)."""
     assert days_inclusive(date(2026, 4, 1), date(2026, 4, 1)) == 1
     assert days_inclusive(date(2026, 4, 1), date(2026, 4, 30)) == 30
     assert days_inclusive(date(2026, 2, 1), date(2026, 3, 1)) == 29
@@ -113,7 +113,7 @@ def test_days_inclusive():
 
 
 def test_periods_between_is_inclusive():
-    """Every month from first through last (RULES 1)."""
+    """Every month from first through last (billing-rules 1)."""
     assert list(periods_between(Period(2025, 11), Period(2026, 2))) == [
         Period(2025, 11), Period(2025, 12), Period(2026, 1), Period(2026, 2),
     ]
@@ -124,7 +124,7 @@ def test_periods_between_is_inclusive():
 # --- dates and instants ------------------------------------------------------------------------
 
 def test_parse_date_reads_utc_dates():
-    """Dates in files are YYYY-MM-DD (RULES 1)."""
+    """Dates in files are YYYY-MM-DD (billing-rules 1)."""
     assert parse_date("2026-04-30") == date(2026, 4, 30)
     assert parse_date(" 2024-02-29 ") == date(2024, 2, 29)
 
@@ -132,21 +132,21 @@ def test_parse_date_reads_utc_dates():
 @pytest.mark.parametrize("text", ["2026-02-29", "2026-4-1", "01/04/2026", "2026-04-31", "2026-04-01T00:00:00Z",
                                   "20260401", ""])
 def test_parse_date_refuses_other_shapes(text):
-    """A bad date is a row error (RULES 1, 6)."""
+    """A bad date is a row error (billing-rules 1, 9.2)."""
     with pytest.raises(PeriodError):
         parse_date(text)
 
 
 @pytest.mark.parametrize("text", ["2026-05-01T00:00:00", "2026-05-01 09:00", "2026-05-01", "2026-05-01T09:00:00.5"])
 def test_parse_instant_refuses_naive_instants(text):
-    """An instant without Z or an offset is a row error, never guessed (RULES 1)."""
+    """An instant without Z or an offset is a row error, never guessed (billing-rules 1)."""
     with pytest.raises(PeriodError, match="no time zone"):
         parse_instant(text)
 
 
 @pytest.mark.parametrize("text", ["yesterday", "2026-05-01T25:00:00Z", "2026-13-01T00:00:00Z", ""])
 def test_parse_instant_refuses_garbage(text):
-    """Unreadable instants are row errors (RULES 1)."""
+    """Unreadable instants are row errors (billing-rules 1)."""
     with pytest.raises(PeriodError):
         parse_instant(text)
 
@@ -162,7 +162,7 @@ def test_parse_instant_refuses_garbage(text):
     ],
 )
 def test_parse_instant_accepts_z_and_offsets_and_returns_utc(text, expected):
-    """Instants are ISO 8601 with Z or an offset, stored in UTC (RULES 1)."""
+    """Instants are ISO 8601 with Z or an offset, stored in UTC (billing-rules 1)."""
     value = parse_instant(text)
     assert value == expected
     assert value.tzinfo == UTC
@@ -170,13 +170,13 @@ def test_parse_instant_accepts_z_and_offsets_and_returns_utc(text, expected):
 
 
 def test_offset_instant_falls_on_its_utc_date():
-    """2026-04-30T23:30-02:00 is 1 May in UTC: dates are UTC dates (RULES 1, 3.1)."""
+    """2026-04-30T23:30-02:00 is 1 May in UTC: dates are UTC dates (billing-rules 1, 3.1)."""
     assert utc_date(parse_instant("2026-04-30T23:30:00-02:00")) == date(2026, 5, 1)
     assert utc_date(parse_instant("2026-05-01T01:30:00+02:00")) == date(2026, 4, 30)
 
 
 def test_utc_date_refuses_naive_datetimes():
-    """Every instant carries a time zone (RULES 1)."""
+    """Every instant carries a time zone (billing-rules 1)."""
     with pytest.raises(PeriodError):
         utc_date(datetime(2026, 5, 1, 12, 0))
 
@@ -194,12 +194,12 @@ def test_utc_date_refuses_naive_datetimes():
 )
 def test_next_month_start(instant, effective):
     """A seat purchase takes effect at the next UTC month boundary; one at 00:00 on a 1st counts
-    from the following month (RULES 3.1, 3.2, 9.2)."""
+    from the following month (billing-rules 3.1, 3.2, 6.2)."""
     assert next_month_start(parse_instant(instant)) == effective
 
 
 def test_next_month_start_refuses_naive_instants():
-    """A purchase instant must carry a time zone (RULES 1)."""
+    """A purchase instant must carry a time zone (billing-rules 1)."""
     with pytest.raises(PeriodError):
         next_month_start(datetime(2026, 5, 1))
 
@@ -209,7 +209,7 @@ def test_next_month_start_refuses_naive_instants():
 @FAST
 @given(periods)
 def test_next_and_previous_round_trip(period):
-    """Stepping a month forward then back returns the same period (RULES 1)."""
+    """Stepping a month forward then back returns the same period (billing-rules 1)."""
     assert period.next().previous() == period
     assert period.previous().next() == period
     assert period < period.next()
@@ -220,7 +220,7 @@ def test_next_and_previous_round_trip(period):
 @FAST
 @given(periods)
 def test_period_days_match_its_utc_span(period):
-    """A period's days are the whole days between its bounds (RULES 1)."""
+    """A period's days are the whole days between its bounds (billing-rules 1)."""
     assert period.days == (period.end - period.start).days == len(list(period.dates()))
     assert period.days_within(None, None) == period.days
 
@@ -228,7 +228,7 @@ def test_period_days_match_its_utc_span(period):
 @FAST
 @given(st.integers(1901, 2199))
 def test_days_of_a_year_sum_to_365_or_366(year):
-    """The months of a year add up to the year's days (RULES 1)."""
+    """The months of a year add up to the year's days (billing-rules 1)."""
     expected = (date(year + 1, 1, 1) - date(year, 1, 1)).days
     assert sum(Period(year, month).days for month in range(1, 13)) == expected
     assert expected in (365, 366)
@@ -237,7 +237,7 @@ def test_days_of_a_year_sum_to_365_or_366(year):
 @FAST
 @given(periods, st.integers(0, 40))
 def test_periods_between_counts_months(first, extra):
-    """periods_between yields consecutive months, both ends included (RULES 1)."""
+    """periods_between yields consecutive months, both ends included (billing-rules 1)."""
     last = first
     for _ in range(extra):
         last = last.next()
@@ -251,7 +251,7 @@ def test_periods_between_counts_months(first, extra):
 @FAST
 @given(aware_instants)
 def test_next_month_start_is_the_first_after_the_utc_month(instant):
-    """Effective date = the 1st of the month after the instant's UTC month (RULES 3.1, 9.2)."""
+    """Effective date = the 1st of the month after the instant's UTC month (billing-rules 3.1, 6.2)."""
     day = instant.astimezone(UTC).date()
     effective = next_month_start(instant)
     assert effective.day == 1
@@ -263,7 +263,7 @@ def test_next_month_start_is_the_first_after_the_utc_month(instant):
 @FAST
 @given(aware_instants)
 def test_parse_instant_round_trips_any_offset(instant):
-    """An ISO 8601 instant with an offset reads back as the same moment, in UTC (RULES 1)."""
+    """An ISO 8601 instant with an offset reads back as the same moment, in UTC (billing-rules 1)."""
     parsed = parse_instant(instant.isoformat())
     assert parsed == instant
     assert parsed.utcoffset() == timedelta(0)
@@ -273,6 +273,6 @@ def test_parse_instant_round_trips_any_offset(instant):
 @FAST
 @given(aware_instants)
 def test_parse_instant_refuses_the_same_instant_without_offset(instant):
-    """The naive form of any instant is refused (RULES 1)."""
+    """The naive form of any instant is refused (billing-rules 1)."""
     with pytest.raises(PeriodError):
         parse_instant(instant.replace(tzinfo=None).isoformat())

@@ -1,4 +1,4 @@
-"""billing.reporting: CSV/XLSX writers and formula-injection escaping (RULES 7)."""
+"""billing.reporting: CSV/XLSX writers and formula-injection escaping (billing-rules 10.1)."""
 
 from __future__ import annotations
 
@@ -34,18 +34,18 @@ FAST = settings(max_examples=150, deadline=None, database=None)
     ],
 )
 def test_formula_looking_text_is_escaped(value, escaped):
-    """Cells starting with = + - @ that are not numbers are escaped (RULES 7)."""
+    """Cells starting with = + - @ that are not numbers are escaped (billing-rules 10.1)."""
     assert escape_cell(value) == escaped
 
 
 @pytest.mark.parametrize("value", ["-5.00", "+3", "1e5", "-1.5E+3", "-0", "-.5", "Acme", "", "a=b", "3-2", "1e5x"])
 def test_numbers_and_plain_text_are_not_escaped(value):
-    """Signed numbers stay numbers; text not starting with = + - @ is untouched (RULES 7)."""
+    """Signed numbers stay numbers; text not starting with = + - @ is untouched (billing-rules 10.1)."""
     assert escape_cell(value) == value
 
 
 def test_cell_text_renders_values():
-    """Decimals keep their exact text, dates are ISO, blanks are empty, text is escaped (RULES 1, 2, 7)."""
+    """Decimals keep their exact text, dates are ISO, blanks are empty, text is escaped (billing-rules 1, 2, 10.1)."""
     assert cell_text(Decimal("-5.00")) == "-5.00"
     assert cell_text(Decimal("161.94")) == "161.94"
     assert cell_text(date(2026, 4, 1)) == "2026-04-01"
@@ -57,7 +57,7 @@ def test_cell_text_renders_values():
 @FAST
 @given(st.text(max_size=20))
 def test_escaped_text_never_starts_a_formula(value):
-    """Whatever the text, the written cell is either a number or does not start with = + - @ (RULES 7)."""
+    """Whatever the text, the written cell is either a number or does not start with = + - @ (billing-rules 10.1)."""
     escaped = escape_cell(value)
     if escaped.startswith(("=", "+", "-", "@")):
         assert escaped == value
@@ -74,7 +74,7 @@ ROWS = [
 
 
 def test_write_csv_round_trip():
-    """CSV: header row, exact decimals, quoting, escaping, blanks; returns the row count (RULES 7)."""
+    """CSV: header row, exact decimals, quoting, escaping, blanks; returns the row count (billing-rules 10.1)."""
     stream = io.StringIO()
     assert write_csv(COLUMNS, iter(ROWS), stream) == 2
     stream.seek(0)
@@ -86,7 +86,8 @@ def test_write_csv_round_trip():
 
 
 def test_write_xlsx_round_trip():
-    """XLSX: numbers stay numbers, dates ISO text, formula-looking text escaped and stored as text (RULES 7)."""
+    """XLSX: numbers stay numbers, dates ISO text, formula-looking text escaped and stored as text
+    (billing-rules 10.1)."""
     stream = io.BytesIO()
     assert write_xlsx(COLUMNS, iter(ROWS), stream, title="statements") == 2
     stream.seek(0)
@@ -109,7 +110,7 @@ def test_write_xlsx_round_trip():
 
 
 def test_write_xlsx_truncates_long_sheet_titles():
-    """Excel sheet titles are at most 31 characters (RULES 7)."""
+    """Excel sheet titles are at most 31 characters (billing-rules 10.1)."""
     stream = io.BytesIO()
     write_xlsx(["a"], [], stream, title="x" * 40)
     stream.seek(0)
@@ -128,7 +129,7 @@ def hostile_customers(db):
 
 def test_statements_export_escapes_customer_names(hostile_customers):
     """A formula-looking customer name is escaped in a real `export_report statements` CSV, while the
-    numbers stay plain (RULES 5, 7)."""
+    numbers stay plain (billing-rules 8.3, 10.1)."""
     out = io.StringIO()
     call_command("export_report", "statements", "--period", "2026-04", stdout=out)
     rows = {row["customer"]: row for row in csv.DictReader(io.StringIO(out.getvalue()))}
@@ -143,7 +144,7 @@ def test_statements_export_escapes_customer_names(hostile_customers):
 
 
 def test_statements_xlsx_export_escapes_customer_names(hostile_customers, tmp_path):
-    """The XLSX export stores the escaped name as text, never as a formula (RULES 5, 7)."""
+    """The XLSX export stores the escaped name as text, never as a formula (billing-rules 8.3, 10.1)."""
     target = tmp_path / "statements.xlsx"
     call_command("export_report", "statements", "--period", "2026-04", "--format", "xlsx", "--output", str(target),
                  stdout=io.StringIO())
@@ -158,7 +159,7 @@ def test_statements_xlsx_export_escapes_customer_names(hostile_customers, tmp_pa
 
 
 def test_xlsx_shows_decimals_with_their_places(tmp_path):
-    """Quantities keep 4 places and money 2 in the workbook, not 4 and 80 (RULES 2)."""
+    """Quantities keep 4 places and money 2 in the workbook, not 4 and 80 (billing-rules 2)."""
     from decimal import Decimal
 
     from openpyxl import load_workbook

@@ -1,5 +1,5 @@
 """The daily billing run moves to 03:00 UTC, after the 02:00 RMM inventory sync, so the CI of the 1st
-bills the units in force that day (RULES 3.6) rather than the day before's."""
+bills the units in force that day (billing-rules 3.7) rather than the day before's."""
 
 from django.db import migrations
 

@@ -1,6 +1,6 @@
 """Formatting for invoice documents: money in the currency's places, quantities to 4 places.
 
-Values are Decimals (or ints, or decimal strings); a float is refused, never rounded (RULES 2).
+Values are Decimals (or ints, or decimal strings); a float is refused, never rounded (billing-rules 2).
 Amounts on an issued invoice are already rounded once per line, so formatting only pads them to
 the currency's places; it never changes a figure. Rounding would hide a bug, so an amount with
 more places than its currency allows is an error here, not a silent round.

@@ -1,4 +1,4 @@
-"""The billing run (RULES 4, 5, 9.3-9.6): `run_billing` and `invoicing.services.billing_run` end to end.
+"""The billing run (billing-rules 4, 8.2, 6.3-6.6): `run_billing` and `invoicing.services.billing_run` end to end.
 
 What is pinned here: invoices are issued in date order, one CI per month that has lines and none for
 a month without; billing again (or through a later date) never charges anything twice; `--partner`
@@ -265,7 +265,7 @@ def test_run_billing_draft_builds_numberless_drafts_regenerates_them_and_an_issu
     assert [(w[0], w[3]) for w in printed] == [("draft", "2026-05-01")]
 
 
-# --- children and due dates (RULES 4, 9.4) ----------------------------------------------------------
+# --- children and due dates (billing-rules 4.1, 6.4) ----------------------------------------------------------
 
 def test_ci_children_per_customer_plus_partner_services_and_due_date_is_the_earliest_child():
     """Partner terms 30. Customers: Alpha 15 days, Beta 45, Gamma blank (-> 30), Delta 5 days (only a
@@ -340,7 +340,7 @@ def test_ci_due_date_is_the_partners_terms_when_its_child_is_earliest():
     assert [c.customer_id for c in ci(partner, "2026-05").children.all()] == [slow.pk]
 
 
-# --- tax (RULES 2, 9.3) ---------------------------------------------------------------------------
+# --- tax (billing-rules 2, 4.3, 6.3) ---------------------------------------------------------------------------
 
 def test_tax_is_one_line_on_the_sum_of_taxable_lines_rounded_half_up_once_per_invoice():
     """Tax 5%. April CI: two taxable flats of 12.25 and a non-taxable support of 100.00.
@@ -398,7 +398,7 @@ def test_one_tax_line_covers_every_child_of_a_ci():
     assert april.total == D("0.17")
 
 
-# --- per_asset prorations through the run (RULES 3.6, 9.6) ---------------------------------------------
+# --- per_asset prorations through the run (billing-rules 3.7, 6.6) ---------------------------------------------
 
 def per_asset_partner(slug: str = "rmm") -> Partner:
     """Acme (organization ACME), agents: per_asset 10.00 for Acme, from 1 March."""
@@ -534,7 +534,7 @@ def test_per_asset_first_month_then_a_later_change_posts_once(cli):
     ]
 
 
-# --- issued invoices are immutable (RULES 4) ---------------------------------------------------------
+# --- issued invoices are immutable (billing-rules 4.4) ---------------------------------------------------------
 
 @pytest.fixture
 def issued_ci():
@@ -639,7 +639,7 @@ def test_drafts_can_be_changed_and_deleted():
     assert not Invoice.objects.filter(partner=partner).exists()
 
 
-# --- the invoice email (RULES 4; tasks) ---------------------------------------------------------------
+# --- the invoice email (billing-rules 4.10; tasks) ---------------------------------------------------------------
 
 @pytest.fixture
 def fake_pdf(monkeypatch):

@@ -1,5 +1,5 @@
-"""`import_csv` for one-time-charges and payments (RULES 4, 5, 6, 9.5, 9.11), and the billing of imported
-one-time charges by `run_billing`, through the command line as a clerk runs them.
+"""`import_csv` for one-time-charges and payments (billing-rules 4.1, 4.8, 8.1, 9, 6.5, 6.11), and the billing of
+imported one-time charges by `run_billing`, through the command line as a clerk runs them.
 
 Invoices come from replaying tests/data/seat-days-basic (brightdesk, 10% tax, 30-day terms; customers
 oakridge with 15-day terms and pinecrest on the partner's terms), which leaves three issued CIs:
@@ -226,8 +226,8 @@ def oddities(billed):
 
 @pytest.mark.parametrize(("kind", "bad_row", "line"), ROW_ERRORS)
 def test_a_bad_last_row_is_reported_and_nothing_is_written(oddities, cli, write, kind, bad_row, line):
-    """RULES 5-6: the bad last row (after a full batch of good ones) is `row 6: column: reason`, exit 1, and not
-    even the good rows are written (nor any payment status changed)."""
+    """billing-rules 8.1, 9.6: the bad last row (after a full batch of good ones) is `row 6: column: reason`,
+    exit 1, and not even the good rows are written (nor any payment status changed)."""
     assert_rejected(cli, kind, write(kind, *GOOD[kind], bad_row), [f"row 6: {line}"])
     # the same file without the bad row imports: the error really is that row's
     out = assert_imported(cli, kind, write(kind, *GOOD[kind]))
@@ -345,7 +345,7 @@ def test_charges_of_another_partner_than_the_option_are_refused(billed, cli, wri
     ], "--partner", "globex")
 
 
-# --- one-time charges billed by run_billing (RULES 4, 9.5) ----------------------------------------------------------
+# --- one-time charges billed by run_billing (billing-rules 4.1, 6.5) --------------------------------------------------
 def one_time_invoices() -> dict[str, Invoice]:
     """The INVs by the description of their one-time line."""
     lines = InvoiceLine.objects.filter(line_type=LineType.ONE_TIME, invoice__kind=InvoiceKind.INV)
@@ -389,7 +389,7 @@ def test_each_charge_is_billed_on_its_own_inv_dated_the_charge_date(billed, cli,
 
 
 def test_two_charges_on_the_same_day_are_two_invs(billed, cli, write):
-    """RULES 9.5: one INV per one-time-charge row, even on the same day for the same customer."""
+    """billing-rules 6.5: one INV per one-time-charge row, even on the same day for the same customer."""
     path = write("one-time-charges", "brightdesk,oakridge,Laptop,1,899.50,2026-06-02,",
                  "brightdesk,oakridge,Dock,1,150,2026-06-02,")
     assert "2 created" in assert_imported(cli, "one-time-charges", path)

@@ -1,4 +1,4 @@
-"""The ledger (RULES 4): the account a CI states, payments, credit notes and the payment status.
+"""The ledger (billing-rules 4.5-4.8): the account a CI states, payments, credit notes and the payment status.
 
 A CI states: previous balance = the previous CI's amount due; payments (paid on a date in
 [previous CI date, this CI date)) and credit notes (issued in that window) since; individual

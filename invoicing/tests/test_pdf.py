@@ -1,4 +1,4 @@
-"""Invoice PDFs (RULES 4, 5; STYLE 7): real invoices from the worked examples, rendered by
+"""Invoice PDFs (billing-rules 4.6, 8.4): real invoices from the worked examples, rendered by
 WeasyPrint and read back with pypdf, so what is asserted is what a partner sees."""
 
 from __future__ import annotations

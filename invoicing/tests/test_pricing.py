@@ -1,4 +1,4 @@
-"""invoicing.pricing.price_seat_days: one seat_days period (RULES 2, 3.1, 9.1). Pure: no database.
+"""invoicing.pricing.price_seat_days: one seat_days period (billing-rules 2, 3.1, 6.1). Pure: no database.
 
 Every expected number below is computed by hand in the test's comment.
 """
@@ -36,7 +36,7 @@ def lines_of(result):
 
 def test_seat_example_april_under_commitment_bills_the_minimum():
     """93 seat-days in 30-day April = 3.1 seat-months, committed 4: one usage line of 4 x 20.00 = 80.00
-    (RULES 3.1, 9.1)."""
+    (billing-rules 3.1, 6.1)."""
     result = price(seat_days=93, committed=4, overage_price="25.00")
     assert result.actual == Decimal("3.1")
     assert result.minimum == Decimal(4)
@@ -48,7 +48,7 @@ def test_seat_example_april_under_commitment_bills_the_minimum():
 def test_seat_example_may_minimum_and_overage_lines():
     """238 seat-days / 31 = 7.6774 seat-months, committed 6 at 20.00, overage 25.00:
     minimum 6 x 20 = 120.00; overage (238/31 - 6) x 25 = 1300/31 = 41.9354..; the total 161.9355 is
-    rounded once to 161.94 and the overage line is 161.94 - 120.00 = 41.94 (RULES 3.1, 9.1)."""
+    rounded once to 161.94 and the overage line is 161.94 - 120.00 = 41.94 (billing-rules 3.1, 6.1)."""
     result = price(seat_days=238, days_in_month=31, committed=6, overage_price="25.00")
     assert quantize_quantity(result.actual) == Decimal("7.6774")
     assert result.minimum == Decimal(6)
@@ -66,7 +66,7 @@ def test_seat_example_may_minimum_and_overage_lines():
 def test_overage_line_is_total_less_rounded_minimum():
     """Rounded once per period: committed 1 for 15 of 30 days at 20.01 -> minimum 0.5 x 20.01 = 10.005 -> 10.01;
     20 seat-days -> overage 1/6 x 20.01 = 3.335 (3.34 alone); exact total 13.34, so the overage line is
-    13.34 - 10.01 = 3.33 (RULES 9.1)."""
+    13.34 - 10.01 = 3.33 (billing-rules 6.1)."""
     result = price(seat_days=20, service_days=15, committed=1, unit_price="20.01")
     assert [line.amount for line in result.lines] == [Decimal("10.01"), Decimal("3.33")]
     assert result.subtotal == Decimal("13.34")
@@ -74,7 +74,7 @@ def test_overage_line_is_total_less_rounded_minimum():
 
 def test_amount_is_computed_exactly_before_rounding():
     """1 seat-day in a 28-day month at 11.90 is exactly 0.425, so 0.43: dividing seat-days by days first
-    would give 0.0357142857.. x 11.90 = 0.42499.. and round to 0.42 (RULES 2)."""
+    would give 0.0357142857.. x 11.90 = 0.42499.. and round to 0.42 (billing-rules 2)."""
     assert price(seat_days=1, days_in_month=28, unit_price="11.90").subtotal == Decimal("0.43")
     # 1 seat-day of 30 at 0.15 is exactly 0.005 -> 0.01
     assert price(seat_days=1, days_in_month=30, unit_price="0.15").subtotal == Decimal("0.01")
@@ -88,14 +88,15 @@ def test_amount_is_computed_exactly_before_rounding():
 
 def test_partial_month_minimum():
     """A service starting 16 April covers 15 of 30 days: committed 4 -> minimum 4 x 15/30 = 2 seat-months
-    = 40.00; 30 seat-days (1 seat-month) bill the minimum (RULES 3.1)."""
+    = 40.00; 30 seat-days (1 seat-month) bill the minimum (billing-rules 3.1)."""
     result = price(seat_days=30, service_days=15, committed=4)
     assert result.minimum == Decimal(2)
     assert lines_of(result) == [("usage", Decimal(2), Decimal("20.00"), Decimal("40.00"))]
 
 
 def test_partial_month_minimum_with_overage():
-    """Same partial month, 90 seat-days = 3 seat-months > 2: minimum 40.00 + overage 1 x 20.00 (RULES 3.1, 9.1)."""
+    """Same partial month, 90 seat-days = 3 seat-months > 2: minimum 40.00 + overage 1 x 20.00
+    (billing-rules 3.1, 6.1)."""
     result = price(seat_days=90, service_days=15, committed=4)
     assert lines_of(result) == [
         ("minimum", Decimal(2), Decimal("20.00"), Decimal("40.00")),
@@ -105,7 +106,7 @@ def test_partial_month_minimum_with_overage():
 
 def test_overage_price_defaults_to_unit_price_and_still_shows_two_lines():
     """Committed 2, 90 seat-days of 30 = 3 seat-months, no overage price: minimum 2 x 20 = 40.00 and
-    overage 1 x 20 = 20.00, i.e. billable x unit_price = 60.00, still two lines (RULES 3.1, 9.1)."""
+    overage 1 x 20 = 20.00, i.e. billable x unit_price = 60.00, still two lines (billing-rules 3.1, 6.1)."""
     result = price(seat_days=90, committed=2)
     assert lines_of(result) == [
         ("minimum", Decimal(2), Decimal("20.00"), Decimal("40.00")),
@@ -115,7 +116,7 @@ def test_overage_price_defaults_to_unit_price_and_still_shows_two_lines():
 
 
 def test_overage_price_applies_above_the_minimum():
-    """Committed 2, 3 seat-months, overage 25.00: 40.00 + 25.00 = 65.00 (RULES 3.1, 9.1)."""
+    """Committed 2, 3 seat-months, overage 25.00: 40.00 + 25.00 = 65.00 (billing-rules 3.1, 6.1)."""
     result = price(seat_days=90, committed=2, overage_price="25.00")
     assert lines_of(result) == [
         ("minimum", Decimal(2), Decimal("20.00"), Decimal("40.00")),
@@ -126,33 +127,33 @@ def test_overage_price_applies_above_the_minimum():
 
 def test_usage_equal_to_the_minimum_is_one_usage_line():
     """Only usage that exceeds the minimum splits: 60 seat-days of 30 = committed 2 -> one usage line 40.00
-    (RULES 9.1)."""
+    (billing-rules 6.1)."""
     result = price(seat_days=60, committed=2, overage_price="25.00")
     assert lines_of(result) == [("usage", Decimal(2), Decimal("20.00"), Decimal("40.00"))]
 
 
 def test_no_commitment():
     """No commitment: every seat-month at unit_price, even with an overage price: 45/30 = 1.5 x 20 = 30.00
-    (RULES 3.1)."""
+    (billing-rules 3.1)."""
     result = price(seat_days=45, committed=0, overage_price="25.00")
     assert result.minimum == 0
     assert lines_of(result) == [("usage", Decimal("1.5"), Decimal("20.00"), Decimal("30.00"))]
 
 
 def test_no_commitment_and_no_usage_is_zero():
-    """Nothing used, nothing committed: one usage line of 0 at 0.00 (RULES 3.1, 9.1)."""
+    """Nothing used, nothing committed: one usage line of 0 at 0.00 (billing-rules 3.1, 6.1)."""
     assert lines_of(price(seat_days=0)) == [("usage", Decimal(0), Decimal("20.00"), Decimal("0.00"))]
 
 
 def test_commitment_outside_the_service_days_is_no_minimum():
-    """A commitment over 0 service days is a zero minimum, so usage is at unit_price (RULES 3.1)."""
+    """A commitment over 0 service days is a zero minimum, so usage is at unit_price (billing-rules 3.1)."""
     result = price(seat_days=30, service_days=0, committed=5, overage_price="25.00")
     assert result.minimum == 0
     assert lines_of(result) == [("usage", Decimal(1), Decimal("20.00"), Decimal("20.00"))]
 
 
 def test_amounts_round_to_the_partner_currency():
-    """JPY has no minor unit: 1 seat-day of 31 at 1000 = 32.258.. -> 32 (RULES 2)."""
+    """JPY has no minor unit: 1 seat-day of 31 at 1000 = 32.258.. -> 32 (billing-rules 2)."""
     result = price(seat_days=1, days_in_month=31, unit_price="1000", currency="JPY")
     assert str(result.subtotal) == "32"
 
@@ -168,7 +169,7 @@ def test_amounts_round_to_the_partner_currency():
     ],
 )
 def test_impossible_inputs_are_refused(kwargs):
-    """Seat-days and commitments are never negative; service days lie within the month (RULES 3.1)."""
+    """Seat-days and commitments are never negative; service days lie within the month (billing-rules 3.1)."""
     with pytest.raises(ValueError):
         price(**kwargs)
 
@@ -212,7 +213,7 @@ def priced(case, **changes):
 @given(periods())
 def test_subtotal_is_the_exact_amount_rounded_once(case):
     """subtotal == round(minimum x unit + max(0, actual - minimum) x overage), computed in exact fractions
-    (overage = unit_price without commitment or overage price) (RULES 2, 3.1, 9.1)."""
+    (overage = unit_price without commitment or overage price) (billing-rules 2, 3.1, 6.1)."""
     days = case["days_in_month"]
     actual = Fraction(case["seat_days"], days)
     minimum = Fraction(case["committed"] * case["service_days"], days)
@@ -227,7 +228,7 @@ def test_subtotal_is_the_exact_amount_rounded_once(case):
 @FAST
 @given(periods())
 def test_subtotal_is_the_sum_of_rounded_lines(case):
-    """Lines are rounded to the minor unit and the subtotal is their sum (RULES 2, 9.1)."""
+    """Lines are rounded to the minor unit and the subtotal is their sum (billing-rules 2, 6.1)."""
     result = priced(case)
     assert all(line.amount.as_tuple().exponent == -2 for line in result.lines)
     assert result.subtotal == sum((line.amount for line in result.lines), Decimal(0))
@@ -236,7 +237,7 @@ def test_subtotal_is_the_sum_of_rounded_lines(case):
 @FAST
 @given(periods())
 def test_amounts_and_quantities_are_never_negative(case):
-    """No seat_days line is ever a credit (RULES 3.1)."""
+    """No seat_days line is ever a credit (billing-rules 3.1)."""
     result = priced(case)
     assert all(line.amount >= 0 and line.quantity >= 0 for line in result.lines)
     assert result.subtotal >= 0
@@ -245,7 +246,7 @@ def test_amounts_and_quantities_are_never_negative(case):
 @FAST
 @given(periods(), st.integers(1, 200))
 def test_subtotal_is_monotone_in_seat_days(case, more):
-    """Using more seats never costs less (RULES 3.1)."""
+    """Using more seats never costs less (billing-rules 3.1)."""
     assert priced(case, seat_days=case["seat_days"] + more).subtotal >= priced(case).subtotal
 
 
@@ -253,7 +254,7 @@ def test_subtotal_is_monotone_in_seat_days(case, more):
 @given(periods())
 def test_line_shape_follows_the_minimum(case):
     """Above a non-zero minimum: minimum + overage lines, the minimum line = round(minimum x unit);
-    otherwise one usage line whose quantity is the billable seat-months (RULES 9.1)."""
+    otherwise one usage line whose quantity is the billable seat-months (billing-rules 6.1)."""
     result = priced(case)
     days = case["days_in_month"]
     minimum = Fraction(case["committed"] * case["service_days"], days)
@@ -288,7 +289,7 @@ def half_cent_ties(draw):
 @FAST
 @given(half_cent_ties())
 def test_exact_half_cent_totals_round_up(tie):
-    """An amount of exactly k.5 cents is k+1 cents however seat-days / days divides (RULES 2, 9.12)."""
+    """An amount of exactly k.5 cents is k+1 cents however seat-days / days divides (billing-rules 2, 6.12)."""
     days, seat_days, unit_price, k = tie
     result = price_seat_days(seat_days=seat_days, days_in_month=days, service_days=days, committed=0,
                              unit_price=unit_price, overage_price=None, currency="USD")

@@ -1,8 +1,8 @@
-"""invoicing.pricing beyond seat_days: tiers, first months, per_asset prorations, cmq (RULES 2, 3.3-3.8,
-9.9, 9.12, 9.13). Pure: no database.
+"""invoicing.pricing beyond seat_days: tiers, first months, per_asset prorations, cmq (billing-rules 2, 3.4-3.9,
+6.9, 6.12, 6.13). Pure: no database.
 
 The tier tests check the implementation against a brute force that prices one unit at a time straight
-from RULES 3.8 / 9.9 (an `UP_TO` bound is inclusive). Every Decimal is built from a string or an integer.
+from billing-rules 3.9, 6.9 (an `UP_TO` bound is inclusive). Every Decimal is built from a string or an integer.
 """
 
 from __future__ import annotations
@@ -72,11 +72,11 @@ def month_days(day: date) -> int:
     return calendar.monthrange(day.year, day.month)[1]
 
 
-# --- tiers (RULES 3.8, 9.9) ----------------------------------------------------------------------------------
+# --- tiers (billing-rules 3.9, 6.9) ----------------------------------------------------------------------------------
 @FAST
 @given(quantities, prices, tier_schedules(), modes)
 def test_tiered_amount_matches_unit_by_unit_brute_force(quantity, unit_price, tiers, mode):
-    """RULES 3.8 / 9.9: graduated = the sum over units 1..q of the price of each unit's tier; volume =
+    """billing-rules 3.9, 6.9: graduated = the sum over units 1..q of the price of each unit's tier; volume =
     q x the price of the tier containing q; bounds inclusive. unit_price is unused when tiers are given."""
     assert tiered_amount(quantity, unit_price=unit_price, tiers=tiers, mode=mode) == brute_force(
         int(quantity), tiers, mode)
@@ -118,7 +118,7 @@ def test_volume_amount_is_monotone_when_tier_prices_do_not_fall(quantity, more, 
 
 
 def test_volume_tiers_charge_every_unit_at_the_tier_the_total_reaches():
-    """RULES 3.8 / 9.9 taken literally: with falling prices volume pricing has a cliff at each bound, so it is
+    """billing-rules 3.9, 6.9 taken literally: with falling prices volume pricing has a cliff at each bound, so it is
     not monotone (10 units at 5.00 = 50.00, 11 units at 1.00 = 11.00). Graduated has no cliff."""
     tiers = parse_tiers("10:5.00;inf:1.00")
     amount = {q: tiered_amount(Decimal(q), unit_price=Decimal("9.99"), tiers=tiers, mode=VOLUME) for q in (10, 11)}
@@ -139,7 +139,7 @@ def test_volume_tiers_charge_every_unit_at_the_tier_the_total_reaches():
     (100, "200.00", "217.50"),    # 67.50 + 75 x 2.00
 ])
 def test_tier_examples(quantity, volume, graduated):
-    """RULES 3.8 / 9.9 worked by hand."""
+    """billing-rules 3.9, 6.9 worked by hand."""
     tiers = parse_tiers("10:3.00;25:2.50;inf:2.00")
     assert tiered_amount(Decimal(quantity), unit_price=Decimal("9"), tiers=tiers) == Decimal(volume)  # volume default
     assert tiered_amount(Decimal(quantity), unit_price=Decimal("9"), tiers=tiers, mode=GRADUATED) == Decimal(graduated)
@@ -153,9 +153,9 @@ def test_tiered_amount_refuses_negative_quantities_and_unknown_modes():
         tiered_amount(Decimal("5"), unit_price=Decimal("1"), tiers=tiers, mode="stairstep")
 
 
-# --- first months (RULES 3.7, 9.13) ----------------------------------------------------------------------------
+# --- first months (billing-rules 3.8, 6.13) ---------------------------------------------------------------------------
 def test_first_month_example_from_10_march():
-    """RULES 3.7: 10 hosts at 15.00 from 10 March (31 days). rounded_daily_rate: round(150.00 / 31, 2) = 4.84,
+    """billing-rules 3.8: 10 hosts at 15.00 from 10 March (31 days). rounded_daily_rate: round(150.00 / 31, 2) = 4.84,
     x (31 - 10) = 21 days = 101.64. day_fraction: 150.00 x 22 / 31 (the 10th through the 31st) = 106.4516..
     -> 106.45."""
     monthly = 10 * Decimal("15.00")
@@ -167,7 +167,7 @@ def test_first_month_example_from_10_march():
 @FAST
 @given(prices, days)
 def test_day_fraction_from_the_1st_is_the_whole_month_rounded(monthly, day):
-    """RULES 3.7: day_fraction counts the start date, so a start on the 1st charges the monthly amount."""
+    """billing-rules 3.8: day_fraction counts the start date, so a start on the 1st charges the monthly amount."""
     start = day.replace(day=1)
     assert first_month_amount(monthly, start=start, convention=DAY_FRACTION, currency="USD") == quantize_money(
         monthly, "USD")
@@ -184,7 +184,7 @@ def test_first_month_amounts_are_never_negative_and_rounded_to_the_cent(monthly,
 @FAST
 @given(prices, days)
 def test_first_month_conventions_match_their_formulas(monthly, start):
-    """RULES 3.7 / 9.13: day_fraction includes the start date and rounds once; rounded_daily_rate rounds the
+    """billing-rules 3.8, 6.13: day_fraction includes the start date and rounds once; rounded_daily_rate rounds the
     daily rate first and charges the days after the start date."""
     n = month_days(start)
     exact = monthly * (n - start.day + 1) / n
@@ -199,7 +199,7 @@ def test_first_month_conventions_match_their_formulas(monthly, start):
 
 
 def test_first_month_rounds_to_the_currency_minor_unit():
-    """RULES 2: JPY has no minor unit. 1000 a month from 10 March: 1000 x 22 / 31 = 709.67.. -> 710;
+    """billing-rules 2: JPY has no minor unit. 1000 a month from 10 March: 1000 x 22 / 31 = 709.67.. -> 710;
     round(1000 / 31) = 32 x 21 = 672."""
     start = date(2026, 3, 10)
     assert first_month_amount(Decimal("1000"), start=start, convention=DAY_FRACTION, currency="JPY") == Decimal("710")
@@ -212,11 +212,11 @@ def test_first_month_refuses_an_unknown_convention():
         first_month_amount(Decimal("10"), start=date(2026, 3, 10), convention="monthly", currency="USD")
 
 
-# --- per_asset prorations (RULES 3.6, 9.6, 9.12) ---------------------------------------------------------------
+# --- per_asset prorations (billing-rules 3.7, 6.6, 6.12) --------------------------------------------------------------
 @FAST
 @given(prices, prices, days)
 def test_proration_sign_follows_the_change(before, after, effective):
-    """RULES 3.6: increments and decrements alike: the amount has the sign of the change (or is 0.00)."""
+    """billing-rules 3.7: increments and decrements alike: the amount has the sign of the change (or is 0.00)."""
     amount = proration_amount(before, after, effective=effective, currency="USD")
     if after > before:
         assert amount >= 0
@@ -231,7 +231,7 @@ def test_proration_sign_follows_the_change(before, after, effective):
 @FAST
 @given(signed_prices, signed_prices, days)
 def test_proration_is_symmetric_half_away_from_zero(before, after, effective):
-    """RULES 9.12: rounding half away from zero makes undoing a change cost exactly minus the change."""
+    """billing-rules 6.12: rounding half away from zero makes undoing a change cost exactly minus the change."""
     assert proration_amount(after, before, effective=effective, currency="USD") == -proration_amount(
         before, after, effective=effective, currency="USD")
 
@@ -239,7 +239,7 @@ def test_proration_is_symmetric_half_away_from_zero(before, after, effective):
 @FAST
 @given(prices, prices, days)
 def test_proration_matches_its_formula(before, after, effective):
-    """RULES 3.6: (new - old) x (days from d through month end, inclusive) / days in month, rounded once."""
+    """billing-rules 3.7: (new - old) x (days from d through month end, inclusive) / days in month, rounded once."""
     n = month_days(effective)
     exact = (after - before) * (n - effective.day + 1) / n
     amount = proration_amount(before, after, effective=effective, currency="USD")
@@ -249,7 +249,7 @@ def test_proration_matches_its_formula(before, after, effective):
 @FAST
 @given(prices, prices, days)
 def test_proration_on_the_1st_is_the_whole_monthly_difference(before, after, day):
-    """RULES 3.6: a change effective on a month's 1st covers every day of it."""
+    """billing-rules 3.7: a change effective on a month's 1st covers every day of it."""
     first = day.replace(day=1)
     assert proration_amount(before, after, effective=first, currency="USD") == quantize_money(after - before, "USD")
 
@@ -261,17 +261,17 @@ def test_proration_on_the_1st_is_the_whole_monthly_difference(before, after, day
     ("21.00", "14.00", "-3.50"),  # one agent of 7.00 less for 15 of 30 days
 ])
 def test_proration_half_cent_examples(before, after, expected):
-    """RULES 9.12: a change effective 16 April (15 of 30 days) that gives exactly -0.125 rounds to -0.13."""
+    """billing-rules 6.12: a change effective 16 April (15 of 30 days) that gives exactly -0.125 rounds to -0.13."""
     amount = proration_amount(Decimal(before), Decimal(after), effective=date(2026, 4, 16), currency="USD")
     assert amount == Decimal(expected)
     assert str(amount) == expected
 
 
-# --- cmq (RULES 3.4) -----------------------------------------------------------------------------------------------
+# --- cmq (billing-rules 3.5) ------------------------------------------------------------------------------------------
 @FAST
 @given(st.integers(0, 10_000), st.integers(0, 10_000))
 def test_cmq_variable_quantity_is_the_peak_above_the_commitment(peak, committed):
-    """RULES 3.4: max(0, peak - committed): never negative, never more than the peak."""
+    """billing-rules 3.5: max(0, peak - committed): never negative, never more than the peak."""
     quantity = cmq_variable_quantity(peak, committed)
     assert 0 <= quantity <= peak
     assert quantity == (peak - committed if peak > committed else 0)

@@ -1,4 +1,4 @@
-"""invoicing.rating.rate_partner_month: every billing method, with hand-computed numbers (RULES 1-3, 9).
+"""invoicing.rating.rate_partner_month: every billing method, with hand-computed numbers (billing-rules 1-3, 6).
 
 Invoice month M: the CI dated M's 1st carries advance lines for M and arrears lines for the usage
 period M-1; first months go on an INV dated the start date. Every expected amount is worked out by
@@ -48,7 +48,7 @@ def service(partner: Partner, code: str, method: str, price: str, **fields) -> S
 
 def rate(partner: Partner, month: Period, billed=None) -> list[RatedLine]:
     lines = rate_partner_month(partner=partner, month=month, billed=billed)
-    for line in lines:  # RULES 2: every line is rounded once to the minor unit
+    for line in lines:  # billing-rules 2: every line is rounded once to the minor unit
         assert line.amount == line.amount.quantize(D("0.01")), line
         assert line.amount.as_tuple().exponent == -2, line
     return lines
@@ -102,7 +102,7 @@ def import_csv(cli, csv_file, kind: str, text: str) -> None:
     assert result.status == 0, result.err
 
 
-# --- per_host (RULES 3.7) --------------------------------------------------------------------
+# --- per_host (billing-rules 3.8) --------------------------------------------------------------------
 
 def test_per_host_rounded_daily_rate_first_month_then_recurring():
     """10 hosts at 15.00 = 150.00 a month from 10 March, rounded_daily_rate:
@@ -151,7 +151,7 @@ def test_per_host_limit_change_applies_from_the_next_charge_without_proration(cl
     ]
 
 
-# --- flat (RULES 3.7) ------------------------------------------------------------------------
+# --- flat (billing-rules 3.8) ------------------------------------------------------------------------
 
 def test_flat_is_a_monthly_recurring_advance_line():
     """45.00 a month from 1 March: 45.00 on the March CI (period 2026-03) and on the April CI (2026-04);
@@ -197,7 +197,7 @@ def test_flat_ended_mid_month_keeps_its_full_month_and_stops():
     assert rate(partner, MAY) == []
 
 
-# --- peak, users meter (RULES 3.3, 9.8, 9.11) ---------------------------------------------------
+# --- peak, users meter (billing-rules 3.4, 6.8, 6.11) ---------------------------------------------------
 
 def test_peak_users_customer_level_carries_forward_and_last_snapshot_of_a_date_wins(cli, csv_file):
     """Alpha, April: 12 users on 28 March carry forward to 1-2 April; 3 April has two rows, 20 then 6
@@ -239,7 +239,7 @@ def test_peak_users_partner_level_sums_customers_per_date_then_takes_the_max():
 
 def test_peak_users_suspended_mid_month_counts_zero_on_whole_suspended_days(cli, csv_file):
     """Alpha and Beta are suspended at 17:00 on 14 April and unsuspended at 08:00 on the 19th: 15-18 count 0,
-    the 14th and the 19th count; a snapshot taken while suspended carries forward after it (RULES 9.8).
+    the 14th and the 19th count; a snapshot taken while suspended carries forward after it (billing-rules 6.8).
     Gamma is suspended all month (0 every day).
     Alpha: 1: 5, 14: 9, 16: 30, 18: 6 -> daily 1-13: 5, 14: 9, 15-18: 0, 19-30: 6 -> peak 9 x 3.00 = 27.00.
     Beta: 1: 5, 16: 30, 19: 11, 20: 2 -> daily 1-14: 5, 15-18: 0, 19: 11, 20-30: 2 -> peak 11 x 3.00 = 33.00.
@@ -285,7 +285,7 @@ def test_peak_with_tiers_volume_against_graduated():
     ]
 
 
-# --- peak, assets meter (RULES 3.3, 9.7) -------------------------------------------------------
+# --- peak, assets meter (billing-rules 3.4, 6.7) -------------------------------------------------------
 
 def test_peak_assets_filters_org_and_group_and_blank_by_scope(cli, csv_file):
     """Inventories (rmm-assets imports, effective on their as-of date):
@@ -344,7 +344,7 @@ def test_peak_assets_partner_level_ignores_a_suspended_customers_agents_on_its_s
     ]
 
 
-# --- licenses (RULES 3.5, 9.9) -----------------------------------------------------------------
+# --- licenses (billing-rules 3.6, 6.9) -----------------------------------------------------------------
 
 def test_licenses_storage_driven_suspended_mid_month_and_all_month(cli, csv_file):
     """Partner-level, 3.00 per license, 50 GB per license, usage period March.
@@ -444,7 +444,7 @@ def test_licenses_tier_bound_is_inclusive():
     ]
 
 
-# --- cmq (RULES 3.4) --------------------------------------------------------------------------
+# --- cmq (billing-rules 3.5) --------------------------------------------------------------------------
 
 def test_cmq_advance_every_month_and_variable_usage_only_above_the_commitment():
     """Customer-level, users meter, committed 10 at 5.00, overage 7.00, 1 March to 31 May.
@@ -490,7 +490,7 @@ def test_cmq_assets_overage_defaults_to_the_unit_price(cli, csv_file):
     ]
 
 
-# --- per_asset (RULES 3.6, 3.7, 9.6, 9.7) --------------------------------------------------------
+# --- per_asset (billing-rules 3.7, 3.8, 6.6, 6.7) --------------------------------------------------------
 
 def per_asset_partner() -> tuple[Partner, Service, Service]:
     """Inventories: 20 Feb ACME 5, BETA 2; 10 April ACME 8; 25 April ACME 6 (BETA stays 2).
@@ -651,7 +651,7 @@ def test_per_asset_first_month_uses_the_start_date_units_and_prorates_only_later
 
 
 def test_per_asset_negative_proration_rounds_half_away_from_zero():
-    """RULES 9.12: 2 agents at 0.15 from 20 March, 1 from 6 April: -1 x 0.15 x (30 - 6 + 1 = 25)/30
+    """billing-rules 6.12: 2 agents at 0.15 from 20 March, 1 from 6 April: -1 x 0.15 x (30 - 6 + 1 = 25)/30
     = -0.125 exactly -> -0.13. May CI: 1 x 0.15 = 0.15 normal line."""
     partner = PartnerFactory(slug="p")
     service(partner, "agents", Method.PER_ASSET, "0.15", rmm_filter="ACME")
@@ -665,7 +665,7 @@ def test_per_asset_negative_proration_rounds_half_away_from_zero():
 
 
 def test_per_asset_counts_the_inventory_whatever_the_suspensions():
-    """RULES 3.6: per_asset units are the agents in the inventory in force (the suspension rule of 9.7 is for
+    """billing-rules 3.7: per_asset units are the agents in the inventory in force (the suspension rule of 6.7 is for
     the partner-level assets meter). ACME 4 from 20 March; Acme suspended from 10:00 on 5 April to 08:00 on
     20 April. May CI: 4 x 10.00 = 40.00 for both services and no proration line for April."""
     partner = PartnerFactory(slug="p")
@@ -681,7 +681,7 @@ def test_per_asset_counts_the_inventory_whatever_the_suspensions():
     ]
 
 
-# --- seat_days (RULES 3.1, 9.1) ----------------------------------------------------------------
+# --- seat_days (billing-rules 3.1, 6.1) ----------------------------------------------------------------
 
 def seat_customer(committed: int):
     """Acme, April: 3 members seated since 20 March (3 x 30 = 90 seat-days) and one from 10:00 on 28 April to

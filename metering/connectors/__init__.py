@@ -1,4 +1,4 @@
-"""RMM connectors: fetch a partner's whole inventory, or fail with one clear line (RULES 3.6, 6).
+"""RMM connectors: fetch a partner's whole inventory, or fail with one clear line (billing-rules 3.7, 9.5).
 
 `connector_for(integration).fetch_inventory(integration)` returns an Inventory (a list of AgentRow with
 `source`, `announced` and `pages`) holding every agent of the RMM, or raises ConnectorError: never a

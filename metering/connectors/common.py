@@ -1,6 +1,6 @@
 """What every RMM connector shares: the HTTP client, reading a page of JSON, the errors, the agent collector.
 
-A connector returns the whole inventory or raises ConnectorError, never a partial list (RULES 3.6, 6):
+A connector returns the whole inventory or raises ConnectorError, never a partial list (billing-rules 3.7, 9.5):
 the inventory is applied as a whole and an agent missing from it is an agent removed. A fault that
 may pass by itself (a timeout, HTTP 5xx or 429, a dropped connection) is `transient`, so the nightly
 task tries again later; the others (refused credentials, a body that is not the API's JSON, a bad
@@ -381,7 +381,7 @@ def instant_from_iso(value: object, key: str) -> datetime | None:
 
 # --- the agents of one sync ---------------------------------------------------------------------------
 class Agents:
-    """Agents collected row by row with the rmm-assets import's own rules (RULES 6): every text value
+    """Agents collected row by row with the rmm-assets import's own rules (import-formats 5.8): every text value
     trimmed and checked by the import's widgets (TextWidget: at most 200 characters; readable text),
     agent_id, machine_name and organization required, last_seen an aware instant in UTC. The same agent
     twice is fine only with the same values. Row errors are reported together, naming the first few."""

@@ -11,9 +11,9 @@ from metering.connectors.common import Agents, ConnectorError, Inventory
 
 
 class FolderConnector:
-    """The newest *.csv file of a folder, in the rmm-assets format (RULES 6: agent_id, machine_name,
+    """The newest *.csv file of a folder, in the rmm-assets format (import-formats 5.8: agent_id, machine_name,
     organization, group, [os], [last_seen]; extra columns ignored), or a Kaseya VSA, Datto RMM, NinjaOne,
-    N-central or ConnectWise Automate export recognised by its header (docs/import-formats.md, section 9).
+    N-central or ConnectWise Automate export recognised by its header (import-formats 9).
 
     Newest by modification time (then by name). Hidden files are skipped. Whoever drops files
     should write them under another name and rename them to *.csv when complete (a rename is

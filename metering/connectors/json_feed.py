@@ -13,7 +13,7 @@ JSON, and the sync reads them like a vendor API:
          "next_page": 2}                      (or null on the last page)
 
 Instead of "next_page" (a page number) a page may give "next": a link, relative or absolute, on the
-same host. Each agent has the rmm-assets columns (RULES 6) and is checked as an import row is:
+same host. Each agent has the rmm-assets columns (import-formats 5.8) and is checked as an import row is:
 agent_id, machine_name and organization required, texts of at most 200 characters, last_seen an
 ISO 8601 instant with Z or an offset (or null). Values are strings (numbers are read as text).
 Any other HTTP status than 200, a body that is not this JSON, or a bad agent fails the whole sync.

@@ -1,7 +1,7 @@
 """factory_boy factories for the metering app: usage snapshots, suspensions, RMM agents.
 
 They write history straight into the tables (no import rules), for building metering and rating
-fixtures. Inventories that must obey RULES 3.6 (forward in time, effective on the as-of date) are
+fixtures. Inventories that must obey billing-rules 3.7 (forward in time, effective on the as-of date) are
 better built through `metering.services.inventory_apply`.
 """
 
@@ -25,7 +25,7 @@ class UsageSnapshotFactory(factory.django.DjangoModelFactory):
 
 
 class SuspensionFactory(factory.django.DjangoModelFactory):
-    """A suspension; `save()` derives the whole days suspended (RULES 9.8)."""
+    """A suspension; `save()` derives the whole days suspended (billing-rules 6.8)."""
 
     class Meta:
         model = Suspension

@@ -1,10 +1,10 @@
-"""Usage meters (RULES 3.3, 3.5, 3.6, 9.7, 9.8): the set-based SQL of metering.selectors against a pure
+"""Usage meters (billing-rules 3.4, 3.6, 3.7, 6.7, 6.8): the set-based SQL of metering.selectors against a pure
 day-by-day reference, on small random histories (one partner, sometimes a second one that must never leak
 into the first's numbers).
 
 - asset_unit_steps / peak_assets_by_service: agents' presences, services' RMM filters, tenants' suspensions;
 - peak_users_by_service / licenses_by_service: usage snapshots carried forward, suspensions, storage;
-- peak_users_by_customer / peak_assets_by_customer: the statements' figures (RULES 9.10).
+- peak_users_by_customer / peak_assets_by_customer: the statements' figures (billing-rules 6.10).
 
 The reference decides "suspended for the whole day" from the suspension's instants (suspended at or before
 00:00, not unsuspended before the next 00:00), not from the days Suspension.save() derives."""
@@ -46,7 +46,7 @@ MONTH_FIRSTS = [0, 31, 61, 92]  # 1 March, April, May, June: where a cmq service
 ORGS = [("ACME", "acme-ref", "101"), ("Beta", "beta", "102"), ("Gamma", "", "")]
 GROUPS = ["", "HQ", "Lab", "HQ/Floor1", "Lab/Bench", "hq"]
 VIEWS = [(), (), ("Servers",), ("Servers", "Laptops")]
-# a customer names its organization by name, reference or id, in any case, with spaces (billing-rules 10.6)
+# a customer names its organization by name, reference or id, in any case, with spaces (billing-rules 3.7)
 CUSTOMER_ORGS = ["ACME", "acme-ref", " acme ", "Beta", "102", "BETA", "Gamma", "Delta", ""]  # Delta: no agents
 RMM_FILTERS = ["", "", "ACME", "acme/hq", "ACME/HQ/Floor1", "Beta", "Beta/Lab", "101/Lab", "Gamma/HQ", "Delta",
                " beta / lab / bench ", "view:servers", "view: Laptops"]
@@ -209,7 +209,7 @@ def build(partner_specs) -> dict:
                 committed_quantity=5 if s["method"] == Method.CMQ else None,
                 start_date=s["start"], end_date=s["end"],
             )
-            service.full_clean()  # the method's rules (RULES 3) and the ORG/GROUP filter's form
+            service.full_clean()  # the method's rules (billing-rules 3) and the ORG/GROUP filter's form
             service.save()
             org, group, view = rmm_filter_parts(s["rmm_filter"])
             world["services"].append({
@@ -223,7 +223,7 @@ def build(partner_specs) -> dict:
 # --- the reference, day by day ----------------------------------------------------------------------
 
 def suspended(customer: dict, day: date) -> bool:
-    """Suspended for the whole day: suspended at 00:00 and not unsuspended that day (RULES 9.8)."""
+    """Suspended for the whole day: suspended at 00:00 and not unsuspended that day (billing-rules 6.8)."""
     midnight = datetime.combine(day, time(), UTC)
     return any(start <= midnight and (end is None or end >= midnight + timedelta(days=1))
                for start, end in customer["suspensions"])
@@ -235,7 +235,7 @@ def service_days(service: dict, first: date, last: date) -> list[date]:
 
 
 def matches(service: dict, presence: dict) -> bool:
-    """billing-rules 3.6, 9.7, 10.6 (metering.matching.filter_takes): a view, ORG by name, reference or id
+    """billing-rules 3.7, 6.7 (metering.matching.filter_takes): a view, ORG by name, reference or id
     with a group and its sub-groups; a blank filter is the customer's organization (nothing without one)
     for a customer-level service, every agent of the partner for a partner-level one."""
     if presence["partner"] != service["partner"]:
@@ -272,14 +272,14 @@ def steps_reference(world: dict, service: dict, first: date, last: date) -> list
 
 
 def peak_assets_reference(world: dict, service: dict, first: date, last: date) -> int:
-    """The assets meter counts suspensions (RULES 3.3, 9.7); any other service's agents are counted as is."""
+    """The assets meter counts suspensions (billing-rules 3.4, 6.7); any other service's agents are counted as is."""
     meter = service["meter"] == Meter.ASSETS
     return max((asset_units(world, service, day, suspensions=meter) for day in service_days(service, first, last)),
                default=0)
 
 
 def usage_on(customer: dict, day: date) -> tuple[int, int] | None:
-    """(users, storage) of the last snapshot on or before the day; None before any (RULES 3.3, 9.8)."""
+    """(users, storage) of the last snapshot on or before the day; None before any (billing-rules 3.4, 6.8)."""
     current = None
     for snap_day, users, storage in customer["snapshots"]:
         if snap_day <= day:
@@ -301,7 +301,7 @@ def peak_users_reference(world: dict, service: dict, first: date, last: date) ->
 
 
 def licenses_on(service: dict, customer: dict, day: date) -> int:
-    """RULES 3.5: max(users, ceil(storage / (GB per license x 10^9))), 0 on a whole suspended day."""
+    """billing-rules 3.6: max(users, ceil(storage / (GB per license x 10^9))), 0 on a whole suspended day."""
     usage = usage_on(customer, day)
     if usage is None or suspended(customer, day):
         return 0
@@ -327,7 +327,7 @@ def licenses_reference(world: dict, services: list[dict], first: date, last: dat
 
 
 def statement_peaks_reference(world: dict, first: date, last: date, *, partners: set) -> dict[int, tuple[int, int]]:
-    """Statements (RULES 9.10): {customer: (peak users, peak assets)} for the partners' customers. Peak users
+    """Statements (billing-rules 6.10): {customer: (peak users, peak assets)} for the partners' customers. Peak users
     count 0 on whole suspended days; peak assets are the agents of the customer's organization in force,
     whatever its state (decision (s)), 0 without an organization."""
     def users(c, day):
@@ -358,7 +358,7 @@ def _service(method, meter, customer, rmm_filter="", start=0):
 # 4th the assets meter leaves ACME's agent out (the partner-level peak from the 4th is 2, not 3) and the
 # service of the suspended customer, filtered on Beta, counts 0 (its peak from the 4th is 0, not 2); the
 # per_asset steps keep every agent. Random histories reach this rarely: a peak hides a suspension unless
-# the highest day is a suspended one (RULES 3.3, 9.7).
+# the highest day is a suspended one (billing-rules 3.4, 6.7).
 SUSPENDED_ASSETS = [{
     "customers": [{"org": "ACME", "suspensions": [(datetime(2026, 3, 4, tzinfo=UTC), None)]},
                   {"org": "Beta", "suspensions": []}],
@@ -396,7 +396,7 @@ def test_asset_meters_agree_with_the_reference(partners, span):
     """Random agent histories (moves, open presences, several groups), tenants with and without an
     organization, suspensions, per_asset / peak / cmq services with filters, customers and dates, another
     partner with the same organization names: asset_unit_steps and peak_assets_by_service equal the
-    day-by-day reference (RULES 3.3, 3.6, 9.7, 9.8)."""
+    day-by-day reference (billing-rules 3.4, 3.7, 6.7, 6.8)."""
     first, last = span
     try:
         with transaction.atomic():
@@ -437,7 +437,7 @@ def test_usage_meters_agree_with_the_reference(partners, span):
     """Random usage snapshots (carried forward, before and inside the range, storage at GB boundaries),
     suspensions starting and ending at midnight or mid-day, peak / cmq users and licenses services with
     customers, dates and GB sizes, another partner: peak_users_by_service and licenses_by_service equal the
-    day-by-day reference (RULES 3.3, 3.5, 9.8)."""
+    day-by-day reference (billing-rules 3.4, 3.6, 6.8)."""
     first, last = span
     try:
         with transaction.atomic():

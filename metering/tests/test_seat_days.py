@@ -1,5 +1,5 @@
-"""Seat-day metering (RULES 3.1, 9.1, 9.2, 9.10): the set-based SQL in metering.selectors against the pure
-day-by-day reference, the RULES 3.1 cases one by one, and the statements report."""
+"""Seat-day metering (billing-rules 3.1, 6.1, 6.2, 6.10): the set-based SQL in metering.selectors against the pure
+day-by-day reference, the billing-rules 3.1 cases one by one, and the statements report."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ class Rollback(Exception):
 def test_sql_seat_days_agree_with_the_reference(world, histories, span):
     """Random assignment histories (removals at 00:00, same-day assign+remove, re-assign on the removal date,
     open seats, another partner): seat_days_by_customer / seat_days_by_month / seat_days equal the
-    day-by-day reference (RULES 3.1, 9.10)."""
+    day-by-day reference (billing-rules 3.1, 6.10)."""
     partner_a, partner_b, customers, members = world
     first, last = span
     try:
@@ -167,12 +167,12 @@ def _months(first: date, last: date):
         period = period.next()
 
 
-# --- (b) one named test per RULES 3.1 case -----------------------------------------------------
+# --- (b) one named test per billing-rules 3.1 case -----------------------------------------------------
 
 @pytest.mark.django_db
 def test_removal_at_midnight_counts_that_day():
     """A seat removed at 00:00 UTC counts that date: 10, 11 and 12 April = 3; a removal at 00:00+02:00 on
-    the 12th is 22:00 UTC on the 11th, so 10 and 11 = 2 (RULES 3.1)."""
+    the 12th is 22:00 UTC on the 11th, so 10 and 11 = 2 (billing-rules 3.1)."""
     utc_member, offset_member = MemberFactory(), MemberFactory()
     seat(utc_member, "2026-04-10T09:00:00Z", "2026-04-12T00:00:00Z")
     seat(offset_member, "2026-04-10T09:00:00Z", "2026-04-12T00:00:00+02:00")
@@ -185,7 +185,7 @@ def test_removal_at_midnight_counts_that_day():
 @pytest.mark.django_db
 def test_same_day_assign_and_remove_counts_once():
     """Assigned and removed on one date counts that date once, even twice over or for no time at all
-    (RULES 3.1)."""
+    (billing-rules 3.1)."""
     member, instant_member = MemberFactory(), MemberFactory()
     seat(member, "2026-04-10T09:00:00Z", "2026-04-10T10:00:00Z")
     seat(member, "2026-04-10T15:00:00Z", "2026-04-10T17:00:00Z")
@@ -199,7 +199,7 @@ def test_same_day_assign_and_remove_counts_once():
 
 @pytest.mark.django_db
 def test_removed_and_reassigned_same_date_counts_once():
-    """Removed at noon on 15 April and re-assigned at 14:00: April has 30 seat-days, not 31 (RULES 3.1)."""
+    """Removed at noon on 15 April and re-assigned at 14:00: April has 30 seat-days, not 31 (billing-rules 3.1)."""
     member = MemberFactory()
     seat(member, "2026-04-01T09:00:00Z", "2026-04-15T12:00:00Z")
     seat(member, "2026-04-15T14:00:00Z")
@@ -212,7 +212,7 @@ def test_removed_and_reassigned_same_date_counts_once():
 @pytest.mark.django_db
 def test_open_assignment_covers_to_period_end():
     """An open seat from 20 April covers 20..30 April (11) and all of May (31), and nothing past the range
-    asked; a seat assigned in May counts nothing in April (RULES 3.1)."""
+    asked; a seat assigned in May counts nothing in April (billing-rules 3.1)."""
     member = MemberFactory()
     later = MemberFactory(customer=member.customer)
     seat(member, "2026-04-20T08:00:00Z")
@@ -229,7 +229,7 @@ def test_open_assignment_covers_to_period_end():
 def test_dates_outside_service_start_and_end_not_billed():
     """A service from 10 to 20 April bills only those dates: a seat open since March (11 dates) plus one from
     18 to 25 April (18..20 = 3): 14 seat-days, 14/30 x 20.00 = 9.33. The statement counts every date:
-    30 + 8 = 38 (RULES 3.1, 9.10)."""
+    30 + 8 = 38 (billing-rules 3.1, 6.10)."""
     partner = PartnerFactory()
     customer = CustomerFactory(partner=partner)
     service = ServiceFactory(partner=partner, start_date=date(2026, 4, 10), end_date=date(2026, 4, 20))
@@ -249,7 +249,7 @@ def test_dates_outside_service_start_and_end_not_billed():
 @pytest.mark.django_db
 def test_partial_month_minimum():
     """Service from 16 April, committed 3 at 20.00: April's minimum is 3 x 15/30 = 1.5 seat-months = 30.00
-    over 11 seat-days (20..30); May's is 3 full seat-months = 60.00 over 31 seat-days (RULES 3.1, 9.2)."""
+    over 11 seat-days (20..30); May's is 3 full seat-months = 60.00 over 31 seat-days (billing-rules 3.1, 6.2)."""
     partner = PartnerFactory()
     service = ServiceFactory(partner=partner, start_date=date(2026, 4, 16), committed_quantity=3)
     seat(MemberFactory(customer=CustomerFactory(partner=partner)), "2026-04-20T09:00:00Z")
@@ -265,7 +265,7 @@ def test_partial_month_minimum():
 @pytest.mark.django_db
 def test_seat_purchase_takes_effect_next_month():
     """3 seats bought on 20 April take effect on 1 May: committed 2 in April (40.00), 5 in May (100.00)
-    (RULES 3.1, 3.2, 9.2)."""
+    (billing-rules 3.1, 3.2, 6.2)."""
     partner = PartnerFactory()
     service = ServiceFactory(partner=partner, start_date=date(2026, 4, 1), committed_quantity=2)
     purchase = SeatPurchaseFactory(service=service, seats=3, purchased_at=at("2026-04-20T16:00:00Z"))
@@ -279,7 +279,7 @@ def test_seat_purchase_takes_effect_next_month():
 @pytest.mark.django_db
 def test_seat_purchase_at_midnight_on_first_counts_from_following_month():
     """Bought at 2026-04-30T23:59:59Z: from May. At 2026-05-01T00:00Z, or at 2026-04-30T23:30-02:00
-    (01:30 UTC on 1 May): from June. Committed 2 / 3 / 10 for April / May / June (RULES 9.2)."""
+    (01:30 UTC on 1 May): from June. Committed 2 / 3 / 10 for April / May / June (billing-rules 6.2)."""
     partner = PartnerFactory()
     service = ServiceFactory(partner=partner, start_date=date(2026, 4, 1), committed_quantity=2)
     last_second = SeatPurchaseFactory(service=service, seats=1, purchased_at=at("2026-04-30T23:59:59Z"))
@@ -296,7 +296,7 @@ def test_seat_purchase_at_midnight_on_first_counts_from_following_month():
 @pytest.mark.django_db
 def test_overage_price():
     """Committed 2 at 20.00, overage 25.00, three members all April (90 seat-days = 3 seat-months):
-    minimum 40.00 + overage 1 x 25.00 = 65.00 (RULES 3.1, 9.1)."""
+    minimum 40.00 + overage 1 x 25.00 = 65.00 (billing-rules 3.1, 6.1)."""
     partner = PartnerFactory()
     customer = CustomerFactory(partner=partner)
     service = ServiceFactory(partner=partner, committed_quantity=2, overage_price=Money(Decimal("25.00"), "USD"))
@@ -313,7 +313,7 @@ def test_overage_price():
 
 @pytest.mark.django_db
 def test_no_commitment():
-    """No commitment: the overage price is ignored and 3 seat-months cost 3 x 20.00 = 60.00 (RULES 3.1)."""
+    """No commitment: the overage price is ignored and 3 seat-months cost 3 x 20.00 = 60.00 (billing-rules 3.1)."""
     partner = PartnerFactory()
     customer = CustomerFactory(partner=partner)
     service = ServiceFactory(partner=partner, committed_quantity=None, overage_price=Money(Decimal("25.00"), "USD"))
@@ -328,7 +328,7 @@ def test_no_commitment():
 @pytest.mark.django_db
 def test_customer_level_service_meters_its_customer_only():
     """A customer-level service meters that customer; a partner-level one all the partner's customers,
-    never another partner's (RULES 3.1)."""
+    never another partner's (billing-rules 3.1)."""
     partner = PartnerFactory()
     mine, other = CustomerFactory(partner=partner), CustomerFactory(partner=partner)
     seat(MemberFactory(customer=mine), "2026-04-01T00:00:00Z")
@@ -344,7 +344,7 @@ def test_customer_level_service_meters_its_customer_only():
 def test_seat_example_april_and_may():
     """The worked example: committed 4 at 20.00 (overage 25.00) plus 2 seats bought in April. April: 93
     seat-days -> 4 seat-months = 80.00. May: 238 seat-days, committed 6 -> 120.00 + 41.94 = 161.94
-    (RULES 3.1, 9.1, 9.2)."""
+    (billing-rules 3.1, 6.1, 6.2)."""
     partner = PartnerFactory()
     customer = CustomerFactory(partner=partner)
     service = ServiceFactory(partner=partner, start_date=date(2026, 4, 1), committed_quantity=4,
@@ -377,7 +377,7 @@ def statement_rows(period: Period = APRIL, partner: str | None = None) -> dict[t
 @pytest.mark.django_db
 def test_statement_active_users_are_distinct_members_with_a_seat_day():
     """active_users counts members with at least one seat-day in the period, once each; a seat that ended
-    at 23:59 on 31 March is not active in April, one removed at 00:00 on 1 April is (RULES 9.10)."""
+    at 23:59 on 31 March is not active in April, one removed at 00:00 on 1 April is (billing-rules 6.10)."""
     partner = PartnerFactory(slug="acme")
     customer = CustomerFactory(partner=partner, slug="tenant")
     twice = MemberFactory(customer=customer)
@@ -395,7 +395,8 @@ def test_statement_active_users_are_distinct_members_with_a_seat_day():
 
 @pytest.mark.django_db
 def test_statement_lists_every_customer_with_zeros():
-    """Every customer of the partner is listed, zeros included, for any month; --partner narrows (RULES 7, 9.10)."""
+    """Every customer of the partner is listed, zeros included, for any month; --partner narrows
+    (billing-rules 10.3, 6.10)."""
     partner, other = PartnerFactory(slug="acme"), PartnerFactory(slug="other")
     for slug in ("a", "b", "c"):
         CustomerFactory(partner=partner, slug=slug)

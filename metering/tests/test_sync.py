@@ -1,7 +1,7 @@
 """RMM inventory syncs (issue 5; seed bill-by-rmm-agent: the nightly job, "Get units now", notifications).
 
 The sync records a run, fetches outside the inventory transaction, applies the whole inventory as of
-its date (RULES 3.6) in one transaction, and emails each per_asset unit change once. Connectors are
+its date (billing-rules 3.7) in one transaction, and emails each per_asset unit change once. Connectors are
 exercised against the stub RMM on a real local socket (metering/tests/rmm_stub.py).
 """
 
@@ -471,7 +471,8 @@ def test_sync_pages_and_the_sync_now_action(clerk, rmm):
 
 
 def test_an_rmm_assets_import_that_changes_units_notifies_once(cli, csv_file, django_capture_on_commit_callbacks):
-    """RULES 6 notification_emails: a unit change told once, whether it arrived by sync or by import."""
+    """billing-rules 3.7 and decision (ai), notification_emails: a unit change told once, whether it arrived by sync
+    or by import."""
     from datetime import date
 
     from django.core import mail

@@ -1,5 +1,5 @@
-"""`import_csv` for usage data: tenant-usage, tenant-events and rmm-assets (RULES 3.3-3.6, 5, 6, 9.7, 9.8,
-9.11), through the command line as a clerk runs it.
+"""`import_csv` for usage data: tenant-usage, tenant-events and rmm-assets (billing-rules 3.4-3.7, 8.1, 9, 6.7, 6.8,
+6.11), through the command line as a clerk runs it.
 
 Rejected files are checked as in partners/tests/test_imports: exit 1, exactly the expected
 `row N: column: reason` lines (no more, no fewer), and every table identical to before the run. The bad
@@ -194,7 +194,7 @@ ROW_ERRORS = [
 
 @pytest.mark.parametrize(("kind", "bad_row", "line"), ROW_ERRORS)
 def test_a_bad_last_row_is_reported_and_nothing_is_written(acme, cli, write, kind, bad_row, line):
-    """RULES 5-6: the bad row, after a full batch of good ones, is reported as `row 6: column: reason`,
+    """billing-rules 8.1, 9.6: the bad row, after a full batch of good ones, is reported as `row 6: column: reason`,
     exit 1, and not even the good rows (nor any audit row) are written."""
     assert_rejected(cli, kind, write(kind, *GOOD[kind], bad_row), [f"row 6: {line}"], *OPTIONS[kind])
     # the same file without the bad row imports: the error really is that row's
@@ -203,13 +203,13 @@ def test_a_bad_last_row_is_reported_and_nothing_is_written(acme, cli, write, kin
 
 
 def test_usage_of_today_is_not_in_the_future(acme, cli, write):
-    """RULES 6: a snapshot dated today (UTC) is accepted; only later dates are refused."""
+    """billing-rules decision (v): a snapshot dated today (UTC) is accepted; only later dates are refused."""
     assert_imported(cli, "tenant-usage", write("tenant-usage", "acme,north,2026-11-21,5,0,"))
     assert UsageSnapshot.objects.get().date == date(2026, 11, 21)
 
 
 def test_every_bad_row_is_reported_across_batches(acme, cli, write):
-    """RULES 5: every bad row is reported, one line each, in row order, whichever batch it falls in."""
+    """billing-rules 8.1: every bad row is reported, one line each, in row order, whichever batch it falls in."""
     path = write(
         "tenant-usage",
         "acme,north,2026-04-01,10,0,",
@@ -230,7 +230,7 @@ def test_every_bad_row_is_reported_across_batches(acme, cli, write):
 
 # --- events judged against the history already imported ----------------------------------------------------
 def test_suspend_while_suspended_by_an_earlier_file_is_refused(acme, cli, write):
-    """RULES 6: events merge into the history already imported; the merged history must be valid, so
+    """billing-rules 9.4: events merge into the history already imported; the merged history must be valid, so
     suspending a tenant left suspended by an earlier file is a row error."""
     assert_imported(cli, "tenant-events", write("tenant-events", "acme,north,suspend,2026-04-01T09:00:00Z"))
     path = write("tenant-events", *EVENTS_GOOD[1:2], *EVENTS_GOOD[3:], "acme,south,suspend,2026-04-20T09:00:00Z",
@@ -241,7 +241,7 @@ def test_suspend_while_suspended_by_an_earlier_file_is_refused(acme, cli, write)
 
 
 def test_unsuspend_of_a_tenant_an_earlier_file_left_active_is_refused(acme, cli, write):
-    """RULES 6: unsuspending after the history's own unsuspend is a row error."""
+    """billing-rules 9.4: unsuspending after the history's own unsuspend is a row error."""
     assert_imported(cli, "tenant-events", write("tenant-events", *EVENTS_GOOD))
     path = write("tenant-events", "acme,north,unsuspend,2026-04-06T09:00:00Z")
     assert_rejected(cli, "tenant-events", path, [
@@ -250,7 +250,7 @@ def test_unsuspend_of_a_tenant_an_earlier_file_left_active_is_refused(acme, cli,
 
 
 def test_an_event_that_breaks_the_history_names_its_own_row(acme, cli, write):
-    """RULES 6: "the rows that break it are errors": an unsuspend slipped inside a suspension already
+    """billing-rules 9.4: "the rows that break it are errors": an unsuspend slipped inside a suspension already
     imported (1-5 April) leaves the recorded unsuspend of the 5th without a suspension; the error names
     the row that did it (row 3), not another row of the file."""
     assert_imported(cli, "tenant-events", write("tenant-events", *EVENTS_GOOD))
@@ -274,7 +274,7 @@ FILE_FAULTS = [
 
 @pytest.mark.parametrize(("kind", "fault"), FILE_FAULTS)
 def test_a_file_level_fault_is_one_line(acme, cli, tmp_path, kind, fault):
-    """RULES 5: a file-level fault (encoding, missing column, empty file) is one clear line, exit 1, and
+    """billing-rules 8.1: a file-level fault (encoding, missing column, empty file) is one clear line, exit 1, and
     writes nothing."""
     header, row = HEADERS[kind], GOOD[kind][0]
     path = tmp_path / f"{kind}.csv"
@@ -298,7 +298,7 @@ def test_a_file_level_fault_is_one_line(acme, cli, tmp_path, kind, fault):
 
 
 def test_not_utf8_in_a_later_batch_writes_nothing(acme, cli, tmp_path):
-    """RULES 5: a byte that is not UTF-8 far into the file (read after many batches were written) is a row
+    """billing-rules 8.1: a byte that is not UTF-8 far into the file (read after many batches were written) is a row
     error on its own row and cell, and still writes nothing."""
     rows = [f"acme,{('north', 'south')[i % 2]},2026-{1 + i // 56:02d}-{1 + i // 2 % 28:02d},{i},0,"
             for i in range(600)]
@@ -325,8 +325,8 @@ RMM_FAULTS = [
 
 @pytest.mark.parametrize(("options", "line"), RMM_FAULTS)
 def test_rmm_assets_options_are_file_level_faults(acme, cli, write, options, line):
-    """RULES 5-6: rmm-assets needs --partner (a known one) and --as-of (not in the future); without them the
-    whole file is refused in one line, exit 1, nothing written."""
+    """billing-rules 8.1, 9.5: rmm-assets needs --partner (a known one) and --as-of (not in the future); without
+    them the whole file is refused in one line, exit 1, nothing written."""
     assert_file_fault(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), line, *options)
 
 
@@ -336,7 +336,7 @@ def test_rmm_as_of_today_is_accepted(acme, cli, write):
 
 
 def test_an_inventory_older_than_one_imported_fills_in_its_night(acme, cli, write):
-    """billing-rules 10.5: an --as-of before the latest inventory already imported is a missed night filled
+    """billing-rules 3.7, decision (t): an --as-of before the latest inventory already imported is a missed night filled
     in later: it holds from its date until the next inventory recorded (metering/tests/test_inventory_backfill.py
     has the rules)."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD[:2]), "--partner", "acme", "--as-of", "2026-04-15")
@@ -354,7 +354,8 @@ def snapshots() -> list[tuple[str, date, int, int, int | None]]:
 
 
 def test_usage_is_stored_per_customer_and_date_and_audited(acme, cli, write):
-    """RULES 6: one snapshot per (customer, date); the import writes one usage.import audit row per customer."""
+    """billing-rules 9.3: one snapshot per (customer, date); the import writes one usage.import audit row per
+    customer."""
     out = assert_imported(cli, "tenant-usage", write("tenant-usage", *USAGE_GOOD))
     assert "tenant-usage: imported 4 rows: 4 created, 0 updated, 0 unchanged" in out
     assert snapshots() == [
@@ -370,7 +371,7 @@ def test_usage_is_stored_per_customer_and_date_and_audited(acme, cli, write):
 
 
 def test_the_last_snapshot_of_a_date_in_the_file_wins(acme, cli, write):
-    """RULES 3.3 / 9.11: several snapshots of one date in a file: the last one (in file order) is kept; the
+    """billing-rules 3.4, 6.11: several snapshots of one date in a file: the last one (in file order) is kept; the
     others count as unchanged. Row 7 is in a later batch than row 2."""
     path = write(
         "tenant-usage",
@@ -388,7 +389,7 @@ def test_the_last_snapshot_of_a_date_in_the_file_wins(acme, cli, write):
 
 
 def test_reimporting_a_usage_file_changes_nothing(acme, cli, write):
-    """RULES 5: the same file again writes nothing (no snapshot touched, no audit row) and says so, even
+    """billing-rules 8.1: the same file again writes nothing (no snapshot touched, no audit row) and says so, even
     when a date appears twice, in two batches, with different values."""
     path = write("tenant-usage", *USAGE_GOOD, "acme,north,2026-04-01,14,1000000000,50")
     first = assert_imported(cli, "tenant-usage", path)
@@ -402,7 +403,7 @@ def test_reimporting_a_usage_file_changes_nothing(acme, cli, write):
 
 
 def test_a_changed_snapshot_on_reimport_updates_it(acme, cli, write):
-    """RULES 9.11: for usage the last snapshot of a date wins against history too: a re-import with a new
+    """billing-rules 6.11: for usage the last snapshot of a date wins against history too: a re-import with a new
     value replaces the stored one (one update, audited for that customer only)."""
     assert_imported(cli, "tenant-usage", write("tenant-usage", *USAGE_GOOD))
     AuditLog.objects.all().delete()
@@ -429,7 +430,7 @@ def suspensions() -> list[tuple[str, datetime, datetime | None, date, date | Non
 
 
 def test_events_become_suspensions_with_their_whole_days(acme, cli, write):
-    """RULES 3.5 / 9.8: suspending stops counting from the next whole day, unsuspending counts its day; each
+    """billing-rules 3.6, 6.8: suspending stops counting from the next whole day, unsuspending counts its day; each
     change is audited per customer."""
     out = assert_imported(cli, "tenant-events", write("tenant-events", *EVENTS_GOOD))
     assert "tenant-events: imported 4 rows: 4 created, 0 updated, 0 unchanged" in out
@@ -444,7 +445,7 @@ def test_events_become_suspensions_with_their_whole_days(acme, cli, write):
 
 
 def test_events_merge_into_history_imported_earlier(acme, cli, write):
-    """RULES 6: a second file adding the unsuspend closes the suspension the first file opened."""
+    """billing-rules 9.4: a second file adding the unsuspend closes the suspension the first file opened."""
     assert_imported(cli, "tenant-events", write("tenant-events", "acme,north,suspend,2026-04-01T09:00:00Z"))
     assert suspensions() == [("north", at("2026-04-01T09:00:00Z"), None, date(2026, 4, 2), None)]
     out = assert_imported(cli, "tenant-events", write("tenant-events", "acme,north,unsuspend,2026-04-05T09:00:00Z"))
@@ -458,7 +459,7 @@ def test_events_merge_into_history_imported_earlier(acme, cli, write):
 
 
 def test_an_earlier_suspension_can_be_added_before_the_history(acme, cli, write):
-    """RULES 6: merged by instant, not appended: a March suspension imported after April's."""
+    """billing-rules 9.4: merged by instant, not appended: a March suspension imported after April's."""
     assert_imported(cli, "tenant-events", write("tenant-events", *EVENTS_GOOD))
     assert_imported(cli, "tenant-events", write("tenant-events", "acme,north,unsuspend,2026-03-10T00:00:00Z",
                                                 "acme,north,suspend,2026-03-01T00:00:00Z"))
@@ -470,7 +471,7 @@ def test_an_earlier_suspension_can_be_added_before_the_history(acme, cli, write)
 
 
 def test_rows_out_of_order_are_applied_by_instant(acme, cli, write):
-    """RULES 6: rows of an events file are applied in order of their instant, not of the file."""
+    """billing-rules 9.4: rows of an events file are applied in order of their instant, not of the file."""
     path = write(
         "tenant-events",
         "acme,north,unsuspend,2026-04-05T09:00:00Z",
@@ -486,8 +487,8 @@ def test_rows_out_of_order_are_applied_by_instant(acme, cli, write):
 
 
 def test_exact_duplicate_events_are_no_ops(acme, cli, write):
-    """RULES 6 / 9.11: an exact duplicate event, in the file or already imported (whatever offset the instant is
-    written with), is a no-op."""
+    """billing-rules 9.3, 6.11: an exact duplicate event, in the file or already imported (whatever offset the
+    instant is written with), is a no-op."""
     out = assert_imported(cli, "tenant-events", write("tenant-events", *EVENTS_GOOD, EVENTS_GOOD[0]))
     assert "imported 5 rows: 4 created, 0 updated, 1 unchanged" in out
     before = db_state()
@@ -532,7 +533,7 @@ def in_force(day: date, partner: str = "acme") -> dict[str, tuple[str, str]]:
 
 
 def test_first_inventory_is_present_from_its_as_of_date(acme, cli, write):
-    """RULES 3.6 / 9.7: a change takes effect on the date it was detected, never earlier."""
+    """billing-rules 3.7, 6.7: a change takes effect on the date it was detected, never earlier."""
     out = assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-10"))
     assert "rmm-assets: imported 4 rows: 4 created, 0 updated, 0 unchanged" in out
     assert presences() == [
@@ -555,7 +556,7 @@ def test_first_inventory_is_present_from_its_as_of_date(acme, cli, write):
 
 
 def test_absent_agents_are_gone_and_moved_agents_switch_on_the_as_of_date(acme, cli, write):
-    """RULES 6 / 3.6: in a later inventory an absent agent is present through the day before its as-of
+    """billing-rules 9.5, 3.7: in a later inventory an absent agent is present through the day before its as-of
     date; an agent moved to another group switches on the as-of date; a new one appears on it."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-01"))
     later = write("rmm-assets", RMM_GOOD[0], "a2,ws-01,ACME,Servers,Windows 11,", RMM_GOOD[3],
@@ -580,7 +581,7 @@ def test_absent_agents_are_gone_and_moved_agents_switch_on_the_as_of_date(acme, 
 
 
 def test_a_returning_agent_comes_back_on_its_as_of_date(acme, cli, write):
-    """RULES 3.6: an agent gone from one inventory and back in a later one counts again from that date only."""
+    """billing-rules 3.7: an agent gone from one inventory and back in a later one counts again from that date only."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-01"))
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD[:3]), *inventory("acme", "2026-04-10"))
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-20"))
@@ -590,7 +591,7 @@ def test_a_returning_agent_comes_back_on_its_as_of_date(acme, cli, write):
 
 
 def test_the_same_inventory_twice_changes_nothing(acme, cli, write):
-    """RULES 5 / 3.6: the same inventory again (same file, same date) writes nothing: no presence, no sync,
+    """billing-rules 8.1, 3.7: the same inventory again (same file, same date) writes nothing: no presence, no sync,
     no audit row."""
     path = write("rmm-assets", *RMM_GOOD)
     assert_imported(cli, "rmm-assets", path, *inventory("acme", "2026-04-01"))
@@ -601,7 +602,7 @@ def test_the_same_inventory_twice_changes_nothing(acme, cli, write):
 
 
 def test_the_same_agents_at_a_later_date_change_no_presence(acme, cli, write):
-    """RULES 3.6: an unchanged inventory at a later date moves no agent (it records that the inventory
+    """billing-rules 3.7: an unchanged inventory at a later date moves no agent (it records that the inventory
     was taken, so that an older one cannot follow it)."""
     path = write("rmm-assets", *RMM_GOOD)
     assert_imported(cli, "rmm-assets", path, *inventory("acme", "2026-04-01"))
@@ -614,7 +615,7 @@ def test_the_same_agents_at_a_later_date_change_no_presence(acme, cli, write):
 
 
 def test_a_corrected_inventory_for_the_same_date_replaces_its_changes(acme, cli, write):
-    """RULES 3.6: a corrected inventory for the latest date replaces that date's changes: each date is then
+    """billing-rules 3.7: a corrected inventory for the latest date replaces that date's changes: each date is then
     in force as if only the correction had been imported."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-01"))
     wrong = write("rmm-assets", RMM_GOOD[0], "a2,ws-01,ACME,Servers,Windows 11,", "a5,srv-02,ACME,Servers,Linux,")
@@ -639,8 +640,8 @@ def test_a_corrected_inventory_for_the_same_date_replaces_its_changes(acme, cli,
 
 
 def test_an_empty_inventory_removes_every_agent(acme, cli, write):
-    """RULES 6: a header-only rmm-assets file is a whole inventory with no agent: every agent is gone from
-    its as-of date."""
+    """billing-rules 9.5, decision (u): a header-only rmm-assets file is a whole inventory with no agent: every
+    agent is gone from its as-of date."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-01"))
     out = assert_imported(cli, "rmm-assets", write("rmm-assets"), *inventory("acme", "2026-05-01"))
     assert "rmm-assets: imported 0 rows: 0 created, 4 updated, 0 unchanged" in out
@@ -651,7 +652,7 @@ def test_an_empty_inventory_removes_every_agent(acme, cli, write):
 
 
 def test_inventories_are_per_partner(acme, cli, write):
-    """RULES 6: --partner names whose inventory it is: another partner's agents are untouched, and the same
+    """billing-rules 9.5: --partner names whose inventory it is: another partner's agents are untouched, and the same
     agent_id at two partners is two agents."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-01"))
     assert_imported(cli, "rmm-assets", write("rmm-assets", RMM_GOOD[0]), *inventory("globex", "2026-04-10"))
@@ -662,8 +663,8 @@ def test_inventories_are_per_partner(acme, cli, write):
 
 
 def test_extra_columns_of_an_rmm_export_are_accepted(acme, cli, write):
-    """RULES 6: RMM exports carry more columns than we read; they are ignored, in any order, and os and
-    last_seen are optional."""
+    """billing-rules 9.5, decision (u): RMM exports carry more columns than we read; they are ignored, in any order,
+    and os and last_seen are optional."""
     path = write("rmm-assets", "A-1,ACME,,srv-01,10.0.0.1,online", "A-2,ACME,Servers,srv-02,10.0.0.2,offline",
                  header="Agent_ID,Organization,Group,Machine_Name,IP Address,Status")
     assert_imported(cli, "rmm-assets", path, *inventory("acme", "2026-04-01"))
@@ -683,7 +684,7 @@ def test_an_exact_duplicate_agent_row_is_a_no_op(acme, cli, write):
 
 
 def test_new_agent_details_update_the_agent_not_its_presence(acme, cli, write):
-    """RULES 9.7: last_seen (and name, os) are informative: a change updates the agent and moves nothing.
+    """billing-rules 6.7: last_seen (and name, os) are informative: a change updates the agent and moves nothing.
     An agent both moved and renamed is one updated row of the file."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-01"))
     path = write("rmm-assets", "a1,srv-01,ACME,Servers,Windows Server 2022,2026-04-14T22:00:00Z",
@@ -698,7 +699,7 @@ def test_new_agent_details_update_the_agent_not_its_presence(acme, cli, write):
 
 
 def test_rmm_dry_run_writes_nothing(acme, cli, write):
-    """RULES 5: --dry-run applies the inventory inside the transaction and rolls it back."""
+    """billing-rules 8.1: --dry-run applies the inventory inside the transaction and rolls it back."""
     assert_imported(cli, "rmm-assets", write("rmm-assets", *RMM_GOOD), *inventory("acme", "2026-04-01"))
     before = db_state()
     out = assert_imported(cli, "rmm-assets", write("rmm-assets", RMM_GOOD[0], "a5,srv-02,ACME,Servers,Linux,"),
@@ -709,7 +710,7 @@ def test_rmm_dry_run_writes_nothing(acme, cli, write):
 
 @pytest.mark.django_db
 def test_tenant_events_at_one_instant_apply_in_file_order(cli, csv_file):
-    """RULES 6: file order breaks ties: unsuspend then suspend at one instant is valid, in that order."""
+    """billing-rules 9.4: file order breaks ties: unsuspend then suspend at one instant is valid, in that order."""
     from metering.models import Suspension
     from partners.tests.factories import CustomerFactory, PartnerFactory
 

@@ -1,4 +1,4 @@
-"""`import_csv` for partners, customers, services and seat-purchases (RULES 5, 6, 9.11), and the admin's
+"""`import_csv` for partners, customers, services and seat-purchases (billing-rules 8.1, 9, 6.11), and the admin's
 Import button for customers.
 
 Every rejected file is checked three ways: exit status 1, the exact `row N: column: reason` lines (no
@@ -222,7 +222,7 @@ ROW_ERRORS = [
 
 @pytest.mark.parametrize(("kind", "bad_row", "column", "reason"), ROW_ERRORS)
 def test_a_bad_last_row_is_reported_and_nothing_is_written(acme, cli, csv_file, kind, bad_row, column, reason):
-    """RULES 5-6: one bad row (the last, after a full batch of good ones) is reported as
+    """billing-rules 8.1, 9.6: one bad row (the last, after a full batch of good ones) is reported as
     `row 6: column: reason`, exit 1, and not even the good rows are written."""
     path = good_file(csv_file, kind, bad_row)
     assert_rejected(cli, kind, path, [(6, column, reason)])
@@ -232,7 +232,8 @@ def test_a_bad_last_row_is_reported_and_nothing_is_written(acme, cli, csv_file, 
 
 
 def test_customers_seat_cap_below_active_seats_is_refused(acme, cli, csv_file):
-    """RULES 3.2: a customer's seat cap bounds its active seats, so a re-import cannot lower it below them."""
+    """billing-rules 3.2, decision (c): a customer's seat cap bounds its active seats, so a re-import cannot lower
+    it below them."""
     north = Customer.objects.get(slug="north")
     for name in ("ann", "bob"):
         SeatAssignmentFactory(member__customer=north, member__name=name)
@@ -241,8 +242,8 @@ def test_customers_seat_cap_below_active_seats_is_refused(acme, cli, csv_file):
 
 
 def test_seat_purchase_already_imported_with_other_seats_is_refused(acme, cli, csv_file):
-    """RULES 6 / 9.11: a purchase is keyed by (partner, service, purchased_at); the same key with other seats
-    is an error, not a silent change of the commitment."""
+    """billing-rules 9.3, decision (j): a purchase is keyed by (partner, service, purchased_at); the same key with
+    other seats is an error, not a silent change of the commitment."""
     SeatPurchaseFactory(service=Service.objects.get(code="seats"), seats=3,
                         purchased_at=datetime(2026, 4, 20, 16, 0, tzinfo=UTC))
     path = good_file(csv_file, "seat-purchases", "acme,seats,5,2026-04-20T16:00:00Z")
@@ -251,7 +252,7 @@ def test_seat_purchase_already_imported_with_other_seats_is_refused(acme, cli, c
 
 # --- every bad row is reported ------------------------------------------------------------------------
 def test_every_bad_row_is_reported_across_batches(acme, cli, csv_file):
-    """RULES 5: every bad row is reported, one line each, in row order, whichever batch it falls in."""
+    """billing-rules 8.1: every bad row is reported, one line each, in row order, whichever batch it falls in."""
     path = csv_file("customers.csv", csv_text(
         CUSTOMERS_HEADER,
         "acme,c1,C1,,,,",
@@ -270,7 +271,7 @@ def test_every_bad_row_is_reported_across_batches(acme, cli, csv_file):
 
 
 def test_two_bad_cells_of_one_row_are_two_lines(acme, cli, csv_file):
-    """RULES 5: each bad cell is named with its column, even when two share a row."""
+    """billing-rules 8.1: each bad cell is named with its column, even when two share a row."""
     path = good_file(csv_file, "services", "acme,,s9,S9,flat,,abc,,,,,2026-13-01,,")
     assert_rejected(cli, "services", path, [
         (6, "start_date", "expected a date"),
@@ -279,7 +280,7 @@ def test_two_bad_cells_of_one_row_are_two_lines(acme, cli, csv_file):
 
 
 def test_rule_errors_of_two_services_are_both_reported(acme, cli, csv_file):
-    """RULES 5: rows failing the method rules are all reported, not only the first."""
+    """billing-rules 8.1: rows failing the method rules are all reported, not only the first."""
     path = good_file(csv_file, "services",
                      "acme,,s8,S8,peak,,10,,,,,2026-01-01,,",
                      "acme,,s9,S9,per_host,,10,,,,,2026-01-01,,")
@@ -296,7 +297,7 @@ FILE_FAULTS = ["not-utf8", "missing-column", "empty", "header-only", "unknown-co
 @pytest.mark.parametrize("kind", ["partners", "customers", "services", "seat-purchases", "seat-events"])
 @pytest.mark.parametrize("fault", FILE_FAULTS)
 def test_a_file_level_fault_is_one_line(acme, cli, tmp_path, kind, fault):
-    """RULES 5: a file-level fault (encoding, missing column, empty file, ...) is one clear line, exit 1,
+    """billing-rules 8.1: a file-level fault (encoding, missing column, empty file, ...) is one clear line, exit 1,
     and writes nothing."""
     header = HEADERS.get(kind, "partner,customer,member,action,at")
     row = GOOD_ROWS.get(kind, ["acme,north,ann,assign,2026-04-01T09:00:00Z"])[0]
@@ -324,7 +325,7 @@ def test_a_file_level_fault_is_one_line(acme, cli, tmp_path, kind, fault):
 
 
 def test_not_utf8_after_the_first_batch_writes_nothing(acme, cli, tmp_path):
-    """RULES 5: a byte that is not UTF-8 deep in the file (after batches were written) is a row error on its
+    """billing-rules 8.1: a byte that is not UTF-8 deep in the file (after batches were written) is a row error on its
     cell, and still writes nothing."""
     rows = [f"p{i},Partner {i},USD,0,30," for i in range(1, 600)]
     text = csv_text(PARTNERS_HEADER, *rows, "pz,Caf\xe9,USD,0,30,")
@@ -334,7 +335,7 @@ def test_not_utf8_after_the_first_batch_writes_nothing(acme, cli, tmp_path):
 
 
 def test_an_unknown_kind_is_one_line(cli, csv_file):
-    """RULES 5: the kind is checked before anything is read."""
+    """billing-rules 8.1: the kind is checked before anything is read."""
     path = csv_file("x.csv", "a,b\n1,2\n")
     assert_file_fault(cli, "invoices", path, "unknown import kind 'invoices'")
 
@@ -359,7 +360,7 @@ GOOD_FILES = {
 
 @pytest.mark.parametrize("kind", list(GOOD_FILES))
 def test_reimporting_a_file_changes_nothing(acme, cli, csv_file, kind):
-    """RULES 5 / 9.11: re-importing the same file changes nothing: no row, no audit entry, and it says so."""
+    """billing-rules 8.1, 6.11: re-importing the same file changes nothing: no row, no audit entry, and it says so."""
     path = csv_file(f"{kind}.csv", GOOD_FILES[kind])
     rows = GOOD_FILES[kind].count("\n") - 1
     first = assert_imported(cli, kind, path)
@@ -372,7 +373,7 @@ def test_reimporting_a_file_changes_nothing(acme, cli, csv_file, kind):
 
 @pytest.mark.parametrize("kind", list(GOOD_FILES))
 def test_an_exact_duplicate_row_in_a_file_is_a_no_op(acme, cli, csv_file, kind):
-    """RULES 6: an exact duplicate row of the same file is a no-op (here it falls in a later batch)."""
+    """billing-rules 9.3: an exact duplicate row of the same file is a no-op (here it falls in a later batch)."""
     good = GOOD_ROWS[kind]
     path = csv_file(f"{kind}.csv", csv_text(HEADERS[kind], *good, good[0]))
     count = MODEL_OF[kind].objects.count()
@@ -382,7 +383,7 @@ def test_an_exact_duplicate_row_in_a_file_is_a_no_op(acme, cli, csv_file, kind):
 
 
 def test_reimport_updates_host_limit_and_audits_it(acme, cli, csv_file):
-    """RULES 9.11: re-importing a customer row with the same key updates it (how a host limit changes),
+    """billing-rules 6.11: re-importing a customer row with the same key updates it (how a host limit changes),
     with an audit row holding the values before and after."""
     assert_imported(cli, "customers", csv_file("c1.csv", csv_text(CUSTOMERS_HEADER, "acme,west,West,,10,,")))
     west = Customer.objects.get(partner=acme, slug="west")
@@ -399,7 +400,8 @@ def test_reimport_updates_host_limit_and_audits_it(acme, cli, csv_file):
 
 
 def test_reimport_leaves_columns_absent_from_the_file_alone(acme, cli, csv_file):
-    """RULES 9.11: an update changes the columns the file has; a column it leaves out keeps its value."""
+    """billing-rules 6.11, decision (g): an update changes the columns the file has; a column it leaves out keeps
+    its value."""
     assert_imported(cli, "customers", csv_file("c1.csv", csv_text(CUSTOMERS_HEADER, "acme,west,West,4,10,14,WEST")))
     assert_imported(cli, "customers", csv_file("c2.csv", "partner,slug,name,host_limit\nacme,west,West,12\n"))
     west = Customer.objects.get(partner=acme, slug="west")
@@ -407,7 +409,7 @@ def test_reimport_leaves_columns_absent_from_the_file_alone(acme, cli, csv_file)
 
 
 def test_reimport_of_a_partner_writes_one_update_audit(acme, cli, csv_file):
-    """RULES 9.11: a partner row with the same slug updates it; an identical one does not."""
+    """billing-rules 6.11: a partner row with the same slug updates it; an identical one does not."""
     path = csv_file("p.csv", csv_text(PARTNERS_HEADER, "acme,Acme MSP,USD,0,45,billing@acme.example"))
     out = assert_imported(cli, "partners", path)
     assert "0 created, 1 updated, 0 unchanged" in out
@@ -418,7 +420,7 @@ def test_reimport_of_a_partner_writes_one_update_audit(acme, cli, csv_file):
 
 
 def test_reimport_of_a_service_price_updates_it(acme, cli, csv_file):
-    """RULES 9.11: a service row with the same (partner, code) updates its price."""
+    """billing-rules 6.11: a service row with the same (partner, code) updates its price."""
     header = "partner,code,name,method,unit_price,start_date"
     assert_imported(cli, "services", csv_file("s1.csv", csv_text(header, "acme,web,Web,flat,10,2026-01-01")))
     out = assert_imported(cli, "services", csv_file("s2.csv", csv_text(header, "acme,web,Web,flat,12.5,2026-01-01")))
@@ -429,7 +431,7 @@ def test_reimport_of_a_service_price_updates_it(acme, cli, csv_file):
 
 
 def test_prices_are_read_exactly_and_reimported_unchanged(acme, cli, csv_file):
-    """RULES 2 / 5: a price with trailing zeros is the same price (4 places are stored), so re-importing
+    """billing-rules 2, 8.1: a price with trailing zeros is the same price (4 places are stored), so re-importing
     it, however it is written, changes nothing."""
     header = "partner,code,name,method,unit_price,start_date"
     assert_imported(cli, "services", csv_file("s1.csv", csv_text(header, "acme,web,Web,flat,10.1235,2026-01-01")))
@@ -451,7 +453,7 @@ def test_prices_are_read_exactly_and_reimported_unchanged(acme, cli, csv_file):
      "cannot change from 'ACME' to 'ACME/Servers'"),
 ])
 def test_a_service_derivation_field_cannot_change_on_reimport(acme, cli, csv_file, column, first, second, reason):
-    """RULES 3.6 / 9.11: method, meter and rmm_filter are fixed once the service is saved: a re-import
+    """billing-rules 3.7, 6.11: method, meter and rmm_filter are fixed once the service is saved: a re-import
     that changes one is a row error (and writes nothing, not even the good rows before it)."""
     assert_imported(cli, "services", csv_file("s1.csv", csv_text(SERVICES_HEADER, first)))
     path = good_file(csv_file, "services", second)
@@ -461,7 +463,7 @@ def test_a_service_derivation_field_cannot_change_on_reimport(acme, cli, csv_fil
 # --- dry run, BOM, column order, booleans, emails ----------------------------------------------------
 @pytest.mark.parametrize("kind", list(GOOD_FILES))
 def test_dry_run_writes_nothing_and_says_what_it_would_do(acme, cli, csv_file, kind):
-    """RULES 5: --dry-run checks the whole file and writes nothing, reporting what it would import."""
+    """billing-rules 8.1: --dry-run checks the whole file and writes nothing, reporting what it would import."""
     path = csv_file(f"{kind}.csv", GOOD_FILES[kind])
     rows = GOOD_FILES[kind].count("\n") - 1
     before = db_state()
@@ -472,7 +474,7 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(acme, cli, csv_file, k
 
 
 def test_dry_run_still_reports_bad_rows(acme, cli, csv_file):
-    """RULES 5: a dry run of a bad file reports the same `row N` lines and exits 1."""
+    """billing-rules 8.1: a dry run of a bad file reports the same `row N` lines and exits 1."""
     path = good_file(csv_file, "customers", "ghost,c9,C9,,,,")
     before = db_state()
     result = cli("import_csv", "customers", str(path), "--dry-run")
@@ -482,7 +484,7 @@ def test_dry_run_still_reports_bad_rows(acme, cli, csv_file):
 
 
 def test_a_utf8_bom_is_accepted(acme, cli, tmp_path):
-    """RULES 6: UTF-8 with an optional BOM; the BOM is not part of the first column's name."""
+    """billing-rules 9.1: UTF-8 with an optional BOM; the BOM is not part of the first column's name."""
     path = tmp_path / "partners.csv"
     path.write_bytes(csv_text(PARTNERS_HEADER, "zeta,Zéta Informatique,EUR,20,30,").encode("utf-8-sig"))
     assert_imported(cli, "partners", path)
@@ -490,7 +492,7 @@ def test_a_utf8_bom_is_accepted(acme, cli, tmp_path):
 
 
 def test_columns_in_any_order(acme, cli, csv_file):
-    """RULES 6: columns are found by their header, in any order (and any case)."""
+    """billing-rules 9.1: columns are found by their header, in any order (and any case)."""
     path = csv_file("services.csv", csv_text(
         "Start_Date,Unit_Price,Method,Name,Code,Customer,Partner",
         "2026-03-10,15.00,per_host,Hosting,hosting,north,acme",
@@ -506,7 +508,7 @@ def test_columns_in_any_order(acme, cli, csv_file):
     ("TRUE", True), ("No", False), ("Yes", True),
 ])
 def test_booleans(acme, cli, csv_file, word, value):
-    """RULES 6: booleans are true/false, yes/no, 1/0, in any case."""
+    """billing-rules 9.2: booleans are true/false, yes/no, 1/0, in any case."""
     path = csv_file("services.csv", csv_text(
         "partner,code,name,method,unit_price,start_date,overage_enabled,taxable",
         f"acme,desk,Desk,seat_days,20,2026-03-01,{word},{word}",
@@ -517,7 +519,7 @@ def test_booleans(acme, cli, csv_file, word, value):
 
 
 def test_boolean_defaults_when_blank(acme, cli, csv_file):
-    """RULES 6: overage_enabled defaults to false, taxable to true."""
+    """billing-rules 9.7: overage_enabled defaults to false, taxable to true."""
     path = csv_file("services.csv", csv_text(
         "partner,code,name,method,unit_price,start_date,overage_enabled,taxable",
         "acme,desk,Desk,seat_days,20,2026-03-01,,",
@@ -528,7 +530,7 @@ def test_boolean_defaults_when_blank(acme, cli, csv_file):
 
 
 def test_emails_separated_by_commas_or_semicolons(acme, cli, csv_file):
-    """RULES 6: email lists are separated by commas or semicolons (mixed, with spaces)."""
+    """billing-rules 9.2: email lists are separated by commas or semicolons (mixed, with spaces)."""
     path = csv_file("partners.csv", csv_text(
         PARTNERS_HEADER,
         'zeta,Zeta,USD,0,30,"a@zeta.example; b@zeta.example,c@zeta.example"',
@@ -544,7 +546,7 @@ def test_emails_separated_by_commas_or_semicolons(acme, cli, csv_file):
 
 
 def test_optional_columns_take_their_defaults(acme, cli, csv_file):
-    """RULES 6: optional columns left out take the defaults the table names."""
+    """billing-rules 9.7: optional columns left out take the defaults the table names."""
     assert_imported(cli, "partners", csv_file("p.csv", "slug,name\nzeta,Zeta\n"))
     zeta = Partner.objects.get(slug="zeta")
     assert (zeta.currency, zeta.tax_rate, zeta.payment_terms_days, zeta.billing_emails) == ("USD", 0, 30, "")
@@ -559,7 +561,7 @@ def test_optional_columns_take_their_defaults(acme, cli, csv_file):
 
 
 def test_seat_purchase_takes_effect_at_the_next_month_boundary(acme, cli, csv_file):
-    """RULES 3.1 / 9.2: a purchase takes effect on the 1st after the month it was made in (even at 00:00
+    """billing-rules 3.1, 6.2: a purchase takes effect on the 1st after the month it was made in (even at 00:00
     on a 1st); the instant is stored in UTC."""
     path = csv_file("p.csv", csv_text(
         PURCHASES_HEADER,

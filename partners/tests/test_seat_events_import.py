@@ -1,4 +1,4 @@
-"""`import_csv seat-events` (RULES 3.1, 3.2, 5, 6): events merged into the seat history and replayed in
+"""`import_csv seat-events` (billing-rules 3.1, 3.2, 8.1, 9.4): events merged into the seat history and replayed in
 order of their instant, every rule judged as of each event's instant, all or nothing.
 
 Rejected files are checked as in test_imports: exit 1, exactly the expected `row N: column: reason`
@@ -101,7 +101,7 @@ ROW_ERRORS = [
 
 @pytest.mark.parametrize(("bad_row", "column", "reason"), ROW_ERRORS)
 def test_a_bad_last_row_is_reported_and_nothing_is_written(acme, cli, events, bad_row, column, reason):
-    """RULES 5-6: the bad row is reported as `row 6: column: reason`, exit 1, and none of the good rows
+    """billing-rules 8.1, 9.6: the bad row is reported as `row 6: column: reason`, exit 1, and none of the good rows
     (nor any member, audit row or staging row) is written."""
     assert_rejected(cli, "seat-events", events(*GOOD, bad_row), [(6, column, reason)])
     # without the bad row, the file imports: the error really is that row's
@@ -110,7 +110,7 @@ def test_a_bad_last_row_is_reported_and_nothing_is_written(acme, cli, events, ba
 
 
 def test_every_bad_row_is_reported(acme, cli, events):
-    """RULES 5: every bad row is reported, whichever batch it is in and whatever its kind of fault."""
+    """billing-rules 8.1: every bad row is reported, whichever batch it is in and whatever its kind of fault."""
     path = events(
         "acme,north,ann,assign,2026-04-01T09:00:00Z",
         "acme,north,ann,assign,2026-04-02T09:00:00Z",      # row 3: double assign
@@ -127,9 +127,9 @@ def test_every_bad_row_is_reported(acme, cli, events):
     ])
 
 
-# --- seat caps (RULES 3.2) -----------------------------------------------------------------------------
+# --- seat caps (billing-rules 3.2) -----------------------------------------------------------------------------
 def test_a_cap_breach_is_a_row_error(acme, cli, events):
-    """RULES 3.2: an assignment past the customer's seat cap is denied, from imports too, as of its instant."""
+    """billing-rules 3.2: an assignment past the customer's seat cap is denied, from imports too, as of its instant."""
     Customer.objects.filter(slug="north").update(seat_cap=2)
     assert_rejected(cli, "seat-events", events(*GOOD, "acme,north,dan,assign,2026-04-05T09:00:00Z"), [
         (6, "member", "seat cap of 2 reached (2 seats active); raise the cap first at 2026-04-05T09:00:00Z"),
@@ -137,15 +137,16 @@ def test_a_cap_breach_is_a_row_error(acme, cli, events):
 
 
 def test_the_cap_is_judged_as_of_each_instant(acme, cli, events):
-    """RULES 3.2 / 6: after ann leaves on the 10th, north has room again: the same assignment later is valid."""
+    """billing-rules 3.2, 9.4: after ann leaves on the 10th, north has room again: the same assignment later is
+    valid."""
     Customer.objects.filter(slug="north").update(seat_cap=2)
     assert_imported(cli, "seat-events", events(*GOOD, "acme,north,dan,assign,2026-04-11T09:00:00Z"))
     assert [(m, a) for _, m, a, _ in seats()][-1] == ("dan", at("2026-04-11T09:00:00Z"))
 
 
 def test_file_order_breaks_ties_of_one_instant(acme, cli, events):
-    """RULES 6: rows of one instant are applied in file order: leaving then joining fits a cap of 1,
-    joining then leaving does not."""
+    """billing-rules 9.4, decision (e): rows of one instant are applied in file order: leaving then joining fits a
+    cap of 1, joining then leaving does not."""
     Customer.objects.filter(slug="north").update(seat_cap=1)
     start = "acme,north,ann,assign,2026-04-01T09:00:00Z"
     leave = "acme,north,ann,unassign,2026-04-10T09:00:00Z"
@@ -158,9 +159,9 @@ def test_file_order_breaks_ties_of_one_instant(acme, cli, events):
     ]
 
 
-# --- the commitment (RULES 3.2) ------------------------------------------------------------------------
+# --- the commitment (billing-rules 3.2) ------------------------------------------------------------------------
 def test_a_commitment_breach_without_overage_is_a_row_error(acme, cli, events):
-    """RULES 3.2: with overage disabled, an assignment when the partner's active seats already equal the
+    """billing-rules 3.2: with overage disabled, an assignment when the partner's active seats already equal the
     commitment of a partner-level service is denied."""
     seat_service(acme, committed=3)
     assert_rejected(cli, "seat-events", events(*GOOD, "acme,south,dan,assign,2026-04-05T09:00:00Z"), [
@@ -169,14 +170,14 @@ def test_a_commitment_breach_without_overage_is_a_row_error(acme, cli, events):
 
 
 def test_a_commitment_breach_is_allowed_with_overage(acme, cli, events):
-    """RULES 3.2: with overage enabled the same assignment is allowed (the excess is overage)."""
+    """billing-rules 3.2: with overage enabled the same assignment is allowed (the excess is overage)."""
     seat_service(acme, committed=3, overage=True)
     assert_imported(cli, "seat-events", events(*GOOD, "acme,south,dan,assign,2026-04-05T09:00:00Z"))
     assert len(seats()) == 4
 
 
 def test_a_customer_level_commitment_counts_that_customer_only(acme, cli, events):
-    """RULES 3.1-3.2: a customer-level service's commitment is judged on that customer's seats."""
+    """billing-rules 3.1-3.2: a customer-level service's commitment is judged on that customer's seats."""
     seat_service(acme, committed=1, customer=Customer.objects.get(slug="south"))
     assert_rejected(cli, "seat-events", events(*GOOD, "acme,south,dan,assign,2026-04-05T09:00:00Z"), [
         (6, "member", "commitment of 1 seats on seats reached"),
@@ -186,7 +187,7 @@ def test_a_customer_level_commitment_counts_that_customer_only(acme, cli, events
 
 
 def test_the_commitment_is_judged_as_of_each_instant(acme, cli, events):
-    """RULES 3.1-3.2 / 9.2: a purchase made in April raises the commitment from 1 May: a fourth seat on
+    """billing-rules 3.1-3.2, 6.2: a purchase made in April raises the commitment from 1 May: a fourth seat on
     30 April is denied, one on 1 May at 00:00 is allowed; a seat freed earlier makes room."""
     service = seat_service(acme, committed=3)
     SeatPurchaseFactory(service=service, seats=1, purchased_at=at("2026-04-15T12:00:00Z"))
@@ -200,7 +201,7 @@ def test_the_commitment_is_judged_as_of_each_instant(acme, cli, events):
 
 
 def test_the_commitment_applies_only_while_the_service_runs(acme, cli, events):
-    """RULES 3.1-3.2: a service starting in May does not limit April's seats."""
+    """billing-rules 3.1-3.2: a service starting in May does not limit April's seats."""
     seat_service(acme, committed=1, start=date(2026, 5, 1))
     assert_imported(cli, "seat-events", events(*GOOD[:3]))
     assert_rejected(cli, "seat-events", events("acme,south,dan,assign,2026-05-02T09:00:00Z"), [
@@ -210,7 +211,7 @@ def test_the_commitment_applies_only_while_the_service_runs(acme, cli, events):
 
 # --- order, history, duplicates ------------------------------------------------------------------------
 def test_rows_out_of_order_are_applied_by_instant(acme, cli, events):
-    """RULES 6: rows are applied in order of their instant, so a file listed backwards is valid; offsets
+    """billing-rules 9.4: rows are applied in order of their instant, so a file listed backwards is valid; offsets
     are converted to UTC."""
     assert_imported(cli, "seat-events", events(
         "acme,north,ann,unassign,2026-04-10T19:00:00+02:00",
@@ -228,7 +229,8 @@ def test_rows_out_of_order_are_applied_by_instant(acme, cli, events):
 
 
 def test_the_same_name_at_two_customers_is_two_members(acme, cli, events):
-    """RULES 6: a member is keyed by (partner, customer, member): ann at north and ann at south are two people."""
+    """billing-rules 9.2: a member is keyed by (partner, customer, member): ann at north and ann at south are two
+    people."""
     assert_imported(cli, "seat-events", events(
         "acme,north,ann,assign,2026-04-01T09:00:00Z",
         "acme,south,ann,assign,2026-04-01T09:00:00Z",
@@ -238,7 +240,7 @@ def test_the_same_name_at_two_customers_is_two_members(acme, cli, events):
 
 
 def test_an_unassign_between_history_events_is_merged(acme, cli, events):
-    """RULES 6: a second file is merged into the history already imported: an unassign (and a new
+    """billing-rules 9.4: a second file is merged into the history already imported: an unassign (and a new
     assign) between existing events splits the seat, and other members' seats are left as they were."""
     assert_imported(cli, "seat-events", events(
         "acme,north,ann,assign,2026-04-01T09:00:00Z",
@@ -261,7 +263,7 @@ def test_an_unassign_between_history_events_is_merged(acme, cli, events):
 
 
 def test_events_before_the_history_are_merged(acme, cli, events):
-    """RULES 6: events older than everything imported so far are merged in as well."""
+    """billing-rules 9.4: events older than everything imported so far are merged in as well."""
     SeatAssignmentFactory(member__customer=Customer.objects.get(slug="north"), member__name="ann",
                           assigned_at=at("2026-04-01T09:00:00Z"))
     assert_imported(cli, "seat-events", events(
@@ -289,7 +291,7 @@ def test_events_before_the_history_are_merged(acme, cli, events):
                  id="unassign-after-history-unassign"),
 ])
 def test_a_file_that_breaks_the_history_is_refused(acme, cli, events, rows, expected):
-    """RULES 6: the merged history must be valid at every instant, or the rows that break it are errors
+    """billing-rules 9.4: the merged history must be valid at every instant, or the rows that break it are errors
     (and the history stays as it was)."""
     assert_imported(cli, "seat-events", events(
         "acme,north,ann,assign,2026-04-01T09:00:00Z",
@@ -300,7 +302,7 @@ def test_a_file_that_breaks_the_history_is_refused(acme, cli, events, rows, expe
 
 
 def test_an_event_before_the_history_that_breaks_the_cap_later_is_refused(acme, cli, events):
-    """RULES 3.2 / 6: with a cap of 2, a new seat on the 3rd fits (only ann holds one), but makes bob's
+    """billing-rules 3.2, 9.4: with a cap of 2, a new seat on the 3rd fits (only ann holds one), but makes bob's
     seat already imported on the 5th the third one: the merged history breaks the cap, so the row is
     an error."""
     Customer.objects.filter(slug="north").update(seat_cap=2)
@@ -314,7 +316,7 @@ def test_an_event_before_the_history_that_breaks_the_cap_later_is_refused(acme, 
 
 
 def test_an_event_before_the_history_that_breaks_the_commitment_later_is_refused(acme, cli, events):
-    """RULES 3.2 / 6: likewise for a commitment without overage: the new seat fits on its own instant but
+    """billing-rules 3.2, 9.4: likewise for a commitment without overage: the new seat fits on its own instant but
     makes a seat already imported exceed the commitment."""
     seat_service(acme, committed=2)
     assert_imported(cli, "seat-events", events(
@@ -327,14 +329,14 @@ def test_an_event_before_the_history_that_breaks_the_commitment_later_is_refused
 
 
 def test_an_exact_duplicate_row_in_the_file_is_a_no_op(acme, cli, events):
-    """RULES 6: an exact duplicate row (here in a later batch) changes nothing; it is not a double assign."""
+    """billing-rules 9.3: an exact duplicate row (here in a later batch) changes nothing; it is not a double assign."""
     out = assert_imported(cli, "seat-events", events(*GOOD, GOOD[0], GOOD[3]))
     assert "imported 6 rows: 4 created, 0 updated, 2 unchanged" in out
     assert len(seats()) == 3
 
 
 def test_reimporting_a_file_changes_nothing(acme, cli, events):
-    """RULES 5 / 9.11: re-importing the same seat-events file is a no-op: same seats (same rows), no new
+    """billing-rules 8.1, 6.11: re-importing the same seat-events file is a no-op: same seats (same rows), no new
     audit entry, and it says so."""
     path = events(*GOOD)
     assert "imported 4 rows: 4 created" in assert_imported(cli, "seat-events", path)
@@ -345,7 +347,7 @@ def test_reimporting_a_file_changes_nothing(acme, cli, events):
 
 
 def test_a_file_partly_imported_already_adds_only_the_new_rows(acme, cli, events):
-    """RULES 6 / 9.11: rows already imported are no-ops, the others are merged."""
+    """billing-rules 9.3, 6.11: rows already imported are no-ops, the others are merged."""
     assert_imported(cli, "seat-events", events(*GOOD[:2]))
     out = assert_imported(cli, "seat-events", events(*GOOD))
     assert "imported 4 rows: 2 created, 0 updated, 2 unchanged" in out
@@ -353,7 +355,7 @@ def test_a_file_partly_imported_already_adds_only_the_new_rows(acme, cli, events
 
 
 def test_dry_run_writes_nothing_and_says_what_it_would_do(acme, cli, events):
-    """RULES 5: --dry-run runs every check and writes nothing (no member, seat, audit or alert)."""
+    """billing-rules 8.1: --dry-run runs every check and writes nothing (no member, seat, audit or alert)."""
     seat_service(acme, committed=2, overage=True)
     before = db_state()
     out = assert_imported(cli, "seat-events", events(*GOOD), "--dry-run")
@@ -362,7 +364,7 @@ def test_dry_run_writes_nothing_and_says_what_it_would_do(acme, cli, events):
 
 
 def test_a_bom_and_any_column_order(acme, cli, tmp_path):
-    """RULES 6: a UTF-8 BOM and any column order are accepted."""
+    """billing-rules 9.1: a UTF-8 BOM and any column order are accepted."""
     path = tmp_path / "seat-events.csv"
     path.write_bytes(csv_text("AT,Member,Action,Customer,Partner",
                               "2026-04-01T09:00:00Z,Zoë,assign,north,acme").encode("utf-8-sig"))
@@ -371,7 +373,7 @@ def test_a_bom_and_any_column_order(acme, cli, tmp_path):
 
 
 def test_the_import_is_audited_per_customer(acme, cli, events):
-    """STYLE 3 / RULES 3.2: seat changes write an audit row in the same transaction."""
+    """billing-rules 3.2: seat changes write an audit row in the same transaction."""
     assert_imported(cli, "seat-events", events(*GOOD))
     audits = {a.object_repr: a.after for a in AuditLog.objects.filter(action="seat.import")}
     assert {k: (v["assigned"], v["unassigned"]) for k, v in audits.items()} == {"north": (2, 1), "south": (1, 0)}
@@ -379,7 +381,7 @@ def test_the_import_is_audited_per_customer(acme, cli, events):
 
 def test_importing_history_sends_only_the_alerts_the_state_now_calls_for(acme, cli, events,
                                                                          django_capture_on_commit_callbacks):
-    """RULES 3.2: alerts judge the state now: history that crossed 90% and overage in the past, but is at
+    """billing-rules 3.3: alerts judge the state now: history that crossed 90% and overage in the past, but is at
     1 of 2 seats now, sends nothing; one that ends in overage sends one warning and one overage email."""
     seat_service(acme, committed=2, overage=True)
     with django_capture_on_commit_callbacks(execute=True):
@@ -393,6 +395,6 @@ def test_importing_history_sends_only_the_alerts_the_state_now_calls_for(acme, c
 
 
 def test_file_faults_of_seat_events(acme, cli, csv_file):
-    """RULES 5: the file-level faults of the other kinds hold for seat-events (more in test_imports)."""
+    """billing-rules 8.1: the file-level faults of the other kinds hold for seat-events (more in test_imports)."""
     path = csv_file("e.csv", "partner,customer,member,at\nacme,north,ann,2026-04-01T09:00:00Z\n")
     assert_file_fault(cli, "seat-events", path, "missing column(s): action")

@@ -1,4 +1,4 @@
-"""A seat history imports the same whatever files it was split into (RULES 6: events merge into
+"""A seat history imports the same whatever files it was split into (billing-rules 9.4: events merge into
 the history already imported, applied in order of their instant)."""
 
 from datetime import UTC, datetime, timedelta
@@ -59,7 +59,7 @@ def test_removals_already_imported_free_the_commitment_before_assigns_at_the_sam
 
 
 def test_unassign_and_reassign_at_one_instant_apply_in_file_order(acme):
-    """RULES 6: file order breaks ties, also for one member leaving and rejoining at one instant."""
+    """billing-rules 9.4: file order breaks ties, also for one member leaving and rejoining at one instant."""
     at = BASE + timedelta(days=2)
     summary = run_import_text("seat-events", events_file([
         ("c1", "ana", "assign", BASE), ("c1", "ana", "unassign", at), ("c1", "ana", "assign", at)]))

@@ -1,4 +1,4 @@
-"""The live seat service: caps, the account-wide commitment, purchases, alerts, audit (RULES 3.2)."""
+"""The live seat service: caps, the account-wide commitment, purchases, alerts, audit (billing-rules 3.2, 3.3)."""
 
 from datetime import UTC, date, datetime, timedelta
 
@@ -37,7 +37,7 @@ def test_assign_creates_a_seat_and_an_audit_row():
 
 
 def test_second_assign_refused():
-    """An assign for a member who already holds an active seat is refused (RULES 3.1)."""
+    """An assign for a member who already holds an active seat is refused (billing-rules 3.1)."""
     customer = CustomerFactory()
     assign(customer, "ana")
     with pytest.raises(SeatRuleError, match="already holds an active seat"):
@@ -63,7 +63,7 @@ def test_cap_frees_up_after_unassign():
 
 
 def test_commitment_without_overage_blocks_at_the_commitment_across_customers():
-    """A partner-level commitment counts every customer's seats (RULES 3.2)."""
+    """A partner-level commitment counts every customer's seats (billing-rules 3.2)."""
     partner = PartnerFactory()
     ServiceFactory(partner=partner, committed_quantity=2, overage_enabled=False)
     a, b = CustomerFactory(partner=partner), CustomerFactory(partner=partner)
@@ -107,7 +107,7 @@ def test_unassign_without_a_seat_is_refused():
 
 
 def test_seat_purchase_raises_the_commitment_from_next_month():
-    """"Add seats" takes effect at the next UTC month boundary (RULES 3.2, 9.2)."""
+    """"Add seats" takes effect at the next UTC month boundary (billing-rules 3.2, 6.2)."""
     partner = PartnerFactory()
     service = ServiceFactory(partner=partner, committed_quantity=1, overage_enabled=False)
     customer = CustomerFactory(partner=partner)
@@ -144,7 +144,7 @@ def test_staff_user_without_partner_role_may_buy_seats():
 
 
 class TestUtilizationAlerts:
-    """One email at 90% and one when overage starts, per crossing (RULES 3.2)."""
+    """One email at 90% and one when overage starts, per crossing (billing-rules 3.3)."""
 
     @pytest.fixture
     def setup(self):
@@ -191,7 +191,7 @@ class TestUtilizationAlerts:
 
     def test_importing_history_alerts_only_on_the_state_now(self, setup, csv_file, cli,
                                                            django_capture_on_commit_callbacks):
-        """History that crossed 90% and fell back sends nothing; alerts judge the state now (RULES 3.2)."""
+        """History that crossed 90% and fell back sends nothing; alerts judge the state now (billing-rules 3.3)."""
         partner, _, customer = setup
         rows = ["partner,customer,member,action,at"]
         rows += [f"{partner.slug},{customer.slug},m{n},assign,2026-03-02T10:0{n}:00Z" for n in range(10)]
@@ -209,7 +209,7 @@ class TestUtilizationAlerts:
 
 
 def test_daily_job_sends_alerts_whose_email_never_left(django_capture_on_commit_callbacks, monkeypatch):
-    """A queue outage must not fail a seat change; the daily job sends the alert later (RULES 3.2)."""
+    """A queue outage must not fail a seat change; the daily job sends the alert later (billing-rules 3.3)."""
     from partners import tasks
     from partners.services import alerts_evaluate_all
 

@@ -1,5 +1,5 @@
 """The derivation lock: method, meter and RMM filter cannot change once a service is saved
-(RULES 3.6), whatever writes it — save(), a queryset update, a bulk update."""
+(billing-rules 3.7), whatever writes it — save(), a queryset update, a bulk update."""
 
 from decimal import Decimal
 

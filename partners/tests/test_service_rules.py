@@ -1,4 +1,5 @@
-"""Method-specific rules of a service: what a method takes and what it refuses (RULES 3, 6)."""
+"""Method-specific rules of a service: what a method takes and what it refuses
+(billing-rules 3, 9.7; import-formats 5.3)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""partners.tiers.parse_tiers: `UP_TO:PRICE;...;inf:PRICE` schedules (RULES 3.8, 9.9). Pure: no database."""
+"""partners.tiers.parse_tiers: `UP_TO:PRICE;...;inf:PRICE` schedules (billing-rules 3.9, 6.9). Pure: no database."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ FAST = settings(max_examples=150, deadline=None, database=None)
     ],
 )
 def test_parse_tiers_reads_good_schedules(text, expected):
-    """Ascending inclusive UP_TO bounds ending with inf; prices exact Decimals (RULES 3.8, 9.9)."""
+    """Ascending inclusive UP_TO bounds ending with inf; prices exact Decimals (billing-rules 3.9, 6.9)."""
     tiers = parse_tiers(text)
     assert tiers == expected
     assert [str(t.price) for t in tiers] == [str(t.price) for t in expected]
@@ -36,7 +36,7 @@ def test_parse_tiers_reads_good_schedules(text, expected):
 
 @pytest.mark.parametrize("text", ["", "   ", None])
 def test_blank_tiers_mean_no_schedule(text):
-    """A blank tiers column leaves unit_price in charge (RULES 3)."""
+    """A blank tiers column leaves unit_price in charge (billing-rules 3)."""
     assert parse_tiers(text) == ()
 
 
@@ -70,7 +70,8 @@ def test_blank_tiers_mean_no_schedule(text):
     ],
 )
 def test_parse_tiers_refuses_bad_schedules(text, reason):
-    """Every malformed schedule is a TierError (a row error on import), never another exception (RULES 3.8, 6)."""
+    """Every malformed schedule is a TierError (a row error on import), never another exception
+    (billing-rules 3.9, 9.6)."""
     with pytest.raises(TierError, match=reason):
         parse_tiers(text)
 
@@ -83,7 +84,7 @@ tier_prices = st.decimals(min_value=Decimal("0"), max_value=Decimal("10000"), pl
 @FAST
 @given(bounds, st.data())
 def test_written_schedules_read_back(ups, data):
-    """Any ascending schedule written as UP_TO:PRICE;...;inf:PRICE reads back tier for tier (RULES 3.8)."""
+    """Any ascending schedule written as UP_TO:PRICE;...;inf:PRICE reads back tier for tier (billing-rules 3.9)."""
     prices = data.draw(st.lists(tier_prices, min_size=len(ups) + 1, max_size=len(ups) + 1))
     text = ";".join(f"{up}:{price}" for up, price in zip(ups, prices, strict=False)) + f";inf:{prices[-1]}"
     tiers = parse_tiers(text)
@@ -94,7 +95,7 @@ def test_written_schedules_read_back(ups, data):
 @FAST
 @given(st.lists(st.integers(1, 1000), min_size=2, max_size=5))
 def test_non_ascending_bounds_are_refused(ups):
-    """Bounds must strictly increase (RULES 3.8)."""
+    """Bounds must strictly increase (billing-rules 3.9)."""
     text = ";".join(f"{up}:1" for up in ups) + ";inf:1"
     if all(a < b for a, b in pairwise(ups)):
         assert [t.up_to for t in parse_tiers(text)] == [*ups, None]

@@ -1,5 +1,5 @@
 """python manage.py export_report REPORT [--month M | --period M] [--partner SLUG] [--format csv|xlsx]
-[--output FILE] (RULES 5, 7)."""
+[--output FILE] (billing-rules 8.3, 10)."""
 
 import sys
 

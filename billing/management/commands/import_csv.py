@@ -1,5 +1,5 @@
 """python manage.py import_csv KIND FILE [--dry-run] [--partner SLUG] [--as-of DATE]
-[--format NAME] [--map COLUMN=FIELD ...] (RULES 5; --format and --map: rmm-assets, docs/import-formats.md)."""
+[--format NAME] [--map COLUMN=FIELD ...] (billing-rules 8.1; --format and --map: rmm-assets, import-formats 9)."""
 
 from django.core.management.base import BaseCommand, CommandError
 

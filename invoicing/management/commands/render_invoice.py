@@ -1,4 +1,4 @@
-"""python manage.py render_invoice NUMBER --output FILE.pdf (RULES 5)."""
+"""python manage.py render_invoice NUMBER --output FILE.pdf (billing-rules 8.4)."""
 
 from __future__ import annotations
 

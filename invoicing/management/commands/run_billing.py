@@ -1,4 +1,4 @@
-"""python manage.py run_billing --through YYYY-MM-DD [--partner SLUG] [--draft] (RULES 5)."""
+"""python manage.py run_billing --through YYYY-MM-DD [--partner SLUG] [--draft] (billing-rules 8.2)."""
 
 from django.core.management.base import BaseCommand, CommandError
 

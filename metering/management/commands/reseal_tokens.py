@@ -1,5 +1,5 @@
 """python manage.py reseal_tokens: every RMM API token sealed again with the first key of
-FIELD_ENCRYPTION_KEYS, the step between adding a new key and retiring the old (docs/operations.md, 14)."""
+FIELD_ENCRYPTION_KEYS, the step between adding a new key and retiring the old (operations 14)."""
 
 from django.core.management.base import BaseCommand, CommandError
 

@@ -1,4 +1,4 @@
-"""python manage.py create_api_key --partner SLUG [--name NAME]: prints a new key once (RULES 5, 8)."""
+"""python manage.py create_api_key --partner SLUG [--name NAME]: prints a new key once (billing-rules 8.5, 11.1)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
