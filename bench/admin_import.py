@@ -32,8 +32,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "billing.settings.base")
 django.setup()
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from partners.models import ImportJob, Partner
-from billing import import_jobs
+from billing.core.models import ImportJob
+from partners.models import Partner
+from billing.core import import_jobs
 
 step, path = sys.argv[1], sys.argv[2]
 settings.IMPORT_JOBS_RUN = "celery"

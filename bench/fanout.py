@@ -61,7 +61,7 @@ def run(env: dict, workers: int, month: str, per_task: int) -> tuple[float, int]
 import time, django
 django.setup()
 from celery import group
-from billing.periods import Period
+from billing.core.periods import Period
 from invoicing.models import Invoice
 from invoicing.tasks import bill_partners_task
 from partners.models import Partner

@@ -27,8 +27,8 @@ django.setup()
 from django.db import connection, reset_queries  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
-from billing.importing import run_import_file  # noqa: E402
-from billing.periods import Period  # noqa: E402
+from billing.core.importing import run_import_file  # noqa: E402
+from billing.core.periods import Period  # noqa: E402
 from metering.selectors import seat_days_by_customer  # noqa: E402
 from partners.models import Customer, Partner  # noqa: E402
 

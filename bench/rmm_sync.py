@@ -144,7 +144,7 @@ def whole_syncs(url: str, agents: int) -> tuple[float, float]:
     from django.db import transaction
     from djmoney.money import Money
 
-    from billing.actor import Actor
+    from billing.core.actor import Actor
     from metering.models import SyncStatus
     from metering.sync import inventory_sync
     from partners.models import Customer, Method, Partner, Service

@@ -59,9 +59,9 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from billing.actor import Actor  # noqa: E402
+from billing.core.actor import Actor  # noqa: E402
+from billing.core.periods import Period  # noqa: E402
 from billing.datagen import Spec  # noqa: E402
-from billing.periods import Period  # noqa: E402
 
 TARGETS = {"a": 120.0, "a/b": 3.0, "c/copy": 5.0, "d": 10.0, "e": 0.300, "f p99": 0.100}
 
@@ -199,7 +199,7 @@ def bench_billing(spec: Spec, results: Results) -> None:
 # --- c --------------------------------------------------------------------------------------------
 
 def bench_rmm_import(spec: Spec, results: Results, rows: int) -> None:
-    from billing.importing import run_import_file
+    from billing.core.importing import run_import_file
     from partners.models import Partner
 
     slug = f"bench-rmm-{int(time.time())}"

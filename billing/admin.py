@@ -17,7 +17,7 @@ from django.contrib.auth.models import Group
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from partners.audit import audit_record, group_snapshot, jsonable, user_snapshot
 
 

@@ -26,8 +26,8 @@ from decimal import Decimal
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from billing.bulk import insert_rows
-from billing.periods import Period
+from billing.core.bulk import insert_rows
+from billing.core.periods import Period
 from invoicing.models import OneTimeCharge
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from partners.models import (

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.dispatch import receiver
 from django.shortcuts import render
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 
 
 def lockout_response(request, original_response=None, credentials=None):

@@ -1,1 +1,1 @@
-from billing.import_jobs import run_import_job_task  # noqa: F401 (found by the worker's autodiscovery)
+from billing.core.import_jobs import run_import_job_task  # noqa: F401 (found by the worker's autodiscovery)

@@ -21,7 +21,7 @@ from django_otp import match_token, user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 
 PAGE = "/admin/two-factor/"
 RECOVERY_CODES = 10

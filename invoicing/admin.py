@@ -35,11 +35,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import content_disposition_header
 from import_export.admin import ImportExportModelAdmin
 
-from billing.actor import Actor
-from billing.admin_import import FileImportAdminMixin
-from billing.idempotency import OnceField, new_token, once_per_action, once_per_form
-from billing.money import currency_places, quantize_money, quantize_quantity
-from billing.periods import utc_date
+from billing.core.actor import Actor
+from billing.core.admin_import import FileImportAdminMixin
+from billing.core.idempotency import OnceField, new_token, once_per_action, once_per_form
+from billing.core.money import currency_places, quantize_money, quantize_quantity
+from billing.core.periods import utc_date
 from invoicing import pdf as invoice_pdf
 from invoicing.models import (
     AMOUNT,
@@ -168,7 +168,7 @@ class PaymentFieldsForm(forms.Form):
     paid_on = forms.DateField(widget=AdminDateWidget, help_text="the day the money arrived (UTC)")
     reference = forms.CharField(max_length=200, required=False,
                                 help_text="bank reference; two equal payments on one day need distinct ones")
-    once_token = OnceField()  # sent twice, recorded once (billing/idempotency.py)
+    once_token = OnceField()  # sent twice, recorded once (billing/core/idempotency.py)
 
     def check_against(self, invoice: Invoice | None) -> None:
         """The import's rules that depend on the invoice: currency places, a date within its life."""

@@ -12,10 +12,10 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.importing import ImportContext, ImportKind, ParsedRow
-from billing.money import currency_places, currency_quantum, quantize_money
-from billing.periods import utc_date
-from billing.registry import register_import
+from billing.core.importing import ImportContext, ImportKind, ParsedRow
+from billing.core.money import currency_places, currency_quantum, quantize_money
+from billing.core.periods import utc_date
+from billing.core.registry import register_import
 from invoicing.models import AMOUNT, Invoice, InvoiceKind, InvoiceState, OneTimeCharge, Payment
 from invoicing.resources import OneTimeChargeResource, PaymentResource
 from invoicing.services import invoice_statuses_refresh

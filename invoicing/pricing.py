@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from billing.money import ZERO, quantize_money
+from billing.core.money import ZERO, quantize_money
 from partners.tiers import GRADUATED, VOLUME, Tier
 
 DAY_FRACTION = "day_fraction"

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
-from billing.aside import Aside
-from billing.money import ZERO, quantize_money
-from billing.periods import Period
+from billing.core.aside import Aside
+from billing.core.money import ZERO, quantize_money
+from billing.core.periods import Period
 from invoicing.pricing import (
     cmq_variable_quantity,
     first_month_amount,

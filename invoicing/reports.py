@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from billing.money import currency_places, quantize_quantity
-from billing.registry import register_report
-from billing.reporting import Report, ReportOptions
+from billing.core.money import currency_places, quantize_quantity
+from billing.core.registry import register_report
+from billing.core.reporting import Report, ReportOptions
 from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType
 from partners.models import Method
 
@@ -115,7 +115,7 @@ def invoice_lines_xlsx(invoice: Invoice, *, title: str | None = None) -> bytes:
     the admin's XLSX download and the attachment of a CI whose PDF shows subtotals."""
     import io
 
-    from billing.reporting import write_xlsx
+    from billing.core.reporting import write_xlsx
 
     stream = io.BytesIO()
     lines = invoice.lines.select_related("customer", "service").order_by("position", "pk")
@@ -137,7 +137,7 @@ class BillingGapsReport(Report):
     def rows(self, options: ReportOptions):
         from django.utils import timezone
 
-        from billing.periods import Period, utc_date
+        from billing.core.periods import Period, utc_date
         from invoicing.trueups import billing_gaps
         from partners.models import Partner
 

@@ -7,8 +7,8 @@ from django.conf import settings
 from import_export import resources
 from import_export.fields import Field
 
-from billing.money import MoneyError, parse_decimal
-from billing.widgets import BooleanWidget, DateWidget, DecimalWidget, SlugWidget, TextWidget
+from billing.core.money import MoneyError, parse_decimal
+from billing.core.widgets import BooleanWidget, DateWidget, DecimalWidget, SlugWidget, TextWidget
 from invoicing.models import AMOUNT, OneTimeCharge, Payment
 
 PRICE = {"places": settings.PRICE_DECIMAL_PLACES, "max_digits": settings.PRICE_MAX_DIGITS}

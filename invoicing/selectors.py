@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.periods import Period, periods_between
+from billing.core.periods import Period, periods_between
 from invoicing.pricing import SeatDaysPrice, price_seat_days
 from metering.selectors import seat_days_by_service
 from partners.models import Method, SeatPurchase, Service
@@ -146,7 +146,7 @@ def statement_figures(invoices, *, pending=()) -> dict[int, tuple]:
     currency (SQLite sums decimals as floats)."""
     from django.db import connection
 
-    from billing.money import ZERO, quantize_money
+    from billing.core.money import ZERO, quantize_money
     from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 
     previous = _previous_cis(invoices, _issued(pending))
@@ -195,7 +195,7 @@ def invoice_document(invoice) -> dict:
     """
     from django.conf import settings
 
-    from billing.money import money_sum
+    from billing.core.money import money_sum
     from invoicing.models import InvoiceKind, InvoiceState, LineType
 
     lines = list(invoice.lines.select_related("service", "customer", "child__customer").order_by("position", "pk"))
@@ -258,7 +258,7 @@ def _child_order(child):
 def _charge_groups(invoice, children, charges) -> list[dict]:
     """The charge lines grouped by child invoice (a CI), else one group of them all (INV, CN). A CI
     line without a child (the billing run writes none) would form a last group rather than vanish."""
-    from billing.money import money_sum
+    from billing.core.money import money_sum
 
     groups = []
     for child in children:
@@ -288,7 +288,7 @@ def _statement_items(invoice, document) -> dict:
     before the previous CI and already recorded when that one was issued (so a payment recorded late
     comes on the next CI). Limited to what was recorded when this CI was issued, the items add up to
     the stored figures; `statement_reconciles` says so, and the tests hold it."""
-    from billing.money import money_sum
+    from billing.core.money import money_sum
     from invoicing.models import InvoiceKind
 
     previous, payments, documents = statement_sources(invoice)
@@ -340,7 +340,7 @@ def _statement_items(invoice, document) -> dict:
 
 def _received(payments, credit_notes, *, exclude_payments=frozenset(), exclude_notes=frozenset()) -> dict:
     """Payments and credit notes recorded against this very invoice (not already listed above)."""
-    from billing.money import money_sum
+    from billing.core.money import money_sum
 
     items = [
         {"date": p.paid_on, "what": "Payment", "reference": p.reference, "note": "", "amount": -p.amount}
@@ -364,7 +364,7 @@ def balance_at(partner, on: date | None = None, *, known_at=None):
     """
     from django.db.models import Sum
 
-    from billing.money import ZERO, quantize_money
+    from billing.core.money import ZERO, quantize_money
     from invoicing.models import Invoice, InvoiceState, Payment
 
     documents = Invoice.objects.filter(partner_id=partner.pk, state=InvoiceState.ISSUED)

@@ -14,11 +14,11 @@ from django.db.models import DecimalField, Min, OuterRef, Q, Subquery, Sum, Valu
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.actor import Actor
-from billing.aside import aside_possible
-from billing.bulk import insert_objects, insert_rows, update_rows
-from billing.money import ZERO, currency_places, money_sum, quantize_money
-from billing.periods import Period, periods_between, utc_date
+from billing.core.actor import Actor
+from billing.core.aside import aside_possible
+from billing.core.bulk import insert_objects, insert_rows, update_rows
+from billing.core.money import ZERO, currency_places, money_sum, quantize_money
+from billing.core.periods import Period, periods_between, utc_date
 from invoicing.models import (
     ChildInvoice,
     FactChange,

@@ -6,8 +6,8 @@ from celery import group, shared_task
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from billing.actor import Actor
-from billing.periods import utc_date
+from billing.core.actor import Actor
+from billing.core.periods import utc_date
 from invoicing.models import Invoice
 from invoicing.services import (
     invoice_email_send,

@@ -16,8 +16,8 @@ from decimal import Decimal
 
 from django.db.models import Q
 
-from billing.money import ZERO
-from billing.periods import Period
+from billing.core.money import ZERO
+from billing.core.periods import Period
 from invoicing.rating import CI, RatedLine
 from partners.models import Method
 

@@ -39,11 +39,11 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters
 from import_export.admin import ImportExportModelAdmin
 
-from billing.actor import Actor
-from billing.admin_import import FileImportAdminMixin
-from billing.money import quantize_quantity
-from billing.periods import Period, utc_date
-from billing.sealed import Unreadable
+from billing.core.actor import Actor
+from billing.core.admin_import import FileImportAdminMixin
+from billing.core.money import quantize_quantity
+from billing.core.periods import Period, utc_date
+from billing.core.sealed import Unreadable
 from metering.connectors import token_is_sendable
 from metering.models import (
     CREDENTIAL_HELP,

@@ -6,9 +6,9 @@ from collections import defaultdict
 
 from django.utils import timezone
 
-from billing.importing import ImportContext, ImportFileError, ImportKind, ParsedRow
-from billing.periods import format_instant, utc_date
-from billing.registry import register_import
+from billing.core.importing import ImportContext, ImportFileError, ImportKind, ParsedRow
+from billing.core.periods import format_instant, utc_date
+from billing.core.registry import register_import
 from metering import rmm_exports
 from metering.models import Suspension, UsageSnapshot
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource

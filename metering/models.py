@@ -5,8 +5,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from billing.periods import whole_days_between
-from billing.sealed import SealedTextField
+from billing.core.periods import whole_days_between
+from billing.core.sealed import SealedTextField
 
 
 class Day(models.Model):
@@ -178,7 +178,7 @@ NEEDS_USERNAME = (IntegrationKind.KASEYA_VSA, IntegrationKind.DATTO, Integration
 class RmmIntegration(models.Model):
     """Where a partner's RMM inventory is fetched from, nightly and on "Get units now" (docs/rmm.md).
 
-    The secret is write-only in the admin and sealed in the database (billing/sealed.py): the sync
+    The secret is write-only in the admin and sealed in the database (billing/core/sealed.py): the sync
     must send it, so it is encrypted, not hashed; a dump or backup holds no usable secret.
     """
 

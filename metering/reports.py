@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from billing.money import quantize_quantity
-from billing.registry import register_report
-from billing.reporting import Report, ReportOptions
+from billing.core.money import quantize_quantity
+from billing.core.registry import register_report
+from billing.core.reporting import Report, ReportOptions
 from metering.selectors import (
     licenses_by_service,
     peak_assets_by_customer,

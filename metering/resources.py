@@ -3,7 +3,7 @@
 from import_export import resources
 from import_export.fields import Field
 
-from billing.widgets import ChoiceWidget, DateWidget, InstantWidget, IntegerWidget, SlugWidget, TextWidget
+from billing.core.widgets import ChoiceWidget, DateWidget, InstantWidget, IntegerWidget, SlugWidget, TextWidget
 from metering.models import AgentPresence, Suspension, UsageSnapshot
 
 BIG = 2**63 - 1

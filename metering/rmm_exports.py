@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
-from billing.importing import MAX_RECORD_CHARS, ImportFileError, read_csv, unreadable_text
-from billing.widgets import TextWidget
+from billing.core.importing import MAX_RECORD_CHARS, ImportFileError, read_csv, unreadable_text
+from billing.core.widgets import TextWidget
 from metering.services import AgentRow
 
 NATIVE = "native"

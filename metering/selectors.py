@@ -8,7 +8,7 @@ from datetime import date
 
 from django.db import connection
 
-from billing.periods import Period
+from billing.core.periods import Period
 from metering.models import Day
 from partners.models import SeatAssignment
 

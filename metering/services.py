@@ -10,10 +10,10 @@ from typing import NamedTuple
 from django.db import connection, transaction
 from django.db.models import FilteredRelation, Q
 
-from billing.actor import Actor
-from billing.bulk import insert_rows, update_rows
-from billing.periods import format_instant
-from billing.sealed import SealedValueError, Unreadable
+from billing.core.actor import Actor
+from billing.core.bulk import insert_rows, update_rows
+from billing.core.periods import format_instant
+from billing.core.sealed import SealedValueError, Unreadable
 from metering.matching import views_text
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, Suspension
 from partners.audit import audit_record
@@ -184,7 +184,7 @@ def inventory_apply(*, partner: Partner, as_of: date, agents: dict[str, AgentRow
     """
     latest = inventory_lock(partner=partner, as_of=as_of)
     day_before = as_of - timedelta(days=1)
-    # agents and presences are written with COPY on PostgreSQL (billing/bulk.py): an inventory has
+    # agents and presences are written with COPY on PostgreSQL (billing/core/bulk.py): an inventory has
     # 100,000 agents, and the ORM's bulk writes were most of its time
     following = inventory_next_as_of(partner, as_of) if latest is not None and as_of < latest else None
     # {agent id: (agent id, pk, name, os, last seen)}, the rows as read (compared by slices), and going forward
@@ -476,7 +476,7 @@ def usage_snapshot_record(*, customer, date: date, users_count: int, storage_byt
     from django.core.exceptions import ValidationError
     from django.utils import timezone
 
-    from billing.periods import utc_date
+    from billing.core.periods import utc_date
     from metering.models import UsageSnapshot
 
     if date > utc_date(timezone.now()):
@@ -508,7 +508,7 @@ def usage_snapshot_record(*, customer, date: date, users_count: int, storage_byt
 
 @transaction.atomic
 def rmm_tokens_reseal() -> int:
-    """Seal every stored RMM API token again with the first key of FIELD_ENCRYPTION_KEYS (billing/sealed.py),
+    """Seal every stored RMM API token again with the first key of FIELD_ENCRYPTION_KEYS (billing/core/sealed.py),
     after a new key was put first, so that the old one can be retired. All or nothing: a token no listed
     key opens is named by its partner and nothing is written. Returns how many tokens were sealed."""
     integrations = list(RmmIntegration.objects.select_for_update(of=("self",)).select_related("partner")

@@ -1,6 +1,6 @@
 """The rmm-assets import on PostgreSQL: COPY the file into a staging table, check and apply it in SQL.
 
-The row-by-row engine (billing/importing.py) reads a file in Python: the csv module, a widget per cell, a
+The row-by-row engine (billing/core/importing.py) reads a file in Python: the csv module, a widget per cell, a
 dict per agent, then the rows written back with COPY. Here the file's bytes go to PostgreSQL as they are
 (COPY into a TEMP table of text columns, with each row's place in the file), one statement cleans and
 checks every cell, and a few set-based statements apply the inventory exactly as
@@ -32,7 +32,7 @@ from datetime import date, timedelta
 import psycopg
 from django.db import DatabaseError, connection, transaction
 
-from billing.importing import (
+from billing.core.importing import (
     MAX_RECORD_CHARS,
     ImportContext,
     ImportFileError,

@@ -20,9 +20,9 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.actor import Actor
-from billing.emails import split_emails
-from billing.periods import utc_date
+from billing.core.actor import Actor
+from billing.core.emails import split_emails
+from billing.core.periods import utc_date
 from metering.connectors import ConnectorError, connector_for
 from metering.counting import CountingRules, agents_billed
 from metering.matching import Place, filter_takes, names_organization

@@ -6,8 +6,8 @@ from celery import group, shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from billing.actor import Actor
-from billing.periods import utc_date
+from billing.core.actor import Actor
+from billing.core.periods import utc_date
 from metering.models import RmmIntegration, SyncStatus, SyncTrigger, UnitChangeNotice
 from metering.sync import (
     inventory_sync,

@@ -36,12 +36,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from import_export.admin import ImportExportModelAdmin
 
-from billing.actor import Actor
-from billing.admin_import import FileImportAdminMixin
-from billing.emails import split_emails
-from billing.idempotency import OnceField, once_per_form
-from billing.paging import LargeTablePaginator
-from billing.periods import next_month_start, utc_date
+from billing.core.actor import Actor
+from billing.core.admin_import import FileImportAdminMixin
+from billing.core.emails import split_emails
+from billing.core.idempotency import OnceField, once_per_form
+from billing.core.paging import LargeTablePaginator
+from billing.core.periods import next_month_start, utc_date
 from partners.api_keys import api_key_create, api_key_revoke
 from partners.audit import audit_record, partner_user_snapshot, snapshot
 from partners.models import (
@@ -919,7 +919,7 @@ class ServicePurchaseChoiceField(forms.ModelChoiceField):
 
 
 class SeatPurchaseAddForm(forms.Form):
-    once_token = OnceField()  # sent twice, added once (billing/idempotency.py)
+    once_token = OnceField()  # sent twice, added once (billing/core/idempotency.py)
     service = ServicePurchaseChoiceField(
         queryset=Service.objects.filter(method=Method.SEAT_DAYS).select_related("partner", "customer")
         .order_by("partner__name", "code"),
@@ -1268,7 +1268,7 @@ class AuditLogAdmin(admin.ModelAdmin):
 
 
 class ApiKeyAddForm(forms.Form):
-    once_token = OnceField()  # sent twice, added once (billing/idempotency.py)
+    once_token = OnceField()  # sent twice, added once (billing/core/idempotency.py)
     partner = forms.ModelChoiceField(queryset=Partner.objects.order_by("name"))
     name = forms.CharField(max_length=100, required=False, help_text="what the key is for, e.g. 'PSA sync'")
 

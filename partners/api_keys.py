@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from partners.audit import audit_record
 from partners.models import ApiKey, Partner
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.db import models
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from partners.models import AuditLog
 
 __all__ = ["Actor", "audit_entry", "audit_record", "group_snapshot", "partner_user_snapshot", "snapshot",

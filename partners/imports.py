@@ -12,10 +12,10 @@ from django.db.models import Count, Max
 from django.utils import timezone
 from djmoney.money import Money
 
-from billing.importing import ImportContext, ImportKind, ParsedRow
-from billing.money import MoneyError, currency_places
-from billing.periods import Period, format_instant, next_month_start
-from billing.registry import register_import
+from billing.core.importing import ImportContext, ImportKind, ParsedRow
+from billing.core.money import MoneyError, currency_places
+from billing.core.periods import Period, format_instant, next_month_start
+from billing.core.registry import register_import
 from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key, partners_by_slug, services_by_key
 from partners.models import (

@@ -5,7 +5,7 @@ from django.conf import settings
 from import_export import resources
 from import_export.fields import Field
 
-from billing.widgets import (
+from billing.core.widgets import (
     BooleanWidget,
     ChoiceWidget,
     DateWidget,

@@ -25,9 +25,9 @@ from datetime import datetime
 from django.db.models import Case, Exists, F, Min, OuterRef, Q, Value, When
 from django.utils import timezone
 
-from billing.importing import ImportContext, ImportKind
-from billing.periods import format_instant, utc_date
-from billing.registry import register_import
+from billing.core.importing import ImportContext, ImportKind
+from billing.core.periods import format_instant, utc_date
+from billing.core.registry import register_import
 from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key, partners_by_slug
 from partners.models import (

@@ -11,8 +11,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from billing.emails import split_emails
-from billing.periods import utc_date
+from billing.core.emails import split_emails
+from billing.core.periods import utc_date
 from partners.audit import Actor, audit_record, snapshot
 from partners.models import (
     BILLING_ROLES,

@@ -25,7 +25,7 @@ from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from import_export.admin import ImportMixin
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import Invoice, InvoiceKind, OneTimeCharge, Payment
 from metering.models import RmmIntegration, SyncRun, SyncStatus, SyncTrigger
 from metering.tests.factories import SuspensionFactory, UsageSnapshotFactory

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
 
-from billing.periods import next_month_start
+from billing.core.periods import next_month_start
 from partners.admin import CustomerAdmin
 from partners.models import (
     AlertKind,

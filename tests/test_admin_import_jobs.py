@@ -13,9 +13,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
-from billing import import_jobs
-from billing.import_jobs import Progress, import_job_run, import_jobs_purge
-from partners.models import AuditLog, Customer, ImportJob
+from billing.core import import_jobs
+from billing.core.import_jobs import Progress, import_job_run, import_jobs_purge
+from billing.core.models import ImportJob
+from partners.models import AuditLog, Customer
 from partners.tests.factories import PartnerFactory, UserFactory
 from tests.import_checks import admin_confirm, admin_import
 

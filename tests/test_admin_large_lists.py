@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from django.db import connection
 
-from billing import paging
+from billing.core import paging
 from partners.admin import CustomerFilter
 from partners.models import SeatAssignment
 from partners.tests.factories import CustomerFactory, MemberFactory, PartnerFactory

@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from metering.models import Suspension, UsageSnapshot
 from partners.api_keys import api_key_create, api_key_revoke
 from partners.models import ApiKey, AuditLog, Method, SeatAssignment

@@ -49,7 +49,7 @@ def test_last_used_is_kept_to_the_minute_not_written_on_every_request(db, time_m
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from billing.actor import Actor
+    from billing.core.actor import Actor
     from partners.api_keys import api_key_create
 
     start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -18,7 +18,7 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from metering.models import UsageSnapshot
 from partners.api_keys import api_key_create
 from partners.models import Method

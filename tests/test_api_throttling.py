@@ -8,7 +8,7 @@ import logging
 import pytest
 from django.core.cache import cache
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from partners.api_keys import api_key_create
 from partners.tests.factories import PartnerFactory
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from metering.models import RmmIntegration
 from partners.api_keys import api_key_create
 from partners.models import ApiKey, AuditLog, Method, PartnerUser, Role, SeatAssignment

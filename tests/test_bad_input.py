@@ -28,8 +28,8 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 from djmoney.money import Money
 
-from billing.importing import MAX_RECORD_CHARS
-from billing.registry import import_kinds
+from billing.core.importing import MAX_RECORD_CHARS
+from billing.core.registry import import_kinds
 from invoicing.models import Invoice, InvoiceKind, InvoiceState
 from partners.models import Customer, Method, Service
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory

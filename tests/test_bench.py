@@ -14,7 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
-from billing.periods import Period
+from billing.core.periods import Period
 from invoicing.models import Invoice, InvoiceLine, InvoiceState, LineType
 from partners.models import Member, Method, SeatAssignment, Service
 

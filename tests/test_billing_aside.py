@@ -1,4 +1,4 @@
-"""A batch's meters read in a second connection (billing/aside.py) are those one connection reads in turn.
+"""A batch's meters read in a second connection (billing/core/aside.py) are those one connection reads in turn.
 
 On PostgreSQL a billing batch that is the outermost transaction reads its meters other than seat-days in
 a second connection, on the other core, while its own counts the seat-days. The readings must be the
@@ -13,10 +13,10 @@ import pytest
 from django.core.management import call_command
 from django.db import OperationalError, connection, transaction
 
-from billing import aside
-from billing.actor import Actor
-from billing.aside import aside_possible
-from billing.periods import Period
+from billing.core import aside
+from billing.core.actor import Actor
+from billing.core.aside import aside_possible
+from billing.core.periods import Period
 from invoicing import rating
 from invoicing.models import Invoice
 from invoicing.rating import Readings, partner_services

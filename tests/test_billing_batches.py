@@ -15,8 +15,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, transaction
 
-from billing.actor import Actor
-from billing.periods import Period
+from billing.core.actor import Actor
+from billing.core.periods import Period
 from invoicing import services
 from invoicing.models import ChildInvoice, Invoice, InvoiceKind, InvoiceLine, InvoiceSequence
 from invoicing.services import billing_run, payment_record
@@ -128,7 +128,7 @@ def test_the_listed_statement_adds_up_to_the_figures_the_run_stored(generated, s
     """The run computes CI statements for many CIs in one statement (`statement_figures`); an invoice's
     page and PDF list the same documents through `statement_sources`. Both follow one rule: for every
     CI of the last run, the listed payments, credit notes and documents add up to its stored figures."""
-    from billing.money import money_sum
+    from billing.core.money import money_sum
     from invoicing.selectors import statement_sources
 
     settings.BILLING_BATCH_PARTNERS = 250

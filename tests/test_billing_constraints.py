@@ -22,7 +22,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing import services
 from invoicing.models import ChildInvoice, Invoice, InvoiceLine, InvoiceSequence, InvoiceState, LineType
 from invoicing.services import billing_run

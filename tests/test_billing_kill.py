@@ -28,7 +28,7 @@ from urllib.parse import quote
 import pytest
 from django.db import OperationalError, connection, transaction
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import ChildInvoice, Invoice, InvoiceLine, InvoiceSequence, InvoiceState
 from invoicing.services import billing_run
 from partners.models import AuditLog, Partner

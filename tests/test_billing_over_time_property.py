@@ -14,8 +14,8 @@ from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.actor import Actor
-from billing.periods import Period
+from billing.core.actor import Actor
+from billing.core.periods import Period
 from invoicing.models import InvoiceLine
 from invoicing.services import billing_run
 from invoicing.trueups import billing_gaps

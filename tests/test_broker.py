@@ -15,8 +15,8 @@ import pytest
 from django.core import mail
 from djmoney.money import Money
 
-from billing.actor import Actor
 from billing.celery import app
+from billing.core.actor import Actor
 from invoicing.models import Invoice
 from invoicing.services import billing_run
 from invoicing.tasks import refresh_payment_statuses_task

@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connection
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from partners.models import SeatAssignment
 from partners.seating import SeatRuleError
 from partners.services import seat_assign

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
-from billing.periods import Period, utc_date
+from billing.core.periods import Period, utc_date
 from invoicing.rating import rate_partner_month
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from partners.models import (

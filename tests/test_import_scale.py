@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from billing.importing import run_import_text
+from billing.core.importing import run_import_text
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
 

@@ -14,7 +14,7 @@ from django.core import mail
 from django.db import connection, transaction
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import Invoice, InvoiceSequence, InvoiceState, OneTimeCharge
 from invoicing.services import billing_run, number_take
 from partners.models import Method

@@ -42,10 +42,10 @@ from django.core.management import call_command
 from django.db import transaction
 from hypothesis import HealthCheck, Phase, given, note, settings
 
-from billing.actor import Actor
-from billing.importing import run_import_text
-from billing.money import currency_quantum
-from billing.periods import Period, periods_between
+from billing.core.actor import Actor
+from billing.core.importing import run_import_text
+from billing.core.money import currency_quantum
+from billing.core.periods import Period, periods_between
 from invoicing.models import (
     ChildInvoice,
     Invoice,

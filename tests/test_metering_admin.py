@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from metering.admin import UsageSnapshotAdmin, day_licenses
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from metering.services import AgentRow, inventory_apply

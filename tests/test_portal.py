@@ -13,9 +13,9 @@ from django.test import Client
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 
-from billing.periods import Period, next_month_start
+from billing.core.periods import Period, next_month_start
+from billing.core.reporting import ReportOptions, write_csv
 from billing.portal import urls as portal_urls
-from billing.reporting import ReportOptions, write_csv
 from invoicing.models import Invoice, InvoiceKind, InvoiceState
 from metering.reports import StatementsReport
 from partners.api_keys import api_key_create
@@ -465,7 +465,7 @@ def test_billing_page_links_the_partners_own_payment_portal(client, settings):
 def test_technicians_team_page_shows_no_money_and_no_keys(client):
     """Billing is for Owner and Billing users: the audit log a Technician reads has no invoice, payment
     or seat-purchase entries, and no API keys."""
-    from billing.actor import Actor
+    from billing.core.actor import Actor
     from partners.audit import audit_record
     from partners.models import PartnerUser, Role
     from partners.tests.factories import PartnerFactory, UserFactory

@@ -82,7 +82,7 @@ def shoot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
 
 @pytest.mark.django_db(transaction=True)
 def test_owner_uses_the_portal_in_chromium(portal_data, browser_page, live_server, tmp_path):
-    from billing.periods import next_month_start
+    from billing.core.periods import next_month_start
     from invoicing.models import Invoice
     from partners.models import SeatPurchase
 

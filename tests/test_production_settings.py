@@ -26,7 +26,7 @@ from django.test import Client
 from django.urls import reverse
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from partners.api_keys import api_key_create
 from partners.models import ApiKey, Method, Role, SeatAssignment, SeatPurchase
 from partners.tests.factories import CustomerFactory, PartnerFactory, PartnerUserFactory, ServiceFactory, UserFactory

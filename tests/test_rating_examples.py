@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from djmoney.money import Money
 
-from billing.periods import Period
+from billing.core.periods import Period
 from invoicing.rating import rate_partner_month
 from partners.models import Method, Partner
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory

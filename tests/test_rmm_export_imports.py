@@ -348,8 +348,8 @@ def test_the_products_own_columns_read_as_before(keystone, tmp_path):
 def test_an_export_never_takes_the_copy_path(keystone):
     """metering.staging refuses a header that is not the product's (its header check), so even called directly
     it leaves an export to the engine; run_import_file hands exports to their reader before asking it."""
-    from billing.importing import ImportContext, run_import_file
-    from billing.registry import import_kinds
+    from billing.core.importing import ImportContext, run_import_file
+    from billing.core.registry import import_kinds
     from metering import staging
 
     ctx = ImportContext(kind="rmm-assets", partner="keystone", as_of=AS_OF, state={"partner": keystone})

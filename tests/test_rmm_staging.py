@@ -27,9 +27,9 @@ from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.actor import Actor
-from billing.importing import ImportContext, ImportFileError, open_csv, run_import, run_import_file
-from billing.registry import import_kinds
+from billing.core.actor import Actor
+from billing.core.importing import ImportContext, ImportFileError, open_csv, run_import, run_import_file
+from billing.core.registry import import_kinds
 from metering import staging
 from metering.models import AgentPresence, InventorySync, RmmAgent, UnitChangeNotice
 from partners.models import AuditLog, Method

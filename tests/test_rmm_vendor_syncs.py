@@ -223,7 +223,7 @@ def test_rmm_connect_updates_and_audits_without_the_secret(cli, tmp_path, vsa, k
 
 
 def _actor():
-    from billing.actor import Actor
+    from billing.core.actor import Actor
 
     return Actor(label="test reviewer")
 

@@ -1,4 +1,4 @@
-"""RMM API tokens are sealed in the database (billing/sealed.py): a dump holds no usable token, the sync
+"""RMM API tokens are sealed in the database (billing/core/sealed.py): a dump holds no usable token, the sync
 still sends it, keys rotate, and a key that no longer opens a token is said plainly instead of breaking
 the admin or sending garbage. The migration seals the tokens stored as typed before it."""
 
@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from billing import sealed
-from billing.actor import Actor
+from billing.core import sealed
+from billing.core.actor import Actor
 from metering.models import RmmIntegration, SyncStatus, SyncTrigger
 from metering.sync import inventory_sync
 from metering.tests.rmm_stub import agent

@@ -21,7 +21,7 @@ from django.test import Client
 from django.urls import reverse
 from django.views.debug import ExceptionReporter
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import Invoice
 from metering.models import RmmIntegration, SyncRun, SyncStatus, SyncTrigger
 from metering.sync import inventory_sync

@@ -66,7 +66,7 @@ def test_a_member_named_with_a_slash_is_removed_through_the_api(client):
     from datetime import UTC, datetime
     from unittest import mock
 
-    from billing.actor import Actor
+    from billing.core.actor import Actor
     from partners.api_keys import api_key_create
     from partners.models import SeatAssignment
     from partners.tests.factories import CustomerFactory, PartnerFactory
@@ -87,7 +87,7 @@ def test_a_member_named_with_a_slash_is_removed_through_the_api(client):
 # --- 10. an API body over the size limit answers 413 in the API's JSON shape -------------------------------
 @pytest.mark.parametrize("debug", [True, False])
 def test_an_api_body_over_the_limit_is_a_413_in_json(client, settings, debug):
-    from billing.actor import Actor
+    from billing.core.actor import Actor
     from partners.api_keys import api_key_create
     from partners.tests.factories import CustomerFactory, PartnerFactory
 
@@ -300,7 +300,7 @@ def test_five_concurrent_identical_purchases_buy_once(seat_buyer):
 
 
 def test_an_api_write_with_an_idempotency_key_is_done_once(client):
-    from billing.actor import Actor
+    from billing.core.actor import Actor
     from partners.api_keys import api_key_create
     from partners.models import SeatAssignment
     from partners.tests.factories import CustomerFactory, PartnerFactory

@@ -19,10 +19,10 @@ from django.core import mail
 from django.utils import timezone
 from djmoney.money import Money
 
-from billing.actor import Actor
 from billing.celery import app
-from billing.money import quantize_money
-from billing.periods import Period, utc_date
+from billing.core.actor import Actor
+from billing.core.money import quantize_money
+from billing.core.periods import Period, utc_date
 from invoicing.models import InvoiceLine
 from invoicing.services import billing_run
 from metering.models import AgentPresence, RmmIntegration, SyncRun, SyncStatus, UnitChangeNotice

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pytest
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import InvoiceLine, InvoiceState
 from invoicing.services import billing_run
 from metering.models import Suspension, UsageSnapshot

@@ -10,8 +10,8 @@ from django.shortcuts import get_object_or_404
 from ninja.errors import Throttled
 from ninja.security import HttpBearer
 
-from billing.actor import Actor
 from billing.api.throttling import anonymous_throttle
+from billing.core.actor import Actor
 from partners.api_keys import api_key_check
 from partners.models import ApiKey, Customer, Partner
 

@@ -10,7 +10,7 @@ from ninja import Router, Status
 
 from billing.api.auth import actor_of, customer_of, partner_of
 from billing.api.schemas import DashboardOut, ErrorOut, SeatIn, SeatOut, ValidationErrorOut
-from billing.periods import utc_date
+from billing.core.periods import utc_date
 from partners.models import Method, SeatAssignment, Service
 from partners.seating import SeatRuleError, utilization
 from partners.selectors import active_seat_counts, committed_seats

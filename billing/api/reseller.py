@@ -21,8 +21,8 @@ from billing.api.schemas import (
     UsageRecordOut,
     ValidationErrorOut,
 )
-from billing.money import ZERO, currency_quantum, quantize_money, quantize_quantity
-from billing.periods import Period, utc_date
+from billing.core.money import ZERO, currency_quantum, quantize_money, quantize_quantity
+from billing.core.periods import Period, utc_date
 from invoicing.rating import CI, rate_partner_month
 from invoicing.services import billed_units
 from metering.models import Suspension, UsageSnapshot

@@ -9,7 +9,7 @@ from django.utils import timezone
 from ninja import Schema
 from pydantic import Field, StringConstraints, field_validator
 
-from billing.periods import utc_date
+from billing.core.periods import utc_date
 
 # whole numbers only (no "5", 5.0 or true), within what the database columns hold
 Count = Annotated[int, Field(strict=True, ge=0, le=2_147_483_647)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.core.validators import RegexValidator
 
-from billing.idempotency import OnceField
-from billing.periods import Period, PeriodError
+from billing.core.idempotency import OnceField
+from billing.core.periods import Period, PeriodError
 
 
 class AssignSeatForm(forms.Form):
@@ -23,7 +23,7 @@ class SeatCapForm(forms.Form):
 class AddSeatsForm(forms.Form):
     service = forms.ModelChoiceField(queryset=None, empty_label=None, label="Service")
     seats = forms.IntegerField(min_value=1, max_value=10000, initial=1, label="Seats to add")
-    once_token = OnceField()  # a double click buys once (billing/idempotency.py)
+    once_token = OnceField()  # a double click buys once (billing/core/idempotency.py)
 
     def __init__(self, *args, services, **kwargs):
         super().__init__(*args, **kwargs)

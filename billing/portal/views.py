@@ -27,13 +27,13 @@ from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
-from billing.actor import Actor
-from billing.idempotency import TOKEN_FIELD, once, once_per_form
-from billing.periods import Period, PeriodError, utc_date
+from billing.core.actor import Actor
+from billing.core.idempotency import TOKEN_FIELD, once, once_per_form
+from billing.core.periods import Period, PeriodError, utc_date
+from billing.core.reporting import ReportOptions, write_csv, write_xlsx
 from billing.portal.access import BILLING, OWNER, portal_view
 from billing.portal.forms import AddSeatsForm, ApiKeyForm, AssignSeatForm, PeriodForm, SeatCapForm
 from billing.portal.selectors import seat_chart, seat_services, seat_summaries
-from billing.reporting import ReportOptions, write_csv, write_xlsx
 from invoicing import pdf as invoice_pdf
 from invoicing.models import Invoice, InvoiceState, PaymentStatus
 from invoicing.reports import InvoiceLinesReport, PeriodsReport, line_row
@@ -311,7 +311,7 @@ def seat_cap_view(request, pk: int):
 
 @portal_view(roles=BILLING)
 def add_seats(request):
-    # a double click, or a POST sent again, buys once (billing/idempotency.py)
+    # a double click, or a POST sent again, buys once (billing/core/idempotency.py)
     return once_per_form(request, "portal:add_seats", lambda: _add_seats(request))
 
 

@@ -52,6 +52,7 @@ THIRD_PARTY_APPS = [
     "django_otp.plugins.otp_static",
 ]
 LOCAL_APPS = [
+    "billing.core.apps.CoreConfig",  # the kernel's records (one-time tokens, import jobs)
     "billing.apps.BillingConfig",
     "partners.apps.PartnersConfig",
     "metering.apps.MeteringConfig",
@@ -70,7 +71,7 @@ MIDDLEWARE = [
     "billing.two_factor.StaffTwoFactorMiddleware",  # admin pages need it from the staff who must give one
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "billing.idempotency.ApiIdempotencyMiddleware",  # the API's writes with an Idempotency-Key: done once
+    "billing.core.idempotency.ApiIdempotencyMiddleware",  # the API's writes with an Idempotency-Key: done once
     "django_ratelimit.middleware.RatelimitMiddleware",  # a rate-limited request: RATELIMIT_VIEW (429)
     "axes.middleware.AxesMiddleware",  # last: answers a locked sign-in with the lockout page
 ]
@@ -145,10 +146,10 @@ BILLING_TASK_PARTNERS = env.int("BILLING_TASK_PARTNERS", default=25)
 # server's setting
 BILLING_WORK_MEM = env.str("BILLING_WORK_MEM", default="64MB")
 # PostgreSQL: a billing batch reads its meters other than seat-days in a second connection meanwhile
-# (billing/aside.py); off, one connection reads them all in turn
+# (billing/core/aside.py); off, one connection reads them all in turn
 BILLING_METERS_ASIDE = env.bool("BILLING_METERS_ASIDE", default=True)
 
-# Fernet keys for secrets kept in the database (RMM API tokens, billing/sealed.py): the first encrypts,
+# Fernet keys for secrets kept in the database (RMM API tokens, billing/core/sealed.py): the first encrypts,
 # every one decrypts (rotation: put the new key first, run reseal_tokens, then drop the old one).
 # Empty: a key derived from SECRET_KEY.
 FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
@@ -230,7 +231,7 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 # Imports stream the file and validate a batch of rows at a time.
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=2000)
 IMPORT_MAX_REPORTED_ERRORS = env.int("IMPORT_MAX_REPORTED_ERRORS", default=1000)
-# The admin's Import button (billing/import_jobs.py): uploads are stored in IMPORT_JOBS_DIR (shared by the web
+# The admin's Import button (billing/core/import_jobs.py): uploads are stored in IMPORT_JOBS_DIR (shared by the web
 # processes and the workers) until imported; a file over IMPORT_INLINE_MAX_BYTES is checked and imported in the
 # background (IMPORT_JOBS_RUN: "celery" with a broker, else "thread" in the web process; "inline" runs every file
 # in its request), with a progress page. A file checked but never confirmed is dropped after IMPORT_JOBS_KEEP_HOURS.

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.money import (
+from billing.core.money import (
     MoneyError,
     currency_places,
     currency_quantum,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.periods import (
+from billing.core.periods import (
     Period,
     PeriodError,
     days_inclusive,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from billing.reporting import cell_text, escape_cell, write_csv, write_xlsx
+from billing.core.reporting import cell_text, escape_cell, write_csv, write_xlsx
 from partners.tests.factories import CustomerFactory, MemberFactory, PartnerFactory, SeatAssignmentFactory
 
 FAST = settings(max_examples=150, deadline=None, database=None)
@@ -164,7 +164,7 @@ def test_xlsx_shows_decimals_with_their_places(tmp_path):
 
     from openpyxl import load_workbook
 
-    from billing.reporting import write_xlsx
+    from billing.core.reporting import write_xlsx
 
     path = tmp_path / "r.xlsx"
     with path.open("wb") as stream:

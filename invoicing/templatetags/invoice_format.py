@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 
 from django import template
 
-from billing.money import QUANTITY_PLACES, currency_places, quantize_quantity
+from billing.core.money import QUANTITY_PLACES, currency_places, quantize_quantity
 
 register = template.Library()
 

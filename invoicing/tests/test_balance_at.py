@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import Invoice, InvoiceKind, OneTimeCharge
 from invoicing.selectors import balance_at
 from invoicing.services import billing_run, credit_note_issue, partner_balance, payment_record

@@ -20,7 +20,7 @@ from django.core import mail
 from django.db import transaction
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import (
     ChildInvoice,
     Invoice,

@@ -25,8 +25,8 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from billing.actor import Actor
-from billing.importing import run_import_text
+from billing.core.actor import Actor
+from billing.core.importing import run_import_text
 from invoicing.models import (
     ChildInvoice,
     Invoice,

@@ -22,7 +22,7 @@ import pytest
 import time_machine
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import Invoice, InvoiceKind, InvoiceLine, LineType, OneTimeCharge, Payment, PaymentStatus
 from invoicing.services import (
     BillingError,

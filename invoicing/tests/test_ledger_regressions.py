@@ -10,7 +10,7 @@ import pytest
 import time_machine
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import Invoice, InvoiceKind
 from invoicing.selectors import balance_at, invoice_document
 from invoicing.services import billing_run, partner_balance

@@ -15,7 +15,7 @@ except (ImportError, OSError) as exc:  # pragma: no cover - depends on the machi
     pytest.skip(f"WeasyPrint cannot load here ({exc}); install Pango to render PDFs", allow_module_level=True)
 pypdf = pytest.importorskip("pypdf", reason="pypdf (requirements-dev.txt) reads the PDFs' text")
 
-from billing.actor import Actor  # noqa: E402
+from billing.core.actor import Actor  # noqa: E402
 from invoicing.models import Invoice, InvoiceKind  # noqa: E402
 from invoicing.pdf import render_invoice_pdf  # noqa: E402
 from invoicing.selectors import invoice_document  # noqa: E402

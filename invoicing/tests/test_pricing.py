@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.money import quantize_quantity
+from billing.core.money import quantize_quantity
 from invoicing.pricing import price_seat_days
 
 FAST = settings(max_examples=300, deadline=None, database=None)

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.money import quantize_money
+from billing.core.money import quantize_money
 from invoicing.pricing import (
     DAY_FRACTION,
     ROUNDED_DAILY_RATE,

@@ -15,8 +15,8 @@ from decimal import Decimal
 import pytest
 from djmoney.money import Money
 
-from billing.actor import Actor
-from billing.periods import Period
+from billing.core.actor import Actor
+from billing.core.periods import Period
 from invoicing.rating import CI, INV, BilledUnits, RatedLine, rate_partner_month
 from metering.services import AgentRow, inventory_apply
 from metering.tests.factories import SuspensionFactory, UsageSnapshotFactory

@@ -31,8 +31,8 @@ import authlib.deprecate  # noqa: F401  (sets its own "always" warnings filter o
 import httpx
 from django.conf import settings
 
-from billing.importing import ImportContext, unreadable_text
-from billing.sealed import NO_KEY_OPENS, Unreadable
+from billing.core.importing import ImportContext, unreadable_text
+from billing.core.sealed import NO_KEY_OPENS, Unreadable
 from metering.imports import RmmAssetsImport, agent_row
 from metering.services import AgentRow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from billing.importing import ImportFileError, read_csv
+from billing.core.importing import ImportFileError, read_csv
 from metering import rmm_exports
 from metering.connectors.common import Agents, ConnectorError, Inventory
 

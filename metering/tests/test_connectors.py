@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from metering.connectors import ConnectorError, FolderConnector, JsonFeedConnector
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, SyncRun, SyncStatus
 from metering.services import AgentRow, inventory_apply
@@ -169,7 +169,7 @@ def test_feed_unreachable_host_and_bad_settings():
 def test_the_collector_checks_text_as_the_rmm_assets_import_does(value):
     """Agents._text takes a shortcut for plain text: it must give what the import's widget and
     unreadable_text give, for every value."""
-    from billing.importing import unreadable_text
+    from billing.core.importing import unreadable_text
     from metering.connectors.common import Agents
 
     agents = Agents()

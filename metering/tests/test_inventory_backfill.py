@@ -17,7 +17,7 @@ from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from invoicing.models import InvoiceLine, InvoiceState
 from metering.models import AgentPresence, InventorySync
 from metering.selectors import asset_unit_steps

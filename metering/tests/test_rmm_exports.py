@@ -24,7 +24,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from billing.importing import ImportFileError
+from billing.core.importing import ImportFileError
 from metering.rmm_exports import (
     ROW,
     TimestampError,

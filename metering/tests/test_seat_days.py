@@ -12,8 +12,8 @@ from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.periods import Period, parse_instant
-from billing.reporting import ReportOptions
+from billing.core.periods import Period, parse_instant
+from billing.core.reporting import ReportOptions
 from invoicing.selectors import seat_periods
 from metering.quantities import seat_days_reference
 from metering.reports import StatementsReport

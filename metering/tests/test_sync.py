@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from metering import connectors
 from metering.admin import MeteredServiceAdminMixin, get_units_now
 from metering.models import (

@@ -14,7 +14,7 @@ from django.core import mail
 from django.urls import reverse
 from djmoney.money import Money
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from metering import sync as sync_module
 from metering.connectors import ConnectorError, Inventory
 from metering.models import AgentPresence, InventorySync, RmmIntegration, SyncRun, SyncStatus, UnitChangeNotice

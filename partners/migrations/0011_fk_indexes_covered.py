@@ -3,7 +3,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-from billing.migration_ops import fk_index_dropped
+from billing.core.migration_ops import fk_index_dropped
 
 
 class Migration(migrations.Migration):

@@ -8,7 +8,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.importing import run_import_text
+from billing.core.importing import run_import_text
 from partners.models import AuditLog, SeatAssignment
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 

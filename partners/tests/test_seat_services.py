@@ -7,7 +7,7 @@ import time_machine
 from django.core import mail
 from django.core.exceptions import PermissionDenied
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from partners.models import AlertKind, AuditLog, Role, SeatAssignment, UtilizationAlert
 from partners.seating import SeatRuleError
 from partners.services import seat_assign, seat_purchase_create, seat_unassign

@@ -5,9 +5,9 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.periods import Period, PeriodError
-from billing.registry import reports
-from billing.reporting import ReportError, ReportOptions, write_csv, write_xlsx
+from billing.core.periods import Period, PeriodError
+from billing.core.registry import reports
+from billing.core.reporting import ReportError, ReportOptions, write_csv, write_xlsx
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.utils import timezone
 
+from billing.core.periods import Period, PeriodError
 from billing.datagen import PROFILES, Spec, generate
-from billing.periods import Period, PeriodError
 
 
 def positive(text: str) -> int:

@@ -3,10 +3,10 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.actor import Actor
-from billing.importing import ImportFileError, run_import_file
-from billing.periods import PeriodError, parse_date
-from billing.registry import import_kinds
+from billing.core.actor import Actor
+from billing.core.importing import ImportFileError, run_import_file
+from billing.core.periods import PeriodError, parse_date
+from billing.core.registry import import_kinds
 
 
 class Command(BaseCommand):

@@ -38,10 +38,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
-from billing.actor import Actor
-from billing.importing import ImportFileError, run_import_text
-from billing.money import quantize_money
-from billing.periods import Period, format_instant
+from billing.core.actor import Actor
+from billing.core.importing import ImportFileError, run_import_text
+from billing.core.money import quantize_money
+from billing.core.periods import Period, format_instant
 from partners.models import Partner, PartnerUser, Role
 
 ADMIN_USERNAME = "admin"

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.actor import Actor
-from billing.periods import PeriodError, parse_date
+from billing.core.actor import Actor
+from billing.core.periods import PeriodError, parse_date
 from invoicing.selectors import true_ups_of
 from invoicing.services import BillingError, billing_run
 

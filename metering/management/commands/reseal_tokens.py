@@ -3,7 +3,7 @@ FIELD_ENCRYPTION_KEYS, the step between adding a new key and retiring the old (o
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.sealed import SealedValueError
+from billing.core.sealed import SealedValueError
 from metering.services import rmm_tokens_reseal
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from metering.models import IntegrationKind
 from metering.services import rmm_integration_save
 from partners.models import Partner

@@ -4,8 +4,8 @@ units now" from the shell. Exit status 0 applied, 3 held for review, 1 failed.""
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from billing.actor import Actor
-from billing.periods import PeriodError, parse_date, utc_date
+from billing.core.actor import Actor
+from billing.core.periods import PeriodError, parse_date, utc_date
 from metering.models import SyncStatus, SyncTrigger
 from metering.sync import inventory_sync, service_units_on, unmatched_summary
 from partners.models import Partner

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.actor import Actor
+from billing.core.actor import Actor
 from partners.api_keys import api_key_create
 from partners.models import Partner
 

@@ -18,7 +18,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 
-from partners.models import IdempotentRequest
+from billing.core.models import IdempotentRequest
 
 TOKEN_FIELD = "once_token"
 SUCCESS = frozenset({200, 201, 204, 301, 302, 303})

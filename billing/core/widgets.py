@@ -12,10 +12,10 @@ from django.core.validators import validate_email
 from djmoney.money import Money
 from import_export import widgets
 
-from billing.emails import split_emails
-from billing.money import MoneyError, parse_decimal
-from billing.periods import PeriodError, parse_date, parse_instant
-from billing.reporting import escape_cell
+from billing.core.emails import split_emails
+from billing.core.money import MoneyError, parse_decimal
+from billing.core.periods import PeriodError, parse_date, parse_instant
+from billing.core.reporting import escape_cell
 
 TRUE_WORDS = {"true", "yes", "1"}
 FALSE_WORDS = {"false", "no", "0"}

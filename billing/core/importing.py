@@ -29,8 +29,8 @@ from django.db.models.fields import NOT_PROVIDED
 from import_export.fields import Field
 from import_export.resources import Resource
 
-from billing.actor import Actor
-from billing.registry import import_kinds
+from billing.core.actor import Actor
+from billing.core.registry import import_kinds
 
 
 class ImportFileError(Exception):
@@ -91,7 +91,7 @@ class ImportContext:
     warnings: list[RowError] = field(default_factory=list)
     warning_count: int = 0
     # called after each batch with the rows read and the bytes of the file read so far (0 when unknown): the
-    # admin's import page shows it (billing/import_jobs.py)
+    # admin's import page shows it (billing/core/import_jobs.py)
     on_progress: Callable[[int, int], None] | None = None
     position: Callable[[], int] = lambda: 0
 

@@ -27,10 +27,10 @@ from django.core.cache import cache
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from billing.actor import Actor
-from billing.importing import ImportFileError, ImportSummary, open_csv, read_csv, run_import_file
-from billing.registry import import_kinds
-from partners.models import ImportJob
+from billing.core.actor import Actor
+from billing.core.importing import ImportFileError, ImportSummary, open_csv, read_csv, run_import_file
+from billing.core.models import ImportJob
+from billing.core.registry import import_kinds
 
 logger = logging.getLogger(__name__)
 Status = ImportJob.Status

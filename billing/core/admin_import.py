@@ -1,4 +1,4 @@
-"""The admin's Import button: the same engine as `import_csv`, through an import job (billing/import_jobs.py).
+"""The admin's Import button: the same engine as `import_csv`, through an import job (billing/core/import_jobs.py).
 
 The upload page takes a CSV file (or an Excel workbook), stores it as it streams in and checks it; the job's
 page shows the counts, the first rows and every `row N: column: reason`, and imports the file once the clerk
@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from billing.import_jobs import (
+from billing.core.import_jobs import (
     import_job_confirm,
     import_job_create,
     import_job_discard,
@@ -23,9 +23,9 @@ from billing.import_jobs import (
     import_job_progress,
     import_job_start,
 )
-from billing.importing import ImportFileError
-from billing.registry import import_kinds
-from partners.models import ImportJob
+from billing.core.importing import ImportFileError
+from billing.core.models import ImportJob
+from billing.core.registry import import_kinds
 
 
 class ImportUploadForm(forms.Form):
