@@ -63,6 +63,11 @@ class InvoiceQuerySet(models.QuerySet):
     def drafts(self):
         return self.filter(state=InvoiceState.DRAFT)
 
+    def last_invoiced_months(self, partner_ids) -> dict[int, str]:
+        """{partner id: the month (YYYY-MM) of its latest issued CI} (billing-rules 3.11)."""
+        return dict(self.filter(partner_id__in=partner_ids, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
+                    .order_by().values_list("partner_id").annotate(month=models.Max("month")))
+
     def update(self, **kwargs):
         frozen = set(kwargs) - MUTABLE_WHEN_ISSUED
         if frozen and self.filter(state=InvoiceState.ISSUED).exists():

@@ -8,14 +8,14 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Max
+from django.db.models import Count
 from django.utils import timezone
 from djmoney.money import Money
 
 from billing.core.importing import ImportContext, ImportKind, ParsedRow
 from billing.core.money import MoneyError, currency_places
 from billing.core.periods import Period, format_instant, next_month_start
-from billing.core.registry import register_import
+from billing.core.registry import last_invoiced_months, register_import
 from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key, partners_by_slug, services_by_key
 from partners.models import (
@@ -187,10 +187,7 @@ class UpsertKind(ImportKind):
 
 def first_months_not_invoiced(partner_ids) -> dict[int, date]:
     """{partner id: the 1st of the month after its latest issued CI} (date.min: none issued, the start)."""
-    from invoicing.models import Invoice, InvoiceKind, InvoiceState  # invoicing reads partners, not the reverse
-
-    latest = dict(Invoice.objects.filter(partner_id__in=partner_ids, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
-                  .order_by().values_list("partner_id").annotate(m=Max("month")))
+    latest = last_invoiced_months(partner_ids)
     return {pk: Period.parse(latest[pk]).next().first if pk in latest else date.min for pk in partner_ids}
 
 

@@ -1,10 +1,14 @@
-"""Where each app registers its import kinds and reports, so that the commands
-`import_csv` and `export_report` (in this project package) never import a later app."""
+"""Where each app registers what an earlier layer asks of it: import kinds and reports (so that `import_csv`
+and `export_report` never import an app), and the months invoicing has invoiced (so that partners, which
+invoicing reads, never imports invoicing: tests/test_layers.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 _import_kinds: dict[str, object] = {}
 _reports: dict[str, object] = {}
+_invoiced_months: list[Callable[[Iterable[int]], dict[int, str]]] = []
 
 
 def register_import(kind):
@@ -30,3 +34,14 @@ def register_report(report):
 
 def reports() -> dict[str, object]:
     return dict(sorted(_reports.items()))
+
+
+def register_invoiced_months(reader: Callable[[Iterable[int]], dict[int, str]]):
+    """The app that issues CIs (invoicing) says which month each partner was last invoiced for."""
+    _invoiced_months[:] = [reader]
+    return reader
+
+
+def last_invoiced_months(partner_ids: Iterable[int]) -> dict[int, str]:
+    """{partner id: the month (YYYY-MM) of its latest issued CI}; partners never invoiced are left out."""
+    return _invoiced_months[0](partner_ids) if _invoiced_months else {}

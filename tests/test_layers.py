@@ -1,0 +1,74 @@
+"""The layers of the code, drawn from its imports (docs/architecture.md): the kernel (`billing.core`) imports no
+app; `partners` imports only the kernel; `metering` the kernel and `partners`; `invoicing` those and `metering`;
+the project's shell (the rest of `billing`: settings, portal, API, commands) may import everything. Imports
+inside functions count too: a layer is not crossed by hiding the import."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ALLOWED = {
+    "billing.core": {"billing.core"},
+    "partners": {"billing.core", "partners"},
+    "metering": {"billing.core", "partners", "metering"},
+    "invoicing": {"billing.core", "partners", "metering", "invoicing"},
+}
+PACKAGES = ("billing", "partners", "metering", "invoicing")
+
+
+def layer_of(module: str) -> str | None:
+    if module == "billing.core" or module.startswith("billing.core."):
+        return "billing.core"
+    top = module.split(".")[0]
+    return None if top == "billing" else top if top in ALLOWED else None
+
+
+def imported(path: Path) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [(node.lineno, f"{node.module}.{alias.name}") for alias in node.names]
+    return [(line, name) for line, name in found if name.split(".")[0] in PACKAGES]
+
+
+def crossings(root: Path) -> list[str]:
+    bad = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if rel.parts[0] not in PACKAGES or "tests" in rel.parts or "migrations" in rel.parts:
+            continue
+        layer = layer_of(".".join(rel.with_suffix("").parts))
+        if layer is None:
+            continue  # the shell
+        for line, name in imported(path):
+            target = "billing.core" if name.startswith("billing.core") else layer_of(name) or "billing (the shell)"
+            if target not in ALLOWED[layer]:
+                bad.append(f"{rel}:{line}: {layer} imports {name}")
+    return bad
+
+
+def test_no_layer_imports_a_later_one():
+    assert crossings(ROOT) == []
+
+
+def test_the_check_finds_a_crossing(tmp_path):
+    (tmp_path / "partners").mkdir()
+    (tmp_path / "billing" / "core").mkdir(parents=True)
+    (tmp_path / "partners" / "x.py").write_text("def f():\n    from invoicing.models import Invoice\n")
+    (tmp_path / "billing" / "core" / "y.py").write_text("from billing.portal import views\nfrom partners import z\n")
+    assert crossings(tmp_path) == [
+        "billing/core/y.py:1: billing.core imports billing.portal.views",
+        "billing/core/y.py:2: billing.core imports partners.z",
+        "partners/x.py:2: partners imports invoicing.models.Invoice",
+    ]
+
+
+@pytest.mark.parametrize("module", ["billing.core.money", "billing.core.periods", "billing.core.importing"])
+def test_kernel_modules_are_in_the_kernel(module):
+    assert layer_of(module) == "billing.core"
