@@ -99,62 +99,47 @@ class _Draft:
     one_time: OneTimeCharge | None = None
 
 
-def billing_run(*, through: date, partner_slug: str | None = None, draft: bool = False,
-                actor: Actor | None = None) -> list[Invoice]:
-    """Everything due up to `through` that is not done yet (billing-rules 4.9, 8.2), partners in batches.
+def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: list[int] | None = None,
+                draft: bool = False, actor: Actor | None = None, batch_size: int | None = None) -> list[Invoice]:
+    """Everything due up to `through` that is not done yet (billing-rules 4.9, 8.2): the one entry point of a
+    billing run, for `run_billing`, the daily task and the admin. Every partner (by slug), or one by its slug,
+    or the given ids in their order.
 
-    A batch of partners (`BILLING_BATCH_PARTNERS`) is billed in one transaction: its meters are read
-    with one query each and its documents written together. If anything fails in a batch, the batch
-    is rolled back and its partners are billed again one at a time, each in its own transaction, so
-    that a fault stays with the partner it belongs to and the partners before it stand.
+    Each partner's invoices are issued in date order: each month's CI (dated its 1st), then the month's INVs
+    by date. A month whose CI is issued is not billed again; a charge already on an issued invoice is not
+    charged again; drafts are thrown away and built anew. A batch of partners (`batch_size`, by default
+    `BILLING_BATCH_PARTNERS`) is billed in one transaction under their locks: its meters are read with one
+    query each and its documents written together, numbered partner after partner in the order given (the
+    numbers of billing them one by one). If anything fails in a batch, the batch is rolled back and its
+    partners are billed again one at a time, so that a fault stays with the partner it belongs to and the
+    partners before it stand; the first partner that fails alone raises.
     """
-
-
     actor = actor or Actor(label="run_billing")
-    partners = Partner.objects.order_by("slug")
-    if partner_slug:
-        partners = partners.filter(slug=partner_slug)
-        if not partners.exists():
-            raise BillingError(f"unknown partner {partner_slug!r}")
-    return partners_bill_in_batches(partner_ids=list(partners.values_list("pk", flat=True)), through=through,
-                                    draft=draft, actor=actor, size=settings.BILLING_BATCH_PARTNERS)
-
-
-def partners_bill_in_batches(*, partner_ids: list[int], through: date, draft: bool = False, actor: Actor,
-                             size: int) -> list[Invoice]:
-    """Bill partners (in the order given) in batches of `size`, each batch in one transaction; a batch
-    that fails is billed again one partner at a time, and the first partner that fails alone raises."""
-    ids = list(partner_ids)
-    size = max(1, size)
+    if partner_ids is None:
+        partners = Partner.objects.order_by("slug")
+        if partner_slug:
+            partners = partners.filter(slug=partner_slug)
+            if not partners.exists():
+                raise BillingError(f"unknown partner {partner_slug!r}")
+        partner_ids = list(partners.values_list("pk", flat=True))
+    size = max(1, batch_size or settings.BILLING_BATCH_PARTNERS)
     documents: list[Invoice] = []
-    for start in range(0, len(ids), size):
-        batch = ids[start:start + size]
+    for start in range(0, len(partner_ids), size):
+        batch = partner_ids[start:start + size]
         try:
-            documents += partners_bill(partner_ids=batch, through=through, draft=draft, actor=actor)
+            documents += _bill_batch(partner_ids=batch, through=through, draft=draft, actor=actor)
         except Exception:
             if len(batch) == 1:
                 raise
             logger.warning("billing a batch of %d partners failed; billing them one at a time", len(batch),
                            exc_info=True)
             for partner_id in batch:
-                documents += partners_bill(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
+                documents += _bill_batch(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
     return documents
 
 
-def partner_bill(*, partner_id: int, through: date, draft: bool = False, actor: Actor) -> list[Invoice]:
-    """One partner's billing up to `through`, in one transaction under the partner's lock."""
-    return partners_bill(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
-
-
-def partners_bill(*, partner_ids: list[int], through: date, draft: bool = False, actor: Actor) -> list[Invoice]:
-    """The billing of some partners up to `through`, in one transaction under their locks.
-
-    Each partner's invoices are issued in date order: each month's CI (dated its 1st), then the
-    month's INVs by date. A month whose CI is issued is not billed again; a charge already on an
-    issued invoice is not charged again; drafts are thrown away and built anew. Months are rated for
-    all the partners together; the documents are numbered at the end, partner after partner in the
-    order given, so the numbers are those of billing the partners one by one.
-    """
+def _bill_batch(*, partner_ids: list[int], through: date, draft: bool, actor: Actor) -> list[Invoice]:
+    """One batch of partners, in one transaction under their locks; months rated for all of them together."""
     aside = aside_possible()  # before the transaction: with none around it, the meters read committed data
     with transaction.atomic():
         return _partners_bill(partner_ids=partner_ids, through=through, draft=draft, actor=actor, aside=aside)

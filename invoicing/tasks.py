@@ -3,6 +3,7 @@
 from datetime import date
 
 from celery import group, shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
@@ -10,27 +11,15 @@ from billing.core.actor import Actor
 from billing.core.periods import utc_date
 from invoicing.models import Invoice
 from invoicing.services import (
+    billing_run,
     invoice_email_send,
     invoice_emails_enqueue,
     invoice_statuses_refresh,
-    partner_bill,
-    partners_bill_in_batches,
     unsent_invoices,
 )
 from partners.models import Partner
 
 BILLING_QUEUE = "billing"
-
-
-@shared_task(bind=True, max_retries=3, default_retry_delay=300)
-def bill_partner_task(self, partner_id: int, through: str):
-    """One partner's run; a database outage is retried (the run is idempotent: nothing bills twice)."""
-    try:
-        documents = partner_bill(partner_id=partner_id, through=date.fromisoformat(through),
-                                 actor=Actor(label="billing task"))
-    except (OperationalError, InterfaceError) as exc:
-        raise self.retry(exc=exc) from exc
-    return [d.number for d in documents]
 
 
 def _billing_actor(requested_by: str) -> Actor:
@@ -43,8 +32,8 @@ def bill_partners_task(self, partner_ids: list[int], through: str, requested_by:
     """A batch of partners billed together (one transaction; partner by partner if it fails); a
     database outage is retried (the run is idempotent: nothing bills twice)."""
     try:
-        documents = partners_bill_in_batches(partner_ids=partner_ids, through=date.fromisoformat(through),
-                                             actor=_billing_actor(requested_by), size=len(partner_ids))
+        documents = billing_run(partner_ids=partner_ids, through=date.fromisoformat(through),
+                                actor=_billing_actor(requested_by), batch_size=len(partner_ids))
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(exc=exc) from exc
     return [d.number for d in documents]
@@ -55,8 +44,6 @@ def run_daily_billing_task(requested_by: str = ""):
     """Daily (celery-beat): bill every partner through today, one task per BILLING_TASK_PARTNERS
     partners (by slug), for the workers to share. `requested_by`: who ran it by hand (the admin's Run action),
     named on what it issues."""
-    from django.conf import settings
-
     today = utc_date(timezone.now()).isoformat()
     partner_ids = list(Partner.objects.order_by("slug").values_list("pk", flat=True))
     size = max(1, settings.BILLING_TASK_PARTNERS)
