@@ -11,41 +11,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from invoicing.choices import InvoiceKind, InvoiceState, LineType, PaymentStatus
+
 AMOUNT = {"max_digits": 14, "decimal_places": 2}
 QUANTITY = {"max_digits": 24, "decimal_places": 10}  # exact enough for seat-months; shown to 4 places
-
-
-class InvoiceKind(models.TextChoices):
-    CI = "CI", "Consolidated invoice"
-    INV = "INV", "Individual invoice"
-    CN = "CN", "Credit note"
-
-
-class InvoiceState(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    ISSUED = "issued", "Issued"
-
-
-class PaymentStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    PARTIALLY_PAID = "partially_paid", "Partially paid"
-    PAID = "paid", "Paid"
-    OVERDUE = "overdue", "Overdue"
-    VOID = "void", "Void"
-
-
-class LineType(models.TextChoices):
-    USAGE = "usage"
-    MINIMUM = "minimum"
-    OVERAGE = "overage"
-    RECURRING = "recurring"
-    VARIABLE_USAGE = "variable_usage"
-    PRORATION = "proration"
-    FIRST_MONTH = "first_month"
-    ONE_TIME = "one_time"
-    TAX = "tax"
-    CREDIT = "credit"
-    TRUE_UP = "true_up"
 
 
 # What may still change on an issued invoice: its payment standing and its rendered file.

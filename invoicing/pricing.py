@@ -9,10 +9,12 @@ from datetime import date
 from decimal import Decimal
 
 from billing.core.money import ZERO, quantize_money
+from invoicing.choices import LineType
+from partners.choices import Proration
 from partners.tiers import GRADUATED, VOLUME, Tier
 
-DAY_FRACTION = "day_fraction"
-ROUNDED_DAILY_RATE = "rounded_daily_rate"
+DAY_FRACTION = Proration.DAY_FRACTION
+ROUNDED_DAILY_RATE = Proration.ROUNDED_DAILY_RATE
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,12 @@ def price_seat_days(*, seat_days: int, days_in_month: int, service_days: int, co
         )
         minimum_amount = quantize_money(committed_days * unit_price / days, currency)
         lines = (
-            PricedLine("minimum", minimum, unit_price, minimum_amount),
-            PricedLine("overage", actual - minimum, over_price, total - minimum_amount),
+            PricedLine(LineType.MINIMUM, minimum, unit_price, minimum_amount),
+            PricedLine(LineType.OVERAGE, actual - minimum, over_price, total - minimum_amount),
         )
     else:
         amount = quantize_money(max(seat_days, committed_days) * unit_price / days, currency)
-        lines = (PricedLine("usage", billable, unit_price, amount),)
+        lines = (PricedLine(LineType.USAGE, billable, unit_price, amount),)
     return SeatDaysPrice(actual=actual, minimum=minimum, billable=billable, lines=lines)
 
 

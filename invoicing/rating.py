@@ -23,6 +23,7 @@ from decimal import Decimal
 from billing.core.aside import Aside
 from billing.core.money import ZERO, quantize_money
 from billing.core.periods import Period
+from invoicing.choices import InvoiceKind, LineType
 from invoicing.pricing import (
     cmq_variable_quantity,
     first_month_amount,
@@ -42,7 +43,7 @@ from partners.models import Customer, Meter, Method, Partner, SeatPurchase, Serv
 from partners.terms import TermsBook, copied
 from partners.tiers import GRADUATED, parse_tiers
 
-CI, INV = "CI", "INV"
+CI, INV = InvoiceKind.CI, InvoiceKind.INV
 ADVANCE = (Method.FLAT, Method.PER_HOST, Method.PER_ASSET)
 ONE_DAY = timedelta(days=1)
 
@@ -242,12 +243,12 @@ class _Rater:
             if service.method == Method.CMQ:
                 quantity = service.committed_quantity or 0
                 amount = quantize_money(Decimal(quantity) * _price(service), self.currency)
-                self.add(service, line_type="recurring", period=month, quantity=quantity,
+                self.add(service, line_type=LineType.RECURRING, period=month, quantity=quantity,
                          unit_price=_price(service), amount=amount,
                          description=f"{service.name} {month}: committed {quantity}")
                 continue
             quantity = self._advance_quantity(service, month.first)
-            self.add(service, line_type="recurring", period=month, quantity=quantity,
+            self.add(service, line_type=LineType.RECURRING, period=month, quantity=quantity,
                      unit_price=_shown_price(service, quantity),
                      amount=quantize_money(_monthly(service, quantity), self.currency),
                      description=f"{service.name} {month}")
@@ -269,7 +270,7 @@ class _Rater:
             quantity = self._advance_quantity(service, start)
             amount = first_month_amount(_monthly(service, quantity), start=start, convention=service.proration,
                                         currency=self.currency)
-            self.add(service, line_type="first_month", period=self.month, quantity=quantity,
+            self.add(service, line_type=LineType.FIRST_MONTH, period=self.month, quantity=quantity,
                      unit_price=_shown_price(service, quantity), amount=amount, document=INV, issue_date=start,
                      effective_date=start, description=f"{service.name} first month from {start}")
 
@@ -286,14 +287,14 @@ class _Rater:
         for service in active:
             if service.method == Method.PEAK:
                 quantity = peaks.get(service.pk, 0)
-                self.add(service, line_type="usage", period=usage, quantity=quantity,
+                self.add(service, line_type=LineType.USAGE, period=usage, quantity=quantity,
                          unit_price=_shown_price(service, quantity),
                          amount=quantize_money(_monthly(service, quantity), self.currency),
                          description=f"{service.name} {usage}: peak {service.get_meter_display().lower()}")
             elif service.method == Method.CMQ:
                 committed = service.committed_quantity or 0
                 quantity = cmq_variable_quantity(peaks.get(service.pk, 0), committed)
-                self.add(service, line_type="variable_usage", period=usage, quantity=quantity,
+                self.add(service, line_type=LineType.VARIABLE_USAGE, period=usage, quantity=quantity,
                          unit_price=_overage(service),
                          amount=quantize_money(Decimal(quantity) * _overage(service), self.currency),
                          description=f"{service.name} {usage}: Variable Monthly Usage "
@@ -306,9 +307,9 @@ class _Rater:
     def _seat_lines(self, item):
         service, usage = item.service, item.period
         for line in item.price.lines:
-            if line.line_type == "minimum":
+            if line.line_type == LineType.MINIMUM:
                 description = f"{service.name} {usage}: committed minimum"
-            elif line.line_type == "overage":
+            elif line.line_type == LineType.OVERAGE:
                 description = (f"{service.name} {usage}: overage ({item.seat_days} seat-days, actual "
                                f"{item.price.actual:.4f}, minimum {item.price.minimum:.4f})")
             else:
@@ -333,14 +334,14 @@ class _Rater:
             total = sum(count for _, count in counts)
             usage = self.usage
             if parse_tiers(service.tiers) and service.tier_mode == GRADUATED:
-                self.add(service, line_type="usage", period=usage, quantity=total, unit_price=None,
+                self.add(service, line_type=LineType.USAGE, period=usage, quantity=total, unit_price=None,
                          amount=quantize_money(_monthly(service, total), self.currency),
                          description=f"{service.name} {usage}: {total} licenses")
                 continue
             price = _shown_price(service, total)
             for cid, count in counts:
                 customer = customers[cid]
-                self.add(service, line_type="usage", period=usage, quantity=count, unit_price=price,
+                self.add(service, line_type=LineType.USAGE, period=usage, quantity=count, unit_price=price,
                          amount=quantize_money(Decimal(count) * price, self.currency), customer=customer,
                          description=f"{service.name} {usage}: {count} licenses, {customer.name}")
 
@@ -380,7 +381,7 @@ class _Rater:
                     amount = owed - billed.amounts.get(day, ZERO)
                 if delta == 0 and amount == ZERO:
                     continue
-                self.add(service, line_type="proration", period=period, quantity=delta,
+                self.add(service, line_type=LineType.PRORATION, period=period, quantity=delta,
                          unit_price=_shown_price(service, now), amount=amount,
                          effective_date=day, description=f"{service.name} {period}: {delta:+d} units from {day}",
                          posting=billed.postings.get(day, 0) + 1)

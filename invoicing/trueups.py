@@ -18,18 +18,19 @@ from django.db.models import Q
 
 from billing.core.money import ZERO
 from billing.core.periods import Period
+from invoicing.choices import LineType
 from invoicing.rating import CI, RatedLine
 from partners.models import Method
 
-TRUE_UP = "true_up"
 # the lines of each method a true-up corrects: usage billed in arrears, and per_host's advance (its host limit)
 TRUE_UP_TYPES = {
-    Method.SEAT_DAYS: frozenset({"usage", "minimum", "overage"}),
-    Method.PEAK: frozenset({"usage"}),
-    Method.LICENSES: frozenset({"usage"}),
-    Method.CMQ: frozenset({"recurring", "variable_usage"}),  # its commitment dated back, its usage late
-    Method.PER_HOST: frozenset({"recurring", "first_month"}),
-    Method.FLAT: frozenset({"recurring", "first_month"}),  # only a price dated back can change it
+    Method.SEAT_DAYS: frozenset({LineType.USAGE, LineType.MINIMUM, LineType.OVERAGE}),
+    Method.PEAK: frozenset({LineType.USAGE}),
+    Method.LICENSES: frozenset({LineType.USAGE}),
+    # its commitment dated back, its usage late
+    Method.CMQ: frozenset({LineType.RECURRING, LineType.VARIABLE_USAGE}),
+    Method.PER_HOST: frozenset({LineType.RECURRING, LineType.FIRST_MONTH}),
+    Method.FLAT: frozenset({LineType.RECURRING, LineType.FIRST_MONTH}),  # only a price dated back can change it
 }
 MEASURE = {Method.SEAT_DAYS: "seat-days", Method.PEAK: "peak", Method.LICENSES: "licenses",
            Method.CMQ: "variable usage", Method.PER_HOST: "host limit", Method.FLAT: "months"}
@@ -97,12 +98,12 @@ def measured_issued(*, partner_ids: list[int], since: Period, before: Period,
     issued: dict[int, dict[tuple, Measure]] = {pk: {} for pk in partner_ids}
     seat_days_seen: set[tuple] = set()
     for partner_id, sid, service_customer, method, customer, period, line_type, quantity, amount, details in rows:
-        if line_type != TRUE_UP and not corrected(method, line_type):
+        if line_type != LineType.TRUE_UP and not corrected(method, line_type):
             continue
         key = group_key(sid, service_customer, customer, period)
         measure = issued[partner_id].setdefault(key, Measure())
         measure.amount += amount
-        if line_type == TRUE_UP:
+        if line_type == LineType.TRUE_UP:
             measure.quantity += Decimal(quantity or 0)
         elif method == Method.SEAT_DAYS:
             if key not in seat_days_seen:  # the month's seat-days, once (each of its lines carries them)
@@ -139,7 +140,7 @@ def true_up_lines(*, month: Period, since: Period, now: dict[tuple, tuple[Measur
         change = measure.quantity - was.quantity
         lines.append(RatedLine(
             document=CI, issue_date=month.first, service=service,
-            customer=customer if customer is not None else service.customer, line_type=TRUE_UP,
+            customer=customer if customer is not None else service.customer, line_type=LineType.TRUE_UP,
             period=Period.parse(period), quantity=change, unit_price=None, amount=difference,
             description=_description(service, Period.parse(period), change, measure, was),
             taxable=service.taxable,
@@ -176,7 +177,8 @@ class Gap:
     expected: Decimal
 
 
-BILLED_TYPES = ("usage", "minimum", "overage", "recurring", "variable_usage", "proration", "first_month", TRUE_UP)
+BILLED_TYPES = (LineType.USAGE, LineType.MINIMUM, LineType.OVERAGE, LineType.RECURRING, LineType.VARIABLE_USAGE,
+                LineType.PRORATION, LineType.FIRST_MONTH, LineType.TRUE_UP)
 
 
 def billing_gaps(*, partner_ids: list[int], before: Period) -> list[Gap]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-VOLUME = "volume"
-GRADUATED = "graduated"
+from partners.choices import TierMode
+
+VOLUME = TierMode.VOLUME
+GRADUATED = TierMode.GRADUATED
 # the most digits before the point of a tier price, as of a unit price (PRICE_MAX_DIGITS - PRICE_DECIMAL_PLACES):
 # 1E+999999999 is a finite Decimal that would overflow the first invoice it is priced on
 PRICE_WHOLE_DIGITS = 10

@@ -42,6 +42,7 @@ from billing.core.actor import Actor
 from billing.core.importing import ImportFileError, run_import_text
 from billing.core.money import quantize_money
 from billing.core.periods import Period, format_instant
+from partners.choices import Proration
 from partners.models import Partner, PartnerUser, Role
 
 ADMIN_USERNAME = "admin"
@@ -204,7 +205,7 @@ def _services(first: Period) -> list[dict]:
          "name": "Video meetings (per host)", "method": "per_host", "unit_price": "15.00", "start_date": start},
         {"partner": "clearwave", "customer": "pinecrest-academy", "code": "pinecrest-meetings",
          "name": "Video meetings (per host)", "method": "per_host", "unit_price": "15.00",
-         "proration": "rounded_daily_rate", "start_date": on(When(2, 10))},
+         "proration": Proration.ROUNDED_DAILY_RATE, "start_date": on(When(2, 10))},
         # --- flat ----------------------------------------------------------------------------------
         {"partner": "granite-it", "code": "partner-plan", "name": "Partner support plan", "method": "flat",
          "unit_price": "250.00", "start_date": start},
