@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from billing.core.periods import Period, parse_instant
 from billing.core.reporting import ReportOptions
 from invoicing.selectors import seat_periods
-from metering.quantities import seat_days_reference
 from metering.reports import StatementsReport
 from metering.selectors import seat_days, seat_days_by_customer, seat_days_by_month
+from metering.tests.reference import seat_days_reference
 from partners.models import SeatAssignment
 from partners.tests.factories import (
     CustomerFactory,
