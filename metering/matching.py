@@ -36,10 +36,6 @@ def views_text(views) -> str:
     return f"|{'|'.join(names)}|" if names else ""
 
 
-def views_of(text: str) -> tuple[str, ...]:
-    return tuple(v for v in (text or "").split("|") if v)
-
-
 def names_organization(name: str, place: Place) -> bool:
     """Whether `name` (a filter's ORG, a customer's RMM organization) names the place's organization."""
     wanted = key(name)

@@ -390,13 +390,6 @@ def _kind(kind_name: str) -> ImportKind:
     return kinds[kind_name]
 
 
-def run_import_rows(kind_name: str, header: list[str], rows: Iterable[tuple[int, dict]],
-                    **options) -> ImportSummary:
-    """Import (row number, cells) pairs under a header, all or nothing."""
-    kind, ctx = _start(kind_name, options)
-    return _run(kind, ctx, header, rows)
-
-
 def _run(kind: ImportKind, ctx: ImportContext, header: list[str], rows) -> ImportSummary:
     kind_name = ctx.kind
     kind.check_header(header)
