@@ -102,7 +102,8 @@ def test_load_demo_twice_changes_nothing_the_second_time(demo):
 
 def test_a_database_with_the_older_demo_gains_only_the_partners_it_lacks():
     """Each demo partner is loaded only when it does not exist yet."""
-    from billing.management.commands.load_demo import PARTNERS, Command
+    from billing.demo import PARTNERS
+    from billing.management.commands.load_demo import Command
 
     now = timezone.now()
     first = this_month().previous().previous().previous()
