@@ -1,4 +1,4 @@
-"""The admin's Import button with a large file (issue 17): memory and time of each step, in its own process.
+"""The admin's Import button with a large file: memory and time of each step, in its own process.
 
     DATABASE_URL=sqlite:////tmp/bench-import.sqlite3 .venv/bin/python bench/admin_import.py --mb 50
 

@@ -1,4 +1,4 @@
-"""The scale benchmark (issue 7): generate a dataset, bill a month, and measure against the floors.
+"""The scale benchmark: generate a dataset, bill a month, and measure against the floors.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/billing_perf .venv/bin/python bench/run.py \
         --partners 200 --customers 50 --members 100 --months 3 --agents 100000 --json bench/results.json

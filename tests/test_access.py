@@ -1,4 +1,4 @@
-"""Who may do what in the admin (issue 8, item 3): the "Billing clerk" and "Auditor" groups of
+"""Who may do what in the admin: the "Billing clerk" and "Auditor" groups of
 partners/migrations/0007_admin_groups.py, logged in through Django's test client.
 
 A clerk opens every billing list and page, adds and edits what a clerk works with, runs the actions

@@ -1,4 +1,4 @@
-"""Rate limits of the HTTP API (issue 8, item 3): each key has its own budget, requests without a
+"""Rate limits of the HTTP API: each key has its own budget, requests without a
 valid key are limited per client address, and an answer over the rate is 429 with Retry-After."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Every change of money, seats, roles, API keys and integration secrets is in the audit log with who
-and when (issue 8, item 3), whichever screen or door it came through; secrets never are."""
+and when, whichever screen or door it came through; secrets never are."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Bad input (issue 8): broken files of every import kind, run through `import_csv` as a clerk runs it.
+"""Bad input: broken files of every import kind, run through `import_csv` as a clerk runs it.
 
 The corpus is tests/data/bad-input/<kind>/<case>.csv, and tests/data/bad-input/expected.json says what each
 file must give: the exact `row N: column: reason` lines, or the one line of a whole-file fault, or (for a

@@ -1,4 +1,4 @@
-"""What a billing rerun relies on is refused by the DATABASE, not only by the Python (issue 8, item 1).
+"""What a billing rerun relies on is refused by the DATABASE, not only by the Python.
 
 Each test writes a valid row, then a duplicate straight into the table (bulk_create or a queryset update:
 no model save(), no service check) and expects an IntegrityError. They run on SQLite by default and on

@@ -1,4 +1,4 @@
-"""A billing run that dies part way (issue 8, item 1): faults injected into a run of four partners.
+"""A billing run that dies part way: faults injected into a run of four partners.
 
 What must hold (billing-rules 4.9, 8.2, billing is idempotent, running twice = running once):
 - each partner is one transaction: the partners billed before the fault stand, the partner being billed

@@ -1,4 +1,4 @@
-"""A billing process killed in the middle of a partner (issue 8, item 1). PostgreSQL only.
+"""A billing process killed in the middle of a partner. PostgreSQL only.
 
 A real `python manage.py run_billing` runs in a subprocess against the test database (its data committed:
 a transactional test). The test makes it stop at a known point with no hook in the product: a trigger

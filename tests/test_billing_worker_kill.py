@@ -1,4 +1,4 @@
-"""A Celery worker killed while it bills a partner (issue 8, item 1): PostgreSQL and Redis, as in CI.
+"""A Celery worker killed while it bills a partner: PostgreSQL and Redis, as in CI.
 
 The daily job's fan-out (one bill_partners_task per partner, as BILLING_TASK_PARTNERS=1 queues it)
 is queued to Redis and a real worker process (`celery worker --pool solo`) bills the partners in

@@ -1,5 +1,5 @@
 """Every citation of the project's docs names a section that exists, and nothing cites a file outside
-the repository (issue 18, item 1).
+the repository.
 
 docs/billing-rules.md is the contract the code follows. Code, tests and docs cite it, and the two pages
 that give the detail of files, commands and the API, by section number:

@@ -173,7 +173,7 @@ def test_downloads_need_staff(client, billed):
 
 
 def test_tools_need_the_invoice_change_permission(client, billed):
-    """Paying and crediting change money: the change permission. Downloads only read (issue 8: an
+    """Paying and crediting change money: the change permission. Downloads only read (an
     Auditor with the view permission reads the PDF and the lines)."""
     user = UserFactory(username="viewer", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="view_invoice"))
@@ -216,7 +216,7 @@ def test_a_partial_payment_leaves_the_invoice_partly_paid(clerk, billed):
     ("0", "2026-04-20", "a payment is a positive amount"),
     ("abc", "2026-04-20", "Enter a number."),
     ("10.005", "2026-04-20", "no more than 2 decimal places"),
-    ("10", "2026-03-01", "is before the invoice"),
+    ("10", "2026-03-01", "2026-03-01 is before the issue date of CI-0001 (2026-04-01)"),
     ("10", "2099-01-01", "is in the future"),
 ])
 def test_a_bad_payment_shows_a_form_error_and_writes_nothing(clerk, billed, amount, paid_on, error):
@@ -447,9 +447,11 @@ def test_one_time_charges_have_an_import_button(clerk, billed):
 def test_payment_amount_places_follow_the_invoice_currency():
     from invoicing.admin import InvoicePaymentForm
 
-    invoice = Invoice(currency="JPY", issue_date=date(2026, 4, 1), amount_due=Decimal("5000"))
+    invoice = Invoice(currency="JPY", issue_date=date(2026, 4, 1), amount_due=Decimal("5000"), number="INV-0001",
+                      state=InvoiceState.ISSUED)
     form = InvoicePaymentForm({"amount": "10.5", "paid_on": "2026-04-02"}, invoice=invoice)
-    assert form.errors == {"amount": ["JPY amounts have at most 0 decimal places"]}
+    # the import's rule and message (invoicing.services.payment_refusals, billing-rules 4.8)
+    assert form.errors == {"amount": ["at most 0 decimal places (JPY)"]}
     assert InvoicePaymentForm({"amount": "10", "paid_on": "2026-04-02"}, invoice=invoice).is_valid()
 
 

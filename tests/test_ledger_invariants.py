@@ -1,4 +1,4 @@
-"""The ledger's invariants (billing-rules 4, docs/architecture.md), as properties of random histories (#8).
+"""The ledger's invariants (billing-rules 4, docs/architecture.md), as properties of random histories.
 
 Hypothesis draws a world (one or two partners, customers, services of every billing method) and a
 history of steps (tests/ledger_histories.py), played over some months through the real services:

@@ -253,7 +253,7 @@ def test_dashboard_numbers_and_chart(a, owner):
     assert 'data-kpi="committed">12<' in html
     assert 'data-kpi="assigned">2<' in html
     assert 'data-kpi="available">10<' in html
-    assert 'data-kpi="utilization">16.7%<' in html
+    assert 'data-kpi="utilization">17%<' in html  # 2 / 12: a whole percent (billing-rules decision (as))
     assert "<svg" in html and "<polyline" in html
 
 
@@ -434,7 +434,7 @@ def test_create_an_api_key_shows_the_secret_once_then_revoke(a, owner):
     html = got.content.decode()
     key = ApiKey.objects.get(partner=a["partner"], name="PSA sync")
     assert f"bk_{key.prefix}_" in html
-    # the secret is in no session row (issue 17, item 6): it was in this answer only
+    # the secret is in no session row: it was in this answer only
     from django.contrib.sessions.models import Session
 
     assert not any(f"bk_{key.prefix}_" in str(s.get_decoded()) for s in Session.objects.all())
@@ -475,7 +475,7 @@ def test_technicians_team_page_shows_no_money_and_no_keys(client):
                  object_id="1", partner=partner, after={"amount": "88.00", "reference": "WIRE-123"})
     audit_record(actor=Actor(label="t"), action="seat.assign", object_type="partners.SeatAssignment",
                  object_id="2", partner=partner, after={"member": "ana-visible"})
-    # prices, tax and billing contacts too (issue 17 item 3): services, partners, customers and terms entries
+    # prices, tax and billing contacts too: services, partners, customers and terms entries
     for action, after in (("services.create", {"unit_price": "417.00 USD", "overage_price": "419.00 USD"}),
                           ("partners.create", {"tax_rate": "8.25", "billing_emails": "ap@techy.example"}),
                           ("customers.update", {"host_limit": 4213, "payment_terms_days": 45}),

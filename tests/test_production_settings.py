@@ -1,4 +1,4 @@
-"""Production settings and the browser-facing security of the portal (issue 8, items 3 and 5).
+"""Production settings and the browser-facing security of the portal.
 
 - `manage.py check --deploy --fail-level WARNING` is clean under billing.settings.production with
   the environment docs/operations.md documents, and production refuses to start without it.

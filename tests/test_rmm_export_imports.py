@@ -1,4 +1,4 @@
-"""`import_csv rmm-assets FILE --partner P --as-of D` with the RMMs' exports as downloaded (issue 15, item 5),
+"""`import_csv rmm-assets FILE --partner P --as-of D` with the RMMs' exports as downloaded,
 end to end: the command, the inventory written (agents, presences) and the units of per_asset services
 (metering.sync.asset_units_on).
 

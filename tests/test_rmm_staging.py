@@ -1,4 +1,4 @@
-"""rmm-assets on PostgreSQL (issue 7, target c): a clean file takes the COPY staging path (metering.staging) and
+"""rmm-assets on PostgreSQL: a clean file takes the COPY staging path (metering.staging) and
 gives exactly what the row-by-row engine gives; any file that path is not sure of goes to the engine.
 
 Each file here is imported twice from the same state: first by the engine (billing.importing.run_import on a

@@ -1,4 +1,4 @@
-"""Whole syncs through the vendors' APIs (issue 15, acceptance): `rmm_connect`, then `sync_inventory` and the
+"""Whole syncs through the vendors' APIs: `rmm_connect`, then `sync_inventory` and the
 nightly task against loopback servers that answer as each vendor documents its API (metering/tests/fake_*.py
 name their sources), and what the partner is billed for.
 

@@ -1,4 +1,4 @@
-"""Secrets never leak (issue 8, item 5): an API key and an RMM integration token with known values are
+"""Secrets never leak: an API key and an RMM integration token with known values are
 created and used, then every place a person or a log could read is searched for them: the admin's
 lists, forms and history pages, the audit log, the portal, the API's answers and schema, the reports
 and the admin's exports, captured logs at DEBUG (key creation, API calls, a sync that fails with the

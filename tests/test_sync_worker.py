@@ -1,4 +1,4 @@
-"""The nightly RMM sync through a real broker (issue 5): Redis in CI (REDIS_TEST_URL), skipped with the
+"""The nightly RMM sync through a real broker: Redis in CI (REDIS_TEST_URL), skipped with the
 reason elsewhere.
 
 The beat job is queued to Redis, a real worker fans it out per partner, the partner's task fetches the

@@ -1,4 +1,4 @@
-"""RMM connectors (issue 5): the JSON inventory feed against a stub RMM on a real local socket, and the drop
+"""RMM connectors: the JSON inventory feed against a stub RMM on a real local socket, and the drop
 folder. A connector returns the whole inventory or raises ConnectorError, never a partial list; through
 inventory_sync, every fault is a failed SyncRun that wrote nothing to the inventory."""
 

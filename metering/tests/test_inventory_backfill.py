@@ -1,4 +1,4 @@
-"""Back-filled inventories (billing-rules 3.7, decision (t); issue 15 item 6): a missed night filled in later.
+"""Back-filled inventories (billing-rules 3.7, decision (t)): a missed night filled in later.
 
 An inventory dated between two recorded ones is accepted: its changes take effect on its date and last
 until the next recorded inventory; months already invoiced get proration lines on the next CI, as for

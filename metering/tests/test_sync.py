@@ -1,4 +1,4 @@
-"""RMM inventory syncs (issue 5; seed bill-by-rmm-agent: the nightly job, "Get units now", notifications).
+"""RMM inventory syncs (seed bill-by-rmm-agent: the nightly job, "Get units now", notifications).
 
 The sync records a run, fetches outside the inventory transaction, applies the whole inventory as of
 its date (billing-rules 3.7) in one transaction, and emails each per_asset unit change once. Connectors are

@@ -1,4 +1,4 @@
-"""What a sync applies (issue 15 items 2-4): which agents are billed, agents of no customer, and the removal
+"""What a sync applies: which agents are billed, agents of no customer, and the removal
 guard that holds a sync for staff to approve or reject (the admin's Review page).
 
 The connector is replaced by an in-memory one here (the vendors' connectors are tested against their

@@ -1,4 +1,4 @@
-"""The two staff roles of the admin, as groups with explicit permissions (issue 8).
+"""The two staff roles of the admin, as groups with explicit permissions.
 
 - "Billing clerk": sets up partners, customers and services, assigns seats and buys seats, imports
   usage, sets up RMM integrations and starts syncs, issues drafts, records payments, credits
