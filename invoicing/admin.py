@@ -38,7 +38,7 @@ from import_export.admin import ImportExportModelAdmin
 from billing.core.actor import Actor
 from billing.core.admin_import import FileImportAdminMixin
 from billing.core.idempotency import OnceField, new_token, once_per_action, once_per_form
-from billing.core.money import currency_places, quantize_money, quantize_quantity
+from billing.core.money import currency_places, quantize_money, quantize_quantity, tax_on
 from billing.core.periods import utc_date
 from invoicing import pdf as invoice_pdf
 from invoicing.models import (
@@ -62,6 +62,7 @@ from invoicing.services import (
     invoice_issue_draft,
     invoice_status_refresh,
     payment_record,
+    payment_refusals,
 )
 from metering.admin import MeteredServiceAdminMixin
 from partners.admin import AuditedSaveMixin, ReadOnlyAdminMixin, ServiceAddViewMixin, ServiceAdmin
@@ -171,17 +172,14 @@ class PaymentFieldsForm(forms.Form):
     once_token = OnceField()  # sent twice, recorded once (billing/core/idempotency.py)
 
     def check_against(self, invoice: Invoice | None) -> None:
-        """The import's rules that depend on the invoice: currency places, a date within its life."""
-        amount, paid_on = self.cleaned_data.get("amount"), self.cleaned_data.get("paid_on")
-        if paid_on is not None and paid_on > utc_date(timezone.now()):
-            self.add_error("paid_on", "is in the future")
-        if invoice is None:
-            return
-        places = currency_places(invoice.currency)
-        if amount is not None and isinstance(amount.as_tuple().exponent, int) and -amount.as_tuple().exponent > places:
-            self.add_error("amount", f"{invoice.currency} amounts have at most {places} decimal places")
-        if paid_on is not None and paid_on < invoice.issue_date:
-            self.add_error("paid_on", f"is before the invoice's issue date {invoice.issue_date}")
+        """The rules of a payment, the import's and payment_record's (invoicing.services.payment_refusals,
+        billing-rules 4.8), each on its field: a positive amount in the currency's places, a date within the
+        invoice's life, an issued CI or INV."""
+        fields = {"invoice_number": "invoice" if "invoice" in self.fields else None}
+        for column, reason in payment_refusals(invoice=invoice, amount=self.cleaned_data.get("amount"),
+                                               paid_on=self.cleaned_data.get("paid_on"),
+                                               today=utc_date(timezone.now())):
+            self.add_error(fields.get(column, column), reason)
 
 
 class InvoicePaymentForm(PaymentFieldsForm):
@@ -913,7 +911,7 @@ class OneTimeChargeForm(forms.ModelForm):
         quantity, price = cleaned.get("quantity"), cleaned.get("unit_price")
         if partner is not None and quantity is not None and price is not None:
             amount = quantize_money(quantity * price, partner.currency)
-            tax = quantize_money(amount * partner.tax_rate / 100, partner.currency)
+            tax = tax_on(amount, partner.tax_rate, partner.currency)
             if amount + tax >= MAX_TOTAL:
                 self.add_error("unit_price", f"quantity x unit_price = {amount} {partner.currency} is too large "
                                              f"for one invoice")

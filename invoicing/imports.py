@@ -13,19 +13,18 @@ from decimal import Decimal
 from django.utils import timezone
 
 from billing.core.importing import ImportContext, ImportKind, ParsedRow
-from billing.core.money import currency_places, currency_quantum, quantize_money
+from billing.core.money import quantize_money, tax_on
 from billing.core.periods import utc_date
 from billing.core.registry import register_import
-from invoicing.models import AMOUNT, Invoice, InvoiceKind, InvoiceState, OneTimeCharge, Payment
+from invoicing.models import AMOUNT, Invoice, OneTimeCharge, Payment
 from invoicing.resources import OneTimeChargeResource, PaymentResource
-from invoicing.services import invoice_statuses_refresh
+from invoicing.services import invoice_statuses_refresh, payment_refusals
 from partners.audit import audit_entry, jsonable
 from partners.lookups import customers_by_key
 from partners.models import AuditLog, Partner
 
 # The largest total an invoice can hold (its amount columns: 14 digits, 2 of them decimal places).
 MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
-HUNDRED = Decimal(100)
 
 
 
@@ -85,7 +84,7 @@ class OneTimeChargesImport(ImportKind):
                 ctx.error(row.number, "date", f"{v['date']} is in the future")
                 continue
             amount = quantize_money(v["quantity"] * v["unit_price"], partner.currency)
-            tax = quantize_money(amount * partner.tax_rate / HUNDRED, partner.currency)
+            tax = tax_on(amount, partner.tax_rate, partner.currency)
             if amount + tax >= MAX_TOTAL:
                 ctx.error(row.number, "unit_price", f"quantity x unit_price = {amount} {partner.currency} is too "
                                                     f"large for one invoice")
@@ -172,27 +171,11 @@ class PaymentsImport(ImportKind):
                 ctx.error(row.number, "invoice_number", f"{number} is an invoice of partner {invoice.partner.slug}, "
                                                         f"not of the partner given with --partner ({ctx.partner})")
                 continue
-            if invoice.state != InvoiceState.ISSUED:
-                ctx.error(row.number, "invoice_number",
-                          f"{number} is a draft: payments are recorded against issued invoices")
-                continue
-            if invoice.kind == InvoiceKind.CN:
-                ctx.error(row.number, "invoice_number", f"{number} is a credit note: a credit note is not paid")
-                continue
-            ok = True
-            amount = v["amount"]
-            places = currency_places(invoice.currency)
-            if amount != amount.quantize(currency_quantum(invoice.currency)):
-                ctx.error(row.number, "amount", f"at most {places} decimal places ({invoice.currency})")
-                ok = False
-            if v["paid_on"] > today:
-                ctx.error(row.number, "paid_on", f"{v['paid_on']} is in the future")
-                ok = False
-            elif v["paid_on"] < invoice.issue_date:
-                ctx.error(row.number, "paid_on",
-                          f"{v['paid_on']} is before the issue date of {number} ({invoice.issue_date})")
-                ok = False
-            if ok:
+            # the rules of a payment, the admin's and payment_record's too (billing-rules 4.8)
+            refusals = payment_refusals(invoice=invoice, amount=v["amount"], paid_on=v["paid_on"], today=today)
+            for column, reason in refusals:
+                ctx.error(row.number, column, reason)
+            if not refusals:
                 candidates.append((row, invoice))
         existing = set()
         if candidates:

@@ -13,6 +13,8 @@ from billing.core.periods import Period, periods_between
 from invoicing.pricing import SeatDaysPrice, price_seat_days
 from metering.selectors import seat_days_by_service
 from partners.models import Method, SeatPurchase, Service
+from partners.seating import committed_seats_on
+from partners.terms import TermsBook
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,8 @@ def last_complete_period(today: date | None = None) -> Period:
 
 
 def seat_periods(*, services, first: Period | None = None, last: Period | None = None) -> list[SeatPeriod]:
-    """Each seat_days service priced for each of its months in first..last (two queries in all)."""
+    """Each seat_days service priced for each of its months in first..last, with the terms in force on each
+    month's 1st as billing prices it (billing-rules 3.11; three queries in all)."""
     services = [s for s in services if s.method == Method.SEAT_DAYS]
     purchases = defaultdict(list)
     for service_id, effective, seats in SeatPurchase.objects.filter(service__in=services).values_list(
@@ -50,21 +53,22 @@ def seat_periods(*, services, first: Period | None = None, last: Period | None =
         service_ids=list(spans), first=min(s for s, _ in spans.values()).first,
         last=max(e for _, e in spans.values()).last,
     )
+    book = TermsBook([s for s in services if s.pk in spans])
     result = []
     for service in services:
         if service.pk not in spans:
             continue
         for period in periods_between(*spans[service.pk]):
-            result.append(seat_period(service, period, seat_days=counted.get((service.pk, period.first), 0),
+            result.append(seat_period(book.on(service, period.first), period,
+                                      seat_days=counted.get((service.pk, period.first), 0),
                                       purchases=purchases[service.pk]))
     return result
 
 
 def seat_period(service: Service, period: Period, *, seat_days: int, purchases) -> SeatPeriod:
-    """One seat_days service priced for one usage period (billing-rules 3.1, 6.1-6.2)."""
-    committed = (service.committed_quantity or 0) + sum(
-        seats for effective, seats in purchases if effective <= period.first
-    )
+    """One seat_days service priced for one usage period (billing-rules 3.1, 6.1-6.2). `service` stands as on
+    the period's 1st (its terms then); `purchases` are its (effective date, seats)."""
+    committed = committed_seats_on(period.first, committed_quantity=service.committed_quantity, purchases=purchases)
     price = price_seat_days(
         seat_days=seat_days, days_in_month=period.days,
         service_days=period.days_within(service.start_date, service.end_date),

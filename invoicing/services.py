@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
@@ -17,7 +17,7 @@ from django.utils import timezone
 from billing.core.actor import Actor
 from billing.core.aside import aside_possible
 from billing.core.bulk import insert_objects, insert_rows, update_rows
-from billing.core.money import ZERO, currency_places, money_sum, quantize_money
+from billing.core.money import ZERO, currency_places, currency_quantum, money_sum, quantize_money, tax_on
 from billing.core.periods import Period, periods_between, utc_date
 from invoicing.models import (
     ChildInvoice,
@@ -36,11 +36,10 @@ from invoicing.rating import ADVANCE, CI, INV, BilledUnits, RatedLine, rate_part
 from invoicing.selectors import balance_at, invoice_pdf_detailed, statement_figures
 from invoicing.trueups import TRUE_UP_TYPES, measured_issued, measured_now, true_up_lines
 from partners.audit import audit_entry, audit_record
-from partners.models import AuditLog, Customer, Method, Partner, Service
+from partners.models import AuditLog, Customer, Method, Partner, Service, payment_due_date
 from partners.terms import TermsBook
 
 logger = logging.getLogger(__name__)
-HUNDRED = Decimal(100)
 
 
 class BillingError(Exception):
@@ -351,12 +350,6 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period
     return billed
 
 
-def _terms(partner: Partner, customer: Customer | None) -> int:
-    if customer is not None and customer.payment_terms_days is not None:
-        return customer.payment_terms_days
-    return partner.payment_terms_days
-
-
 # the columns a run writes of each line, in the order of `_line` (plain rows: a model instance per line
 # was most of writing a large CI's lines)
 LINE_COLUMNS = ["invoice_id", "child_id", "service_id", "customer_id", "line_type", "period", "quantity",
@@ -396,7 +389,7 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
                 key = owner.pk if owner else None
                 if key not in owners:
                     owners[key] = ChildInvoice(customer_id=key, subtotal=ZERO,
-                                               due_date=item.issue_date + timedelta(days=_terms(partner, owner)))
+                                               due_date=payment_due_date(item.issue_date, partner, owner))
                     children.append((owners[key], invoice))
                 owners[key].subtotal += rated.amount
             for position, rated in enumerate(item.lines):
@@ -409,10 +402,10 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
             mine.append([invoice, None, None, charge.customer_id, LineType.ONE_TIME.value, period, charge.quantity,
                          charge.unit_price, amount, charge.description, charge.taxable, None,
                          f"one_time:{charge.pk}", {}, 0, None])
-            invoice.due_date = item.issue_date + timedelta(days=_terms(partner, charge.customer))
+            invoice.due_date = payment_due_date(item.issue_date, partner, charge.customer)
         else:
             mine += [_line(invoice, rated, n) for n, rated in enumerate(item.lines)]
-            invoice.due_date = item.issue_date + timedelta(days=_terms(partner, item.customer))
+            invoice.due_date = payment_due_date(item.issue_date, partner, item.customer)
         tax = _totals(invoice, [(line[AMOUNT], line[TAXABLE]) for line in mine])
         if invoice.tax_rate > 0:  # billing-rules 4.3: tax once per invoice, present whenever the rate is above 0
             mine.append([invoice, None, None, None, LineType.TAX.value, period, None, invoice.tax_rate, tax,
@@ -443,7 +436,7 @@ def _totals(invoice: Invoice, amounts: list[tuple[Decimal, bool]]) -> Decimal:
     """Set the invoice's subtotal, tax and total from its lines' (amount, taxable); returns the tax."""
     subtotal = money_sum(amount for amount, _ in amounts)
     taxable = money_sum(amount for amount, taxable in amounts if taxable)
-    tax = quantize_money(taxable * invoice.tax_rate / HUNDRED, invoice.currency)
+    tax = tax_on(taxable, invoice.tax_rate, invoice.currency)
     invoice.subtotal, invoice.tax_amount, invoice.total = subtotal, tax, subtotal + tax
     return tax
 
@@ -600,22 +593,46 @@ def invoice_statuses_refresh(*, invoices=None, today: date | None = None) -> int
     return sum(len(pks) for pks in moves.values())
 
 
+def payment_refusals(*, invoice: Invoice | None, amount: Decimal | None, paid_on: date | None,
+                     today: date) -> list[tuple[str, str]]:
+    """Why a payment cannot be recorded, as (column, reason) pairs named by the payments import's columns; none
+    when it can (billing-rules 4.8, billing-rules decision (ac)). The one place these rules are written: the
+    payments import reports them on the row, the admin's payment forms on their fields, `payment_record`
+    refuses with the first. Pure: nothing is read but the arguments.
+
+    - only an issued CI or INV is paid: a draft or a credit note is refused on `invoice_number`, alone;
+    - the amount is above 0, with at most the invoice currency's decimal places (10.001 USD is refused);
+    - `paid_on` is not after `today` (UTC) nor before the invoice's issue date.
+
+    An argument that is None is not known (a form field that did not parse) and is not checked."""
+    if invoice is not None:
+        number = invoice.number or "this invoice"
+        if invoice.state != InvoiceState.ISSUED:
+            return [("invoice_number", f"{number} is a draft: payments are recorded against issued invoices")]
+        if invoice.kind == InvoiceKind.CN:
+            return [("invoice_number", f"{number} is a credit note: a credit note is not paid")]
+    refusals = []
+    if amount is not None:
+        if amount <= 0:
+            refusals.append(("amount", "a payment is a positive amount"))
+        elif invoice is not None and amount != amount.quantize(currency_quantum(invoice.currency)):
+            refusals.append(("amount", f"at most {currency_places(invoice.currency)} decimal places "
+                                       f"({invoice.currency})"))
+    if paid_on is not None:
+        if paid_on > today:
+            refusals.append(("paid_on", f"{paid_on} is in the future"))
+        elif invoice is not None and paid_on < invoice.issue_date:
+            refusals.append(("paid_on", f"{paid_on} is before the issue date of {number} ({invoice.issue_date})"))
+    return refusals
+
+
 @transaction.atomic
 def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, reference: str = "", actor: Actor,
                    source: str = "admin") -> Payment:
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)  # one payment at a time per invoice
-    if not invoice.is_issued:
-        raise BillingError("payments are recorded against issued invoices")
-    if invoice.kind == InvoiceKind.CN:
-        raise BillingError("a credit note is not paid")
-    if amount <= 0:
-        raise BillingError("a payment is a positive amount")
-    if amount != quantize_money(amount, invoice.currency):
-        raise BillingError(f"at most {currency_places(invoice.currency)} decimal places ({invoice.currency})")
-    if paid_on > utc_date(timezone.now()):
-        raise BillingError("a payment cannot be dated in the future")
-    if paid_on < invoice.issue_date:
-        raise BillingError(f"{invoice.number} was issued on {invoice.issue_date}: a payment cannot be dated before")
+    refusals = payment_refusals(invoice=invoice, amount=amount, paid_on=paid_on, today=utc_date(timezone.now()))
+    if refusals:
+        raise BillingError(refusals[0][1])
     payment = Payment.objects.create(partner=invoice.partner, invoice=invoice, amount=amount, paid_on=paid_on,
                                      reference=reference, recorded_by=actor.user, source=source)
     audit_record(actor=actor, action="payment.record", obj=payment, partner=invoice.partner,
@@ -665,8 +682,8 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
         # the last lines credited: the tax still uncredited, so the credits add up to the invoice's tax
         tax = -invoice.tax_amount - money_total(earlier, "tax_amount", invoice.currency)
     else:
-        tax = quantize_money(money_sum(line.amount for line in credit_lines if line.taxable) * invoice.tax_rate
-                             / HUNDRED, invoice.currency)
+        tax = tax_on(money_sum(line.amount for line in credit_lines if line.taxable), invoice.tax_rate,
+                     invoice.currency)
     if invoice.tax_rate > 0:
         credit_lines.append(InvoiceLine(
             invoice=note, line_type=LineType.TAX, period=credit_lines[0].period, unit_price=invoice.tax_rate,

@@ -22,7 +22,7 @@ Lists never run a query per row: places, suspensions and counts are subquery ann
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -60,7 +60,7 @@ from metering.models import (
     UsageSnapshot,
 )
 from metering.resources import SuspensionResource, TenantEventResource, TenantUsageResource
-from metering.selectors import seat_days_by_customer
+from metering.selectors import GB, licenses_on_day, seat_days_by_customer
 from metering.services import inventory_latest_as_of, rmm_integration_snapshot
 from metering.sync import (
     ReviewError,
@@ -73,7 +73,6 @@ from metering.sync import (
 from partners.admin import EMPTY, AuditedSaveMixin, CustomerAdmin, CustomerFilter, ReadOnlyAdminMixin
 from partners.models import Customer, Method, Service
 
-GB = Decimal(10**9)  # storage_per_license_gb counts decimal gigabytes (billing-rules 3.6)
 NUMBER = '<span style="display:block;text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums">{}</span>'
 BLANK = mark_safe("&nbsp;")  # an empty cell ("" would show the admin's empty-value dash)
 INVENTORY_HELP = (
@@ -127,15 +126,6 @@ def _licensing_services():
         .filter(Q(customer__isnull=True) | Q(customer=OuterRef("customer")))
         .order_by(F("customer_id").desc(nulls_last=True), "code")
     )
-
-
-def day_licenses(users: int, storage_bytes: int, per_license_gb: Decimal | None) -> tuple[int, bool]:
-    """A day's licenses (billing-rules 3.6): max(users, ceil(storage / (GB per license x 10^9))), and whether
-    storage decided it. For the list only: billing counts them in metering.selectors."""
-    if not per_license_gb:
-        return users, False
-    by_storage = int((Decimal(storage_bytes) / (per_license_gb * GB)).to_integral_value(rounding=ROUND_CEILING))
-    return max(users, by_storage), by_storage > users
 
 
 # --- usage snapshots ----------------------------------------------------------------------------
@@ -193,8 +183,8 @@ class UsageSnapshotAdmin(ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, File
         if obj.suspended_all_day:
             return format_html('<span class="quiet" title="{}">{}</span>', "suspended all day: counts 0",
                                format_html(NUMBER, 0))
-        count, by_storage = day_licenses(obj.users_count, obj.storage_bytes, obj.per_license_gb)
-        if by_storage:
+        count = licenses_on_day(obj.users_count, obj.storage_bytes, obj.per_license_gb)  # billing-rules 3.6
+        if count > obj.users_count:  # storage decided it
             return format_html(
                 '<span title="by storage: {} GB per license" style="display:block;text-align:right;'
                 'white-space:nowrap">{} <span class="quiet">storage</span></span>',

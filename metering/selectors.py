@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 
@@ -217,9 +218,30 @@ def peak_users_by_service(*, service_ids, first: date, last: date) -> dict[int, 
     return {sid: int(peak or 0) for sid, peak in _run(sql, params)}
 
 
+GB = Decimal(10**9)  # storage_per_license_gb counts decimal gigabytes (billing-rules 3.6)
+
+
+def licenses_on_day(users_count: int, storage_bytes: int, storage_per_license_gb: Decimal | None) -> int:
+    """A tenant's licenses on one day it is not suspended for the whole day (billing-rules 3.6): the larger of
+    users_count and ceil(storage_bytes ÷ (storage_per_license_gb × 10⁹)); users_count alone without
+    storage_per_license_gb. Exact integers, no float: the field has 3 decimal places, so a license holds a
+    whole number of bytes (rounded, as the SQL rounds it, should a value ever have more).
+
+    The one place the rule is written in Python: the admin's usage list and the reseller API call it, and
+    `licenses_by_service` below computes the same in SQL (the set-based billing path), checked against this
+    function on random histories (metering/tests/test_meter_properties.py). A day suspended whole counts 0:
+    that is the caller's (billing-rules 6.8). Example (billing-rules 3.10): 9 users and 480 GB at 50 GB per
+    license is max(9, ceil(9.6)) = 10."""
+    if not storage_per_license_gb:
+        return users_count
+    per_license = int((storage_per_license_gb * GB).to_integral_value(rounding=ROUND_HALF_UP))
+    return max(users_count, -(-storage_bytes // per_license))
+
+
 def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, int], int]:
     """{(service, customer): billable licenses} (billing-rules 3.6): per day not suspended for the whole
-    day, max(users, ceil(storage / (GB per license x 10^9))); the customer's highest day counts."""
+    day, `licenses_on_day` in SQL, max(users, ceil(storage / (GB per license x 10^9))); the customer's highest
+    day counts."""
     ids = list(service_ids)
     if not ids:
         return {}

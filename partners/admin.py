@@ -15,7 +15,7 @@ the whole page (see PageStatsChangeList).
 from __future__ import annotations
 
 import json
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django import forms
 from django.apps import apps
@@ -27,7 +27,7 @@ from django.contrib.admin.widgets import AdminDateWidget, AutocompleteSelect
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Count, F, IntegerField, OuterRef, Subquery, Sum
+from django.db.models import Count, F, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.urls import NoReverseMatch, reverse
@@ -65,8 +65,8 @@ from partners.resources import (
     SeatPurchaseResource,
     ServiceResource,
 )
-from partners.seating import SeatRuleError
-from partners.selectors import active_seat_counts, commitments_in_force
+from partners.seating import SeatRuleError, utilization, utilization_percent
+from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 from partners.services import (
     seat_assign,
     seat_purchase_create,
@@ -103,24 +103,21 @@ def _active_seats(outer: str):
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def _percent(active: int, committed: int) -> int:
-    return int((Decimal(active) * 100 / Decimal(committed)).quantize(Decimal("1"), ROUND_HALF_UP))
-
-
 def utilization_html(active: int, committed: int, scope: str = "", part: int | None = None):
-    """A small bar, the percent and active / committed: amber from the warning threshold, red in
-    overage (billing-rules 3.3). `part`: the seats this row holds of a wider scope, drawn darker."""
+    """A small bar, the percent (`utilization_percent`: whole, half away from zero, billing-rules decision (as))
+    and active / committed: amber from the warning threshold, red in overage, both judged on the exact ratio as
+    the alerts are (billing-rules 3.3). `part`: the seats this row holds of a wider scope, drawn darker."""
     if not committed:
         return EMPTY
-    percent = _percent(active, committed)
+    percent = utilization_percent(active, committed)
     if active > committed:
         colour = "#ba2121"
-    elif percent >= settings.UTILIZATION_WARNING_PERCENT:
+    elif utilization(active, committed) * 100 >= settings.UTILIZATION_WARNING_PERCENT:
         colour = "#b36b00"
     else:
         colour = "#417690"
     total_width = min(percent, 100)
-    part_width = total_width if part is None else min(_percent(part, committed), total_width)
+    part_width = total_width if part is None else min(utilization_percent(part, committed), total_width)
     title = f"{active} active seats of {committed} committed{' ' + scope if scope else ''}"
     if part is not None:
         title += f"; this customer holds {part}"
@@ -493,15 +490,16 @@ class ServiceOverviewInline(admin.TabularInline):
         return False
 
     def get_queryset(self, request):
-        today = utc_date(timezone.now())
-        purchased = (
-            SeatPurchase.objects.filter(service=OuterRef("pk"), effective_date__lte=today)
-            .order_by().values("service").annotate(s=Sum("seats")).values("s")[:1]
-        )
-        return (
-            super().get_queryset(request).select_related("partner", "customer")
-            .annotate(purchased_now=Coalesce(Subquery(purchased, output_field=IntegerField()), 0))
-        )
+        return super().get_queryset(request).select_related("partner", "customer")
+
+    def _committed_today(self, obj) -> int:
+        """The service's commitment in force today (`committed_seats`), read once for all the partner's
+        services shown (this inline is made anew for each request)."""
+        cache = self.__dict__.setdefault("_committed_now", {})
+        if obj.partner_id not in cache:
+            services = list(Service.objects.filter(partner_id=obj.partner_id))
+            cache[obj.partner_id] = committed_seats(services, utc_date(timezone.now()))
+        return cache[obj.partner_id].get(obj.pk, 0)
 
     @admin.display(description="price")
     def price(self, obj):
@@ -511,7 +509,7 @@ class ServiceOverviewInline(admin.TabularInline):
 
     @admin.display(description="commitment")
     def commitment(self, obj):
-        committed = (obj.committed_quantity or 0) + getattr(obj, "purchased_now", 0)
+        committed = self._committed_today(obj)
         if not committed:
             return EMPTY
         return f"{committed}{' + overage' if obj.overage_enabled else ''}"
@@ -799,7 +797,7 @@ class ServiceForm(FieldErrorsMixin, DatedTermsForm):
 
 
 @admin.register(Service)
-class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, AuditedSaveMixin, FileImportAdminMixin,
+class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, FileImportAdminMixin,
                    ImportExportModelAdmin):
     import_kind = "services"
     resource_classes = [ServiceResource]
@@ -834,15 +832,11 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, AuditedSaveMixin, FileI
         return ("partner", "code", "method", "meter", "rmm_filter", "commitment_now", "terms_history_table",
                 "created_at", "updated_at")
 
-    def get_queryset(self, request):
-        today = utc_date(timezone.now())
-        purchased = (
-            SeatPurchase.objects.filter(service=OuterRef("pk"), effective_date__lte=today)
-            .order_by().values("service").annotate(s=Sum("seats")).values("s")[:1]
-        )
-        return super().get_queryset(request).annotate(
-            purchased_now=Coalesce(Subquery(purchased, output_field=IntegerField()), 0)
-        )
+    def annotate_page(self, request, rows):
+        """Each row's commitment in force today (billing-rules 3.1, 6.2), for the page in two queries."""
+        in_force = committed_seats(rows, utc_date(timezone.now()))
+        for service in rows:
+            service.page_committed = in_force[service.pk]
 
     @admin.display(description="scope", ordering="customer__name")
     def scope(self, obj):
@@ -863,9 +857,11 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, AuditedSaveMixin, FileI
 
     @admin.display(description="committed now")
     def committed_now(self, obj):
+        committed = getattr(obj, "page_committed", None)
+        if committed is None:
+            committed = committed_seats([obj], utc_date(timezone.now()))[obj.pk]
         if obj.method != Method.SEAT_DAYS:
-            return obj.committed_quantity or EMPTY
-        committed = (obj.committed_quantity or 0) + getattr(obj, "purchased_now", 0)
+            return committed or EMPTY
         if not committed:
             return EMPTY
         return format_html('<span style="white-space:nowrap">{}{}</span>', committed,
@@ -881,7 +877,7 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, AuditedSaveMixin, FileI
         if not obj.pk or obj.method != Method.SEAT_DAYS:
             return EMPTY
         today = utc_date(timezone.now())
-        committed = obj.committed_on(today)
+        committed = committed_seats([obj], today)[obj.pk]
         counts = active_seat_counts(partner_ids=[obj.partner_id])
         purchases = obj.seat_purchases.order_by("purchased_at")
         bought = format_html_join(

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models, transaction
-from django.db.models import Q, Sum
+from django.db.models import Q
 from django.utils import timezone
 from djmoney.models.fields import MoneyField
 
 from billing.core.emails import split_emails
 from billing.core.periods import next_month_start, utc_date
+from partners.choices import Meter, Method, Proration, TierMode
 from partners.tiers import TierError, parse_tiers
 
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "use lower-case letters, digits, - and _")
@@ -96,9 +98,27 @@ class Customer(models.Model):
 
     @property
     def effective_payment_terms_days(self) -> int:
-        if self.payment_terms_days is not None:
-            return self.payment_terms_days
-        return self.partner.payment_terms_days
+        """The days this customer is given to pay, today's terms (`payment_terms_days` has the rule)."""
+        return payment_terms_days(self.partner, self)
+
+
+def payment_terms_days(partner: Partner, customer: Customer | None = None) -> int:
+    """The days to pay an invoice (billing-rules 4.1): the customer's own `payment_terms_days` when it has
+    them, else the partner's; an invoice or child with no customer takes the partner's. The one place this
+    rule is written (billing and `Customer.effective_payment_terms_days` come here).
+
+    `partner` is the partner as it stood on the invoice's issue date (its payment terms have effective dates,
+    billing-rules 3.11: `partners.terms.TermsBook.on(partner, issue_date)`); a customer's own terms keep no
+    history and bill with their current value (billing-rules decision (ar))."""
+    if customer is not None and customer.payment_terms_days is not None:
+        return customer.payment_terms_days
+    return partner.payment_terms_days
+
+
+def payment_due_date(issue_date: date, partner: Partner, customer: Customer | None = None) -> date:
+    """The due date of an invoice (or a CI's child) issued on `issue_date` (billing-rules 4.1): the issue
+    date plus `payment_terms_days(partner, customer)`."""
+    return issue_date + timedelta(days=payment_terms_days(partner, customer))
 
 
 class Member(models.Model):
@@ -180,31 +200,6 @@ class SeatAssignment(models.Model):
         self.start_date = utc_date(self.assigned_at)
         self.end_date = utc_date(self.removed_at) if self.removed_at else None
         return self
-
-
-class Method(models.TextChoices):
-    SEAT_DAYS = "seat_days", "Seat-days (arrears)"
-    PEAK = "peak", "Peak / high-watermark (arrears)"
-    CMQ = "cmq", "Committed minimum quantity"
-    LICENSES = "licenses", "Licenses per tenant (arrears)"
-    PER_ASSET = "per_asset", "Per RMM agent (advance + proration)"
-    PER_HOST = "per_host", "Per host (advance)"
-    FLAT = "flat", "Flat (advance)"
-
-
-class Meter(models.TextChoices):
-    USERS = "users", "Users"
-    ASSETS = "assets", "RMM assets"
-
-
-class TierMode(models.TextChoices):
-    VOLUME = "volume", "Volume"
-    GRADUATED = "graduated", "Graduated"
-
-
-class Proration(models.TextChoices):
-    DAY_FRACTION = "day_fraction", "Day fraction (start date included)"
-    ROUNDED_DAILY_RATE = "rounded_daily_rate", "Rounded daily rate (days after start)"
 
 
 rmm_filter_validator = RegexValidator(
@@ -345,11 +340,6 @@ class Service(models.Model):
     @property
     def scope_label(self) -> str:
         return self.customer.name if self.customer_id else "all customers"
-
-    def committed_on(self, day) -> int:
-        """Committed seats in force on `day`: the contract plus purchases effective by then."""
-        purchased = self.seat_purchases.effective_by(day).aggregate(s=Sum("seats"))["s"] or 0
-        return (self.committed_quantity or 0) + purchased
 
 
 def service_rule_errors(service: Service) -> dict[str, str]:

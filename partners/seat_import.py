@@ -42,8 +42,9 @@ from partners.models import (
     Service,
 )
 from partners.resources import SeatEventResource
-from partners.seating import Commitment, SeatRuleError, check_assignment
+from partners.seating import Commitment, SeatRuleError, check_assignment, committed_seats_on
 from partners.services import alerts_evaluate
+from partners.terms import TermsBook
 
 ASSIGN, UNASSIGN = "assign", "unassign"
 
@@ -144,6 +145,8 @@ class _Replay:
             "service_id", "effective_date", "seats"
         ):
             self.purchases[service_id].append((effective, seats))
+        self.terms = TermsBook(self.services)  # the commitment in force on each event's date (billing-rules 3.11)
+        self.in_force: dict = {}  # day -> the commitments in force that day
         # member -> (customer id, assigned_at, source) while the member holds a seat
         self.active: dict[int, tuple[int, datetime, str]] = {}
         self.by_customer: dict[int, int] = defaultdict(int)
@@ -159,13 +162,16 @@ class _Replay:
         self.counts = defaultdict(lambda: {"assigned": 0, "unassigned": 0})
 
     def commitments(self, day) -> list[Commitment]:
-        result = []
-        for s in self.services:
-            if s.start_date <= day and (s.end_date is None or day <= s.end_date):
-                bought = sum(seats for effective, seats in self.purchases[s.pk] if effective <= day)
-                result.append(Commitment(s.code, (s.committed_quantity or 0) + bought, s.overage_enabled,
-                                         s.customer_id))
-        return result
+        """The seat_days commitments in force on `day` (billing-rules decision (b)): services running that day,
+        each with its committed seats then (`committed_seats_on`)."""
+        if day not in self.in_force:
+            self.in_force[day] = [
+                Commitment(s.code, committed_seats_on(day, committed_quantity=self.terms.on(s, day).committed_quantity,
+                                                      purchases=self.purchases[s.pk]),
+                           s.overage_enabled, s.customer_id)
+                for s in self.services if s.start_date <= day and (s.end_date is None or day <= s.end_date)
+            ]
+        return self.in_force[day]
 
     def run(self) -> None:
         # the same lock as the live seat service: caps and commitments hold against concurrent assigns

@@ -9,7 +9,8 @@ from datetime import date
 from django.db.models import Count, Sum
 
 from partners.models import Method, SeatAssignment, SeatPurchase, Service
-from partners.seating import Commitment
+from partners.seating import Commitment, committed_seats_on
+from partners.terms import TermsBook
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,22 @@ def active_seat_counts(*, partner_ids=None, at=None) -> SeatCounts:
 
 
 def committed_seats(services, day: date) -> dict[int, int]:
-    """{service id: committed seats in force on `day`}: the contract plus the purchases effective by
-    then (billing-rules 6.2), for any number of services in one query."""
-    purchased = dict(
+    """{service id: committed seats in force on `day`} (billing-rules 3.1, 6.2): each service's committed
+    quantity in force that day (its terms over time, billing-rules 3.11) plus the purchases effective by then,
+    by `partners.seating.committed_seats_on`, for any number of services in two queries."""
+    services = list(services)
+    purchases: dict[int, list[tuple[date, int]]] = defaultdict(list)
+    for service_id, effective, seats in (
         SeatPurchase.objects.filter(service__in=services).effective_by(day)
-        .order_by().values_list("service_id").annotate(s=Sum("seats"))
-    )
-    return {service.pk: (service.committed_quantity or 0) + purchased.get(service.pk, 0) for service in services}
+        .order_by().values_list("service_id", "effective_date").annotate(s=Sum("seats"))
+    ):
+        purchases[service_id].append((effective, seats))
+    book = TermsBook(services)
+    return {
+        service.pk: committed_seats_on(day, committed_quantity=book.on(service, day).committed_quantity,
+                                       purchases=purchases[service.pk])
+        for service in services
+    }
 
 
 def commitments_in_force(*, partner_ids, day: date) -> dict[int, list[Commitment]]:

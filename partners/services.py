@@ -27,7 +27,7 @@ from partners.models import (
     TermsVersion,
     UtilizationAlert,
 )
-from partners.seating import SeatRuleError, check_assignment, utilization
+from partners.seating import SeatRuleError, check_assignment, utilization, utilization_percent
 from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 from partners.terms import (
     LABELS,
@@ -219,7 +219,7 @@ def alert_email_send(*, alert: UtilizationAlert) -> UtilizationAlert:
     recipients = [r for r in alert.recipients.split(", ") if r]
     service = alert.service
     if recipients:
-        percent = (alert.active_seats * 100) // alert.committed_seats if alert.committed_seats else 0
+        percent = utilization_percent(alert.active_seats, alert.committed_seats) or 0  # as the admin shows it
         subject = (
             f"[{service.partner.name}] {service.name}: overage has started"
             if alert.kind == AlertKind.OVERAGE

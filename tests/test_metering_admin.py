@@ -19,7 +19,7 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from billing.core.actor import Actor
-from metering.admin import UsageSnapshotAdmin, day_licenses
+from metering.admin import UsageSnapshotAdmin
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from metering.services import AgentRow, inventory_apply
 from partners.models import AuditLog, Method
@@ -154,13 +154,20 @@ def test_snapshots_show_gigabytes_licenses_and_suspended_days(clerk, world):
     assert ">0<" in admin_page.licenses(rows["old-mill"])
 
 
-def test_day_licenses_follow_the_rule():
-    """max(users, ceil(storage / (GB per license x 10^9))) (billing-rules 3.6)."""
-    assert day_licenses(6, 912_345_678_901, Decimal("50")) == (19, True)
-    assert day_licenses(6, 250 * 10**9, Decimal("50")) == (6, False)
-    assert day_licenses(6, 250 * 10**9 + 1, Decimal("50")) == (6, False)
-    assert day_licenses(5, 250 * 10**9 + 1, Decimal("50")) == (6, True)
-    assert day_licenses(7, 10**15, None) == (7, False)
+def test_the_list_counts_licenses_with_the_one_rule(clerk, world):
+    """The list's licenses are metering.selectors.licenses_on_day's (billing-rules 3.6; the rule's own tests are
+    in metering/tests/test_licenses_on_day.py), marked "storage" when storage decided them."""
+    from metering.selectors import licenses_on_day
+
+    response = clerk.get(url("usagesnapshot"))
+    admin_page = response.context["cl"].model_admin
+    for row in response.context["cl"].result_list:
+        if not row.licensed or row.suspended_all_day:
+            continue
+        count = licenses_on_day(row.users_count, row.storage_bytes, row.per_license_gb)
+        shown = admin_page.licenses(row)
+        assert f">{count}" in shown
+        assert ("storage" in shown) == (count > row.users_count)
 
 
 def test_suspensions_show_the_whole_days_suspended(clerk, world):

@@ -98,7 +98,7 @@ def test_owner_uses_the_portal_in_chromium(portal_data, browser_page, live_serve
     assert page.locator("[data-kpi=committed]").inner_text() == "6"
     assert page.locator("[data-kpi=assigned]").inner_text() == "8"
     assert page.locator("[data-kpi=available]").inner_text() == "0"
-    assert page.locator("[data-kpi=utilization]").inner_text() == "133.3%"
+    assert page.locator("[data-kpi=utilization]").inner_text() == "133%"
     assert page.locator("svg polyline").count() == 2
     shoot(page, tmp_path, "dashboard")
     page.set_viewport_size({"width": 390, "height": 844})

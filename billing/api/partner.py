@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from django.utils import timezone
 from ninja import Router, Status
@@ -12,7 +12,7 @@ from billing.api.auth import actor_of, customer_of, partner_of
 from billing.api.schemas import DashboardOut, ErrorOut, SeatIn, SeatOut, ValidationErrorOut
 from billing.core.periods import utc_date
 from partners.models import Method, SeatAssignment, Service
-from partners.seating import SeatRuleError, utilization
+from partners.seating import SeatRuleError, utilization_percent
 from partners.selectors import active_seat_counts, committed_seats
 from partners.services import seat_assign, seat_unassign
 
@@ -53,8 +53,11 @@ def seat_delete(request, customer: str, member: str):
 
 
 def _ratio_text(active: int, committed: int) -> str | None:
-    ratio = utilization(active, committed)
-    return None if ratio is None else format(ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP), "f")
+    """Utilization as a decimal string of the whole percent people are shown everywhere (`utilization_percent`:
+    half away from zero, billing-rules decision (as)): 1 of 3 is "0.33", 4 of 3 "1.33"; None without a
+    commitment."""
+    percent = utilization_percent(active, committed)
+    return None if percent is None else format(Decimal(percent) / 100, ".2f")
 
 
 @router.get("/dashboard", response={200: DashboardOut, 401: ErrorOut})

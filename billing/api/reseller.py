@@ -26,6 +26,7 @@ from billing.core.periods import Period, utc_date
 from invoicing.rating import CI, rate_partner_month
 from invoicing.services import billed_units
 from metering.models import Suspension, UsageSnapshot
+from metering.selectors import licenses_on_day
 from metering.services import TenantStateError, tenant_suspend, tenant_unsuspend, usage_snapshot_record
 from partners.models import Customer, Method, Service
 
@@ -58,12 +59,7 @@ def _licenses(customer: Customer, snapshot: UsageSnapshot | None) -> int:
     service = services[0] if services else None
     if service is None or snapshot is None:
         return 0
-    users = snapshot.users_count
-    if not service.storage_per_license_gb:
-        return users
-    per_license = int((service.storage_per_license_gb * Decimal(10) ** 9).to_integral_value())
-    by_storage = (snapshot.storage_bytes + per_license - 1) // per_license
-    return max(users, by_storage)
+    return licenses_on_day(snapshot.users_count, snapshot.storage_bytes, service.storage_per_license_gb)
 
 
 @router.get("/tenants", response={200: list[TenantOut], 401: ErrorOut})

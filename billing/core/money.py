@@ -14,6 +14,7 @@ import moneyed
 
 ROUNDING = ROUND_HALF_UP
 ZERO = Decimal("0")
+HUNDRED = Decimal(100)
 QUANTITY_PLACES = 4  # quantities are shown to 4 places (seat-months)
 
 
@@ -45,6 +46,17 @@ def quantize_money(amount: Decimal, currency: str) -> Decimal:
     rounded = amount.quantize(currency_quantum(currency), rounding=ROUNDING)
     # -0.004 rounds to zero: a line or an export shows 0.00, never -0.00
     return rounded.copy_abs() if rounded.is_zero() else rounded
+
+
+def tax_on(taxable: Decimal, rate_percent: Decimal, currency: str) -> Decimal:
+    """The tax on a taxable amount (billing-rules 2, 4.3): `rate_percent` percent of it, computed exactly and
+    rounded once, half away from zero, to the currency's minor unit. The one place tax is computed: an
+    invoice's tax line on the sum of its taxable lines, a credit note's tax on the lines it credits, and the
+    "fits on one invoice" check of a one-time charge (admin and import) all come here.
+
+    Example (billing-rules 4.3): 191.94 at 10% is 19.194 -> 19.19; 101.64 at 20% is 20.328 -> 20.33; a
+    credit of -0.05 at 10% is -0.005 -> -0.01."""
+    return quantize_money(taxable * rate_percent / HUNDRED, currency)
 
 
 def quantize_quantity(quantity: Decimal) -> Decimal:

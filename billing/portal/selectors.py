@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
 
 from metering.models import Day
 from partners.models import Method, SeatAssignment, SeatPurchase, Service
+from partners.seating import committed_seats_on, utilization, utilization_percent
 from partners.selectors import active_seat_counts, committed_seats
+from partners.terms import TermsBook
 
 _DAILY_SEATS = """
     SELECT d.day, COUNT(DISTINCT a.member_id)
@@ -39,13 +41,24 @@ class SeatSummary:
     committed: int
     assigned: int
     available: int
-    utilization: Decimal | None  # percent
+    utilization: int | None  # a whole percent (utilization_percent, billing-rules decision (as))
     overage: int
     scheduled: list  # SeatPurchase not yet in force
 
     @property
     def utilization_bar(self) -> int:
-        return 0 if self.utilization is None else min(100, int(self.utilization))
+        return 0 if self.utilization is None else min(100, self.utilization)
+
+    @property
+    def utilization_level(self) -> str:
+        """The bar's colour, judged on the exact ratio as the alerts are (billing-rules 3.3): `bad` once the
+        commitment is used up, `warn` from the warning threshold, else blank."""
+        ratio = utilization(self.assigned, self.committed)
+        if ratio is None:
+            return ""
+        if ratio >= 1:
+            return "bad"
+        return "warn" if ratio * 100 >= settings.UTILIZATION_WARNING_PERCENT else ""
 
 
 def seat_services(partner_id: int, day: date):
@@ -66,10 +79,9 @@ def seat_summaries(*, partner_id: int, day: date) -> list[SeatSummary]:
     for service in services:
         assigned = counts.in_scope(service)
         committed = in_force[service.pk]
-        percent = (Decimal(assigned) * 100 / committed).quantize(Decimal("0.1")) if committed else None
         summaries.append(SeatSummary(
             service=service, committed=committed, assigned=assigned,
-            available=max(committed - assigned, 0), utilization=percent,
+            available=max(committed - assigned, 0), utilization=utilization_percent(assigned, committed),
             overage=max(assigned - committed, 0) if committed else 0,
             scheduled=[p for p in pending if p.service_id == service.pk],
         ))
@@ -85,16 +97,19 @@ def chart_window(today: date) -> tuple[date, date]:
 
 
 def commitment_by_day(service: Service | None, days: list[date]) -> list[int]:
-    """The service's commitment in force on each day (0 outside its dates)."""
+    """The service's committed seats in force on each day (`committed_seats_on`, with the commitment of its
+    terms then: billing-rules 3.1, 3.11); 0 outside its dates."""
     if service is None:
         return [0 for _ in days]
     purchases = list(service.seat_purchases.order_by("effective_date").values_list("effective_date", "seats"))
+    book = TermsBook([service])
     result = []
     for day in days:
         if day < service.start_date or (service.end_date and day > service.end_date):
             result.append(0)
             continue
-        result.append((service.committed_quantity or 0) + sum(n for d, n in purchases if d <= day))
+        result.append(committed_seats_on(day, committed_quantity=book.on(service, day).committed_quantity,
+                                         purchases=purchases))
     return result
 
 

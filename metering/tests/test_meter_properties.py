@@ -24,6 +24,7 @@ from metering.models import AgentPresence, Suspension, UsageSnapshot
 from metering.selectors import (
     asset_unit_steps,
     licenses_by_service,
+    licenses_on_day,
     peak_assets_by_customer,
     peak_assets_by_service,
     peak_users_by_customer,
@@ -301,15 +302,14 @@ def peak_users_reference(world: dict, service: dict, first: date, last: date) ->
 
 
 def licenses_on(service: dict, customer: dict, day: date) -> int:
-    """billing-rules 3.6: max(users, ceil(storage / (GB per license x 10^9))), 0 on a whole suspended day."""
+    """billing-rules 3.6: a day's licenses are the one pure rule, `licenses_on_day` (max(users, ceil(storage /
+    (GB per license x 10^9)))), so the SQL of licenses_by_service is checked against it; 0 on a whole
+    suspended day and before any snapshot."""
     usage = usage_on(customer, day)
     if usage is None or suspended(customer, day):
         return 0
     users, storage = usage
-    if service["gb"] is None:
-        return users
-    per = int(service["gb"] * 10**9)
-    return max(users, -(-storage // per))
+    return licenses_on_day(users, storage, service["gb"])
 
 
 def licenses_reference(world: dict, services: list[dict], first: date, last: date) -> dict[tuple[int, int], int]:
