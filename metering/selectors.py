@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db import connection
 
 from billing.core.periods import Period
+from billing.core.sql import Params
 from metering.models import Day
 from partners.models import SeatAssignment
 
@@ -34,7 +35,7 @@ def _bound(function: str, *terms: str) -> str:
     return f"{name}({', '.join(terms)})"
 
 
-def _months_sql(first: date, last: date, *, by_month: bool) -> tuple[str, list]:
+def _months_sql(p: Params, first: date, last: date, *, by_month: bool) -> str:
     """A derived table of the months of first..last (or the whole range as one), clipped to it:
     (mfirst: the 1st of the month, dlo/dhi: its clipped dates, lo/hi: the same as day numbers)."""
     spans = []
@@ -45,11 +46,11 @@ def _months_sql(first: date, last: date, *, by_month: bool) -> tuple[str, list]:
             month = month.next()
     else:
         spans.append((Period.of(first).first, first, last))
-    rows, params = [], []
-    for mfirst, lo, hi in spans:
-        rows.append("SELECT %s AS mfirst, %s AS dlo, %s AS dhi, %s AS lo, %s AS hi")
-        params += [mfirst, lo, hi, (lo - EPOCH).days, (hi - EPOCH).days]
-    return " UNION ALL ".join(rows), params
+    return " UNION ALL ".join(
+        f"SELECT {p.ref(f'm{i}_first', mfirst)} AS mfirst, {p.ref(f'm{i}_dlo', lo)} AS dlo, "
+        f"{p.ref(f'm{i}_dhi', hi)} AS dhi, {p.ref(f'm{i}_lo', (lo - EPOCH).days)} AS lo, "
+        f"{p.ref(f'm{i}_hi', (hi - EPOCH).days)} AS hi"
+        for i, (mfirst, lo, hi) in enumerate(spans))
 
 
 def _union_days_sql(*, keys: str, source: str, starts: list[str], ends: list[str], per_member: bool = False) -> str:
@@ -73,36 +74,36 @@ def _union_days_sql(*, keys: str, source: str, starts: list[str], ends: list[str
         WHERE prev IS NULL OR e > prev"""
 
 
-def _partner_seats(*, first: date, last: date, partner_ids, customer_id: int | None, by_month: bool):
-    ids = list(partner_ids)
-    months, params = _months_sql(first, last, by_month=by_month)
-    scope = f"a.partner_id IN ({_placeholders(ids)})"
-    params += ids
+def _partner_seats(p: Params, *, first: date, last: date, partner_ids, customer_id: int | None,
+                   by_month: bool) -> str:
+    months = _months_sql(p, first, last, by_month=by_month)
+    scope = f"a.partner_id IN ({p.each('pid', partner_ids)})"
     if customer_id is not None:
-        scope += " AND a.customer_id = %s"
-        params.append(customer_id)
+        scope += f" AND a.customer_id = {p.ref('customer', customer_id)}"
     source = f"""SELECT a.customer_id, a.member_id, a.id AS aid, a.start_date, a.end_date, m.mfirst, m.lo, m.hi
         FROM {SeatAssignment._meta.db_table} a
         JOIN ({months}) m ON a.start_date <= m.dhi AND (a.end_date IS NULL OR a.end_date >= m.dlo)
         WHERE {scope}"""
-    return _union_days_sql(keys="customer_id", source=source, starts=[], ends=[], per_member=True), params
+    return _union_days_sql(keys="customer_id", source=source, starts=[], ends=[], per_member=True)
 
 
 def seat_days_by_customer(*, partner_ids, first: date, last: date) -> dict[int, tuple[int, int]]:
     """{customer id: (seat-days, active users)} over first..last, whatever the services say."""
     if not partner_ids:
         return {}
-    days, params = _partner_seats(first=first, last=last, partner_ids=partner_ids, customer_id=None, by_month=False)
+    p = Params()
+    days = _partner_seats(p, first=first, last=last, partner_ids=partner_ids, customer_id=None, by_month=False)
     sql = f"SELECT customer_id, SUM(n), COUNT(DISTINCT member_id) FROM ({days}) d GROUP BY customer_id"
-    return {customer_id: (int(n), users) for customer_id, n, users in _run(sql, params)}
+    return {customer_id: (int(n), users) for customer_id, n, users in _run(sql, p)}
 
 
 def seat_days_by_month(*, partner_id: int, customer_id: int | None, first: date, last: date) -> dict[date, int]:
     """{first of month: seat-days} over first..last for a partner, or one customer of it."""
-    days, params = _partner_seats(first=first, last=last, partner_ids=[partner_id], customer_id=customer_id,
-                                  by_month=True)
+    p = Params()
+    days = _partner_seats(p, first=first, last=last, partner_ids=[partner_id], customer_id=customer_id,
+                          by_month=True)
     sql = f"SELECT mfirst, SUM(n) FROM ({days}) d GROUP BY mfirst"
-    return {_as_date(month): int(n) for month, n in _run(sql, params)}
+    return {_as_date(month): int(n) for month, n in _run(sql, p)}
 
 
 def seat_days(*, partner_id: int, customer_id: int | None, first: date, last: date) -> int:
@@ -132,58 +133,53 @@ def _tables():
     }
 
 
-def _placeholders(values) -> str:
-    return ", ".join(["%s"] * len(values))
-
-
 # a customer (alias c) suspended for the whole day d.day
 _SUSPENDED = """EXISTS (SELECT 1 FROM {susp} sp WHERE sp.customer_id = {cust_id}
     AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day))"""
 
-def _usage_days_sql(t, customers: str, customer_params: list, first: date, last: date) -> tuple[str, list]:
+def _usage_days_sql(p: Params, t, customers: str, first: date, last: date) -> str:
     """Rows (customer_id, day, users_count, storage_bytes, suspended) for the customers `customers`
-    selects (SQL returning ids, with `customer_params`), on each day of first..last from their first
+    selects (SQL returning ids, its parameters in `p`), on each day of first..last from their first
     snapshot in force; suspended is 1 on a day the customer is suspended for the whole day.
 
     Usage carries forward: each snapshot holds from its date to the day before the next, so snapshots
     become intervals (a window over the customer's snapshots) spread over their days; the snapshot in
     force on `first` is one index probe per customer; suspended days are listed once and met by
     equality."""
-    sql = f"""SELECT iv.customer_id, d1.day, iv.users_count, iv.storage_bytes,
+    first_, last_ = p.ref("first", first), p.ref("last", last)
+    return f"""SELECT iv.customer_id, d1.day, iv.users_count, iv.storage_bytes,
                 CASE WHEN sus.customer_id IS NULL THEN 0 ELSE 1 END AS suspended
             FROM (
                 SELECT u0.customer_id, u0.date AS lo, u0.users_count, u0.storage_bytes,
                     LEAD(u0.date) OVER (PARTITION BY u0.customer_id ORDER BY u0.date) AS hi
                 FROM {t['snap']} u0 LEFT JOIN (  -- each customer's snapshot in force on `first` (an index probe)
                     SELECT c1.id AS customer_id, (SELECT MAX(u1.date) FROM {t['snap']} u1
-                                                  WHERE u1.customer_id = c1.id AND u1.date <= %s) AS since
+                                                  WHERE u1.customer_id = c1.id AND u1.date <= {first_}) AS since
                     FROM {t['cust']} c1 WHERE c1.id IN ({customers})
                 ) b ON b.customer_id = u0.customer_id
-                WHERE u0.customer_id IN ({customers}) AND u0.date <= %s AND u0.date >= COALESCE(b.since, %s)
+                WHERE u0.customer_id IN ({customers}) AND u0.date <= {last_} AND u0.date >= COALESCE(b.since, {first_})
             ) iv JOIN {t['days']} d1 ON d1.day >= iv.lo AND (iv.hi IS NULL OR d1.day < iv.hi)
-                AND d1.day >= %s AND d1.day <= %s
+                AND d1.day >= {first_} AND d1.day <= {last_}
             LEFT JOIN (
                 SELECT DISTINCT sp.customer_id, d2.day FROM {t['susp']} sp
-                JOIN {t['days']} d2 ON d2.day >= %s AND d2.day <= %s
+                JOIN {t['days']} d2 ON d2.day >= {first_} AND d2.day <= {last_}
                     AND sp.first_full_day <= d2.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d2.day)
                 WHERE sp.customer_id IN ({customers})
             ) sus ON sus.customer_id = iv.customer_id AND sus.day = d1.day"""
-    c = list(customer_params)
-    return sql, [first, *c, *c, last, first, first, last, first, last, *c]
 
 
-def _covered_days_sql(ids, t, first: date, last: date, *, every_pair: bool) -> tuple[str, list]:
+def _covered_days_sql(p: Params, ids, t, first: date, last: date, *, every_pair: bool) -> str:
     """(s: the service's row, sc.cid: a customer it covers, cd: that customer's usage on a day of
     first..last inside the service's dates, with cd.suspended 1 when it is suspended for the whole day):
     the rows peak users and licenses aggregate (billing-rules 3.4, 3.6). Days without any snapshot yet have no
     cd row; `every_pair` keeps a (service, customer) without any (cd NULLs) for the licenses' zeros.
     Services meet their customers' usage days (`_usage_days_sql`) by equality on the customer."""
-    services = _placeholders(ids)
+    services = p.each("sid", ids)
     customers = f"""SELECT c0.id FROM {t['cust']} c0
         WHERE c0.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))"""
-    usage, usage_params = _usage_days_sql(t, customers, ids, first, last)
+    usage = _usage_days_sql(p, t, customers, first, last)
     join = "LEFT JOIN" if every_pair else "JOIN"
-    sql = f"""FROM (
+    return f"""FROM (
             SELECT s0.id AS sid, s0.customer_id AS cid FROM {t['svc']} s0
             WHERE s0.id IN ({services}) AND s0.customer_id IS NOT NULL
             UNION ALL
@@ -193,8 +189,7 @@ def _covered_days_sql(ids, t, first: date, last: date, *, every_pair: bool) -> t
         JOIN {t['svc']} s ON s.id = sc.sid
         {join} ({usage}) cd ON cd.customer_id = sc.cid AND cd.day >= s.start_date
             AND (s.end_date IS NULL OR cd.day <= s.end_date)
-        WHERE s.start_date <= %s AND (s.end_date IS NULL OR s.end_date >= %s)"""
-    return sql, [*ids, *ids, *usage_params, last, first]
+        WHERE s.start_date <= {p.ref('last', last)} AND (s.end_date IS NULL OR s.end_date >= {p.ref('first', first)})"""
 
 
 def _run(sql: str, params) -> list[tuple]:
@@ -210,12 +205,13 @@ def peak_users_by_service(*, service_ids, first: date, last: date) -> dict[int, 
     if not ids:
         return {}
     t = _tables()
-    scope, params = _covered_days_sql(ids, t, first, last, every_pair=False)
+    p = Params()
+    scope = _covered_days_sql(p, ids, t, first, last, every_pair=False)
     sql = f"""SELECT sid, MAX(total) FROM (
         SELECT s.id AS sid, cd.day AS day, SUM(CASE WHEN cd.suspended = 1 THEN 0 ELSE cd.users_count END) AS total
         {scope} GROUP BY s.id, cd.day
     ) t GROUP BY sid"""
-    return {sid: int(peak or 0) for sid, peak in _run(sql, params)}
+    return {sid: int(peak or 0) for sid, peak in _run(sql, p)}
 
 
 GB = Decimal(10**9)  # storage_per_license_gb counts decimal gigabytes (billing-rules 3.6)
@@ -254,9 +250,10 @@ def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[i
     value = f"""CASE WHEN cd.suspended = 1 THEN 0
         WHEN s.storage_per_license_gb IS NULL OR {by_storage} <= {users} THEN {users}
         ELSE {by_storage} END"""
-    scope, params = _covered_days_sql(ids, t, first, last, every_pair=True)
+    p = Params()
+    scope = _covered_days_sql(p, ids, t, first, last, every_pair=True)
     sql = f"SELECT s.id, sc.cid, MAX({value}) {scope} GROUP BY s.id, sc.cid"
-    return {(sid, cid): int(n or 0) for sid, cid, n in _run(sql, params)}
+    return {(sid, cid): int(n or 0) for sid, cid, n in _run(sql, p)}
 
 
 def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int, int]:
@@ -266,11 +263,12 @@ def peak_users_by_customer(*, partner_ids, first: date, last: date) -> dict[int,
     if not ids:
         return {}
     t = _tables()
-    customers = f"SELECT c0.id FROM {t['cust']} c0 WHERE c0.partner_id IN ({_placeholders(ids)})"
-    usage, params = _usage_days_sql(t, customers, ids, first, last)
+    p = Params()
+    customers = f"SELECT c0.id FROM {t['cust']} c0 WHERE c0.partner_id IN ({p.each('pid', ids)})"
+    usage = _usage_days_sql(p, t, customers, first, last)
     sql = f"""SELECT cd.customer_id, MAX(CASE WHEN cd.suspended = 1 THEN 0 ELSE cd.users_count END)
         FROM ({usage}) cd GROUP BY cd.customer_id"""
-    return {cid: int(n or 0) for cid, n in _run(sql, params)}
+    return {cid: int(n or 0) for cid, n in _run(sql, p)}
 
 
 def _day_after(column: str) -> str:
@@ -279,24 +277,23 @@ def _day_after(column: str) -> str:
     return f"date({column}, '+1 day')"
 
 
-def _presence_changes_sql(t, partners: str, partner_params: list, first: date, last: date) -> tuple[str, list]:
+def _presence_changes_sql(p: Params, t, partners: str, first: date, last: date) -> str:
     """(partner_id, organization, org_ref, org_id, grp, views, day, dn) for the partners `partners` selects
-    (SQL returning ids, with `partner_params`): the change in agents present on each day of first..last
+    (SQL returning ids, its parameters in `p`): the change in agents present on each day of first..last
     where there is one, per place (docs/rmm.md); on `first`, the agents already in force. A presence is a
     +1 on the day it starts (or `first`) and a -1 on the day after it ends, so agents never meet days."""
     grp, pres = t["grp"], t["pres"]
     scope = f"p.partner_id IN ({partners})"
-    start = "CASE WHEN p.present_from < %s THEN %s ELSE p.present_from END"
+    first_, last_ = p.ref("first", first), p.ref("last", last)
+    start = f"CASE WHEN p.present_from < {first_} THEN {first_} ELSE p.present_from END"
     place = f"p.partner_id, p.organization, p.org_ref, p.org_id, p.{grp} AS grp, p.views"
-    sql = f"""SELECT partner_id, organization, org_ref, org_id, grp, views, day, SUM(dn) AS dn FROM (
+    return f"""SELECT partner_id, organization, org_ref, org_id, grp, views, day, SUM(dn) AS dn FROM (
             SELECT {place}, {start} AS day, 1 AS dn FROM {pres} p
-            WHERE {scope} AND p.present_from <= %s AND (p.present_until IS NULL OR p.present_until >= %s)
+            WHERE {scope} AND p.present_from <= {last_} AND (p.present_until IS NULL OR p.present_until >= {first_})
             UNION ALL
             SELECT {place}, {_day_after('p.present_until')}, -1 FROM {pres} p
-            WHERE {scope} AND p.present_from <= %s AND p.present_until >= %s AND p.present_until < %s
+            WHERE {scope} AND p.present_from <= {last_} AND p.present_until >= {first_} AND p.present_until < {last_}
         ) e GROUP BY partner_id, organization, org_ref, org_id, grp, views, day"""
-    c = list(partner_params)
-    return sql, [first, first, *c, last, first, *c, last, first, last]
 
 
 def _names_org(name_sql: str, place: str) -> str:
@@ -311,7 +308,7 @@ def _contains(haystack: str, needle: str) -> str:
     return f"{function}({haystack}, {needle}) > 0"
 
 
-def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
+def _agent_changes_sql(p: Params, ids, t, first: date, last: date) -> str:
     """(sid, partner_id, meter, organization, org_ref, org_id, day, dn): for each service and RMM
     organization it takes (billing-rules 3.7), the change in matching agents on each day of
     first..last where there is one; on `first`, the agents already in force.
@@ -322,9 +319,8 @@ def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
     together): a view, an organization by name, reference or id (and a group with the groups below
     it), a customer's organization, or the partner's whole inventory. The cost grows with presences,
     not with agents x days x services."""
-    services = _placeholders(ids)
-    changes, params = _presence_changes_sql(
-        t, f"SELECT partner_id FROM {t['svc']} WHERE id IN ({services})", ids, first, last)
+    services = p.each("sid", ids)
+    changes = _presence_changes_sql(p, t, f"SELECT partner_id FROM {t['svc']} WHERE id IN ({services})", first, last)
     # each service's filter as plain values (partners.models.rmm_filter_parts stored them in lower case)
     filters = f"""SELECT s.id AS sid, s.partner_id, s.meter, s.rmm_view AS view,
             CASE WHEN s.rmm_org <> '' OR s.rmm_view <> '' THEN s.rmm_org
@@ -338,11 +334,10 @@ def _agent_changes_sql(ids, t, first: date, last: date) -> tuple[str, list]:
             OR (v.view <> '' AND {_contains("LOWER(g.views)", "'|' || v.view || '|'")})
             OR (v.view = '' AND {_names_org('v.org', 'g')}
                 AND (v.grp = '' OR {group} = v.grp OR SUBSTR({group}, 1, LENGTH(v.grp) + 1) = v.grp || '/'))"""
-    sql = f"""WITH g AS ({changes}), v AS ({filters})
+    return f"""WITH g AS ({changes}), v AS ({filters})
         SELECT v.sid, v.partner_id, v.meter, g.organization, g.org_ref, g.org_id, g.day, SUM(g.dn) AS dn
         FROM v JOIN g ON g.partner_id = v.partner_id AND ({takes})
         GROUP BY v.sid, v.partner_id, v.meter, g.organization, g.org_ref, g.org_id, g.day"""
-    return sql, [*params, *ids]
 
 
 def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int, int]:
@@ -353,21 +348,23 @@ def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int,
     if not ids:
         return {}
     t = _tables()
-    changes, params = _agent_changes_sql(ids, t, first, last)
+    p = Params()
+    changes = _agent_changes_sql(p, ids, t, first, last)
+    first_, last_, services = p.ref("first", first), p.ref("last", last), p.each("sid", ids)
     # the (organization, day)s whose tenant is suspended for the whole day, once
     suspended = f"""SELECT DISTINCT c2.partner_id, LOWER(TRIM(c2.rmm_organization)) AS org_key, d.day AS day
         FROM {t['cust']} c2 JOIN {t['susp']} sp ON sp.customer_id = c2.id
-        JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
+        JOIN {t['days']} d ON d.day >= {first_} AND d.day <= {last_}
             AND sp.first_full_day <= d.day AND (sp.last_full_day IS NULL OR sp.last_full_day >= d.day)
         WHERE TRIM(c2.rmm_organization) <> ''
-            AND c2.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({_placeholders(ids)}))"""
+            AND c2.partner_id IN (SELECT partner_id FROM {t['svc']} WHERE id IN ({services}))"""
     # runs of constant count per (service, organization), spread over their days
     sql = f"""SELECT s.id, MAX(CASE
             WHEN s.meter = 'assets' AND s.customer_id IS NOT NULL
                 AND {_SUSPENDED.format(cust_id='s.customer_id', **t)} THEN 0
             ELSE COALESCE(daily.units, 0) END)
         FROM {t['svc']} s
-        JOIN {t['days']} d ON d.day >= %s AND d.day <= %s
+        JOIN {t['days']} d ON d.day >= {first_} AND d.day <= {last_}
             AND d.day >= s.start_date AND (s.end_date IS NULL OR d.day <= s.end_date)
         LEFT JOIN (
             SELECT sid, day, SUM(CASE WHEN meter = 'assets' AND suspended = 1 THEN 0 ELSE n END) AS units
@@ -380,7 +377,7 @@ def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int,
                         LEAD(day) OVER (PARTITION BY sid, organization, org_ref, org_id ORDER BY day) AS hi,
                         SUM(dn) OVER (PARTITION BY sid, organization, org_ref, org_id ORDER BY day) AS n
                     FROM ({changes}) ch
-                ) r JOIN {t['days']} d ON d.day >= r.lo AND (r.hi IS NULL OR d.day < r.hi) AND d.day <= %s
+                ) r JOIN {t['days']} d ON d.day >= r.lo AND (r.hi IS NULL OR d.day < r.hi) AND d.day <= {last_}
                 LEFT JOIN ({suspended}) os ON os.partner_id = r.partner_id AND os.day = d.day
                     AND {_names_org('os.org_key', 'r')}
                 WHERE r.n <> 0
@@ -388,9 +385,9 @@ def peak_assets_by_service(*, service_ids, first: date, last: date) -> dict[int,
             ) per_run
             GROUP BY sid, day
         ) daily ON daily.sid = s.id AND daily.day = d.day
-        WHERE s.id IN ({_placeholders(ids)})
+        WHERE s.id IN ({services})
         GROUP BY s.id"""
-    return {sid: int(n or 0) for sid, n in _run(sql, [first, last, *params, last, first, last, *ids, *ids])}
+    return {sid: int(n or 0) for sid, n in _run(sql, p)}
 
 
 def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[tuple[date, int]]]:
@@ -401,12 +398,13 @@ def asset_unit_steps(*, service_ids, first: date, last: date) -> dict[int, list[
     if not ids:
         return {}
     t = _tables()
-    changes, params = _agent_changes_sql(ids, t, first, last)
+    p = Params()
+    changes = _agent_changes_sql(p, ids, t, first, last)
     sql = f"""SELECT sid, day, SUM(dn) OVER (PARTITION BY sid ORDER BY day) AS units FROM (
             SELECT sid, day, SUM(dn) AS dn FROM ({changes}) ch GROUP BY sid, day
         ) per_day ORDER BY sid, day"""
     steps: dict[int, list[tuple[date, int]]] = {sid: [(first, 0)] for sid in ids}
-    for sid, day, units in _run(sql, params):
+    for sid, day, units in _run(sql, p):
         day, units = _as_date(day), int(units)
         values = steps[sid]
         if day == first:
@@ -427,8 +425,9 @@ def peak_assets_by_customer(*, partner_ids, first: date, last: date) -> dict[int
     if not ids:
         return {}
     t = _tables()
-    partners = _placeholders(ids)
-    changes, params = _presence_changes_sql(t, partners, ids, first, last)
+    p = Params()
+    partners = p.each("pid", ids)
+    changes = _presence_changes_sql(p, t, partners, first, last)
     sql = f"""SELECT c.id, MAX(r.n) FROM {t['cust']} c JOIN (
             SELECT partner_id, organization, org_ref, org_id,
                 SUM(SUM(dn)) OVER (PARTITION BY partner_id, organization, org_ref, org_id ORDER BY day) AS n
@@ -436,7 +435,7 @@ def peak_assets_by_customer(*, partner_ids, first: date, last: date) -> dict[int
         ) r ON r.partner_id = c.partner_id AND {_names_org('LOWER(TRIM(c.rmm_organization))', 'r')}
         WHERE c.partner_id IN ({partners})
         GROUP BY c.id"""
-    return {cid: int(n or 0) for cid, n in _run(sql, [*params, *ids])}
+    return {cid: int(n or 0) for cid, n in _run(sql, p)}
 
 
 def seat_days_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, date], int]:
@@ -459,10 +458,9 @@ def seat_days_by_service(*, service_ids, first: date, last: date) -> dict[tuple[
     counted = _seat_days_by_own_dates([s[0] for s in services if s not in whole], first, last)
     if whole:
         partner_ids = sorted({s[1] for s in whole})
-        days, params = _partner_seats(first=first, last=last, partner_ids=partner_ids, customer_id=None,
-                                      by_month=True)
-        per_customer = _run(f"SELECT customer_id, mfirst, SUM(n) FROM ({days}) d GROUP BY customer_id, mfirst",
-                            params)
+        p = Params()
+        days = _partner_seats(p, first=first, last=last, partner_ids=partner_ids, customer_id=None, by_month=True)
+        per_customer = _run(f"SELECT customer_id, mfirst, SUM(n) FROM ({days}) d GROUP BY customer_id, mfirst", p)
         partner_of = dict(Customer.objects.filter(partner_id__in=partner_ids).values_list("pk", "partner_id"))
         owners: dict[tuple[str, int], dict[date, int]] = defaultdict(lambda: defaultdict(int))
         for customer_id, month, n in per_customer:
@@ -479,17 +477,18 @@ def _seat_days_by_own_dates(ids, first: date, last: date) -> dict[tuple[int, dat
     if not ids:
         return {}
     t = _tables()
-    months, params = _months_sql(first, last, by_month=True)
+    p = Params()
+    months = _months_sql(p, first, last, by_month=True)
     source = f"""SELECT s.id AS sid, a.member_id, a.id AS aid, a.start_date, a.end_date, m.mfirst, m.lo, m.hi,
             s.start_date AS svc_start, s.end_date AS svc_end
         FROM {t['svc']} s
         JOIN {SeatAssignment._meta.db_table} a ON a.partner_id = s.partner_id
             AND (s.customer_id IS NULL OR a.customer_id = s.customer_id)
         JOIN ({months}) m ON a.start_date <= m.dhi AND (a.end_date IS NULL OR a.end_date >= m.dlo)
-        WHERE s.id IN ({_placeholders(ids)})"""
+        WHERE s.id IN ({p.each("sid", ids)})"""
     days = _union_days_sql(
         keys="sid", source=source, starts=[_day_number("svc_start")],
         ends=[f"CASE WHEN svc_end IS NULL THEN hi ELSE {_day_number('svc_end')} END"],
     )
     sql = f"SELECT sid, mfirst, SUM(n) FROM ({days}) d GROUP BY sid, mfirst"
-    return {(sid, _as_date(month)): int(n) for sid, month, n in _run(sql, [*params, *ids])}
+    return {(sid, _as_date(month)): int(n) for sid, month, n in _run(sql, p)}
