@@ -6,15 +6,19 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
 from billing.core.periods import Period, periods_between
 from invoicing.pricing import SeatDaysPrice, price_seat_days
 from metering.selectors import seat_days_by_service
-from partners.models import Method, SeatPurchase, Service
+from partners.models import Method, Partner, SeatPurchase, Service
 from partners.seating import committed_seats_on
 from partners.terms import TermsBook
+
+if TYPE_CHECKING:
+    from invoicing.rating import BilledUnits
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,7 @@ def _charge_groups(invoice, children, charges) -> list[dict]:
 
 def _statement_items(invoice, document) -> dict:
     """The documents behind a CI's statement figures, chosen by the rule of
-    `invoicing.services._statement`: an item dated before this CI counts here unless it was dated
+    `invoicing.services.ledger._statement`: an item dated before this CI counts here unless it was dated
     before the previous CI and already recorded when that one was issued (so a payment recorded late
     comes on the next CI). Limited to what was recorded when this CI was issued, the items add up to
     the stored figures; `statement_reconciles` says so, and the tests hold it."""
@@ -397,3 +401,125 @@ def true_ups_of(invoice_ids) -> dict[int, list[tuple[str, object]]]:
     for invoice_id, description, amount in rows:
         found.setdefault(invoice_id, []).append((description, amount))
     return found
+
+
+# --- what a billing run reads of what was billed; the ledger's sums -------------------------------------
+def money_total(queryset, field: str, currency: str) -> Decimal:
+    """A database sum of amounts, exact: SQLite sums decimals as floats, so the sum (of amounts already
+    rounded to the currency) is brought back to the currency's places."""
+    from django.db.models import Sum
+
+    from billing.core.money import ZERO, quantize_money
+
+    value = queryset.aggregate(s=Sum(field))["s"]
+    return quantize_money(Decimal(value), currency) if value is not None else ZERO
+
+
+def first_months(partner_ids: list[int]) -> dict[int, Period]:
+    """{partner id: the month of its first service or one-time charge} (partners with neither are absent)."""
+    from django.db.models import Min
+
+    from invoicing.models import OneTimeCharge
+
+    firsts: dict[int, date] = {}
+    for model, field in ((Service, "start_date"), (OneTimeCharge, "date")):
+        rows = model.objects.filter(partner_id__in=partner_ids).values("partner_id").annotate(first=Min(field))
+        for row in rows.values_list("partner_id", "first"):
+            firsts[row[0]] = min(firsts.get(row[0], row[1]), row[1])
+    return {partner_id: Period.of(first) for partner_id, first in firsts.items()}
+
+
+def unbilled_first_months(partner_ids: list[int], billed_keys: dict[int, set[str]]) -> dict[int, set[Period]]:
+    """The months in which a service billed in advance starts after the 1st and its first-month INV
+    is not issued yet: the only lines that rating a month whose CI is issued can still add."""
+    from invoicing.rating import ADVANCE
+
+    months: dict[int, set[Period]] = defaultdict(set)
+    billed = {key.split(":")[1] for keys in billed_keys.values() for key in keys if key.startswith("first_month:")}
+    starts = Service.objects.filter(partner_id__in=partner_ids, method__in=ADVANCE).exclude(start_date__day=1)
+    for partner_id, pk, start in starts.values_list("partner_id", "pk", "start_date"):
+        if str(pk) not in billed:
+            months[partner_id].add(Period.of(start))
+    return months
+
+
+def billed_units(*, partner: Partner, extra=()) -> dict[tuple[int, Period], BilledUnits]:
+    """What was billed of each per_asset service per month: the units of the month's normal line
+    (0 when the issued CI had none) or first-month line, and the changes posted since (billing-rules 6.6)."""
+    return billed_units_by_partner(partner_ids=[partner.pk], extra=extra)[partner.pk]
+
+
+def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period | None = None,
+                            ) -> dict[int, dict[tuple[int, Period], BilledUnits]]:
+    """`billed_units` of many partners in a fixed number of queries; `extra`: drafts of this run. With `through`
+    (the month being billed), every month of a service's life before it that no line billed counts as billed
+    at 0 units from its 1st (or the start date), so that its units are prorated on the next CI: no month is
+    left unbilled (billing-rules 4.12)."""
+    from django.db.models import Q
+
+    from billing.core.money import ZERO
+    from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType
+    from invoicing.rating import BilledUnits  # rating reads this module: imported when called
+
+    billed: dict[int, dict[tuple[int, Period], BilledUnits]] = {pk: {} for pk in partner_ids}
+    services: dict[int, list[tuple]] = defaultdict(list)  # partner id: [(service id, start, end)]
+    per_asset = Service.objects.filter(partner_id__in=partner_ids, method=Method.PER_ASSET)
+    for pk, partner_id, start, end in per_asset.values_list("pk", "partner_id", "start_date", "end_date"):
+        services[partner_id].append((pk, start, end))
+    if not services:
+        return billed
+    drafts = [i.pk for i in extra if i.state == InvoiceState.DRAFT and i.partner_id in services]
+
+    def billed_documents(prefix: str = "") -> Q:  # issued, or drafts of this run
+        issued = Q(**{f"{prefix}state": InvoiceState.ISSUED})
+        return issued | Q(**{f"{prefix}pk__in": drafts}) if drafts else issued
+
+    months = Invoice.objects.filter(billed_documents(), partner_id__in=list(services), kind=InvoiceKind.CI)
+    for partner_id, month in months.values_list("partner_id", "month"):
+        month = Period.parse(month)
+        for pk, start, end in services[partner_id]:
+            if start <= month.first and (end is None or end >= month.first):
+                billed[partner_id][(pk, month)] = BilledUnits(month.first, 0)
+    partner_of = {pk: partner_id for partner_id, group in services.items() for pk, _, _ in group}
+    lines = InvoiceLine.objects.filter(
+        billed_documents("invoice__"),
+        invoice__partner_id__in=list(services), invoice__kind__in=[InvoiceKind.CI, InvoiceKind.INV],
+        service__method=Method.PER_ASSET,
+        line_type__in=[LineType.RECURRING, LineType.FIRST_MONTH, LineType.PRORATION],
+    ).order_by("invoice_id", "position", "id")
+    changes = []
+    for sid, line_type, period, quantity, effective, amount in lines.values_list(
+            "service_id", "line_type", "period", "quantity", "effective_date", "amount"):
+        key = (sid, Period.parse(period))
+        units = billed[partner_of[sid]]
+        if line_type == LineType.RECURRING:
+            units[key] = BilledUnits(key[1].first, int(quantity))
+        elif line_type == LineType.FIRST_MONTH:
+            units[key] = BilledUnits(effective, int(quantity))
+        else:
+            changes.append((units, key, effective, int(quantity), amount))
+    if through is not None:
+        for partner_id, group in services.items():
+            for pk, start, end in group:
+                last = min(through.previous(), Period.of(end)) if end else through.previous()
+                for month in periods_between(Period.of(start), last) if Period.of(start) <= last else ():
+                    billed[partner_id].setdefault((pk, month), BilledUnits(max(start, month.first), 0))
+    for units, key, effective, delta, amount in changes:
+        if key in units:
+            units[key].changes[effective] = units[key].changes.get(effective, 0) + delta
+            units[key].postings[effective] = units[key].postings.get(effective, 0) + 1
+            units[key].amounts[effective] = units[key].amounts.get(effective, ZERO) + amount
+    return billed
+
+
+def partner_balance(partner: Partner) -> Decimal:
+    """What the partner owes now: every issued document's total less every payment (the ledger's
+    balance at any date is `balance_at`)."""
+    return balance_at(partner)
+
+
+def unsent_invoices():
+    """Issued documents whose email never left (credit notes too): the daily job sends them."""
+    from invoicing.models import Invoice
+
+    return Invoice.objects.issued().filter(emailed_at__isnull=True)

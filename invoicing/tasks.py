@@ -10,13 +10,8 @@ from django.utils import timezone
 from billing.core.actor import Actor
 from billing.core.periods import utc_date
 from invoicing.models import Invoice
-from invoicing.services import (
-    billing_run,
-    invoice_email_send,
-    invoice_emails_enqueue,
-    invoice_statuses_refresh,
-    unsent_invoices,
-)
+from invoicing.selectors import unsent_invoices
+from invoicing.services import billing_run, invoice_email_send, invoice_emails_enqueue, invoice_statuses_refresh
 from partners.models import Partner
 
 BILLING_QUEUE = "billing"

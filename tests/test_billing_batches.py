@@ -17,9 +17,8 @@ from django.db import connection, transaction
 
 from billing.core.actor import Actor
 from billing.core.periods import Period
-from invoicing import services
 from invoicing.models import ChildInvoice, Invoice, InvoiceKind, InvoiceLine, InvoiceSequence
-from invoicing.services import billing_run, payment_record
+from invoicing.services import billing_run, ledger, payment_record, run
 from partners.models import AuditLog, Method, Service
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +68,7 @@ def bill_history(batch: int, settings, monkeypatch, *, draft: bool = False) -> d
     """Bill the history with batches of `batch` partners, take the snapshot, roll it all back."""
     settings.BILLING_BATCH_PARTNERS = batch
     queued: list[int] = []
-    monkeypatch.setattr(services, "invoice_emails_enqueue", queued.extend)
+    monkeypatch.setattr(ledger, "invoice_emails_enqueue", queued.extend)
     with pytest.raises(RolledBack), transaction.atomic():
         first = billing_run(through=NOW.shift(-1).first, actor=ACTOR)  # months at once
         assert len({i.month for i in first if i.kind == "CI"}) >= 2
@@ -106,7 +105,7 @@ def test_a_batch_that_fails_is_billed_again_one_partner_at_a_time(generated, set
     settings.BILLING_BATCH_PARTNERS = 250
     slugs = sorted(set(Service.objects.values_list("partner__slug", flat=True)))
     faulty = slugs[4]
-    rate = services.rate_partners_month
+    rate = run.rate_partners_month
     calls = []
 
     def failing(*, partners, month, billed, aside=False):
@@ -115,7 +114,7 @@ def test_a_batch_that_fails_is_billed_again_one_partner_at_a_time(generated, set
             raise RuntimeError(f"rating {faulty} failed")
         return rate(partners=partners, month=month, billed=billed, aside=aside)
 
-    monkeypatch.setattr(services, "rate_partners_month", failing)
+    monkeypatch.setattr(run, "rate_partners_month", failing)
     with pytest.raises(RuntimeError, match=f"rating {faulty} failed"):
         billing_run(through=NOW.first, actor=ACTOR)
     assert faulty in calls[0] and len(calls[0]) > 1  # the batch came first

@@ -23,9 +23,8 @@ from django.db import IntegrityError, transaction
 from djmoney.money import Money
 
 from billing.core.actor import Actor
-from invoicing import services
 from invoicing.models import ChildInvoice, Invoice, InvoiceLine, InvoiceSequence, InvoiceState, LineType
-from invoicing.services import billing_run
+from invoicing.services import billing_run, run
 from metering.models import AgentPresence
 from metering.services import AgentRow, inventory_apply
 from metering.tests.factories import RmmAgentFactory
@@ -202,7 +201,7 @@ def test_a_rerun_that_lost_a_posting_is_refused_and_writes_nothing(keystone, mon
     test plants) would post it again on the June CI; the database refuses the second posting 1, and
     the partner's whole run rolls back: no June CI, no number taken."""
     billing_run(through=date(2026, 5, 1), actor=ACTOR)
-    real = services.billed_units_by_partner
+    real = run.billed_units_by_partner
 
     def forgetful(*, partner_ids, extra=(), through=None):
         billed = real(partner_ids=partner_ids, extra=extra, through=through)
@@ -213,7 +212,7 @@ def test_a_rerun_that_lost_a_posting_is_refused_and_writes_nothing(keystone, mon
                 units.amounts.clear()
         return billed
 
-    monkeypatch.setattr(services, "billed_units_by_partner", forgetful)
+    monkeypatch.setattr(run, "billed_units_by_partner", forgetful)
     with pytest.raises(IntegrityError):
         billing_run(through=date(2026, 6, 1), actor=ACTOR)
     assert list(Invoice.objects.values_list("number", flat=True).order_by("number")) == [

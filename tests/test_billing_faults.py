@@ -36,9 +36,8 @@ from django.db import transaction
 from djmoney.money import Money
 
 from billing.core.actor import Actor
-from invoicing import services
 from invoicing.models import ChildInvoice, Invoice, InvoiceLine, InvoiceSequence, InvoiceState
-from invoicing.services import billing_run
+from invoicing.services import billing_run, ledger, run
 from invoicing.tasks import refresh_payment_statuses_task
 from metering.services import AgentRow, inventory_apply
 from partners.models import AuditLog, Method
@@ -116,8 +115,8 @@ def world(cli, monkeypatch):
     assert len(clean[("periods",)]) == 1 + 3 * len(SLUGS)  # seats: March, April, May
 
     queued: list[int] = []
-    enqueue = services.invoice_emails_enqueue
-    monkeypatch.setattr(services, "invoice_emails_enqueue", lambda pks: (queued.extend(pks), enqueue(pks)))
+    enqueue = ledger.invoice_emails_enqueue
+    monkeypatch.setattr(ledger, "invoice_emails_enqueue", lambda pks: (queued.extend(pks), enqueue(pks)))
     monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", lambda invoice: f"%PDF {invoice.number}".encode())
     mail.outbox.clear()
     return {"clean": clean, "queued": queued}
@@ -174,21 +173,21 @@ def fault_in_rating(monkeypatch) -> None:
     written in its transaction, their emails registered for after commit. Months are rated for a
     batch of partners together: the batch dies, and so does charlie alone when the batch is billed
     again one partner at a time."""
-    rate = services.rate_partners_month
+    rate = run.rate_partners_month
 
     def dying(*, partners, month, billed, aside=False):
         if "charlie" in {p.slug for p in partners} and str(month) == "2026-05":
             raise WorkerDied("the worker died while rating charlie's May")
         return rate(partners=partners, month=month, billed=billed, aside=aside)
 
-    monkeypatch.setattr(services, "rate_partners_month", dying)
+    monkeypatch.setattr(run, "rate_partners_month", dying)
 
 
 def fault_in_last_step(monkeypatch) -> None:
     """Charlie's run dies on the audit row of its last invoice (the June CI): every line of every one of
     its invoices is written and every number taken; only the commit is missing (in its batch, and
     again when the batch is billed one partner at a time)."""
-    entry = services.audit_entry
+    entry = ledger.audit_entry
 
     def dying(**kwargs):
         obj = kwargs["obj"]
@@ -197,7 +196,7 @@ def fault_in_last_step(monkeypatch) -> None:
             raise WorkerDied("the worker died before charlie's commit")
         return entry(**kwargs)
 
-    monkeypatch.setattr(services, "audit_entry", dying)
+    monkeypatch.setattr(ledger, "audit_entry", dying)
 
 
 @pytest.mark.parametrize("plant", [fault_in_rating, fault_in_last_step], ids=["mid-partner", "before-commit"])
@@ -223,8 +222,8 @@ def test_a_run_that_dies_after_two_partners_leaves_nothing_half_billed_and_the_r
 
     monkeypatch.undo()  # the worker is back (the recorders too: put them back)
     queued = world["queued"]
-    enqueue = services.invoice_emails_enqueue
-    monkeypatch.setattr(services, "invoice_emails_enqueue", lambda pks: (queued.extend(pks), enqueue(pks)))
+    enqueue = ledger.invoice_emails_enqueue
+    monkeypatch.setattr(ledger, "invoice_emails_enqueue", lambda pks: (queued.extend(pks), enqueue(pks)))
     monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", lambda invoice: f"%PDF {invoice.number}".encode())
     rerun = billing_run(through=THROUGH, actor=ACTOR)
     assert sorted({i.partner.slug for i in rerun}) == ["charlie", "delta"] and len(rerun) == 12

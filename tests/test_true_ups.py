@@ -198,8 +198,8 @@ def test_the_daily_runs_within_a_month_leave_true_ups_to_the_next_ci(one_late_us
 def test_a_run_measures_again_only_from_the_month_a_fact_changed_in(partner, monkeypatch):
     """PostgreSQL logs every write to what the true-up methods read (FactChange, by triggers): a run measures
     again only from the earliest month a write since the last such run covers, and nothing when none did."""
-    from invoicing import services
     from invoicing.models import FactChange
+    from invoicing.services import run
 
     customer = CustomerFactory(partner=partner, slug="birch")
     ServiceFactory(partner=partner, customer=customer, code="users", name="Users", method=Method.PEAK,
@@ -208,14 +208,14 @@ def test_a_run_measures_again_only_from_the_month_a_fact_changed_in(partner, mon
     bill("2026-05-01")
     assert not FactChange.objects.filter(partner_id=partner.pk).exists()  # consumed by the run that measured
     measured_again = []
-    real = services.rate_partners_month
+    real = run.rate_partners_month
 
     def spy(**kwargs):
         if kwargs.get("methods") is not None:
             measured_again.append(str(kwargs["month"]))
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "rate_partners_month", spy)
+    monkeypatch.setattr(run, "rate_partners_month", spy)
     bill("2026-06-01")
     assert measured_again == []  # nothing changed since the May run
     UsageSnapshot.objects.create(customer=customer, date=date(2026, 4, 20), users_count=14, storage_bytes=0)

@@ -24,7 +24,7 @@ from billing.api.schemas import (
 from billing.core.money import ZERO, currency_quantum, quantize_money, quantize_quantity
 from billing.core.periods import Period, utc_date
 from invoicing.rating import CI, rate_partner_month
-from invoicing.services import billed_units
+from invoicing.selectors import billed_units
 from metering.models import Suspension, UsageSnapshot
 from metering.selectors import licenses_on_day
 from metering.services import TenantStateError, tenant_suspend, tenant_unsuspend, usage_snapshot_record
