@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+
+from metering.models import Day
+from metering.tests.rmm_stub import StubRmm
 
 DATA = Path(__file__).resolve().parent / "tests" / "data"
 
@@ -51,7 +57,6 @@ def data_dir() -> Path:
 
 def write_csv(tmp_path: Path, name: str, text: str) -> Path:
     """A CSV file from dedented text (tests write small import files with this)."""
-    import textwrap
 
     path = tmp_path / name
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
@@ -65,7 +70,6 @@ def csv_file(tmp_path):
 
 def pytest_collection_modifyitems(config, items):
     """Tests marked `postgres` need row locks and real concurrency: skip them, with the reason, on SQLite."""
-    from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
         return
@@ -81,7 +85,6 @@ def is_postgres():
 
 
 def pytest_report_header(config):
-    from django.conf import settings
 
     return f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
 
@@ -117,10 +120,8 @@ def _calendar(request):
         request.getfixturevalue("db")
     else:
         return
-    from metering.models import Day
 
     if not Day.objects.exists():
-        from datetime import date, timedelta
 
         day, days = date(2000, 1, 1), []
         while day <= date(2100, 12, 31):
@@ -134,7 +135,6 @@ def _stray_connections_closed(django_db_setup, django_db_blocker):
     """Threads of the worker and live-server tests keep their own database connections; on PostgreSQL
     they would stop the test database from being dropped at the end. End them first."""
     yield
-    from django.db import connection
 
     if connection.vendor != "postgresql":
         return
@@ -146,7 +146,6 @@ def _stray_connections_closed(django_db_setup, django_db_blocker):
 @pytest.fixture
 def rmm():
     """A stub RMM API on a real local socket (metering/tests/rmm_stub.py)."""
-    from metering.tests.rmm_stub import StubRmm
 
     with StubRmm() as stub:
         yield stub

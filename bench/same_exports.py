@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from openpyxl import load_workbook
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 
@@ -76,7 +78,6 @@ with time_machine.travel(now, tick=False):
 
 def xlsx_cells(path: Path) -> str:
     """An XLSX's cell values (its zip holds timestamps that change on every write)."""
-    from openpyxl import load_workbook
 
     book = load_workbook(path, read_only=True)
     return "\n".join(repr(row) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True))

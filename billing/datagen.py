@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -98,7 +99,6 @@ def _next_id(model) -> int:
 def _reset_sequences(models_: list) -> None:
     if connection.vendor != "postgresql":
         return
-    from django.core.management.color import no_style
 
     with connection.cursor() as cursor:
         for sql in connection.ops.sequence_reset_sql(no_style(), models_):

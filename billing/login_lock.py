@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from axes.signals import user_locked_out
 from django.conf import settings
+from django.db.models import Q
 from django.dispatch import receiver
 from django.shortcuts import render
+from django.utils import timezone
 
 from billing.core.actor import Actor
+from partners.audit import audit_record
+from partners.models import AuditLog
 
 
 def lockout_response(request, original_response=None, credentials=None):
@@ -23,11 +27,7 @@ def lockout_response(request, original_response=None, credentials=None):
 def audit_lock(sender, request, username, ip_address, **kwargs):
     """Every lock is audited once: which account, from which address, on which sign-in page (the attempts
     refused while it holds write nothing more, so that a guesser cannot flood the log)."""
-    from django.db.models import Q
-    from django.utils import timezone
 
-    from partners.audit import audit_record
-    from partners.models import AuditLog
 
     recent = AuditLog.objects.filter(action="login.locked", at__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
     recent = recent.filter(Q(after__username=username) | Q(after__ip_address=ip_address))

@@ -13,6 +13,7 @@ from base64 import b32encode
 
 from django import forms
 from django.conf import settings
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -22,6 +23,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.core.actor import Actor
+from partners.audit import audit_record
 
 PAGE = "/admin/two-factor/"
 RECOVERY_CODES = 10
@@ -61,9 +63,7 @@ class CodeForm(forms.Form):
 @staff_member_required(login_url="/admin/login/")
 def two_factor(request):
     """Enroll an authenticator app, or give a code from it (or a recovery code)."""
-    from django.contrib import admin
 
-    from partners.audit import audit_record
 
     def page(**context):  # in the admin's frame: its title, its header
         frame = {**admin.site.each_context(request), "is_nav_sidebar_enabled": False, "available_apps": []}

@@ -20,7 +20,8 @@ def render_invoice_html(invoice) -> str:
 
 def render_invoice_pdf(invoice) -> bytes:
     """The PDF of a CI, INV or credit note, as the partner receives it (A4, "Page N of M")."""
-    from weasyprint import HTML  # imported here: it needs Pango, which only rendering requires
+    # imported here: WeasyPrint needs Pango, which only rendering requires (the admin and API start without it)
+    from weasyprint import HTML  # noqa: PLC0415
 
     html = HTML(string=render_invoice_html(invoice), base_url=str(settings.BASE_DIR))
     return html.write_pdf()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -140,3 +140,18 @@ def proration_amount(monthly_before: Decimal, monthly_after: Decimal, *, effecti
 def cmq_variable_quantity(peak: int, committed: int) -> int:
     """Variable Monthly Usage: the peak above the committed quantity (billing-rules 3.5)."""
     return max(0, peak - committed)
+
+
+@dataclass
+class BilledUnits:
+    """What was billed of a per_asset service for one month: the units of its normal (or
+    first-month) line on `anchor`, and the unit changes already posted by effective date."""
+
+    anchor: date
+    units: int
+    changes: dict[date, int] = field(default_factory=dict)
+    postings: dict[date, int] = field(default_factory=dict)  # proration lines already posted per date
+    amounts: dict[date, Decimal] = field(default_factory=dict)  # what those lines charged per date
+
+    def units_on(self, day: date) -> int:
+        return self.units + sum(delta for effective, delta in self.changes.items() if effective <= day)

@@ -25,6 +25,7 @@ from billing.core.money import ZERO, quantize_money
 from billing.core.periods import Period
 from invoicing.choices import InvoiceKind, LineType
 from invoicing.pricing import (
+    BilledUnits,
     cmq_variable_quantity,
     first_month_amount,
     proration_amount,
@@ -39,12 +40,13 @@ from metering.selectors import (
     peak_users_by_service,
     seat_days_by_service,
 )
+from partners.choices import ADVANCE_METHODS
 from partners.models import Customer, Meter, Method, Partner, SeatPurchase, Service
 from partners.terms import TermsBook, copied
 from partners.tiers import GRADUATED, parse_tiers
 
 CI, INV = InvoiceKind.CI, InvoiceKind.INV
-ADVANCE = (Method.FLAT, Method.PER_HOST, Method.PER_ASSET)
+ADVANCE = ADVANCE_METHODS
 ONE_DAY = timedelta(days=1)
 
 
@@ -74,21 +76,6 @@ class RatedLine:
         if self.effective_date:
             parts.append(self.effective_date.isoformat())
         return ":".join(parts)
-
-
-@dataclass
-class BilledUnits:
-    """What was billed of a per_asset service for one month: the units of its normal (or
-    first-month) line on `anchor`, and the unit changes already posted by effective date."""
-
-    anchor: date
-    units: int
-    changes: dict[date, int] = field(default_factory=dict)
-    postings: dict[date, int] = field(default_factory=dict)  # proration lines already posted per date
-    amounts: dict[date, Decimal] = field(default_factory=dict)  # what those lines charged per date
-
-    def units_on(self, day: date) -> int:
-        return self.units + sum(delta for effective, delta in self.changes.items() if effective <= day)
 
 
 def _price(service: Service) -> Decimal:

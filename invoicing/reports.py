@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
+from django.utils import timezone
+
 from billing.core.money import currency_places, quantize_quantity
+from billing.core.periods import Period, utc_date
 from billing.core.registry import register_report
-from billing.core.reporting import Report, ReportOptions
+from billing.core.reporting import Report, ReportOptions, write_xlsx
 from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType
-from partners.models import Method
+from invoicing.trueups import billing_gaps
+from partners.models import Method, Partner
 
 
 def shown_price(value: Decimal | None, currency: str) -> Decimal | None:
@@ -113,9 +118,7 @@ class PeriodsReport(Report):
 def invoice_lines_xlsx(invoice: Invoice, *, title: str | None = None) -> bytes:
     """One invoice's lines (drafts included) with the invoice-lines report's columns, as a spreadsheet:
     the admin's XLSX download and the attachment of a CI whose PDF shows subtotals."""
-    import io
 
-    from billing.core.reporting import write_xlsx
 
     stream = io.BytesIO()
     lines = invoice.lines.select_related("customer", "service").order_by("position", "pk")
@@ -135,11 +138,7 @@ class BillingGapsReport(Report):
     columns = ("partner", "service", "period", "customer", "billed", "expected", "difference")
 
     def rows(self, options: ReportOptions):
-        from django.utils import timezone
 
-        from billing.core.periods import Period, utc_date
-        from invoicing.trueups import billing_gaps
-        from partners.models import Partner
 
         partners = Partner.objects.order_by("slug")
         if options.partner:

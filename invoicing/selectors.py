@@ -6,19 +6,21 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
+from django.conf import settings
+from django.db import connection
+from django.db.models import Min, Q, Sum
 from django.utils import timezone
 
+from billing.core.money import ZERO, money_sum, quantize_money
 from billing.core.periods import Period, periods_between
-from invoicing.pricing import SeatDaysPrice, price_seat_days
+from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType, OneTimeCharge, Payment
+from invoicing.pricing import BilledUnits, SeatDaysPrice, price_seat_days
 from metering.selectors import seat_days_by_service
+from partners.choices import ADVANCE_METHODS
 from partners.models import Method, Partner, SeatPurchase, Service
 from partners.seating import committed_seats_on
 from partners.terms import TermsBook
-
-if TYPE_CHECKING:
-    from invoicing.rating import BilledUnits
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,6 @@ def statement_sources(invoice, *, pending=()):
 
     `pending`: documents of the billing run being issued together with this CI, counted as issued.
     """
-    from invoicing.models import Invoice, Payment
 
     issued = _issued(pending)
     previous = _previous_cis([invoice], issued)[invoice.partner_id]
@@ -106,18 +107,14 @@ def statement_sources(invoice, *, pending=()):
 
 
 def _issued(pending=()):
-    from django.db.models import Q
 
-    from invoicing.models import InvoiceState
 
     return Q(state=InvoiceState.ISSUED) | Q(pk__in=list(pending)) if pending else Q(state=InvoiceState.ISSUED)
 
 
 def _previous_cis(invoices, issued) -> dict:
     """{partner id: the CI before each invoice (one per partner), or None}, in one query."""
-    from django.db.models import Q
 
-    from invoicing.models import Invoice, InvoiceKind
 
     previous = {invoice.partner_id: None for invoice in invoices}
     by_date = defaultdict(list)  # the CIs of a run's month share their date: one condition per date
@@ -135,7 +132,6 @@ def _previous_cis(invoices, issued) -> dict:
 
 def _since_previous(invoice, previous):
     """(payments, documents) conditions of a CI's statement: before it, and not on the previous CI."""
-    from django.db.models import Q
 
     paid = Q(partner_id=invoice.partner_id, paid_on__lt=invoice.issue_date)
     documents = Q(partner_id=invoice.partner_id, issue_date__lt=invoice.issue_date)
@@ -152,10 +148,7 @@ def statement_figures(invoices, *, pending=()) -> dict[int, tuple]:
     The rule is the same, written as one statement for all the CIs: each CI's partner, date and
     previous CI are a row that payments and documents are joined to. The sums are exact in the
     currency (SQLite sums decimals as floats)."""
-    from django.db import connection
 
-    from billing.core.money import ZERO, quantize_money
-    from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 
     previous = _previous_cis(invoices, _issued(pending))
     figures = {invoice.partner_id: (previous[invoice.partner_id], ZERO, ZERO, ZERO) for invoice in invoices}
@@ -201,10 +194,7 @@ def invoice_document(invoice) -> dict:
     documents behind them (payments, credit notes and individual invoices since the previous CI,
     as known when it was issued), so the listed items add up to the figures they explain.
     """
-    from django.conf import settings
 
-    from billing.core.money import money_sum
-    from invoicing.models import InvoiceKind, InvoiceState, LineType
 
     lines = list(invoice.lines.select_related("service", "customer", "child__customer").order_by("position", "pk"))
     charges = [line for line in lines if line.line_type != LineType.TAX]
@@ -241,9 +231,7 @@ def invoice_document(invoice) -> dict:
 
 
 def _detailed(invoice, charge_lines: int) -> bool:
-    from django.conf import settings
 
-    from invoicing.models import InvoiceKind
 
     return invoice.kind != InvoiceKind.CI or charge_lines <= settings.INVOICE_PDF_DETAIL_MAX_LINES
 
@@ -251,7 +239,6 @@ def _detailed(invoice, charge_lines: int) -> bool:
 def invoice_pdf_detailed(invoice) -> bool:
     """Whether the PDF lists every charge line (else a CI shows each organization's subtotal, and the
     lines travel as a spreadsheet with the email)."""
-    from invoicing.models import LineType
 
     return _detailed(invoice, invoice.lines.exclude(line_type=LineType.TAX).count())
 
@@ -266,7 +253,6 @@ def _child_order(child):
 def _charge_groups(invoice, children, charges) -> list[dict]:
     """The charge lines grouped by child invoice (a CI), else one group of them all (INV, CN). A CI
     line without a child (the billing run writes none) would form a last group rather than vanish."""
-    from billing.core.money import money_sum
 
     groups = []
     for child in children:
@@ -296,8 +282,6 @@ def _statement_items(invoice, document) -> dict:
     before the previous CI and already recorded when that one was issued (so a payment recorded late
     comes on the next CI). Limited to what was recorded when this CI was issued, the items add up to
     the stored figures; `statement_reconciles` says so, and the tests hold it."""
-    from billing.core.money import money_sum
-    from invoicing.models import InvoiceKind
 
     previous, payments, documents = statement_sources(invoice)
     if invoice.issued_at is not None:  # what was known when this CI was issued
@@ -348,7 +332,6 @@ def _statement_items(invoice, document) -> dict:
 
 def _received(payments, credit_notes, *, exclude_payments=frozenset(), exclude_notes=frozenset()) -> dict:
     """Payments and credit notes recorded against this very invoice (not already listed above)."""
-    from billing.core.money import money_sum
 
     items = [
         {"date": p.paid_on, "what": "Payment", "reference": p.reference, "note": "", "amount": -p.amount}
@@ -370,10 +353,7 @@ def balance_at(partner, on: date | None = None, *, known_at=None):
     balance on the day before its date, as known when it was issued, plus its own total: later
     records dated earlier (a payment entered late) count from the next CI on.
     """
-    from django.db.models import Sum
 
-    from billing.core.money import ZERO, quantize_money
-    from invoicing.models import Invoice, InvoiceState, Payment
 
     documents = Invoice.objects.filter(partner_id=partner.pk, state=InvoiceState.ISSUED)
     payments = Payment.objects.filter(partner_id=partner.pk)
@@ -393,7 +373,6 @@ def balance_at(partner, on: date | None = None, *, known_at=None):
 
 def true_ups_of(invoice_ids) -> dict[int, list[tuple[str, object]]]:
     """{invoice id: [(description, amount)]} of the true-up lines of some invoices (billing-rules 4.11)."""
-    from invoicing.models import InvoiceLine
 
     found: dict[int, list[tuple[str, object]]] = {}
     rows = (InvoiceLine.objects.filter(invoice_id__in=list(invoice_ids), line_type="true_up")
@@ -407,9 +386,7 @@ def true_ups_of(invoice_ids) -> dict[int, list[tuple[str, object]]]:
 def money_total(queryset, field: str, currency: str) -> Decimal:
     """A database sum of amounts, exact: SQLite sums decimals as floats, so the sum (of amounts already
     rounded to the currency) is brought back to the currency's places."""
-    from django.db.models import Sum
 
-    from billing.core.money import ZERO, quantize_money
 
     value = queryset.aggregate(s=Sum(field))["s"]
     return quantize_money(Decimal(value), currency) if value is not None else ZERO
@@ -417,9 +394,7 @@ def money_total(queryset, field: str, currency: str) -> Decimal:
 
 def first_months(partner_ids: list[int]) -> dict[int, Period]:
     """{partner id: the month of its first service or one-time charge} (partners with neither are absent)."""
-    from django.db.models import Min
 
-    from invoicing.models import OneTimeCharge
 
     firsts: dict[int, date] = {}
     for model, field in ((Service, "start_date"), (OneTimeCharge, "date")):
@@ -432,11 +407,10 @@ def first_months(partner_ids: list[int]) -> dict[int, Period]:
 def unbilled_first_months(partner_ids: list[int], billed_keys: dict[int, set[str]]) -> dict[int, set[Period]]:
     """The months in which a service billed in advance starts after the 1st and its first-month INV
     is not issued yet: the only lines that rating a month whose CI is issued can still add."""
-    from invoicing.rating import ADVANCE
 
     months: dict[int, set[Period]] = defaultdict(set)
     billed = {key.split(":")[1] for keys in billed_keys.values() for key in keys if key.startswith("first_month:")}
-    starts = Service.objects.filter(partner_id__in=partner_ids, method__in=ADVANCE).exclude(start_date__day=1)
+    starts = Service.objects.filter(partner_id__in=partner_ids, method__in=ADVANCE_METHODS).exclude(start_date__day=1)
     for partner_id, pk, start in starts.values_list("partner_id", "pk", "start_date"):
         if str(pk) not in billed:
             months[partner_id].add(Period.of(start))
@@ -455,11 +429,7 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period
     (the month being billed), every month of a service's life before it that no line billed counts as billed
     at 0 units from its 1st (or the start date), so that its units are prorated on the next CI: no month is
     left unbilled (billing-rules 4.12)."""
-    from django.db.models import Q
 
-    from billing.core.money import ZERO
-    from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType
-    from invoicing.rating import BilledUnits  # rating reads this module: imported when called
 
     billed: dict[int, dict[tuple[int, Period], BilledUnits]] = {pk: {} for pk in partner_ids}
     services: dict[int, list[tuple]] = defaultdict(list)  # partner id: [(service id, start, end)]
@@ -520,6 +490,5 @@ def partner_balance(partner: Partner) -> Decimal:
 
 def unsent_invoices():
     """Issued documents whose email never left (credit notes too): the daily job sends them."""
-    from invoicing.models import Invoice
 
     return Invoice.objects.issued().filter(emailed_at__isnull=True)

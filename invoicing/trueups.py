@@ -19,8 +19,10 @@ from django.db.models import Q
 from billing.core.money import ZERO
 from billing.core.periods import Period
 from invoicing.choices import LineType
-from invoicing.rating import CI, RatedLine
-from partners.models import Method
+from invoicing.models import InvoiceLine, InvoiceState
+from invoicing.rating import CI, RatedLine, rate_partners_month
+from invoicing.selectors import first_months
+from partners.models import Customer, Method, Partner, Service
 
 # the lines of each method a true-up corrects: usage billed in arrears, and per_host's advance (its host limit)
 TRUE_UP_TYPES = {
@@ -85,7 +87,6 @@ def measured_issued(*, partner_ids: list[int], since: Period, before: Period,
                     extra_ids=()) -> dict[int, dict[tuple, Measure]]:
     """What the partners' issued documents (and `extra_ids`, documents of this run) charged per group, for
     periods from `since` to before `before`: their original lines and their true-ups."""
-    from invoicing.models import InvoiceLine, InvoiceState
 
     documents = Q(invoice__state=InvoiceState.ISSUED)
     if extra_ids:
@@ -118,7 +119,6 @@ def true_up_lines(*, month: Period, since: Period, now: dict[tuple, tuple[Measur
                   issued: dict[tuple, Measure]) -> list[RatedLine]:
     """The CI of `month`'s true-up lines for the months from `since`: one per group whose amount now differs from
     what was charged. A group charged but measured at nothing now (its usage deleted) is trued up to zero."""
-    from partners.models import Service
 
     lines = []
     keys = {k for k in (*now, *issued) if str(since) <= k[1] < str(month)}
@@ -134,7 +134,6 @@ def true_up_lines(*, month: Period, since: Period, now: dict[tuple, tuple[Measur
         service = line.service if line is not None else services[sid]
         customer = line.customer if line is not None else None
         if customer is None and customer_id is not None:  # a tenant measured at nothing now
-            from partners.models import Customer
 
             customer = Customer.objects.filter(pk=customer_id).first()
         change = measure.quantity - was.quantity
@@ -188,13 +187,9 @@ def billing_gaps(*, partner_ids: list[int], before: Period) -> list[Gap]:
     arrears), with a per_asset month's changes prorated from its anchor as one line per date; it is billed at
     every issued line of its period (original lines, prorations, true-ups), credit notes apart. Reads one
     rating per month, like a billing run."""
-    from invoicing.models import InvoiceLine, InvoiceState
-    from invoicing.rating import rate_partners_month
-    from invoicing.services import _first_months
-    from partners.models import Partner
 
     partners = list(Partner.objects.filter(pk__in=partner_ids).order_by("slug"))
-    firsts = _first_months([p.pk for p in partners])
+    firsts = first_months([p.pk for p in partners])
     expected: dict[tuple, Decimal] = {}
     names: dict[tuple, tuple[str, str, str]] = {}
     if firsts:

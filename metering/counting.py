@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from metering.matching import Place, filter_takes
+from partners.models import rmm_filter_parts
 
 DELETED, NEVER_CHECKED_IN, SUSPENDED, OFFLINE = "deleted", "never checked in", "suspended", "offline"
 OUTSIDE = "outside the integration's filter"
@@ -32,7 +33,6 @@ class CountingRules:
         """The rules of an integration (None: the defaults, for an import without one)."""
         if integration is None:
             return cls()
-        from partners.models import rmm_filter_parts
 
         return cls(offline=integration.count_offline, suspended=integration.count_suspended,
                    never_checked_in=integration.count_never_checked_in,

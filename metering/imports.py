@@ -10,12 +10,15 @@ from billing.core.importing import ImportContext, ImportFileError, ImportKind, P
 from billing.core.periods import format_instant, utc_date
 from billing.core.registry import register_import
 from metering import rmm_exports
-from metering.models import Suspension, UsageSnapshot
+from metering.counting import CountingRules, not_billed_because
+from metering.models import RmmIntegration, Suspension, UsageSnapshot
+from metering.notices import inventory_apply_notified
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource
 from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay
+from metering.staging import rmm_assets_fast_path
 from partners.audit import audit_entry
 from partners.lookups import customers_by_key, partners_by_slug
-from partners.models import AuditLog
+from partners.models import AuditLog, Customer, Partner
 
 USAGE_FIELDS = ("users_count", "storage_bytes", "messages_count")
 
@@ -132,7 +135,6 @@ def _usage_values(snapshot: UsageSnapshot) -> dict:
 
 
 def _audit_per_customer(ctx: ImportContext, action: str, counts: dict[int, dict]) -> None:
-    from partners.models import Customer
 
     customers = Customer.objects.in_bulk(list(counts))
     AuditLog.objects.bulk_create(
@@ -250,7 +252,6 @@ class RmmAssetsImport(ImportKind):
         super().check_options(ctx)
         if ctx.as_of > utc_date(timezone.now()):
             raise ImportFileError(f"--as-of {ctx.as_of} is in the future")
-        from partners.models import Partner
 
         partner = Partner.objects.filter(slug=ctx.partner).first()
         if partner is None:
@@ -292,7 +293,6 @@ class RmmAssetsImport(ImportKind):
     def fast_path(self, path, ctx):
         """On PostgreSQL a clean file is COPYed into a staging table and applied in SQL (metering.staging);
         the engine reads the others, row by row."""
-        from metering.staging import rmm_assets_fast_path
 
         return rmm_assets_fast_path(path, ctx, self)
 
@@ -315,9 +315,6 @@ class RmmAssetsImport(ImportKind):
     def finish(self, ctx):
         if not ctx.ok:
             return
-        from metering.counting import CountingRules, not_billed_because
-        from metering.models import RmmIntegration
-        from metering.sync import inventory_apply_notified
 
         # the agents billed, by the partner's integration's rules (the defaults without one; docs/rmm.md, "Which
         # agents count"): an export may say an agent is deleted, suspended, never checked in or offline

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from billing.core.periods import whole_days_between
 from billing.core.sealed import SealedTextField
+from partners.models import rmm_filter_validator
 
 
 class Day(models.Model):
@@ -227,7 +228,6 @@ class RmmIntegration(models.Model):
         return f"{self.partner} ({self.get_kind_display()})"
 
     def clean(self):
-        from partners.models import rmm_filter_validator
 
         errors = {}
         bad = []

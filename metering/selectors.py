@@ -11,8 +11,8 @@ from django.db import connection
 
 from billing.core.periods import Period
 from billing.core.sql import Params
-from metering.models import Day
-from partners.models import SeatAssignment
+from metering.models import AgentPresence, Day, Suspension, UsageSnapshot
+from partners.models import Customer, SeatAssignment, Service
 
 # Seat-days are a union of date intervals per member (billing-rules 3.1: a member counts once a day, however
 # many seats touched it). Instead of expanding every seat into its days, each seat is clipped to the
@@ -122,8 +122,6 @@ def _as_date(value) -> date:
 
 
 def _tables():
-    from metering.models import AgentPresence, Suspension, UsageSnapshot
-    from partners.models import Customer, Service
 
     q = connection.ops.quote_name
     return {
@@ -447,7 +445,6 @@ def seat_days_by_service(*, service_ids, first: date, last: date) -> dict[tuple[
     once per customer and month for all such services together (the union of each member's seats:
     the same statement as `seat_days_by_customer`); only a service starting or ending inside the
     range has its seats clipped to its own dates."""
-    from partners.models import Customer, Service
 
     ids = list(service_ids)
     if not ids:

@@ -7,17 +7,21 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
+import psycopg
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import FilteredRelation, Q
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from billing.core.actor import Actor
 from billing.core.bulk import insert_rows, update_rows
-from billing.core.periods import format_instant
+from billing.core.periods import format_instant, utc_date
 from billing.core.sealed import SealedValueError, Unreadable
 from metering.matching import views_text
-from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, Suspension
-from partners.audit import audit_record
-from partners.models import Partner
+from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, Suspension, UsageSnapshot
+from partners.audit import audit_record, snapshot
+from partners.models import Customer, Partner
 
 SUSPEND, UNSUSPEND = "suspend", "unsuspend"
 
@@ -119,7 +123,6 @@ def _rows(queryset) -> list[tuple]:
     iteration (SQLite needs its converters)."""
     if connection.vendor != "postgresql":
         return list(queryset)
-    import psycopg
 
     sql, params = queryset.query.get_compiler(queryset.db).as_sql()
     connection.ensure_connection()
@@ -419,7 +422,6 @@ USAGE_SNAPSHOT_FIELDS = ("users_count", "storage_bytes", "messages_count")
 
 
 def _lock_customer(customer):
-    from partners.models import Customer
 
     return Customer.objects.select_for_update().get(pk=customer.pk)
 
@@ -428,9 +430,7 @@ def _lock_customer(customer):
 def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension:
     """Suspend the tenant now (billing-rules 3.6: counting stops from the next whole day). A tenant already
     suspended is refused, as a tenant-events import refuses a double suspend."""
-    from django.utils import timezone
 
-    from partners.audit import snapshot
 
     customer = _lock_customer(customer)
     current = Suspension.objects.filter(customer=customer, unsuspended_at__isnull=True).first()
@@ -448,9 +448,7 @@ def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension
 @transaction.atomic
 def tenant_unsuspend(*, customer, actor: Actor, source: str = "api") -> Suspension:
     """End the tenant's open suspension now (billing-rules 3.6: the day it happens counts)."""
-    from django.utils import timezone
 
-    from partners.audit import snapshot
 
     customer = _lock_customer(customer)
     suspension = Suspension.objects.select_for_update().filter(customer=customer, unsuspended_at__isnull=True).first()
@@ -473,11 +471,7 @@ def usage_snapshot_record(*, customer, date: date, users_count: int, storage_byt
     Returns (snapshot, outcome) with outcome "created", "updated" or "unchanged"; an unchanged
     snapshot is not written again (recording the same values twice = once). A future date is refused.
     """
-    from django.core.exceptions import ValidationError
-    from django.utils import timezone
 
-    from billing.core.periods import utc_date
-    from metering.models import UsageSnapshot
 
     if date > utc_date(timezone.now()):
         raise ValidationError({"date": f"{date} is in the future"})
@@ -525,7 +519,6 @@ def rmm_tokens_reseal() -> int:
 def rmm_token_fingerprint(token: str) -> str:
     """A short digest for the audit log: tells two secrets apart without revealing either. Keyed with
     the SECRET_KEY, so a leaked audit log cannot be used to confirm a guessed secret offline."""
-    from django.utils.crypto import salted_hmac
 
     return salted_hmac("metering.rmm-token-fingerprint", token, algorithm="sha256").hexdigest()[:12] if token else ""
 
@@ -548,7 +541,6 @@ def rmm_integration_save(*, partner: Partner, values: dict, actor: Actor) -> tup
     """Create or update a partner's RMM integration with `values` (model fields; `api_token` the secret as
     typed, sealed on save), validated as the admin validates it, and audited as the admin audits it (the
     secret by a fingerprint). Returns (integration, created)."""
-    from django.core.exceptions import ValidationError
 
     integration = RmmIntegration.objects.select_for_update().filter(partner=partner).first()
     created = integration is None

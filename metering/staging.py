@@ -42,7 +42,8 @@ from billing.core.importing import (
     read_csv,
 )
 from metering.models import AgentPresence
-from metering.services import InventoryResult, inventory_lock, inventory_record
+from metering.notices import unit_notices_around
+from metering.services import InventoryError, InventoryResult, inventory_lock, inventory_record
 
 logger = logging.getLogger(__name__)
 
@@ -294,8 +295,6 @@ def _clean(cursor, header: list[str], columns: list[str], scan: _Scan) -> Staged
 
 # --- rmm_in applied as inventory_apply applies its agents ---------------------------------------------------------
 def _apply_notified(ctx: ImportContext, staged: Staged) -> InventoryResult:
-    from metering.services import InventoryError
-    from metering.sync import unit_notices_around
 
     partner = ctx.state["partner"]
     try:

@@ -9,12 +9,8 @@ from django.utils import timezone
 from billing.core.actor import Actor
 from billing.core.periods import utc_date
 from metering.models import RmmIntegration, SyncStatus, SyncTrigger, UnitChangeNotice
-from metering.sync import (
-    inventory_sync,
-    sync_runs_abandoned,
-    unit_change_notice_send,
-    unit_change_notices_unsent,
-)
+from metering.notices import unit_change_notice_send, unit_change_notices_unsent
+from metering.sync import inventory_sync, sync_runs_abandoned
 from partners.models import Partner
 
 

@@ -27,3 +27,7 @@ class TierMode(models.TextChoices):
 class Proration(models.TextChoices):
     DAY_FRACTION = "day_fraction", "Day fraction (start date included)"
     ROUNDED_DAILY_RATE = "rounded_daily_rate", "Rounded daily rate (days after start)"
+
+
+# methods billed in advance, on the month's 1st (billing-rules 3.7, 3.8); the others in arrears
+ADVANCE_METHODS = (Method.FLAT, Method.PER_HOST, Method.PER_ASSET)

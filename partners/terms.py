@@ -19,6 +19,8 @@ from decimal import Decimal
 
 from djmoney.money import Money
 
+from partners.models import TermsVersion
+
 # the fields of each kind that are terms, in the order they are shown
 TERM_FIELDS = {
     "partner": ("tax_rate", "payment_terms_days"),
@@ -148,7 +150,6 @@ class TermsBook:
     as it stood on `day` (a copy with the terms then in force; the object itself when it never changed)."""
 
     def __init__(self, objects=()):
-        from partners.models import TermsVersion
 
         self.pieces: dict[tuple[str, int], list[Piece]] = {}
         by_kind: dict[str, set[int]] = {}

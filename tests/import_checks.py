@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.files.uploadedfile import SimpleUploadedFile
+
 
 def table_rows(models) -> dict[str, list[dict]]:
     """Every row of the given models, so that 'nothing was written' covers updates too."""
@@ -30,7 +32,6 @@ def import_rejected(cli, kind: str, path, *options: str, tracked):
 def admin_import(client, import_url: str, text: str | bytes, name: str = "file.csv"):
     """Upload a file with the admin's Import button (it is checked in the request: the test settings run import
     jobs inline); the job's page it leads to."""
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     data = text.encode() if isinstance(text, str) else text
     response = client.post(import_url, {"import_file": SimpleUploadedFile(name, data, content_type="text/csv")})

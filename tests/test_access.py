@@ -21,6 +21,7 @@ from django.apps import apps as django_apps
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import Group, Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from import_export.admin import ImportMixin
@@ -30,7 +31,7 @@ from invoicing.models import Invoice, InvoiceKind, OneTimeCharge, Payment
 from metering.models import RmmIntegration, SyncRun, SyncStatus, SyncTrigger
 from metering.tests.factories import SuspensionFactory, UsageSnapshotFactory
 from partners.api_keys import api_key_create
-from partners.models import ApiKey, AuditLog, Customer, Partner, PartnerUser, Role, SeatAssignment
+from partners.models import ApiKey, AuditLog, Customer, Partner, PartnerUser, Role, SeatAssignment, Service
 from partners.tests.factories import PartnerUserFactory, UserFactory
 from tests.examples import replay
 
@@ -240,7 +241,6 @@ def test_imports_take_the_add_permission_exports_the_view_permission(client, gro
 
 
 def test_an_auditor_import_writes_nothing(auditor, world):
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = SimpleUploadedFile("partners.csv", b"slug,name\nsneaky,Sneaky MSP\n", content_type="text/csv")
     response = auditor.post(admin_url(Partner, "import"), {"import_file": upload, "format": "0", "resource": "0"})
@@ -258,7 +258,6 @@ ACTIONS = {
 
 
 def test_the_clerk_has_every_action_and_the_auditor_none(client, groups, world):
-    from partners.models import Service
 
     for model, names in {**ACTIONS, Service: {"get_units_now"}}.items():
         _login(client, CLERK)

@@ -10,8 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+from openpyxl import Workbook
 
 from billing.core import import_jobs
 from billing.core.import_jobs import Progress, import_job_run, import_jobs_purge
@@ -136,7 +138,6 @@ def test_a_file_refused_at_import_time_writes_nothing_and_says_why(clerk, acme):
 
 
 def test_a_workbook_is_read_as_its_first_sheet(clerk, acme):
-    from openpyxl import Workbook
 
     book = Workbook()
     sheet = book.active
@@ -163,7 +164,6 @@ def test_a_bad_file_is_refused_with_one_line(clerk, acme):
 def test_a_clerks_job_is_the_clerks(client, acme):
     owner = UserFactory(username="owner", is_staff=True, is_superuser=False)
     other = UserFactory(username="other", is_staff=True, is_superuser=False)
-    from django.contrib.auth.models import Permission
 
     add = Permission.objects.get(codename="add_customer")
     for user in (owner, other):

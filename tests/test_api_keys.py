@@ -2,11 +2,15 @@
 (billing-rules 8.5, 11.1)."""
 
 import hashlib
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from partners.api_keys import api_key_check
+from billing.core.actor import Actor
+from partners.api_keys import api_key_check, api_key_create
 from partners.models import ApiKey, AuditLog
 from partners.tests.factories import PartnerFactory, UserFactory
 
@@ -44,13 +48,8 @@ def test_admin_creates_a_key_shows_it_once_and_revokes_it(client):
 
 def test_last_used_is_kept_to_the_minute_not_written_on_every_request(db, time_machine):
     """A client polling many times a second would write the key's row on every request."""
-    from datetime import UTC, datetime, timedelta
 
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
-    from billing.core.actor import Actor
-    from partners.api_keys import api_key_create
 
     start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     time_machine.move_to(start, tick=False)

@@ -32,6 +32,7 @@ from billing.core.importing import MAX_RECORD_CHARS
 from billing.core.registry import import_kinds
 from invoicing.models import Invoice, InvoiceKind, InvoiceState
 from partners.models import Customer, Method, Service
+from partners.resources import CustomerResource
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 from tests.import_checks import row_error_lines
 
@@ -204,7 +205,6 @@ def test_the_admin_export_escapes_formula_text_and_imports_back_unchanged(cli, c
     """The admin's Export button (the import resources) escapes formula-looking text as export_report does,
     and importing that export again changes nothing: the escape is taken off on import (so a hand-written
     '-Org is read as -Org, as a spreadsheet shows it)."""
-    from partners.resources import CustomerResource
 
     path = csv_file("customers.csv", "partner,slug,name,rmm_organization\n"
                                      "acme,evil,=1+2,@SUM(A1)\nacme,plus,+Plus Dental,'-Org\n")

@@ -5,6 +5,7 @@ seat-days equal the hand-written floor, a rerun bills nothing, and every step ru
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections import Counter
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -31,7 +32,6 @@ def bench_module():
 
 @pytest.mark.django_db
 def test_the_benchmark_runs_at_a_tiny_size_and_its_results_are_right(tmp_path):
-    import os
 
     environment = dict(os.environ)
     bench = bench_module()

@@ -16,8 +16,10 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from billing.core.actor import Actor
+from billing.core.money import money_sum
 from billing.core.periods import Period
 from invoicing.models import ChildInvoice, Invoice, InvoiceKind, InvoiceLine, InvoiceSequence
+from invoicing.selectors import statement_sources
 from invoicing.services import billing_run, ledger, payment_record, run
 from partners.models import AuditLog, Method, Service
 
@@ -127,8 +129,6 @@ def test_the_listed_statement_adds_up_to_the_figures_the_run_stored(generated, s
     """The run computes CI statements for many CIs in one statement (`statement_figures`); an invoice's
     page and PDF list the same documents through `statement_sources`. Both follow one rule: for every
     CI of the last run, the listed payments, credit notes and documents add up to its stored figures."""
-    from billing.core.money import money_sum
-    from invoicing.selectors import statement_sources
 
     settings.BILLING_BATCH_PARTNERS = 250
     for month in (NOW.shift(-2), NOW.shift(-1), NOW):  # payments each month: earlier ones are on earlier CIs

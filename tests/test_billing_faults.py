@@ -34,11 +34,12 @@ from django.conf import settings as django_settings
 from django.core import mail
 from django.db import transaction
 from djmoney.money import Money
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from billing.core.actor import Actor
 from invoicing.models import ChildInvoice, Invoice, InvoiceLine, InvoiceSequence, InvoiceState
 from invoicing.services import billing_run, ledger, run
-from invoicing.tasks import refresh_payment_statuses_task
+from invoicing.tasks import refresh_payment_statuses_task, send_invoice_task
 from metering.services import AgentRow, inventory_apply
 from partners.models import AuditLog, Method
 from partners.tests.factories import (
@@ -274,9 +275,7 @@ def test_a_broker_that_cannot_be_reached_is_tried_once_and_the_daily_job_sends_t
     """Redis down when the run commits: the invoices stay issued, the queue is tried once for all of them
     (not three publish retries for each of hundreds of invoices), one log line names them, and the daily job
     sends each email once the broker is back."""
-    from kombu.exceptions import OperationalError as BrokerUnreachable
 
-    from invoicing.tasks import send_invoice_task
 
     tries = []
 
@@ -300,7 +299,6 @@ def test_a_broker_that_cannot_be_reached_is_tried_once_and_the_daily_job_sends_t
 def test_an_error_queuing_one_email_does_not_keep_the_others(cli, world, monkeypatch, caplog):
     """One invoice's email cannot be queued (a fault of its own, not the broker's): it is logged, and the
     other invoices' emails are queued and sent."""
-    from invoicing.tasks import send_invoice_task
 
     queue = send_invoice_task.apply_async
     first = []

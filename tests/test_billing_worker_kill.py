@@ -17,14 +17,18 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import redis
+from celery import group
 from django.db import models, transaction
 
 from billing.celery import app
 from invoicing.models import Invoice, InvoiceState
 from invoicing.services import billing_run
+from invoicing.tasks import BILLING_QUEUE, bill_partners_task
 from partners.models import AuditLog, Partner
 from tests.test_billing_faults import SLUGS, THROUGH, WorkerDied, build, exports
 from tests.test_billing_kill import (
@@ -85,7 +89,6 @@ def start_worker(tmp_path: Path) -> subprocess.Popen:
 def charlie_waiting(worker: subprocess.Popen, tmp_path: Path) -> int:
     """The server process of charlie's transaction once it waits on the lock, or a failure that says what
     the worker wrote and what was billed (for a run that hangs)."""
-    import time
 
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and worker.poll() is None:
@@ -101,9 +104,7 @@ def charlie_waiting(worker: subprocess.Popen, tmp_path: Path) -> int:
 
 def fan_out() -> None:
     """What the daily job queues with BILLING_TASK_PARTNERS=1: a batch of one partner per task, in order."""
-    from celery import group
 
-    from invoicing.tasks import BILLING_QUEUE, bill_partners_task
 
     ids = list(Partner.objects.order_by("slug").values_list("pk", flat=True))
     group(bill_partners_task.s([pk], THROUGH.isoformat()) for pk in ids).apply_async(queue=BILLING_QUEUE)
@@ -111,7 +112,6 @@ def fan_out() -> None:
 
 @pytest.fixture
 def redis_broker():
-    import redis
 
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "result_backend")}
     app.conf.update(broker_url=REDIS_URL, task_always_eager=False, result_backend=None)

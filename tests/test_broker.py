@@ -12,15 +12,18 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from celery.contrib.testing.worker import start_worker
 from django.core import mail
 from djmoney.money import Money
+from kombu import pools
 
 from billing.celery import app
 from billing.core.actor import Actor
 from invoicing.models import Invoice
 from invoicing.services import billing_run
-from invoicing.tasks import refresh_payment_statuses_task
+from invoicing.tasks import refresh_payment_statuses_task, send_invoice_task
 from partners.models import AlertKind, Method, UtilizationAlert
+from partners.tasks import send_utilization_alert_task
 from partners.tests.factories import PartnerFactory, ServiceFactory
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "")
@@ -32,7 +35,6 @@ needs_redis = pytest.mark.skipif(not REDIS_URL, reason="needs Redis: set REDIS_T
 def reset_pool():
     """Start from fresh broker connections: kombu keeps one pool per broker URL in a global registry,
     so the registry is reset (closing its pools) and the app forgets the pools it built on it."""
-    from kombu import pools
 
     pools.reset()
     app._pool = None
@@ -49,7 +51,6 @@ def partners_with_flat_plans(count: int) -> None:
 
 @pytest.fixture
 def redis_worker(settings):
-    from celery.contrib.testing.worker import start_worker
 
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "result_backend")}
     app.conf.update(broker_url=REDIS_URL, task_always_eager=False, result_backend=None)
@@ -71,7 +72,6 @@ def test_alert_email_travels_through_redis_to_a_worker(redis_worker):
     service = ServiceFactory(partner=partner, committed_quantity=1, overage_enabled=True)
     alert = UtilizationAlert.objects.create(service=service, kind=AlertKind.WARNING, active_seats=1,
                                             committed_seats=1, recipients="ops@msp.example")
-    from partners.tasks import send_utilization_alert_task
 
     send_utilization_alert_task.delay(alert.pk)
     deadline = time.monotonic() + 60
@@ -88,7 +88,6 @@ def test_alert_email_travels_through_redis_to_a_worker(redis_worker):
 @pytest.mark.django_db(transaction=True)
 def test_a_billing_runs_invoice_emails_travel_through_redis_on_one_producer(redis_worker, monkeypatch):
     """The emails of a run's invoices are queued after commit on one producer and a worker sends each."""
-    from invoicing.tasks import send_invoice_task
 
     monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", lambda invoice: f"%PDF {invoice.number}".encode())
     queue, producers = send_invoice_task.apply_async, []

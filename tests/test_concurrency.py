@@ -3,6 +3,7 @@
 import threading
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 
 from billing.core.actor import Actor
@@ -76,7 +77,6 @@ def test_parallel_assignments_under_a_commitment_without_overage_admit_exactly_t
 @pytest.mark.django_db
 def test_cap_below_active_seats_is_refused_by_the_model():
     """The model guards the cap itself (billing-rules 3.2), whatever the entry point."""
-    from django.core.exceptions import ValidationError
 
     customer = CustomerFactory(seat_cap=3)
     for name in ("ana", "ben"):

@@ -14,6 +14,9 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from billing.core.periods import Period, utc_date
+from billing.demo import PARTNERS
+from billing.management.commands.load_demo import Command
+from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.rating import rate_partner_month
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from partners.models import (
@@ -71,7 +74,6 @@ def demo():
 
 
 def test_demo_ends_with_issued_invoices_of_every_kind_with_pdfs(demo):
-    from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 
     issued = Invoice.objects.filter(state=InvoiceState.ISSUED)
     assert set(issued.values_list("kind", flat=True)) == {InvoiceKind.CI, InvoiceKind.INV, InvoiceKind.CN}
@@ -102,8 +104,6 @@ def test_load_demo_twice_changes_nothing_the_second_time(demo):
 
 def test_a_database_with_the_older_demo_gains_only_the_partners_it_lacks():
     """Each demo partner is loaded only when it does not exist yet."""
-    from billing.demo import PARTNERS
-    from billing.management.commands.load_demo import Command
 
     now = timezone.now()
     first = this_month().previous().previous().previous()

@@ -4,6 +4,7 @@ descriptions and statuses in the expected files are illustrative: only the CI-/I
 
 import pytest
 
+from partners.models import AuditLog, SeatAssignment
 from tests.examples import as_multiset, expected_rows, export, replay
 
 STATEMENT_COLUMNS = ("partner", "period", "customer", "customer_name", "seat_days", "seat_months", "active_users",
@@ -51,7 +52,6 @@ def test_example_end_to_end(data_dir, example, cli):
 @pytest.mark.django_db
 def test_seat_days_basic_reimport_changes_nothing(data_dir):
     """Re-importing every file of the example changes nothing (billing-rules 8.1: idempotent imports)."""
-    from partners.models import AuditLog, SeatAssignment
 
     folder = data_dir / "seat-days-basic"
     replay(folder, upto_billing=False)

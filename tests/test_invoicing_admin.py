@@ -9,6 +9,7 @@ read-only and every change goes through invoicing.services.
 from __future__ import annotations
 
 import io
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from invoicing import pdf as invoice_pdf
+from invoicing.admin import InvoicePaymentForm
 from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType, OneTimeCharge, Payment
 from invoicing.reports import InvoiceLinesReport
 from partners.models import AuditLog, Partner
@@ -294,7 +296,6 @@ def test_credit_whole_invoice_reports_failures(clerk, billed):
 def test_credit_whole_invoice_sent_twice_from_its_page_answers_as_the_first(clerk, billed):
     """The confirmation page carries a one-time token: a double click credits once and the second answer is the
     first's (back to the list), not a page of failures."""
-    import re
 
     invoice = billed["CI-0001"]
     data = {"action": "credit_whole_invoice", "_selected_action": [invoice.pk]}
@@ -353,7 +354,6 @@ def test_issue_drafts_action_numbers_them_in_date_order(clerk, data_dir, cli):
 
 
 def test_issue_drafts_sent_twice_from_one_page_issues_once(clerk, data_dir, cli):
-    import re
 
     replay(data_dir / "seat-days-basic", upto_billing=False)
     cli("run_billing", "--through", "2026-04-01", "--draft")
@@ -445,7 +445,6 @@ def test_one_time_charges_have_an_import_button(clerk, billed):
 
 
 def test_payment_amount_places_follow_the_invoice_currency():
-    from invoicing.admin import InvoicePaymentForm
 
     invoice = Invoice(currency="JPY", issue_date=date(2026, 4, 1), amount_due=Decimal("5000"), number="INV-0001",
                       state=InvoiceState.ISSUED)

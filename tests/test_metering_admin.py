@@ -17,10 +17,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from djmoney.money import Money
+from import_export.formats.base_formats import CSV
 
 from billing.core.actor import Actor
 from metering.admin import UsageSnapshotAdmin
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
+from metering.selectors import licenses_on_day
 from metering.services import AgentRow, inventory_apply
 from partners.models import AuditLog, Method
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory, UserFactory
@@ -157,7 +159,6 @@ def test_snapshots_show_gigabytes_licenses_and_suspended_days(clerk, world):
 def test_the_list_counts_licenses_with_the_one_rule(clerk, world):
     """The list's licenses are metering.selectors.licenses_on_day's (billing-rules 3.6; the rule's own tests are
     in metering/tests/test_licenses_on_day.py), marked "storage" when storage decided them."""
-    from metering.selectors import licenses_on_day
 
     response = clerk.get(url("usagesnapshot"))
     admin_page = response.context["cl"].model_admin
@@ -286,7 +287,6 @@ def test_importing_tenant_events_through_the_admin_merges_the_history(clerk, wor
     ("suspension", "suspensionresource", ["partner", "customer", "suspended_at", "unsuspended_at"]),
 ])
 def test_exports_use_the_file_columns(clerk, world, model, resource, columns):
-    from import_export.formats.base_formats import CSV
 
     formats = [f.__name__ for f in UsageSnapshotAdmin(UsageSnapshot, None).get_export_formats()]
     data = {"format": formats.index(CSV.__name__), "resource": "0", **{f"{resource}_{c}": "on" for c in columns}}

@@ -16,6 +16,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
+from playwright.sync_api import sync_playwright
+
+from billing.core.periods import next_month_start
+from invoicing.models import Invoice
+from partners.models import Customer, Partner, Role, SeatPurchase
+from partners.tests.factories import MemberFactory, PartnerUserFactory, SeatAssignmentFactory, UserFactory
+from tests.examples import replay
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
@@ -32,11 +40,7 @@ pytestmark = [
 @pytest.fixture
 def portal_data(data_dir):
     """brightdesk from the worked example, an Owner login, and a little seat churn in the chart's window."""
-    from django.utils import timezone
 
-    from partners.models import Customer, Partner, Role
-    from partners.tests.factories import MemberFactory, PartnerUserFactory, SeatAssignmentFactory, UserFactory
-    from tests.examples import replay
 
     replay(data_dir / "seat-days-basic")
     partner = Partner.objects.get(slug="brightdesk")
@@ -54,7 +58,6 @@ def portal_data(data_dir):
 def browser_page(live_server, monkeypatch, tmp_path):
     # Playwright's sync API runs an event loop in this thread: let the test read the database too
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -82,9 +85,6 @@ def shoot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
 
 @pytest.mark.django_db(transaction=True)
 def test_owner_uses_the_portal_in_chromium(portal_data, browser_page, live_server, tmp_path):
-    from billing.core.periods import next_month_start
-    from invoicing.models import Invoice
-    from partners.models import SeatPurchase
 
     page = browser_page
     page.goto(f"{live_server.url}/portal/")

@@ -1,6 +1,6 @@
 """`import_csv rmm-assets FILE --partner P --as-of D` with the RMMs' exports as downloaded,
 end to end: the command, the inventory written (agents, presences) and the units of per_asset services
-(metering.sync.asset_units_on).
+(metering.notices.asset_units_on).
 
 The files are tests/data/rmm-exports/; SOURCES.md there names the public source each header and cell form is
 copied from (Kaseya VSA 9 REST API "Get Agent" and VSAModule's Get-VSAAgent; Datto RMM API v2 devices of the
@@ -27,8 +27,11 @@ from django.core.management.base import CommandError
 from django.db import connection
 from djmoney.money import Money
 
+from billing.core.importing import ImportContext, run_import_file
+from billing.core.registry import import_kinds
+from metering import staging
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration
-from metering.sync import asset_units_on
+from metering.notices import asset_units_on
 from partners.models import Method
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 from tests.import_checks import table_rows
@@ -348,9 +351,6 @@ def test_the_products_own_columns_read_as_before(keystone, tmp_path):
 def test_an_export_never_takes_the_copy_path(keystone):
     """metering.staging refuses a header that is not the product's (its header check), so even called directly
     it leaves an export to the engine; run_import_file hands exports to their reader before asking it."""
-    from billing.core.importing import ImportContext, run_import_file
-    from billing.core.registry import import_kinds
-    from metering import staging
 
     ctx = ImportContext(kind="rmm-assets", partner="keystone", as_of=AS_OF, state={"partner": keystone})
     assert staging.rmm_assets_fast_path(EXPORTS / "datto-devices.csv", ctx, import_kinds()["rmm-assets"]) is None

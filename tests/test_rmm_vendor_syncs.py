@@ -16,12 +16,14 @@ import pytest
 import time_machine
 from djmoney.money import Money
 
+from billing.core.actor import Actor
 from metering.models import RmmIntegration, SyncRun, SyncStatus
-from metering.sync import asset_units_on, sync_run_approve
+from metering.notices import asset_units_on
+from metering.sync import sync_run_approve
 from metering.tests.fake_datto import FakeDatto, datto_device, datto_site
 from metering.tests.fake_kaseya_vsa import FakeKaseyaVsa, vsa_agent, vsa_org, vsa_view
 from metering.tests.fake_ninjaone import FakeNinjaOne, ninja_device, ninja_location, ninja_organization
-from partners.models import Method, Service
+from partners.models import AuditLog, Method, Service
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -203,7 +205,6 @@ def test_vsa_a_wrong_token_fails_and_says_what_to_check(cli, tmp_path, vsa, keys
 
 
 def test_rmm_connect_updates_and_audits_without_the_secret(cli, tmp_path, vsa, keystone):
-    from partners.models import AuditLog
 
     connect(cli, tmp_path, keystone, "kaseya-vsa", vsa.url, USER, PAT, "--guard-percent", "35",
             "--bill-offline", "no", "--filter", "birchwood")
@@ -223,7 +224,6 @@ def test_rmm_connect_updates_and_audits_without_the_secret(cli, tmp_path, vsa, k
 
 
 def _actor():
-    from billing.core.actor import Actor
 
     return Actor(label="test reviewer")
 

@@ -7,6 +7,8 @@ import pytest
 import time_machine
 from django_celery_beat.models import PeriodicTask
 
+from billing.celery import app
+from invoicing import tasks
 from invoicing.models import Invoice, PaymentStatus
 from invoicing.tasks import refresh_payment_statuses_task, run_daily_billing_task
 from tests.examples import replay
@@ -15,7 +17,6 @@ pytestmark = pytest.mark.django_db
 
 
 def test_beat_entries_exist_and_name_real_tasks():
-    from billing.celery import app
 
     app.loader.import_default_modules()
     entries = dict(PeriodicTask.objects.values_list("task", "enabled"))
@@ -39,7 +40,6 @@ def test_daily_billing_fans_out_per_partner_and_is_idempotent(data_dir):
 
 @pytest.mark.parametrize("per_task", [1, 25])
 def test_daily_billing_gives_each_task_a_batch_of_partners(data_dir, settings, monkeypatch, per_task):
-    from invoicing import tasks
 
     replay(data_dir / "seat-days-basic", upto_billing=False)
     replay(data_dir / "per-host-and-licenses", upto_billing=False)

@@ -19,6 +19,7 @@ from django.contrib import admin
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from django.views.debug import ExceptionReporter
 
 from billing.core.actor import Actor
@@ -189,7 +190,6 @@ def test_logs_at_debug_never_hold_a_secret(client, world, rmm, caplog, settings,
             client.get("/api/partner/dashboard", headers={"Authorization": authorization})
         # a sync that works, one the RMM refuses (401) and one that fails on a server error, token in use
         partner, today = world["partner"], None
-        from django.utils import timezone
 
         today = timezone.now().date()
         assert inventory_sync(partner=partner, as_of=today, actor=Actor(label="t"),
@@ -237,7 +237,6 @@ def test_a_token_no_header_can_carry_fails_the_sync_without_being_quoted(world):
     """urllib refuses such a header with the whole value in its message; the sync run's error (shown
     in the admin, logged) must not carry it."""
     RmmIntegration.objects.filter(pk=world["integration"].pk).update(api_token=f"{RMM_TOKEN}\nX-Injected: 1")
-    from django.utils import timezone
 
     run = inventory_sync(partner=world["partner"], as_of=timezone.now().date(), actor=Actor(label="t"),
                          trigger=SyncTrigger.MANUAL)

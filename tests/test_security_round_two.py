@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
-import pytest
-from django.contrib.auth.models import User
+import re
+import subprocess
+import sys
+import threading
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from unittest import mock
 
-from invoicing.models import Invoice
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django_celery_beat.models import PeriodicTask
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from billing.core.actor import Actor
+from invoicing import tasks
+from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
+from invoicing.tasks import run_daily_billing_task
 from metering.models import RmmIntegration
-from partners.models import ApiKey, AuditLog
-from tests.test_access import AUDITOR, _login, admin_url, apply_group_migrations
+from partners.api_keys import api_key_create
+from partners.models import ApiKey, AuditLog, Method, PartnerUser, Role, SeatAssignment, SeatPurchase
+from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory, UserFactory
+from tests.examples import replay
+from tests.test_access import AUDITOR, CLERK, _login, admin_url, apply_group_migrations
 
 pytestmark = pytest.mark.django_db
 
@@ -16,7 +38,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _fresh_rate_limits():
     """Rate limits count in the cache: each test starts with none counted."""
-    from django.core.cache import cache
 
     cache.clear()
 
@@ -63,13 +84,7 @@ def test_a_possible_date_filter_still_works(admin_client):
 
 # --- 9. a member whose name holds "/" can be removed through the API -----------------------------------------
 def test_a_member_named_with_a_slash_is_removed_through_the_api(client):
-    from datetime import UTC, datetime
-    from unittest import mock
 
-    from billing.core.actor import Actor
-    from partners.api_keys import api_key_create
-    from partners.models import SeatAssignment
-    from partners.tests.factories import CustomerFactory, PartnerFactory
 
     partner = PartnerFactory(slug="fabrikam")
     CustomerFactory(partner=partner, slug="fabrikam-law")
@@ -87,9 +102,6 @@ def test_a_member_named_with_a_slash_is_removed_through_the_api(client):
 # --- 10. an API body over the size limit answers 413 in the API's JSON shape -------------------------------
 @pytest.mark.parametrize("debug", [True, False])
 def test_an_api_body_over_the_limit_is_a_413_in_json(client, settings, debug):
-    from billing.core.actor import Actor
-    from partners.api_keys import api_key_create
-    from partners.tests.factories import CustomerFactory, PartnerFactory
 
     settings.DEBUG = debug
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
@@ -105,7 +117,6 @@ def test_an_api_body_over_the_limit_is_a_413_in_json(client, settings, debug):
 
 # --- 1. scheduled jobs: changing, enabling, disabling or running one needs the change permission, audited -----
 def beat_tasks():
-    from django_celery_beat.models import PeriodicTask
 
     return PeriodicTask.objects.order_by("name")
 
@@ -113,7 +124,6 @@ def beat_tasks():
 @pytest.mark.parametrize("action", ["enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks"])
 @pytest.mark.parametrize("group", ["Auditor", "Billing clerk"])
 def test_staff_without_the_change_permission_cannot_use_the_job_actions(client, action, group):
-    from django_celery_beat.models import PeriodicTask
 
     apply_group_migrations()
     staff = _login(client, group)
@@ -129,9 +139,7 @@ def test_staff_without_the_change_permission_cannot_use_the_job_actions(client, 
 
 
 def test_a_superuser_disabling_and_running_jobs_is_audited_by_name(admin_client, admin_user, monkeypatch):
-    from django_celery_beat.models import PeriodicTask
 
-    from invoicing import tasks
 
     billing_job = PeriodicTask.objects.get(task="invoicing.tasks.run_daily_billing_task")
     response = admin_client.post(admin_url(PeriodicTask), {"action": "disable_tasks",
@@ -150,12 +158,8 @@ def test_a_superuser_disabling_and_running_jobs_is_audited_by_name(admin_client,
 
 
 def test_a_billing_job_run_by_hand_names_who_asked_on_what_it_issues(data_dir):
-    from datetime import UTC, datetime
 
-    import time_machine
 
-    from invoicing.tasks import run_daily_billing_task
-    from tests.examples import replay
 
     replay(data_dir / "seat-days-basic", upto_billing=False)
     with time_machine.travel(datetime(2026, 5, 1, 0, 30, tzinfo=UTC), tick=False):
@@ -167,8 +171,6 @@ def test_a_billing_job_run_by_hand_names_who_asked_on_what_it_issues(data_dir):
 # --- 2. sign-ins are throttled: a lock by account and by address, lifted after the cool-off ---------------------
 @pytest.fixture
 def partner_user(db):
-    from partners.models import PartnerUser, Role
-    from partners.tests.factories import PartnerFactory, UserFactory
 
     user = UserFactory(username="lock-owner")
     user.set_password("right-password")
@@ -183,9 +185,7 @@ def sign_in(client, url, username, password, address="203.0.113.7"):
 
 @pytest.mark.parametrize("url", ["/portal/login/", "/admin/login/"])
 def test_an_account_is_locked_after_the_configured_failures_then_unlocked(client, partner_user, settings, url):
-    from datetime import UTC, datetime, timedelta
 
-    import time_machine
 
     if url.startswith("/admin"):
         partner_user.is_staff = True
@@ -216,8 +216,6 @@ def test_an_address_guessing_many_accounts_is_locked(client, partner_user, setti
 # --- 8. money writes are done once: a one-time form token, and the API's Idempotency-Key ------------------------
 @pytest.fixture
 def seat_buyer(db):
-    from partners.models import Method, PartnerUser, Role
-    from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory, UserFactory
 
     partner = PartnerFactory(slug="buyer")
     customer = CustomerFactory(partner=partner, slug="buyer-law")
@@ -229,13 +227,11 @@ def seat_buyer(db):
 
 
 def once_token(page) -> str:
-    import re
 
     return re.search(r'name="once_token" value="([0-9a-f]{32})"', page.content.decode()).group(1)
 
 
 def test_add_seats_sent_five_times_buys_once(client, seat_buyer):
-    from partners.models import SeatPurchase
 
     user, service = seat_buyer
     client.force_login(user)
@@ -252,7 +248,6 @@ def test_add_seats_sent_five_times_buys_once(client, seat_buyer):
 
 
 def test_a_refused_purchase_keeps_no_token_and_can_be_sent_again_corrected(client, seat_buyer):
-    from partners.models import SeatPurchase
 
     user, service = seat_buyer
     client.force_login(user)
@@ -267,12 +262,8 @@ def test_a_refused_purchase_keeps_no_token_and_can_be_sent_again_corrected(clien
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_five_concurrent_identical_purchases_buy_once(seat_buyer):
-    import threading
 
-    from django.db import connection
-    from django.test import Client
 
-    from partners.models import SeatPurchase
 
     user, service = seat_buyer
     first = Client()
@@ -300,10 +291,6 @@ def test_five_concurrent_identical_purchases_buy_once(seat_buyer):
 
 
 def test_an_api_write_with_an_idempotency_key_is_done_once(client):
-    from billing.core.actor import Actor
-    from partners.api_keys import api_key_create
-    from partners.models import SeatAssignment
-    from partners.tests.factories import CustomerFactory, PartnerFactory
 
     partner = PartnerFactory(slug="keyed")
     CustomerFactory(partner=partner, slug="keyed-law")
@@ -328,7 +315,6 @@ def test_an_api_write_with_an_idempotency_key_is_done_once(client):
 
 # --- password reset by email for portal users, and an Owner resetting a member's access ------------------------
 def test_a_portal_user_resets_the_password_by_email_end_to_end(client, partner_user, mailoutbox):
-    import re
 
     partner_user.email = "owner@locky.example"
     partner_user.save()
@@ -359,8 +345,6 @@ def test_password_reset_requests_are_rate_limited(client, partner_user, mailoutb
 
 
 def test_an_owner_resets_a_team_members_access(client, partner_user, mailoutbox):
-    from partners.models import PartnerUser, Role
-    from partners.tests.factories import UserFactory
 
     tech = UserFactory(username="locky-tech", email="tech@locky.example")
     tech.set_password("old-password")
@@ -381,15 +365,12 @@ def test_an_owner_resets_a_team_members_access(client, partner_user, mailoutbox)
 
 # --- a second factor (TOTP) for staff in the admin ---------------------------------------------------------------
 def totp_now(user) -> str:
-    from django_otp.oath import TOTP
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
     device = TOTPDevice.objects.get(user=user)
     return f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token():06d}"
 
 
 def test_a_superuser_must_enroll_a_second_factor_when_it_is_on(client, admin_user, settings):
-    import re
 
     settings.ADMIN_TWO_FACTOR = True
     settings.OTP_TOTP_THROTTLE_FACTOR = 0  # django-otp delays the attempt after a wrong code; not this test's point
@@ -418,7 +399,6 @@ def test_a_superuser_must_enroll_a_second_factor_when_it_is_on(client, admin_use
 
 
 def test_the_billing_clerk_group_must_give_a_second_factor_and_the_auditor_need_not(client, settings):
-    from tests.test_access import CLERK
 
     settings.ADMIN_TWO_FACTOR = True
     apply_group_migrations()
@@ -433,8 +413,6 @@ def test_without_the_setting_no_second_factor_is_asked(admin_client, settings):
 
 
 def test_the_production_settings_require_a_second_factor():
-    import subprocess
-    import sys
 
     code = ("import django; django.setup(); from django.conf import settings; print(settings.ADMIN_TWO_FACTOR)")
     env = {"DJANGO_SETTINGS_MODULE": "billing.settings.production", "SECRET_KEY": "x" * 60,
@@ -444,15 +422,8 @@ def test_the_production_settings_require_a_second_factor():
 
 
 def test_the_admins_money_forms_sent_twice_write_once(admin_client):
-    import re
-    from datetime import date
-    from decimal import Decimal
 
-    from django.urls import reverse
 
-    from invoicing.models import InvoiceKind, InvoiceState, Payment
-    from partners.models import SeatPurchase
-    from partners.tests.factories import PartnerFactory, ServiceFactory
 
     partner = PartnerFactory(slug="twice")
     invoice = Invoice.objects.create(

@@ -15,9 +15,12 @@ from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
+from celery.contrib.testing.worker import start_worker
+from django.apps import apps
 from django.core import mail
 from django.utils import timezone
 from djmoney.money import Money
+from kombu import pools
 
 from billing.celery import app
 from billing.core.actor import Actor
@@ -25,7 +28,7 @@ from billing.core.money import quantize_money
 from billing.core.periods import Period, utc_date
 from invoicing.models import InvoiceLine
 from invoicing.services import billing_run
-from metering.models import AgentPresence, RmmIntegration, SyncRun, SyncStatus, UnitChangeNotice
+from metering.models import AgentPresence, Day, RmmIntegration, SyncRun, SyncStatus, UnitChangeNotice
 from metering.services import AgentRow, inventory_apply
 from metering.tasks import sync_inventories_task
 from metering.tests.rmm_stub import StubRmm, agent
@@ -45,7 +48,6 @@ def reset_pool():
     app._pool is kombu's process-wide pool for the broker URL: closing it alone would leave that closed
     pool registered, and the next test on the same URL (tests/test_broker.py) would get "Acquire on
     closed pool". kombu.pools.reset() closes and forgets them all."""
-    from kombu import pools
 
     app._pool = None
     app.amqp._producer_pool = None  # built on the old connection pool
@@ -55,7 +57,6 @@ def reset_pool():
 @contextmanager
 def redis_worker(settings):
     """A real worker on Redis for the block only (the billing runs around it stay in-process)."""
-    from celery.contrib.testing.worker import start_worker
 
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "result_backend")}
     app.conf.update(broker_url=REDIS_URL, task_always_eager=False, result_backend=None)
@@ -73,9 +74,7 @@ def redis_worker(settings):
 def calendar_filled() -> None:
     """A transactional test before this one flushed every table, the calendar that metering counts
     days on (filled by a data migration) included: fill it again, as the migration does."""
-    from django.apps import apps
 
-    from metering.models import Day
 
     if not Day.objects.exists():
         importlib.import_module("metering.migrations.0002_fill_calendar").fill(apps, None)

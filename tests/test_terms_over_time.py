@@ -5,6 +5,8 @@ from datetime import date
 
 import pytest
 
+from partners.models import Service, TermsVersion
+from partners.services import terms_history
 from tests.examples import export
 
 PARTNERS = "slug,name,tax_rate\nacme,Acme,0\n"
@@ -61,8 +63,6 @@ def test_a_price_change_without_effective_from_applies_from_the_first_month_not_
     assert cli("run_billing", "--through", "2026-05-01").status == 0
     assert [(period, amount) for _, period, _, _, amount in amounts()] == [("2026-04", "150.00"),
                                                                            ("2026-05", "200.00")]
-    from partners.models import Service
-    from partners.services import terms_history
 
     history = terms_history(Service.objects.get(code="hosts"))
     assert [(row["from"], row["until"], row["values"]["unit price"]) for row in history] == [
@@ -82,7 +82,6 @@ def test_a_price_change_on_another_day_than_a_first_is_refused_naming_the_row(ac
         "start_date\n", "start_date,effective_from\n").replace("2026-04-01\n", "2026-04-01,2026-04-25\n"))))
     assert result.status == 1
     assert "row 2: effective_from: a change of unit price takes effect on a month's 1st, not 2026-04-25" in result.err
-    from partners.models import Service, TermsVersion
 
     assert Service.objects.get(code="hosts").unit_price.amount == 15
     assert not TermsVersion.objects.exists()

@@ -10,8 +10,8 @@ import pytest
 from djmoney.money import Money
 
 from billing.core.actor import Actor
-from invoicing.models import InvoiceLine, InvoiceState
-from invoicing.services import billing_run
+from invoicing.models import FactChange, InvoiceLine, InvoiceState
+from invoicing.services import billing_run, run
 from metering.models import Suspension, UsageSnapshot
 from metering.services import AgentRow, inventory_apply
 from partners.models import Method
@@ -198,8 +198,6 @@ def test_the_daily_runs_within_a_month_leave_true_ups_to_the_next_ci(one_late_us
 def test_a_run_measures_again_only_from_the_month_a_fact_changed_in(partner, monkeypatch):
     """PostgreSQL logs every write to what the true-up methods read (FactChange, by triggers): a run measures
     again only from the earliest month a write since the last such run covers, and nothing when none did."""
-    from invoicing.models import FactChange
-    from invoicing.services import run
 
     customer = CustomerFactory(partner=partner, slug="birch")
     ServiceFactory(partner=partner, customer=customer, code="users", name="Users", method=Method.PEAK,

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from enum import Enum
 
 from django.db import connection
+from psycopg.types.json import Jsonb
 
 BATCH = 2000
 
@@ -26,7 +27,6 @@ def insert_rows(model, columns: list[str], rows: Iterable[tuple]) -> int:
     as JSON and a choice enum as its value (COPY takes cells as they are)."""
     n = 0
     if connection.vendor == "postgresql":
-        from psycopg.types.json import Jsonb
 
         json = {i for i, c in enumerate(columns) if model._meta.get_field(c).get_internal_type() == "JSONField"}
         # COPY goes to psycopg's own cursor: its errors are made Django's (an IntegrityError, say) here

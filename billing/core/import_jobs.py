@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, transaction
 from django.utils import timezone
+from openpyxl import load_workbook  # only for workbooks (openpyxl comes with django-import-export[xlsx])
 
 from billing.core.actor import Actor
 from billing.core.importing import ImportFileError, ImportSummary, open_csv, read_csv, run_import_file
@@ -169,7 +170,6 @@ def _csv_path(job: ImportJob) -> Path:
 
 
 def _xlsx_to_csv(source: Path, target: Path) -> None:
-    from openpyxl import load_workbook  # only for workbooks (openpyxl comes with django-import-export[xlsx])
 
     with source.open("rb") as stream:  # a file object: openpyxl judges a path by its suffix
         try:

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+
 from billing.core.periods import Period
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
@@ -77,8 +80,6 @@ def write_csv(columns: Iterable[str], rows: Iterable[dict], stream) -> int:
 
 
 def write_xlsx(columns: Iterable[str], rows: Iterable[dict], stream, title: str = "report") -> int:
-    from openpyxl import Workbook
-    from openpyxl.cell import WriteOnlyCell
 
     columns = list(columns)
     workbook = Workbook(write_only=True)

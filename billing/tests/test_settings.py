@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from django.conf import settings
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,7 +30,6 @@ def test_debug_off_with_secrets_starts():
 
 
 def test_embedded_defaults_need_no_environment():
-    from django.conf import settings
 
     assert settings.TIME_ZONE == "UTC" and settings.USE_TZ
     assert settings.CELERY_TASK_ALWAYS_EAGER

@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 
 from billing.core.importing import run_import_text
 from billing.core.money import currency_places, tax_on
+from invoicing.admin import OneTimeChargeForm
+from partners.tests.factories import PartnerFactory
 
 FAST = settings(max_examples=300, deadline=None, database=None)
 
@@ -62,8 +64,6 @@ def test_tax_is_the_exact_product_rounded_once(taxable, rate, currency):
     ("909090909.0910", False),  # 909,090,909,091.00 + 90,909,090,909.10: one invoice cannot hold it
 ])
 def test_the_admin_and_the_import_agree_on_a_charge_too_large_with_its_tax(unit_price, fits):
-    from invoicing.admin import OneTimeChargeForm
-    from partners.tests.factories import PartnerFactory
 
     partner = PartnerFactory(slug="taxed", tax_rate=Decimal("10"))
     row = {"partner": partner.pk, "description": "Racks", "quantity": "1000", "unit_price": unit_price,

@@ -18,7 +18,6 @@ from invoicing.selectors import (
     partner_balance,
     unsent_invoices,
 )
-from invoicing.selectors import first_months as _first_months  # noqa: F401 (invoicing.trueups imports it here)
 from invoicing.services.delivery import invoice_email_send, invoice_emails_enqueue, invoice_pdf_store
 from invoicing.services.errors import BillingError
 from invoicing.services.ledger import (

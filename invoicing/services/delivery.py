@@ -7,11 +7,17 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
+from invoicing import pdf
 from invoicing.models import Invoice
+from invoicing.reports import invoice_lines_xlsx
 from invoicing.selectors import invoice_pdf_detailed
+from invoicing.templatetags.invoice_format import format_money
 
 logger = logging.getLogger("invoicing.services")  # the services' one logger, by the name it has always had
 
@@ -22,9 +28,8 @@ def invoice_emails_enqueue(invoice_ids: list[int]) -> None:
     Issued and committed, they must stay so whatever the queue does: an error queuing one invoice's
     email is logged and the next is tried; a broker that cannot be reached stops the rest at once
     (logged once, not retried invoice by invoice). The daily job sends every email that never left."""
-    from kombu.exceptions import OperationalError as BrokerUnreachable
-
-    from invoicing.tasks import send_invoice_task
+    # a named cycle: the task sends the email with invoice_email_send, in this package
+    from invoicing.tasks import send_invoice_task  # noqa: PLC0415
 
     done = 0
     try:
@@ -51,9 +56,7 @@ def invoice_emails_enqueue(invoice_ids: list[int]) -> None:
 def invoice_email_send(*, invoice: Invoice) -> Invoice:
     """Email an issued invoice's PDF to the partner's billing contacts, once."""
 
-    from django.core.mail import EmailMessage
 
-    from invoicing.templatetags.invoice_format import format_money
 
     invoice = Invoice.objects.select_for_update().select_related("partner").get(pk=invoice.pk)
     if invoice.emailed_at is not None or not invoice.is_issued:
@@ -72,7 +75,6 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
             with invoice.pdf.open("rb") as stored:
                 message.attach(f"{invoice.number}.pdf", stored.read(), "application/pdf")
             if not invoice_pdf_detailed(invoice):  # the PDF shows subtotals: the lines come along
-                from invoicing.reports import invoice_lines_xlsx
 
                 message.attach(f"{invoice.number}-lines.xlsx", invoice_lines_xlsx(invoice),
                                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -90,11 +92,9 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
 def invoice_pdf_store(*, invoice: Invoice) -> Invoice:
     """Render the PDF and keep it with the invoice (pdf_version counts renderings); issued invoices
     allow this one change."""
-    from django.core.files.base import ContentFile
 
-    from invoicing.pdf import render_invoice_pdf
 
-    content = render_invoice_pdf(invoice)
+    content = pdf.render_invoice_pdf(invoice)
     invoice.pdf_version += 1
     invoice.pdf.save(f"{invoice.number or f'draft-{invoice.pk}'}-v{invoice.pdf_version}.pdf", ContentFile(content),
                      save=False)

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.core.actor import Actor
@@ -186,7 +186,6 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
 def fact_changes(partner_ids: list[int]) -> dict[int, tuple[date, list[int]]] | None:
     """{partner id: (the earliest day a logged write covers, the log rows)} of FactChange (written by PostgreSQL
     triggers); None where there is no such log (SQLite): every month of the window is measured again."""
-    from django.db import connection
 
     if connection.vendor != "postgresql":
         return None
@@ -203,7 +202,6 @@ def _tune_session() -> None:
     """PostgreSQL: more sort memory for this transaction (`BILLING_WORK_MEM`): the seat-days of a batch
     sort every seat of its members, which spills to disk under the server's default of 4 MB."""
 
-    from django.db import connection
 
     if connection.vendor == "postgresql" and settings.BILLING_WORK_MEM:
         with connection.cursor() as cursor:

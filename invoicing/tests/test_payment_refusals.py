@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from billing.core.actor import Actor
 from billing.core.importing import run_import_text
+from invoicing.admin import PaymentAddForm
 from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.services import BillingError, billing_run, payment_record, payment_refusals
 from partners.models import Method
@@ -92,7 +93,6 @@ def test_a_payment_in_the_currencys_places_within_the_invoices_life_is_accepted(
     ("-3", "2026-06-05", "amount"),
 ])
 def test_the_import_the_admin_and_the_service_refuse_alike(amount, paid_on, column):
-    from invoicing.admin import PaymentAddForm
 
     partner = PartnerFactory(slug="payer")
     ServiceFactory(partner=partner, code="portal", method=Method.FLAT, unit_price=Money(30, "USD"),

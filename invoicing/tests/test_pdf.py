@@ -3,11 +3,14 @@ WeasyPrint and read back with pypdf, so what is asserted is what a partner sees.
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+import time_machine
+from openpyxl import load_workbook
 
 try:
     import weasyprint  # noqa: F401  (needs Pango; a machine without it cannot render PDFs)
@@ -16,10 +19,11 @@ except (ImportError, OSError) as exc:  # pragma: no cover - depends on the machi
 pypdf = pytest.importorskip("pypdf", reason="pypdf (requirements-dev.txt) reads the PDFs' text")
 
 from billing.core.actor import Actor  # noqa: E402
+from conftest import run_cli  # noqa: E402
 from invoicing.models import Invoice, InvoiceKind  # noqa: E402
 from invoicing.pdf import render_invoice_pdf  # noqa: E402
 from invoicing.selectors import invoice_document  # noqa: E402
-from invoicing.services import credit_note_issue, payment_record  # noqa: E402
+from invoicing.services import credit_note_issue, invoice_email_send, payment_record  # noqa: E402
 from invoicing.templatetags.invoice_format import (  # noqa: E402
     format_money,
     format_quantity,
@@ -33,15 +37,11 @@ ACTOR = Actor(label="test_pdf")
 
 def pdf_text(data: bytes) -> str:
     """The text of every page, whitespace collapsed to single spaces."""
-    import io
-
     reader = pypdf.PdfReader(io.BytesIO(data))
     return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
 
 
 def pdf_pages(data: bytes) -> int:
-    import io
-
     return len(pypdf.PdfReader(io.BytesIO(data)).pages)
 
 
@@ -129,10 +129,6 @@ def test_ci_puts_partner_services_first_and_dates_each_child(per_host):
 def test_ci_lists_the_payments_and_credit_notes_behind_its_statement(db, data_dir):
     """A payment dated before CI-0002 but recorded after it was issued comes on CI-0003 (services'
     statement rule); the listed items add up to the stored figure, to the cent."""
-    import time_machine
-
-    from conftest import run_cli
-
     replay(data_dir / "seat-days-basic", upto_billing=False)
     assert run_cli("run_billing", "--through", "2026-05-01").status == 0
     payment_record(invoice=Invoice.objects.get(number="CI-0001"), amount=Decimal("33.00"),
@@ -195,12 +191,6 @@ def test_a_ci_over_the_detail_limit_shows_subtotals_and_its_email_carries_the_li
     """A CI of hundreds of organizations would take minutes to render line by line (docs/performance.md):
     over INVOICE_PDF_DETAIL_MAX_LINES its PDF shows each organization's subtotal, the partner's own
     services in full, and every line travels as a spreadsheet with the email."""
-    import io
-
-    from openpyxl import load_workbook
-
-    from invoicing.services import invoice_email_send
-
     invoice = Invoice.objects.get(number="CI-0002")
     customer_lines = [line for line in invoice_document(invoice)["charges"] if line.child.customer_id]
     assert customer_lines

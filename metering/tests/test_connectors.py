@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from billing.core.actor import Actor
+from billing.core.importing import unreadable_text
 from metering.connectors import ConnectorError, FolderConnector, JsonFeedConnector
+from metering.connectors.common import Agents
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, SyncRun, SyncStatus
 from metering.services import AgentRow, inventory_apply
 from metering.sync import inventory_sync
@@ -169,8 +171,6 @@ def test_feed_unreachable_host_and_bad_settings():
 def test_the_collector_checks_text_as_the_rmm_assets_import_does(value):
     """Agents._text takes a shortcut for plain text: it must give what the import's widget and
     unreadable_text give, for every value."""
-    from billing.core.importing import unreadable_text
-    from metering.connectors.common import Agents
 
     agents = Agents()
     widget = agents.widgets["machine_name"]
@@ -187,7 +187,6 @@ def test_the_collector_checks_text_as_the_rmm_assets_import_does(value):
 
 
 def test_the_collector_names_bad_typed_agents_and_keeps_the_first_of_twins():
-    from metering.connectors.common import Agents
 
     agents = Agents()
     agents.add("a", agent_id=" 1 ", machine_name="PC", organization="ACME", group="ws", views=["b", "a", "a"],
@@ -302,8 +301,6 @@ def test_a_fault_is_a_failed_run_and_writes_nothing(rmm, tmp_path, settings, fau
 def test_the_drop_folder_reads_an_rmm_export_as_downloaded(tmp_path):
     """A Datto RMM device export (tests/data/rmm-exports, its source in SOURCES.md there) dropped in the folder
     is read as `import_csv rmm-assets` reads it: sites as organizations, deleted devices flagged."""
-    from metering.connectors import FolderConnector
-    from metering.models import RmmIntegration
 
     data = Path(__file__).resolve().parents[2] / "tests" / "data" / "rmm-exports" / "datto-devices.csv"
     (tmp_path / "datto-2026-12-07.csv").write_bytes(data.read_bytes())

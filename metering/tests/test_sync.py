@@ -23,6 +23,8 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from djmoney.money import Money
 
+import metering.sync
+from billing.celery import app
 from billing.core.actor import Actor
 from metering import connectors
 from metering.admin import MeteredServiceAdminMixin, get_units_now
@@ -36,7 +38,7 @@ from metering.models import (
     UnitChangeNotice,
 )
 from metering.services import AgentRow, inventory_apply
-from metering.sync import inventory_sync, units_now
+from metering.sync import inventory_sync, sync_runs_abandoned, units_now
 from metering.tasks import retry_delay, send_unit_change_notice_task, sync_inventories_task
 from metering.tests.rmm_stub import agent
 from partners.models import AuditLog, Method, Service
@@ -238,7 +240,6 @@ def test_a_connector_bug_or_an_apply_error_is_a_failed_run_that_writes_nothing(r
                                                       False)
     monkeypatch.undo()
 
-    import metering.sync
 
     real_apply = metering.sync.inventory_apply
 
@@ -313,7 +314,6 @@ def test_the_nightly_job_sends_notices_whose_email_never_left():
 
 
 def test_beat_runs_the_nightly_sync_at_two_utc():
-    from billing.celery import app
 
     app.loader.import_default_modules()
     entry = PeriodicTask.objects.get(task="metering.tasks.sync_inventories_task")
@@ -473,14 +473,8 @@ def test_sync_pages_and_the_sync_now_action(clerk, rmm):
 def test_an_rmm_assets_import_that_changes_units_notifies_once(cli, csv_file, django_capture_on_commit_callbacks):
     """billing-rules 3.7 and decision (ai), notification_emails: a unit change told once, whether it arrived by sync
     or by import."""
-    from datetime import date
 
-    from django.core import mail
-    from djmoney.money import Money
 
-    from metering.models import UnitChangeNotice
-    from partners.models import Method
-    from partners.tests.factories import PartnerFactory, ServiceFactory
 
     partner = PartnerFactory(slug="imp")
     ServiceFactory(partner=partner, code="endpoints", method=Method.PER_ASSET, rmm_filter="ACME",
@@ -497,13 +491,8 @@ def test_an_rmm_assets_import_that_changes_units_notifies_once(cli, csv_file, dj
 
 def test_a_run_abandoned_by_its_process_is_marked_failed_by_the_nightly_job():
     """A sync whose worker died stays "running" only until the next nightly job (two hours at least)."""
-    from datetime import timedelta
 
-    from django.utils import timezone
 
-    from metering.models import RmmIntegration, SyncRun, SyncStatus
-    from metering.sync import sync_runs_abandoned
-    from partners.tests.factories import PartnerFactory
 
     partner = PartnerFactory(slug="stuck")
     integration = RmmIntegration.objects.create(partner=partner, kind="folder", folder_path="/nonexistent")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core import mail
 from django.urls import reverse
 from djmoney.money import Money
@@ -18,9 +19,10 @@ from billing.core.actor import Actor
 from metering import sync as sync_module
 from metering.connectors import ConnectorError, Inventory
 from metering.models import AgentPresence, InventorySync, RmmIntegration, SyncRun, SyncStatus, UnitChangeNotice
+from metering.notices import asset_units_on
 from metering.services import AgentRow, inventory_apply
 from metering.sync import ReviewError, inventory_sync, sync_run_approve, sync_run_reject
-from partners.models import AuditLog, Method
+from partners.models import AuditLog, Method, Service
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,8 +72,6 @@ def recorded(partner, as_of: date, agents: list[AgentRow]) -> None:
 
 
 def units(partner) -> dict[str, int]:
-    from metering.sync import asset_units_on
-    from partners.models import Service
 
     services = list(Service.objects.filter(partner=partner).order_by("code"))
     got = asset_units_on(services=services, day=MAY_10)
@@ -221,7 +221,6 @@ def test_a_failed_fetch_applies_nothing(rmm, keystone):
 
 
 def test_only_staff_who_may_sync_can_decide(rmm, keystone, client):
-    from django.contrib.auth.models import Permission
 
     recorded(keystone, MAY_1, org("ACME", 10))
     rmm.agents = []

@@ -711,8 +711,6 @@ def test_rmm_dry_run_writes_nothing(acme, cli, write):
 @pytest.mark.django_db
 def test_tenant_events_at_one_instant_apply_in_file_order(cli, csv_file):
     """billing-rules 9.4: file order breaks ties: unsuspend then suspend at one instant is valid, in that order."""
-    from metering.models import Suspension
-    from partners.tests.factories import CustomerFactory, PartnerFactory
 
     CustomerFactory(partner=PartnerFactory(slug="acme"), slug="north")
     path = csv_file("ev.csv", """\
@@ -740,8 +738,6 @@ def test_tenant_events_at_one_instant_apply_in_file_order(cli, csv_file):
 @pytest.mark.django_db
 def test_a_later_tenant_events_file_keeps_the_suspensions_it_does_not_change(cli, csv_file):
     """Merging history keeps untouched suspensions as they were: same row, same source file."""
-    from metering.models import Suspension
-    from partners.tests.factories import CustomerFactory, PartnerFactory
 
     CustomerFactory(partner=PartnerFactory(slug="acme"), slug="north")
     first = csv_file("first.csv", "partner,customer,action,at\n"

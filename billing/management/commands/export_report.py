@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.core.periods import Period, PeriodError
 from billing.core.registry import reports
 from billing.core.reporting import ReportError, ReportOptions, write_csv, write_xlsx
+from partners.models import Partner
 
 
 class Command(BaseCommand):
@@ -39,11 +40,8 @@ class Command(BaseCommand):
             chosen.check(opts)
         except ReportError as exc:
             raise CommandError(str(exc)) from exc
-        if partner:
-            from partners.models import Partner
-
-            if not Partner.objects.filter(slug=partner).exists():
-                raise CommandError(f"unknown partner {partner!r}")
+        if partner and not Partner.objects.filter(slug=partner).exists():
+            raise CommandError(f"unknown partner {partner!r}")
         rows = chosen.rows(opts)
         if format == "xlsx":
             if not output and sys.stdout.isatty():

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from billing.core.actor import Actor
@@ -58,6 +59,8 @@ from billing.demo import (
     services,
     tenant_usage_rows,
 )
+from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
+from invoicing.services import billing_run, credit_note_issue, invoice_pdf_store, payment_record
 from partners.models import Partner, PartnerUser
 
 
@@ -92,10 +95,7 @@ class Command(BaseCommand):
     def _invoices(self, first: Period, now: datetime) -> None:
         """One-time charges, the billing run through today, a few payments and a credit note, and the
         PDFs: the demo ends with issued invoices of every kind. Demo invoices are not emailed."""
-        from django.test.utils import override_settings
 
-        from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
-        from invoicing.services import billing_run, credit_note_issue, invoice_pdf_store, payment_record
 
         actor = Actor(label="load_demo")
         second = first.next()

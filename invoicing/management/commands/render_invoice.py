@@ -7,6 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from invoicing.models import Invoice
+from invoicing.pdf import render_invoice_pdf
 
 
 class Command(BaseCommand):
@@ -25,7 +26,6 @@ class Command(BaseCommand):
         if not path.parent.is_dir():
             raise CommandError(f"--output: no such directory {str(path.parent)!r}")
         try:
-            from invoicing.pdf import render_invoice_pdf
 
             pdf = render_invoice_pdf(invoice)
         except (ImportError, OSError) as exc:  # WeasyPrint without Pango on this machine

@@ -7,7 +7,8 @@ from django.utils import timezone
 from billing.core.actor import Actor
 from billing.core.periods import PeriodError, parse_date, utc_date
 from metering.models import SyncStatus, SyncTrigger
-from metering.sync import inventory_sync, service_units_on, unmatched_summary
+from metering.notices import service_units_on
+from metering.sync import inventory_sync, unmatched_summary
 from partners.models import Partner
 
 HELD = 3
