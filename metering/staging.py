@@ -51,7 +51,7 @@ CHUNK = 1 << 20
 MAX_COLUMNS = 1000
 CARRY_LIMIT = 4 << 20  # a quoted cell of more bytes is left to the engine (its limit: 131,072 characters)
 TEXT_MAX = 200  # the resource's TextWidget(max_length=200), the columns' max_length
-# Every character str.strip() takes off the ends of a cell (str.isspace); tests/test_rmm_staging.py checks it
+# Every character str.strip() takes off the ends of a cell (str.isspace); metering/tests/test_rmm_staging.py checks it
 # against Python's own. Only " ", CR and LF are trimmed when the file holds none of the others.
 PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
                  "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")

@@ -1,4 +1,4 @@
-"""Random worlds for the ledger property tests (tests/test_ledger_invariants.py): partners, customers
+"""Random worlds for the ledger property tests (invoicing/tests/test_ledger_invariants.py): partners, customers
 and services of every billing method, written as the import files a clerk would load, and the clock
 the histories run on.
 

@@ -1,5 +1,5 @@
 """invoicing.selectors.balance_at: the ledger's balance at the end of a date, and as known at an instant
-(billing-rules 4.6). The property tests of tests/test_ledger_invariants.py check it against sums of rows over
+(billing-rules 4.6). The property tests of invoicing/tests/test_ledger_invariants.py check it against sums of rows over
 random histories; this pins the example of test_ledger's late INV and backdated payment."""
 
 from __future__ import annotations

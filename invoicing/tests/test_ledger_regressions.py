@@ -1,4 +1,4 @@
-"""Ledger bugs found by the property tests of tests/test_ledger_invariants.py, each pinned by the
+"""Ledger bugs found by the property tests of invoicing/tests/test_ledger_invariants.py, each pinned by the
 smallest history that showed it. Amounts are worked out by hand in the docstrings."""
 
 from __future__ import annotations

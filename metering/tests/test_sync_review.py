@@ -2,7 +2,7 @@
 guard that holds a sync for staff to approve or reject (the admin's Review page).
 
 The connector is replaced by an in-memory one here (the vendors' connectors are tested against their
-loopback servers in test_connector_*.py; tests/test_rmm_vendor_syncs.py runs whole syncs through them).
+loopback servers in test_connector_*.py; metering/tests/test_rmm_vendor_syncs.py runs whole syncs through them).
 """
 
 from __future__ import annotations

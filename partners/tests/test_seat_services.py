@@ -8,9 +8,10 @@ from django.core import mail
 from django.core.exceptions import PermissionDenied
 
 from billing.core.actor import Actor
+from partners import tasks
 from partners.models import AlertKind, AuditLog, Role, SeatAssignment, UtilizationAlert
 from partners.seating import SeatRuleError
-from partners.services import seat_assign, seat_purchase_create, seat_unassign
+from partners.services import alerts_evaluate_all, seat_assign, seat_purchase_create, seat_unassign
 from partners.tests.factories import (
     CustomerFactory,
     PartnerFactory,
@@ -210,9 +211,6 @@ class TestUtilizationAlerts:
 
 def test_daily_job_sends_alerts_whose_email_never_left(django_capture_on_commit_callbacks, monkeypatch):
     """A queue outage must not fail a seat change; the daily job sends the alert later (billing-rules 3.3)."""
-    from partners import tasks
-    from partners.services import alerts_evaluate_all
-
     partner = PartnerFactory()
     ServiceFactory(partner=partner, committed_quantity=1, overage_enabled=True)
     customer = CustomerFactory(partner=partner)

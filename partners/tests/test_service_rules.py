@@ -3,6 +3,8 @@
 
 import pytest
 
+from partners.models import Customer, SeatPurchase, Service
+
 HEADER = "partner,code,name,method,meter,unit_price,overage_price,committed_quantity,tiers,start_date\n"
 
 
@@ -26,8 +28,6 @@ def acme(cli, csv_file):
      "row 2: tiers: tier 'inf:5.12345': price has more than 4 decimal places"),
 ])
 def test_a_method_refuses_what_it_does_not_use(acme, cli, csv_file, row, error):
-    from partners.models import Service
-
     result = cli("import_csv", "services", str(csv_file("s.csv", HEADER + row + "\n")))
     assert result.status == 1
     assert error in result.err
@@ -43,8 +43,6 @@ def test_tiers_are_taken_by_the_methods_they_price(acme, cli, csv_file):
 
 @pytest.mark.django_db
 def test_a_seat_purchase_in_the_future_is_refused(acme, cli, csv_file):
-    from partners.models import SeatPurchase
-
     assert cli("import_csv", "services", str(csv_file(
         "s.csv", HEADER + "acme,seats,Seats,seat_days,,20.00,,4,,2026-01-01\n"))).status == 0
     result = cli("import_csv", "seat-purchases", str(csv_file(
@@ -57,8 +55,6 @@ def test_a_seat_purchase_in_the_future_is_refused(acme, cli, csv_file):
 @pytest.mark.django_db
 def test_partner_option_refuses_rows_of_another_partner(acme, cli, csv_file):
     """--partner narrows an import to one partner: a row of another one is an error, not imported."""
-    from partners.models import Customer
-
     assert cli("import_csv", "partners", str(csv_file("p2.csv", "slug,name\nglobex,Globex\n"))).status == 0
     path = csv_file("c.csv", "partner,slug,name\nacme,a1,A1\nglobex,g1,G1\n")
     result = cli("import_csv", "customers", str(path), "--partner", "acme")

@@ -41,7 +41,7 @@ NOW = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 MAY_10, MAY_11, MAY_12 = date(2026, 5, 10), date(2026, 5, 11), date(2026, 5, 12)
 HEADER = ["agent_id", "machine_name", "organization", "group", "os", "last_seen"]
 ACTOR = Actor(label="import_csv rmm-assets inventory.csv")
-CORPUS = Path(__file__).resolve().parent / "data" / "bad-input" / "rmm-assets"
+CORPUS = Path(__file__).resolve().parents[2] / "tests" / "data" / "bad-input" / "rmm-assets"
 on_postgres = pytest.mark.skipif("connection.vendor != 'postgresql'",
                                  reason="the staging path is PostgreSQL's (COPY); SQLite always reads row by row")
 

@@ -31,12 +31,12 @@ from django.db import OperationalError, connection, transaction
 from billing.core.actor import Actor
 from invoicing.models import ChildInvoice, Invoice, InvoiceLine, InvoiceSequence, InvoiceState
 from invoicing.services import billing_run
+from invoicing.tests.test_run_faults import SLUGS, THROUGH, WorkerDied, build, exports
 from partners.models import AuditLog, Partner
-from tests.test_billing_faults import SLUGS, THROUGH, WorkerDied, build, exports
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 PAUSE_KEY = 8_000_001  # the advisory lock the test holds while the process must wait
 ACTOR = Actor(label="kill test")
 

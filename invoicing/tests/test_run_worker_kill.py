@@ -29,9 +29,8 @@ from billing.celery import app
 from invoicing.models import Invoice, InvoiceState
 from invoicing.services import billing_run
 from invoicing.tasks import BILLING_QUEUE, bill_partners_task
-from partners.models import AuditLog, Partner
-from tests.test_billing_faults import SLUGS, THROUGH, WorkerDied, build, exports
-from tests.test_billing_kill import (
+from invoicing.tests.test_run_faults import SLUGS, THROUGH, WorkerDied, build, exports
+from invoicing.tests.test_run_kill import (
     ACTOR,
     PAUSE_KEY,
     assert_nothing_of,
@@ -43,10 +42,11 @@ from tests.test_billing_kill import (
     wait_for,
     waiting_backend,
 )
-from tests.test_sync_worker import reset_pool
+from metering.tests.test_sync_worker import reset_pool
+from partners.models import AuditLog, Partner
 
 REDIS_URL = os.environ.get("REDIS_TEST_URL", "")
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 
 pytestmark = [
     pytest.mark.postgres,

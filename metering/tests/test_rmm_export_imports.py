@@ -38,7 +38,7 @@ from tests.import_checks import table_rows
 
 pytestmark = pytest.mark.django_db
 
-EXPORTS = Path(__file__).resolve().parent / "data" / "rmm-exports"
+EXPORTS = Path(__file__).resolve().parents[2] / "tests" / "data" / "rmm-exports"
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 AS_OF = date(2026, 12, 7)
 TRACKED = (RmmAgent, AgentPresence, InventorySync)
