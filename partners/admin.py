@@ -2,10 +2,13 @@
 
 Every change of seats or money goes through partners.services (seat_assign,
 seat_unassign, seat_purchase_create), which lock, check the rules and audit.
-Edits of partners, customers and services (there is no service function for
-them yet) write the same audit rows the imports write. History (seat
-assignments, seat purchases, alerts, the audit log, members) is read-only
-here: it changes only through those services and the imports.
+So do edits of partners, customers and services (partner_create,
+partner_update, partner_delete, and the same of customer_ and service_),
+which check the rules the imports check, write the audit rows the imports
+and the portal write (one snapshot per model, partners.audit) and date
+changed terms. History (seat assignments, seat purchases, alerts, the audit
+log, members) is read-only here: it changes only through those services and
+the imports.
 
 Lists never run a query per row: counts are subquery annotations, and the
 commitments and utilization of a page are read in a few grouped queries for
@@ -43,7 +46,7 @@ from billing.core.idempotency import OnceField, once_per_form
 from billing.core.paging import LargeTablePaginator
 from billing.core.periods import next_month_start, utc_date
 from partners.api_keys import api_key_create, api_key_revoke
-from partners.audit import audit_record, partner_user_snapshot, snapshot
+from partners.audit import SERVICE_AUDIT_FIELDS, audit_record, partner_user_snapshot
 from partners.models import (
     ApiKey,
     AuditLog,
@@ -68,10 +71,18 @@ from partners.resources import (
 from partners.seating import SeatRuleError, utilization, utilization_percent
 from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 from partners.services import (
+    customer_create,
+    customer_delete,
+    customer_update,
+    partner_create,
+    partner_delete,
+    partner_update,
     seat_assign,
     seat_purchase_create,
     seat_unassign,
-    terms_change_record,
+    service_create,
+    service_delete,
+    service_update,
     terms_history,
 )
 from partners.terms import TERM_FIELDS, TermsDateError, changed_terms, check_effective, copied, kind_of, values_of
@@ -197,8 +208,9 @@ class PageStatsMixin:
 
 
 class AuditedSaveMixin:
-    """Admin edits write the audit rows the imports write: `<kind>.create|update|delete`
-    with the import's columns before and after."""
+    """Admin edits write an audit row `<audit_kind>.create|update|delete` with the
+    object's `audit_snapshot` before and after (partners, customers and services are
+    written by their services instead: WriteServicesMixin)."""
 
     audit_kind = ""
 
@@ -209,22 +221,12 @@ class AuditedSaveMixin:
         return getattr(obj, "partner", None)
 
     def save_model(self, request, obj, form, change):
-        before = terms_before = None
-        if change:
-            saved = type(obj).objects.get(pk=obj.pk)
-            before = self.audit_snapshot(saved)
-            terms_before = values_of(saved) if kind_of(obj) in TERM_FIELDS else None
+        before = self.audit_snapshot(type(obj).objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
         after = self.audit_snapshot(obj)
         if after != before:
             audit_record(actor=_actor(request), action=f"{self.audit_kind}.{'update' if change else 'create'}",
                          obj=obj, partner=self.audit_partner(obj), before=before, after=after)
-        if terms_before is not None:  # what was in force before the change's date stays so (billing-rules 3.11)
-            effective = terms_change_record(obj=obj, before=terms_before, actor=_actor(request),
-                                            effective=form.cleaned_data.get("terms_effective_from"))
-            if effective is not None:
-                self.message_user(request, f"The new terms take effect on {effective:%-d %B %Y}; "
-                                           f"months before keep the terms then in force.", messages.INFO)
 
     def delete_model(self, request, obj):
         before, object_id, partner = self.audit_snapshot(obj), obj.pk, self.audit_partner(obj)
@@ -250,6 +252,41 @@ class AuditedSaveMixin:
             return HttpResponseRedirect(request.get_full_path())
 
 
+class WriteServicesMixin(AuditedSaveMixin):
+    """Partners, customers and services are saved and deleted by their services (partners.services:
+    `<noun>_create`, `<noun>_update`, `<noun>_delete`), which check the rules, audit with the model's one
+    snapshot and date changed terms from the form's "Changed terms take effect on" (billing-rules 3.11).
+    A ValidationError they raise comes back as a message (AuditedSaveMixin.changeform_view)."""
+
+    create_service = update_service = delete_service = None  # staticmethods, set by each admin
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            self.create_service(**{kind_of(obj): obj}, actor=_actor(request))
+            return
+        _, effective = self.update_service(**{kind_of(obj): obj}, actor=_actor(request),
+                                           effective=form.cleaned_data.get("terms_effective_from"))
+        if effective is not None:
+            self.message_user(request, f"The new terms take effect on {effective:%-d %B %Y}; "
+                                       f"months before keep the terms then in force.", messages.INFO)
+
+    def delete_model(self, request, obj):
+        self.delete_service(**{kind_of(obj): obj}, actor=_actor(request))
+
+
+def customers_formset_save(request, formset) -> None:
+    """Save the partner page's customer rows through customer_create and customer_update (checked, audited,
+    a changed host limit dated from today: billing-rules 3.11)."""
+    formset.save(commit=False)
+    actor = _actor(request)
+    for customer in formset.new_objects:
+        customer_create(customer=customer, actor=actor)
+    for customer, _fields in formset.changed_objects:
+        customer_update(customer=customer, actor=actor)
+    for customer in formset.deleted_objects:
+        customer_delete(customer=customer, actor=actor)
+
+
 def audit_formset(request, formset, *, kind: str, snap, partner_of) -> None:
     """Save an inline formset, auditing its new, changed and deleted rows like AuditedSaveMixin."""
     changed_pks = [f.instance.pk for f in formset.initial_forms if f.instance.pk and f.has_changed()]
@@ -268,28 +305,6 @@ def audit_formset(request, formset, *, kind: str, snap, partner_of) -> None:
         if after != befores.get(obj.pk):
             audit_record(actor=actor, action=f"{kind}.update", obj=obj, partner=partner_of(obj),
                          before=befores.get(obj.pk), after=after)
-
-
-def partner_snapshot(obj: Partner) -> dict:
-    return snapshot(obj, ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails",
-                          "billing_portal_url"))
-
-
-def customer_snapshot(obj: Customer) -> dict:
-    return snapshot(obj, ("slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization"))
-
-
-SERVICE_AUDIT_FIELDS = (
-    "code", "name", "method", "meter", "unit_price", "overage_price", "committed_quantity", "overage_enabled",
-    "storage_per_license_gb", "tiers", "tier_mode", "proration", "start_date", "end_date", "rmm_filter",
-    "taxable", "notification_emails",
-)
-
-
-def service_snapshot(obj: Service) -> dict:
-    data = snapshot(obj, SERVICE_AUDIT_FIELDS)
-    data["customer"] = obj.customer.slug if obj.customer_id else None
-    return data
 
 
 class CustomerFilter(admin.SimpleListFilter):
@@ -531,11 +546,13 @@ class PartnerUserInline(admin.TabularInline):
 
 
 @admin.register(Partner)
-class PartnerAdmin(TermsHistoryMixin, PageStatsMixin, AuditedSaveMixin, FileImportAdminMixin, ImportExportModelAdmin):
+class PartnerAdmin(TermsHistoryMixin, PageStatsMixin, WriteServicesMixin, FileImportAdminMixin,
+                   ImportExportModelAdmin):
     import_kind = "partners"
     resource_classes = [PartnerResource]
     form = PartnerForm
-    audit_kind = "partners"
+    create_service, update_service, delete_service = (
+        staticmethod(partner_create), staticmethod(partner_update), staticmethod(partner_delete))
     search_fields = ("slug", "name")
     list_display = ("name", "slug", "currency", "tax", "terms", "customer_count", "active_seat_count",
                     "utilization")
@@ -549,12 +566,6 @@ class PartnerAdmin(TermsHistoryMixin, PageStatsMixin, AuditedSaveMixin, FileImpo
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = (CustomerInline, PartnerServiceInline, PartnerUserInline)
-
-    def audit_snapshot(self, obj):
-        return partner_snapshot(obj)
-
-    def audit_partner(self, obj):
-        return obj
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ("slug",) if obj else ()  # the import's key
@@ -580,7 +591,7 @@ class PartnerAdmin(TermsHistoryMixin, PageStatsMixin, AuditedSaveMixin, FileImpo
 
     def save_formset(self, request, form, formset, change):
         if formset.model is Customer:
-            audit_formset(request, formset, kind="customers", snap=customer_snapshot, partner_of=lambda c: c.partner)
+            customers_formset_save(request, formset)
         elif formset.model is PartnerUser:
             audit_formset(request, formset, kind="partner_user", snap=partner_user_snapshot,
                           partner_of=lambda u: u.partner)
@@ -667,12 +678,13 @@ class CustomerServiceInline(ServiceOverviewInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, FileImportAdminMixin,
+class CustomerAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, WriteServicesMixin, FileImportAdminMixin,
                     ImportExportModelAdmin):
     import_kind = "customers"
     resource_classes = [CustomerResource]
     form = CustomerForm
-    audit_kind = "customers"
+    create_service, update_service, delete_service = (
+        staticmethod(customer_create), staticmethod(customer_update), staticmethod(customer_delete))
     search_fields = ("slug", "name", "partner__slug", "partner__name")
     list_filter = ("partner", SeatCapFilter)
     list_display = ("name", "key", "partner", "active_seat_count", "cap", "committed", "utilization")
@@ -685,9 +697,6 @@ class CustomerAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, Audite
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
     inlines = (CustomerServiceInline,)
-
-    def audit_snapshot(self, obj):
-        return customer_snapshot(obj)
 
     def get_readonly_fields(self, request, obj=None):
         fixed = ("partner", "slug") if obj else ()  # the import's key (partner, slug)
@@ -797,12 +806,13 @@ class ServiceForm(FieldErrorsMixin, DatedTermsForm):
 
 
 @admin.register(Service)
-class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, AuditedSaveMixin, FileImportAdminMixin,
+class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, WriteServicesMixin, FileImportAdminMixin,
                    ImportExportModelAdmin):
     import_kind = "services"
     resource_classes = [ServiceResource]
     form = ServiceForm
-    audit_kind = "services"
+    create_service, update_service, delete_service = (
+        staticmethod(service_create), staticmethod(service_update), staticmethod(service_delete))
     list_display = ("name", "code", "partner", "scope", "method_code", "prices", "committed_now", "dates",
                     "taxable")
     list_filter = ("method", "partner", "taxable", "overage_enabled")
@@ -820,9 +830,6 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, Audited
         ("Terms over time", {"fields": ("terms_effective_from", "terms_history_table")}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),
     )
-
-    def audit_snapshot(self, obj):
-        return service_snapshot(obj)
 
     def get_readonly_fields(self, request, obj=None):
         """How units are derived (method, meter, RMM filter) is fixed once saved (billing-rules 3.7); so are the

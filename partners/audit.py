@@ -15,8 +15,8 @@ from djmoney.money import Money
 from billing.core.actor import Actor
 from partners.models import AuditLog
 
-__all__ = ["Actor", "audit_entry", "audit_record", "group_snapshot", "partner_user_snapshot", "snapshot",
-           "user_snapshot"]
+__all__ = ["Actor", "audit_entry", "audit_record", "audit_snapshot", "customer_snapshot", "group_snapshot",
+           "partner_snapshot", "partner_user_snapshot", "service_snapshot", "snapshot", "user_snapshot"]
 
 
 def _decimal_text(value: Decimal) -> str:
@@ -38,6 +38,42 @@ def jsonable(value):
 
 def snapshot(obj: models.Model, fields) -> dict:
     return {name: jsonable(getattr(obj, name)) for name in fields}
+
+
+# The one snapshot of each of partners, customers and services: the `before` and `after` of their
+# `partners.*`, `customers.*` and `services.*` audit rows, whichever door the change came through (the
+# admin, the portal, the imports: all write through partners.services).
+PARTNER_AUDIT_FIELDS = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails",
+                        "billing_portal_url")
+CUSTOMER_AUDIT_FIELDS = ("slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization")
+SERVICE_AUDIT_FIELDS = (
+    "code", "name", "method", "meter", "unit_price", "overage_price", "committed_quantity", "overage_enabled",
+    "storage_per_license_gb", "tiers", "tier_mode", "proration", "start_date", "end_date", "rmm_filter",
+    "taxable", "notification_emails",
+)
+
+
+def partner_snapshot(partner) -> dict:
+    return snapshot(partner, PARTNER_AUDIT_FIELDS)
+
+
+def customer_snapshot(customer) -> dict:
+    return snapshot(customer, CUSTOMER_AUDIT_FIELDS)
+
+
+def service_snapshot(service) -> dict:
+    """The service's fields, and its customer by slug (None: a partner-level service)."""
+    data = snapshot(service, SERVICE_AUDIT_FIELDS)
+    data["customer"] = service.customer.slug if service.customer_id else None
+    return data
+
+
+_SNAPSHOTS = {"partner": partner_snapshot, "customer": customer_snapshot, "service": service_snapshot}
+
+
+def audit_snapshot(obj: models.Model) -> dict:
+    """The snapshot of a partner, a customer or a service (the one function of its model)."""
+    return _SNAPSHOTS[obj._meta.model_name](obj)
 
 
 def audit_entry(*, actor: Actor, action: str, obj=None, partner=None, partner_id=None, object_type: str = "",

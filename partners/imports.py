@@ -6,17 +6,14 @@ import hashlib
 from datetime import date
 from decimal import Decimal
 
-from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db.models import Count
 from django.utils import timezone
 from djmoney.money import Money
 
 from billing.core.importing import ImportContext, ImportKind, ParsedRow
-from billing.core.money import MoneyError, currency_places
 from billing.core.periods import Period, format_instant, next_month_start
 from billing.core.registry import last_invoiced_months, register_import
-from partners.audit import audit_entry, jsonable
+from partners.audit import audit_entry, audit_snapshot, jsonable
 from partners.lookups import customers_by_key, partners_by_slug, services_by_key
 from partners.models import (
     DERIVATION_FIELDS,
@@ -27,8 +24,6 @@ from partners.models import (
     SeatAssignment,
     SeatPurchase,
     Service,
-    rmm_filter_validator,
-    service_rule_errors,
 )
 from partners.resources import (
     CustomerResource,
@@ -36,8 +31,15 @@ from partners.resources import (
     SeatPurchaseResource,
     ServiceResource,
 )
-from partners.services import alerts_evaluate, terms_change_record
-from partners.terms import TERM_FIELDS, TermsDateError, changed_terms, check_effective, values_of
+from partners.services import (
+    Upsert,
+    alerts_evaluate,
+    customers_upsert,
+    partners_upsert,
+    services_upsert,
+    write_errors,
+)
+from partners.terms import TERM_FIELDS, values_of
 
 _LOW_64 = (1 << 64) - 1
 
@@ -49,7 +51,11 @@ def _digest(value) -> int:
 
 class UpsertKind(ImportKind):
     """Rows keyed by natural keys: a new key creates, a known key updates the columns present in
-    the file (a blank cell sets the default), an identical row changes nothing (billing-rules 6.11)."""
+    the file (a blank cell sets the default), an identical row changes nothing (billing-rules 6.11).
+
+    Each row is checked by partners.services.write_errors, the rules the admin's and the portal's writes
+    check, and each batch is written in bulk by the kind's `upsert` service (partners_upsert, ...), which
+    audits it with the same snapshot as the admin and the portal."""
 
     model = None
     key_columns: tuple[str, ...] = ()
@@ -58,6 +64,7 @@ class UpsertKind(ImportKind):
     money_columns: tuple[str, ...] = ()
     # columns checked unchanged by validate() and never written on update
     locked_columns: tuple[str, ...] = ()
+    upsert = None  # the kind's bulk write (partners.services: partners_upsert, ...), as a staticmethod
 
     def key(self, row: ParsedRow) -> tuple:
         return tuple(row.values[c] for c in self.key_columns)
@@ -72,11 +79,10 @@ class UpsertKind(ImportKind):
     def new_object(self, row: ParsedRow, refs: dict):
         raise NotImplementedError
 
-    def validate(self, obj, row: ParsedRow, refs: dict, before: dict | None, ctx: ImportContext) -> dict[str, str]:
-        return {}
-
-    def snapshot(self, obj) -> dict:
-        return {attr: jsonable(getattr(obj, attr)) for attr in self.value_columns.values()}
+    def validate(self, obj, row: ParsedRow, refs: dict, before: dict | None, terms_before: dict | None,
+                 ctx: ImportContext) -> dict[str, str]:
+        """The row's errors by column: the service's rules (write_errors), and its effective_from."""
+        return write_errors(obj, before=before, terms_before=terms_before, effective=row.values.get("effective_from"))
 
     def apply(self, obj, row: ParsedRow, refs: dict, ctx: ImportContext, new: bool) -> None:
         for column, attr in self.value_columns.items():
@@ -110,76 +116,49 @@ class UpsertKind(ImportKind):
         refs = self.resolve(rows, ctx)
         rows = [r for r in rows if r.number not in ctx.failed_rows]
         existing = self.existing(rows, refs)
-        creates, updates, audits = [], [], []
-        actor = ctx.actor
-        now = timezone.now()
+        upserts = []
         dated = self.model._meta.model_name in TERM_FIELDS
-        terms_changes = ctx.state.setdefault("terms_changes", [])
         for row in rows:
             obj = existing.get(self.key(row))
             new = obj is None
-            before = None if new else self.snapshot(obj)
+            before = None if new else audit_snapshot(obj)
             terms_before = values_of(obj) if dated and not new else None
             if new:
                 obj = self.new_object(row, refs[row.number])
             self.apply(obj, row, refs[row.number], ctx, new)
-            errors = self.validate(obj, row, refs[row.number], before, ctx)
-            if terms_before is not None and not errors:
-                effective = row.values.get("effective_from")
-                changes = changed_terms(terms_before, values_of(obj))
-                if changes and effective is not None:
-                    try:
-                        check_effective(changes, effective)
-                    except TermsDateError as exc:
-                        errors["effective_from"] = str(exc)
-                if changes and not errors:
-                    terms_changes.append((obj, terms_before, effective))
+            errors = self.validate(obj, row, refs[row.number], before, terms_before, ctx)
             for column, reason in errors.items():
                 ctx.error(row.number, column, reason)
             if errors:
                 continue
-            after = self.snapshot(obj)
+            upsert = Upsert(obj, before=before, terms_before=terms_before, effective=row.values.get("effective_from"))
             if new:
-                creates.append((obj, after))
                 ctx.created += 1
-            elif after != before:
-                obj.updated_at = now
-                updates.append(obj)
-                audits.append(audit_entry(actor=actor, action=f"{self.name}.update", obj=obj,
-                                          partner=refs[row.number].get("partner"), before=before, after=after))
+            elif upsert.changed:
                 ctx.updated += 1
             else:
                 ctx.unchanged += 1
+                continue
+            upserts.append(upsert)
         if not ctx.ok:
             return  # nothing will be kept: spare the writes, keep validating
-        if creates:
-            self.model.objects.bulk_create([obj for obj, _ in creates])
-            audits.extend(
-                audit_entry(actor=actor, action=f"{self.name}.create", obj=obj,
-                            partner=obj if isinstance(obj, Partner) else getattr(obj, "partner", None),
-                            after=after)
-                for obj, after in creates
-            )
-        if updates:
-            fields = [self.model._meta.get_field(a.split("__")[0]).name for c, a in self.value_columns.items()
-                      if c not in self.locked_columns]
-            if self.money_columns:
-                fields += [f"{self.value_columns[c]}_currency" for c in self.money_columns]
-            self.model.objects.bulk_update(updates, [*fields, "updated_at"])
-        AuditLog.objects.bulk_create(audits)
-        self._terms_record(terms_changes, ctx)
-        self.after_write([obj for obj, _ in creates] + updates, ctx)
+        fields = [self.model._meta.get_field(a.split("__")[0]).name for c, a in self.value_columns.items()
+                  if c not in self.locked_columns]
+        if self.money_columns:
+            fields += [f"{self.value_columns[c]}_currency" for c in self.money_columns]
+        self._terms_dates(upserts)
+        self.upsert(upserts=upserts, update_fields=fields, actor=ctx.actor)
+        self.after_write([u.obj for u in upserts if u.new] + [u.obj for u in upserts if not u.new], ctx)
 
     @staticmethod
-    def _terms_record(changes: list, ctx: ImportContext) -> None:
+    def _terms_dates(upserts: list[Upsert]) -> None:
         """Changed terms take effect on the row's effective_from, or else on the first month not yet invoiced
         (billing-rules 3.11): months invoiced keep the terms they were invoiced with."""
-        firsts = first_months_not_invoiced({obj.pk if isinstance(obj, Partner) else obj.partner_id
-                                            for obj, _, _ in changes})
-        for obj, before, effective in changes:
-            partner_id = obj.pk if isinstance(obj, Partner) else obj.partner_id
-            terms_change_record(obj=obj, before=before, effective=effective or firsts[partner_id], actor=ctx.actor)
-        changes.clear()
+        undated = [u for u in upserts if u.effective is None and u.terms_changed]
+        firsts = first_months_not_invoiced({u.obj.pk if isinstance(u.obj, Partner) else u.obj.partner_id
+                                            for u in undated})
+        for upsert in undated:
+            upsert.effective = firsts[upsert.obj.pk if isinstance(upsert.obj, Partner) else upsert.obj.partner_id]
 
     def after_write(self, objects, ctx: ImportContext) -> None:
         """A hook for kinds whose writes have consequences beyond their rows."""
@@ -196,6 +175,7 @@ class PartnersImport(UpsertKind):
     name = "partners"
     resource_class = PartnerResource
     model = Partner
+    upsert = staticmethod(partners_upsert)
     required_columns = ("slug", "name")
     key_columns = ("slug",)
     value_columns = {
@@ -215,28 +195,13 @@ class PartnersImport(UpsertKind):
         if obj.tax_rate is None:
             obj.tax_rate = Decimal("0")
 
-    def validate(self, obj, row, refs, before, ctx):
-        errors = {}
-        try:
-            currency_places(obj.currency)
-            if obj.currency not in settings.CURRENCIES:
-                raise MoneyError
-        except MoneyError:
-            errors["currency"] = f"unknown currency {obj.currency!r} (one of {', '.join(settings.CURRENCIES)})"
-        if obj.tax_rate > 100:
-            errors["tax_rate"] = "is a percent: at most 100"
-        if before and before["currency"] != obj.currency and obj.services.exists():
-            errors["currency"] = (
-                f"cannot change from {before['currency']} once the partner has services (prices are in it)"
-            )
-        return errors
-
 
 @register_import
 class CustomersImport(UpsertKind):
     name = "customers"
     resource_class = CustomerResource
     model = Customer
+    upsert = staticmethod(customers_upsert)
     required_columns = ("partner", "slug", "name")
     key_columns = ("partner", "slug")
     value_columns = {
@@ -271,12 +236,10 @@ class CustomersImport(UpsertKind):
     def new_object(self, row, refs):
         return Customer(partner=refs["partner"], slug=row.values["slug"])
 
-    def validate(self, obj, row, refs, before, ctx):
-        active = getattr(obj, "_active_seats", 0)
-        if obj.seat_cap is not None and active > obj.seat_cap:
-            return {"seat_cap": f"{active} seats are active now; unassign seats before lowering the cap to "
-                                f"{obj.seat_cap}"}
-        return {}
+    def validate(self, obj, row, refs, before, terms_before, ctx):
+        # the active seats were counted for the whole batch, under the partners' row locks (existing)
+        return write_errors(obj, before=before, terms_before=terms_before, effective=row.values.get("effective_from"),
+                            active_seats=getattr(obj, "_active_seats", 0))
 
 
 @register_import
@@ -284,6 +247,7 @@ class ServicesImport(UpsertKind):
     name = "services"
     resource_class = ServiceResource
     model = Service
+    upsert = staticmethod(services_upsert)
     required_columns = ("partner", "code", "name", "method", "unit_price", "start_date")
     key_columns = ("partner", "code")
     value_columns = {
@@ -348,26 +312,6 @@ class ServicesImport(UpsertKind):
         obj.unit_price_currency = refs["currency"]
         obj.set_rmm_parts()
 
-    def snapshot(self, obj):
-        data = super().snapshot(obj)
-        data["customer"] = obj.customer.slug if obj.customer_id else None
-        return data
-
-    def validate(self, obj, row, refs, before, ctx):
-        errors = service_rule_errors(obj)
-        if obj.rmm_filter and "rmm_filter" not in errors:
-            try:
-                rmm_filter_validator(obj.rmm_filter)  # a field validator: only forms run those
-            except ValidationError:
-                errors["rmm_filter"] = f"{obj.rmm_filter!r} is not ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME"
-        if before is not None:
-            for name in DERIVATION_FIELDS:
-                if before[name] != getattr(obj, name):
-                    errors[name] = (
-                        f"cannot change from {before[name]!r} to {getattr(obj, name)!r} once the service is "
-                        f"saved (units would be derived differently); end it and create a new service"
-                    )
-        return errors
 
 
 @register_import

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import logging
+import secrets
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.conf import settings
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from billing.core.emails import split_emails
+from billing.core.money import MoneyError, currency_places
 from billing.core.periods import utc_date
-from partners.audit import Actor, audit_record, snapshot
+from partners.audit import (
+    Actor,
+    audit_entry,
+    audit_record,
+    audit_snapshot,
+    snapshot,
+)
 from partners.models import (
     BILLING_ROLES,
+    DERIVATION_FIELDS,
     AlertKind,
+    AuditLog,
     Customer,
     Member,
     Method,
@@ -26,12 +38,16 @@ from partners.models import (
     Service,
     TermsVersion,
     UtilizationAlert,
+    rmm_filter_validator,
+    service_rule_errors,
 )
 from partners.seating import SeatRuleError, check_assignment, utilization, utilization_percent
 from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 from partners.terms import (
     LABELS,
+    TERM_FIELDS,
     Piece,
+    TermsDateError,
     changed_terms,
     check_effective,
     default_effective,
@@ -184,7 +200,8 @@ def _alert_recipients(service: Service) -> list[str]:
 
 def _enqueue_alert_email(alert_id: int) -> None:
     """Queue the email; with the broker down the alert stays unsent and the daily job sends it."""
-    from partners.tasks import send_utilization_alert_task
+    # a named cycle: the task sends the email with alert_email_send, in this module
+    from partners.tasks import send_utilization_alert_task  # noqa: PLC0415
 
     try:
         send_utilization_alert_task.delay(alert_id)
@@ -240,6 +257,307 @@ def alert_email_send(*, alert: UtilizationAlert) -> UtilizationAlert:
     return alert
 
 
+# --- partners, customers and services ----------------------------------------------------------------------
+# One write path for the admin, the portal and the imports: the same rules, the same audit snapshot
+# (partners.audit) and the same dated terms (billing-rules 3.11). The admin and the portal write one object
+# (`partner_create`, `customer_update`, ...); the imports write a batch at once (`partners_upsert`, ...), after
+# checking each row with `write_errors`, the rules the single services check too.
+
+AUDIT_KINDS = {"partner": "partners", "customer": "customers", "service": "services"}  # audit actions' prefix
+
+
+def _audit_partner_id(obj) -> int | None:
+    """The partner an audit row of a partner, customer or service is filed under."""
+    return obj.pk if isinstance(obj, Partner) else obj.partner_id
+
+
+def partner_errors(partner: Partner, *, before: dict | None) -> dict[str, str]:
+    """A partner's rules beyond its fields' own: a currency it may bill in, a tax rate that is a percent, and
+    the currency fixed once the partner has services (their prices are in it, billing-rules 2). `before`: its
+    audit snapshot as saved (None: new)."""
+    errors = {}
+    try:
+        currency_places(partner.currency)
+        if partner.currency not in settings.CURRENCIES:
+            raise MoneyError
+    except MoneyError:
+        errors["currency"] = f"unknown currency {partner.currency!r} (one of {', '.join(settings.CURRENCIES)})"
+    if partner.tax_rate is not None and partner.tax_rate > 100:
+        errors["tax_rate"] = "is a percent: at most 100"
+    if before and before["currency"] != partner.currency and partner.services.exists():
+        errors["currency"] = (
+            f"cannot change from {before['currency']} once the partner has services (prices are in it)"
+        )
+    return errors
+
+
+def customer_errors(customer: Customer, *, active_seats: int | None = None) -> dict[str, str]:
+    """A cap never goes below the seats active now (billing-rules 3.2). `active_seats`: the customer's active
+    seats, when the caller counted them (under the partner's row lock); None: counted here."""
+    if customer.seat_cap is None:
+        return {}
+    if active_seats is None:
+        active_seats = (SeatAssignment.objects.active().filter(customer_id=customer.pk).count()
+                        if customer.pk else 0)
+    if active_seats > customer.seat_cap:
+        return {"seat_cap": f"{active_seats} seats are active now; unassign seats before lowering the cap to "
+                            f"{customer.seat_cap}"}
+    return {}
+
+
+def service_errors(service: Service, *, before: dict | None) -> dict[str, str]:
+    """A service's method rules (`service_rule_errors`), its RMM filter's form, and how its units are derived
+    fixed once saved (billing-rules 3.7). `before`: its audit snapshot as saved (None: new)."""
+    errors = service_rule_errors(service)
+    if service.rmm_filter and "rmm_filter" not in errors:
+        try:
+            rmm_filter_validator(service.rmm_filter)  # a field validator: only forms run those
+        except ValidationError:
+            errors["rmm_filter"] = f"{service.rmm_filter!r} is not ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME"
+    if before is not None:
+        for name in DERIVATION_FIELDS:
+            if before[name] != getattr(service, name):
+                errors[name] = (
+                    f"cannot change from {before[name]!r} to {getattr(service, name)!r} once the service is "
+                    f"saved (units would be derived differently); end it and create a new service"
+                )
+    return errors
+
+
+def write_errors(obj, *, before: dict | None, terms_before: dict | None = None, effective: date | None = None,
+                 active_seats: int | None = None) -> dict[str, str]:
+    """What is wrong with a new or changed partner, customer or service, keyed by field (the import's column):
+    its kind's rules, then, when its terms changed and a date is given, that the date can take them (a price
+    change on a month's 1st, billing-rules 3.11) as `effective_from`. `before`, `terms_before`: its audit
+    snapshot and terms as saved (None: new)."""
+    kind = kind_of(obj)
+    if kind == "partner":
+        errors = partner_errors(obj, before=before)
+    elif kind == "customer":
+        errors = customer_errors(obj, active_seats=active_seats)
+    else:
+        errors = service_errors(obj, before=before)
+    if terms_before is not None and effective is not None and not errors:
+        changes = changed_terms(terms_before, values_of(obj))
+        if changes:
+            try:
+                check_effective(changes, effective)
+            except TermsDateError as exc:
+                errors["effective_from"] = str(exc)
+    return errors
+
+
+def _validate(obj, errors: dict[str, str], *, saved=None) -> None:
+    """Raise one ValidationError with the errors of the fields' own validators and constraints (those of the
+    fields that change, when `saved` is the object as saved) and the kind's rules (`errors`)."""
+    exclude = None
+    if saved is not None:
+        exclude = {f.name for f in obj._meta.concrete_fields
+                   if f.value_from_object(obj) == f.value_from_object(saved)}
+    found: dict[str, list[str]] = {}
+    for check in (obj.clean_fields, obj.validate_unique, obj.validate_constraints):
+        try:
+            check(exclude=exclude)
+        except ValidationError as exc:
+            for name, messages in exc.message_dict.items():
+                found.setdefault(name, []).extend(messages)
+    for name, message in errors.items():
+        found.setdefault(name, []).append(message)
+    if found:
+        raise ValidationError(found)
+
+
+def _create(obj, *, actor: Actor):
+    _validate(obj, write_errors(obj, before=None))
+    obj.save()
+    audit_record(actor=actor, action=f"{AUDIT_KINDS[kind_of(obj)]}.create", obj=obj,
+                 partner_id=_audit_partner_id(obj), after=audit_snapshot(obj))
+    return obj
+
+
+def _update(obj, saved, *, actor: Actor, data: dict | None, effective: date | None):
+    """Save `obj` (its changes set, or `data` set on it) over `saved` (the row as saved, locked); audit it when
+    its snapshot changed, and date its changed terms (billing-rules 3.11)."""
+    for name, value in (data or {}).items():
+        setattr(obj, name, value)
+    kind = kind_of(obj)
+    before = audit_snapshot(saved)
+    terms_before = values_of(saved) if kind in TERM_FIELDS else None
+    _validate(obj, write_errors(obj, before=before, terms_before=terms_before, effective=effective), saved=saved)
+    if data is None:
+        obj.save()
+    else:
+        obj.save(update_fields=[*_columns_of(type(obj), data), "updated_at"])
+    after = audit_snapshot(obj)
+    if after != before:
+        audit_record(actor=actor, action=f"{AUDIT_KINDS[kind]}.update", obj=obj, partner_id=_audit_partner_id(obj),
+                     before=before, after=after)
+    if terms_before is None:
+        return obj, None
+    return obj, terms_change_record(obj=obj, before=terms_before, effective=effective, actor=actor)
+
+
+def _columns_of(model, names) -> list[str]:
+    """The fields to save for `names`: a money field with its currency, a service's RMM filter with its parts."""
+    columns = []
+    for name in names:
+        columns.append(model._meta.get_field(name).name)
+        if f"{name}_currency" in {f.name for f in model._meta.concrete_fields}:
+            columns.append(f"{name}_currency")
+        if model is Service and name == "rmm_filter":
+            columns += ["rmm_org", "rmm_group", "rmm_view"]
+    return columns
+
+
+def _delete(obj, *, actor: Actor) -> None:
+    before, object_id, partner_id, label = audit_snapshot(obj), obj.pk, _audit_partner_id(obj), str(obj)
+    kind = kind_of(obj)
+    obj.delete()
+    audit_record(actor=actor, action=f"{AUDIT_KINDS[kind]}.delete", object_type=obj._meta.label,
+                 object_id=object_id, object_repr=label, partner_id=None if kind == "partner" else partner_id,
+                 before=before)
+
+
+@transaction.atomic
+def partner_create(*, partner: Partner, actor: Actor) -> Partner:
+    """Save a new partner (unsaved, its fields set), checked and audited (`partners.create`)."""
+    return _create(partner, actor=actor)
+
+
+@transaction.atomic
+def partner_update(*, partner: Partner, actor: Actor, data: dict | None = None,
+                   effective: date | None = None) -> tuple[Partner, date | None]:
+    """Save a partner's changes: `data` ({field: value}) set on it, or else the changes it carries (a form's).
+    Checked, audited (`partners.update`, when its snapshot changed) and its changed terms dated: from
+    `effective`, or the default of terms_change_record (billing-rules 3.11). Returns the partner and the date
+    its changed terms take effect (None: no term changed)."""
+    saved = Partner.objects.select_for_update().get(pk=partner.pk)
+    return _update(partner, saved, actor=actor, data=data, effective=effective)
+
+
+@transaction.atomic
+def partner_delete(*, partner: Partner, actor: Actor) -> None:
+    """Delete a partner (its customers, services and history protect it), audited (`partners.delete`)."""
+    _delete(partner, actor=actor)
+
+
+@transaction.atomic
+def customer_create(*, customer: Customer, actor: Actor) -> Customer:
+    """Save a new customer (unsaved, its fields set), checked and audited (`customers.create`)."""
+    return _create(customer, actor=actor)
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, actor: Actor, data: dict | None = None,
+                    effective: date | None = None) -> tuple[Customer, date | None]:
+    """Save a customer's changes, as `partner_update` does (`customers.update`). A cap is judged under the
+    partner's row lock, the one seat changes take, against seats that cannot change meanwhile (billing-rules
+    3.2)."""
+    cap = (data or {}).get("seat_cap", customer.seat_cap)
+    if cap is not None:
+        _lock_partner(customer.partner_id)
+    saved = Customer.objects.select_for_update().get(pk=customer.pk)
+    return _update(customer, saved, actor=actor, data=data, effective=effective)
+
+
+@transaction.atomic
+def customer_delete(*, customer: Customer, actor: Actor) -> None:
+    """Delete a customer (its seats, services and invoices protect it), audited (`customers.delete`)."""
+    _delete(customer, actor=actor)
+
+
+@transaction.atomic
+def service_create(*, service: Service, actor: Actor) -> Service:
+    """Save a new service (unsaved, its fields set), checked and audited (`services.create`)."""
+    return _create(service, actor=actor)
+
+
+@transaction.atomic
+def service_update(*, service: Service, actor: Actor, data: dict | None = None,
+                   effective: date | None = None) -> tuple[Service, date | None]:
+    """Save a service's changes, as `partner_update` does (`services.update`). How its units are derived
+    (method, meter, RMM filter) cannot change (billing-rules 3.7)."""
+    saved = Service.objects.select_for_update().get(pk=service.pk)
+    return _update(service, saved, actor=actor, data=data, effective=effective)
+
+
+@transaction.atomic
+def service_delete(*, service: Service, actor: Actor) -> None:
+    """Delete a service (its seat purchases and invoice lines protect it), audited (`services.delete`)."""
+    _delete(service, actor=actor)
+
+
+# --- the same, a batch at once (the imports) --------------------------------------------------------------
+@dataclass(eq=False)
+class Upsert:
+    """One object of a batch: new (no pk yet) or saved, with its new values set."""
+
+    obj: models.Model
+    before: dict | None = None  # its audit snapshot as saved (None: new)
+    terms_before: dict | None = None  # its terms as saved (values_of), for an object whose terms are dated
+    effective: date | None = None  # when its changed terms take effect (None: terms_change_record's default)
+    after: dict = field(init=False)  # its audit snapshot now
+
+    def __post_init__(self):
+        self.after = audit_snapshot(self.obj)
+
+    @property
+    def new(self) -> bool:
+        return self.before is None
+
+    @property
+    def changed(self) -> bool:
+        """New, or its snapshot differs from the saved one (an identical row changes nothing)."""
+        return self.before is None or self.after != self.before
+
+    @property
+    def terms_changed(self) -> bool:
+        return self.terms_before is not None and bool(changed_terms(self.terms_before, values_of(self.obj)))
+
+
+@transaction.atomic
+def _upsert(model, *, upserts: list[Upsert], update_fields, actor: Actor) -> None:
+    """Write a batch checked by `write_errors` (row by row, by the caller, so that each row's errors are
+    reported): one bulk insert of the new objects, one bulk update of `update_fields` of the changed ones, their
+    audit rows (the same snapshot and actions as the single services) and their dated terms."""
+    creates = [u for u in upserts if u.new]
+    updates = [u for u in upserts if not u.new and u.changed]
+    now = timezone.now()
+    audits = []
+    for upsert in updates:
+        upsert.obj.updated_at = now
+        audits.append(audit_entry(actor=actor, action=f"{AUDIT_KINDS[model._meta.model_name]}.update",
+                                  obj=upsert.obj, partner_id=_audit_partner_id(upsert.obj), before=upsert.before,
+                                  after=upsert.after))
+    if creates:
+        model.objects.bulk_create([u.obj for u in creates])
+        audits.extend(audit_entry(actor=actor, action=f"{AUDIT_KINDS[model._meta.model_name]}.create", obj=u.obj,
+                                  partner_id=_audit_partner_id(u.obj), after=u.after) for u in creates)
+    if updates:
+        model.objects.bulk_update([u.obj for u in updates], [*update_fields, "updated_at"])
+    AuditLog.objects.bulk_create(audits)
+    for upsert in updates:
+        if upsert.terms_before is not None:
+            terms_change_record(obj=upsert.obj, before=upsert.terms_before, effective=upsert.effective, actor=actor)
+
+
+def partners_upsert(*, upserts: list[Upsert], update_fields, actor: Actor) -> None:
+    """A batch of new and changed partners (each checked by `write_errors`), written in bulk and audited."""
+    _upsert(Partner, upserts=upserts, update_fields=update_fields, actor=actor)
+
+
+def customers_upsert(*, upserts: list[Upsert], update_fields, actor: Actor) -> None:
+    """A batch of new and changed customers (each checked by `write_errors` under the partners' row locks),
+    written in bulk and audited."""
+    _upsert(Customer, upserts=upserts, update_fields=update_fields, actor=actor)
+
+
+def services_upsert(*, upserts: list[Upsert], update_fields, actor: Actor) -> None:
+    """A batch of new and changed services (each checked by `write_errors`), written in bulk and audited. How
+    units are derived is never among `update_fields` (billing-rules 3.7)."""
+    _upsert(Service, upserts=upserts, update_fields=update_fields, actor=actor)
+
+
 # --- terms with effective dates (billing-rules 3.11) -------------------------------------------------------
 def terms_change_record(*, obj, before: dict, effective: date | None, actor: Actor | None = None) -> date | None:
     """Record that `obj`'s terms (saved already) changed from `before` (values_of before the change), taking
@@ -288,10 +606,6 @@ def terms_history(obj) -> list[dict]:
 def partner_user_access_reset(*, partner_user, actor: Actor, request=None) -> bool:
     """A partner user's password stops working now (their sessions end with it) and, when they have an email
     address, they are sent the portal's password reset link. Audited; returns whether the email was sent."""
-    import secrets
-
-    from django.contrib.auth.forms import PasswordResetForm
-
     user = partner_user.user
     # a random password nobody knows: the old one stops working, sessions end (their hash changed), and the
     # reset link (whose token hangs on the password) is valid

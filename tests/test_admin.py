@@ -7,11 +7,12 @@ queries whatever the number of rows.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
@@ -28,11 +29,14 @@ from partners.models import (
     Member,
     Method,
     Partner,
+    Role,
     SeatAssignment,
     SeatPurchase,
     Service,
+    TermsVersion,
     UtilizationAlert,
 )
+from partners.terms import default_effective
 from partners.tests.factories import (
     CustomerFactory,
     MemberFactory,
@@ -328,8 +332,6 @@ def test_seats_are_bought_on_seat_days_services_only(clerk, world):
 
 
 def test_a_technician_cannot_buy_seats(client, world):
-    from partners.models import Role
-
     tech = UserFactory(username="tech", is_staff=True, is_superuser=True)
     PartnerUserFactory(user=tech, partner=world["partner"], role=Role.TECHNICIAN)
     client.force_login(tech)
@@ -535,8 +537,6 @@ def test_a_validation_error_while_saving_is_a_message_and_saves_nothing(clerk, w
     seats = world["seats"]
 
     def refuse(self, *args, **kwargs):
-        from django.core.exceptions import ValidationError
-
         raise ValidationError("changed by someone else meanwhile")
 
     monkeypatch.setattr(Service, "save", refuse)
@@ -554,10 +554,6 @@ def test_a_malformed_prefill_is_ignored(clerk, world, page):
 
 # --- terms with effective dates (billing-rules 3.11) ----------------------------------------------
 def test_a_price_change_in_the_admin_takes_effect_on_the_date_given_and_shows_in_the_history(clerk, world):
-    from datetime import date
-
-    from partners.models import TermsVersion
-
     flat = world["flat"]
     response = clerk.post(url("service", "change", flat.pk),
                           service_post(flat, unit_price_0="99.00", terms_effective_from="2026-06-01"))
@@ -572,8 +568,6 @@ def test_a_price_change_in_the_admin_takes_effect_on_the_date_given_and_shows_in
 
 
 def test_a_price_change_dated_off_a_first_is_refused_on_the_field(clerk, world):
-    from partners.models import TermsVersion
-
     flat = world["flat"]
     response = clerk.post(url("service", "change", flat.pk),
                           service_post(flat, unit_price_0="99.00", terms_effective_from="2026-06-15"))
@@ -585,13 +579,6 @@ def test_a_price_change_dated_off_a_first_is_refused_on_the_field(clerk, world):
 
 
 def test_a_change_without_a_date_takes_effect_today_or_a_price_the_next_first(clerk, world, settings):
-    from datetime import date
-
-    from django.utils import timezone
-
-    from partners.models import TermsVersion
-    from partners.terms import default_effective
-
     partner = world["partner"]
     response = clerk.post(url("partner", "change", partner.pk), partner_post(partner, tax_rate="10"))
     assert response.status_code == 302

@@ -13,6 +13,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from billing.core.actor import Actor
+from invoicing.models import Invoice
 from metering.models import RmmIntegration
 from partners.api_keys import api_key_create
 from partners.models import ApiKey, AuditLog, Method, PartnerUser, Role, SeatAssignment
@@ -23,6 +24,7 @@ from partners.tests.factories import (
     ServiceFactory,
     UserFactory,
 )
+from tests.examples import replay
 
 JSON_FEED = {"kind": "json", "enabled": "on", "removal_guard_percent": "20", "count_offline": "on"}
 pytestmark = pytest.mark.django_db
@@ -175,9 +177,6 @@ def test_seats_and_money_changes_name_their_actor(boss, partner, client):
 
 
 def test_a_deleted_draft_invoice_is_audited(boss, data_dir, cli):
-    from invoicing.models import Invoice
-    from tests.examples import replay
-
     replay(data_dir / "seat-days-basic", upto_billing=False)
     cli("run_billing", "--through", "2026-04-01", "--draft")
     draft = Invoice.objects.drafts().get()

@@ -72,3 +72,75 @@ def test_the_check_finds_a_crossing(tmp_path):
 @pytest.mark.parametrize("module", ["billing.core.money", "billing.core.periods", "billing.core.importing"])
 def test_kernel_modules_are_in_the_kernel(module):
     assert layer_of(module) == "billing.core"
+
+
+def import_graph(root: Path) -> dict[str, set[str]]:
+    """Module -> the project's modules it imports, inside functions too, save the imports named as breaking a
+    cycle (`# noqa: PLC0415`) and AppConfig.ready()'s registrations."""
+    modules = {}
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root)
+        if rel.parts[0] not in PACKAGES or "tests" in rel.parts or "migrations" in rel.parts:
+            continue
+        name = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for name, path in modules.items():
+        if path.name == "apps.py":
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines()
+        edges = set()
+        for line, target in imported(path):
+            if "noqa: PLC0415" in lines[line - 1]:
+                continue
+            found = resolve(target)
+            if found and found != name and not name.startswith(found + "."):
+                edges.add(found)
+        graph[name] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_cycles_between_modules():
+    assert cycles(import_graph(ROOT)) == []
+
+
+def test_the_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

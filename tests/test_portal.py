@@ -9,18 +9,21 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.test import Client
 from django.urls import URLPattern, reverse
 from django.utils import timezone
 
+from billing.core.actor import Actor
 from billing.core.periods import Period, next_month_start
 from billing.core.reporting import ReportOptions, write_csv
 from billing.portal import urls as portal_urls
+from billing.portal.selectors import daily_assigned_seats
 from invoicing.models import Invoice, InvoiceKind, InvoiceState
 from metering.reports import StatementsReport
 from partners.api_keys import api_key_create
-from partners.audit import Actor
-from partners.models import ApiKey, AuditLog, Customer, Member, Role, SeatAssignment, SeatPurchase
+from partners.audit import audit_record
+from partners.models import ApiKey, AuditLog, Customer, Member, Partner, PartnerUser, Role, SeatAssignment, SeatPurchase
 from partners.tests.factories import (
     CustomerFactory,
     MemberFactory,
@@ -258,8 +261,6 @@ def test_dashboard_numbers_and_chart(a, owner):
 
 
 def test_daily_assigned_seats_is_one_query(a, django_assert_num_queries):
-    from billing.portal.selectors import daily_assigned_seats
-
     SeatAssignmentFactory(member=MemberFactory(customer=a["big"], name="cy"),
                           assigned_at=datetime(2026, 4, 3, 23, 0, tzinfo=UTC),
                           removed_at=datetime(2026, 4, 5, 1, 0, tzinfo=UTC))
@@ -349,8 +350,6 @@ def test_add_seats_refuses_a_bad_count_and_another_partners_service(a, b, owner)
 @pytest.fixture
 def brightdesk(data_dir):
     replay(data_dir / "seat-days-basic")
-    from partners.models import Partner
-
     return login(Role.OWNER, Partner.objects.get(slug="brightdesk"), username="brightdesk-owner")
 
 
@@ -435,8 +434,6 @@ def test_create_an_api_key_shows_the_secret_once_then_revoke(a, owner):
     key = ApiKey.objects.get(partner=a["partner"], name="PSA sync")
     assert f"bk_{key.prefix}_" in html
     # the secret is in no session row: it was in this answer only
-    from django.contrib.sessions.models import Session
-
     assert not any(f"bk_{key.prefix}_" in str(s.get_decoded()) for s in Session.objects.all())
     again = owner.get(reverse("portal:api_key_created", args=[key.pk])).content.decode()
     assert f"bk_{key.prefix}_" not in again and "shown once" in again
@@ -448,9 +445,6 @@ def test_create_an_api_key_shows_the_secret_once_then_revoke(a, owner):
 
 def test_billing_page_links_the_partners_own_payment_portal(client, settings):
     """The Billing page's "Billing portal" link is configurable per partner, else the setting, else hidden."""
-    from partners.models import PartnerUser, Role
-    from partners.tests.factories import PartnerFactory, UserFactory
-
     partner = PartnerFactory(slug="linky")
     user = UserFactory(username="linky-owner")
     PartnerUser.objects.create(user=user, partner=partner, role=Role.OWNER)
@@ -465,11 +459,6 @@ def test_billing_page_links_the_partners_own_payment_portal(client, settings):
 def test_technicians_team_page_shows_no_money_and_no_keys(client):
     """Billing is for Owner and Billing users: the audit log a Technician reads has no invoice, payment
     or seat-purchase entries, and no API keys."""
-    from billing.core.actor import Actor
-    from partners.audit import audit_record
-    from partners.models import PartnerUser, Role
-    from partners.tests.factories import PartnerFactory, UserFactory
-
     partner = PartnerFactory(slug="techy")
     audit_record(actor=Actor(label="t"), action="payment.record", object_type="invoicing.Payment",
                  object_id="1", partner=partner, after={"amount": "88.00", "reference": "WIRE-123"})
@@ -493,9 +482,6 @@ def test_technicians_team_page_shows_no_money_and_no_keys(client):
 
 
 def test_odd_input_is_refused_not_a_server_error(client):
-    from partners.models import PartnerUser, Role
-    from partners.tests.factories import CustomerFactory, PartnerFactory, UserFactory
-
     partner = PartnerFactory(slug="oddy")
     customer = CustomerFactory(partner=partner)
     user = UserFactory(username="oddy-owner")

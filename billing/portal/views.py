@@ -15,7 +15,6 @@ from django.contrib.auth.views import (
 )
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -39,11 +38,16 @@ from invoicing.models import Invoice, InvoiceState, PaymentStatus
 from invoicing.reports import InvoiceLinesReport, PeriodsReport, line_row
 from metering.reports import StatementsReport
 from partners.api_keys import api_key_create, api_key_revoke
-from partners.audit import audit_record, snapshot
 from partners.models import ApiKey, AuditLog, Customer, PartnerUser, SeatAssignment, SeatPurchase
 from partners.seating import SeatRuleError
 from partners.selectors import active_seat_counts
-from partners.services import partner_user_access_reset, seat_assign, seat_purchase_create, seat_unassign
+from partners.services import (
+    customer_update,
+    partner_user_access_reset,
+    seat_assign,
+    seat_purchase_create,
+    seat_unassign,
+)
 
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -278,9 +282,6 @@ def seat_remove_view(request, pk: int):
     return redirect("portal:customer", pk=customer.pk)
 
 
-CUSTOMER_AUDIT_FIELDS = ("slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization")
-
-
 @require_POST
 @portal_view(roles=OWNER)
 def seat_cap_view(request, pk: int):
@@ -289,18 +290,10 @@ def seat_cap_view(request, pk: int):
     if not form.is_valid():
         messages.error(request, "The cap must be a whole number of seats, or blank for no cap.")
         return redirect("portal:customer", pk=customer.pk)
-    before = snapshot(customer, CUSTOMER_AUDIT_FIELDS)
-    customer.seat_cap = form.cleaned_data["seat_cap"]
     try:
-        with transaction.atomic():
-            customer.save(update_fields=["seat_cap", "updated_at"])
-            after = snapshot(customer, CUSTOMER_AUDIT_FIELDS)
-            if after != before:
-                audit_record(actor=_actor(request), action="customers.update", obj=customer,
-                             partner=request.partner, before=before, after=after)
+        customer_update(customer=customer, data={"seat_cap": form.cleaned_data["seat_cap"]}, actor=_actor(request))
     except ValidationError as exc:
-        text = "; ".join(m for msgs in exc.message_dict.values() for m in msgs)
-        messages.error(request, f"The cap was not changed: {text}.")
+        messages.error(request, f"The cap was not changed: {'; '.join(exc.messages)}.")
     else:
         cap = customer.seat_cap
         messages.success(request, f"{customer.name}: seat cap {'removed' if cap is None else f'set to {cap}'}.")
