@@ -26,7 +26,7 @@ from partners.tests.factories import MemberFactory, PartnerUserFactory, SeatAssi
 from tests.examples import replay
 
 CHROMIUM = Path("/usr/bin/chromium")
-DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 pytestmark = [
     pytest.mark.browser,
