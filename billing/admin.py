@@ -19,6 +19,7 @@ from django_celery_beat.models import PeriodicTask
 
 from billing.core.actor import Actor
 from partners.audit import audit_record, group_snapshot, jsonable, user_snapshot
+from partners.choices import AuditAction
 
 
 class AuditedAccountMixin:
@@ -37,13 +38,13 @@ class AuditedAccountMixin:
         obj, before = form.instance, getattr(request, "_audit_before", None)
         after = self.snap(obj)
         if after != before:
-            action = f"{self.audit_kind}.{'update' if change else 'create'}"
+            action = AuditAction.of(self.audit_kind, "update" if change else "create")
             audit_record(actor=Actor.of_user(request.user), action=action, obj=obj, before=before, after=after)
 
     def delete_model(self, request, obj):
         before, object_id, label = self.snap(obj), obj.pk, str(obj)
         super().delete_model(request, obj)
-        audit_record(actor=Actor.of_user(request.user), action=f"{self.audit_kind}.delete",
+        audit_record(actor=Actor.of_user(request.user), action=AuditAction.of(self.audit_kind, "delete"),
                      object_type=obj._meta.label, object_id=object_id, object_repr=label, before=before)
 
     def get_actions(self, request):
@@ -80,7 +81,7 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
     def _audit(self, request, action: str, queryset_or_obj, **values):
         objects = [queryset_or_obj] if isinstance(queryset_or_obj, PeriodicTask) else list(queryset_or_obj)
         for task in objects:
-            audit_record(actor=Actor.of_user(request.user), action=f"periodic_task.{action}", obj=task,
+            audit_record(actor=Actor.of_user(request.user), action=AuditAction.of("periodic_task", action), obj=task,
                          after={"name": task.name, "task": task.task, **values})
 
     @admin.action(description="Enable selected tasks", permissions=["change"])
@@ -128,14 +129,15 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
                   if change else None)
         super().save_model(request, obj, form, change)
         after = dict(PeriodicTask.objects.filter(pk=obj.pk).values(*TASK_FIELDS).first() or {})
-        audit_record(actor=Actor.of_user(request.user), action=f"periodic_task.{'update' if change else 'create'}",
+        audit_record(actor=Actor.of_user(request.user), action=AuditAction.of("periodic_task",
+                     "update" if change else "create"),
                      obj=obj, before=jsonable_dict(before), after=jsonable_dict(after))
 
     def delete_model(self, request, obj):
         before = dict(PeriodicTask.objects.filter(pk=obj.pk).values(*TASK_FIELDS).first() or {})
         object_id, label = obj.pk, str(obj)
         super().delete_model(request, obj)
-        audit_record(actor=Actor.of_user(request.user), action="periodic_task.delete",
+        audit_record(actor=Actor.of_user(request.user), action=AuditAction.PERIODIC_TASK_DELETE,
                      object_type=PeriodicTask._meta.label, object_id=object_id, object_repr=label,
                      before=jsonable_dict(before))
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from billing.core.actor import Actor
 from partners.audit import audit_record
+from partners.choices import AuditAction
 from partners.models import AuditLog
 
 
@@ -29,12 +30,13 @@ def audit_lock(sender, request, username, ip_address, **kwargs):
     refused while it holds write nothing more, so that a guesser cannot flood the log)."""
 
 
-    recent = AuditLog.objects.filter(action="login.locked", at__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
+    recent = AuditLog.objects.filter(action=AuditAction.LOGIN_LOCKED,
+                                     at__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
     recent = recent.filter(Q(after__username=username) | Q(after__ip_address=ip_address))
     if recent.exists():
         return
     audit_record(actor=Actor(label=f"sign-in as {username or '?'} from {ip_address or '?'}"[:200]),
-                 action="login.locked", object_type="auth.User", object_repr=(username or "")[:300],
+                 action=AuditAction.LOGIN_LOCKED, object_type="auth.User", object_repr=(username or "")[:300],
                  after={"username": username, "ip_address": ip_address,
                         "path": getattr(request, "path", ""), "failures": settings.AXES_FAILURE_LIMIT,
                         "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)})

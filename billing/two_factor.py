@@ -24,6 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from billing.core.actor import Actor
 from partners.audit import audit_record
+from partners.choices import AuditAction
 
 PAGE = "/admin/two-factor/"
 RECOVERY_CODES = 10
@@ -94,7 +95,7 @@ def two_factor(request):
             codes = [StaticToken.random_token() for _ in range(RECOVERY_CODES)]
             StaticToken.objects.bulk_create(StaticToken(device=recovery, token=code) for code in codes)
             otp_login(request, device)
-            audit_record(actor=Actor.of_user(user), action="user.two_factor_enrolled", obj=user,
+            audit_record(actor=Actor.of_user(user), action=AuditAction.USER_TWO_FACTOR_ENROLLED, obj=user,
                          after={"username": user.get_username(), "recovery_codes": RECOVERY_CODES})
             return page(codes=codes, next=next_url, title="Recovery codes")
         form.add_error("code", "That code is not right: check the time of the device and try again.")

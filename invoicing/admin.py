@@ -67,6 +67,7 @@ from invoicing.services import (
 from metering.admin import MeteredServiceAdminMixin
 from partners.admin import AuditedSaveMixin, ReadOnlyAdminMixin, ServiceAddViewMixin, ServiceAdmin
 from partners.audit import audit_record, jsonable
+from partners.choices import AuditAction
 from partners.models import Method, Partner, Service
 
 EMPTY = "—"
@@ -406,7 +407,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                   "currency": obj.currency, "state": obj.state}
         object_id, label, partner = obj.pk, str(obj), obj.partner
         super().delete_model(request, obj)
-        audit_record(actor=_actor(request), action="invoice.delete_draft", object_type=obj._meta.label,
+        audit_record(actor=_actor(request), action=AuditAction.INVOICE_DELETE_DRAFT, object_type=obj._meta.label,
                      object_id=object_id, object_repr=label, partner=partner, before=before)
 
     def get_queryset(self, request):

@@ -20,6 +20,7 @@ from invoicing.models import AMOUNT, Invoice, OneTimeCharge, Payment
 from invoicing.resources import OneTimeChargeResource, PaymentResource
 from invoicing.services import invoice_statuses_refresh, payment_refusals
 from partners.audit import audit_entry, jsonable
+from partners.choices import AuditAction
 from partners.lookups import customers_by_key
 from partners.models import AuditLog, Partner
 
@@ -116,7 +117,7 @@ class OneTimeChargesImport(ImportKind):
         actor = ctx.actor
         AuditLog.objects.bulk_create(
             audit_entry(
-                actor=actor, action="one_time_charge.create", obj=charge, partner=charge.partner,
+                actor=actor, action=AuditAction.ONE_TIME_CHARGE_CREATE, obj=charge, partner=charge.partner,
                 after={"customer": charge.customer.slug if charge.customer else None,
                        "description": charge.description, "quantity": jsonable(charge.quantity),
                        "unit_price": jsonable(charge.unit_price), "currency": charge.partner.currency,
@@ -200,7 +201,7 @@ class PaymentsImport(ImportKind):
             return
         Payment.objects.bulk_create(creates)
         AuditLog.objects.bulk_create(
-            audit_entry(actor=actor, action="payment.record", obj=p, partner=p.invoice.partner,
+            audit_entry(actor=actor, action=AuditAction.PAYMENT_RECORD, obj=p, partner=p.invoice.partner,
                         after={"invoice": p.invoice.number, "amount": str(p.amount), "paid_on": str(p.paid_on),
                                "reference": p.reference, "file": ctx.source})
             for p in creates

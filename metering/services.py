@@ -21,6 +21,7 @@ from billing.core.sealed import SealedValueError, Unreadable
 from metering.matching import views_text
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, Suspension, UsageSnapshot
 from partners.audit import audit_record, snapshot
+from partners.choices import AuditAction
 from partners.models import Customer, Partner
 
 SUSPEND, UNSUSPEND = "suspend", "unsuspend"
@@ -354,7 +355,7 @@ def inventory_record(*, partner: Partner, as_of: date, latest: date | None, agen
                  "source": source}
         if backfilled_until is not None:
             after["back_filled_until"] = backfilled_until.isoformat()
-        audit_record(actor=actor, action="inventory.apply", obj=sync, partner=partner, after=after)
+        audit_record(actor=actor, action=AuditAction.INVENTORY_APPLY, obj=sync, partner=partner, after=after)
     return InventoryResult(sync, added, moved, removed, updated, agents_changed=agents_changed, gone=gone)
 
 
@@ -440,7 +441,7 @@ def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension
         )
     suspension = Suspension(customer=customer, suspended_at=timezone.now(), source=source[:100])
     suspension.save()
-    audit_record(actor=actor, action="suspension.suspend", obj=suspension, partner_id=customer.partner_id,
+    audit_record(actor=actor, action=AuditAction.SUSPENSION_SUSPEND, obj=suspension, partner_id=customer.partner_id,
                  after=snapshot(suspension, SUSPENSION_FIELDS))
     return suspension
 
@@ -457,7 +458,7 @@ def tenant_unsuspend(*, customer, actor: Actor, source: str = "api") -> Suspensi
     before = snapshot(suspension, SUSPENSION_FIELDS)
     suspension.unsuspended_at = max(timezone.now(), suspension.suspended_at)
     suspension.save()
-    audit_record(actor=actor, action="suspension.unsuspend", obj=suspension, partner_id=customer.partner_id,
+    audit_record(actor=actor, action=AuditAction.SUSPENSION_UNSUSPEND, obj=suspension, partner_id=customer.partner_id,
                  before=before, after=snapshot(suspension, SUSPENSION_FIELDS))
     return suspension
 
@@ -485,7 +486,7 @@ def usage_snapshot_record(*, customer, date: date, users_count: int, storage_byt
     existing = UsageSnapshot.objects.select_for_update().filter(customer=customer, date=date).first()
     if existing is None:
         snap = UsageSnapshot.objects.create(customer=customer, date=date, source=source[:100], **values)
-        audit_record(actor=actor, action="usage.record", obj=snap, partner_id=customer.partner_id,
+        audit_record(actor=actor, action=AuditAction.USAGE_RECORD, obj=snap, partner_id=customer.partner_id,
                      after={"date": date.isoformat(), **values})
         return snap, "created"
     before = {name: getattr(existing, name) for name in USAGE_SNAPSHOT_FIELDS}
@@ -495,7 +496,7 @@ def usage_snapshot_record(*, customer, date: date, users_count: int, storage_byt
         setattr(existing, name, value)
     existing.source = source[:100]
     existing.save()
-    audit_record(actor=actor, action="usage.record", obj=existing, partner_id=customer.partner_id,
+    audit_record(actor=actor, action=AuditAction.USAGE_RECORD, obj=existing, partner_id=customer.partner_id,
                  before={"date": date.isoformat(), **before}, after={"date": date.isoformat(), **values})
     return existing, "updated"
 
@@ -554,6 +555,7 @@ def rmm_integration_save(*, partner: Partner, values: dict, actor: Actor) -> tup
     integration.save()
     after = rmm_integration_snapshot(integration)
     if after != before:
-        audit_record(actor=actor, action=f"rmm_integration.{'create' if created else 'update'}", obj=integration,
+        audit_record(actor=actor, action=AuditAction.of("rmm_integration", "create" if created else "update"),
+                     obj=integration,
                      partner=partner, before=before, after=after)
     return integration, created

@@ -33,6 +33,7 @@ from metering.models import (
 from metering.notices import asset_units_on, service_units, unit_notices_around
 from metering.services import AgentRow, InventoryError, inventory_apply
 from partners.audit import audit_record
+from partners.choices import AuditAction
 from partners.models import Customer, Method, Partner, Service
 
 logger = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ def sync_run_approve(*, run: SyncRun, actor: Actor) -> SyncRun:
         run.error = ""
         run.reviewed_by, run.reviewed_at = str(actor)[:200], timezone.now()
         run.save()
-        audit_record(actor=actor, action="inventory.approve", obj=run, partner=run.partner,
+        audit_record(actor=actor, action=AuditAction.INVENTORY_APPROVE, obj=run, partner=run.partner,
                      after={"sync_run": run.pk, "as_of": run.as_of.isoformat(), "reason": run.review.get("reason", ""),
                             "added": run.added, "moved": run.moved, "removed": run.removed})
     return run
@@ -316,7 +317,7 @@ def sync_run_reject(*, run: SyncRun, actor: Actor) -> SyncRun:
     run.error = f"rejected: {run.review.get('reason', '')}"
     run.reviewed_by, run.reviewed_at = str(actor)[:200], timezone.now()
     run.save()
-    audit_record(actor=actor, action="inventory.reject", obj=run, partner=run.partner,
+    audit_record(actor=actor, action=AuditAction.INVENTORY_REJECT, obj=run, partner=run.partner,
                  after={"sync_run": run.pk, "as_of": run.as_of.isoformat(), "reason": run.review.get("reason", "")})
     return run
 

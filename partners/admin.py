@@ -47,6 +47,7 @@ from billing.core.paging import LargeTablePaginator
 from billing.core.periods import next_month_start, utc_date
 from partners.api_keys import api_key_create, api_key_revoke
 from partners.audit import SERVICE_AUDIT_FIELDS, audit_record, partner_user_snapshot
+from partners.choices import AuditAction
 from partners.models import (
     ApiKey,
     AuditLog,
@@ -225,14 +226,16 @@ class AuditedSaveMixin:
         super().save_model(request, obj, form, change)
         after = self.audit_snapshot(obj)
         if after != before:
-            audit_record(actor=_actor(request), action=f"{self.audit_kind}.{'update' if change else 'create'}",
+            audit_record(actor=_actor(request), action=AuditAction.of(self.audit_kind,
+                         "update" if change else "create"),
                          obj=obj, partner=self.audit_partner(obj), before=before, after=after)
 
     def delete_model(self, request, obj):
         before, object_id, partner = self.audit_snapshot(obj), obj.pk, self.audit_partner(obj)
         label = str(obj)
         super().delete_model(request, obj)
-        audit_record(actor=_actor(request), action=f"{self.audit_kind}.delete", object_type=obj._meta.label,
+        audit_record(actor=_actor(request), action=AuditAction.of(self.audit_kind, "delete"),
+                     object_type=obj._meta.label,
                      object_id=object_id, object_repr=label, partner=partner if partner and partner.pk else None,
                      before=before)
 
@@ -296,14 +299,16 @@ def audit_formset(request, formset, *, kind: str, snap, partner_of) -> None:
     formset.save()
     actor = _actor(request)
     for pk, label, before, partner in deleted:
-        audit_record(actor=actor, action=f"{kind}.delete", object_type=formset.model._meta.label, object_id=pk,
+        audit_record(actor=actor, action=AuditAction.of(kind, "delete"), object_type=formset.model._meta.label,
+                     object_id=pk,
                      object_repr=label, partner=partner, before=before)
     for obj in formset.new_objects:
-        audit_record(actor=actor, action=f"{kind}.create", obj=obj, partner=partner_of(obj), after=snap(obj))
+        audit_record(actor=actor, action=AuditAction.of(kind, "create"), obj=obj, partner=partner_of(obj),
+                     after=snap(obj))
     for obj, _fields in formset.changed_objects:
         after = snap(obj)
         if after != befores.get(obj.pk):
-            audit_record(actor=actor, action=f"{kind}.update", obj=obj, partner=partner_of(obj),
+            audit_record(actor=actor, action=AuditAction.of(kind, "update"), obj=obj, partner=partner_of(obj),
                          before=befores.get(obj.pk), after=after)
 
 

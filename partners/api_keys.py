@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing.core.actor import Actor
 from partners.audit import audit_record
+from partners.choices import AuditAction
 from partners.models import ApiKey, Partner
 
 KEY_PREFIX = "bk"
@@ -31,7 +32,7 @@ def api_key_create(*, partner: Partner, actor: Actor, name: str = "") -> tuple[A
     key = f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
     api_key = ApiKey.objects.create(partner=partner, name=name[:100], prefix=prefix, digest=_digest(key),
                                     created_by=actor.user)
-    audit_record(actor=actor, action="api_key.create", obj=api_key, partner=partner,
+    audit_record(actor=actor, action=AuditAction.API_KEY_CREATE, obj=api_key, partner=partner,
                  after={"prefix": prefix, "name": name})  # never the secret
     return api_key, key
 
@@ -41,7 +42,7 @@ def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-        audit_record(actor=actor, action="api_key.revoke", obj=api_key, partner=api_key.partner,
+        audit_record(actor=actor, action=AuditAction.API_KEY_REVOKE, obj=api_key, partner=api_key.partner,
                      after={"prefix": api_key.prefix})
     return api_key
 

@@ -13,6 +13,7 @@ from django.db import models
 from djmoney.money import Money
 
 from billing.core.actor import Actor
+from partners.choices import AuditAction
 from partners.models import AuditLog
 
 __all__ = ["Actor", "audit_entry", "audit_record", "audit_snapshot", "customer_snapshot", "group_snapshot",
@@ -76,9 +77,12 @@ def audit_snapshot(obj: models.Model) -> dict:
     return _SNAPSHOTS[obj._meta.model_name](obj)
 
 
-def audit_entry(*, actor: Actor, action: str, obj=None, partner=None, partner_id=None, object_type: str = "",
+def audit_entry(*, actor: Actor, action: AuditAction | str, obj=None, partner=None, partner_id=None,
+                object_type: str = "",
                 object_id="", object_repr: str = "", before=None, after=None) -> AuditLog:
-    """An unsaved audit row (for bulk writes)."""
+    """An unsaved audit row (for bulk writes). `action` is an AuditAction (a plain string is checked against
+    them: ValueError for any other)."""
+    action = AuditAction(action)
     if obj is not None:
         object_type = object_type or obj._meta.label
         object_id = object_id or obj.pk

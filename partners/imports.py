@@ -14,6 +14,7 @@ from billing.core.importing import ImportContext, ImportKind, ParsedRow
 from billing.core.periods import Period, format_instant, next_month_start
 from billing.core.registry import last_invoiced_months, register_import
 from partners.audit import audit_entry, audit_snapshot, jsonable
+from partners.choices import AuditAction
 from partners.lookups import customers_by_key, partners_by_slug, services_by_key
 from partners.models import (
     DERIVATION_FIELDS,
@@ -375,7 +376,7 @@ class SeatPurchasesImport(ImportKind):
             SeatPurchase.objects.bulk_create(creates)
             for p in creates:
                 audits.append(audit_entry(
-                    actor=actor, action="seat_purchase.create", obj=p, partner=p.service.partner,
+                    actor=actor, action=AuditAction.SEAT_PURCHASE_CREATE, obj=p, partner=p.service.partner,
                     after={"service": p.service.code, "seats": p.seats, "purchased_at": jsonable(p.purchased_at),
                            "effective_date": jsonable(p.effective_date)},
                 ))

@@ -15,7 +15,7 @@ from djmoney.models.fields import MoneyField
 
 from billing.core.emails import split_emails
 from billing.core.periods import next_month_start, utc_date
-from partners.choices import Meter, Method, Proration, TierMode
+from partners.choices import AuditAction, Meter, Method, Proration, TierMode
 from partners.tiers import TierError, parse_tiers
 
 slug_validator = RegexValidator(r"^[a-z0-9][a-z0-9_-]*$", "use lower-case letters, digits, - and _")
@@ -520,7 +520,7 @@ class AuditLog(models.Model):
     )
     actor_label = models.CharField(max_length=200, blank=True, help_text="command, task or API key")
     partner = models.ForeignKey(Partner, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    action = models.CharField(max_length=100)
+    action = models.CharField(max_length=100, choices=AuditAction.choices, db_index=True)
     object_type = models.CharField(max_length=100)
     object_id = models.CharField(max_length=100, blank=True)
     object_repr = models.CharField(max_length=300, blank=True)

@@ -29,6 +29,7 @@ from billing.core.importing import ImportContext, ImportKind
 from billing.core.periods import format_instant, utc_date
 from billing.core.registry import register_import
 from partners.audit import audit_entry, jsonable
+from partners.choices import AuditAction
 from partners.lookups import customers_by_key, partners_by_slug
 from partners.models import (
     AuditLog,
@@ -363,7 +364,7 @@ class _Replay:
         actor = self.ctx.actor
         names = dict(Customer.objects.filter(pk__in=self.counts).values_list("pk", "slug"))
         AuditLog.objects.bulk_create(
-            audit_entry(actor=actor, action="seat.import", object_type="partners.Customer", object_id=cid,
+            audit_entry(actor=actor, action=AuditAction.SEAT_IMPORT, object_type="partners.Customer", object_id=cid,
                         object_repr=names.get(cid, ""), partner_id=self.partner_id,
                         after={**counts, "file": self.ctx.source})
             for cid, counts in self.counts.items()
@@ -376,12 +377,12 @@ class _Replay:
             return {"assigned_at": jsonable(assigned_at), "removed_at": jsonable(removed_at)}
 
         entries = [
-            audit_entry(actor=actor, action="seat.import.replaced", object_type="partners.SeatAssignment",
+            audit_entry(actor=actor, action=AuditAction.SEAT_IMPORT_REPLACED, object_type="partners.SeatAssignment",
                         object_id=pk, object_repr=f"{members.get(member_id, member_id)}", partner_id=self.partner_id,
                         before={"customer_id": customer_id, **interval(assigned_at, removed_at)})
             for (member_id, assigned_at, removed_at), (pk, customer_id) in self.replaced.items()
         ] + [
-            audit_entry(actor=actor, action="seat.import.seat", object_type="partners.SeatAssignment",
+            audit_entry(actor=actor, action=AuditAction.SEAT_IMPORT_SEAT, object_type="partners.SeatAssignment",
                         object_repr=f"{members.get(member_id, member_id)}", partner_id=self.partner_id,
                         after={"customer_id": customer_id, **interval(assigned_at, removed_at)})
             for member_id, customer_id, assigned_at, removed_at in self.added_seats

@@ -24,6 +24,7 @@ from partners.audit import (
     audit_snapshot,
     snapshot,
 )
+from partners.choices import AuditAction
 from partners.models import (
     BILLING_ROLES,
     DERIVATION_FIELDS,
@@ -91,7 +92,7 @@ def seat_assign(*, customer: Customer, member_name: str, actor: Actor, source: s
         partner=partner, customer=customer, member=member, assigned_at=now, source=source
     )
     assignment.save()
-    audit_record(actor=actor, action="seat.assign", obj=assignment, partner=partner,
+    audit_record(actor=actor, action=AuditAction.SEAT_ASSIGN, obj=assignment, partner=partner,
                  after=snapshot(assignment, SEAT_FIELDS))
     alerts_evaluate(partner_ids=[partner.pk])
     return assignment
@@ -111,7 +112,7 @@ def seat_unassign(*, customer: Customer, member_name: str, actor: Actor, source:
     before = snapshot(assignment, SEAT_FIELDS)
     assignment.removed_at = now
     assignment.save()
-    audit_record(actor=actor, action="seat.unassign", obj=assignment, partner=partner,
+    audit_record(actor=actor, action=AuditAction.SEAT_UNASSIGN, obj=assignment, partner=partner,
                  before=before, after=snapshot(assignment, SEAT_FIELDS))
     alerts_evaluate(partner_ids=[partner.pk])
     return assignment
@@ -134,7 +135,7 @@ def seat_purchase_create(*, service: Service, seats: int, actor: Actor, purchase
     purchase = SeatPurchase(service=service, seats=seats, purchased_at=purchased_at or timezone.now(),
                             purchased_by=actor.user, source=source)
     purchase.save()
-    audit_record(actor=actor, action="seat_purchase.create", obj=purchase, partner=service.partner,
+    audit_record(actor=actor, action=AuditAction.SEAT_PURCHASE_CREATE, obj=purchase, partner=service.partner,
                  after=snapshot(purchase, ("service_id", "seats", "purchased_at", "effective_date")))
     return purchase
 
@@ -263,8 +264,6 @@ def alert_email_send(*, alert: UtilizationAlert) -> UtilizationAlert:
 # (`partner_create`, `customer_update`, ...); the imports write a batch at once (`partners_upsert`, ...), after
 # checking each row with `write_errors`, the rules the single services check too.
 
-AUDIT_KINDS = {"partner": "partners", "customer": "customers", "service": "services"}  # audit actions' prefix
-
 
 def _audit_partner_id(obj) -> int | None:
     """The partner an audit row of a partner, customer or service is filed under."""
@@ -370,7 +369,7 @@ def _validate(obj, errors: dict[str, str], *, saved=None) -> None:
 def _create(obj, *, actor: Actor):
     _validate(obj, write_errors(obj, before=None))
     obj.save()
-    audit_record(actor=actor, action=f"{AUDIT_KINDS[kind_of(obj)]}.create", obj=obj,
+    audit_record(actor=actor, action=AuditAction.of(kind_of(obj), "create"), obj=obj,
                  partner_id=_audit_partner_id(obj), after=audit_snapshot(obj))
     return obj
 
@@ -390,7 +389,7 @@ def _update(obj, saved, *, actor: Actor, data: dict | None, effective: date | No
         obj.save(update_fields=[*_columns_of(type(obj), data), "updated_at"])
     after = audit_snapshot(obj)
     if after != before:
-        audit_record(actor=actor, action=f"{AUDIT_KINDS[kind]}.update", obj=obj, partner_id=_audit_partner_id(obj),
+        audit_record(actor=actor, action=AuditAction.of(kind, "update"), obj=obj, partner_id=_audit_partner_id(obj),
                      before=before, after=after)
     if terms_before is None:
         return obj, None
@@ -413,14 +412,14 @@ def _delete(obj, *, actor: Actor) -> None:
     before, object_id, partner_id, label = audit_snapshot(obj), obj.pk, _audit_partner_id(obj), str(obj)
     kind = kind_of(obj)
     obj.delete()
-    audit_record(actor=actor, action=f"{AUDIT_KINDS[kind]}.delete", object_type=obj._meta.label,
+    audit_record(actor=actor, action=AuditAction.of(kind, "delete"), object_type=obj._meta.label,
                  object_id=object_id, object_repr=label, partner_id=None if kind == "partner" else partner_id,
                  before=before)
 
 
 @transaction.atomic
 def partner_create(*, partner: Partner, actor: Actor) -> Partner:
-    """Save a new partner (unsaved, its fields set), checked and audited (`partners.create`)."""
+    """Save a new partner (unsaved, its fields set), checked and audited (`partner.create`)."""
     return _create(partner, actor=actor)
 
 
@@ -428,7 +427,7 @@ def partner_create(*, partner: Partner, actor: Actor) -> Partner:
 def partner_update(*, partner: Partner, actor: Actor, data: dict | None = None,
                    effective: date | None = None) -> tuple[Partner, date | None]:
     """Save a partner's changes: `data` ({field: value}) set on it, or else the changes it carries (a form's).
-    Checked, audited (`partners.update`, when its snapshot changed) and its changed terms dated: from
+    Checked, audited (`partner.update`, when its snapshot changed) and its changed terms dated: from
     `effective`, or the default of terms_change_record (billing-rules 3.11). Returns the partner and the date
     its changed terms take effect (None: no term changed)."""
     saved = Partner.objects.select_for_update().get(pk=partner.pk)
@@ -437,20 +436,20 @@ def partner_update(*, partner: Partner, actor: Actor, data: dict | None = None,
 
 @transaction.atomic
 def partner_delete(*, partner: Partner, actor: Actor) -> None:
-    """Delete a partner (its customers, services and history protect it), audited (`partners.delete`)."""
+    """Delete a partner (its customers, services and history protect it), audited (`partner.delete`)."""
     _delete(partner, actor=actor)
 
 
 @transaction.atomic
 def customer_create(*, customer: Customer, actor: Actor) -> Customer:
-    """Save a new customer (unsaved, its fields set), checked and audited (`customers.create`)."""
+    """Save a new customer (unsaved, its fields set), checked and audited (`customer.create`)."""
     return _create(customer, actor=actor)
 
 
 @transaction.atomic
 def customer_update(*, customer: Customer, actor: Actor, data: dict | None = None,
                     effective: date | None = None) -> tuple[Customer, date | None]:
-    """Save a customer's changes, as `partner_update` does (`customers.update`). A cap is judged under the
+    """Save a customer's changes, as `partner_update` does (`customer.update`). A cap is judged under the
     partner's row lock, the one seat changes take, against seats that cannot change meanwhile (billing-rules
     3.2)."""
     cap = (data or {}).get("seat_cap", customer.seat_cap)
@@ -462,20 +461,20 @@ def customer_update(*, customer: Customer, actor: Actor, data: dict | None = Non
 
 @transaction.atomic
 def customer_delete(*, customer: Customer, actor: Actor) -> None:
-    """Delete a customer (its seats, services and invoices protect it), audited (`customers.delete`)."""
+    """Delete a customer (its seats, services and invoices protect it), audited (`customer.delete`)."""
     _delete(customer, actor=actor)
 
 
 @transaction.atomic
 def service_create(*, service: Service, actor: Actor) -> Service:
-    """Save a new service (unsaved, its fields set), checked and audited (`services.create`)."""
+    """Save a new service (unsaved, its fields set), checked and audited (`service.create`)."""
     return _create(service, actor=actor)
 
 
 @transaction.atomic
 def service_update(*, service: Service, actor: Actor, data: dict | None = None,
                    effective: date | None = None) -> tuple[Service, date | None]:
-    """Save a service's changes, as `partner_update` does (`services.update`). How its units are derived
+    """Save a service's changes, as `partner_update` does (`service.update`). How its units are derived
     (method, meter, RMM filter) cannot change (billing-rules 3.7)."""
     saved = Service.objects.select_for_update().get(pk=service.pk)
     return _update(service, saved, actor=actor, data=data, effective=effective)
@@ -483,7 +482,7 @@ def service_update(*, service: Service, actor: Actor, data: dict | None = None,
 
 @transaction.atomic
 def service_delete(*, service: Service, actor: Actor) -> None:
-    """Delete a service (its seat purchases and invoice lines protect it), audited (`services.delete`)."""
+    """Delete a service (its seat purchases and invoice lines protect it), audited (`service.delete`)."""
     _delete(service, actor=actor)
 
 
@@ -526,12 +525,12 @@ def _upsert(model, *, upserts: list[Upsert], update_fields, actor: Actor) -> Non
     audits = []
     for upsert in updates:
         upsert.obj.updated_at = now
-        audits.append(audit_entry(actor=actor, action=f"{AUDIT_KINDS[model._meta.model_name]}.update",
+        audits.append(audit_entry(actor=actor, action=AuditAction.of(model._meta.model_name, "update"),
                                   obj=upsert.obj, partner_id=_audit_partner_id(upsert.obj), before=upsert.before,
                                   after=upsert.after))
     if creates:
         model.objects.bulk_create([u.obj for u in creates])
-        audits.extend(audit_entry(actor=actor, action=f"{AUDIT_KINDS[model._meta.model_name]}.create", obj=u.obj,
+        audits.extend(audit_entry(actor=actor, action=AuditAction.of(model._meta.model_name, "create"), obj=u.obj,
                                   partner_id=_audit_partner_id(u.obj), after=u.after) for u in creates)
     if updates:
         model.objects.bulk_update([u.obj for u in updates], [*update_fields, "updated_at"])
@@ -578,7 +577,7 @@ def terms_change_record(*, obj, before: dict, effective: date | None, actor: Act
                                                   valid_until=piece.until, values=piece.values)
                                      for piece in pieces if piece.until is not None)
     if actor is not None:
-        audit_record(actor=actor, action=f"{kind}.terms", obj=obj, partner_id=partner_id,
+        audit_record(actor=actor, action=AuditAction.of(kind, "terms"), obj=obj, partner_id=partner_id,
                      before={name: before.get(name) for name in changes},
                      after={**changes, "effective_from": effective.isoformat() if effective > date.min else "start"})
     return effective
@@ -619,6 +618,7 @@ def partner_user_access_reset(*, partner_user, actor: Actor, request=None) -> bo
                       email_template_name="portal/password_reset_email.txt", use_https=bool(
                           request and request.is_secure()))
             emailed = True
-    audit_record(actor=actor, action="partner_user.reset_access", obj=partner_user, partner=partner_user.partner,
+    audit_record(actor=actor, action=AuditAction.PARTNER_USER_RESET_ACCESS, obj=partner_user,
+                 partner=partner_user.partner,
                  after={"username": user.get_username(), "emailed": emailed})
     return emailed

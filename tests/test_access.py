@@ -196,7 +196,7 @@ def test_the_clerk_edits_a_partner_and_the_edit_is_audited(clerk, world):
     })
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Partner.objects.get(pk=partner.pk).tax_rate == Decimal("12.5")
-    entry = AuditLog.objects.get(action="partners.update", object_id=str(partner.pk))
+    entry = AuditLog.objects.get(action="partner.update", object_id=str(partner.pk))
     assert entry.actor == clerk.user and entry.after["tax_rate"] == "12.5"
 
 

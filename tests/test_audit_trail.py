@@ -165,7 +165,7 @@ def test_seats_and_money_changes_name_their_actor(boss, partner, client):
         "customer": "", "name": service.name, "unit_price_0": "12.00", "unit_price_1": "USD",
         "overage_price_0": "", "overage_price_1": "USD", "committed_quantity": "5", "tier_mode": "volume",
         "proration": "day_fraction", "start_date": "2026-01-01", "taxable": "on"})
-    price = only("services.update", object_id=str(service.pk))
+    price = only("service.update", object_id=str(service.pk))
     assert price.actor == boss.user and (price.before["unit_price"], price.after["unit_price"]) == (
         "10 USD", "12 USD")
     _, key = api_key_create(partner=partner, actor=Actor(label="test"))

@@ -113,7 +113,7 @@ def test_a_large_file_is_checked_and_imported_in_the_background_with_progress(
     assert import_job_run(background.pop()) == "imported"
     assert import_job_run(job.pk) == "imported"  # the task delivered twice: nothing more
     assert Customer.objects.filter(partner=acme).count() == 400
-    assert AuditLog.objects.filter(action="customers.create").count() == 400
+    assert AuditLog.objects.filter(action="customer.create").count() == 400
     job.refresh_from_db()
     assert job.confirmed_by.username == "clerk" and not Path(job.path).exists()  # the stored file is gone
 

@@ -314,7 +314,7 @@ def test_an_owner_changes_a_cap_but_not_below_active_seats(a, owner):
     got = owner.post(reverse("portal:seat_cap", args=[customer.pk]), {"seat_cap": "5"}, follow=True)
     assert "seat cap set to 5" in got.content.decode()
     assert Customer.objects.get(pk=customer.pk).seat_cap == 5
-    entry = AuditLog.objects.get(action="customers.update", object_id=str(customer.pk))
+    entry = AuditLog.objects.get(action="customer.update", object_id=str(customer.pk))
     assert entry.before["seat_cap"] is None and entry.after["seat_cap"] == 5
 
 
@@ -465,9 +465,9 @@ def test_technicians_team_page_shows_no_money_and_no_keys(client):
     audit_record(actor=Actor(label="t"), action="seat.assign", object_type="partners.SeatAssignment",
                  object_id="2", partner=partner, after={"member": "ana-visible"})
     # prices, tax and billing contacts too: services, partners, customers and terms entries
-    for action, after in (("services.create", {"unit_price": "417.00 USD", "overage_price": "419.00 USD"}),
-                          ("partners.create", {"tax_rate": "8.25", "billing_emails": "ap@techy.example"}),
-                          ("customers.update", {"host_limit": 4213, "payment_terms_days": 45}),
+    for action, after in (("service.create", {"unit_price": "417.00 USD", "overage_price": "419.00 USD"}),
+                          ("partner.create", {"tax_rate": "8.25", "billing_emails": "ap@techy.example"}),
+                          ("customer.update", {"host_limit": 4213, "payment_terms_days": 45}),
                           ("service.terms", {"unit_price": "431.0000", "effective_from": "2026-06-01"})):
         audit_record(actor=Actor(label="t"), action=action, object_type="partners.Service", object_id="3",
                      partner=partner, after=after)

@@ -25,6 +25,7 @@ from invoicing.services.delivery import invoice_emails_enqueue
 from invoicing.services.errors import BillingError
 from invoicing.services.numbering import numbers_take
 from partners.audit import audit_entry, audit_record
+from partners.choices import AuditAction
 from partners.models import AuditLog
 
 
@@ -70,7 +71,7 @@ def _issue_all(invoices: list[Invoice], *, actor: Actor) -> None:
     update_rows(Invoice, ["number", "state", "issued_at", "payment_status"],
                 [(i.pk, i.number, i.state, i.issued_at, i.payment_status) for i in invoices])
     AuditLog.objects.bulk_create(
-        audit_entry(actor=actor, action="invoice.issue", obj=invoice, partner=invoice.partner,
+        audit_entry(actor=actor, action=AuditAction.INVOICE_ISSUE, obj=invoice, partner=invoice.partner,
                     after={"number": invoice.number, "total": str(invoice.total), "due_date": str(invoice.due_date)})
         for invoice in invoices
     )
@@ -194,7 +195,7 @@ def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, referenc
         raise BillingError(refusals[0][1])
     payment = Payment.objects.create(partner=invoice.partner, invoice=invoice, amount=amount, paid_on=paid_on,
                                      reference=reference, recorded_by=actor.user, source=source)
-    audit_record(actor=actor, action="payment.record", obj=payment, partner=invoice.partner,
+    audit_record(actor=actor, action=AuditAction.PAYMENT_RECORD, obj=payment, partner=invoice.partner,
                  after={"invoice": invoice.number, "amount": str(amount), "paid_on": str(paid_on),
                         "reference": reference})
     invoice_status_refresh(invoice)
@@ -255,7 +256,7 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
     note.payment_status = PaymentStatus.PAID
     note.save()
     _issue(note, actor=actor)
-    audit_record(actor=actor, action="invoice.credit", obj=note, partner=invoice.partner,
+    audit_record(actor=actor, action=AuditAction.INVOICE_CREDIT, obj=note, partner=invoice.partner,
                  after={"credits": invoice.number, "total": str(note.total), "reason": reason,
                         "lines": [line.pk for line in chosen]})
     invoice_status_refresh(invoice)

@@ -369,7 +369,7 @@ def test_a_saved_service_keeps_its_method_meter_and_filter(clerk, world):
     assert response.status_code == 302
     seats.refresh_from_db()
     assert seats.method == Method.SEAT_DAYS and seats.committed_quantity == 9
-    entry = AuditLog.objects.get(action="services.update")
+    entry = AuditLog.objects.get(action="service.update")
     assert entry.before["committed_quantity"] == 5 and entry.after["committed_quantity"] == 9
 
 
@@ -400,7 +400,7 @@ def test_prices_must_be_in_the_partner_currency(clerk, world):
         "proration": "day_fraction", "start_date": "2026-05-01", "taxable": "on",
     })
     assert response.status_code == 302
-    assert AuditLog.objects.filter(action="services.create", object_repr__contains="backup").exists()
+    assert AuditLog.objects.filter(action="service.create", object_repr__contains="backup").exists()
 
 
 def test_a_rule_error_on_a_field_the_form_hides_is_shown_not_a_500(clerk, world):
@@ -430,7 +430,7 @@ def test_partner_edits_are_audited_and_currency_is_locked_by_services(clerk, wor
     partner = world["partner"]
     response = clerk.post(url("partner", "change", partner.pk), partner_post(partner, tax_rate="10"))
     assert response.status_code == 302
-    entry = AuditLog.objects.get(action="partners.update")
+    entry = AuditLog.objects.get(action="partner.update")
     assert (entry.before["tax_rate"], entry.after["tax_rate"]) == ("8", "10")
     response = clerk.post(url("partner", "change", partner.pk), partner_post(partner, currency="EUR"))
     assert response.status_code == 200
@@ -450,7 +450,7 @@ def test_partner_page_adds_customers_inline_with_audit(clerk, world):
     assert response.status_code == 302, response.context["errors"] if response.context else None
     alpine = Customer.objects.get(slug="alpine")
     assert alpine.partner == partner
-    assert AuditLog.objects.filter(action="customers.create", object_id=str(alpine.pk)).exists()
+    assert AuditLog.objects.filter(action="customer.create", object_id=str(alpine.pk)).exists()
 
 
 def test_a_cap_below_the_active_seats_is_refused(clerk, world):
@@ -463,7 +463,7 @@ def test_a_cap_below_the_active_seats_is_refused(clerk, world):
     response = clerk.post(url("customer", "change", customer.pk), {**data, "seat_cap": "2"})
     assert response.status_code == 302
     assert Customer.objects.get(pk=customer.pk).seat_cap == 2
-    assert AuditLog.objects.get(action="customers.update").after["seat_cap"] == 2
+    assert AuditLog.objects.get(action="customer.update").after["seat_cap"] == 2
 
 
 # --- history stays history ----------------------------------------------------------------------
@@ -544,7 +544,7 @@ def test_a_validation_error_while_saving_is_a_message_and_saves_nothing(clerk, w
     assert response.status_code == 200
     assert "Nothing was saved: changed by someone else meanwhile" in response.content.decode()
     assert Service.objects.get(pk=seats.pk).name == "Workstation seats"
-    assert not AuditLog.objects.filter(action="services.update").exists()
+    assert not AuditLog.objects.filter(action="service.update").exists()
 
 
 @pytest.mark.parametrize("page", ["seatassignment", "seatpurchase", "service"])

@@ -67,7 +67,7 @@ def test_partner_create_writes_and_audits_with_the_partner_snapshot():
     partner = partner_create(partner=Partner(slug="zeta", name="Zeta IT", currency="EUR", tax_rate=Decimal("19")),
                              actor=ACTOR)
     assert Partner.objects.get(slug="zeta").currency == "EUR"
-    [entry] = entries("partners.create")
+    [entry] = entries("partner.create")
     assert entry.after == partner_snapshot(partner) == {
         "slug": "zeta", "name": "Zeta IT", "currency": "EUR", "tax_rate": "19", "payment_terms_days": 30,
         "billing_emails": "", "billing_portal_url": ""}
@@ -92,7 +92,7 @@ def test_partner_update_audits_the_change_and_dates_the_terms(acme):
     partner, effective = partner_update(partner=acme, actor=ACTOR, effective=date(2026, 6, 15))
     assert effective == date(2026, 6, 15)
     assert Partner.objects.get(pk=acme.pk).tax_rate == Decimal("10")
-    [entry] = entries("partners.update")
+    [entry] = entries("partner.update")
     assert (entry.before["tax_rate"], entry.after["tax_rate"]) == ("8", "10")
     assert entry.after == partner_snapshot(partner) and entry.partner_id == acme.pk
     [terms] = entries("partner.terms")
@@ -119,26 +119,26 @@ def test_partner_delete_audits_what_was_deleted():
     before = partner_snapshot(partner)
     partner_delete(partner=Partner.objects.get(pk=partner.pk), actor=ACTOR)
     assert not Partner.objects.filter(slug="gone").exists()
-    [entry] = entries("partners.delete")
+    [entry] = entries("partner.delete")
     assert (entry.before, entry.after, entry.partner_id, entry.object_repr) == (before, None, None, "Gone MSP")
 
 
 # --- customers ------------------------------------------------------------------------------------------
 def test_customer_create_update_and_delete_audit_with_the_customer_snapshot(acme):
     customer = customer_create(customer=Customer(partner=acme, slug="west", name="West", host_limit=10), actor=ACTOR)
-    [created] = entries("customers.create")
+    [created] = entries("customer.create")
     assert created.after == customer_snapshot(customer) and created.partner_id == acme.pk
 
     _, effective = customer_update(customer=customer, data={"host_limit": 25}, actor=ACTOR,
                                    effective=date(2026, 5, 20))
     assert effective == date(2026, 5, 20)
-    [updated] = entries("customers.update")
+    [updated] = entries("customer.update")
     assert (updated.before["host_limit"], updated.after["host_limit"]) == (10, 25)
     assert updated.after == customer_snapshot(Customer.objects.get(pk=customer.pk))
     assert entries("customer.terms")[0].after == {"host_limit": 25, "effective_from": "2026-05-20"}
 
     customer_delete(customer=Customer.objects.get(pk=customer.pk), actor=ACTOR)
-    [deleted] = entries("customers.delete")
+    [deleted] = entries("customer.delete")
     assert deleted.before == updated.after and deleted.partner_id == acme.pk
     assert not Customer.objects.filter(slug="west").exists()
 
@@ -177,7 +177,7 @@ def test_service_create_and_update_audit_with_the_service_snapshot_and_date_the_
     west = CustomerFactory(partner=acme, slug="west", name="West")
     service = service_create(service=Service(partner=acme, customer=west, code="web", name="Web", method=Method.FLAT,
                                              unit_price=Money("10", "USD"), start_date=date(2026, 1, 1)), actor=ACTOR)
-    [created] = entries("services.create")
+    [created] = entries("service.create")
     assert created.after == service_snapshot(service)
     assert (created.after["customer"], created.after["code"], created.after["unit_price"]) == ("west", "web", "10 USD")
 
@@ -189,7 +189,7 @@ def test_service_create_and_update_audit_with_the_service_snapshot_and_date_the_
 
     _, effective = service_update(service=service, actor=ACTOR, effective=date(2026, 6, 1))
     assert effective == date(2026, 6, 1)
-    [updated] = entries("services.update")
+    [updated] = entries("service.update")
     assert (updated.before["unit_price"], updated.after["unit_price"]) == ("10 USD", "12 USD")
     assert entries("service.terms")[0].after == {"unit_price": "12.0000", "effective_from": "2026-06-01"}
     assert TermsVersion.objects.get(object_type="service", object_id=service.pk).valid_until == date(2026, 5, 31)
@@ -208,7 +208,7 @@ def test_service_delete_audits_what_was_deleted(acme):
     service = ServiceFactory(partner=acme, code="old", method=Method.FLAT)
     before = service_snapshot(service)
     service_delete(service=service, actor=ACTOR)
-    [entry] = entries("services.delete")
+    [entry] = entries("service.delete")
     assert (entry.before, entry.partner_id, entry.object_type) == (before, acme.pk, "partners.Service")
 
 
@@ -224,7 +224,7 @@ def test_customers_upsert_writes_a_batch_with_the_same_audit_rows(acme):
     assert [u.changed for u in upserts] == [True, True, False]
     customers_upsert(upserts=upserts, update_fields=["name", "host_limit"], actor=ACTOR)
     assert Customer.objects.get(slug="west").host_limit == 25 and Customer.objects.filter(slug="east").exists()
-    [created], [updated] = entries("customers.create"), entries("customers.update")
+    [created], [updated] = entries("customer.create"), entries("customer.update")
     assert created.after == customer_snapshot(Customer.objects.get(slug="east"))
     assert (updated.before, updated.after) == (before, customer_snapshot(Customer.objects.get(slug="west")))
     assert entries("customer.terms")[0].after == {"host_limit": 25, "effective_from": "2026-05-01"}
@@ -270,7 +270,7 @@ def test_a_caps_change_in_the_admin_the_import_and_the_portal_writes_the_same_au
     Customer.objects.filter(pk=customer.pk).update(seat_cap=None)
     assert owner.post(reverse("portal:seat_cap", args=[customer.pk]), {"seat_cap": "5"}).status_code == 302
 
-    admin_row, import_row, portal_row = audit_rows("customers.update")
+    admin_row, import_row, portal_row = audit_rows("customer.update")
     assert admin_row == import_row == portal_row
     assert admin_row[3:] == ({**customer_snapshot(customer), "seat_cap": None}, {**customer_snapshot(customer),
                                                                                  "seat_cap": 5})
@@ -287,7 +287,7 @@ def test_a_partners_change_in_the_admin_and_the_import_writes_the_same_audit_row
     summary = run_import_text("partners", "slug,name,currency,tax_rate,payment_terms_days,billing_emails\n"
                                           f"acme,{acme.name},USD,10,30,{acme.billing_emails}\n")
     assert (summary.error_count, summary.updated) == (0, 1)
-    admin_row, import_row = audit_rows("partners.update")
+    admin_row, import_row = audit_rows("partner.update")
     assert admin_row == import_row
     assert (admin_row[2], admin_row[3]["tax_rate"], admin_row[4]["tax_rate"]) == (acme.pk, "8", "10")
     assert admin_row[4] == {**partner_snapshot(acme), "tax_rate": "10"}
@@ -306,7 +306,7 @@ def test_a_price_change_in_the_admin_and_the_import_writes_the_same_audit_row(ac
     summary = run_import_text("services", "partner,code,name,method,unit_price,start_date,effective_from\n"
                                           "acme,web,Web,flat,12,2026-01-01,2026-06-01\n")
     assert (summary.error_count, summary.updated) == (0, 1)
-    admin_row, import_row = audit_rows("services.update")
+    admin_row, import_row = audit_rows("service.update")
     assert admin_row == import_row
     assert (admin_row[3]["unit_price"], admin_row[4]["unit_price"]) == ("10 USD", "12 USD")
     assert set(admin_row[4]) == set(service_snapshot(service))
@@ -320,7 +320,7 @@ def test_the_admin_deletes_a_service_through_the_service(acme, boss):
     response = boss.post(reverse("admin:partners_service_delete", args=[service.pk]), {"post": "yes"})
     assert response.status_code == 302
     assert not Service.objects.filter(pk=service.pk).exists()
-    [entry] = entries("services.delete")
+    [entry] = entries("service.delete")
     assert entry.before == before and entry.actor.username == "boss"
 
 
@@ -338,7 +338,7 @@ def test_the_partner_pages_customer_rows_are_written_by_the_customer_services(ac
         "customers-1-name": "East", "customers-1-slug": "east", "customers-1-host_limit": "0"})
     assert response.status_code == 302, response.context["errors"] if response.context else None
     east = Customer.objects.get(partner=acme, slug="east")
-    [created], [updated] = entries("customers.create"), entries("customers.update")
+    [created], [updated] = entries("customer.create"), entries("customer.update")
     assert created.after == customer_snapshot(east)
     assert (updated.before["host_limit"], updated.after["host_limit"]) == (3, 7)
     assert entries("customer.terms")[0].after["host_limit"] == 7  # dated from today, as on the customer's page
