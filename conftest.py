@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import textwrap
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -13,9 +14,24 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from hypothesis import settings as hypothesis_settings
 
 from metering.models import Day
 from metering.tests.rmm_stub import StubRmm
+
+# Hypothesis budgets per profile: `make test` (the "dev" profile, what a newcomer runs first) tries half the
+# examples of CI (the "ci" profile, set by .ci/run), so the suite stays fast as it grows while CI keeps the
+# full search. Tests that set their own budget write it as `max_examples=examples(N)`.
+HYPOTHESIS_SHARE = {"dev": 0.5, "ci": 1.0}
+hypothesis_settings.register_profile("ci", max_examples=100)
+hypothesis_settings.register_profile("dev", max_examples=50)
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "dev")
+hypothesis_settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def examples(n: int) -> int:
+    """A test's own Hypothesis budget, scaled to the profile (at least 5 examples)."""
+    return max(5, round(n * HYPOTHESIS_SHARE.get(HYPOTHESIS_PROFILE, 1.0)))
 
 DATA = Path(__file__).resolve().parent / "tests" / "data"
 

@@ -19,6 +19,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from billing.core.actor import Actor
+from conftest import examples
 from metering.models import UsageSnapshot
 from partners.api_keys import api_key_create
 from partners.models import Method
@@ -82,7 +83,7 @@ def api_key():
 
 @pytest.mark.django_db(transaction=True)
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(15), deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests_never_fail_and_conform(case, api_key):
     # Random slugs only ever meet 404: every other generated case aims at the partner's own tenant,
     # so the happy paths (usage, suspend, seats, ...) run with generated bodies too.

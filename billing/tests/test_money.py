@@ -18,8 +18,9 @@ from billing.core.money import (
     quantize_money,
     quantize_quantity,
 )
+from conftest import examples
 
-FAST = settings(max_examples=200, deadline=None, database=None)
+FAST = settings(max_examples=examples(200), deadline=None, database=None)
 CURRENCIES = ["USD", "EUR", "GBP", "JPY", "BHD"]
 
 amounts = st.decimals(min_value=Decimal("-1000000000"), max_value=Decimal("1000000000"), places=6,

@@ -19,8 +19,9 @@ from billing.core.periods import (
     periods_between,
     utc_date,
 )
+from conftest import examples
 
-FAST = settings(max_examples=200, deadline=None, database=None)
+FAST = settings(max_examples=examples(200), deadline=None, database=None)
 
 periods = st.builds(Period, st.integers(1900, 2200), st.integers(1, 12))
 offsets = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))

@@ -14,9 +14,10 @@ from hypothesis import strategies as st
 from openpyxl import load_workbook
 
 from billing.core.reporting import cell_text, escape_cell, write_csv, write_xlsx
+from conftest import examples
 from partners.tests.factories import CustomerFactory, MemberFactory, PartnerFactory, SeatAssignmentFactory
 
-FAST = settings(max_examples=150, deadline=None, database=None)
+FAST = settings(max_examples=examples(150), deadline=None, database=None)
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from billing.core.importing import run_import_text
 from billing.core.money import currency_places, tax_on
+from conftest import examples
 from invoicing.admin import OneTimeChargeForm
 from partners.tests.factories import PartnerFactory
 
-FAST = settings(max_examples=300, deadline=None, database=None)
+FAST = settings(max_examples=examples(300), deadline=None, database=None)
 
 amounts = st.decimals(min_value=Decimal("-1000000000"), max_value=Decimal("1000000000"), places=2,
                       allow_nan=False, allow_infinity=False)

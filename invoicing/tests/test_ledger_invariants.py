@@ -46,6 +46,7 @@ from billing.core.actor import Actor
 from billing.core.importing import run_import_text
 from billing.core.money import currency_quantum
 from billing.core.periods import Period, periods_between
+from conftest import examples
 from invoicing.models import (
     ChildInvoice,
     Invoice,
@@ -118,13 +119,13 @@ _QUIET = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck
 _PHASES = [Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink]  # no "explain": slow here
 PROFILES = {
     # the default: runs in well under a minute on SQLite on a loaded two-core machine
-    "default": settings(max_examples=12, deadline=None, database=None, phases=_PHASES,
+    "default": settings(max_examples=examples(12), deadline=None, database=None, phases=_PHASES,
                         suppress_health_check=_QUIET),
     # HYPOTHESIS_PROFILE=thorough: many more histories, for a nightly job or before touching the ledger
-    "thorough": settings(max_examples=400, deadline=None, database=None, phases=_PHASES,
+    "thorough": settings(max_examples=examples(400), deadline=None, database=None, phases=_PHASES,
                          suppress_health_check=_QUIET),
     # HYPOTHESIS_PROFILE=noshrink: report the first failing history at once (shrinking one takes minutes)
-    "noshrink": settings(max_examples=40, deadline=None, database=None, phases=[Phase.generate],
+    "noshrink": settings(max_examples=examples(40), deadline=None, database=None, phases=[Phase.generate],
                          suppress_health_check=_QUIET),
 }
 LEDGER_SETTINGS = PROFILES.get(os.environ.get("HYPOTHESIS_PROFILE", "default"), PROFILES["default"])

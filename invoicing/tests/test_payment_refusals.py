@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 
 from billing.core.actor import Actor
 from billing.core.importing import run_import_text
+from conftest import examples
 from invoicing.admin import PaymentAddForm
 from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.services import BillingError, billing_run, payment_record, payment_refusals
 from partners.models import Method
 from partners.tests.factories import PartnerFactory, ServiceFactory
 
-FAST = settings(max_examples=200, deadline=None, database=None)
+FAST = settings(max_examples=examples(200), deadline=None, database=None)
 TODAY = date(2026, 6, 15)
 
 

@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.core.money import quantize_quantity
+from conftest import examples
 from invoicing.pricing import price_seat_days
 
-FAST = settings(max_examples=300, deadline=None, database=None)
+FAST = settings(max_examples=examples(300), deadline=None, database=None)
 
 
 def price(*, seat_days, days_in_month=30, service_days=None, committed=0, unit_price="20.00", overage_price=None,

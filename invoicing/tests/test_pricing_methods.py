@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.core.money import quantize_money
+from conftest import examples
 from invoicing.pricing import (
     DAY_FRACTION,
     ROUNDED_DAILY_RATE,
@@ -27,7 +28,7 @@ from invoicing.pricing import (
 )
 from partners.tiers import GRADUATED, VOLUME, Tier, parse_tiers
 
-FAST = settings(max_examples=300, deadline=None, database=None)
+FAST = settings(max_examples=examples(300), deadline=None, database=None)
 CENT = Decimal("0.01")
 
 

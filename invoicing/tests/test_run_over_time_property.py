@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from billing.core.actor import Actor
 from billing.core.periods import Period
+from conftest import examples
 from invoicing.models import InvoiceLine
 from invoicing.services import billing_run
 from invoicing.trueups import billing_gaps
@@ -78,7 +79,7 @@ def totals(partner) -> dict[str, D]:
 
 
 @pytest.mark.django_db
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=examples(6), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(snapshots, host_limits, inventories)
 def test_month_by_month_with_late_data_bills_what_one_catch_up_run_bills(history_snapshots, history_limits,

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.core.actor import Actor
+from conftest import examples
 from invoicing.models import InvoiceLine, InvoiceState
 from metering.models import AgentPresence, InventorySync
 from metering.selectors import asset_unit_steps
@@ -120,7 +121,7 @@ class Rollback(Exception):
     pass
 
 
-@settings(max_examples=40, deadline=None, database=None,
+@settings(max_examples=examples(40), deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(history=inventories(), order=st.randoms(use_true_random=False))
 def test_inventories_in_any_order_leave_what_date_order_leaves(history, order):

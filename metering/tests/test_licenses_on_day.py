@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from metering.selectors import licenses_on_day
 
-FAST = settings(max_examples=300, deadline=None, database=None)
+FAST = settings(max_examples=examples(300), deadline=None, database=None)
 GB = 10**9
 
 

@@ -19,6 +19,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from metering.matching import Place, filter_takes, names_organization, views_text
 from metering.models import AgentPresence, Suspension, UsageSnapshot
 from metering.selectors import (
@@ -382,7 +383,7 @@ TWO_NAMES_ONE_ORG = [{
 
 # --- the properties -----------------------------------------------------------------------------------
 
-PROPERTY_SETTINGS = settings(max_examples=40, deadline=None, database=None,
+PROPERTY_SETTINGS = settings(max_examples=examples(40), deadline=None, database=None,
                              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                                     HealthCheck.data_too_large])
 

@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from billing.core.actor import Actor
 from billing.core.importing import ImportContext, ImportFileError, open_csv, run_import, run_import_file
 from billing.core.registry import import_kinds
+from conftest import examples
 from metering import staging
 from metering.models import AgentPresence, InventorySync, RmmAgent, UnitChangeNotice
 from partners.models import AuditLog, Method
@@ -476,7 +477,7 @@ def generated_file(agents: dict, form: dict) -> str:
     return ("\ufeff" if form["bom"] else "") + out.getvalue()
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(st.tuples(agents_strategy, form_strategy, st.integers(0, 2)), min_size=1, max_size=4))
 def test_generated_inventories_give_the_same_tables_both_ways(tmp_path, steps):
     """Random histories of inventories (same-date corrections included), in random clean forms."""

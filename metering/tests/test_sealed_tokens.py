@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from billing.core import sealed
 from billing.core.actor import Actor
+from conftest import examples
 from metering.models import RmmIntegration, SyncStatus, SyncTrigger
 from metering.sync import inventory_sync
 from metering.tests.rmm_stub import agent
@@ -36,7 +37,7 @@ def stored(integration) -> str:
 
 
 @given(st.text(max_size=300))
-@hypothesis_settings(max_examples=60, deadline=None)
+@hypothesis_settings(max_examples=examples(60), deadline=None)
 def test_sealing_opens_to_the_same_text_and_never_shows_it(text):
     box = sealed.seal(text)
     assert sealed.unseal(box) == text

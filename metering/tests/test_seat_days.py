@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from billing.core.periods import Period, parse_instant
 from billing.core.reporting import ReportOptions
+from conftest import examples
 from invoicing.selectors import seat_periods
 from metering.reports import StatementsReport
 from metering.selectors import seat_days, seat_days_by_customer, seat_days_by_month
@@ -105,7 +106,8 @@ class Rollback(Exception):
 
 
 @pytest.mark.django_db
-@settings(max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(60), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(histories=st.lists(member_history(), min_size=5, max_size=5), span=query_range())
 def test_sql_seat_days_agree_with_the_reference(world, histories, span):
     """Random assignment histories (removals at 00:00, same-day assign+remove, re-assign on the removal date,

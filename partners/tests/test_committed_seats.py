@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from billing.core.actor import Actor
 from billing.core.periods import Period, next_month_start
 from billing.portal.selectors import commitment_by_day, seat_summaries
+from conftest import examples
 from invoicing.rating import rate_partner_month
 from invoicing.selectors import seat_periods
 from partners.admin import ServiceAdmin
@@ -30,7 +31,7 @@ from partners.tests.factories import CustomerFactory, PartnerFactory, SeatPurcha
 from partners.tests.test_imports import assert_imported, assert_rejected
 
 ACTOR = Actor(label="test")
-FAST = settings(max_examples=200, deadline=None, database=None)
+FAST = settings(max_examples=examples(200), deadline=None, database=None)
 
 
 # --- the rule, pure ----------------------------------------------------------------------------------------

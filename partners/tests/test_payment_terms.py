@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.core.actor import Actor
+from conftest import examples
 from invoicing.models import InvoiceKind
 from invoicing.services import billing_run
 from partners.models import Customer, Method, Partner, payment_due_date, payment_terms_days
@@ -19,7 +20,7 @@ from partners.services import terms_change_record
 from partners.terms import TermsBook, values_of
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
-FAST = settings(max_examples=200, deadline=None, database=None)
+FAST = settings(max_examples=examples(200), deadline=None, database=None)
 
 
 def test_the_customers_own_terms_else_the_partners():

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.core.importing import run_import_text
+from conftest import examples
 from partners.models import AuditLog, SeatAssignment
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
@@ -100,7 +101,7 @@ def histories(draw):
 
 
 @pytest.mark.django_db
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=histories())
 def test_any_split_of_a_valid_history_imports_to_the_same_seats(data):
     intervals, files = data

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import examples
 from partners.tiers import Tier, TierError, parse_tiers
 
-FAST = settings(max_examples=150, deadline=None, database=None)
+FAST = settings(max_examples=examples(150), deadline=None, database=None)
 
 
 @pytest.mark.parametrize(
