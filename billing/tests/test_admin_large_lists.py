@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from billing.core import paging
-from partners.admin import CustomerFilter
+from partners.admin.kit import CustomerFilter
 from partners.models import SeatAssignment
 from partners.tests.factories import CustomerFactory, MemberFactory, PartnerFactory
 

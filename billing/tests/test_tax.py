@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from billing.core.importing import run_import_text
 from billing.core.money import currency_places, tax_on
 from conftest import examples
-from invoicing.admin import OneTimeChargeForm
+from invoicing.admin.charges import OneTimeChargeForm
 from partners.tests.factories import PartnerFactory
 
 FAST = settings(max_examples=examples(300), deadline=None, database=None)

@@ -20,7 +20,7 @@ from django.urls import reverse
 from openpyxl import load_workbook
 
 from invoicing import pdf as invoice_pdf
-from invoicing.admin import InvoicePaymentForm
+from invoicing.admin.payments import InvoicePaymentForm
 from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType, OneTimeCharge, Payment
 from invoicing.reports import InvoiceLinesReport
 from partners.models import AuditLog, Partner

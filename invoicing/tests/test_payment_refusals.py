@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from billing.core.actor import Actor
 from billing.core.importing import run_import_text
 from conftest import examples
-from invoicing.admin import PaymentAddForm
+from invoicing.admin.payments import PaymentAddForm
 from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.services import BillingError, billing_run, payment_record, payment_refusals
 from partners.models import Method

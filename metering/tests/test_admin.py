@@ -20,7 +20,7 @@ from djmoney.money import Money
 from import_export.formats.base_formats import CSV
 
 from billing.core.actor import Actor
-from metering.admin import UsageSnapshotAdmin
+from metering.admin.usage import UsageSnapshotAdmin
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from metering.selectors import licenses_on_day
 from metering.services import AgentRow, inventory_apply

@@ -27,7 +27,7 @@ import metering.sync
 from billing.celery import app
 from billing.core.actor import Actor
 from metering import connectors
-from metering.admin import MeteredServiceAdminMixin, get_units_now
+from metering.admin.rmm import MeteredServiceAdminMixin, get_units_now
 from metering.models import (
     AgentPresence,
     InventorySync,

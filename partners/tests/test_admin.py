@@ -21,7 +21,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from billing.core.periods import next_month_start
-from partners.admin import CustomerAdmin
+from partners.admin.customers import CustomerAdmin
 from partners.models import (
     AlertKind,
     AuditLog,

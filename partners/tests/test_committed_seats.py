@@ -21,7 +21,7 @@ from billing.portal.selectors import commitment_by_day, seat_summaries
 from conftest import examples
 from invoicing.rating import rate_partner_month
 from invoicing.selectors import seat_periods
-from partners.admin import ServiceAdmin
+from partners.admin.services import ServiceAdmin
 from partners.models import Method, Service
 from partners.seating import SeatRuleError, committed_seats_on
 from partners.selectors import commitments_in_force, committed_seats

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from billing.api.partner import _ratio_text
 from billing.portal.selectors import SeatSummary
 from conftest import examples
-from partners.admin import utilization_html
+from partners.admin.seats import utilization_html
 from partners.seating import utilization, utilization_percent
 
 FAST = settings(max_examples=examples(300), deadline=None, database=None)

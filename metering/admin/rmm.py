@@ -1,49 +1,36 @@
-"""Metering in the admin: usage snapshots, suspensions and RMM inventories, plus month-to-date
-seat-days beside each customer (billing-rules 3.1, 3.4-3.7, 6.10).
+"""RMM inventories in the admin (billing-rules 3.7): the agents and where each one was, the inventories
+applied, the integrations the nightly sync fetches them from (the API secret is write-only), the sync runs
+with the review page of a held one, the unit change notices, and the "Get units now" action that the
+registered ServiceAdmin takes in through MeteredServiceAdminMixin.
 
-Usage history is read-only here. It changes only through the imports, whose Import buttons run
-the same all-or-nothing engine as `import_csv` (rules checked, every change audited), and through
-metering.services (inventories). Correcting a day's usage is re-importing that day: the last
-snapshot of a date wins. So nothing on these pages can silently rewrite what was or will be billed.
-An RMM inventory needs a partner and an as-of date (`--partner`, `--as-of`), so it has no Import
-button: it comes from the nightly sync or the command line.
+Inventories change only through metering.services and metering.sync. An RMM inventory needs a partner and
+an as-of date (`--partner`, `--as-of`), so it has no Import button: it comes from the nightly sync or the
+command line.
 
-Data flows partners -> metering, so partners' admin cannot show metered values; metering adds
-its column itself by re-registering a subclass of the partners CustomerAdmin (the app registry
-loads this module after partners.admin).
-
-RMM integrations (where the nightly sync fetches each partner's inventory; the API token is
-write-only), the sync runs and the unit change notices live here too, with the "Get units now"
-action that the registered ServiceAdmin takes in through MeteredServiceAdminMixin.
-
-Lists never run a query per row: places, suspensions and counts are subquery annotations.
+Lists never run a query per row: places and the last sync are subquery annotations.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
-from django.db.models import Exists, F, OuterRef, Q, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
-from django.utils.safestring import mark_safe
 from django.views.decorators.debug import sensitive_post_parameters
-from import_export.admin import ImportExportModelAdmin
 
 from billing.core.actor import Actor
-from billing.core.admin_import import FileImportAdminMixin
-from billing.core.money import quantize_quantity
 from billing.core.periods import Period, utc_date
 from billing.core.sealed import Unreadable
+from metering.admin.common import BLANK, SourceColumnMixin, utc_today
 from metering.connectors import token_is_sendable
 from metering.models import (
     CREDENTIAL_HELP,
@@ -52,15 +39,11 @@ from metering.models import (
     InventorySync,
     RmmAgent,
     RmmIntegration,
-    Suspension,
     SyncRun,
     SyncStatus,
     SyncTrigger,
     UnitChangeNotice,
-    UsageSnapshot,
 )
-from metering.resources import SuspensionResource, TenantEventResource, TenantUsageResource
-from metering.selectors import GB, licenses_on_day, seat_days_by_customer
 from metering.services import inventory_latest_as_of, rmm_integration_snapshot
 from metering.sync import (
     ReviewError,
@@ -70,205 +53,13 @@ from metering.sync import (
     units_now,
     unmatched_summary,
 )
-from partners.admin import EMPTY, AuditedSaveMixin, CustomerAdmin, CustomerFilter, ReadOnlyAdminMixin
-from partners.models import Customer, Method, Service
+from partners.admin.kit import EMPTY, AuditedSaveMixin, ReadOnlyAdminMixin
+from partners.models import Method
 
-NUMBER = '<span style="display:block;text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums">{}</span>'
-BLANK = mark_safe("&nbsp;")  # an empty cell ("" would show the admin's empty-value dash)
 INVENTORY_HELP = (
     "No Import button here: an RMM inventory is a partner's whole RMM as of a date, so it comes from the "
     "nightly sync or: manage.py import_csv rmm-assets FILE --partner SLUG --as-of YYYY-MM-DD"
 )
-
-
-def _today() -> date:
-    return utc_date(timezone.now())
-
-
-def _days(n: int) -> str:
-    return f"{n} day" if n == 1 else f"{n} days"
-
-
-class ImportNeedsAddPermissionMixin:
-    """Importing writes usage: it takes the model's add permission, even where the add page is
-    closed (a view-only clerk sees the history but cannot import into it)."""
-
-    def has_import_permission(self, request):
-        opts = self.opts
-        return request.user.has_perm(f"{opts.app_label}.add_{opts.model_name}")
-
-
-class SourceColumnMixin:
-    @admin.display(description="source", ordering="source")
-    def source_file(self, obj):
-        """The file or sync a row came from, on one line."""
-        return format_html('<span class="quiet" style="white-space:nowrap">{}</span>', obj.source or EMPTY)
-
-
-class TenantFilter(CustomerFilter):
-    """Customers, narrowed to the partner chosen in the partner filter (rows hang off a customer)."""
-
-    partner_parameter = "customer__partner__id__exact"
-
-
-def _suspended_all_day(day_field: str):
-    """Whether the row's customer was suspended for the whole date `day_field` (billing-rules 3.6, 6.8)."""
-    return Exists(Suspension.objects.filter(customer=OuterRef("customer"), first_full_day__lte=OuterRef(day_field))
-                  .filter(Q(last_full_day__isnull=True) | Q(last_full_day__gte=OuterRef(day_field))))
-
-
-def _licensing_services():
-    """licenses services covering the row's customer on the row's date (its own first)."""
-    return (
-        Service.objects.filter(partner=OuterRef("customer__partner"), method=Method.LICENSES,
-                               start_date__lte=OuterRef("date"))
-        .filter(Q(end_date__isnull=True) | Q(end_date__gte=OuterRef("date")))
-        .filter(Q(customer__isnull=True) | Q(customer=OuterRef("customer")))
-        .order_by(F("customer_id").desc(nulls_last=True), "code")
-    )
-
-
-# --- usage snapshots ----------------------------------------------------------------------------
-@admin.register(UsageSnapshot)
-class UsageSnapshotAdmin(ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, FileImportAdminMixin,
-                         ImportExportModelAdmin):
-    """A tenant's daily usage (peak users, licenses). Import and Export use the tenant-usage columns;
-    a re-imported date replaces that date's snapshot (the last one wins), audited."""
-
-    import_kind = "tenant-usage"
-    resource_classes = [TenantUsageResource]
-    list_display = ("date", "customer_name", "partner_name", "users", "storage", "licenses", "messages",
-                    "suspended")
-    list_filter = ("customer__partner", TenantFilter, "date")
-    search_fields = ("customer__name", "customer__slug", "customer__partner__slug")
-    search_help_text = "Customer name or slug, or partner slug. A re-imported date replaces that date's snapshot."
-    list_select_related = ("customer__partner",)
-    date_hierarchy = "date"
-    ordering = ("-date", "customer__partner__name", "customer__name")
-    fields = ("customer", "date", "users_count", "storage", "storage_bytes", "licenses", "messages_count",
-              "suspended", "recorded_at", "source")
-    readonly_fields = fields
-
-    def get_queryset(self, request):
-        licensing = _licensing_services()
-        return (
-            super().get_queryset(request).select_related("customer__partner")
-            .annotate(suspended_all_day=_suspended_all_day("date"), licensed=Exists(licensing),
-                      per_license_gb=Subquery(licensing.values("storage_per_license_gb")[:1]))
-        )
-
-    @admin.display(description="customer", ordering="customer__name")
-    def customer_name(self, obj):
-        return obj.customer.name
-
-    @admin.display(description="partner", ordering="customer__partner__name")
-    def partner_name(self, obj):
-        return format_html('<span style="white-space:nowrap">{}</span>', obj.customer.partner.name)
-
-    @admin.display(description="users", ordering="users_count")
-    def users(self, obj):
-        return format_html(NUMBER, obj.users_count)
-
-    @admin.display(description="storage", ordering="storage_bytes")
-    def storage(self, obj):
-        gigabytes = (Decimal(obj.storage_bytes) / GB).quantize(Decimal("0.01"))
-        return format_html('<span title="{} bytes" style="display:block;text-align:right;white-space:nowrap;'
-                           'font-variant-numeric:tabular-nums">{} GB</span>', f"{obj.storage_bytes:,}",
-                           f"{gigabytes:,}")
-
-    @admin.display(description="licenses")
-    def licenses(self, obj):
-        if not getattr(obj, "licensed", False):
-            return BLANK
-        if obj.suspended_all_day:
-            return format_html('<span class="quiet" title="{}">{}</span>', "suspended all day: counts 0",
-                               format_html(NUMBER, 0))
-        count = licenses_on_day(obj.users_count, obj.storage_bytes, obj.per_license_gb)  # billing-rules 3.6
-        if count > obj.users_count:  # storage decided it
-            return format_html(
-                '<span title="by storage: {} GB per license" style="display:block;text-align:right;'
-                'white-space:nowrap">{} <span class="quiet">storage</span></span>',
-                f"{obj.per_license_gb.normalize():f}", count)
-        return format_html(NUMBER, count)
-
-    @admin.display(description="messages", ordering="messages_count")
-    def messages(self, obj):
-        if obj.messages_count is None:
-            return EMPTY
-        return format_html(NUMBER, f"{obj.messages_count:,}")
-
-    @admin.display(description="suspended")
-    def suspended(self, obj):
-        if getattr(obj, "suspended_all_day", False):
-            return format_html('<span style="color:#ba2121;white-space:nowrap" title="{}">all day</span>',
-                               "suspended for the whole day: this day counts 0 users and 0 licenses")
-        return BLANK
-
-
-# --- suspensions --------------------------------------------------------------------------------
-class SuspensionStatusFilter(admin.SimpleListFilter):
-    title = "status"
-    parameter_name = "status"
-
-    def lookups(self, request, model_admin):
-        return [("open", "Suspended now"), ("ended", "Unsuspended")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "open":
-            return queryset.filter(unsuspended_at__isnull=True)
-        if self.value() == "ended":
-            return queryset.filter(unsuspended_at__isnull=False)
-        return queryset
-
-
-@admin.register(Suspension)
-class SuspensionAdmin(SourceColumnMixin, ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, FileImportAdminMixin,
-                      ImportExportModelAdmin):
-    """Suspension history: Import takes tenant-events (suspend/unsuspend at an instant, merged into the
-    history and checked), Export gives the intervals."""
-
-    import_kind = "tenant-events"
-    list_display = ("customer_name", "partner_name", "suspended_at", "unsuspended_at", "whole_days", "source_file")
-    list_filter = ("customer__partner", SuspensionStatusFilter, TenantFilter)
-    search_fields = ("customer__name", "customer__slug", "customer__partner__slug")
-    search_help_text = ("Customer name or slug, or partner slug. Suspending stops counting from the next whole "
-                        "day; unsuspending counts the day it happens.")
-    list_select_related = ("customer__partner",)
-    date_hierarchy = "suspended_at"
-    ordering = ("-suspended_at",)
-    fields = ("customer", "suspended_at", "unsuspended_at", "whole_days", "source")
-    readonly_fields = fields
-
-    def get_import_resource_classes(self, request):
-        return [TenantEventResource]
-
-    def get_export_resource_classes(self, request):
-        return [SuspensionResource]
-
-    @admin.display(description="customer", ordering="customer__name")
-    def customer_name(self, obj):
-        return obj.customer.name
-
-    @admin.display(description="partner", ordering="customer__partner__name")
-    def partner_name(self, obj):
-        return format_html('<span style="white-space:nowrap">{}</span>', obj.customer.partner.name)
-
-    @admin.display(description="whole days suspended (not billed)")
-    def whole_days(self, obj):
-        """Suspending stops counting from the next whole day; unsuspending counts its day (billing-rules 3.6)."""
-        first, last = obj.first_full_day, obj.last_full_day
-        if first is None:
-            return EMPTY
-        if last is not None:
-            if last < first:
-                return format_html('<span class="quiet">{}</span>', "none (less than a whole day)")
-            return format_html('<span style="white-space:nowrap">{} → {}</span> ({})', first, last,
-                               _days((last - first).days + 1))
-        today = _today()
-        if first > today:
-            return format_html('<span style="white-space:nowrap">from {}</span>', first)
-        return format_html('<span style="white-space:nowrap">{} → open</span> ({} so far)', first,
-                           _days((today - first).days + 1))
 
 
 # --- RMM agents and inventories -----------------------------------------------------------------
@@ -353,7 +144,7 @@ class InForceFilter(admin.SimpleListFilter):
     parameter_name = "in_force"
 
     def lookups(self, request, model_admin):
-        this_month = Period.of(_today())
+        this_month = Period.of(utc_today())
         return [
             ("today", "Today"),
             (this_month.first.isoformat(), f"On {this_month.first} (this month's 1st)"),
@@ -366,9 +157,9 @@ class InForceFilter(admin.SimpleListFilter):
         if not value:
             return queryset
         if value == "ended":
-            return queryset.filter(present_until__lt=_today())
+            return queryset.filter(present_until__lt=utc_today())
         try:
-            day = _today() if value == "today" else date.fromisoformat(value)
+            day = utc_today() if value == "today" else date.fromisoformat(value)
         except ValueError:
             return queryset.none()
         return queryset.filter(present_from__lte=day).filter(Q(present_until__isnull=True) |
@@ -396,7 +187,7 @@ class AgentPresenceAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="in force today", boolean=True)
     def in_force(self, obj):
-        today = _today()
+        today = utc_today()
         return obj.present_from <= today and (obj.present_until is None or obj.present_until >= today)
 
 
@@ -415,7 +206,7 @@ class InventorySyncAdmin(SourceColumnMixin, ReadOnlyAdminMixin, admin.ModelAdmin
     readonly_fields = fields
 
 
-# --- RMM integrations, sync runs and unit change notices -----------------------------------------
+# --- RMM integrations, sync runs and unit change notices ----------------------------------------
 SYNC_PERMISSION = "metering.add_syncrun"  # "can add RMM sync run": may start a sync (Get units now, Sync now)
 STATUS_COLORS = {SyncStatus.OK: "#2e7d32", SyncStatus.FAILED: "#ba2121", SyncStatus.RUNNING: "#8a6d3b",
                  SyncStatus.HELD: "#b35c00", SyncStatus.REJECTED: "#666"}
@@ -683,7 +474,7 @@ class UnitChangeNoticeAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
                            f"{obj.units_after - obj.units_before:+d}")
 
 
-# --- "Get units now" on per_asset services --------------------------------------------------------
+# --- "Get units now" on per_asset services ------------------------------------------------------
 @admin.action(description="Get units now (sync the RMM, then show the units in force)")
 def get_units_now(modeladmin, request, queryset):
     """The seed's "Get Units Now": sync each selected per_asset service's partner as of today (UTC, once
@@ -727,32 +518,3 @@ class MeteredServiceAdminMixin:
             func, name, description = self.get_action(get_units_now)
             actions[name] = (func, name, description)
         return actions
-
-
-# --- customers: seat-days this month ------------------------------------------------------------
-class MeteredCustomerAdmin(CustomerAdmin):
-    list_display = (*CustomerAdmin.list_display, "seat_days_to_date")
-
-    def annotate_page(self, request, rows):
-        """One set-based query for the whole page (metering.selectors)."""
-        super().annotate_page(request, rows)
-        today = _today()
-        month = Period.of(today)
-        counted = seat_days_by_customer(partner_ids={c.partner_id for c in rows}, first=month.first, last=today)
-        for customer in rows:
-            customer.page_seat_days = counted.get(customer.pk, (0, 0))[0]
-            customer.page_month = month
-
-    @admin.display(description="seat-days this month")
-    def seat_days_to_date(self, obj):
-        days = getattr(obj, "page_seat_days", None)
-        if days is None:
-            return "—"
-        month = obj.page_month
-        return format_html('{} <span class="quiet" title="seat-months of {} so far">({})</span>',
-                           days, month, quantize_quantity(Decimal(days) / Decimal(month.days)))
-
-
-admin.site.unregister(Customer)
-admin.site.register(Customer, MeteredCustomerAdmin)
-

@@ -1,17 +1,8 @@
-"""Invoicing in the admin: invoices, payments and one-time charges.
-
-Invoices change only through invoicing.services (billing-rules 4.4: an issued invoice never changes), so
-every invoice page is read-only; what a clerk does to an invoice is an action on the list (issue
-drafts, credit whole invoices, regenerate PDFs, refresh payment statuses) or a tool on its page
-(download the PDF or its lines as XLSX, record a payment, credit chosen lines). Those views are
-admin views (admin_site.admin_view): staff only, and they take the invoice change permission.
-
-Payments are added through payment_record and read-only afterwards. One-time charges are edited
-here until they are billed (an issued invoice line keyed `one_time:<pk>`), then read-only.
-
-The partners ServiceAdmin is re-registered with a panel of what a seat_days service's recent
-periods would bill, priced by invoicing.selectors (partners never imports invoicing).
-"""
+"""Invoices in the admin, read-only (billing-rules 4.4: an issued invoice never changes): what a clerk does
+to an invoice is an action on the list (issue drafts, credit whole invoices, regenerate PDFs, refresh
+payment statuses) or a tool on its page (download the PDF or its lines as XLSX, record a payment, credit
+chosen lines). Those views are admin views (admin_site.admin_view): staff only, and they take the invoice
+change permission. Every change is a call of invoicing.services."""
 
 from __future__ import annotations
 
@@ -21,111 +12,51 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.contrib.admin.widgets import AdminDateWidget, AutocompleteSelect
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, OuterRef, Subquery, Value
-from django.db.models.functions import Cast, Concat
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import content_disposition_header
-from import_export.admin import ImportExportModelAdmin
 
-from billing.core.actor import Actor
-from billing.core.admin_import import FileImportAdminMixin
 from billing.core.idempotency import OnceField, new_token, once_per_action, once_per_form
-from billing.core.money import currency_places, quantize_money, quantize_quantity, tax_on
+from billing.core.money import quantize_quantity
 from billing.core.periods import utc_date
 from invoicing import pdf as invoice_pdf
+from invoicing.admin.common import change_url, money_html, money_text, status_badge
+from invoicing.admin.payments import InvoicePaymentForm
 from invoicing.models import (
-    AMOUNT,
     ChildInvoice,
     Invoice,
     InvoiceKind,
     InvoiceLine,
     InvoiceState,
     LineType,
-    OneTimeCharge,
     Payment,
     PaymentStatus,
 )
 from invoicing.reports import invoice_lines_xlsx, shown_price
-from invoicing.resources import OneTimeChargeResource
-from invoicing.selectors import last_complete_period, seat_periods
 from invoicing.services import (
     BillingError,
     credit_note_issue,
     invoice_issue_draft,
     invoice_status_refresh,
     payment_record,
-    payment_refusals,
 )
-from metering.admin import MeteredServiceAdminMixin
-from partners.admin import AuditedSaveMixin, ReadOnlyAdminMixin, ServiceAddViewMixin, ServiceAdmin
+from partners.admin.kit import EMPTY, actor_of
 from partners.audit import audit_record, jsonable
 from partners.choices import AuditAction
-from partners.models import Method, Partner, Service
 
-EMPTY = "—"
-PERIODS_SHOWN = 6
 REASONS_SHOWN = 5
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
-
-STATUS_COLOURS = {
-    PaymentStatus.OPEN: "#417690",
-    PaymentStatus.PARTIALLY_PAID: "#b36b00",
-    PaymentStatus.PAID: "#2e7d32",
-    PaymentStatus.OVERDUE: "#ba2121",
-    PaymentStatus.VOID: "#767676",
-}
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def _actor(request) -> Actor:
-    return Actor.of_user(request.user)
-
-
-def _change_url(obj) -> str:
-    opts = obj._meta
-    return reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.pk])
-
-
 def _invoice_url(invoice: Invoice, tool: str = "change") -> str:
     return reverse(f"admin:invoicing_invoice_{tool}", args=[invoice.pk])
-
-
-def _money_text(amount: Decimal | None, currency: str) -> str:
-    if amount is None:
-        return EMPTY
-    places = currency_places(currency)
-    return f"{amount:,.{places}f}"
-
-
-def money_html(amount: Decimal | None, currency: str, *, strong: bool = False):
-    """An amount with its currency's places and thousands separators, on one line."""
-    if amount is None:
-        return EMPTY
-    if strong:
-        return format_html('<span style="white-space:nowrap"><b>{}</b> <span class="quiet">{}</span></span>',
-                           _money_text(amount, currency), currency)
-    return format_html('<span style="white-space:nowrap">{} <span class="quiet">{}</span></span>',
-                       _money_text(amount, currency), currency)
-
-
-def status_badge(invoice: Invoice):
-    """The payment status as a coloured pill; a draft has none yet."""
-    style = ("display:inline-block;padding:1px 8px;border-radius:9px;font-size:11px;font-weight:600;"
-             "white-space:nowrap;")
-    if not invoice.is_issued:
-        return format_html('<span style="{}border:1px solid #999;color:#666">draft</span>', style)
-    colour = STATUS_COLOURS.get(invoice.payment_status, "#767676")
-    return format_html('<span style="{}background:{};color:#fff">{}</span>', style, colour,
-                       invoice.get_payment_status_display().lower())
 
 
 def _report(request, model_admin, done: int, verb: str, failed: list[str], extra: str = "") -> None:
@@ -162,67 +93,6 @@ def _creditable(invoice: Invoice) -> bool:
 
 
 # --- forms --------------------------------------------------------------------------------------
-class PaymentFieldsForm(forms.Form):
-    """Amount, date and reference of a payment; the service (payment_record) checks the rest."""
-
-    amount = forms.DecimalField(max_digits=AMOUNT["max_digits"], decimal_places=AMOUNT["decimal_places"],
-                                help_text="in the invoice's currency")
-    paid_on = forms.DateField(widget=AdminDateWidget, help_text="the day the money arrived (UTC)")
-    reference = forms.CharField(max_length=200, required=False,
-                                help_text="bank reference; two equal payments on one day need distinct ones")
-    once_token = OnceField()  # sent twice, recorded once (billing/core/idempotency.py)
-
-    def check_against(self, invoice: Invoice | None) -> None:
-        """The rules of a payment, the import's and payment_record's (invoicing.services.payment_refusals,
-        billing-rules 4.8), each on its field: a positive amount in the currency's places, a date within the
-        invoice's life, an issued CI or INV."""
-        fields = {"invoice_number": "invoice" if "invoice" in self.fields else None}
-        for column, reason in payment_refusals(invoice=invoice, amount=self.cleaned_data.get("amount"),
-                                               paid_on=self.cleaned_data.get("paid_on"),
-                                               today=utc_date(timezone.now())):
-            self.add_error(fields.get(column, column), reason)
-
-
-class InvoicePaymentForm(PaymentFieldsForm):
-    def __init__(self, *args, invoice: Invoice, **kwargs):
-        self.invoice = invoice
-        super().__init__(*args, **kwargs)
-        self.fields["amount"].help_text = (
-            f"in {invoice.currency}; amount due {_money_text(invoice.amount_due, invoice.currency)}"
-        )
-
-    def clean(self):
-        cleaned = super().clean()
-        self.check_against(self.invoice)
-        return cleaned
-
-
-class InvoiceChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj):
-        return f"{obj.number} {obj.partner.name} ({_money_text(obj.total, obj.currency)} {obj.currency})"
-
-
-class PaymentAddForm(PaymentFieldsForm):
-    invoice = InvoiceChoiceField(
-        queryset=Invoice.objects.issued().exclude(kind=InvoiceKind.CN).select_related("partner"),
-        help_text="an issued CI or INV, by number",
-    )
-    field_order = ("invoice", "amount", "paid_on", "reference")
-
-    def __init__(self, *args, admin_site=None, **kwargs):
-        super().__init__(*args, **kwargs)
-        if admin_site is not None:
-            field = self.fields["invoice"]
-            field.widget = AutocompleteSelect(Payment._meta.get_field("invoice"), admin_site)
-            field.widget.choices = field.choices
-            field.widget.is_required = True
-
-    def clean(self):
-        cleaned = super().clean()
-        self.check_against(cleaned.get("invoice"))
-        return cleaned
-
-
 class CreditLinesForm(forms.Form):
     lines = forms.ModelMultipleChoiceField(
         queryset=InvoiceLine.objects.none(), widget=forms.CheckboxSelectMultiple,
@@ -407,7 +277,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                   "currency": obj.currency, "state": obj.state}
         object_id, label, partner = obj.pk, str(obj), obj.partner
         super().delete_model(request, obj)
-        audit_record(actor=_actor(request), action=AuditAction.INVOICE_DELETE_DRAFT, object_type=obj._meta.label,
+        audit_record(actor=actor_of(request), action=AuditAction.INVOICE_DELETE_DRAFT, object_type=obj._meta.label,
                      object_id=object_id, object_repr=label, partner=partner, before=before)
 
     def get_queryset(self, request):
@@ -490,12 +360,12 @@ class InvoiceAdmin(admin.ModelAdmin):
     def related(self, obj):
         parts = []
         if obj.credits_id:
-            parts.append(format_html('credits <a href="{}">{}</a>', _change_url(obj.credits), obj.credits))
+            parts.append(format_html('credits <a href="{}">{}</a>', change_url(obj.credits), obj.credits))
         notes = list(obj.credit_notes.order_by("issue_date", "pk"))
         if notes:
             parts.append(format_html(
                 "credited by {}", format_html_join(", ", '<a href="{}">{}</a> ({})', (
-                    (_change_url(n), n, _money_text(n.total, n.currency)) for n in notes
+                    (change_url(n), n, money_text(n.total, n.currency)) for n in notes
                 )),
             ))
         return format_html_join(" · ", "{}", ((p,) for p in parts)) if parts else EMPTY
@@ -616,7 +486,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                 with transaction.atomic():
                     payment = payment_record(
                         invoice=invoice, amount=form.cleaned_data["amount"], paid_on=form.cleaned_data["paid_on"],
-                        reference=form.cleaned_data["reference"], actor=_actor(request), source="admin",
+                        reference=form.cleaned_data["reference"], actor=actor_of(request), source="admin",
                     )
                     self.log_addition(request, payment, [{"added": {}}])
             except (BillingError, ValidationError) as exc:
@@ -625,16 +495,16 @@ class InvoiceAdmin(admin.ModelAdmin):
                 form.add_error(None, "this payment (same date, amount and reference) is already recorded")
             else:
                 invoice.refresh_from_db(fields=["payment_status"])
-                self.message_user(request, f"Payment of {_money_text(payment.amount, invoice.currency)} "
+                self.message_user(request, f"Payment of {money_text(payment.amount, invoice.currency)} "
                                            f"{invoice.currency} recorded; {invoice} is "
                                            f"{invoice.get_payment_status_display().lower()}.", messages.SUCCESS)
                 return HttpResponseRedirect(_invoice_url(invoice))
         context = {
             **self._tool_context_base(request, invoice, f"Record a payment against {invoice}"),
             "form": form,
-            "total_text": _money_text(invoice.total, invoice.currency),
-            "due_text": _money_text(invoice.amount_due, invoice.currency),
-            "payments": [(p, _money_text(p.amount, invoice.currency))
+            "total_text": money_text(invoice.total, invoice.currency),
+            "due_text": money_text(invoice.amount_due, invoice.currency),
+            "payments": [(p, money_text(p.amount, invoice.currency))
                          for p in invoice.payments.order_by("paid_on", "pk")],
             "media": self.media + form.media,
         }
@@ -653,15 +523,15 @@ class InvoiceAdmin(admin.ModelAdmin):
             chosen = list(form.cleaned_data["lines"])
             try:
                 with transaction.atomic():
-                    note = credit_note_issue(invoice=invoice, lines=chosen, actor=_actor(request),
+                    note = credit_note_issue(invoice=invoice, lines=chosen, actor=actor_of(request),
                                              reason=form.cleaned_data["reason"])
                     self.log_change(request, invoice, f"Credited {len(chosen)} line(s) by {note.number}")
             except (BillingError, ValidationError) as exc:
                 form.add_error(None, _error_text(exc))
             else:
                 self.message_user(request, format_html(
-                    'Credit note <a href="{}">{}</a> issued for {} line(s) of {}: {} {}.', _change_url(note),
-                    note.number, len(chosen), invoice, _money_text(note.total, note.currency), note.currency,
+                    'Credit note <a href="{}">{}</a> issued for {} line(s) of {}: {} {}.', change_url(note),
+                    note.number, len(chosen), invoice, money_text(note.total, note.currency), note.currency,
                 ), messages.SUCCESS)
                 return HttpResponseRedirect(_invoice_url(invoice))
         credited = credited_lines(invoice)
@@ -673,7 +543,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             rows.append({"line": line, "credited_by": credited.get(line.pk), "checked": str(line.pk) in chosen_pks,
                          "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
                          "unit_price": shown_price(line.unit_price, invoice.currency),
-                         "amount": _money_text(line.amount, invoice.currency)})
+                         "amount": money_text(line.amount, invoice.currency)})
         context = {
             **self._tool_context_base(request, invoice, f"Credit chosen lines of {invoice}"),
             "form": form,
@@ -694,7 +564,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def _issue_drafts(self, request, queryset):
         issued, failed = [], []
-        actor = _actor(request)
+        actor = actor_of(request)
         for invoice in queryset.select_related("partner").order_by("issue_date", "kind", "pk"):
             if invoice.is_issued:
                 failed.append(f"{invoice}: already issued")
@@ -735,7 +605,7 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def _credit_whole(self, request, invoices, reason):
         notes, failed = [], []
-        actor = _actor(request)
+        actor = actor_of(request)
         for invoice in invoices:
             try:
                 note = credit_note_issue(invoice=invoice, lines=None, actor=actor, reason=reason)
@@ -792,296 +662,3 @@ class InvoiceAdmin(admin.ModelAdmin):
                 changed += 1
                 self.log_change(request, invoice, f"Payment status {before} -> {invoice.payment_status}")
         _report(request, self, done, "refreshed", failed, f", {changed} changed")
-
-
-# --- payments -----------------------------------------------------------------------------------
-@admin.register(Payment)
-class PaymentAdmin(ServiceAddViewMixin, admin.ModelAdmin):
-    """Payments: added through payment_record (audited, the invoice's status refreshed), never edited."""
-
-    add_form_class = PaymentAddForm
-    add_title = "Record a payment"
-    list_display = ("paid_on", "invoice_link", "partner", "amount_shown", "reference", "source", "recorded_by",
-                    "recorded_at")
-    list_filter = ("partner", "source", "paid_on", "invoice__kind")
-    search_fields = ("invoice__number", "reference")
-    search_help_text = "Invoice number or payment reference."
-    list_select_related = ("invoice", "partner", "recorded_by")
-    date_hierarchy = "paid_on"
-    fields = ("partner", "invoice_link", "amount_shown", "paid_on", "reference", "source", "recorded_by",
-              "recorded_at")
-    readonly_fields = fields
-
-    def has_change_permission(self, request, obj=None):
-        return False if obj is not None else super().has_change_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        if not str(initial.get("invoice", "")).isdigit():
-            initial.pop("invoice", None)
-        initial.setdefault("paid_on", utc_date(timezone.now()))
-        return initial
-
-    def perform_add(self, request, form):
-        data = form.cleaned_data
-        try:
-            return payment_record(invoice=data["invoice"], amount=data["amount"], paid_on=data["paid_on"],
-                                  reference=data["reference"], actor=_actor(request), source="admin")
-        except BillingError as exc:
-            raise ValidationError(str(exc)) from exc
-        except IntegrityError as exc:
-            raise ValidationError("this payment (same date, amount and reference) is already recorded") from exc
-
-    def response_add(self, request, obj, post_url_continue=None):
-        invoice = Invoice.objects.get(pk=obj.invoice_id)
-        self.message_user(request, f"{invoice} is {invoice.get_payment_status_display().lower()}.", messages.INFO)
-        return super().response_add(request, obj, post_url_continue)
-
-    @admin.display(description="invoice", ordering="invoice__number")
-    def invoice_link(self, obj):
-        return format_html('<a href="{}">{}</a>', _change_url(obj.invoice), obj.invoice)
-
-    @admin.display(description="amount", ordering="amount")
-    def amount_shown(self, obj):
-        return money_html(obj.amount, obj.invoice.currency)
-
-
-# --- one-time charges ---------------------------------------------------------------------------
-def _billing_line(outer: str = "pk"):
-    """The issued invoice line that billed the outer charge (keyed `one_time:<pk>`)."""
-    return InvoiceLine.objects.filter(
-        invoice__state=InvoiceState.ISSUED,
-        key=Concat(Value("one_time:"), Cast(OuterRef(outer), output_field=CharField())),
-    ).order_by("invoice__issue_date", "pk")
-
-
-def billed_invoice_of(charge: OneTimeCharge) -> Invoice | None:
-    line = (InvoiceLine.objects.filter(invoice__state=InvoiceState.ISSUED, key=f"one_time:{charge.pk}")
-            .select_related("invoice").order_by("invoice__issue_date", "pk").first())
-    return line.invoice if line else None
-
-
-class BilledFilter(admin.SimpleListFilter):
-    title = "billed"
-    parameter_name = "billed"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Billed (on an issued invoice)"), ("no", "Not billed yet")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(billed_invoice_id__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(billed_invoice_id__isnull=True)
-        return queryset
-
-
-class OneTimeChargeForm(forms.ModelForm):
-    """The import's rules (invoicing.imports.OneTimeChargesImport), for one charge."""
-
-    class Meta:
-        model = OneTimeCharge
-        fields = ("partner", "customer", "description", "quantity", "unit_price", "date", "taxable")
-
-    def clean_quantity(self):
-        quantity = self.cleaned_data["quantity"]
-        if quantity is not None and quantity <= 0:
-            raise ValidationError("must be more than 0")
-        return quantity
-
-    def clean_unit_price(self):
-        price = self.cleaned_data["unit_price"]
-        if price is not None and price < 0:
-            raise ValidationError("must not be negative: a credit is a credit note, not a negative charge")
-        return price
-
-    def clean_date(self):
-        day = self.cleaned_data["date"]
-        if day is not None and day > utc_date(timezone.now()):
-            raise ValidationError(f"{day} is in the future")
-        return day
-
-    def clean(self):
-        cleaned = super().clean()
-        partner, customer = cleaned.get("partner"), cleaned.get("customer")
-        if partner is not None and customer is not None and customer.partner_id != partner.pk:
-            self.add_error("customer", f"{customer.name} is a customer of another partner")
-        quantity, price = cleaned.get("quantity"), cleaned.get("unit_price")
-        if partner is not None and quantity is not None and price is not None:
-            amount = quantize_money(quantity * price, partner.currency)
-            tax = tax_on(amount, partner.tax_rate, partner.currency)
-            if amount + tax >= MAX_TOTAL:
-                self.add_error("unit_price", f"quantity x unit_price = {amount} {partner.currency} is too large "
-                                             f"for one invoice")
-        return cleaned
-
-
-def charge_snapshot(obj: OneTimeCharge) -> dict:
-    """The columns the one-time-charges import audits."""
-    return {"customer": obj.customer.slug if obj.customer_id else None, "description": obj.description,
-            "quantity": jsonable(obj.quantity), "unit_price": jsonable(obj.unit_price),
-            "currency": obj.partner.currency, "date": jsonable(obj.date), "taxable": obj.taxable}
-
-
-@admin.register(OneTimeCharge)
-class OneTimeChargeAdmin(AuditedSaveMixin, FileImportAdminMixin, ImportExportModelAdmin):
-    """One-time charges, each billed on its own INV by the billing run. Editable (audited) until
-    billed; then read-only, and corrected by a credit note."""
-
-    import_kind = "one-time-charges"
-    resource_classes = [OneTimeChargeResource]
-    form = OneTimeChargeForm
-    audit_kind = "one_time_charge"
-    list_display = ("description", "partner", "customer", "date", "quantity_shown", "unit_price", "amount_shown",
-                    "taxable", "billed_on", "source")
-    list_filter = ("partner", BilledFilter, "taxable", "date")
-    search_fields = ("description", "partner__slug", "partner__name", "customer__slug", "customer__name")
-    list_select_related = ("partner", "customer")
-    autocomplete_fields = ("partner", "customer")
-    date_hierarchy = "date"
-    fields = ("partner", "customer", "description", "quantity", "unit_price", "date", "taxable", "billed_on",
-              "source", "created_at")
-
-    def audit_snapshot(self, obj):
-        return charge_snapshot(obj)
-
-    def has_import_permission(self, request):
-        return request.user.has_perm("invoicing.add_onetimecharge")  # importing adds charges
-
-    def get_queryset(self, request):
-        billing = _billing_line()
-        return super().get_queryset(request).annotate(
-            billed_number=Subquery(billing.values("invoice__number")[:1]),
-            billed_invoice_id=Subquery(billing.values("invoice_id")[:1]),
-        )
-
-    def get_readonly_fields(self, request, obj=None):
-        return ("billed_on", "source", "created_at")
-
-    @staticmethod
-    def _billed(obj) -> bool:
-        if obj is None or not obj.pk:
-            return False
-        if hasattr(obj, "billed_invoice_id"):
-            return obj.billed_invoice_id is not None
-        return billed_invoice_of(obj) is not None
-
-    def has_change_permission(self, request, obj=None):
-        if self._billed(obj):
-            return False
-        return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        if self._billed(obj):
-            return False
-        return super().has_delete_permission(request, obj)
-
-    def save_model(self, request, obj, form, change):
-        """Under the partner's lock (the billing run's): a charge billed meanwhile is not changed."""
-        Partner.objects.select_for_update().filter(pk=obj.partner_id).first()
-        if change:
-            invoice = billed_invoice_of(obj)
-            if invoice is not None:
-                raise ValidationError(f"this charge was billed on {invoice} meanwhile; correct it with a credit note")
-        else:
-            obj.source = obj.source or "admin"
-        super().save_model(request, obj, form, change)
-
-    def delete_model(self, request, obj):
-        Partner.objects.select_for_update().filter(pk=obj.partner_id).first()
-        invoice = billed_invoice_of(obj)
-        if invoice is not None:
-            raise ValidationError(f"this charge was billed on {invoice}; correct it with a credit note")
-        super().delete_model(request, obj)
-
-    @admin.display(description="quantity", ordering="quantity")
-    def quantity_shown(self, obj):
-        return quantize_quantity(obj.quantity)
-
-    @admin.display(description="amount")
-    def amount_shown(self, obj):
-        currency = obj.partner.currency
-        return money_html(quantize_money(obj.quantity * obj.unit_price, currency), currency)
-
-    @admin.display(description="billed on", ordering="billed_number")
-    def billed_on(self, obj):
-        number = getattr(obj, "billed_number", None)
-        invoice_id = getattr(obj, "billed_invoice_id", None)
-        if number is None and obj.pk and not hasattr(obj, "billed_number"):
-            invoice = billed_invoice_of(obj)
-            number, invoice_id = (invoice.number, invoice.pk) if invoice else (None, None)
-        if number is None:
-            return format_html('<span class="quiet">{}</span>', "not billed yet")
-        return format_html('<a href="{}">{}</a>', reverse("admin:invoicing_invoice_change", args=[invoice_id]),
-                           number)
-
-
-# --- services: what a seat_days service's recent periods would bill --------------------------------
-class PricedServiceAdmin(MeteredServiceAdminMixin, ServiceAdmin):
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = list(super().get_fieldsets(request, obj))
-        if obj is not None and obj.method == Method.SEAT_DAYS:
-            fieldsets.insert(-1, ("Recent periods (what the arrears line would bill)",
-                                  {"fields": ("recent_periods",)}))
-        return fieldsets
-
-    def get_readonly_fields(self, request, obj=None):
-        return (*super().get_readonly_fields(request, obj), "recent_periods")
-
-    @admin.display(description="periods")
-    def recent_periods(self, obj):
-        if obj is None or not obj.pk or obj.method != Method.SEAT_DAYS:
-            return EMPTY
-        last = last_complete_period()
-        first = last
-        for _ in range(PERIODS_SHOWN - 1):
-            first = first.previous()
-        periods = seat_periods(services=[obj], first=first, last=last)
-        if not periods:
-            return "no completed period yet"
-        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} {}</td></tr>", (
-            (p.period, p.seat_days, p.committed, quantize_quantity(p.price.actual),
-             quantize_quantity(p.price.minimum), p.price.subtotal, obj.partner.currency)
-            for p in reversed(periods)
-        ))
-        return format_html(
-            "<table><thead><tr><th>period</th><th>seat-days</th><th>committed</th><th>actual seat-months</th>"
-            "<th>minimum</th><th>subtotal</th></tr></thead><tbody>{}</tbody></table>", rows,
-        )
-
-
-admin.site.unregister(Service)
-admin.site.register(Service, PricedServiceAdmin)
-
-
-@admin.register(InvoiceLine)
-class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Every invoice line, newest first: to find a charge across invoices (read only: an issued line never
-    changes, a credit note corrects it)."""
-
-    list_display = ("invoice_number", "partner", "customer", "service", "line_type", "period", "quantity",
-                    "unit_price", "amount", "currency")
-    list_filter = ("line_type", "invoice__kind", "invoice__state")
-    search_fields = ("invoice__number", "invoice__partner__slug", "customer__slug", "service__code", "description")
-    list_select_related = ("invoice__partner", "customer__partner", "service")
-    ordering = ("-id",)
-    show_full_result_count = False
-    readonly_fields = ("invoice", "child", "service", "customer", "line_type", "period", "quantity", "unit_price",
-                       "amount", "description", "taxable", "effective_date", "key", "details", "position")
-    fields = readonly_fields
-
-    @admin.display(description="invoice", ordering="invoice__number")
-    def invoice_number(self, obj):
-        url = reverse("admin:invoicing_invoice_change", args=[obj.invoice_id])
-        return format_html('<a href="{}">{}</a>', url, obj.invoice.number or f"draft {obj.invoice_id}")
-
-    @admin.display(description="partner")
-    def partner(self, obj):
-        return obj.invoice.partner.slug
-
-    @admin.display(description="currency")
-    def currency(self, obj):
-        return obj.invoice.currency
