@@ -46,7 +46,7 @@ from invoicing.services import (
     invoice_status_refresh,
     payment_record,
 )
-from partners.admin.kit import EMPTY, actor_of
+from partners.admin.kit import EMPTY, ReadOnlyAdminMixin, actor_of
 from partners.audit import audit_record, jsonable
 from partners.choices import AuditAction
 
@@ -110,20 +110,11 @@ class CreditLinesForm(forms.Form):
 
 
 # --- invoices -----------------------------------------------------------------------------------
-class ReadOnlyInlineMixin:
+class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
     """Rows of an invoice: shown to whoever may see the invoice, never edited here."""
 
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_view_permission(self, request, obj=None):
         return (request.user.has_perm("invoicing.view_invoice")

@@ -1,4 +1,4 @@
-"""What the metering pages share: today's date (UTC), an empty cell and the source column."""
+"""What the metering pages share: today's date (UTC), an empty cell, the source column and a tenant's columns."""
 
 from __future__ import annotations
 
@@ -24,3 +24,15 @@ class SourceColumnMixin:
     def source_file(self, obj):
         """The file or sync a row came from, on one line."""
         return format_html('<span class="quiet" style="white-space:nowrap">{}</span>', obj.source or EMPTY)
+
+
+class TenantColumnsMixin:
+    """The customer and partner columns of a list of a tenant's rows (usage snapshots, suspensions)."""
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_name(self, obj):
+        return obj.customer.name
+
+    @admin.display(description="partner", ordering="customer__partner__name")
+    def partner_name(self, obj):
+        return format_html('<span style="white-space:nowrap">{}</span>', obj.customer.partner.name)

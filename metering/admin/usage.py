@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from import_export.admin import ImportExportModelAdmin
 
 from billing.core.admin_import import FileImportAdminMixin
-from metering.admin.common import BLANK, SourceColumnMixin, utc_today
+from metering.admin.common import BLANK, SourceColumnMixin, TenantColumnsMixin, utc_today
 from metering.models import Suspension, UsageSnapshot
 from metering.resources import SuspensionResource, TenantEventResource, TenantUsageResource
 from metering.selectors import GB, licenses_on_day
@@ -66,7 +66,7 @@ def _licensing_services():
 
 # --- usage snapshots ----------------------------------------------------------------------------
 @admin.register(UsageSnapshot)
-class UsageSnapshotAdmin(ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, FileImportAdminMixin,
+class UsageSnapshotAdmin(TenantColumnsMixin, ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, FileImportAdminMixin,
                          ImportExportModelAdmin):
     """A tenant's daily usage (peak users, licenses). Import and Export use the tenant-usage columns;
     a re-imported date replaces that date's snapshot (the last one wins), audited."""
@@ -92,14 +92,6 @@ class UsageSnapshotAdmin(ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, File
             .annotate(suspended_all_day=_suspended_all_day("date"), licensed=Exists(licensing),
                       per_license_gb=Subquery(licensing.values("storage_per_license_gb")[:1]))
         )
-
-    @admin.display(description="customer", ordering="customer__name")
-    def customer_name(self, obj):
-        return obj.customer.name
-
-    @admin.display(description="partner", ordering="customer__partner__name")
-    def partner_name(self, obj):
-        return format_html('<span style="white-space:nowrap">{}</span>', obj.customer.partner.name)
 
     @admin.display(description="users", ordering="users_count")
     def users(self, obj):
@@ -158,8 +150,8 @@ class SuspensionStatusFilter(admin.SimpleListFilter):
 
 
 @admin.register(Suspension)
-class SuspensionAdmin(SourceColumnMixin, ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin, FileImportAdminMixin,
-                      ImportExportModelAdmin):
+class SuspensionAdmin(TenantColumnsMixin, SourceColumnMixin, ImportNeedsAddPermissionMixin, ReadOnlyAdminMixin,
+                      FileImportAdminMixin, ImportExportModelAdmin):
     """Suspension history: Import takes tenant-events (suspend/unsuspend at an instant, merged into the
     history and checked), Export gives the intervals."""
 
@@ -180,14 +172,6 @@ class SuspensionAdmin(SourceColumnMixin, ImportNeedsAddPermissionMixin, ReadOnly
 
     def get_export_resource_classes(self, request):
         return [SuspensionResource]
-
-    @admin.display(description="customer", ordering="customer__name")
-    def customer_name(self, obj):
-        return obj.customer.name
-
-    @admin.display(description="partner", ordering="customer__partner__name")
-    def partner_name(self, obj):
-        return format_html('<span style="white-space:nowrap">{}</span>', obj.customer.partner.name)
 
     @admin.display(description="whole days suspended (not billed)")
     def whole_days(self, obj):
