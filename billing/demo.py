@@ -43,23 +43,48 @@ class When:
 
 START = When(0, 1)
 
+# Who issues the demo's invoices (Invoicing > Company profile): every invoice prints it (billing-rules 4.13)
+COMPANY_PROFILE = {
+    "legal_name": "Northbridge Billing Ltd", "address": "14 Harbour Street\nLeith, Edinburgh EH6 6QA\nUnited Kingdom",
+    "tax_id": "GB 123 4567 89", "registration": "Registered in Scotland, company no. SC712345",
+    "email": "billing@northbridge.example", "phone": "+44 131 496 0000", "website": "northbridge.example",
+    "bank_details": "Bank of Leith, account Northbridge Billing Ltd\nIBAN GB33 BUKB 2020 1555 5555 55 · BIC BUKBGB22",
+    "remittance": "Pay by bank transfer and quote the invoice number as the reference.",
+    "invoice_footer": "Questions about this invoice: billing@northbridge.example. Thank you for your business.",
+}
+
 PARTNERS = [
     {"slug": "northwind", "name": "Northwind Managed IT", "currency": "USD", "tax_rate": "8",
-     "payment_terms_days": "30", "billing_emails": "billing@northwind-it.example; finance@northwind-it.example"},
+     "payment_terms_days": "30", "billing_emails": "billing@northwind-it.example; finance@northwind-it.example",
+     "billing_address": "410 Lakeshore Drive, Suite 300\nChicago, IL 60611\nUnited States",
+     "tax_id": "EIN 36-4821907", "purchase_order": "NW-PO-2026-118"},
     {"slug": "blue-harbor", "name": "Blue Harbor IT Services", "currency": "EUR", "tax_rate": "21",
-     "payment_terms_days": "14", "billing_emails": "accounts@blueharbor-it.example"},
+     "payment_terms_days": "14", "billing_emails": "accounts@blueharbor-it.example",
+     "billing_address": "Havenstraat 18\n1011 AB Amsterdam\nNetherlands",
+     "tax_id": "NL 8234.56.789.B01", "purchase_order": ""},
     {"slug": "summit-cloud", "name": "Summit Cloud Partners", "currency": "USD", "tax_rate": "0",
-     "payment_terms_days": "30", "billing_emails": "ap@summitcloud.example"},
+     "payment_terms_days": "30", "billing_emails": "ap@summitcloud.example",
+     "billing_address": "2200 Ridge Road\nDenver, CO 80202\nUnited States",
+     "tax_id": "EIN 84-2210457", "purchase_order": ""},
     {"slug": "ridgeline", "name": "Ridgeline Technology Group", "currency": "USD", "tax_rate": "6",
-     "payment_terms_days": "30", "billing_emails": "finance@ridgeline-tg.example"},
+     "payment_terms_days": "30", "billing_emails": "finance@ridgeline-tg.example",
+     "billing_address": "77 Commerce Park\nColumbus, OH 43215\nUnited States",
+     "tax_id": "EIN 31-5508812", "purchase_order": "RTG-4471"},
     {"slug": "brightline", "name": "Brightline Data Ltd", "currency": "GBP", "tax_rate": "20",
-     "payment_terms_days": "30", "billing_emails": "accounts@brightline-data.example"},
+     "payment_terms_days": "30", "billing_emails": "accounts@brightline-data.example",
+     "billing_address": "5 Canal Wharf\nLeeds LS11 5PS\nUnited Kingdom",
+     "tax_id": "GB 284 1937 52", "purchase_order": ""},
     {"slug": "keystone", "name": "Keystone Managed Services", "currency": "USD", "tax_rate": "0",
-     "payment_terms_days": "30", "billing_emails": "billing@keystone-ms.example; noc@keystone-ms.example"},
+     "payment_terms_days": "30", "billing_emails": "billing@keystone-ms.example; noc@keystone-ms.example",
+     "billing_address": "120 Market Street\nHarrisburg, PA 17101\nUnited States",
+     "tax_id": "EIN 23-7719034", "purchase_order": ""},
     {"slug": "clearwave", "name": "Clearwave Communications", "currency": "USD", "tax_rate": "7.5",
-     "payment_terms_days": "15", "billing_emails": "billing@clearwave.example"},
+     "payment_terms_days": "15", "billing_emails": "billing@clearwave.example",
+     "billing_address": "9 Bayview Avenue\nTampa, FL 33602\nUnited States",
+     "tax_id": "EIN 59-3360128", "purchase_order": "CW-2026-07"},
     {"slug": "granite-it", "name": "Granite Peak IT", "currency": "EUR", "tax_rate": "19",
-     "payment_terms_days": "14", "billing_emails": "buchhaltung@granite-it.example"},
+     "payment_terms_days": "14", "billing_emails": "buchhaltung@granite-it.example",
+     "billing_address": "Bahnhofstraße 41\n80335 München\nGermany", "tax_id": "DE 298 114 653", "purchase_order": ""},
 ]
 DEMO_PARTNERS = tuple(p["slug"] for p in PARTNERS)
 

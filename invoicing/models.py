@@ -49,6 +49,41 @@ class InvoiceQuerySet(models.QuerySet):
         return super().delete()
 
 
+class CompanyProfile(models.Model):
+    """Who issues the invoices (one row): printed on every invoice and credit note (billing-rules 4.13)."""
+
+    legal_name = models.CharField(max_length=200, blank=True, help_text="as registered, e.g. Northbridge Billing Ltd")
+    address = models.TextField(blank=True, help_text="postal address, one line per line")
+    tax_id = models.CharField("tax id", max_length=60, blank=True, help_text="VAT or sales tax number")
+    registration = models.CharField(max_length=100, blank=True,
+                                    help_text="company registration, e.g. Company no. 01234567")
+    email = models.EmailField(blank=True, help_text="billing questions")
+    phone = models.CharField(max_length=40, blank=True)
+    website = models.CharField(max_length=200, blank=True)
+    bank_details = models.TextField(blank=True, help_text="bank, account holder, IBAN / account and routing, BIC/SWIFT")
+    remittance = models.TextField(blank=True, help_text="how to pay, e.g. quote the invoice number as reference")
+    logo = models.ImageField(upload_to="company/", blank=True, help_text="PNG or JPEG, printed at 18 mm high")
+    invoice_footer = models.TextField(blank=True, help_text="printed at the end of every invoice")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    REQUIRED = {"legal_name": "legal name", "address": "address", "tax_id": "tax id"}
+
+    class Meta:
+        verbose_name = "company profile"
+        verbose_name_plural = "company profile"
+
+    def __str__(self):
+        return self.legal_name or "Company profile (not filled in)"
+
+    @classmethod
+    def current(cls) -> CompanyProfile:
+        return cls.objects.order_by("pk").first() or cls()
+
+    def missing(self) -> list[str]:
+        """The legal details an invoice cannot be issued without, that are blank."""
+        return [label for field, label in self.REQUIRED.items() if not getattr(self, field).strip()]
+
+
 class Invoice(models.Model):
     """A CI (one per partner and month, dated the 1st), an INV (dated its purchase or start date), or
     a credit note (CN) correcting an issued invoice."""
@@ -78,6 +113,10 @@ class Invoice(models.Model):
                                          help_text="individual invoices issued since the previous CI")
     amount_due = models.DecimalField(**AMOUNT, default=Decimal("0"))
     issued_at = models.DateTimeField(null=True, blank=True)
+    # who issued it and to whom, as they stood when it was issued (billing-rules 4.13): a later change of the
+    # company profile or the partner's address never changes an issued invoice
+    issuer = models.JSONField(null=True, blank=True)
+    recipient = models.JSONField(null=True, blank=True)
     pdf = models.FileField(upload_to="invoices/", blank=True)
     pdf_version = models.PositiveIntegerField(default=0)
     emailed_at = models.DateTimeField(null=True, blank=True)

@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -14,7 +15,17 @@ from django.utils import timezone
 
 from billing.core.money import ZERO, money_sum, quantize_money
 from billing.core.periods import Period, periods_between
-from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType, OneTimeCharge, Payment
+from invoicing.documents import issuer_snapshot, recipient_snapshot
+from invoicing.models import (
+    CompanyProfile,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceState,
+    LineType,
+    OneTimeCharge,
+    Payment,
+)
 from invoicing.pricing import BilledUnits, SeatDaysPrice, price_seat_days
 from metering.selectors import seat_days_by_service
 from partners.choices import ADVANCE_METHODS
@@ -204,7 +215,10 @@ def invoice_document(invoice) -> dict:
     document = {
         "invoice": invoice,
         "partner": invoice.partner,
-        "issuer": getattr(settings, "BILLING_ISSUER_NAME", "MSP Billing"),
+        # as issued; a draft shows them as they stand now
+        "issuer": invoice.issuer or issuer_snapshot(CompanyProfile.current()),
+        "recipient": invoice.recipient or recipient_snapshot(invoice.partner),
+        "issuer_logo": _logo_url(invoice.issuer["logo"] if invoice.issuer else CompanyProfile.current().logo.name),
         "title": titles[invoice.kind],
         "number": invoice.number or "DRAFT",
         "is_draft": not invoice.is_issued,
@@ -492,3 +506,11 @@ def unsent_invoices():
     """Issued documents whose email never left (credit notes too): the daily job sends them."""
 
     return Invoice.objects.issued().filter(emailed_at__isnull=True)
+
+
+def _logo_url(name: str | None) -> str:
+    """The issuer's logo as a file URL WeasyPrint reads ("" without one, or when the file is gone)."""
+    if not name:
+        return ""
+    path = Path(settings.MEDIA_ROOT) / name
+    return path.as_uri() if path.is_file() else ""

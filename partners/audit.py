@@ -45,7 +45,7 @@ def snapshot(obj: models.Model, fields) -> dict:
 # `partners.*`, `customers.*` and `services.*` audit rows, whichever door the change came through (the
 # admin, the portal, the imports: all write through partners.services).
 PARTNER_AUDIT_FIELDS = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails",
-                        "billing_portal_url")
+                        "billing_portal_url", "billing_address", "tax_id", "purchase_order")
 CUSTOMER_AUDIT_FIELDS = ("slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization")
 SERVICE_AUDIT_FIELDS = (
     "code", "name", "method", "meter", "unit_price", "overage_price", "committed_quantity", "overage_enabled",

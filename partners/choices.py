@@ -96,6 +96,8 @@ class AuditAction(models.TextChoices):
     PERIODIC_TASK_TOGGLE = "periodic_task.toggle", "Scheduled job toggled"
     PERIODIC_TASK_RUN = "periodic_task.run", "Scheduled job run by hand"
     LOGIN_LOCKED = "login.locked", "Sign-in locked"
+    COMPANY_PROFILE_CREATE = "company_profile.create", "Company profile filled in"
+    COMPANY_PROFILE_UPDATE = "company_profile.update", "Company profile changed"
 
     @classmethod
     def of(cls, kind: str, verb: str) -> AuditAction:

@@ -182,6 +182,7 @@ class PartnersImport(UpsertKind):
     value_columns = {
         "name": "name", "currency": "currency", "tax_rate": "tax_rate",
         "payment_terms_days": "payment_terms_days", "billing_emails": "billing_emails",
+        "billing_address": "billing_address", "tax_id": "tax_id", "purchase_order": "purchase_order",
     }
 
     def existing(self, rows, refs):

@@ -33,6 +33,11 @@ class Partner(models.Model):
     )
     payment_terms_days = models.PositiveIntegerField(default=30)
     billing_emails = models.TextField(blank=True, help_text="billing contacts, separated by commas")
+    billing_address = models.TextField(blank=True, help_text="printed on its invoices; one line per line")
+    tax_id = models.CharField("tax id", max_length=60, blank=True,
+                              help_text="VAT or sales tax number, printed on its invoices")
+    purchase_order = models.CharField("purchase order", max_length=100, blank=True,
+                                      help_text="the partner's PO reference, printed on its invoices")
     billing_portal_url = models.URLField(
         blank=True, help_text="the payment portal linked from the partner portal's Billing page "
                               "(blank: the BILLING_PORTAL_URL setting, if any)")

@@ -45,12 +45,19 @@ class PartnerResource(resources.ModelResource):
                                widget=IntegerWidget(max_value=INT_MAX), default=30)
     billing_emails = Field(attribute="billing_emails", column_name="billing_emails",
                            widget=EmailListWidget(), default="")
+    # printed on its invoices (billing-rules 4.13): the address's lines separated by line breaks in the cell
+    billing_address = Field(attribute="billing_address", column_name="billing_address",
+                            widget=TextWidget(max_length=1000), default="")
+    tax_id = Field(attribute="tax_id", column_name="tax_id", widget=TextWidget(max_length=60), default="")
+    purchase_order = Field(attribute="purchase_order", column_name="purchase_order",
+                           widget=TextWidget(max_length=100), default="")
     # the date changed terms take effect (billing-rules 3.11); blank: the first month not yet invoiced
     effective_from = Field(column_name="effective_from", widget=DateWidget(), default=None)
 
     class Meta:
         model = Partner
-        fields = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails", "effective_from")
+        fields = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails", "billing_address",
+                  "tax_id", "purchase_order", "effective_from")
         import_id_fields = ("slug",)
 
 

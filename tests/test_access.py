@@ -176,7 +176,7 @@ def test_the_auditor_gets_no_add_page_and_no_save(auditor, world):
 
 
 EDITABLE_BY_CLERK = ["partner", "customer", "service", "seatassignment", "seatpurchase", "apikey", "rmmintegration",
-                     "payment", "onetimecharge"]
+                     "payment", "onetimecharge", "companyprofile"]
 
 
 def test_the_clerk_gets_the_add_pages_of_what_a_clerk_works_with(clerk, world):

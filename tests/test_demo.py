@@ -16,8 +16,9 @@ from django.utils import timezone
 from billing.core.periods import Period, utc_date
 from billing.demo import PARTNERS
 from billing.management.commands.load_demo import Command
-from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
+from invoicing.models import CompanyProfile, Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.rating import rate_partner_month
+from invoicing.services.ledger import company_details_missing, partner_details_missing
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from partners.models import (
     AuditLog,
@@ -265,3 +266,15 @@ def test_per_host_first_month_uses_the_rounded_daily_rate(demo):
     assert line.amount == daily * (previous.days - 10)  # 4.84 x 21 = 101.64 in a 31-day month
     hosts = {line.service.code: line.quantity for line in lines_of("clearwave", this_month())}
     assert hosts == {"northgate-meetings": 25, "lumen-meetings": 4, "pinecrest-meetings": 10}
+
+
+@pytest.mark.django_db
+def test_the_demo_can_issue_under_the_production_rule_for_legal_details(settings):
+    """The demo fills in a complete company profile and every partner's billing address and tax id, so its
+    invoices could be issued where the production settings require them (billing-rules 4.13)."""
+    settings.INVOICE_LEGAL_DETAILS_REQUIRED = True
+    call_command("load_demo", stdout=io.StringIO())
+    assert company_details_missing() == []
+    assert all(partner_details_missing(p) == [] and p.tax_id for p in Partner.objects.all())
+    assert CompanyProfile.current().bank_details
+    assert Invoice.objects.issued().filter(issuer__legal_name="Northbridge Billing Ltd").exists()

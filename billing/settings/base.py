@@ -135,6 +135,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
 # A CI with more charge lines than this lists each organization's subtotal in its PDF, and its
 # lines go to a spreadsheet attached to the email (docs/performance.md: a PDF renders ~200 rows/s)
 INVOICE_PDF_DETAIL_MAX_LINES = env.int("INVOICE_PDF_DETAIL_MAX_LINES", default=400)
+# No invoice is issued without the issuer's legal name, address and tax id (the admin's company profile) and the
+# partner's billing address (billing-rules 4.13): on under the production settings, off for the embedded set-up
+INVOICE_LEGAL_DETAILS_REQUIRED = env.bool("INVOICE_LEGAL_DETAILS_REQUIRED", default=False)
 # A billing run bills this many partners per transaction (their meters read together, their documents
 # written together); a batch that fails is billed again one partner at a time (docs/operations.md).
 BILLING_BATCH_PARTNERS = env.int("BILLING_BATCH_PARTNERS", default=250)

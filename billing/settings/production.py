@@ -33,6 +33,7 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
 # A staff or partner session ends after a working day (Django's default is two weeks).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 60 * 60)
 ADMIN_TWO_FACTOR = env.bool("ADMIN_TWO_FACTOR", default=True)  # superusers and Billing clerks give a second factor
+INVOICE_LEGAL_DETAILS_REQUIRED = env.bool("INVOICE_LEGAL_DETAILS_REQUIRED", default=True)  # billing-rules 4.13
 
 # Rate limits must be counted in one place for every web process: a shared cache is required.
 try:

@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
@@ -19,7 +20,17 @@ from billing.core.actor import Actor
 from billing.core.bulk import update_rows
 from billing.core.money import ZERO, currency_places, currency_quantum, money_sum, quantize_money, tax_on
 from billing.core.periods import utc_date
-from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, LineType, Payment, PaymentStatus
+from invoicing.documents import issuer_snapshot, recipient_snapshot
+from invoicing.models import (
+    CompanyProfile,
+    Invoice,
+    InvoiceKind,
+    InvoiceLine,
+    InvoiceState,
+    LineType,
+    Payment,
+    PaymentStatus,
+)
 from invoicing.selectors import money_total, statement_figures
 from invoicing.services.delivery import invoice_emails_enqueue
 from invoicing.services.errors import BillingError
@@ -55,11 +66,39 @@ def _issue(invoice: Invoice, *, actor: Actor) -> None:
     _issue_all([invoice], actor=actor)
 
 
+def company_details_missing() -> list[str]:
+    """What of the issuer's legal details stops any invoice being issued (billing-rules 4.13): the company
+    profile's legal name, address and tax id, when INVOICE_LEGAL_DETAILS_REQUIRED is on (it is under the
+    production settings)."""
+    if not settings.INVOICE_LEGAL_DETAILS_REQUIRED:
+        return []
+    missing = CompanyProfile.current().missing()
+    return [f"the company profile has no {', '.join(missing)} (Invoicing > Company profile)"] if missing else []
+
+
+def partner_details_missing(partner) -> list[str]:
+    """What of a partner's details stops its invoices being issued: its billing address (billing-rules 4.13)."""
+    if not settings.INVOICE_LEGAL_DETAILS_REQUIRED or partner.billing_address.strip():
+        return []
+    return [f"partner {partner.slug!r} has no billing address (its page in the admin)"]
+
+
 def _issue_all(invoices: list[Invoice], *, actor: Actor) -> None:
     """Number and issue documents in their order, in a fixed number of queries (`numbers_take`): the one
-    write that turns drafts into issued invoices, with their audit rows and, after commit, their emails."""
+    write that turns drafts into issued invoices, with their audit rows and, after commit, their emails. Each
+    keeps the issuer and the recipient as they stand now; none is issued without their legal details."""
     if not invoices:
         return
+    partners = {invoice.partner_id: invoice.partner for invoice in invoices}
+    refused = company_details_missing() + [r for partner in partners.values() for r in partner_details_missing(partner)]
+    if refused:
+        raise BillingError(f"invoices cannot be issued: {'; '.join(refused)}")
+    issuer = issuer_snapshot(CompanyProfile.current())
+    for partner_id, partner in partners.items():  # still drafts: these are written before they are issued
+        Invoice.objects.filter(pk__in=[i.pk for i in invoices if i.partner_id == partner_id]).update(
+            issuer=issuer, recipient=recipient_snapshot(partner))
+    for invoice in invoices:
+        invoice.issuer, invoice.recipient = issuer, recipient_snapshot(partners[invoice.partner_id])
     today = utc_date(timezone.now())
     for invoice, number in zip(invoices, numbers_take([i.kind for i in invoices]), strict=True):
         invoice.number = number

@@ -32,7 +32,7 @@ from invoicing.models import (
 from invoicing.rating import CI, INV, RatedLine, rate_partners_month
 from invoicing.selectors import billed_units_by_partner, first_months, statement_figures, unbilled_first_months
 from invoicing.services.errors import BillingError
-from invoicing.services.ledger import _issue_all, _statement_set
+from invoicing.services.ledger import _issue_all, _statement_set, company_details_missing, partner_details_missing
 from invoicing.trueups import TRUE_UP_TYPES, measured_issued, measured_now, true_up_lines
 from partners.models import Customer, Partner, payment_due_date
 from partners.terms import TermsBook
@@ -75,6 +75,17 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
             if not partners.exists():
                 raise BillingError(f"unknown partner {partner_slug!r}")
         partner_ids = list(partners.values_list("pk", flat=True))
+    held: list[str] = []
+    if not draft:
+        # no invoice without the legal details (billing-rules 4.13): without the company's, nothing is billed;
+        # a partner without its billing address is left out, and named once the others are billed
+        refused = company_details_missing()
+        if refused:
+            raise BillingError(f"invoices cannot be issued: {'; '.join(refused)}")
+        partners = Partner.objects.filter(pk__in=partner_ids).order_by("slug")
+        lacking = {p.pk: partner_details_missing(p) for p in partners}
+        held = [reason for reasons in lacking.values() for reason in reasons]
+        partner_ids = [pk for pk in partner_ids if not lacking.get(pk)]
     size = max(1, batch_size or settings.BILLING_BATCH_PARTNERS)
     documents: list[Invoice] = []
     for start in range(0, len(partner_ids), size):
@@ -88,6 +99,8 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
                            exc_info=True)
             for partner_id in batch:
                 documents += _bill_batch(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
+    if held:
+        raise BillingError(f"{len(documents)} document(s) issued for the others; not billed: {'; '.join(held)}")
     return documents
 
 

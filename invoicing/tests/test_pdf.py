@@ -93,7 +93,7 @@ def test_ci_shows_every_section_in_order_with_its_figures(seat_days):
     assert -1 not in positions, positions
     assert positions == sorted(positions), "sections out of order"
 
-    assert "CI-0002" in text and "BrightDesk MSP" in text and "MSP Billing" in text
+    assert "CI-0002" in text and "BrightDesk MSP" in text and "Company profile not filled in" in text
     assert "Invoice month May 2026" in text
     for child in invoice.children.all():
         assert shown(child.due_date) in text

@@ -49,8 +49,9 @@ class PartnerForm(DatedTermsForm):
     class Meta:
         model = Partner
         fields = ("slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails",
-                  "billing_portal_url")
-        widgets = {"billing_emails": forms.Textarea(attrs={"rows": 2, "cols": 60})}
+                  "billing_portal_url", "billing_address", "tax_id", "purchase_order")
+        widgets = {"billing_emails": forms.Textarea(attrs={"rows": 2, "cols": 60}),
+                   "billing_address": forms.Textarea(attrs={"rows": 4, "cols": 60})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -97,6 +98,9 @@ class PartnerAdmin(TermsHistoryMixin, PageStatsMixin, WriteServicesMixin, FileIm
         (None, {"fields": ("name", "slug")}),
         ("Billing", {"fields": ("currency", "tax_rate", "payment_terms_days", "billing_emails",
                                 "billing_portal_url")}),
+        ("On its invoices", {"fields": ("billing_address", "tax_id", "purchase_order"),
+                             "description": "Printed in the Billed to block of every invoice and credit note "
+                                            "issued to this partner (billing-rules 4.13)."}),
         ("Terms over time", {"fields": ("terms_effective_from", "terms_history_table")}),
         ("Seats now", {"fields": ("seat_summary", "links")}),
         ("Record", {"fields": ("created_at", "updated_at"), "classes": ("collapse",)}),

@@ -70,7 +70,8 @@ def test_partner_create_writes_and_audits_with_the_partner_snapshot():
     [entry] = entries("partner.create")
     assert entry.after == partner_snapshot(partner) == {
         "slug": "zeta", "name": "Zeta IT", "currency": "EUR", "tax_rate": "19", "payment_terms_days": 30,
-        "billing_emails": "", "billing_portal_url": ""}
+        "billing_emails": "", "billing_portal_url": "", "billing_address": "", "tax_id": "",
+        "purchase_order": ""}
     assert (entry.before, entry.partner_id, entry.actor_label, entry.object_id) == (None, partner.pk, "tester",
                                                                                     str(partner.pk))
 

@@ -42,6 +42,7 @@ from billing.core.periods import Period, format_instant
 from billing.demo import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
+    COMPANY_PROFILE,
     CUSTOMERS,
     DEMO_PARTNERS,
     INVENTORIES,
@@ -59,7 +60,7 @@ from billing.demo import (
     services,
     tenant_usage_rows,
 )
-from invoicing.models import Invoice, InvoiceKind, InvoiceState, Payment
+from invoicing.models import CompanyProfile, Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.services import billing_run, credit_note_issue, invoice_pdf_store, payment_record
 from partners.models import Partner, PartnerUser
 
@@ -74,6 +75,8 @@ class Command(BaseCommand):
         first = current.previous().previous().previous()
         with transaction.atomic():
             self._superuser()
+            if not CompanyProfile.objects.exists():
+                CompanyProfile.objects.create(**COMPANY_PROFILE)
             existing = set(Partner.objects.filter(slug__in=DEMO_PARTNERS).values_list("slug", flat=True))
             missing = [slug for slug in DEMO_PARTNERS if slug not in existing]
             if not missing:
@@ -153,8 +156,8 @@ class Command(BaseCommand):
 
         latest = now - timedelta(minutes=1)
         files = [
-            ("partners", csv_text(["slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails"],
-                              mine(PARTNERS, "slug"))),
+            ("partners", csv_text(["slug", "name", "currency", "tax_rate", "payment_terms_days", "billing_emails",
+                                   "billing_address", "tax_id", "purchase_order"], mine(PARTNERS, "slug"))),
             ("customers", csv_text(["partner", "slug", "name", "seat_cap", "host_limit", "payment_terms_days",
                                 "rmm_organization"], mine(CUSTOMERS))),
             ("services", csv_text(SERVICE_COLUMNS, mine(services(first)))),
