@@ -101,7 +101,6 @@ def is_postgres():
 
 
 def pytest_report_header(config):
-
     return f"database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
 
 

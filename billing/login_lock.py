@@ -29,7 +29,6 @@ def audit_lock(sender, request, username, ip_address, **kwargs):
     """Every lock is audited once: which account, from which address, on which sign-in page (the attempts
     refused while it holds write nothing more, so that a guesser cannot flood the log)."""
 
-
     recent = AuditLog.objects.filter(action=AuditAction.LOGIN_LOCKED,
                                      at__gte=timezone.now() - settings.AXES_COOLOFF_TIME)
     recent = recent.filter(Q(after__username=username) | Q(after__ip_address=ip_address))

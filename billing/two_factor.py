@@ -65,7 +65,6 @@ class CodeForm(forms.Form):
 def two_factor(request):
     """Enroll an authenticator app, or give a code from it (or a recovery code)."""
 
-
     def page(**context):  # in the admin's frame: its title, its header
         frame = {**admin.site.each_context(request), "is_nav_sidebar_enabled": False, "available_apps": []}
         return render(request, "admin/two_factor.html", {**frame, **context})

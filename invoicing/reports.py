@@ -119,7 +119,6 @@ def invoice_lines_xlsx(invoice: Invoice, *, title: str | None = None) -> bytes:
     """One invoice's lines (drafts included) with the invoice-lines report's columns, as a spreadsheet:
     the admin's XLSX download and the attachment of a CI whose PDF shows subtotals."""
 
-
     stream = io.BytesIO()
     lines = invoice.lines.select_related("customer", "service").order_by("position", "pk")
     write_xlsx(InvoiceLinesReport.columns, (line_row(line, invoice) for line in lines), stream,
@@ -138,8 +137,6 @@ class BillingGapsReport(Report):
     columns = ("partner", "service", "period", "customer", "billed", "expected", "difference")
 
     def rows(self, options: ReportOptions):
-
-
         partners = Partner.objects.order_by("slug")
         if options.partner:
             partners = partners.filter(slug=options.partner)

@@ -118,14 +118,11 @@ def statement_sources(invoice, *, pending=()):
 
 
 def _issued(pending=()):
-
-
     return Q(state=InvoiceState.ISSUED) | Q(pk__in=list(pending)) if pending else Q(state=InvoiceState.ISSUED)
 
 
 def _previous_cis(invoices, issued) -> dict:
     """{partner id: the CI before each invoice (one per partner), or None}, in one query."""
-
 
     previous = {invoice.partner_id: None for invoice in invoices}
     by_date = defaultdict(list)  # the CIs of a run's month share their date: one condition per date
@@ -159,7 +156,6 @@ def statement_figures(invoices, *, pending=()) -> dict[int, tuple]:
     The rule is the same, written as one statement for all the CIs: each CI's partner, date and
     previous CI are a row that payments and documents are joined to. The sums are exact in the
     currency (SQLite sums decimals as floats)."""
-
 
     previous = _previous_cis(invoices, _issued(pending))
     figures = {invoice.partner_id: (previous[invoice.partner_id], ZERO, ZERO, ZERO) for invoice in invoices}
@@ -206,7 +202,6 @@ def invoice_document(invoice) -> dict:
     as known when it was issued), so the listed items add up to the figures they explain.
     """
 
-
     lines = list(invoice.lines.select_related("service", "customer", "child__customer").order_by("position", "pk"))
     charges = [line for line in lines if line.line_type != LineType.TAX]
     children = sorted(invoice.children.select_related("customer"), key=_child_order)
@@ -245,8 +240,6 @@ def invoice_document(invoice) -> dict:
 
 
 def _detailed(invoice, charge_lines: int) -> bool:
-
-
     return invoice.kind != InvoiceKind.CI or charge_lines <= settings.INVOICE_PDF_DETAIL_MAX_LINES
 
 
@@ -368,7 +361,6 @@ def balance_at(partner, on: date | None = None, *, known_at=None):
     records dated earlier (a payment entered late) count from the next CI on.
     """
 
-
     documents = Invoice.objects.filter(partner_id=partner.pk, state=InvoiceState.ISSUED)
     payments = Payment.objects.filter(partner_id=partner.pk)
     if on is not None:
@@ -401,14 +393,12 @@ def money_total(queryset, field: str, currency: str) -> Decimal:
     """A database sum of amounts, exact: SQLite sums decimals as floats, so the sum (of amounts already
     rounded to the currency) is brought back to the currency's places."""
 
-
     value = queryset.aggregate(s=Sum(field))["s"]
     return quantize_money(Decimal(value), currency) if value is not None else ZERO
 
 
 def first_months(partner_ids: list[int]) -> dict[int, Period]:
     """{partner id: the month of its first service or one-time charge} (partners with neither are absent)."""
-
 
     firsts: dict[int, date] = {}
     for model, field in ((Service, "start_date"), (OneTimeCharge, "date")):
@@ -443,7 +433,6 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period
     (the month being billed), every month of a service's life before it that no line billed counts as billed
     at 0 units from its 1st (or the start date), so that its units are prorated on the next CI: no month is
     left unbilled (billing-rules 4.12)."""
-
 
     billed: dict[int, dict[tuple[int, Period], BilledUnits]] = {pk: {} for pk in partner_ids}
     services: dict[int, list[tuple]] = defaultdict(list)  # partner id: [(service id, start, end)]

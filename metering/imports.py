@@ -135,7 +135,6 @@ def _usage_values(snapshot: UsageSnapshot) -> dict:
 
 
 def _audit_per_customer(ctx: ImportContext, action: str, counts: dict[int, dict]) -> None:
-
     customers = Customer.objects.in_bulk(list(counts))
     AuditLog.objects.bulk_create(
         audit_entry(actor=ctx.actor, action=action, obj=customers[cid], partner_id=customers[cid].partner_id,

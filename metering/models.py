@@ -228,7 +228,6 @@ class RmmIntegration(models.Model):
         return f"{self.partner} ({self.get_kind_display()})"
 
     def clean(self):
-
         errors = {}
         bad = []
         for line in self.filters:

@@ -118,7 +118,6 @@ def _enqueue_notice(notice_id: int) -> None:
     # a named cycle: the task sends the notice with unit_change_notice_send, in this module
     from metering.tasks import send_unit_change_notice_task  # noqa: PLC0415
 
-
     try:
         send_unit_change_notice_task.delay(notice_id)
     except Exception:  # the inventory is committed: never fail the sync over a queue outage

@@ -122,7 +122,6 @@ def _as_date(value) -> date:
 
 
 def _tables():
-
     q = connection.ops.quote_name
     return {
         "days": Day._meta.db_table, "snap": UsageSnapshot._meta.db_table, "susp": Suspension._meta.db_table,

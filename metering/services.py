@@ -423,7 +423,6 @@ USAGE_SNAPSHOT_FIELDS = ("users_count", "storage_bytes", "messages_count")
 
 
 def _lock_customer(customer):
-
     return Customer.objects.select_for_update().get(pk=customer.pk)
 
 
@@ -431,7 +430,6 @@ def _lock_customer(customer):
 def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension:
     """Suspend the tenant now (billing-rules 3.6: counting stops from the next whole day). A tenant already
     suspended is refused, as a tenant-events import refuses a double suspend."""
-
 
     customer = _lock_customer(customer)
     current = Suspension.objects.filter(customer=customer, unsuspended_at__isnull=True).first()
@@ -449,7 +447,6 @@ def tenant_suspend(*, customer, actor: Actor, source: str = "api") -> Suspension
 @transaction.atomic
 def tenant_unsuspend(*, customer, actor: Actor, source: str = "api") -> Suspension:
     """End the tenant's open suspension now (billing-rules 3.6: the day it happens counts)."""
-
 
     customer = _lock_customer(customer)
     suspension = Suspension.objects.select_for_update().filter(customer=customer, unsuspended_at__isnull=True).first()
@@ -472,7 +469,6 @@ def usage_snapshot_record(*, customer, date: date, users_count: int, storage_byt
     Returns (snapshot, outcome) with outcome "created", "updated" or "unchanged"; an unchanged
     snapshot is not written again (recording the same values twice = once). A future date is refused.
     """
-
 
     if date > utc_date(timezone.now()):
         raise ValidationError({"date": f"{date} is in the future"})

@@ -295,7 +295,6 @@ def _clean(cursor, header: list[str], columns: list[str], scan: _Scan) -> Staged
 
 # --- rmm_in applied as inventory_apply applies its agents ---------------------------------------------------------
 def _apply_notified(ctx: ImportContext, staged: Staged) -> InventoryResult:
-
     partner = ctx.state["partner"]
     try:
         return unit_notices_around(partner=partner, as_of=ctx.as_of,

@@ -150,7 +150,6 @@ class TermsBook:
     as it stood on `day` (a copy with the terms then in force; the object itself when it never changed)."""
 
     def __init__(self, objects=()):
-
         self.pieces: dict[tuple[str, int], list[Piece]] = {}
         by_kind: dict[str, set[int]] = {}
         for obj in objects:

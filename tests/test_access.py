@@ -241,7 +241,6 @@ def test_imports_take_the_add_permission_exports_the_view_permission(client, gro
 
 
 def test_an_auditor_import_writes_nothing(auditor, world):
-
     upload = SimpleUploadedFile("partners.csv", b"slug,name\nsneaky,Sneaky MSP\n", content_type="text/csv")
     response = auditor.post(admin_url(Partner, "import"), {"import_file": upload, "format": "0", "resource": "0"})
     assert response.status_code == 403
@@ -258,7 +257,6 @@ ACTIONS = {
 
 
 def test_the_clerk_has_every_action_and_the_auditor_none(client, groups, world):
-
     for model, names in {**ACTIONS, Service: {"get_units_now"}}.items():
         _login(client, CLERK)
         assert names <= action_names(client.get(admin_url(model))), model

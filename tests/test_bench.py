@@ -32,7 +32,6 @@ def bench_module():
 
 @pytest.mark.django_db
 def test_the_benchmark_runs_at_a_tiny_size_and_its_results_are_right(tmp_path):
-
     environment = dict(os.environ)
     bench = bench_module()
     assert dict(os.environ) == environment  # importing it changes nothing for the tests that follow

@@ -51,7 +51,6 @@ def partners_with_flat_plans(count: int) -> None:
 
 @pytest.fixture
 def redis_worker(settings):
-
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "result_backend")}
     app.conf.update(broker_url=REDIS_URL, task_always_eager=False, result_backend=None)
     reset_pool()

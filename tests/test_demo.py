@@ -75,7 +75,6 @@ def demo():
 
 
 def test_demo_ends_with_issued_invoices_of_every_kind_with_pdfs(demo):
-
     issued = Invoice.objects.filter(state=InvoiceState.ISSUED)
     assert set(issued.values_list("kind", flat=True)) == {InvoiceKind.CI, InvoiceKind.INV, InvoiceKind.CN}
     assert not issued.filter(pdf="").exists()

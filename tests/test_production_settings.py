@@ -207,7 +207,6 @@ def test_every_portal_page_runs_under_the_strict_csp_with_nothing_inline(client,
 
 
 def test_the_portal_stylesheet_is_served_from_static_files():
-
     path = finders.find("portal/portal.css")
     assert path and ".bar rect" in Path(path).read_text()
 

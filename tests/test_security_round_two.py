@@ -84,8 +84,6 @@ def test_a_possible_date_filter_still_works(admin_client):
 
 # --- 9. a member whose name holds "/" can be removed through the API -----------------------------------------
 def test_a_member_named_with_a_slash_is_removed_through_the_api(client):
-
-
     partner = PartnerFactory(slug="fabrikam")
     CustomerFactory(partner=partner, slug="fabrikam-law")
     _, key = api_key_create(partner=partner, actor=Actor(label="test"))
@@ -102,7 +100,6 @@ def test_a_member_named_with_a_slash_is_removed_through_the_api(client):
 # --- 10. an API body over the size limit answers 413 in the API's JSON shape -------------------------------
 @pytest.mark.parametrize("debug", [True, False])
 def test_an_api_body_over_the_limit_is_a_413_in_json(client, settings, debug):
-
     settings.DEBUG = debug
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     partner = PartnerFactory(slug="fabrikam")
@@ -117,14 +114,12 @@ def test_an_api_body_over_the_limit_is_a_413_in_json(client, settings, debug):
 
 # --- 1. scheduled jobs: changing, enabling, disabling or running one needs the change permission, audited -----
 def beat_tasks():
-
     return PeriodicTask.objects.order_by("name")
 
 
 @pytest.mark.parametrize("action", ["enable_tasks", "disable_tasks", "toggle_tasks", "run_tasks"])
 @pytest.mark.parametrize("group", ["Auditor", "Billing clerk"])
 def test_staff_without_the_change_permission_cannot_use_the_job_actions(client, action, group):
-
     apply_group_migrations()
     staff = _login(client, group)
     enabled = dict(beat_tasks().values_list("pk", "enabled"))
@@ -139,8 +134,6 @@ def test_staff_without_the_change_permission_cannot_use_the_job_actions(client, 
 
 
 def test_a_superuser_disabling_and_running_jobs_is_audited_by_name(admin_client, admin_user, monkeypatch):
-
-
     billing_job = PeriodicTask.objects.get(task="invoicing.tasks.run_daily_billing_task")
     response = admin_client.post(admin_url(PeriodicTask), {"action": "disable_tasks",
                                                            "_selected_action": [billing_job.pk]})
@@ -158,9 +151,6 @@ def test_a_superuser_disabling_and_running_jobs_is_audited_by_name(admin_client,
 
 
 def test_a_billing_job_run_by_hand_names_who_asked_on_what_it_issues(data_dir):
-
-
-
     replay(data_dir / "seat-days-basic", upto_billing=False)
     with time_machine.travel(datetime(2026, 5, 1, 0, 30, tzinfo=UTC), tick=False):
         run_daily_billing_task(requested_by="alice (admin, run by hand)")
@@ -171,7 +161,6 @@ def test_a_billing_job_run_by_hand_names_who_asked_on_what_it_issues(data_dir):
 # --- 2. sign-ins are throttled: a lock by account and by address, lifted after the cool-off ---------------------
 @pytest.fixture
 def partner_user(db):
-
     user = UserFactory(username="lock-owner")
     user.set_password("right-password")
     user.save()
@@ -185,8 +174,6 @@ def sign_in(client, url, username, password, address="203.0.113.7"):
 
 @pytest.mark.parametrize("url", ["/portal/login/", "/admin/login/"])
 def test_an_account_is_locked_after_the_configured_failures_then_unlocked(client, partner_user, settings, url):
-
-
     if url.startswith("/admin"):
         partner_user.is_staff = True
         partner_user.save()
@@ -216,7 +203,6 @@ def test_an_address_guessing_many_accounts_is_locked(client, partner_user, setti
 # --- 8. money writes are done once: a one-time form token, and the API's Idempotency-Key ------------------------
 @pytest.fixture
 def seat_buyer(db):
-
     partner = PartnerFactory(slug="buyer")
     customer = CustomerFactory(partner=partner, slug="buyer-law")
     service = ServiceFactory(partner=partner, customer=customer, code="seats", method=Method.SEAT_DAYS,
@@ -227,12 +213,10 @@ def seat_buyer(db):
 
 
 def once_token(page) -> str:
-
     return re.search(r'name="once_token" value="([0-9a-f]{32})"', page.content.decode()).group(1)
 
 
 def test_add_seats_sent_five_times_buys_once(client, seat_buyer):
-
     user, service = seat_buyer
     client.force_login(user)
     token = once_token(client.get("/portal/seats/add/"))
@@ -248,7 +232,6 @@ def test_add_seats_sent_five_times_buys_once(client, seat_buyer):
 
 
 def test_a_refused_purchase_keeps_no_token_and_can_be_sent_again_corrected(client, seat_buyer):
-
     user, service = seat_buyer
     client.force_login(user)
     token = once_token(client.get("/portal/seats/add/"))
@@ -262,9 +245,6 @@ def test_a_refused_purchase_keeps_no_token_and_can_be_sent_again_corrected(clien
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_five_concurrent_identical_purchases_buy_once(seat_buyer):
-
-
-
     user, service = seat_buyer
     first = Client()
     first.force_login(user)
@@ -291,7 +271,6 @@ def test_five_concurrent_identical_purchases_buy_once(seat_buyer):
 
 
 def test_an_api_write_with_an_idempotency_key_is_done_once(client):
-
     partner = PartnerFactory(slug="keyed")
     CustomerFactory(partner=partner, slug="keyed-law")
     _, key = api_key_create(partner=partner, actor=Actor(label="test"))
@@ -315,7 +294,6 @@ def test_an_api_write_with_an_idempotency_key_is_done_once(client):
 
 # --- password reset by email for portal users, and an Owner resetting a member's access ------------------------
 def test_a_portal_user_resets_the_password_by_email_end_to_end(client, partner_user, mailoutbox):
-
     partner_user.email = "owner@locky.example"
     partner_user.save()
     assert 'href="/portal/password/reset/"' in client.get("/portal/login/").content.decode()
@@ -345,7 +323,6 @@ def test_password_reset_requests_are_rate_limited(client, partner_user, mailoutb
 
 
 def test_an_owner_resets_a_team_members_access(client, partner_user, mailoutbox):
-
     tech = UserFactory(username="locky-tech", email="tech@locky.example")
     tech.set_password("old-password")
     tech.save()
@@ -365,13 +342,11 @@ def test_an_owner_resets_a_team_members_access(client, partner_user, mailoutbox)
 
 # --- a second factor (TOTP) for staff in the admin ---------------------------------------------------------------
 def totp_now(user) -> str:
-
     device = TOTPDevice.objects.get(user=user)
     return f"{TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift).token():06d}"
 
 
 def test_a_superuser_must_enroll_a_second_factor_when_it_is_on(client, admin_user, settings):
-
     settings.ADMIN_TWO_FACTOR = True
     settings.OTP_TOTP_THROTTLE_FACTOR = 0  # django-otp delays the attempt after a wrong code; not this test's point
     client.force_login(admin_user)
@@ -399,7 +374,6 @@ def test_a_superuser_must_enroll_a_second_factor_when_it_is_on(client, admin_use
 
 
 def test_the_billing_clerk_group_must_give_a_second_factor_and_the_auditor_need_not(client, settings):
-
     settings.ADMIN_TWO_FACTOR = True
     apply_group_migrations()
     assert _login(client, CLERK).get("/admin/").status_code == 302
@@ -413,7 +387,6 @@ def test_without_the_setting_no_second_factor_is_asked(admin_client, settings):
 
 
 def test_the_production_settings_require_a_second_factor():
-
     code = ("import django; django.setup(); from django.conf import settings; print(settings.ADMIN_TWO_FACTOR)")
     env = {"DJANGO_SETTINGS_MODULE": "billing.settings.production", "SECRET_KEY": "x" * 60,
            "ALLOWED_HOSTS": "billing.example.com", "CACHE_URL": "locmemcache://", "PATH": "/usr/bin:/bin"}
@@ -422,9 +395,6 @@ def test_the_production_settings_require_a_second_factor():
 
 
 def test_the_admins_money_forms_sent_twice_write_once(admin_client):
-
-
-
     partner = PartnerFactory(slug="twice")
     invoice = Invoice.objects.create(
         partner=partner, kind=InvoiceKind.CI, number="CI-TW1", state=InvoiceState.ISSUED,

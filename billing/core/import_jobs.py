@@ -170,7 +170,6 @@ def _csv_path(job: ImportJob) -> Path:
 
 
 def _xlsx_to_csv(source: Path, target: Path) -> None:
-
     with source.open("rb") as stream:  # a file object: openpyxl judges a path by its suffix
         try:
             book = load_workbook(stream, read_only=True, data_only=True)

@@ -80,7 +80,6 @@ def write_csv(columns: Iterable[str], rows: Iterable[dict], stream) -> int:
 
 
 def write_xlsx(columns: Iterable[str], rows: Iterable[dict], stream, title: str = "report") -> int:
-
     columns = list(columns)
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet(title=title[:31])

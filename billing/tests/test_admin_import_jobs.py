@@ -138,7 +138,6 @@ def test_a_file_refused_at_import_time_writes_nothing_and_says_why(clerk, acme):
 
 
 def test_a_workbook_is_read_as_its_first_sheet(clerk, acme):
-
     book = Workbook()
     sheet = book.active
     sheet.append(["partner", "slug", "name", "host_limit"])

@@ -49,8 +49,6 @@ def test_admin_creates_a_key_shows_it_once_and_revokes_it(client):
 def test_last_used_is_kept_to_the_minute_not_written_on_every_request(db, time_machine):
     """A client polling many times a second would write the key's row on every request."""
 
-
-
     start = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     time_machine.move_to(start, tick=False)
     api_key, key = api_key_create(partner=PartnerFactory(), actor=Actor(label="test"))

@@ -41,7 +41,6 @@ pytestmark = [
 def portal_data(data_dir):
     """brightdesk from the worked example, an Owner login, and a little seat churn in the chart's window."""
 
-
     replay(data_dir / "seat-days-basic")
     partner = Partner.objects.get(slug="brightdesk")
     user = UserFactory(username="dana", first_name="Dana", last_name="Owner", password="portal-pass-123")
@@ -85,7 +84,6 @@ def shoot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
 
 @pytest.mark.django_db(transaction=True)
 def test_owner_uses_the_portal_in_chromium(portal_data, browser_page, live_server, tmp_path):
-
     page = browser_page
     page.goto(f"{live_server.url}/portal/")
     assert "/portal/login/" in page.url  # anonymous: to the login page

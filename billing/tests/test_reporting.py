@@ -162,8 +162,6 @@ def test_statements_xlsx_export_escapes_customer_names(hostile_customers, tmp_pa
 def test_xlsx_shows_decimals_with_their_places(tmp_path):
     """Quantities keep 4 places and money 2 in the workbook, not 4 and 80 (billing-rules 2)."""
 
-
-
     path = tmp_path / "r.xlsx"
     with path.open("wb") as stream:
         write_xlsx(["quantity", "amount"], [{"quantity": Decimal("4.0000"), "amount": Decimal("80.00")}], stream)

@@ -30,6 +30,5 @@ def test_debug_off_with_secrets_starts():
 
 
 def test_embedded_defaults_need_no_environment():
-
     assert settings.TIME_ZONE == "UTC" and settings.USE_TZ
     assert settings.CELERY_TASK_ALWAYS_EAGER

@@ -65,7 +65,6 @@ def test_tax_is_the_exact_product_rounded_once(taxable, rate, currency):
     ("909090909.0910", False),  # 909,090,909,091.00 + 90,909,090,909.10: one invoice cannot hold it
 ])
 def test_the_admin_and_the_import_agree_on_a_charge_too_large_with_its_tax(unit_price, fits):
-
     partner = PartnerFactory(slug="taxed", tax_rate=Decimal("10"))
     row = {"partner": partner.pk, "description": "Racks", "quantity": "1000", "unit_price": unit_price,
            "date": "2026-06-01", "taxable": True}

@@ -19,7 +19,6 @@ def number_postings(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("invoicing", "0004_billing_after_sync"),
     ]

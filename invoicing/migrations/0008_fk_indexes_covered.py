@@ -7,7 +7,6 @@ from billing.core.migration_ops import fk_index_dropped
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('invoicing', '0007_billing_beat_name'),
         ('partners', '0011_fk_indexes_covered'),

@@ -56,8 +56,6 @@ def invoice_emails_enqueue(invoice_ids: list[int]) -> None:
 def invoice_email_send(*, invoice: Invoice) -> Invoice:
     """Email an issued invoice's PDF to the partner's billing contacts, once."""
 
-
-
     invoice = Invoice.objects.select_for_update().select_related("partner").get(pk=invoice.pk)
     if invoice.emailed_at is not None or not invoice.is_issued:
         return invoice
@@ -92,7 +90,6 @@ def invoice_email_send(*, invoice: Invoice) -> Invoice:
 def invoice_pdf_store(*, invoice: Invoice) -> Invoice:
     """Render the PDF and keep it with the invoice (pdf_version counts renderings); issued invoices
     allow this one change."""
-
 
     content = pdf.render_invoice_pdf(invoice)
     invoice.pdf_version += 1

@@ -215,7 +215,6 @@ def _tune_session() -> None:
     """PostgreSQL: more sort memory for this transaction (`BILLING_WORK_MEM`): the seat-days of a batch
     sort every seat of its members, which spills to disk under the server's default of 4 MB."""
 
-
     if connection.vendor == "postgresql" and settings.BILLING_WORK_MEM:
         with connection.cursor() as cursor:
             cursor.execute("SELECT set_config('work_mem', %s, true)", [settings.BILLING_WORK_MEM])

@@ -354,7 +354,6 @@ def test_issue_drafts_action_numbers_them_in_date_order(clerk, data_dir, cli):
 
 
 def test_issue_drafts_sent_twice_from_one_page_issues_once(clerk, data_dir, cli):
-
     replay(data_dir / "seat-days-basic", upto_billing=False)
     cli("run_billing", "--through", "2026-04-01", "--draft")
     draft = Invoice.objects.drafts().get()
@@ -445,7 +444,6 @@ def test_one_time_charges_have_an_import_button(clerk, billed):
 
 
 def test_payment_amount_places_follow_the_invoice_currency():
-
     invoice = Invoice(currency="JPY", issue_date=date(2026, 4, 1), amount_due=Decimal("5000"), number="INV-0001",
                       state=InvoiceState.ISSUED)
     form = InvoicePaymentForm({"amount": "10.5", "paid_on": "2026-04-02"}, invoice=invoice)

@@ -94,7 +94,6 @@ def test_a_payment_in_the_currencys_places_within_the_invoices_life_is_accepted(
     ("-3", "2026-06-05", "amount"),
 ])
 def test_the_import_the_admin_and_the_service_refuse_alike(amount, paid_on, column):
-
     partner = PartnerFactory(slug="payer")
     ServiceFactory(partner=partner, code="portal", method=Method.FLAT, unit_price=Money(30, "USD"),
                    start_date=date(2026, 6, 1))

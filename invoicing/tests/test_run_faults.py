@@ -276,7 +276,6 @@ def test_a_broker_that_cannot_be_reached_is_tried_once_and_the_daily_job_sends_t
     (not three publish retries for each of hundreds of invoices), one log line names them, and the daily job
     sends each email once the broker is back."""
 
-
     tries = []
 
     def unreachable(args, **options):

@@ -105,14 +105,12 @@ def charlie_waiting(worker: subprocess.Popen, tmp_path: Path) -> int:
 def fan_out() -> None:
     """What the daily job queues with BILLING_TASK_PARTNERS=1: a batch of one partner per task, in order."""
 
-
     ids = list(Partner.objects.order_by("slug").values_list("pk", flat=True))
     group(bill_partners_task.s([pk], THROUGH.isoformat()) for pk in ids).apply_async(queue=BILLING_QUEUE)
 
 
 @pytest.fixture
 def redis_broker():
-
     saved = {key: app.conf[key] for key in ("broker_url", "task_always_eager", "result_backend")}
     app.conf.update(broker_url=REDIS_URL, task_always_eager=False, result_backend=None)
     reset_pool()

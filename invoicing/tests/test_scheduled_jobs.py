@@ -17,7 +17,6 @@ pytestmark = pytest.mark.django_db
 
 
 def test_beat_entries_exist_and_name_real_tasks():
-
     app.loader.import_default_modules()
     entries = dict(PeriodicTask.objects.values_list("task", "enabled"))
     for task in ("invoicing.tasks.run_daily_billing_task", "invoicing.tasks.refresh_payment_statuses_task",
@@ -40,7 +39,6 @@ def test_daily_billing_fans_out_per_partner_and_is_idempotent(data_dir):
 
 @pytest.mark.parametrize("per_task", [1, 25])
 def test_daily_billing_gives_each_task_a_batch_of_partners(data_dir, settings, monkeypatch, per_task):
-
     replay(data_dir / "seat-days-basic", upto_billing=False)
     replay(data_dir / "per-host-and-licenses", upto_billing=False)
     settings.BILLING_TASK_PARTNERS = per_task

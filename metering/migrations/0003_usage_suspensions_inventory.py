@@ -5,7 +5,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('metering', '0002_fill_calendar'),
         ('partners', '0004_service_rmm_parts'),

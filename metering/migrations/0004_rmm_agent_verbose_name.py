@@ -4,7 +4,6 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('metering', '0003_usage_suspensions_inventory'),
     ]

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('metering', '0004_rmm_agent_verbose_name'),
         ('partners', '0004_service_rmm_parts'),

@@ -5,7 +5,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('metering', '0006_inventory_sync_beat_schedule'),
         ('partners', '0006_partner_billing_portal_url'),

@@ -7,7 +7,6 @@ from billing.core.migration_ops import fk_index_dropped
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('metering', '0007_presence_constraints'),
         ('partners', '0011_fk_indexes_covered'),

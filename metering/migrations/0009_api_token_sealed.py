@@ -25,7 +25,6 @@ def open_tokens(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("metering", "0008_fk_indexes_covered"),
     ]

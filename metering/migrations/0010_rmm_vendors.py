@@ -15,7 +15,6 @@ def json_to_rest(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('metering', '0009_api_token_sealed'),
     ]

@@ -287,7 +287,6 @@ def test_importing_tenant_events_through_the_admin_merges_the_history(clerk, wor
     ("suspension", "suspensionresource", ["partner", "customer", "suspended_at", "unsuspended_at"]),
 ])
 def test_exports_use_the_file_columns(clerk, world, model, resource, columns):
-
     formats = [f.__name__ for f in UsageSnapshotAdmin(UsageSnapshot, None).get_export_formats()]
     data = {"format": formats.index(CSV.__name__), "resource": "0", **{f"{resource}_{c}": "on" for c in columns}}
     response = clerk.post(url(model, "export"), data)

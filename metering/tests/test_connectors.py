@@ -187,7 +187,6 @@ def test_the_collector_checks_text_as_the_rmm_assets_import_does(value):
 
 
 def test_the_collector_names_bad_typed_agents_and_keeps_the_first_of_twins():
-
     agents = Agents()
     agents.add("a", agent_id=" 1 ", machine_name="PC", organization="ACME", group="ws", views=["b", "a", "a"],
                last_seen=datetime(2026, 5, 1, 10, tzinfo=UTC))

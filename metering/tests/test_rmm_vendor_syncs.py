@@ -205,7 +205,6 @@ def test_vsa_a_wrong_token_fails_and_says_what_to_check(cli, tmp_path, vsa, keys
 
 
 def test_rmm_connect_updates_and_audits_without_the_secret(cli, tmp_path, vsa, keystone):
-
     connect(cli, tmp_path, keystone, "kaseya-vsa", vsa.url, USER, PAT, "--guard-percent", "35",
             "--bill-offline", "no", "--filter", "birchwood")
     connect(cli, tmp_path, keystone, "kaseya-vsa", vsa.url, USER, "pat-rotated")
@@ -224,7 +223,6 @@ def test_rmm_connect_updates_and_audits_without_the_secret(cli, tmp_path, vsa, k
 
 
 def _actor():
-
     return Actor(label="test reviewer")
 
 

@@ -240,7 +240,6 @@ def test_a_connector_bug_or_an_apply_error_is_a_failed_run_that_writes_nothing(r
                                                       False)
     monkeypatch.undo()
 
-
     real_apply = metering.sync.inventory_apply
 
     def apply_then_fail(**kwargs):
@@ -314,7 +313,6 @@ def test_the_nightly_job_sends_notices_whose_email_never_left():
 
 
 def test_beat_runs_the_nightly_sync_at_two_utc():
-
     app.loader.import_default_modules()
     entry = PeriodicTask.objects.get(task="metering.tasks.sync_inventories_task")
     assert entry.enabled
@@ -474,8 +472,6 @@ def test_an_rmm_assets_import_that_changes_units_notifies_once(cli, csv_file, dj
     """billing-rules 3.7 and decision (ai), notification_emails: a unit change told once, whether it arrived by sync
     or by import."""
 
-
-
     partner = PartnerFactory(slug="imp")
     ServiceFactory(partner=partner, code="endpoints", method=Method.PER_ASSET, rmm_filter="ACME",
                    unit_price=Money("10.00", "USD"), notification_emails="noc@imp.example",
@@ -491,8 +487,6 @@ def test_an_rmm_assets_import_that_changes_units_notifies_once(cli, csv_file, dj
 
 def test_a_run_abandoned_by_its_process_is_marked_failed_by_the_nightly_job():
     """A sync whose worker died stays "running" only until the next nightly job (two hours at least)."""
-
-
 
     partner = PartnerFactory(slug="stuck")
     integration = RmmIntegration.objects.create(partner=partner, kind="folder", folder_path="/nonexistent")

@@ -72,7 +72,6 @@ def recorded(partner, as_of: date, agents: list[AgentRow]) -> None:
 
 
 def units(partner) -> dict[str, int]:
-
     services = list(Service.objects.filter(partner=partner).order_by("code"))
     got = asset_units_on(services=services, day=MAY_10)
     return {s.code: got[s.pk] for s in services}
@@ -221,7 +220,6 @@ def test_a_failed_fetch_applies_nothing(rmm, keystone):
 
 
 def test_only_staff_who_may_sync_can_decide(rmm, keystone, client):
-
     recorded(keystone, MAY_1, org("ACME", 10))
     rmm.agents = []
     run = sync(keystone)

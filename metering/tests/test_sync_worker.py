@@ -75,7 +75,6 @@ def calendar_filled() -> None:
     """A transactional test before this one flushed every table, the calendar that metering counts
     days on (filled by a data migration) included: fill it again, as the migration does."""
 
-
     if not Day.objects.exists():
         importlib.import_module("metering.migrations.0002_fill_calendar").fill(apps, None)
 

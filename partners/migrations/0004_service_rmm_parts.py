@@ -11,7 +11,6 @@ def split_filters(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('partners', '0003_alerts_beat_schedule'),
     ]

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('partners', '0004_service_rmm_parts'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

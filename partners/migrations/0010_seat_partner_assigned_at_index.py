@@ -4,7 +4,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('partners', '0009_admin_groups_invoice_lines'),
     ]

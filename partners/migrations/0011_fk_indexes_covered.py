@@ -7,7 +7,6 @@ from billing.core.migration_ops import fk_index_dropped
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('partners', '0010_seat_partner_assigned_at_index'),
     ]

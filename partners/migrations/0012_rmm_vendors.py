@@ -16,7 +16,6 @@ def filters_split_again(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('partners', '0011_fk_indexes_covered'),
     ]

@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('partners', '0014_idempotent_requests'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -4,7 +4,6 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("partners", "0015_import_jobs"),
         ("core", "0001_initial"),

@@ -25,7 +25,6 @@ def plural(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ('partners', '0016_kernel_models'),
     ]

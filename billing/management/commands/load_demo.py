@@ -99,7 +99,6 @@ class Command(BaseCommand):
         """One-time charges, the billing run through today, a few payments and a credit note, and the
         PDFs: the demo ends with issued invoices of every kind. Demo invoices are not emailed."""
 
-
         actor = Actor(label="load_demo")
         second = first.next()
         charges = [c for c in ONE_TIME_CHARGES if c["date"](second) <= now.date()]
