@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min, Q, Sum
+from django.db.models import Min, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from billing.core.money import ZERO, money_sum, quantize_money
@@ -25,6 +25,7 @@ from invoicing.models import (
     LineType,
     OneTimeCharge,
     Payment,
+    PaymentStatus,
 )
 from invoicing.pricing import BilledUnits, SeatDaysPrice, price_seat_days
 from metering.selectors import seat_days_by_service
@@ -483,6 +484,39 @@ def billed_units_by_partner(*, partner_ids: list[int], extra=(), through: Period
             units[key].postings[effective] = units[key].postings.get(effective, 0) + 1
             units[key].amounts[effective] = units[key].amounts.get(effective, ZERO) + amount
     return billed
+
+
+def with_settlement(invoices):
+    """Invoices with what was paid against each (`paid_sum`) and what its issued credit notes took off
+    (`credited_sum`, negative), for `open_amount`: two sub-selects, not a query per invoice."""
+    paid = (Payment.objects.filter(invoice=OuterRef("pk")).order_by().values("invoice")
+            .annotate(s=Sum("amount")).values("s"))
+    credited = (Invoice.objects.filter(credits=OuterRef("pk"), state=InvoiceState.ISSUED).order_by().values("credits")
+                .annotate(s=Sum("total")).values("s"))
+    return invoices.annotate(paid_sum=Subquery(paid), credited_sum=Subquery(credited))
+
+
+def open_amount(invoice: Invoice) -> Decimal | None:
+    """What is still to pay on this invoice itself (billing-rules 4.7): its total less the payments recorded
+    against it and what its credit notes took off, never below zero. None for a credit note or a draft. This
+    is the invoice's own remainder, not the account's balance printed on a CI (its amount due)."""
+    if invoice.kind == InvoiceKind.CN or not invoice.is_issued:
+        return None
+    if hasattr(invoice, "paid_sum"):
+        # SQLite sums decimals as floats: back to the currency's places (every amount summed has them)
+        paid = quantize_money(Decimal(invoice.paid_sum or 0), invoice.currency)
+        credited = -quantize_money(Decimal(invoice.credited_sum or 0), invoice.currency)
+    else:
+        paid = money_total(invoice.payments.all(), "amount", invoice.currency)
+        credited = -money_total(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED), "total",
+                                invoice.currency)
+    return max(ZERO, invoice.total - paid - credited)
+
+
+def partner_overdue(partner: Partner, today: date | None = None) -> Decimal:
+    """The part of the partner's balance that is past due: the open amounts of its overdue invoices."""
+    overdue = with_settlement(Invoice.objects.issued().filter(partner=partner, payment_status=PaymentStatus.OVERDUE))
+    return sum((open_amount(invoice) or ZERO for invoice in overdue), ZERO)
 
 
 def partner_balance(partner: Partner) -> Decimal:

@@ -36,6 +36,7 @@ from billing.portal.selectors import seat_chart, seat_services, seat_summaries
 from invoicing import pdf as invoice_pdf
 from invoicing.models import Invoice, InvoiceState, PaymentStatus
 from invoicing.reports import InvoiceLinesReport, PeriodsReport, line_row
+from invoicing.selectors import open_amount, partner_balance, partner_overdue, with_settlement
 from metering.reports import StatementsReport
 from partners.api_keys import api_key_create, api_key_revoke
 from partners.models import ApiKey, AuditLog, Customer, PartnerUser, SeatAssignment, SeatPurchase
@@ -132,7 +133,9 @@ def _issued_invoices(partner):
 @portal_view(roles=BILLING)
 def billing(request):
     partner = request.partner
-    invoices = list(_issued_invoices(partner).order_by("-issue_date", "-number"))
+    invoices = list(with_settlement(_issued_invoices(partner)).order_by("-issue_date", "-number"))
+    for invoice in invoices:
+        invoice.open = open_amount(invoice)  # what is still to pay on it, apart from the account's balance
     by_number = {invoice.number: invoice for invoice in invoices}
     periods = [
         {**row, "invoice": by_number.get(row["invoice_number"]),
@@ -142,6 +145,7 @@ def billing(request):
     ]
     periods.sort(key=lambda row: (row["period"], row["service"]), reverse=True)
     return _page(request, "billing", "billing.html", periods=periods, invoices=invoices,
+                 balance=partner_balance(partner), overdue=partner_overdue(partner),
                  billing_portal_url=partner.payment_portal_url,
                  statement_period=Period.of(_today()).previous())
 

@@ -15,6 +15,6 @@ page. The admin kit these pages build on is partners.admin.kit.
 Django's admin.autodiscover() imports this package: importing the area modules registers their admins.
 """
 
-from invoicing.admin import charges, company, invoices, lines, payments, services
+from invoicing.admin import charges, company, invoices, lines, partners, payments, services
 
-__all__ = ["charges", "company", "invoices", "lines", "payments", "services"]
+__all__ = ["charges", "company", "invoices", "lines", "partners", "payments", "services"]

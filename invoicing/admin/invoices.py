@@ -39,6 +39,7 @@ from invoicing.models import (
     PaymentStatus,
 )
 from invoicing.reports import invoice_lines_xlsx, shown_price
+from invoicing.selectors import open_amount, with_settlement
 from invoicing.services import (
     BillingError,
     credit_note_issue,
@@ -208,7 +209,7 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_list_template = "admin/invoicing/invoice/change_list.html"
     change_form_template = "admin/invoicing/invoice/change_form.html"
     list_display = ("number_shown", "kind_shown", "partner", "issued_on", "due_on", "total_shown",
-                    "amount_due_shown", "status_shown", "pdf_link")
+                    "open_shown", "status_shown", "pdf_link")
     list_display_links = ("number_shown",)
     list_filter = ("kind", "state", "payment_status", "partner", "issue_date")
     search_fields = ("number", "partner__slug", "partner__name")
@@ -272,7 +273,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                      object_id=object_id, object_repr=label, partner=partner, before=before)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("partner", "customer", "credits")
+        return with_settlement(super().get_queryset(request).select_related("partner", "customer", "credits"))
 
     def get_search_results(self, request, queryset, search_term):
         queryset, distinct = super().get_search_results(request, queryset, search_term)
@@ -328,9 +329,14 @@ class InvoiceAdmin(admin.ModelAdmin):
     def total_shown(self, obj):
         return money_html(obj.total, obj.currency)
 
-    @admin.display(description="amount due", ordering="amount_due")
-    def amount_due_shown(self, obj):
-        return money_html(obj.amount_due, obj.currency, strong=obj.is_issued and obj.kind != InvoiceKind.CN)
+    @admin.display(description="open on it")
+    def open_shown(self, obj):
+        """What is still to pay on this invoice itself; the account's balance is on the partner's page and,
+        as it stood at issue, on a CI's statement."""
+        remaining = open_amount(obj)
+        if remaining is None:
+            return EMPTY
+        return money_html(remaining, obj.currency, strong=remaining > 0)
 
     @admin.display(description="payment status", ordering="payment_status")
     def status_shown(self, obj):
@@ -390,8 +396,13 @@ class InvoiceAdmin(admin.ModelAdmin):
             return format_html('{} <span class="quiet">{}</span>', status_badge(obj), "a credit note is not paid")
         payments = list(obj.payments.all())
         paid = sum((p.amount for p in payments), Decimal(0))
-        return format_html("{} {} paid in {} payment(s)", status_badge(obj), money_html(paid, obj.currency),
-                           len(payments))
+        remaining = open_amount(obj)
+        if not payments:
+            return format_html("{} nothing paid yet; {} open on it", status_badge(obj),
+                               money_html(remaining, obj.currency))
+        return format_html("{} {} paid in {} payment{}; {} open on it", status_badge(obj),
+                           money_html(paid, obj.currency), len(payments), "" if len(payments) == 1 else "s",
+                           money_html(remaining, obj.currency))
 
     @admin.display(description="stored PDF")
     def pdf_file(self, obj):
