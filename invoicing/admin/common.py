@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from billing.core.money import currency_places
-from invoicing.models import Invoice, PaymentStatus
+from invoicing.models import Invoice, InvoiceKind, PaymentStatus
 from partners.admin.kit import EMPTY
 
 STATUS_COLOURS = {
@@ -50,6 +50,8 @@ def status_badge(invoice: Invoice):
              "white-space:nowrap;")
     if not invoice.is_issued:
         return format_html('<span style="{}border:1px solid #999;color:#666">draft</span>', style)
+    if invoice.kind == InvoiceKind.CN:  # never owed, so never "paid": it is a credit
+        return format_html('<span style="{}border:1px solid #767676;color:#444">credit</span>', style)
     colour = STATUS_COLOURS.get(invoice.payment_status, "#767676")
     return format_html('<span style="{}background:{};color:#fff">{}</span>', style, colour,
                        invoice.get_payment_status_display().lower())

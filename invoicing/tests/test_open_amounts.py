@@ -73,3 +73,15 @@ def test_the_portal_shows_the_balance_and_what_is_open_on_each_invoice(billed, c
     page = client.get(reverse("portal:billing")).content.decode()
     assert "owed now" in page and "244.13" in page
     assert "Open on it" in page and "Amount due" not in page
+
+
+def test_a_credit_note_reads_as_a_credit_not_as_paid(billed, admin_client, client):
+    note = credit_note_issue(invoice=billed["CI-0001"], lines=None, actor=ACTOR, reason="test")
+    page = admin_client.get(reverse("admin:invoicing_invoice_change", args=[note.pk])).content.decode()
+    assert ">credit</span>" in page and ">paid</span>" not in page
+    user = UserFactory(username="bd-billing")
+    PartnerUserFactory(user=user, partner=Partner.objects.get(), role=Role.BILLING)
+    client.force_login(user)
+    page = client.get(reverse("portal:billing")).content.decode()
+    row = page[page.index(note.number):][:900]
+    assert "Credit</span>" in row and "Paid</span>" not in row
