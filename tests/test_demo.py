@@ -277,3 +277,16 @@ def test_the_demo_can_issue_under_the_production_rule_for_legal_details(settings
     assert all(partner_details_missing(p) == [] and p.tax_id for p in Partner.objects.all())
     assert CompanyProfile.current().bank_details
     assert Invoice.objects.issued().filter(issuer__legal_name="Northbridge Billing Ltd").exists()
+
+
+@pytest.mark.django_db(transaction=True)  # emails leave on commit, as in a real run
+def test_the_demo_s_cis_show_the_payments_made_since_the_last_one(mailoutbox):
+    """Payments are recorded month by month, before the next CI is issued: CIs after the first show them in their
+    statement (billing-rules 4.6), and the demo sends (and prints) no email."""
+    out = io.StringIO()
+    call_command("load_demo", stdout=out)
+    assert mailoutbox == []
+    showing = Invoice.objects.issued().filter(kind=InvoiceKind.CI).exclude(payments_and_credits=0)
+    assert showing.count() >= 8  # the second and third months' CIs of the partners that were paid
+    assert all(ci.previous_balance != 0 for ci in showing)
+    assert len(out.getvalue().splitlines()) < 40

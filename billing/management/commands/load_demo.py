@@ -73,7 +73,8 @@ class Command(BaseCommand):
         now = timezone.now()
         current = Period.of(now.date())
         first = current.previous().previous().previous()
-        with transaction.atomic():
+        # the demo's utilization alerts are recorded, not printed (the embedded set-up prints emails)
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"), transaction.atomic():
             self._superuser()
             if not CompanyProfile.objects.exists():
                 CompanyProfile.objects.create(**COMPANY_PROFILE)
@@ -108,15 +109,15 @@ class Command(BaseCommand):
                 [{**c, "date": c["date"](second).isoformat()} for c in charges]), source="load_demo one-time.csv")
         with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
             with transaction.atomic():
-                issued = billing_run(through=now.date(), actor=actor)
-                if not Payment.objects.exists():
-                    older = Invoice.objects.issued().filter(kind=InvoiceKind.CI, issue_date__lt=second.next().first)
-                    for invoice in older:  # the first two months paid, one in three only half
-                        if invoice.total > 0:
-                            half = quantize_money(invoice.total / 2, invoice.currency)
-                            part = invoice.total if invoice.pk % 3 else half
-                            payment_record(invoice=invoice, amount=part, paid_on=invoice.due_date - timedelta(days=3),
-                                           reference=f"ACH {invoice.number}", actor=actor, source="load_demo")
+                # month by month, each month's payments recorded before the next CI is issued, so that every CI
+                # after the first shows the payments and credits since the last one (billing-rules 4.6)
+                paying = not Payment.objects.exists()
+                issued = []
+                for day in [*self._month_firsts(first, now), now.date()]:
+                    issued += billing_run(through=day, actor=actor)
+                    if paying and day < second.next().first:
+                        self._payments(actor, issued_by=day)
+                if paying:
                     disputed = (Invoice.objects.issued().filter(kind=InvoiceKind.CI, partner__slug="northwind")
                                 .order_by("-issue_date").first())
                     if disputed is not None:
@@ -131,6 +132,26 @@ class Command(BaseCommand):
         with_pdf = Invoice.objects.issued().exclude(pdf="").count()
         self.stdout.write(f"Invoices: {len(issued)} issued now, {count} in all, {with_pdf} with their PDF "
                           f"({rendered} rendered here, the others when they were issued).")
+
+    @staticmethod
+    def _month_firsts(first: Period, now: datetime) -> list:
+        days, month = [], first
+        while month.first <= now.date():
+            days.append(month.first)
+            month = month.next()
+        return days
+
+    @staticmethod
+    def _payments(actor: Actor, *, issued_by) -> None:
+        """The CIs issued by `issued_by` and not paid yet: paid three days before they are due, one in three
+        only half (the first two months of the demo)."""
+        for invoice in (Invoice.objects.issued().filter(kind=InvoiceKind.CI, issue_date__lte=issued_by,
+                                                         payments__isnull=True).order_by("pk")):
+            if invoice.total > 0:
+                half = quantize_money(invoice.total / 2, invoice.currency)
+                part = invoice.total if invoice.pk % 3 else half
+                payment_record(invoice=invoice, amount=part, paid_on=invoice.due_date - timedelta(days=3),
+                               reference=f"ACH {invoice.number}", actor=actor, source="load_demo")
 
     def _superuser(self) -> None:
         users = get_user_model()
