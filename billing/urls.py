@@ -8,6 +8,8 @@ from billing.two_factor import two_factor
 admin.site.site_header = "MSP billing back office"
 admin.site.site_title = "Billing back office"
 admin.site.index_title = "Partners, usage and invoices"
+# the lists need the width at 1440 px (the sidebar hid their last columns): the app list is one click away, Home
+admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
