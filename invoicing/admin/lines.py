@@ -7,8 +7,11 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from invoicing.models import InvoiceLine
-from partners.admin.kit import ReadOnlyAdminMixin
+from billing.core.money import quantize_quantity
+from invoicing.admin.common import money_html
+from invoicing.models import InvoiceLine, LineType
+from invoicing.templatetags.invoice_format import format_unit_price
+from partners.admin.kit import EMPTY, ReadOnlyAdminMixin
 
 
 @admin.register(InvoiceLine)
@@ -16,8 +19,8 @@ class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every invoice line, newest first: to find a charge across invoices (read only: an issued line never
     changes, a credit note corrects it)."""
 
-    list_display = ("invoice_number", "partner", "customer", "service", "line_type", "period", "quantity",
-                    "unit_price", "amount", "currency")
+    list_display = ("invoice_number", "partner", "customer", "service", "line_type", "period", "quantity_shown",
+                    "unit_price_shown", "amount_shown")
     list_filter = ("line_type", "invoice__kind", "invoice__state")
     search_fields = ("invoice__number", "invoice__partner__slug", "customer__slug", "service__code", "description")
     list_select_related = ("invoice__partner", "customer__partner", "service")
@@ -39,3 +42,25 @@ class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="currency")
     def currency(self, obj):
         return obj.invoice.currency
+
+    @admin.display(description="quantity", ordering="quantity")
+    def quantity_shown(self, obj):
+        """To 4 places, as on the invoice (stored with 10); a tax line has none."""
+        if obj.line_type == LineType.TAX or obj.quantity is None:
+            return EMPTY
+        return quantize_quantity(obj.quantity)
+
+    @admin.display(description="unit price", ordering="unit_price")
+    def unit_price_shown(self, obj):
+        """A tax line's "unit price" is its rate: shown as a percent, not as money."""
+        if obj.unit_price is None:
+            return EMPTY
+        if obj.line_type == LineType.TAX:
+            return f"{format(obj.unit_price.normalize(), 'f')}% tax"
+        currency = obj.invoice.currency  # up to 4 places, as the price was set and as the invoice prints it
+        return format_html('<span style="white-space:nowrap">{} <span class="quiet">{}</span></span>',
+                           format_unit_price(obj.unit_price, currency), currency)
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_shown(self, obj):
+        return money_html(obj.amount, obj.invoice.currency)

@@ -85,3 +85,9 @@ def test_a_credit_note_reads_as_a_credit_not_as_paid(billed, admin_client, clien
     page = client.get(reverse("portal:billing")).content.decode()
     row = page[page.index(note.number):][:900]
     assert "Credit</span>" in row and "Paid</span>" not in row
+
+
+def test_the_invoice_lines_list_shows_quantities_prices_and_tax_rates_as_printed(billed, admin_client):
+    page = admin_client.get(reverse("admin:invoicing_invoiceline_changelist")).content.decode()
+    assert "0000000000" not in page  # quantities to 4 places, not the stored 10
+    assert "10% tax" in page  # a tax line's rate, not a unit price of 10.0000
