@@ -208,13 +208,14 @@ def invoice_document(invoice) -> dict:
     children = sorted(invoice.children.select_related("customer"), key=_child_order)
     groups = _charge_groups(invoice, children, charges)
     titles = {InvoiceKind.CI: "Consolidated invoice", InvoiceKind.INV: "Invoice", InvoiceKind.CN: "Credit note"}
+    issuer = invoice.issuer or issuer_snapshot(CompanyProfile.current())
     document = {
         "invoice": invoice,
         "partner": invoice.partner,
         # as issued; a draft shows them as they stand now
-        "issuer": invoice.issuer or issuer_snapshot(CompanyProfile.current()),
+        "issuer": issuer,
         "recipient": invoice.recipient or recipient_snapshot(invoice.partner),
-        "issuer_logo": _logo_url(invoice.issuer["logo"] if invoice.issuer else CompanyProfile.current().logo.name),
+        "issuer_logo": _logo_url(issuer["logo"]),
         "title": titles[invoice.kind],
         "number": invoice.number or "DRAFT",
         "is_draft": not invoice.is_issued,
@@ -507,10 +508,17 @@ def open_amount(invoice: Invoice) -> Decimal | None:
         paid = quantize_money(Decimal(invoice.paid_sum or 0), invoice.currency)
         credited = -quantize_money(Decimal(invoice.credited_sum or 0), invoice.currency)
     else:
-        paid = money_total(invoice.payments.all(), "amount", invoice.currency)
-        credited = -money_total(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED), "total",
-                                invoice.currency)
+        paid, credited = settlement(invoice)
     return max(ZERO, invoice.total - paid - credited)
+
+
+def settlement(invoice: Invoice) -> tuple[Decimal, Decimal]:
+    """(what was paid against the invoice, what its issued credit notes took off, as a positive amount): what
+    its payment status (billing-rules 4.7) and its open amount are judged on."""
+    credited = -money_total(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED), "total",
+                            invoice.currency)
+    paid = money_total(invoice.payments.all(), "amount", invoice.currency) if invoice.pk else ZERO
+    return paid, credited
 
 
 def partner_overdue(partner: Partner, today: date | None = None) -> Decimal:

@@ -22,20 +22,24 @@ def _columns(model, columns: list[str]) -> str:
     return ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
 
 
+def _copy_cells(model, columns: list[str]):
+    """A row's cells as COPY takes them: a dict in a JSON column as JSON, a choice enum as its value."""
+    json = {i for i, c in enumerate(columns) if model._meta.get_field(c).get_internal_type() == "JSONField"}
+    return lambda row: [Jsonb(value) if i in json else value.value if isinstance(value, Enum) else value
+                        for i, value in enumerate(row)]
+
+
 def insert_rows(model, columns: list[str], rows: Iterable[tuple]) -> int:
-    """Insert rows into the model's table; returns how many. On PostgreSQL a dict in a JSON column goes
-    as JSON and a choice enum as its value (COPY takes cells as they are)."""
+    """Insert rows into the model's table; returns how many (on PostgreSQL by COPY, `_copy_cells`)."""
     n = 0
     if connection.vendor == "postgresql":
-
-        json = {i for i, c in enumerate(columns) if model._meta.get_field(c).get_internal_type() == "JSONField"}
+        cells = _copy_cells(model, columns)
         # COPY goes to psycopg's own cursor: its errors are made Django's (an IntegrityError, say) here
         with connection.wrap_database_errors, connection.cursor() as cursor, cursor.copy(
             f"COPY {connection.ops.quote_name(model._meta.db_table)} ({_columns(model, columns)}) FROM STDIN"
         ) as copy:
             for row in rows:
-                copy.write_row([Jsonb(value) if i in json else value.value if isinstance(value, Enum) else value
-                                for i, value in enumerate(row)])
+                copy.write_row(cells(row))
                 n += 1
         return n
     batch = []
@@ -73,7 +77,8 @@ def insert_objects(model, objects: list) -> None:
 
 
 def update_rows(model, columns: list[str], rows: Iterable[tuple]) -> int:
-    """Set `columns` of the rows whose primary key is each tuple's first value: (pk, *values)."""
+    """Set `columns` of the rows whose primary key is each tuple's first value: (pk, *values) (on PostgreSQL by
+    COPY into a temporary table, the cells as `insert_rows` writes them)."""
     rows = list(rows)
     if not rows:
         return 0
@@ -81,12 +86,13 @@ def update_rows(model, columns: list[str], rows: Iterable[tuple]) -> int:
         table = connection.ops.quote_name(model._meta.db_table)
         pk = connection.ops.quote_name(model._meta.pk.column)
         names = [connection.ops.quote_name(model._meta.get_field(c).column) for c in columns]
+        cells = _copy_cells(model, [model._meta.pk.name, *columns])
         with connection.wrap_database_errors, connection.cursor() as cursor:
             cursor.execute(f"CREATE TEMP TABLE bulk_update_rows ON COMMIT DROP AS "
                            f"SELECT {pk}, {', '.join(names)} FROM {table} WITH NO DATA")
             with cursor.copy(f"COPY bulk_update_rows ({pk}, {', '.join(names)}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row(cells(row))
             assignments = ", ".join(f"{name} = u.{name}" for name in names)
             cursor.execute(f"UPDATE {table} t SET {assignments} FROM bulk_update_rows u WHERE t.{pk} = u.{pk}")
             cursor.execute("DROP TABLE bulk_update_rows")

@@ -81,7 +81,7 @@ def once_per_action(request, scope: str, write: Callable[[], None]) -> HttpRespo
         write()
         return HttpResponseRedirect(request.get_full_path())
 
-    return once(scope=f"{scope}:{request.user.pk}", token=request.POST.get(TOKEN_FIELD), write=act)
+    return once_per_form(request, scope, act)
 
 
 def once_per_form(request, scope: str, view: Callable[[], HttpResponse]) -> HttpResponse:

@@ -31,7 +31,7 @@ from invoicing.models import (
     Payment,
     PaymentStatus,
 )
-from invoicing.selectors import money_total, statement_figures
+from invoicing.selectors import money_total, settlement, statement_figures
 from invoicing.services.delivery import invoice_emails_enqueue
 from invoicing.services.errors import BillingError
 from invoicing.services.numbering import numbers_take
@@ -66,13 +66,13 @@ def _issue(invoice: Invoice, *, actor: Actor) -> None:
     _issue_all([invoice], actor=actor)
 
 
-def company_details_missing() -> list[str]:
+def company_details_missing(profile: CompanyProfile | None = None) -> list[str]:
     """What of the issuer's legal details stops any invoice being issued (billing-rules 4.13): the company
     profile's legal name, address and tax id, when INVOICE_LEGAL_DETAILS_REQUIRED is on (it is under the
-    production settings)."""
+    production settings). `profile`: the one already read, if any."""
     if not settings.INVOICE_LEGAL_DETAILS_REQUIRED:
         return []
-    missing = CompanyProfile.current().missing()
+    missing = (profile or CompanyProfile.current()).missing()
     return [f"the company profile has no {', '.join(missing)} (Invoicing > Company profile)"] if missing else []
 
 
@@ -89,16 +89,15 @@ def _issue_all(invoices: list[Invoice], *, actor: Actor) -> None:
     keeps the issuer and the recipient as they stand now; none is issued without their legal details."""
     if not invoices:
         return
+    profile = CompanyProfile.current()
     partners = {invoice.partner_id: invoice.partner for invoice in invoices}
-    refused = company_details_missing() + [r for partner in partners.values() for r in partner_details_missing(partner)]
+    refused = company_details_missing(profile) + [r for p in partners.values() for r in partner_details_missing(p)]
     if refused:
         raise BillingError(f"invoices cannot be issued: {'; '.join(refused)}")
-    issuer = issuer_snapshot(CompanyProfile.current())
-    for partner_id, partner in partners.items():  # still drafts: these are written before they are issued
-        Invoice.objects.filter(pk__in=[i.pk for i in invoices if i.partner_id == partner_id]).update(
-            issuer=issuer, recipient=recipient_snapshot(partner))
+    issuer = issuer_snapshot(profile)
+    recipients = {partner_id: recipient_snapshot(partner) for partner_id, partner in partners.items()}
     for invoice in invoices:
-        invoice.issuer, invoice.recipient = issuer, recipient_snapshot(partners[invoice.partner_id])
+        invoice.issuer, invoice.recipient = issuer, recipients[invoice.partner_id]
     today = utc_date(timezone.now())
     for invoice, number in zip(invoices, numbers_take([i.kind for i in invoices]), strict=True):
         invoice.number = number
@@ -107,8 +106,8 @@ def _issue_all(invoices: list[Invoice], *, actor: Actor) -> None:
         # overdue already, a zero one paid
         invoice.payment_status = status_from(kind=invoice.kind, total=invoice.total, due_date=invoice.due_date,
                                              paid=ZERO, credited=ZERO, today=today)
-    update_rows(Invoice, ["number", "state", "issued_at", "payment_status"],
-                [(i.pk, i.number, i.state, i.issued_at, i.payment_status) for i in invoices])
+    update_rows(Invoice, ["number", "state", "issued_at", "payment_status", "issuer", "recipient"],
+                [(i.pk, i.number, i.state, i.issued_at, i.payment_status, i.issuer, i.recipient) for i in invoices])
     AuditLog.objects.bulk_create(
         audit_entry(actor=actor, action=AuditAction.INVOICE_ISSUE, obj=invoice, partner=invoice.partner,
                     after={"number": invoice.number, "total": str(invoice.total), "due_date": str(invoice.due_date)})
@@ -151,9 +150,7 @@ def status_from(*, kind: str, total: Decimal, due_date: date, paid: Decimal, cre
 
 
 def invoice_status(invoice: Invoice, *, today: date | None = None) -> str:
-    credited = -money_total(Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED), "total",
-                            invoice.currency)
-    paid = money_total(invoice.payments.all(), "amount", invoice.currency) if invoice.pk else ZERO
+    paid, credited = settlement(invoice)
     return status_from(kind=invoice.kind, total=invoice.total, due_date=invoice.due_date, paid=paid,
                        credited=credited, today=today or utc_date(timezone.now()))
 

@@ -76,7 +76,7 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
                 raise BillingError(f"unknown partner {partner_slug!r}")
         partner_ids = list(partners.values_list("pk", flat=True))
     held: list[str] = []
-    if not draft:
+    if not draft and settings.INVOICE_LEGAL_DETAILS_REQUIRED:
         # no invoice without the legal details (billing-rules 4.13): without the company's, nothing is billed;
         # a partner without its billing address is left out, and named once the others are billed
         refused = company_details_missing()
