@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint migrate demo worker beat clean
+.PHONY: setup run test lint migrate demo worker beat clean screenshots
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ TEST_WORKERS ?= 2
 
 test: setup
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# the pictures of docs/img, taken anew from the demo in a throw-away database (needs Debian's chromium)
+screenshots: setup
+	$(BIN)/python manage.py screenshots
 
 lint: setup
 	$(BIN)/ruff check .

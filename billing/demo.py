@@ -253,10 +253,16 @@ SEATS = [
 # "Add seats": bought in month 1, effective from the 1st of month 2.
 PURCHASES = [("northwind", "seats", 3, When(1, 18, 14, 30))]
 
-PARTNER_USERS = [
-    ("northwind.billing", "billing@northwind-it.example", "northwind", Role.BILLING),
-    ("northwind.tech", "tech@northwind-it.example", "northwind", Role.TECHNICIAN),
-    ("brightline.owner", "owner@brightline-data.example", "brightline", Role.OWNER),
+PARTNER_USERS = [  # (username, email, partner, role, full name): a login for each billing kind
+    ("northwind.billing", "billing@northwind-it.example", "northwind", Role.BILLING, "Anna Berg"),
+    ("northwind.tech", "tech@northwind-it.example", "northwind", Role.TECHNICIAN, "Tom Reyes"),
+    ("blueharbor.owner", "owner@blueharbor-it.example", "blue-harbor", Role.OWNER, "Maya Lind"),
+    ("summit.billing", "billing@summit-cloud.example", "summit-cloud", Role.BILLING, "Priya Nair"),
+    ("ridgeline.billing", "billing@ridgeline-msp.example", "ridgeline", Role.BILLING, "Lucas Moreau"),
+    ("brightline.owner", "owner@brightline-data.example", "brightline", Role.OWNER, "Sofia Brandt"),
+    ("keystone.billing", "billing@keystone-it.example", "keystone", Role.BILLING, "Omar Haddad"),
+    ("clearwave.billing", "billing@clearwave.example", "clearwave", Role.BILLING, "Grace Kim"),
+    ("granite.owner", "owner@granite-it.example", "granite-it", Role.OWNER, "Henrik Dahl"),
 ]
 
 

@@ -134,6 +134,15 @@ def test_the_demo_partner_has_customers_a_commitment_a_cap_and_history(demo):
     assert AuditLog.objects.filter(action="seat.import", partner=partner).exists()
 
 
+def test_every_demo_partner_has_a_named_portal_user(demo):
+    """One login per billing kind, with a person's name, so each kind's portal can be tried and the audit
+    log reads with names."""
+    users = PartnerUser.objects.select_related("user", "partner")
+    assert {pu.partner.slug for pu in users} == set(Partner.objects.values_list("slug", flat=True))
+    assert all(pu.user.get_full_name() for pu in users)
+    assert all(pu.user.check_password("demo-pass") for pu in users)
+
+
 def test_the_demo_history_never_passes_a_cap(demo):
     """The import engine refuses breaches; this guards the generator against a silently shrunk
     history (a refused file raises, so here every capped customer reaches its cap at most)."""

@@ -2,7 +2,7 @@
 
 Sign in as brightdesk's Owner (data: the seat-days-basic example replayed through the CLI), read the
 dashboard, download an invoice PDF, export a statement CSV and add seats. Screenshots go to the
-test's tmp_path (printed with -s); with UPDATE_SCREENSHOTS=1 they also replace docs/img/portal-*.png.
+test's tmp_path (printed with -s); docs/img is made by `manage.py screenshots`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import importlib.util
 import io
-import os
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +24,6 @@ from partners.tests.factories import MemberFactory, PartnerUserFactory, SeatAssi
 from tests.examples import replay
 
 CHROMIUM = Path("/usr/bin/chromium")
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 pytestmark = [
     pytest.mark.browser,
@@ -77,8 +74,6 @@ def shoot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
     path = folder / f"portal-{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     print(f"screenshot: {path}")
-    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-        shutil.copyfile(path, DOCS_IMG / path.name)
     return path
 
 

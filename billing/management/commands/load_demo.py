@@ -93,7 +93,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Admin: http://127.0.0.1:8000/admin/  user: {ADMIN_USERNAME}  password: {ADMIN_PASSWORD}")
         self.stdout.write(
             "Partner users (password " + PARTNER_USER_PASSWORD + "): "
-            + ", ".join(f"{name} ({role.label})" for name, _email, _partner, role in PARTNER_USERS)
+            + ", ".join(f"{name} ({role.label})" for name, _email, _partner, role, _full in PARTNER_USERS)
         )
 
     def _invoices(self, first: Period, now: datetime) -> None:
@@ -161,8 +161,10 @@ class Command(BaseCommand):
 
     def _partner_users(self) -> None:
         users = get_user_model()
-        for username, email, partner_slug, role in PARTNER_USERS:
-            user, created = users.objects.get_or_create(username=username, defaults={"email": email})
+        for username, email, partner_slug, role, full_name in PARTNER_USERS:
+            first_name, _, last_name = full_name.partition(" ")
+            user, created = users.objects.get_or_create(username=username, defaults={
+                "email": email, "first_name": first_name, "last_name": last_name})
             if created:
                 user.set_password(PARTNER_USER_PASSWORD)
                 user.save()
