@@ -15,9 +15,11 @@ try:
 except (ImportError, OSError) as exc:  # pragma: no cover - depends on the machine
     pytest.skip(f"WeasyPrint cannot load here ({exc})", allow_module_level=True)
 
+from billing.core.actor import Actor
 from conftest import run_cli
 from invoicing.models import CompanyProfile, Invoice
 from invoicing.pdf import render_invoice_pdf
+from invoicing.services.ledger import credit_note_issue
 from partners.models import Partner
 from tests.examples import replay
 
@@ -66,6 +68,19 @@ def test_the_pdf_names_the_issuer_and_the_recipient_with_their_legal_details(tid
                   tidewater.name, "Kaiserstraße 12", "60311 Frankfurt", "DE 811 234 567", "PO-2026-044"):
         assert value in text, (number, value)
     assert "MSP Billing" not in text
+
+
+def test_a_credit_note_is_not_paid_so_it_prints_no_payment_details(tidewater):
+    """Payment details belong on what is paid; a credit note keeps the issuer's details and footer only. The
+    credit shows on the CI it corrects under payments and credits, not as money received."""
+    invoice = Invoice.objects.get(number="CI-0001")
+    note = credit_note_issue(invoice=invoice, actor=Actor(label="test"), reason="goodwill")
+    text = pdf_text(note)
+    assert "Northbridge Billing Ltd" in text and "GB 123 4567 89" in text and "registered in Scotland" in text
+    assert "How to pay" not in text.title() and "IBAN" not in text
+    assert "How To Pay" in pdf_text(invoice).title()
+    ci_text = pdf_text(invoice)
+    assert "Received" not in ci_text and "Payments and credits" in ci_text
 
 
 def test_an_issued_invoice_keeps_the_details_it_was_issued_with(tidewater):
