@@ -35,3 +35,18 @@ class LineType(models.TextChoices):
     TAX = "tax"
     CREDIT = "credit"
     TRUE_UP = "true_up"
+
+
+class RunSource(models.TextChoices):
+    """Who started a billing run (invoicing.models.BillingRun)."""
+
+    ADMIN = "admin", "Admin (billing page)"
+    COMMAND = "command", "run_billing command"
+    TASK = "task", "Daily billing task"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTLY_FAILED = "partly_failed", "Partly failed"
+    FAILED = "failed", "Failed"

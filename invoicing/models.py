@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from invoicing.choices import InvoiceKind, InvoiceState, LineType, PaymentStatus
+from invoicing.choices import InvoiceKind, InvoiceState, LineType, PaymentStatus, RunSource, RunStatus
 
 AMOUNT = {"max_digits": 14, "decimal_places": 2}
 QUANTITY = {"max_digits": 24, "decimal_places": 10}  # exact enough for seat-months; shown to 4 places
@@ -357,3 +357,55 @@ class FactChange(models.Model):
 
     def __str__(self):
         return f"{self.partner_id} from {self.day}"
+
+
+class BillingRun(models.Model):
+    """A billing run as it went (`invoicing.services.runs.billing_run_recorded`): who started it, from where, for
+    which partners and through which day, what it issued (or, a preview, drafted), and which partners it did not
+    bill and why. The admin's billing page, `run_billing` and the daily task each record theirs."""
+
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    through = models.DateField(help_text="everything due up to this day")
+    partner = models.ForeignKey("partners.Partner", on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="+", help_text="the one partner billed, if it was one")
+    scope = models.CharField(max_length=300, help_text="all partners, one partner, or the partners of a batch")
+    draft = models.BooleanField("preview", default=False, help_text="a preview: drafts only, nothing issued")
+    source = models.CharField(max_length=10, choices=RunSource.choices)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+")
+    actor_label = models.CharField(max_length=200, blank=True, help_text="the user, command or task")
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    documents = models.JSONField(default=list, blank=True,
+                                 help_text="[{id, number, kind, partner}] of what it wrote, in the order written")
+    counts = models.JSONField(default=dict, blank=True, help_text="{kind: documents written}")
+    document_count = models.PositiveIntegerField(default=0)
+    held = models.JSONField(default=list, blank=True,
+                            help_text="[{partner, reason}]: not billed for missing legal details (a preview: would "
+                                      "not be)")
+    failures = models.JSONField(default=list, blank=True, help_text="[{partner, reason}]: billing them failed")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        permissions = [("run_billing", "Can preview and run billing from the admin")]
+
+    def __str__(self):
+        what = "preview" if self.draft else "billing run"
+        return f"{what} #{self.pk} through {self.through}"
+
+    @property
+    def problem_count(self) -> int:
+        """Partners not billed, or (a preview) that would not be: held and failed."""
+        return len(self.held) + len(self.failures)
+
+    def problems_text(self) -> str:
+        """One line naming what was not billed and why ("" when everything was): what run_billing prints."""
+        reasons = [entry["reason"] for entry in self.held if not self.draft]
+        reasons += [f"partner {entry['partner']!r} failed: {entry['reason']}" if entry["partner"]
+                    else entry["reason"] for entry in self.failures]
+        if not reasons:
+            return ""
+        if not self.document_count:
+            return f"nothing billed: {'; '.join(reasons)}"
+        verb = "drafted" if self.draft else "issued"
+        return f"{self.document_count} document(s) {verb} for the others; not billed: {'; '.join(reasons)}"

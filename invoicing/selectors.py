@@ -10,7 +10,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Min, OuterRef, Prefetch, Q, Subquery, Sum
 from django.utils import timezone
 
 from billing.core.money import ZERO, money_sum, quantize_money
@@ -388,6 +388,16 @@ def true_ups_of(invoice_ids) -> dict[int, list[tuple[str, object]]]:
     for invoice_id, description, amount in rows:
         found.setdefault(invoice_id, []).append((description, amount))
     return found
+
+
+def billing_run_invoices(run) -> list[Invoice]:
+    """The documents a recorded billing run wrote that still stand, in the order it wrote them, each with its
+    partner, customer and lines (a preview's drafts are gone once a later run drafted or issued in their place)."""
+    ids = [document["id"] for document in run.documents]
+    lines = InvoiceLine.objects.select_related("service", "customer").order_by("position", "pk")
+    found = {invoice.pk: invoice for invoice in Invoice.objects.filter(pk__in=ids).select_related(
+        "partner", "customer").prefetch_related(Prefetch("lines", queryset=lines))}
+    return [found[pk] for pk in ids if pk in found]
 
 
 # --- what a billing run reads of what was billed; the ledger's sums -------------------------------------

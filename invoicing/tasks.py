@@ -9,9 +9,15 @@ from django.utils import timezone
 
 from billing.core.actor import Actor
 from billing.core.periods import utc_date
+from invoicing.choices import RunSource
 from invoicing.models import Invoice
 from invoicing.selectors import unsent_invoices
-from invoicing.services import billing_run, invoice_email_send, invoice_emails_enqueue, invoice_statuses_refresh
+from invoicing.services import (
+    billing_run_recorded,
+    invoice_email_send,
+    invoice_emails_enqueue,
+    invoice_statuses_refresh,
+)
 from partners.models import Partner
 
 BILLING_QUEUE = "billing"
@@ -24,14 +30,16 @@ def _billing_actor(requested_by: str) -> Actor:
 
 @shared_task(bind=True, max_retries=3, default_retry_delay=300)
 def bill_partners_task(self, partner_ids: list[int], through: str, requested_by: str = ""):
-    """A batch of partners billed together (one transaction; partner by partner if it fails); a
-    database outage is retried (the run is idempotent: nothing bills twice)."""
+    """A batch of partners billed together (one transaction; partner by partner if it fails), recorded as a
+    billing run: a partner that fails is recorded and the others are billed; a database outage is retried (the
+    run is idempotent: nothing bills twice)."""
     try:
-        documents = billing_run(partner_ids=partner_ids, through=date.fromisoformat(through),
-                                actor=_billing_actor(requested_by), batch_size=len(partner_ids))
+        run = billing_run_recorded(partner_ids=partner_ids, through=date.fromisoformat(through),
+                                   actor=_billing_actor(requested_by), batch_size=len(partner_ids),
+                                   source=RunSource.TASK, reraise=(OperationalError, InterfaceError))
     except (OperationalError, InterfaceError) as exc:
         raise self.retry(exc=exc) from exc
-    return [d.number for d in documents]
+    return [document["number"] for document in run.documents]
 
 
 @shared_task

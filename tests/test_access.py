@@ -58,13 +58,15 @@ def action_names(response) -> set[str]:
 
 
 def apply_group_migrations():
-    """The groups as the partners migrations leave them, in order (a transactional test's flush may
-    have emptied them): each migration about the groups has an apply_to_groups(apps)."""
-    folder = Path(admin_groups.__file__).parent
-    for path in sorted(folder.glob("[0-9]*.py")):
-        module = importlib.import_module(f"partners.migrations.{path.stem}")
-        if hasattr(module, "apply_to_groups"):
-            module.apply_to_groups(django_apps)
+    """The groups as the partners migrations leave them, then the invoicing ones that add to them (its billing
+    runs), in order (a transactional test's flush may have emptied them): each migration about the groups has
+    an apply_to_groups(apps)."""
+    for app in ("partners", "invoicing"):
+        folder = Path(admin_groups.__file__).parent.parent.parent / app / "migrations"
+        for path in sorted(folder.glob("[0-9]*.py")):
+            module = importlib.import_module(f"{app}.migrations.{path.stem}")
+            if hasattr(module, "apply_to_groups"):
+                module.apply_to_groups(django_apps)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 - `payments`: payments, recorded through payment_record and read-only afterwards;
 - `charges`: one-time charges, edited until they are billed;
 - `lines`: every invoice line, to find a charge across invoices;
+- `runs`: the billing page: preview a billing run, run it, and the runs that went before;
 - `services`: the partners ServiceAdmin re-registered with what a seat_days service's recent periods
   would bill, and metering's "Get units now";
 - `common`: what those pages share (amounts, the payment status).
@@ -15,6 +16,6 @@ page. The admin kit these pages build on is partners.admin.kit.
 Django's admin.autodiscover() imports this package: importing the area modules registers their admins.
 """
 
-from invoicing.admin import charges, company, invoices, lines, partners, payments, services
+from invoicing.admin import charges, company, invoices, lines, partners, payments, runs, services
 
-__all__ = ["charges", "company", "invoices", "lines", "partners", "payments", "services"]
+__all__ = ["charges", "company", "invoices", "lines", "partners", "payments", "runs", "services"]

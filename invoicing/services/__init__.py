@@ -3,6 +3,8 @@
 - `numbering`: gapless invoice numbers (`number_take`, `numbers_take`);
 - `run`: the billing run (`billing_run`, its one entry point), the documents it drafts and writes (`LineRow`),
   and the true-ups wired in;
+- `runs`: billing runs recorded as they went (`billing_run_recorded`: the admin's billing page, `run_billing`
+  and the daily task);
 - `ledger`: issuing, the statement on a CI, payment statuses, payments and credit notes;
 - `delivery`: the emails and PDFs of issued documents;
 - `errors`: `BillingError`, which every service raises for a request it refuses.
@@ -32,6 +34,7 @@ from invoicing.services.ledger import (
 )
 from invoicing.services.numbering import GATE, number_take, numbers_take
 from invoicing.services.run import LINE_COLUMNS, LineRow, billing_run, fact_changes
+from invoicing.services.runs import billing_run_recorded
 
 __all__ = [
     "GATE",
@@ -41,6 +44,7 @@ __all__ = [
     "billed_units",
     "billed_units_by_partner",
     "billing_run",
+    "billing_run_recorded",
     "credit_note_issue",
     "fact_changes",
     "invoice_email_send",

@@ -53,7 +53,8 @@ class _Draft:
 
 
 def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: list[int] | None = None,
-                draft: bool = False, actor: Actor | None = None, batch_size: int | None = None) -> list[Invoice]:
+                draft: bool = False, actor: Actor | None = None, batch_size: int | None = None,
+                failed: list[tuple[int, Exception]] | None = None) -> list[Invoice]:
     """Everything due up to `through` that is not done yet (billing-rules 4.9, 8.2): the one entry point of a
     billing run, for `run_billing`, the daily task and the admin. Every partner (by slug), or one by its slug,
     or the given ids in their order.
@@ -65,7 +66,9 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
     query each and its documents written together, numbered partner after partner in the order given (the
     numbers of billing them one by one). If anything fails in a batch, the batch is rolled back and its
     partners are billed again one at a time, so that a fault stays with the partner it belongs to and the
-    partners before it stand; the first partner that fails alone raises.
+    partners before it stand; the first partner that fails alone raises. Given a list `failed`, a partner that
+    fails alone is put there instead, (its id, the error), and the partners after it are billed (the admin's
+    billing page and the recorded runs of `invoicing.services.runs`).
     """
     actor = actor or Actor(label="run_billing")
     if partner_ids is None:
@@ -92,13 +95,21 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
         batch = partner_ids[start:start + size]
         try:
             documents += _bill_batch(partner_ids=batch, through=through, draft=draft, actor=actor)
-        except Exception:
+        except Exception as exc:
             if len(batch) == 1:
-                raise
+                if failed is None:
+                    raise
+                failed.append((batch[0], exc))
+                continue
             logger.warning("billing a batch of %d partners failed; billing them one at a time", len(batch),
                            exc_info=True)
             for partner_id in batch:
-                documents += _bill_batch(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
+                try:
+                    documents += _bill_batch(partner_ids=[partner_id], through=through, draft=draft, actor=actor)
+                except Exception as alone:
+                    if failed is None:
+                        raise
+                    failed.append((partner_id, alone))
     if held:
         raise BillingError(f"{len(documents)} document(s) issued for the others; not billed: {'; '.join(held)}")
     return documents

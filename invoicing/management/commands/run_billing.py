@@ -1,11 +1,13 @@
-"""python manage.py run_billing --through YYYY-MM-DD [--partner SLUG] [--draft] (billing-rules 8.2)."""
+"""python manage.py run_billing --through YYYY-MM-DD [--partner SLUG] [--draft] (billing-rules 8.2). Each run is
+recorded (Invoicing > Billing runs in the admin); a partner not billed is named and the command exits 1."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.core.actor import Actor
 from billing.core.periods import PeriodError, parse_date
-from invoicing.selectors import true_ups_of
-from invoicing.services import BillingError, billing_run
+from invoicing.choices import RunSource
+from invoicing.selectors import billing_run_invoices, true_ups_of
+from invoicing.services import BillingError, billing_run_recorded
 
 
 class Command(BaseCommand):
@@ -23,10 +25,11 @@ class Command(BaseCommand):
         except PeriodError as exc:
             raise CommandError(f"--through: {exc}") from exc
         try:
-            documents = billing_run(through=day, partner_slug=partner, draft=draft,
-                                    actor=Actor(label=f"run_billing --through {through}"))
+            run = billing_run_recorded(through=day, partner_slug=partner, draft=draft, source=RunSource.COMMAND,
+                                       actor=Actor(label=f"run_billing --through {through}"))
         except BillingError as exc:
             raise CommandError(str(exc)) from exc
+        documents = billing_run_invoices(run)
         true_ups = true_ups_of(invoice.pk for invoice in documents)
         for invoice in documents:
             label = invoice.number or "draft"
@@ -36,5 +39,7 @@ class Command(BaseCommand):
             )
             for description, amount in true_ups.get(invoice.pk, []):  # billing-rules 4.11
                 self.stdout.write(f"           {description}: {amount} {invoice.currency}")
+        if run.problems_text():  # the partners not billed, after what the others got (the run is recorded)
+            raise CommandError(run.problems_text())
         verb = "drafted" if draft else "issued"
         self.stdout.write(f"{len(documents)} invoice(s) {verb}" if documents else "nothing to bill")
