@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
+from billing.core.money import currency_places, quantize_money
+from billing.core.periods import next_month_start
+from invoicing.templatetags.invoice_format import SYMBOLS, format_unit_price
 from metering.models import Day
 from partners.models import Method, SeatAssignment, SeatPurchase, Service
 from partners.seating import committed_seats_on, utilization, utilization_percent
@@ -64,6 +69,49 @@ class SeatSummary:
 def seat_services(partner_id: int, day: date):
     return Service.objects.filter(partner_id=partner_id, method=Method.SEAT_DAYS).active_on(day).order_by(
         "customer_id", "code")
+
+
+def price_text(value: Decimal, currency: str) -> str:
+    """A unit price with its currency: "USD 24.00", "€3.50", "USD 0.1234" (the places it has, up to 4)."""
+    return SYMBOLS.get(currency.upper(), f"{currency.upper()} ") + format_unit_price(value, currency)
+
+
+@dataclass(frozen=True)
+class SeatOffer:
+    """Seats bought now on a seat_days service: they count from `effective`, the next UTC month boundary, each at
+    the unit price in force then, for whole months (billing-rules 3.1, 3.2, 3.11): no first month to prorate."""
+
+    service: Service
+    effective: date
+    unit_price: Decimal
+    currency: str
+
+    def cost(self, seats: int) -> Decimal:
+        """What `seats` more add to the committed minimum, a month."""
+        return quantize_money(Decimal(seats) * self.unit_price, self.currency)
+
+    @property
+    def price_text(self) -> str:
+        """The unit price with its currency, as the cost line shows it: "USD 24.00", "€18.00"."""
+        return price_text(self.unit_price, self.currency)
+
+    @property
+    def script_data(self) -> dict:
+        """What the Add seats page's script needs to show the cost as the count changes."""
+        return {"price": str(self.unit_price), "places": currency_places(self.currency),
+                "prefix": SYMBOLS.get(self.currency.upper(), f"{self.currency.upper()} "),
+                "shown": self.price_text,
+                "effective": f"{self.effective.day} {self.effective:%B %Y}"}
+
+
+def seat_offers(services: list[Service], *, now: datetime | None = None, effective: date | None = None,
+                ) -> list[SeatOffer]:
+    """The price of a seat bought now (or effective on `effective`) on each service, from the terms in force on
+    the day the seats start counting (one query)."""
+    effective = effective or next_month_start(now or timezone.now())
+    book = TermsBook(services)
+    return [SeatOffer(s, effective, book.on(s, effective).unit_price.amount, s.unit_price.currency.code)
+            for s in services]
 
 
 def seat_summaries(*, partner_id: int, day: date) -> list[SeatSummary]:

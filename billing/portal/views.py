@@ -14,8 +14,6 @@ from django.contrib.auth.views import (
     PasswordResetView,
 )
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse, reverse_lazy
@@ -31,17 +29,18 @@ from billing.core.idempotency import TOKEN_FIELD, once, once_per_form
 from billing.core.periods import Period, PeriodError, utc_date
 from billing.core.reporting import ReportOptions, write_csv, write_xlsx
 from billing.portal.access import BILLING, OWNER, portal_view
+from billing.portal.audit import audit_section
 from billing.portal.forms import AddSeatsForm, ApiKeyForm, AssignSeatForm, PeriodForm, SeatCapForm
-from billing.portal.selectors import seat_chart, seat_services, seat_summaries
+from billing.portal.meters import billed_on, customer_meters, next_ci_forecast, partner_meters
+from billing.portal.selectors import seat_chart, seat_offers, seat_services
 from invoicing import pdf as invoice_pdf
 from invoicing.models import Invoice, InvoiceState, PaymentStatus
 from invoicing.reports import InvoiceLinesReport, PeriodsReport, line_row
 from invoicing.selectors import open_amount, partner_balance, partner_overdue, with_settlement
 from metering.reports import StatementsReport
 from partners.api_keys import api_key_create, api_key_revoke
-from partners.models import ApiKey, AuditLog, Customer, PartnerUser, SeatAssignment, SeatPurchase
+from partners.models import ApiKey, Customer, PartnerUser, SeatAssignment, SeatPurchase
 from partners.seating import SeatRuleError
-from partners.selectors import active_seat_counts
 from partners.services import (
     customer_update,
     partner_user_access_reset,
@@ -63,6 +62,7 @@ def _actor(request) -> Actor:
 
 def _page(request, section: str, template: str, **context):
     partner_user = request.partner_user
+    context.setdefault("billed", billed_on(request.partner.pk, _today()))  # what the partner is billed on: its nav
     context.update(
         partner=request.partner, partner_user=partner_user, section=section,
         can_bill=partner_user.role in BILLING, is_owner=partner_user.role in OWNER,
@@ -116,12 +116,16 @@ class PortalPasswordResetCompleteView(PasswordResetCompleteView):
 
 @portal_view()
 def dashboard(request):
+    """The meters the partner is billed on, this month so far; the seat chart for seat partners only; the
+    forecast of the next CI for those who see billing."""
     today = _today()
-    summaries = seat_summaries(partner_id=request.partner.pk, day=today)
-    main = summaries[0]
-    chart = seat_chart(partner_id=request.partner.pk, service=main.service, today=today)
-    return _page(request, "dashboard", "dashboard.html", main=main, others=summaries[1:], chart=chart,
-                 today=today)
+    meters = partner_meters(request.partner, today)
+    main = meters.seats[0] if meters.seats else None
+    chart = seat_chart(partner_id=request.partner.pk, service=main.service, today=today) if main else None
+    forecast = next_ci_forecast(request.partner, today) if request.partner_user.role in BILLING else None
+    highlights = meters.highlights(money=request.partner_user.role in BILLING)[:4]
+    return _page(request, "dashboard", "dashboard.html", meters=meters, billed=meters.billed, main=main,
+                 highlights=highlights, chart=chart, forecast=forecast, today=today)
 
 
 # --- billing ------------------------------------------------------------------------------------
@@ -144,9 +148,14 @@ def billing(request):
         for row in PeriodsReport().rows(ReportOptions(partner=partner.slug))
     ]
     periods.sort(key=lambda row: (row["period"], row["service"]), reverse=True)
+    names = dict(partner.services.values_list("code", "name"))  # a period shows its service's name, not its code
+    for row in periods:
+        row["service_name"] = names.get(row["service"], row["service"])
+    billed = billed_on(partner.pk, _today())
     return _page(request, "billing", "billing.html", periods=periods, invoices=invoices,
                  balance=partner_balance(partner), overdue=partner_overdue(partner),
-                 billing_portal_url=partner.payment_portal_url,
+                 billing_portal_url=partner.payment_portal_url, billed=billed,
+                 forecast=next_ci_forecast(partner, _today()),
                  statement_period=Period.of(_today()).previous())
 
 
@@ -232,32 +241,44 @@ def _customer(request, pk: int) -> Customer:
     return get_object_or_404(Customer, pk=pk, partner=request.partner)
 
 
+def _seat_customer(request, pk: int) -> Customer:
+    """A customer whose seats the partner manages: a seat_days service in force covers it (else 404, as a page
+    of a method the partner does not use)."""
+    customer = _customer(request, pk)
+    if not billed_on(request.partner.pk, _today()).seats_for(customer):
+        raise Http404("no seat-days service covers this customer")
+    return customer
+
+
 @portal_view()
 def customers(request):
-    counts = active_seat_counts(partner_ids=[request.partner.pk])
-    rows = [
-        {"customer": c, "active": counts.by_customer.get(c.pk, 0)}
-        for c in request.partner.customers.order_by("name")
-    ]
-    for row in rows:
-        cap = row["customer"].seat_cap
-        row["percent"] = min(100, row["active"] * 100 // cap) if cap else None
+    rows = customer_meters(request.partner, _today())
     return _page(request, "customers", "customers.html", rows=rows)
 
 
 @portal_view()
 def customer_detail(request, pk: int):
     customer = _customer(request, pk)
+    today = _today()
+    meters = customer_meters(request.partner, today, [customer])[0]
     seats = (SeatAssignment.objects.active().filter(customer=customer).select_related("member")
              .order_by("member__name"))
-    return _page(request, "customers", "customer.html", customer=customer, seats=seats,
+    partner = partner_meters(request.partner, today)
+    return _page(request, "customers", "customer.html", customer=customer, seats=seats, meters=meters,
+                 licenses=[(m, [t for t in m.tenants if t.customer.pk == customer.pk]) for m in partner.licenses
+                           if m.service.customer_id in (None, customer.pk)],
+                 agents=[a for a in partner.agents if a.service.customer_id == customer.pk],
+                 hosts=[h for h in partner.hosts if h.service.customer_id == customer.pk],
+                 flats=[f for f in partner.flats if f.customer_id == customer.pk],
+                 peaks=[p for p in partner.peaks if p.service.customer_id == customer.pk],
+                 last_sync=partner.last_sync, billed=partner.billed,
                  assign_form=AssignSeatForm(), cap_form=SeatCapForm(initial={"seat_cap": customer.seat_cap}))
 
 
 @require_POST
 @portal_view()
 def seat_assign_view(request, pk: int):
-    customer = _customer(request, pk)
+    customer = _seat_customer(request, pk)
     form = AssignSeatForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Enter the member's name.")
@@ -276,6 +297,8 @@ def seat_assign_view(request, pk: int):
 @portal_view()
 def seat_remove_view(request, pk: int):
     customer = _customer(request, pk)
+    if not SeatAssignment.objects.active().filter(customer=customer).exists():
+        customer = _seat_customer(request, pk)  # a seat still held can be removed whatever the services say
     name = (request.POST.get("member") or "").strip()
     try:
         seat_unassign(customer=customer, member_name=name, actor=_actor(request), source="portal")
@@ -289,7 +312,7 @@ def seat_remove_view(request, pk: int):
 @require_POST
 @portal_view(roles=OWNER)
 def seat_cap_view(request, pk: int):
-    customer = _customer(request, pk)
+    customer = _seat_customer(request, pk)
     form = SeatCapForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The cap must be a whole number of seats, or blank for no cap.")
@@ -308,6 +331,8 @@ def seat_cap_view(request, pk: int):
 
 @portal_view(roles=BILLING)
 def add_seats(request):
+    if not seat_services(request.partner.pk, _today()).exists():  # no seat-days service: no such page
+        raise Http404("no seat-days service is in force")
     # a double click, or a POST sent again, buys once (billing/core/idempotency.py)
     return once_per_form(request, "portal:add_seats", lambda: _add_seats(request))
 
@@ -326,15 +351,23 @@ def _add_seats(request):
             return redirect("portal:seat_purchase", pk=purchase.pk)
     purchases = (SeatPurchase.objects.filter(service__partner=request.partner)
                  .select_related("service", "purchased_by")[:20])
+    offers = seat_offers(list(services), now=timezone.now())
+    chosen = form["service"].value() or (offers[0].service.pk if offers else None)
+    offer = next((o for o in offers if str(o.service.pk) == str(chosen)), offers[0] if offers else None)
+    count = form["seats"].value()
+    count = int(count) if str(count or "").isdigit() and int(count) > 0 else 1
     return _page(request, "seats", "add_seats.html", form=form, purchases=purchases, today=_today(),
-                 has_services=services.exists())
+                 has_services=services.exists(), offers=offers, offer=offer, cost=offer.cost(count) if offer else None,
+                 count=count)
 
 
 @portal_view(roles=BILLING)
 def seat_purchase(request, pk: int):
     purchase = get_object_or_404(SeatPurchase.objects.select_related("service"), pk=pk,
                                  service__partner=request.partner)
-    return _page(request, "seats", "seat_purchase.html", purchase=purchase)
+    offer = seat_offers([purchase.service], effective=purchase.effective_date)[0]
+    return _page(request, "seats", "seat_purchase.html", purchase=purchase, offer=offer,
+                 cost=offer.cost(purchase.seats))
 
 
 # --- team, audit and API keys -------------------------------------------------------------------
@@ -363,16 +396,11 @@ def team(request):
     can_bill = request.partner_user.role in BILLING
     # billing is for Owner and Billing users: money entries of the audit log and the API keys too
     keys = ApiKey.objects.filter(partner=partner).select_related("created_by").order_by("-created_at")
-    entries = AuditLog.objects.filter(partner=partner)
     if not can_bill:
         keys = keys.none()
-        shown = Q()
-        for prefix in TECHNICIAN_ACTIONS:
-            shown |= Q(action__startswith=prefix)
-        entries = entries.filter(shown)
-    audit = Paginator(entries.select_related("actor").order_by("-at", "-id"), 25)
-    page = audit.get_page(request.GET.get("page"))
-    return _page(request, "team", "team.html", users=users, keys=keys, page=page, key_form=ApiKeyForm())
+    audit = audit_section(partner=partner, params=request.GET, allowed=None if can_bill else TECHNICIAN_ACTIONS)
+    return _page(request, "team", "team.html", users=users, keys=keys, audit=audit, page=audit.page,
+                 key_form=ApiKeyForm())
 
 
 # what a Technician reads of the audit log: seats, RMM inventories, usage and suspensions, nothing else. An

@@ -258,6 +258,7 @@ def audit_rows(action: str) -> list[tuple]:
 
 def test_a_caps_change_in_the_admin_the_import_and_the_portal_writes_the_same_audit_row(acme, boss):
     customer = CustomerFactory(partner=acme, slug="west", name="West", host_limit=3, rmm_organization="WEST")
+    ServiceFactory(partner=acme, code="seats")  # the portal's seat forms are for customers that seats cover
     owner = Client()
     owner.force_login(PartnerUserFactory(user=UserFactory(username="owner"), partner=acme, role=Role.OWNER).user)
 
