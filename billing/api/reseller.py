@@ -21,10 +21,9 @@ from billing.api.schemas import (
     UsageRecordOut,
     ValidationErrorOut,
 )
-from billing.core.money import ZERO, currency_quantum, quantize_money, quantize_quantity
-from billing.core.periods import Period, utc_date
-from invoicing.rating import CI, rate_partner_month
-from invoicing.selectors import billed_units
+from billing.core.money import currency_quantum, quantize_money, quantize_quantity
+from billing.core.periods import utc_date
+from invoicing.forecast import next_ci_forecast
 from metering.models import Suspension, UsageSnapshot
 from metering.selectors import licenses_on_day
 from metering.services import TenantStateError, tenant_suspend, tenant_unsuspend, usage_snapshot_record
@@ -154,15 +153,12 @@ def _price_text(value: Decimal, currency: str) -> str:
 
 @router.get("/forecast", response={200: ForecastOut, 401: ErrorOut})
 def forecast(request):
-    """The lines the next CI (dated the 1st of next month) would carry from the data known now: next
-    month's advance charges and this month's arrears, with open seats assumed to stay open to the
-    month's end and usage meters keeping their last value."""
+    """The next CI (dated the 1st of next month) as the portal shows it (billing-rules decision (at)): next
+    month's advance charges and this month's arrears, with open seats assumed to stay open to the month's end and
+    usage meters keeping their last value, and its tax."""
     partner = partner_of(request)
-    month = Period.of(utc_date(timezone.now())).next()
-    lines = [
-        line for line in rate_partner_month(partner=partner, month=month, billed=billed_units(partner=partner))
-        if line.document == CI and line.amount != ZERO
-    ]
+    result = next_ci_forecast(partner, utc_date(timezone.now()))
+    currency = partner.currency
     out = [
         ForecastLineOut(
             service=line.service.code,
@@ -170,11 +166,12 @@ def forecast(request):
             line_type=line.line_type,
             period=str(line.period),
             quantity=_text(quantize_quantity(Decimal(line.quantity))),
-            unit_price=_price_text(line.unit_price, partner.currency) if line.unit_price is not None else None,
-            amount=_text(quantize_money(line.amount, partner.currency)),
+            unit_price=_price_text(line.unit_price, currency) if line.unit_price is not None else None,
+            amount=_text(quantize_money(line.amount, currency)),
             description=line.description,
         )
-        for line in lines
+        for line in result.lines
     ]
-    subtotal = quantize_money(sum((line.amount for line in lines), ZERO), partner.currency)
-    return {"month": str(month), "currency": partner.currency, "lines": out, "subtotal": _text(subtotal)}
+    return {"month": str(result.month), "currency": currency, "lines": out,
+            "subtotal": _text(quantize_money(result.subtotal, currency)), "tax_rate": _text(result.tax_rate.normalize()),
+            "tax": _text(quantize_money(result.tax, currency)), "total": _text(quantize_money(result.total, currency))}

@@ -98,6 +98,9 @@ class ForecastOut(Schema):
     currency: str
     lines: list[ForecastLineOut]
     subtotal: str
+    tax_rate: str = Field(description="the partner's tax rate in percent on the CI's date")
+    tax: str
+    total: str
 
 
 class SeatIn(Schema):

@@ -17,13 +17,12 @@ from decimal import Decimal
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from billing.core.money import ZERO, money_sum, quantize_money, tax_on
+from billing.core.money import money_sum, quantize_money
 from billing.core.periods import Period
 from billing.portal.selectors import SeatSummary, price_text, seat_summaries
 from invoicing.choices import LineType
+from invoicing.forecast import Forecast
 from invoicing.pricing import cmq_variable_quantity, tiered_amount, volume_unit_price
-from invoicing.rating import CI, RatedLine, rate_partners_month
-from invoicing.selectors import billed_units_by_partner
 from invoicing.templatetags.invoice_format import format_money, format_unit_price
 from metering.models import InventorySync, Suspension, SyncRun, UsageSnapshot
 from metering.selectors import (
@@ -515,48 +514,9 @@ def customer_meters(partner: Partner, today: date, customers: list[Customer] | N
     return result
 
 
-# --- the forecast of the next CI (billing-rules decision (at)) -------------------------------------------------
+# --- the forecast of the next CI (billing-rules decision (at)): invoicing.forecast -----------------------------
 
-@dataclass(frozen=True)
-class Forecast:
-    """What the CI dated the 1st of next month would carry, rated now (billing-rules decision (at))."""
-
-    month: Period  # the CI's month: issued on its 1st
-    currency: str
-    lines: list[RatedLine]
-    subtotal: Decimal
-    tax_rate: Decimal
-    tax: Decimal
-
-    @property
-    def total(self) -> Decimal:
-        return self.subtotal + self.tax
-
-    @property
-    def usage(self) -> Period:
-        return self.month.previous()
-
-    @property
-    def issue_date(self) -> date:
-        return self.month.first
-
-    @property
-    def rows(self) -> list[dict]:
-        return [{"line": line, "what": LINE_WORDS.get(line.line_type, str(line.line_type).replace("_", " "))}
-                for line in self.lines]
-
-
-def next_ci_forecast(partner: Partner, today: date) -> Forecast:
-    """The CI dated the 1st of next month as the billing run would issue it if usage stayed as it is today until
-    the month's end: `rate_partners_month` for that month (next month's advance charges, this month's arrears,
-    per_asset prorations of months already invoiced), its CI lines of a non-zero amount, and the tax at the rate in
-    force on its date. Read-only: nothing is written, no number taken."""
-    month = Period.of(today).next()
-    billed = billed_units_by_partner(partner_ids=[partner.pk])
-    lines = [line for line in rate_partners_month(partners=[partner], month=month, billed=billed)[partner.pk]
-             if line.document == CI and line.amount != ZERO]
-    rate = TermsBook([partner]).on(partner, month.first).tax_rate
-    subtotal = money_sum(line.amount for line in lines)
-    taxable = money_sum(line.amount for line in lines if line.taxable)
-    return Forecast(month=month, currency=partner.currency, lines=lines, subtotal=subtotal, tax_rate=rate,
-                    tax=tax_on(taxable, rate, partner.currency))
+def forecast_rows(forecast: Forecast) -> list[dict]:
+    """The forecast's lines with what each charges, in words."""
+    return [{"line": line, "what": LINE_WORDS.get(line.line_type, str(line.line_type).replace("_", " "))}
+            for line in forecast.lines]

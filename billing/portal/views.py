@@ -31,9 +31,10 @@ from billing.core.reporting import ReportOptions, write_csv, write_xlsx
 from billing.portal.access import BILLING, OWNER, portal_view
 from billing.portal.audit import audit_section
 from billing.portal.forms import AddSeatsForm, ApiKeyForm, AssignSeatForm, PeriodForm, SeatCapForm
-from billing.portal.meters import billed_on, customer_meters, next_ci_forecast, partner_meters
+from billing.portal.meters import billed_on, customer_meters, forecast_rows, partner_meters
 from billing.portal.selectors import seat_chart, seat_offers, seat_services
 from invoicing import pdf as invoice_pdf
+from invoicing.forecast import next_ci_forecast
 from invoicing.models import Invoice, InvoiceState, PaymentStatus
 from invoicing.reports import InvoiceLinesReport, PeriodsReport, line_row
 from invoicing.selectors import open_amount, partner_balance, partner_overdue, with_settlement
@@ -152,10 +153,11 @@ def billing(request):
     for row in periods:
         row["service_name"] = names.get(row["service"], row["service"])
     billed = billed_on(partner.pk, _today())
+    forecast = next_ci_forecast(partner, _today())
     return _page(request, "billing", "billing.html", periods=periods, invoices=invoices,
                  balance=partner_balance(partner), overdue=partner_overdue(partner),
                  billing_portal_url=partner.payment_portal_url, billed=billed,
-                 forecast=next_ci_forecast(partner, _today()),
+                 forecast=forecast, forecast_rows=forecast_rows(forecast),
                  statement_period=Period.of(_today()).previous())
 
 

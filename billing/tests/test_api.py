@@ -211,7 +211,7 @@ def test_forecast_is_the_next_ci_from_the_data_so_far(api):
              "quantity": "6.0000", "unit_price": "5.00", "amount": "30.00",
              "description": "M365 2026-05: 6 licenses, Alpha Ltd"},
         ],
-        "subtotal": "90.00",
+        "subtotal": "90.00", "tax_rate": "0", "tax": "0.00", "total": "90.00",
     }
 
 

@@ -20,7 +20,8 @@ from django.urls import reverse
 from djmoney.money import Money
 
 from billing.core.actor import Actor
-from billing.portal.meters import billed_on, customer_meters, next_ci_forecast, partner_meters
+from billing.portal.meters import billed_on, customer_meters, partner_meters
+from invoicing.forecast import next_ci_forecast
 from invoicing.models import Invoice, InvoiceKind, InvoiceState, LineType
 from invoicing.services import billing_run
 from metering.models import Suspension, SyncRun, UsageSnapshot
