@@ -30,9 +30,9 @@ class UsageSnapshot(models.Model):
     customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, db_index=False,
                                  related_name="usage_snapshots")
     date = models.DateField()
-    users_count = models.PositiveIntegerField()
-    storage_bytes = models.PositiveBigIntegerField()
-    messages_count = models.PositiveBigIntegerField(null=True, blank=True)
+    users_count = models.PositiveIntegerField("users")
+    storage_bytes = models.PositiveBigIntegerField("storage (bytes)")
+    messages_count = models.PositiveBigIntegerField("messages", null=True, blank=True)
     recorded_at = models.DateTimeField(auto_now=True)
     source = models.CharField(max_length=100, blank=True)
 
@@ -84,9 +84,9 @@ class RmmAgent(models.Model):
 
     # no index of its own: agent_unique_id begins with it
     partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, related_name="rmm_agents")
-    agent_id = models.CharField(max_length=200)
+    agent_id = models.CharField("agent ID", max_length=200)
     machine_name = models.CharField(max_length=200, blank=True)
-    os = models.CharField(max_length=200, blank=True)
+    os = models.CharField("OS", max_length=200, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True, help_text="informative only")
 
     class Meta:
@@ -111,8 +111,8 @@ class AgentPresence(models.Model):
     group = models.CharField(max_length=200, blank=True)  # a path from the top, "/"-separated
     # the organization's short reference and id in the RMM, and the machine views the agent is in
     # ("|a|b|", so that SQL finds a view by its delimited name), each part of its place (docs/rmm.md)
-    org_ref = models.CharField(max_length=200, blank=True, default="", db_default="")
-    org_id = models.CharField(max_length=200, blank=True, default="", db_default="")
+    org_ref = models.CharField("organization reference", max_length=200, blank=True, default="", db_default="")
+    org_id = models.CharField("organization ID", max_length=200, blank=True, default="", db_default="")
     views = models.TextField(blank=True, default="", db_default="")
     present_from = models.DateField()
     present_until = models.DateField(null=True, blank=True)
@@ -185,7 +185,7 @@ class RmmIntegration(models.Model):
 
     partner = models.OneToOneField("partners.Partner", on_delete=models.CASCADE, related_name="rmm_integration")
     kind = models.CharField("RMM", max_length=20, choices=IntegrationKind.choices, default=IntegrationKind.KASEYA_VSA)
-    base_url = models.URLField(max_length=500, blank=True,
+    base_url = models.URLField("base URL", max_length=500, blank=True,
                                help_text="the RMM's API address: e.g. https://vsa.example.com (Kaseya VSA), "
                                          "https://pinotage-api.centrastage.net (Datto RMM), "
                                          "https://app.ninjarmm.com (NinjaOne)")

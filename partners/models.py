@@ -31,15 +31,15 @@ class Partner(models.Model):
         max_digits=6, decimal_places=3, default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0"))], help_text="percent, e.g. 10 for 10%",
     )
-    payment_terms_days = models.PositiveIntegerField(default=30)
+    payment_terms_days = models.PositiveIntegerField("payment terms (days)", default=30)
     billing_emails = models.TextField(blank=True, help_text="billing contacts, separated by commas")
     billing_address = models.TextField(blank=True, help_text="printed on its invoices; one line per line")
-    tax_id = models.CharField("tax id", max_length=60, blank=True,
+    tax_id = models.CharField("tax ID", max_length=60, blank=True,
                               help_text="VAT or sales tax number, printed on its invoices")
     purchase_order = models.CharField("purchase order", max_length=100, blank=True,
                                       help_text="the partner's PO reference, printed on its invoices")
     billing_portal_url = models.URLField(
-        blank=True, help_text="the payment portal linked from the partner portal's Billing page "
+        "billing portal URL", blank=True, help_text="the payment portal linked from the partner portal's Billing page "
                               "(blank: the BILLING_PORTAL_URL setting, if any)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -69,7 +69,7 @@ class Customer(models.Model):
     seat_cap = models.PositiveIntegerField(null=True, blank=True, help_text="blank: no cap")
     host_limit = models.PositiveIntegerField(default=0)
     payment_terms_days = models.PositiveIntegerField(
-        null=True, blank=True, help_text="blank: the partner's terms"
+        "payment terms (days)", null=True, blank=True, help_text="blank: the partner's terms"
     )
     rmm_organization = models.CharField(
         "RMM organization", max_length=200, blank=True,
@@ -273,21 +273,22 @@ class Service(models.Model):
     )
     committed_quantity = models.PositiveIntegerField(null=True, blank=True)
     overage_enabled = models.BooleanField(default=False)
-    storage_per_license_gb = models.DecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    storage_per_license_gb = models.DecimalField("storage per license (GB)", max_digits=12, decimal_places=3,
+                                                 null=True, blank=True)
     tiers = models.CharField(max_length=500, blank=True, help_text="UP_TO:PRICE;...;inf:PRICE")
     tier_mode = models.CharField(max_length=10, choices=TierMode.choices, default=TierMode.VOLUME)
     proration = models.CharField(max_length=20, choices=Proration.choices, default=Proration.DAY_FRACTION)
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True, help_text="inclusive; blank: open-ended")
     rmm_filter = models.CharField(
-        max_length=200, blank=True, validators=[rmm_filter_validator],
+        "RMM filter", max_length=200, blank=True, validators=[rmm_filter_validator],
         help_text="which RMM agents: ORG (name, reference or id), ORG/GROUP (with its sub-groups), ORG/GROUP/SUB or "
                   "view:NAME; blank: the customer's RMM organization, or every agent for a partner-level service")
     # rmm_filter split (ORG, GROUP path, view), trimmed and in lower case, so metering can match agents in plain
     # SQL (metering.matching has the rule)
-    rmm_org = models.CharField(max_length=200, blank=True, editable=False)
-    rmm_group = models.CharField(max_length=200, blank=True, editable=False)
-    rmm_view = models.CharField(max_length=200, blank=True, editable=False, default="", db_default="")
+    rmm_org = models.CharField("RMM organization", max_length=200, blank=True, editable=False)
+    rmm_group = models.CharField("RMM group", max_length=200, blank=True, editable=False)
+    rmm_view = models.CharField("RMM view", max_length=200, blank=True, editable=False, default="", db_default="")
     taxable = models.BooleanField(default=True)
     notification_emails = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -500,7 +501,7 @@ class TermsVersion(models.Model):
     terms; these versions are what held before each change (partners.terms has the rule)."""
 
     object_type = models.CharField(max_length=20)  # partner, customer or service
-    object_id = models.BigIntegerField()
+    object_id = models.BigIntegerField("object ID")
     # the owner, so that a partner's versions go with it
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, db_index=False, related_name="+")
     valid_until = models.DateField(help_text="the last day these terms were in force (inclusive)")
@@ -527,8 +528,8 @@ class AuditLog(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     action = models.CharField(max_length=100, choices=AuditAction.choices, db_index=True)
     object_type = models.CharField(max_length=100)
-    object_id = models.CharField(max_length=100, blank=True)
-    object_repr = models.CharField(max_length=300, blank=True)
+    object_id = models.CharField("object ID", max_length=100, blank=True)
+    object_repr = models.CharField("object", max_length=300, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
 

@@ -173,5 +173,6 @@ def forecast(request):
         for line in result.lines
     ]
     return {"month": str(result.month), "currency": currency, "lines": out,
-            "subtotal": _text(quantize_money(result.subtotal, currency)), "tax_rate": _text(result.tax_rate.normalize()),
-            "tax": _text(quantize_money(result.tax, currency)), "total": _text(quantize_money(result.total, currency))}
+            "subtotal": _text(quantize_money(result.subtotal, currency)),
+            "tax_rate": _text(result.tax_rate.normalize()), "tax": _text(quantize_money(result.tax, currency)),
+            "total": _text(quantize_money(result.total, currency))}

@@ -18,10 +18,16 @@ class CompanyProfileAdmin(AuditedSaveMixin, admin.ModelAdmin):
     fieldsets = (
         ("Printed at the top of every invoice", {
             "fields": ("legal_name", "address", "tax_id", "registration", "email", "phone", "website", "logo"),
-            "description": "Legal name, address and tax id are required to issue invoices under the production "
+            "description": "Legal name, address and tax ID are required to issue invoices under the production "
                            "settings. An issued invoice keeps the details it was issued with."}),
         ("Printed at the end of every invoice", {"fields": ("bank_details", "remittance", "invoice_footer")}),
     )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "tax_id":  # the model's verbose name says "tax id" (invoicing's migration to make)
+            field.label = "Tax ID"
+        return field
 
     def audit_snapshot(self, obj) -> dict:
         return snapshot(obj, ISSUER_FIELDS) | {"logo": obj.logo.name if obj.logo else ""}

@@ -6,8 +6,6 @@ change permission. Every change is a call of invoicing.services."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -16,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -39,7 +38,7 @@ from invoicing.models import (
     PaymentStatus,
 )
 from invoicing.reports import invoice_lines_xlsx, shown_price
-from invoicing.selectors import open_amount, with_settlement
+from invoicing.selectors import open_amount, settlement, with_settlement
 from invoicing.services import (
     BillingError,
     credit_note_issue,
@@ -47,7 +46,7 @@ from invoicing.services import (
     invoice_status_refresh,
     payment_record,
 )
-from partners.admin.kit import EMPTY, ReadOnlyAdminMixin, actor_of
+from partners.admin.kit import EMPTY, EmptyStateInlineMixin, ReadOnlyAdminMixin, actor_of
 from partners.audit import audit_record, jsonable
 from partners.choices import AuditAction
 
@@ -93,6 +92,26 @@ def _creditable(invoice: Invoice) -> bool:
     return invoice.is_issued and invoice.kind != InvoiceKind.CN
 
 
+def payment_summary_html(invoice: Invoice):
+    """The status, then what settled the invoice so far: the payments (how many) and what credit notes took off,
+    as the status is judged (billing-rules 4.7: "partially paid" may be a credit alone), then what is open."""
+    paid, credited = settlement(invoice)
+    payments = invoice.payments.count()
+    parts = []
+    if payments:
+        parts.append(format_html("{} paid in {} payment{}", money_html(paid, invoice.currency), payments,
+                                 pluralize(payments)))
+    if credited:
+        notes = invoice.credit_notes.filter(state=InvoiceState.ISSUED).order_by("issue_date", "pk")
+        parts.append(format_html("{} credited by {}", money_html(credited, invoice.currency),
+                                 format_html_join(", ", '<a href="{}">{}</a>', ((change_url(n), n) for n in notes))))
+    if not payments:
+        parts.append("nothing paid yet" if credited else "nothing paid or credited yet")
+    settled = format_html_join(", ", "{}", ((part,) for part in parts))
+    return format_html("{} {}; {} open on it", status_badge(invoice), settled,
+                       money_html(open_amount(invoice), invoice.currency))
+
+
 # --- forms --------------------------------------------------------------------------------------
 class CreditLinesForm(forms.Form):
     lines = forms.ModelMultipleChoiceField(
@@ -111,7 +130,7 @@ class CreditLinesForm(forms.Form):
 
 
 # --- invoices -----------------------------------------------------------------------------------
-class ReadOnlyInlineMixin(ReadOnlyAdminMixin):
+class ReadOnlyInlineMixin(EmptyStateInlineMixin, ReadOnlyAdminMixin):
     """Rows of an invoice: shown to whoever may see the invoice, never edited here."""
 
     extra = 0
@@ -128,6 +147,7 @@ class ChildInvoiceInline(ReadOnlyInlineMixin, admin.TabularInline):
     readonly_fields = fields
     verbose_name = "child invoice"
     verbose_name_plural = "child invoices (one per organization)"
+    empty_text = "No child invoice: only a CI has them."
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("customer", "invoice")
@@ -150,6 +170,7 @@ class InvoiceLineInline(ReadOnlyInlineMixin, admin.TabularInline):
               "unit_price_shown", "amount_shown", "description")
     readonly_fields = fields
     verbose_name_plural = "lines"
+    empty_text = "No lines."
 
     def get_queryset(self, request):
         return (super().get_queryset(request)
@@ -193,6 +214,7 @@ class PaymentInline(ReadOnlyInlineMixin, admin.TabularInline):
     fields = ("paid_on", "amount_shown", "reference", "source", "recorded_by", "recorded_at")
     readonly_fields = fields
     verbose_name_plural = "payments"
+    empty_text = "No payment recorded against this invoice yet."
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("recorded_by", "invoice")
@@ -394,15 +416,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                                "a draft is not paid; issue it first")
         if obj.kind == InvoiceKind.CN:
             return format_html('{} <span class="quiet">{}</span>', status_badge(obj), "a credit note is not paid")
-        payments = list(obj.payments.all())
-        paid = sum((p.amount for p in payments), Decimal(0))
-        remaining = open_amount(obj)
-        if not payments:
-            return format_html("{} nothing paid yet; {} open on it", status_badge(obj),
-                               money_html(remaining, obj.currency))
-        return format_html("{} {} paid in {} payment{}; {} open on it", status_badge(obj),
-                           money_html(paid, obj.currency), len(payments), "" if len(payments) == 1 else "s",
-                           money_html(remaining, obj.currency))
+        return payment_summary_html(obj)
 
     @admin.display(description="stored PDF")
     def pdf_file(self, obj):

@@ -1,5 +1,6 @@
 """Every invoice line in the admin, newest first: to find a charge across invoices. Read only: an issued
-line never changes, a credit note corrects it."""
+line never changes, a credit note corrects it. The customer page links to its lines here (the metering
+CustomerAdmin re-registered with the link: partners and metering never import invoicing)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from billing.core.money import quantize_quantity
 from invoicing.admin.common import money_html
 from invoicing.models import InvoiceLine, LineType
 from invoicing.templatetags.invoice_format import format_unit_price
-from partners.admin.kit import EMPTY, ReadOnlyAdminMixin
+from metering.admin.customers import MeteredCustomerAdmin
+from partners.admin.kit import EMPTY, CustomerFilter, ReadOnlyAdminMixin, admin_url
+from partners.models import Customer
+
+
+class LineCustomerFilter(CustomerFilter):
+    """Customers, narrowed to the partner chosen in the partner filter (a line's partner is its invoice's)."""
+
+    partner_parameter = "invoice__partner__id__exact"
 
 
 @admin.register(InvoiceLine)
@@ -19,9 +28,11 @@ class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every invoice line, newest first: to find a charge across invoices (read only: an issued line never
     changes, a credit note corrects it)."""
 
-    list_display = ("invoice_number", "partner", "customer", "service", "line_type", "period", "quantity_shown",
-                    "unit_price_shown", "amount_shown")
-    list_filter = ("line_type", "invoice__kind", "invoice__state")
+    # at 1440 px the amount stays in view: the customer without its partner (a column of its own), the service's
+    # name over its code, both wrapping (billing/static/billing/admin.css)
+    list_display = ("invoice_number", "partner", "customer_shown", "service_shown", "line_type", "period",
+                    "quantity_shown", "unit_price_shown", "amount_shown")
+    list_filter = ("invoice__partner", LineCustomerFilter, "line_type", "invoice__kind", "invoice__state")
     search_fields = ("invoice__number", "invoice__partner__slug", "customer__slug", "service__code", "description")
     list_select_related = ("invoice__partner", "customer__partner", "service")
     ordering = ("-id",)
@@ -38,6 +49,16 @@ class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="partner")
     def partner(self, obj):
         return obj.invoice.partner.slug
+
+    @admin.display(description="customer", ordering="customer__name")
+    def customer_shown(self, obj):
+        return obj.customer.name if obj.customer_id else EMPTY
+
+    @admin.display(description="service", ordering="service__code")
+    def service_shown(self, obj):
+        if not obj.service_id:
+            return EMPTY
+        return format_html('{} <span class="quiet code">{}</span>', obj.service.name, obj.service.code)
 
     @admin.display(description="currency")
     def currency(self, obj):
@@ -64,3 +85,19 @@ class InvoiceLineAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="amount", ordering="amount")
     def amount_shown(self, obj):
         return money_html(obj.amount, obj.invoice.currency)
+
+
+class BilledCustomerAdmin(MeteredCustomerAdmin):
+    """The customer page with a link to the customer's invoice lines (this list, filtered)."""
+
+    @admin.display(description="shortcuts")
+    def links(self, obj):
+        shortcuts = super().links(obj)
+        if not obj.pk:
+            return shortcuts
+        lines = admin_url(InvoiceLine, query={"invoice__partner__id__exact": obj.partner_id, "customer": obj.pk})
+        return format_html('{} · <a href="{}">Invoice lines</a>', shortcuts, lines)
+
+
+admin.site.unregister(Customer)
+admin.site.register(Customer, BilledCustomerAdmin)

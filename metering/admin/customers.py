@@ -1,4 +1,4 @@
-"""Month-to-date seat-days beside each customer (billing-rules 3.1).
+"""Month-to-date seat-days beside each customer and on its page (billing-rules 3.1).
 
 Data flows partners -> metering, so partners' admin cannot show metered values; metering adds its column
 itself by re-registering a subclass of the partners CustomerAdmin (the app registry loads metering's admin
@@ -23,9 +23,32 @@ from partners.models import Customer
 class MeteredCustomerAdmin(CustomerAdmin):
     list_display = (*CustomerAdmin.list_display, "seat_days_to_date")
 
+    def get_fieldsets(self, request, obj=None):
+        """The customer page shows the same figure under its seats."""
+        fieldsets = [(name, dict(options)) for name, options in super().get_fieldsets(request, obj)]
+        if obj is not None and obj.pk:
+            for name, options in fieldsets:
+                if name == "Seats":
+                    options["fields"] = (*options["fields"], "seat_days_on_page")
+        return fieldsets
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "seat_days_on_page")
+
+    @admin.display(description="seat-days this month")
+    def seat_days_on_page(self, obj):
+        if obj is None or not obj.pk:
+            return "—"
+        self._annotate_seat_days([obj])
+        return self.seat_days_to_date(obj)
+
     def annotate_page(self, request, rows):
-        """One set-based query for the whole page (metering.selectors)."""
         super().annotate_page(request, rows)
+        self._annotate_seat_days(rows)
+
+    @staticmethod
+    def _annotate_seat_days(rows):
+        """One set-based query for the whole page (metering.selectors)."""
         today = utc_today()
         month = Period.of(today)
         counted = seat_days_by_customer(partner_ids={c.partner_id for c in rows}, first=month.first, last=today)
@@ -35,12 +58,20 @@ class MeteredCustomerAdmin(CustomerAdmin):
 
     @admin.display(description="seat-days this month")
     def seat_days_to_date(self, obj):
+        """The seat-days counted from the 1st to today, and what they make in seat-months (seat-days ÷ days in
+        the month, billing-rules 3.1), to 4 places as an invoice shows them."""
         days = getattr(obj, "page_seat_days", None)
         if days is None:
             return "—"
         month = obj.page_month
-        return format_html('{} <span class="quiet" title="seat-months of {} so far">({})</span>',
-                           days, month, quantize_quantity(Decimal(days) / Decimal(month.days)))
+        seat_months = quantize_quantity(Decimal(days) / Decimal(month.days))
+        title = (f"{days} seat-days from {month.first:%d %b} to today; {days} ÷ {month.days} days of {month} = "
+                 f"{seat_months} seat-months so far")
+        counted = format_html('<span style="white-space:nowrap">{} seat-day{}</span>', days, "" if days == 1 else "s")
+        if not days:
+            return counted
+        return format_html('<span title="{}">{} <span class="quiet" style="white-space:nowrap">({} seat-months)</span>'
+                           '</span>', title, counted, seat_months)
 
 
 admin.site.unregister(Customer)

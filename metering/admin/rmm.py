@@ -53,7 +53,7 @@ from metering.sync import (
     units_now,
     unmatched_summary,
 )
-from partners.admin.kit import EMPTY, AuditedSaveMixin, ReadOnlyAdminMixin
+from partners.admin.kit import EMPTY, AuditedSaveMixin, EmptyStateInlineMixin, ReadOnlyAdminMixin
 from partners.models import Method
 
 INVENTORY_HELP = (
@@ -63,7 +63,7 @@ INVENTORY_HELP = (
 
 
 # --- RMM agents and inventories -----------------------------------------------------------------
-class AgentPresenceInline(ReadOnlyAdminMixin, admin.TabularInline):
+class AgentPresenceInline(EmptyStateInlineMixin, ReadOnlyAdminMixin, admin.TabularInline):
     model = AgentPresence
     fields = ("organization", "group", "present_from", "present_until")
     readonly_fields = fields
@@ -71,6 +71,7 @@ class AgentPresenceInline(ReadOnlyAdminMixin, admin.TabularInline):
     extra = 0
     verbose_name = "place in the RMM"
     verbose_name_plural = "places in the RMM (from the inventory that detected each change)"
+    empty_text = "No place recorded: no inventory has reported this agent yet."
 
 
 class AgentStatusFilter(admin.SimpleListFilter):
@@ -216,7 +217,7 @@ class RmmIntegrationForm(forms.ModelForm):
     """The secret (token, API secret key, client secret) is write-only: never rendered back; typing a new one
     replaces it."""
 
-    base_url = forms.URLField(max_length=500, required=False, assume_scheme="https",
+    base_url = forms.URLField(label="Base URL", max_length=500, required=False, assume_scheme="https",
                               widget=forms.URLInput(attrs={"size": 60}),
                               help_text=RmmIntegration._meta.get_field("base_url").help_text)
     new_api_token = forms.CharField(
@@ -482,7 +483,7 @@ def get_units_now(modeladmin, request, queryset):
     services = list(queryset.select_related("partner", "customer"))
     others = [s for s in services if s.method != Method.PER_ASSET]
     if others:
-        modeladmin.message_user(request, "Skipped (not per_asset, no RMM units): "
+        modeladmin.message_user(request, f"Skipped (method not “{Method.PER_ASSET.label}”: no RMM units): "
                                 + ", ".join(s.code for s in others), messages.WARNING)
     actor = Actor.of_user(request.user, label=f"{request.user} (admin: Get units now)")
     for report in units_now(services=services, actor=actor):

@@ -352,7 +352,7 @@ def test_get_units_now_syncs_each_partner_once_and_reports_the_units_in_force(rm
             pk__in=[agents.pk, everything.pk, seats.pk, solo_agents.pk]))
 
     assert [(m.level, m.message) for m in request._messages] == [
-        (levels.WARNING, "Skipped (not per_asset, no RMM units): seats"),
+        (levels.WARNING, "Skipped (method not “Per RMM agent (advance + proration)”: no RMM units): seats"),
         (levels.SUCCESS, "Agents [agents]: 3 units in force on 2026-05-10 (was 2)"),
         (levels.SUCCESS, "All [all]: 5 units in force on 2026-05-10 (was 2)"),
         (levels.ERROR, "Solo-Agents [solo-agents]: 1 units in force on 2026-05-10 from the last inventory, as of "

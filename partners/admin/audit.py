@@ -90,7 +90,7 @@ class AuditLogAdmin(PageStatsMixin, admin.ModelAdmin):
     list_filter = (PersonFilter, KindFilter, ObjectTypeFilter, "partner")
     search_fields = ("object_repr", "object_id", "actor_label", "actor__username", "actor__first_name",
                      "actor__last_name")
-    search_help_text = "Search by person, command or API key, or by the object's name or id."
+    search_help_text = "Search by person, command or API key, or by the object's name or ID."
     list_select_related = ("actor", "partner")
     date_hierarchy = "at"
     list_per_page = 50

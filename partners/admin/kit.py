@@ -4,7 +4,8 @@
 - forms: model errors on fields the form does not show (`FieldErrorsMixin`), a service's refusal on the
   form it came from (`errors_to_form`), add pages prefilled from links (`CleanInitialMixin`);
 - lists: per-page columns in a few grouped queries (`PageStatsChangeList`, `PageStatsMixin`), customers
-  narrowed to the chosen partner (`CustomerFilter`);
+  narrowed to the chosen partner (`CustomerFilter`), inlines that say when they have no rows
+  (`EmptyStateInlineMixin`);
 - writes: audited saves and deletes (`AuditedSaveMixin`) and inline formsets (`audit_formset`), history
   shown but never changed (`ReadOnlyAdminMixin`), and add pages whose write is one service call
   (`ServiceAddViewMixin`).
@@ -177,6 +178,14 @@ def audit_formset(request, formset, *, kind: str, snap, partner_of) -> None:
         if after != befores.get(obj.pk):
             audit_record(actor=actor, action=AuditAction.of(kind, "update"), obj=obj, partner=partner_of(obj),
                          before=befores.get(obj.pk), after=after)
+
+
+class EmptyStateInlineMixin:
+    """A tabular inline that says so when it has no rows (`empty_text`), instead of showing bare column
+    headings (templates/admin/edit_inline/tabular_or_empty.html)."""
+
+    template = "admin/edit_inline/tabular_or_empty.html"
+    empty_text = "None."
 
 
 class CustomerFilter(admin.SimpleListFilter):

@@ -40,7 +40,7 @@ from partners.services import partner_create, partner_delete, partner_update
 
 
 class PartnerForm(DatedTermsForm):
-    billing_portal_url = forms.URLField(required=False, assume_scheme="https",
+    billing_portal_url = forms.URLField(label="Billing portal URL", required=False, assume_scheme="https",
                                         help_text=Partner._meta.get_field("billing_portal_url").help_text)
 
     currency = forms.ChoiceField(choices=[(c, c) for c in settings.CURRENCIES], initial="USD",

@@ -28,6 +28,7 @@ from partners.admin.kit import (
     EMPTY,
     CleanInitialMixin,
     CustomerFilter,
+    EmptyStateInlineMixin,
     ReadOnlyAdminMixin,
     ServiceAddViewMixin,
     actor_of,
@@ -53,10 +54,11 @@ def active_seats_of(outer: str):
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def utilization_html(active: int, committed: int, scope: str = "", part: int | None = None):
+def utilization_html(active: int, committed: int, scope: str = "", part: int | None = None, compact: bool = False):
     """A small bar, the percent (`utilization_percent`: whole, half away from zero, billing-rules decision (as))
     and active / committed: amber from the warning threshold, red in overage, both judged on the exact ratio as
-    the alerts are (billing-rules 3.3). `part`: the seats this row holds of a wider scope, drawn darker."""
+    the alerts are (billing-rules 3.3). `part`: the seats this row holds of a wider scope, drawn darker.
+    `compact` (a list's narrow cell): a shorter bar, and the word "overage" left to the caller."""
     if not committed:
         return EMPTY
     percent = utilization_percent(active, committed)
@@ -71,14 +73,15 @@ def utilization_html(active: int, committed: int, scope: str = "", part: int | N
     title = f"{active} active seats of {committed} committed{' ' + scope if scope else ''}"
     if part is not None:
         title += f"; this customer holds {part}"
+    overage = format_html(' <b style="color:{}">overage</b>', colour) if active > committed and not compact else ""
     return format_html(
         '<span title="{}" style="white-space:nowrap">'
-        '<span style="display:inline-flex;width:60px;height:9px;border-radius:4px;background:#e6e6e6;'
+        '<span style="display:inline-flex;width:{}px;height:9px;border-radius:4px;background:#e6e6e6;'
         'vertical-align:middle;overflow:hidden">'
         '<span style="width:{}%;background:{}"></span><span style="width:{}%;background:{};opacity:.4"></span>'
         '</span> <b style="color:{}">{}%</b> <span class="quiet">{}/{}</span>{}</span>',
-        title, part_width, colour, total_width - part_width, colour, colour, percent, active, committed,
-        format_html(' <b style="color:{}">overage</b>', colour) if active > committed else "",
+        title, 36 if compact else 60, part_width, colour, total_width - part_width, colour, colour, percent, active,
+        committed, overage,
     )
 
 
@@ -108,7 +111,7 @@ class SeatPurchaseAddForm(forms.Form):
     service = ServicePurchaseChoiceField(
         queryset=Service.objects.filter(method=Method.SEAT_DAYS).select_related("partner", "customer")
         .order_by("partner__name", "code"),
-        help_text="a seat_days service",
+        help_text=f"a service of method “{Method.SEAT_DAYS.label}”",
     )
     seats = forms.IntegerField(min_value=1, help_text="added to the commitment")
 
@@ -245,12 +248,13 @@ class SeatPurchaseAdmin(CleanInitialMixin, ServiceAddViewMixin, FileImportAdminM
         return obj.service.partner.name
 
 
-class MemberSeatInline(ReadOnlyAdminMixin, admin.TabularInline):
+class MemberSeatInline(EmptyStateInlineMixin, ReadOnlyAdminMixin, admin.TabularInline):
     model = SeatAssignment
     fields = ("assigned_at", "removed_at", "source")
     readonly_fields = fields
     extra = 0
     verbose_name_plural = "seat history"
+    empty_text = "No seat held yet."
 
 
 @admin.register(Member)

@@ -12,11 +12,19 @@ from django import forms
 from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from import_export.admin import ImportExportModelAdmin
 
 from billing.core.admin_import import FileImportAdminMixin
 from billing.core.periods import next_month_start, utc_date
-from partners.admin.kit import EMPTY, CleanInitialMixin, FieldErrorsMixin, PageStatsMixin, admin_url
+from partners.admin.kit import (
+    EMPTY,
+    CleanInitialMixin,
+    EmptyStateInlineMixin,
+    FieldErrorsMixin,
+    PageStatsMixin,
+    admin_url,
+)
 from partners.admin.seats import utilization_html
 from partners.admin.terms import DatedTermsForm, TermsHistoryMixin, WriteServicesMixin
 from partners.audit import SERVICE_AUDIT_FIELDS
@@ -27,7 +35,7 @@ from partners.services import service_create, service_delete, service_update
 
 
 # --- services on the partner's and the customer's page ------------------------------------------
-class ServiceOverviewInline(admin.TabularInline):
+class ServiceOverviewInline(EmptyStateInlineMixin, admin.TabularInline):
     """Services as read-only rows with a link to their page: a service has method-specific
     fields and locked derivation fields (billing-rules 3.7) that a table row cannot show properly."""
 
@@ -74,6 +82,7 @@ class ServiceOverviewInline(admin.TabularInline):
 class PartnerServiceInline(ServiceOverviewInline):
     verbose_name = "partner-level service"
     verbose_name_plural = "partner-level services (cover every customer)"
+    empty_text = "No partner-level service: each customer's services are on its page."
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(customer__isnull=True)
@@ -83,6 +92,7 @@ class CustomerServiceInline(ServiceOverviewInline):
     fk_name = "customer"
     verbose_name = "service of this customer"
     verbose_name_plural = "services of this customer only (partner-level services also cover it)"
+    empty_text = "No service of this customer's own."
 
 
 # --- the service page ---------------------------------------------------------------------------
@@ -152,12 +162,14 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, WriteSe
 
     @admin.display(description="method", ordering="method")
     def method_code(self, obj):
-        return format_html('<span title="{}">{}</span>', obj.get_method_display(), obj.method)
+        """The method as the clerk reads it (its label); its code, as import files write it, on hover."""
+        return format_html('<span title="in import files: {}">{}</span>', obj.method, obj.get_method_display())
 
     @admin.display(description="price", ordering="unit_price")
     def prices(self, obj):
-        if obj.tiers:
-            return format_html('<span class="quiet">tiers</span> {}', obj.tiers)
+        if obj.tiers:  # may break after each tier: the list keeps its width at 1440 px
+            tiers = format_html_join(mark_safe(";<wbr>"), "{}", ((tier,) for tier in obj.tiers.split(";")))
+            return format_html('<span class="quiet">tiers</span> {}', tiers)
         if obj.overage_price is not None and obj.overage_price != obj.unit_price:
             return format_html('<span style="white-space:nowrap">{}</span> <span class="quiet">overage {}</span>',
                                obj.unit_price, obj.overage_price)
@@ -178,7 +190,8 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, WriteSe
     @admin.display(description="dates", ordering="start_date")
     def dates(self, obj):
         end = obj.end_date.isoformat() if obj.end_date else "open"
-        return format_html('<span style="white-space:nowrap">{} → {}</span>', obj.start_date.isoformat(), end)
+        return format_html('<span style="white-space:nowrap">{} →</span> <span style="white-space:nowrap">{}</span>',
+                           obj.start_date.isoformat(), end)
 
     @admin.display(description="in force today")
     def commitment_now(self, obj):
