@@ -54,7 +54,7 @@ class CompanyProfile(models.Model):
 
     legal_name = models.CharField(max_length=200, blank=True, help_text="as registered, e.g. Northbridge Billing Ltd")
     address = models.TextField(blank=True, help_text="postal address, one line per line")
-    tax_id = models.CharField("tax id", max_length=60, blank=True, help_text="VAT or sales tax number")
+    tax_id = models.CharField("tax ID", max_length=60, blank=True, help_text="VAT or sales tax number")
     registration = models.CharField(max_length=100, blank=True,
                                     help_text="company registration, e.g. Company no. 01234567")
     email = models.EmailField(blank=True, help_text="billing questions")
@@ -66,7 +66,7 @@ class CompanyProfile(models.Model):
     invoice_footer = models.TextField(blank=True, help_text="printed at the end of every invoice")
     updated_at = models.DateTimeField(auto_now=True)
 
-    REQUIRED = {"legal_name": "legal name", "address": "address", "tax_id": "tax id"}
+    REQUIRED = {"legal_name": "legal name", "address": "address", "tax_id": "tax ID"}
 
     class Meta:
         verbose_name = "company profile"
@@ -117,8 +117,8 @@ class Invoice(models.Model):
     # company profile or the partner's address never changes an issued invoice
     issuer = models.JSONField(null=True, blank=True)
     recipient = models.JSONField(null=True, blank=True)
-    pdf = models.FileField(upload_to="invoices/", blank=True)
-    pdf_version = models.PositiveIntegerField(default=0)
+    pdf = models.FileField("PDF", upload_to="invoices/", blank=True)
+    pdf_version = models.PositiveIntegerField("PDF version", default=0)
     emailed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -334,6 +334,7 @@ class OneTimeCharge(models.Model):
 
     class Meta:
         ordering = ["-date", "-id"]
+        verbose_name = "one-time charge"
 
     def __str__(self):
         return f"{self.description} ({self.date})"

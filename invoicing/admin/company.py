@@ -23,12 +23,6 @@ class CompanyProfileAdmin(AuditedSaveMixin, admin.ModelAdmin):
         ("Printed at the end of every invoice", {"fields": ("bank_details", "remittance", "invoice_footer")}),
     )
 
-    def formfield_for_dbfield(self, db_field, request, **kwargs):
-        field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if db_field.name == "tax_id":  # the model's verbose name says "tax id" (invoicing's migration to make)
-            field.label = "Tax ID"
-        return field
-
     def audit_snapshot(self, obj) -> dict:
         return snapshot(obj, ISSUER_FIELDS) | {"logo": obj.logo.name if obj.logo else ""}
 

@@ -213,7 +213,7 @@ def test_without_the_company_s_legal_details_the_run_fails_and_bills_nothing(cle
     billing = BillingRun.objects.get()
     assert response.status_code == 302 and billing.status == RunStatus.FAILED
     assert not Invoice.objects.exists()
-    assert "the company profile has no legal name, address, tax id" in billing.held[0]["reason"]
+    assert "the company profile has no legal name, address, tax ID" in billing.held[0]["reason"]
     assert "the company profile has no legal name" in clerk.get(response["Location"]).content.decode()
 
 

@@ -101,7 +101,7 @@ def test_without_the_company_s_legal_details_nothing_is_issued(data_dir, setting
     Partner.objects.update(billing_address="Kaiserstraße 12\n60311 Frankfurt")
     result = run_cli("run_billing", "--through", "2026-04-01")
     assert result.status == 1
-    assert "the company profile has no legal name, address, tax id" in result.err
+    assert "the company profile has no legal name, address, tax ID" in result.err
     assert not Invoice.objects.exists()
     CompanyProfile.objects.create(**PROFILE)
     assert run_cli("run_billing", "--through", "2026-04-01").status == 0
