@@ -16,7 +16,8 @@ from django.utils import timezone
 from billing.core.periods import Period, utc_date
 from billing.demo import PARTNERS
 from billing.management.commands.load_demo import Command
-from invoicing.models import CompanyProfile, Invoice, InvoiceKind, InvoiceState, Payment
+from invoicing.choices import RunStatus
+from invoicing.models import BillingRun, CompanyProfile, Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.rating import rate_partner_month
 from invoicing.services.ledger import company_details_missing, partner_details_missing
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
@@ -132,6 +133,12 @@ def test_the_demo_partner_has_customers_a_commitment_a_cap_and_history(demo):
     roles = set(PartnerUser.objects.filter(partner=partner).values_list("role", flat=True))
     assert roles == {Role.BILLING, Role.TECHNICIAN}
     assert AuditLog.objects.filter(action="seat.import", partner=partner).exists()
+
+
+def test_the_demo_s_billing_runs_show_on_the_admin_s_billing_page(demo):
+    runs = BillingRun.objects.order_by("through")
+    assert runs.exists() and all(run.status == RunStatus.SUCCEEDED and not run.draft for run in runs)
+    assert sum(run.document_count for run in runs) == Invoice.objects.issued().exclude(kind=InvoiceKind.CN).count()
 
 
 def test_every_demo_partner_has_a_named_portal_user(demo):

@@ -51,17 +51,20 @@ from billing.demo import (
     PARTNER_USERS,
     PARTNERS,
     PURCHASES,
+    RESALE_PRICE_COLUMNS,
     SERVICE_COLUMNS,
     TENANT_EVENTS,
     csv_text,
     inventories,
     last_seen,
+    resale_prices,
     seat_events_csv,
     services,
     tenant_usage_rows,
 )
+from invoicing.choices import RunSource
 from invoicing.models import CompanyProfile, Invoice, InvoiceKind, InvoiceState, Payment
-from invoicing.services import billing_run, credit_note_issue, invoice_pdf_store, payment_record
+from invoicing.services import billing_run_recorded, credit_note_issue, invoice_pdf_store, payment_record
 from partners.models import Partner, PartnerUser
 
 
@@ -112,9 +115,13 @@ class Command(BaseCommand):
                 # month by month, each month's payments recorded before the next CI is issued, so that every CI
                 # after the first shows the payments and credits since the last one (billing-rules 4.6)
                 paying = not Payment.objects.exists()
-                issued = []
+                issued = 0
                 for day in [*self._month_firsts(first, now), now.date()]:
-                    issued += billing_run(through=day, actor=actor)
+                    # recorded as the command's runs, so the admin's billing page shows the demo's history
+                    run = billing_run_recorded(through=day, actor=actor, source=RunSource.COMMAND)
+                    if run.problem_count:
+                        raise CommandError(f"the demo's billing run through {day} failed: {run.problems_text}")
+                    issued += run.document_count
                     if paying and day < second.next().first:
                         self._payments(actor, issued_by=day)
                 if paying:
@@ -130,7 +137,7 @@ class Command(BaseCommand):
                 rendered += 1
         count = Invoice.objects.issued().count()
         with_pdf = Invoice.objects.issued().exclude(pdf="").count()
-        self.stdout.write(f"Invoices: {len(issued)} issued now, {count} in all, {with_pdf} with their PDF "
+        self.stdout.write(f"Invoices: {issued} issued now, {count} in all, {with_pdf} with their PDF "
                           f"({rendered} rendered here, the others when they were issued).")
 
     @staticmethod
@@ -194,6 +201,7 @@ class Command(BaseCommand):
                 {"partner": p, "customer": c, "action": a, "at": format_instant(w.at(first))}
                 for p, c, a, w in TENANT_EVENTS if w.at(first) <= latest
             ]))),
+            ("resale-prices", csv_text(RESALE_PRICE_COLUMNS, mine(resale_prices(first)))),
         ]
         for kind, text in files:
             if text.count("\n") > 1:  # a header and at least one row
