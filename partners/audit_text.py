@@ -349,7 +349,14 @@ class _Read:
             f"#{self.entry.object_id}" if self.entry.object_id else "")
 
     def changed_keys(self) -> list[str]:
-        keys = list(dict.fromkeys([*self.after, *self.before]))
+        """The keys of before/after in the model's field order, then by name: the same order whatever order the
+        database keeps a JSON object's keys in (PostgreSQL's jsonb sorts them its own way)."""
+        order = {}
+        if self.model is not None:
+            for i, f in enumerate(self.model._meta.get_fields()):
+                order.setdefault(f.name, i)
+                order.setdefault(getattr(f, "attname", f.name), i)
+        keys = sorted({*self.after, *self.before}, key=lambda k: (order.get(k, len(order)), k))
         if self.entry.before is not None and self.entry.after is not None:
             keys = [k for k in keys if self.before.get(k) != self.after.get(k)]
         return [k for k in keys if k not in _IN_SENTENCE]
