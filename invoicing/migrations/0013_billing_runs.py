@@ -7,41 +7,14 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
+from billing.core.migration_ops import GroupGrants
 
-GRANTS = {
+
+GRANTS = GroupGrants({
     "Billing clerk": [("invoicing", "view_billingrun"), ("invoicing", "run_billing")],
     "Auditor": [("invoicing", "view_billingrun")],
-}
-
-
-def grant(apps, schema_editor):
-    from django.contrib.auth.management import create_permissions  # noqa: PLC0415 (as 0007_admin_groups)
-
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    apply_to_groups(apps)
-
-
-def apply_to_groups(apps):
-    """Add the grants (tests call every group migration's apply_to_groups in order after a flush)."""
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, permissions in GRANTS.items():
-        group, _ = Group.objects.get_or_create(name=name)
-        for app_label, codename in permissions:
-            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-
-
-def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for name, permissions in GRANTS.items():
-        for group in Group.objects.filter(name=name):
-            for app_label, codename in permissions:
-                group.permissions.remove(*Permission.objects.filter(content_type__app_label=app_label,
-                                                                    codename=codename))
+})
+apply_to_groups = GRANTS.apply_to_groups  # the access tests apply every group migration's grants
 
 
 class Migration(migrations.Migration):
@@ -78,5 +51,5 @@ class Migration(migrations.Migration):
                 'permissions': [('run_billing', 'Can preview and run billing from the admin')],
             },
         ),
-        migrations.RunPython(grant, revoke),
+        GRANTS.operation(),
     ]
