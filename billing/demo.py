@@ -88,6 +88,22 @@ PARTNERS = [
 ]
 DEMO_PARTNERS = tuple(p["slug"] for p in PARTNERS)
 
+# Northwind's own prices to its customers (docs/rebilling.md): a default list from the first demo month, and Contoso
+# Dental's flat package. Prices only: no customer invoice is issued from them yet.
+RESALE_PRICE_COLUMNS = ["partner", "customer", "service", "unit_price", "markup_percent", "package_units",
+                        "package_price", "effective_from"]
+
+
+def resale_prices(first: Period) -> list[dict]:
+    start = first.first.isoformat()
+    return [
+        {"partner": "northwind", "service": "seats", "unit_price": "35.00", "effective_from": start},
+        {"partner": "northwind", "service": "fabrikam-retainer", "markup_percent": "20", "effective_from": start},
+        {"partner": "northwind", "customer": "contoso-dental", "service": "seats", "unit_price": "32.00",
+         "package_units": "5", "package_price": "150.00", "effective_from": start},
+    ]
+
+
 # One-time purchases, each billed on its own INV (dates relative to the second demo month).
 ONE_TIME_CHARGES = [
     {"partner": "northwind", "customer": "alpine-ski", "description": "Onboarding: network assessment",

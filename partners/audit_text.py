@@ -38,10 +38,11 @@ TOPICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "contracts": ("Partners, customers and services", ("partner.", "customer.", "service.")),
     "access": ("Access", ("partner_user.", "api_key.", "user.", "group.", "login.")),
     "settings": ("Settings", ("periodic_task.", "company_profile.")),
+    "prices": ("Price lists", ("resale_price.", "resale_item.")),
 }
 
 # keys whose values are amounts of money (in the entry's currency when the value does not name one)
-MONEY_KEYS = frozenset({"amount", "total", "subtotal", "tax_amount", "unit_price", "overage_price"})
+MONEY_KEYS = frozenset({"amount", "total", "subtotal", "tax_amount", "unit_price", "overage_price", "package_price"})
 # keys an entry's sentence says already, kept out of its changes
 _IN_SENTENCE = frozenset({"effective_from"})
 # the keys of a snapshot that name the object itself, in the order tried
@@ -49,7 +50,8 @@ _NAME_KEYS = ("name", "legal_name", "number", "description", "username", "user",
 # the column that names a row of a model, in the order tried (a customer's name for rows that have none)
 _NAME_COLUMNS = ("name", "number", "description", "legal_name")
 # keys whose values name a partner's customer by slug or service by code (the imports' snapshots)
-_KEYED = {"customer": ("partners.Customer", "slug"), "service": ("partners.Service", "code")}
+_KEYED = {"customer": ("partners.Customer", "slug"), "service": ("partners.Service", "code"),
+          "item": ("rebilling.ResaleItem", "code")}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
 _MONEY = re.compile(r"^(-?\d+(?:\.\d+)?) ([A-Z]{3})$")
@@ -485,6 +487,15 @@ def _charge(verb: str) -> Callable[[_Read], str]:
     return phrase
 
 
+def _resale_price(verb: str) -> Callable[[_Read], str]:
+    def phrase(r: _Read) -> str:
+        what = r.show("service") if r.get("service") else r.show("item") if r.get("item") else r.name
+        text = f"{verb} the resale price of {what}" if what else f"{verb} a resale price"
+        text += f" for {r.customer()}" if r.customer() else " in the default list"
+        return text + r.effective()
+    return phrase
+
+
 def _api_key(verb: str) -> Callable[[_Read], str]:
     def phrase(r: _Read) -> str:
         prefix = r.get("prefix") or r.entry.object_repr.split("…")[0] or r.entry.object_id
@@ -588,6 +599,11 @@ PHRASES: dict[AuditAction, Callable[[_Read], str]] = {
     A.LOGIN_LOCKED: _locked,
     A.COMPANY_PROFILE_CREATE: lambda r: "filled in the company profile",
     A.COMPANY_PROFILE_UPDATE: lambda r: f"changed {r.fields()} of the company profile",
+    A.RESALE_ITEM_CREATE: _added("own item"),
+    A.RESALE_ITEM_UPDATE: _changed("own item"),
+    A.RESALE_PRICE_CREATE: _resale_price("set"),
+    A.RESALE_PRICE_UPDATE: _resale_price("changed"),
+    A.RESALE_PRICE_DELETE: _resale_price("cancelled"),
 }
 
 

@@ -98,6 +98,12 @@ class AuditAction(models.TextChoices):
     LOGIN_LOCKED = "login.locked", "Sign-in locked"
     COMPANY_PROFILE_CREATE = "company_profile.create", "Company profile filled in"
     COMPANY_PROFILE_UPDATE = "company_profile.update", "Company profile changed"
+    # rebilling: a partner's prices to its own customers (invoicing.rebilling, billing-rules 12)
+    RESALE_ITEM_CREATE = "resale_item.create", "Own item added"
+    RESALE_ITEM_UPDATE = "resale_item.update", "Own item changed"
+    RESALE_PRICE_CREATE = "resale_price.create", "Resale price set"
+    RESALE_PRICE_UPDATE = "resale_price.update", "Resale price changed"
+    RESALE_PRICE_DELETE = "resale_price.delete", "Scheduled resale price cancelled"
 
     @classmethod
     def of(cls, kind: str, verb: str) -> AuditAction:

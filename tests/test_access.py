@@ -38,7 +38,7 @@ from tests.examples import replay
 pytestmark = pytest.mark.django_db
 
 admin_groups = importlib.import_module("partners.migrations.0007_admin_groups")
-BILLING_APPS = ("partners", "metering", "invoicing", "django_celery_beat")
+BILLING_APPS = ("partners", "metering", "invoicing", "rebilling", "django_celery_beat")
 CLERK, AUDITOR = "Billing clerk", "Auditor"
 
 
@@ -58,11 +58,11 @@ def action_names(response) -> set[str]:
 
 
 def apply_group_migrations():
-    """The groups as the partners migrations leave them, then the invoicing ones that add to them (its billing
-    runs), in order (a transactional test's flush may have emptied them): each migration about the groups has
-    an apply_to_groups(apps)."""
-    for app in ("partners", "invoicing"):
-        folder = Path(admin_groups.__file__).parent.parent.parent / app / "migrations"
+    """The groups as the partners migrations leave them, then the invoicing and rebilling ones that add to them
+    (billing runs, price lists), in order (a transactional test's flush may have emptied them): each migration
+    about the groups has an apply_to_groups(apps)."""
+    for app in ("partners", "invoicing", "invoicing.rebilling"):
+        folder = Path(admin_groups.__file__).parent.parent.parent.joinpath(*app.split(".")) / "migrations"
         for path in sorted(folder.glob("[0-9]*.py")):
             module = importlib.import_module(f"{app}.migrations.{path.stem}")
             if hasattr(module, "apply_to_groups"):

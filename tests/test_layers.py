@@ -1,7 +1,9 @@
 """The layers of the code, drawn from its imports (docs/architecture.md): the kernel (`billing.core`) imports no
 app; `partners` imports only the kernel; `metering` the kernel and `partners`; `invoicing` those and `metering`;
-the project's shell (the rest of `billing`: settings, portal, API, commands) may import everything. Imports
-inside functions count too: a layer is not crossed by hiding the import."""
+rebilling (`invoicing.rebilling`, the partners' own prices and invoices to their customers) those four, and no
+module of them (invoicing outside `invoicing/rebilling/` included) imports it; the project's shell (the rest of
+`billing`: settings, portal, API, commands) may import everything. Imports inside functions count too: a layer
+is not crossed by hiding the import."""
 
 from __future__ import annotations
 
@@ -16,13 +18,17 @@ ALLOWED = {
     "partners": {"billing.core", "partners"},
     "metering": {"billing.core", "partners", "metering"},
     "invoicing": {"billing.core", "partners", "metering", "invoicing"},
+    "invoicing.rebilling": {"billing.core", "partners", "metering", "invoicing", "invoicing.rebilling"},
 }
+REBILLING = "invoicing.rebilling"
 PACKAGES = ("billing", "partners", "metering", "invoicing")
 
 
 def layer_of(module: str) -> str | None:
     if module == "billing.core" or module.startswith("billing.core."):
         return "billing.core"
+    if module == REBILLING or module.startswith(REBILLING + "."):
+        return REBILLING
     top = module.split(".")[0]
     return None if top == "billing" else top if top in ALLOWED else None
 
@@ -47,7 +53,7 @@ def crossings(root: Path) -> list[str]:
         if layer is None:
             continue  # the shell
         for line, name in imported(path):
-            target = "billing.core" if name.startswith("billing.core") else layer_of(name) or "billing (the shell)"
+            target = layer_of(name) or "billing (the shell)"
             if target not in ALLOWED[layer]:
                 bad.append(f"{rel}:{line}: {layer} imports {name}")
     return bad
@@ -66,6 +72,27 @@ def test_the_check_finds_a_crossing(tmp_path):
         "billing/core/y.py:1: billing.core imports billing.portal.views",
         "billing/core/y.py:2: billing.core imports partners.z",
         "partners/x.py:2: partners imports invoicing.models.Invoice",
+    ]
+
+
+def test_the_check_finds_invoicing_importing_rebilling(tmp_path):
+    """Rebilling is read by nothing below it: invoicing outside invoicing/rebilling/ may not import it, while
+    rebilling imports every layer under it and the shell imports rebilling."""
+    (tmp_path / "invoicing" / "rebilling").mkdir(parents=True)
+    (tmp_path / "billing" / "portal").mkdir(parents=True)
+    (tmp_path / "metering").mkdir()
+    (tmp_path / "invoicing" / "rating.py").write_text("from invoicing.rebilling.pricing import resale_amount\n")
+    (tmp_path / "metering" / "m.py").write_text("def f():\n    import invoicing.rebilling.models\n")
+    (tmp_path / "invoicing" / "rebilling" / "pricing.py").write_text(
+        "from invoicing.pricing import tiered_amount\nfrom metering import selectors\n"
+        "from partners.tiers import parse_tiers\nfrom billing.core.money import quantize_money\n"
+        "from invoicing.rebilling import choices\n")
+    (tmp_path / "invoicing" / "rebilling" / "views.py").write_text("from billing.portal import access\n")
+    (tmp_path / "billing" / "portal" / "rebilling_views.py").write_text("from invoicing.rebilling import selectors\n")
+    assert crossings(tmp_path) == [
+        "invoicing/rating.py:1: invoicing imports invoicing.rebilling.pricing.resale_amount",
+        "invoicing/rebilling/views.py:1: invoicing.rebilling imports billing.portal.access",
+        "metering/m.py:2: metering imports invoicing.rebilling.models",
     ]
 
 

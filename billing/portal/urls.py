@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from billing.portal import views
+from billing.portal import rebilling_views, views
 
 app_name = "portal"
 
@@ -20,6 +20,9 @@ urlpatterns = [
     path("billing/invoices/<int:pk>/xlsx/", views.invoice_xlsx_download, name="invoice_xlsx"),
     path("billing/statements/", views.statements, name="statements"),
     path("billing/statements/<str:period>/export.csv", views.statements_csv, name="statements_csv"),
+    path("prices/", rebilling_views.price_lists, name="price_lists"),
+    path("prices/cancel/", rebilling_views.resale_price_cancel_view, name="resale_price_cancel"),
+    path("prices/items/", rebilling_views.resale_item_add, name="resale_item_add"),
     path("customers/", views.customers, name="customers"),
     path("customers/<int:pk>/", views.customer_detail, name="customer"),
     path("customers/<int:pk>/seats/assign/", views.seat_assign_view, name="seat_assign"),

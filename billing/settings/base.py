@@ -57,6 +57,7 @@ LOCAL_APPS = [
     "partners.apps.PartnersConfig",
     "metering.apps.MeteringConfig",
     "invoicing.apps.InvoicingConfig",
+    "invoicing.rebilling.apps.RebillingConfig",  # the partners' own prices to their customers (docs/rebilling.md)
 ]
 INSTALLED_APPS = [*DJANGO_APPS, *THIRD_PARTY_APPS, *LOCAL_APPS]
 

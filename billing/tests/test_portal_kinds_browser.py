@@ -73,14 +73,19 @@ def browser(live_server, monkeypatch):
 
 
 def nav_on_one_line(page) -> dict:
-    """The header's geometry: every link of the navigation, the brand and the user's corner on one row."""
+    """The header's geometry: every link of the navigation, the brand and the user's corner on one row, and how far
+    the links run past the navigation (`overflow`) or into the user's corner (`overlap`): 0 when they fit."""
     return page.evaluate("""() => {
-        const tops = [...document.querySelectorAll('nav.main a')].map(a => Math.round(a.getBoundingClientRect().top));
+        const links = [...document.querySelectorAll('nav.main a')];
+        const tops = links.map(a => Math.round(a.getBoundingClientRect().top));
         const row = el => { const r = el.getBoundingClientRect(); return Math.round(r.top + r.height / 2); };
         const middles = ['.brand', 'nav.main', '.who'].map(s => row(document.querySelector(s)));
+        const nav = document.querySelector('nav.main');
+        const last = Math.max(...links.map(a => a.getBoundingClientRect().right));
         return {tops: [...new Set(tops)], middles: [...new Set(middles)],
                 header: Math.round(document.querySelector('header.top').getBoundingClientRect().height),
-                links: tops.length};
+                links: tops.length, overflow: Math.max(0, nav.scrollWidth - nav.clientWidth),
+                overlap: Math.max(0, Math.ceil(last - document.querySelector('.who').getBoundingClientRect().left))};
     }""")
 
 
@@ -112,6 +117,7 @@ def test_a_partner_of_each_kind_reads_its_dashboard_and_downloads_an_invoice(kin
         assert len(header["tops"]) == 1 and header["links"] >= 4, (kind, header)
         assert max(header["middles"]) - min(header["middles"]) <= 2, (kind, header)
         assert header["header"] < 64, (kind, header)
+        assert header["overflow"] == header["overlap"] == 0, (kind, header)  # the links fit, clear of the user
         shot = tmp_path / f"portal-{kind}-dashboard.png"
         page.screenshot(path=str(shot), full_page=True)
         print(f"screenshot: {shot}")

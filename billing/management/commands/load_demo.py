@@ -51,11 +51,13 @@ from billing.demo import (
     PARTNER_USERS,
     PARTNERS,
     PURCHASES,
+    RESALE_PRICE_COLUMNS,
     SERVICE_COLUMNS,
     TENANT_EVENTS,
     csv_text,
     inventories,
     last_seen,
+    resale_prices,
     seat_events_csv,
     services,
     tenant_usage_rows,
@@ -199,6 +201,7 @@ class Command(BaseCommand):
                 {"partner": p, "customer": c, "action": a, "at": format_instant(w.at(first))}
                 for p, c, a, w in TENANT_EVENTS if w.at(first) <= latest
             ]))),
+            ("resale-prices", csv_text(RESALE_PRICE_COLUMNS, mine(resale_prices(first)))),
         ]
         for kind, text in files:
             if text.count("\n") > 1:  # a header and at least one row
