@@ -55,6 +55,7 @@ SHOTS = [
     Shot("portal-billing", "/portal/billing/", portal_user="northwind.billing", full_page=True),
     Shot("portal-statements", "/portal/billing/statements/", portal_user="northwind.billing"),
     Shot("portal-add-seats", "/portal/seats/add/", portal_user="northwind.billing"),
+    Shot("portal-price-lists", "/portal/prices/", portal_user="northwind.billing", full_page=True),
 ]
 
 INVOICES = [("invoice-ci", "CI"), ("invoice-inv", "INV")]  # (picture, kind): the first issued of the kind
