@@ -1,4 +1,4 @@
-"""Shared fixtures: the command line as a user runs it, the example folders, PostgreSQL markers."""
+"""Shared fixtures: the command line as a user runs it, the example folders, PostgreSQL markers, the browser."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from hypothesis import settings as hypothesis_settings
 
 from metering.models import Day
 from metering.tests.rmm_stub import StubRmm
+from tests.browser import chromium, new_page
 
 # Hypothesis budgets per profile: `make test` (the "dev" profile, what a newcomer runs first) tries half the
 # examples of CI (the "ci" profile, set by .ci/run), so the suite stays fast as it grows while CI keeps the
@@ -164,3 +165,19 @@ def rmm():
 
     with StubRmm() as stub:
         yield stub
+
+
+@pytest.fixture
+def browser(live_server, monkeypatch):
+    """Debian's Chromium for a test against live_server (tests/browser.py; mark the module `pytestmark = BROWSER`)."""
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop runs in this thread, which reads the db
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture
+def browser_page(browser):
+    """A page of 1440 x 900 in that Chromium."""
+
+    return new_page(browser)

@@ -4,14 +4,11 @@ the invoice lines list, the amount included, without scrolling, however long the
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from djmoney.money import Money
-from playwright.sync_api import sync_playwright
 
 from billing.core.actor import Actor
 from invoicing.services import billing_run
@@ -24,35 +21,18 @@ from partners.tests.factories import (
     ServiceFactory,
     UserFactory,
 )
+from tests.browser import BROWSER, admin_sign_in
 from tests.examples import replay
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason="needs playwright (pip install playwright)"),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture
-def admin_page(live_server, monkeypatch, data_dir):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop runs in this thread
+def admin_page(live_server, browser_page, data_dir):
     replay(data_dir / "seat-days-basic")
     UserFactory(username="clerk", password="clerk-pass-123", is_staff=True, is_superuser=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("#id_username", "clerk")
-        page.fill("#id_password", "clerk-pass-123")
-        page.click("input[type=submit]")
-        yield page, live_server.url
-        browser.close()
+    admin_sign_in(browser_page, live_server.url, "clerk", "clerk-pass-123")
+    return browser_page, live_server.url
 
 
 def test_the_invoice_list_shows_every_column_at_1440_px(admin_page):

@@ -5,24 +5,13 @@ reason` as text on the page and imports nothing."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import sync_playwright
 
 from partners.models import SeatAssignment
 from partners.tests.factories import CustomerFactory, PartnerFactory, UserFactory
+from tests.browser import BROWSER, admin_sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason="needs playwright (pip install playwright)"),
-]
+pytestmark = BROWSER
 
 GOOD = """partner,customer,member,action,at
 acme,harbour,Ana Lima,assign,2026-04-01T09:00:00Z
@@ -39,21 +28,11 @@ acme,nowhere,Cleo Park,assign,2026-04-03T09:00:00Z
 
 
 @pytest.fixture
-def clerk_page(live_server, monkeypatch, tmp_path):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop runs in this thread
+def clerk_page(live_server, browser_page, tmp_path):
     CustomerFactory(partner=PartnerFactory(slug="acme", name="Acme MSP"), slug="harbour", name="Harbour Hotel")
     UserFactory(username="clerk", password="clerk-pass-123", is_staff=True, is_superuser=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("#id_username", "clerk")
-        page.fill("#id_password", "clerk-pass-123")
-        page.click("input[type=submit]")
-        yield page, live_server.url, tmp_path
-        browser.close()
+    admin_sign_in(browser_page, live_server.url, "clerk", "clerk-pass-123")
+    return browser_page, live_server.url, tmp_path
 
 
 def upload(page, url: str, name: str, text: str):

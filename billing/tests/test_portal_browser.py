@@ -8,30 +8,21 @@ test's tmp_path (printed with -s); docs/img is made by `manage.py screenshots`.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import sync_playwright
 
 from billing.core.periods import next_month_start
 from invoicing.models import Invoice
 from partners.models import Customer, Partner, Role, SeatPurchase
 from partners.tests.factories import MemberFactory, PartnerUserFactory, SeatAssignmentFactory, UserFactory
+from tests.browser import BROWSER, new_page, portal_sign_in
 from tests.examples import replay
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason="needs playwright (pip install playwright)"),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture
@@ -50,24 +41,6 @@ def portal_data(data_dir):
     return {"partner": partner, "username": "dana", "password": "portal-pass-123"}
 
 
-@pytest.fixture
-def browser_page(live_server, monkeypatch, tmp_path):
-    # Playwright's sync API runs an event loop in this thread: let the test read the database too
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        context.close()
-        browser.close()
-
-
 def shoot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
     folder = tmp_path / "screenshots"
     folder.mkdir(exist_ok=True)
@@ -78,14 +51,11 @@ def shoot(page, tmp_path: Path, name: str, full_page: bool = True) -> Path:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_owner_uses_the_portal_in_chromium(portal_data, browser_page, live_server, tmp_path):
-    page = browser_page
+def test_owner_uses_the_portal_in_chromium(portal_data, browser, live_server, tmp_path):
+    page = new_page(browser, 1280, 860, accept_downloads=True)
     page.goto(f"{live_server.url}/portal/")
     assert "/portal/login/" in page.url  # anonymous: to the login page
-    page.fill("#id_username", portal_data["username"])
-    page.fill("#id_password", portal_data["password"])
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/portal/")
+    portal_sign_in(page, live_server.url, portal_data["username"], portal_data["password"])
 
     # dashboard: commitment 4 + 2 bought in April; 8 seats open since May (overage enabled)
     assert page.locator("[data-kpi=committed]").inner_text() == "6"

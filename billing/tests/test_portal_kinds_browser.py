@@ -8,29 +8,21 @@ inventories hold until the next report). Screenshots go to the test's tmp_path (
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import date
 from pathlib import Path
 
 import pytest
 import time_machine
-from playwright.sync_api import sync_playwright
 
 from billing.tests.test_portal_meters import BUILDERS, NOW
 from invoicing.models import Invoice, InvoiceState
 from invoicing.services import billing_run
 from partners.models import Role
 from partners.tests.factories import PartnerUserFactory, UserFactory
+from tests.browser import BROWSER, nav_on_one_line, new_page, portal_sign_in
 
-CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = BROWSER
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason="needs playwright (pip install playwright)"),
-]
 
 PASSWORD = "kinds-pass-123"
 # what each kind reads on its dashboard: a meter of its own (selector, text it shows)
@@ -61,45 +53,11 @@ def kinds():
     return partners
 
 
-@pytest.fixture
-def browser(live_server, monkeypatch):
-    # Playwright's sync API runs an event loop in this thread: let the test read the database too
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield browser
-        browser.close()
-
-
-def nav_on_one_line(page) -> dict:
-    """The header's geometry: every link of the navigation, the brand and the user's corner on one row, and how far
-    the links run past the navigation (`overflow`) or into the user's corner (`overlap`): 0 when they fit."""
-    return page.evaluate("""() => {
-        const links = [...document.querySelectorAll('nav.main a')];
-        const tops = links.map(a => Math.round(a.getBoundingClientRect().top));
-        const row = el => { const r = el.getBoundingClientRect(); return Math.round(r.top + r.height / 2); };
-        const middles = ['.brand', 'nav.main', '.who'].map(s => row(document.querySelector(s)));
-        const nav = document.querySelector('nav.main');
-        const last = Math.max(...links.map(a => a.getBoundingClientRect().right));
-        return {tops: [...new Set(tops)], middles: [...new Set(middles)],
-                header: Math.round(document.querySelector('header.top').getBoundingClientRect().height),
-                links: tops.length, overflow: Math.max(0, nav.scrollWidth - nav.clientWidth),
-                overlap: Math.max(0, Math.ceil(last - document.querySelector('.who').getBoundingClientRect().left))};
-    }""")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_partner_of_each_kind_reads_its_dashboard_and_downloads_an_invoice(kinds, browser, live_server, tmp_path):
     for kind, partner in kinds.items():
-        context = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/portal/login/")
-        page.fill("#id_username", f"{partner.slug}.billing-owner")
-        page.fill("#id_password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/portal/")
+        page = new_page(browser, accept_downloads=True)
+        portal_sign_in(page, live_server.url, f"{partner.slug}.billing-owner", PASSWORD)
 
         selector, text = METERS[kind]
         meter = page.locator(selector).first
@@ -138,4 +96,4 @@ def test_a_partner_of_each_kind_reads_its_dashboard_and_downloads_an_invoice(kin
         download = info.value
         assert download.suggested_filename == f"{invoice.number}.pdf", kind
         assert Path(download.path()).read_bytes().startswith(b"%PDF"), kind
-        context.close()
+        page.context.close()

@@ -9,24 +9,19 @@ from decimal import Decimal
 
 import pytest
 
-from billing.tests.test_portal_kinds_browser import CHROMIUM, browser, nav_on_one_line  # noqa: F401
 from invoicing.rebilling.choices import ResaleMode
 from invoicing.rebilling.models import ResalePrice
 from invoicing.rebilling.tests.factories import ResalePriceFactory
 from partners.models import Method, Role
 from partners.tests.factories import CustomerFactory, PartnerFactory, PartnerUserFactory, ServiceFactory, UserFactory
+from tests.browser import BROWSER, nav_on_one_line, new_page, portal_sign_in
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-]
+pytestmark = [*BROWSER, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "prices-pass-123"
 
 
-def test_a_billing_user_sets_a_markup_from_the_price_lists_page(live_server, browser, tmp_path):  # noqa: F811
+def test_a_billing_user_sets_a_markup_from_the_price_lists_page(live_server, browser, tmp_path):
     partner = PartnerFactory(slug="northwind", name="Northwind Managed IT Services")
     CustomerFactory(partner=partner, slug="contoso", name="Contoso Dental Group")
     seats = ServiceFactory(partner=partner, code="seats", name="Managed workstation seats")
@@ -36,13 +31,8 @@ def test_a_billing_user_sets_a_markup_from_the_price_lists_page(live_server, bro
     user = UserFactory(username="northwind.billing", password=PASSWORD)
     PartnerUserFactory(user=user, partner=partner, role=Role.BILLING)
 
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    page = context.new_page()
-    page.goto(f"{live_server.url}/portal/login/")
-    page.fill("#id_username", "northwind.billing")
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/portal/")
+    page = new_page(browser)
+    portal_sign_in(page, live_server.url, "northwind.billing", PASSWORD)
     page.click("nav.main >> text=Price lists")
     page.wait_for_url("**/portal/prices/")
     header = nav_on_one_line(page)
@@ -71,4 +61,4 @@ def test_a_billing_user_sets_a_markup_from_the_price_lists_page(live_server, bro
     shot = tmp_path / "portal-price-lists.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
-    context.close()
+    page.context.close()

@@ -4,47 +4,27 @@ first-month proration marked, runs it, and sees the run's page with links to the
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import Group
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from invoicing.models import BillingRun, Invoice
 from invoicing.tests.test_billing_page import partner_with_history
 from partners.tests.factories import UserFactory
+from tests.browser import BROWSER, admin_sign_in
 from tests.test_access import CLERK, apply_group_migrations
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium "
-                                                     "(apt-get install -y chromium)"),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None,
-                       reason="needs playwright (pip install playwright)"),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture
-def clerk_page(live_server, monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's loop runs in this thread
+def clerk_page(live_server, browser_page):
     apply_group_migrations()  # live_server's transactional test flushed the groups
     partner_with_history()
     user = UserFactory(username="clara", password="clerk-pass-123", is_staff=True)
     user.groups.add(Group.objects.get(name=CLERK))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                    args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
-        page.set_default_timeout(15_000)
-        page.goto(f"{live_server.url}/admin/login/")
-        page.fill("#id_username", "clara")
-        page.fill("#id_password", "clerk-pass-123")
-        page.click("input[type=submit]")
-        yield page, live_server.url
-        browser.close()
+    admin_sign_in(browser_page, live_server.url, "clara", "clerk-pass-123")
+    return browser_page, live_server.url
 
 
 def test_a_clerk_previews_then_runs_billing_and_sees_what_was_issued(clerk_page):
