@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
@@ -122,6 +123,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 def _media_in_tmp(settings, tmp_path):
     """Rendered PDFs go to a throwaway folder, never into the project's media/."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
+def _cache_cleared():
+    """Each test starts with an empty cache: what one test cached (the audit filters' choices, rate limits) is
+    not another's."""
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -3,18 +3,41 @@ of a person or a kind. The sentences the entries read as are partners.audit_text
 
 from __future__ import annotations
 
+import hashlib
+
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db.models import QuerySet
 
 from partners.audit_text import TOPICS, model_of, topic_actions
 from partners.choices import AuditAction
 
 USER, LABEL = "user:", "label:"
+# the filters' choices are read with DISTINCT over the whole log (millions of rows once seat imports are audited
+# seat by seat): kept this long, so a list's every page and click does not read them again
+CHOICES_SECONDS = 300
+
+
+def _cached(name: str, entries: QuerySet, compute):
+    """`compute()` kept in the cache for CHOICES_SECONDS under `name` and the entries' query."""
+    key = "audit-choices:" + name + ":" + hashlib.sha256(str(entries.query).encode()).hexdigest()[:32]
+    return cache.get_or_set(key, compute, CHOICES_SECONDS)
+
+
+def audit_object_types(entries: QuerySet) -> list[str]:
+    """The object types that have entries among `entries` (cached, as the people are)."""
+    return _cached("types", entries, lambda: list(
+        entries.order_by("object_type").values_list("object_type", flat=True).distinct()))
 
 
 def audit_people(entries: QuerySet, *, most: int = 100) -> list[tuple[str, str]]:
     """Who has entries among `entries`, as (filter value, name): the people by full name (else username),
-    then the commands, tasks and API keys by label (at most `most` of each). Two queries."""
+    then the commands, tasks and API keys by label (at most `most` of each). Two queries, kept in the cache for
+    CHOICES_SECONDS."""
+    return _cached(f"people:{most}", entries, lambda: _audit_people(entries, most))
+
+
+def _audit_people(entries: QuerySet, most: int) -> list[tuple[str, str]]:
     users = get_user_model().objects.filter(pk__in=entries.filter(actor__isnull=False).values("actor_id"))
     people = sorted(((f"{USER}{u.pk}", u.get_full_name().strip() or u.get_username()) for u in users[:most]),
                     key=lambda choice: choice[1].lower())

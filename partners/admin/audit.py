@@ -14,8 +14,16 @@ from django.contrib import admin
 from django.urls import NoReverseMatch
 from django.utils.html import format_html, format_html_join
 
-from partners.admin.kit import EMPTY, PageStatsMixin, admin_url
-from partners.audit_log import audit_by_kind, audit_by_person, audit_kinds, audit_people, object_type_label
+from billing.core.paging import LargeTablePaginator
+from partners.admin.kit import EMPTY, MonthFilter, PageStatsMixin, admin_url
+from partners.audit_log import (
+    audit_by_kind,
+    audit_by_person,
+    audit_kinds,
+    audit_object_types,
+    audit_people,
+    object_type_label,
+)
 from partners.audit_text import audit_texts, model_of
 from partners.models import AuditLog
 
@@ -76,7 +84,7 @@ class ObjectTypeFilter(admin.SimpleListFilter):
     parameter_name = "object_type"
 
     def lookups(self, request, model_admin):
-        types = AuditLog.objects.order_by("object_type").values_list("object_type", flat=True).distinct()
+        types = audit_object_types(AuditLog.objects.all())
         return sorted(((t, object_type_label(t)) for t in types if t), key=lambda choice: choice[1])
 
     def queryset(self, request, queryset):
@@ -87,13 +95,15 @@ class ObjectTypeFilter(admin.SimpleListFilter):
 class AuditLogAdmin(PageStatsMixin, admin.ModelAdmin):
     list_display = ("when", "entry", "partner")
     list_display_links = ("when",)
-    list_filter = (PersonFilter, KindFilter, ObjectTypeFilter, "partner")
+    list_filter = (PersonFilter, KindFilter, ObjectTypeFilter, "partner", MonthFilter.of("at"))
     search_fields = ("object_repr", "object_id", "actor_label", "actor__username", "actor__first_name",
                      "actor__last_name")
     search_help_text = "Search by person, command or API key, or by the object's name or ID."
     list_select_related = ("actor", "partner")
-    date_hierarchy = "at"
     list_per_page = 50
+    # millions of rows once seat imports are audited seat by seat: no date_hierarchy scan, no full count
+    paginator = LargeTablePaginator
+    show_full_result_count = False
     raw = ("action_code", "actor_label", "object_type", "object_id", "object_repr", "before_json", "after_json")
     fieldsets = (
         (None, {"fields": ("when", "entry", "changes", "partner", "object_link")}),
