@@ -1,4 +1,5 @@
-"""Import kinds of usage data: tenant-usage, tenant-events, rmm-assets (billing-rules 9; import-formats 5.6-5.8)."""
+"""Import kinds of usage data: tenant-usage, tenant-events, rmm-assets, and the usage records call-usage,
+call-details and meeting-summaries (billing-rules 3.12, 9; import-formats 5.6-5.8, 5.12)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from metering import rmm_exports
 from metering.counting import CountingRules, not_billed_because
 from metering.models import RmmIntegration, Suspension, UsageSnapshot
 from metering.notices import inventory_apply_notified
-from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource
+from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource, usage_record_resource
 from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay
 from metering.staging import rmm_assets_fast_path
+from metering.usage_records import CALL_DETAILS, CALL_USAGE, MEETING_SUMMARIES, RecordKind, records_audit, records_batch
+from metering.usage_staging import records_fast_path
 from partners.audit import audit_entry
 from partners.lookups import customers_by_key, partners_by_slug
 from partners.models import AuditLog, Customer, Partner
@@ -336,3 +339,42 @@ class RmmAssetsImport(ImportKind):
         ctx.created += result.added
         ctx.updated += result.agents_changed - result.added + result.removed
         ctx.unchanged += len(agents) - result.agents_changed + left_out
+
+
+class UsageRecordsImport(ImportKind):
+    """Usage records of one kind (metering.usage_records): each row one call, leg or meeting, keyed by its own id
+    within the partner. New records are written batch by batch; an exact duplicate (in the file or already
+    imported) is a no-op, the same key with other values a row error (billing-rules 3.12). On PostgreSQL a
+    clean file goes by COPY (metering.usage_staging) to the same rows."""
+
+    record: RecordKind
+
+    def __init__(self):
+        self.name = self.record.name
+        self.resource_class = usage_record_resource(self.record.model, self.record.columns)
+        self.required_columns = ("partner", "customer", *(c.name for c in self.record.columns if not c.blank))
+
+    def process_batch(self, batch, ctx):
+        records_batch(self.record, batch, ctx, _resolve_customers(batch, ctx))
+
+    def finish(self, ctx):
+        if ctx.ok:
+            records_audit(self.record, ctx, ctx.state.get("created", {}))
+
+    def fast_path(self, path, ctx):
+        return records_fast_path(path, ctx, self)
+
+
+@register_import
+class CallUsageImport(UsageRecordsImport):
+    record = CALL_USAGE
+
+
+@register_import
+class CallDetailsImport(UsageRecordsImport):
+    record = CALL_DETAILS
+
+
+@register_import
+class MeetingSummariesImport(UsageRecordsImport):
+    record = MEETING_SUMMARIES

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from billing.core.periods import whole_days_between
 from billing.core.sealed import SealedTextField
+from metering.choices import CallDirection
 from partners.models import rmm_filter_validator
 
 
@@ -348,3 +349,96 @@ class UnitChangeNotice(models.Model):
 
     def __str__(self):
         return f"{self.service.code}: {self.units_before} -> {self.units_after} units from {self.effective_date}"
+
+
+# --- usage records: calls and meetings (billing-rules 3.12) -------------------------------------------------------
+# Tens of millions of rows a month: compact columns, two indexes each (the record's own key, unique per partner,
+# and customer + start for the monthly sums), no audit row of their own (one per import: metering.imports).
+# No foreign key constraint in the database either: its check runs once per row, locking the customer's row each
+# time (a third of a month's import: docs/performance.md, "Usage records"). The import writes a record only for
+# a customer it found in the same statement, of the partner named, and holds those customers' rows under KEY
+# SHARE until it commits, as the constraint would (metering/usage_staging.py); Django's PROTECT refuses to
+# delete a partner or customer that has records.
+class CallUsageRecord(models.Model):
+    """One call as the phone system rated it: its customer, user or extension, start, duration, direction and
+    destination class. `record_id` is the vendor's id of the call, the record's key within the partner."""
+
+    # no index of its own: call_record_unique_id begins with it
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, db_constraint=False,
+                                related_name="+")
+    # no index of its own: the (customer, started_at) index begins with it
+    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, db_index=False, db_constraint=False,
+                                 related_name="+")
+    record_id = models.CharField("record ID", max_length=100)
+    user = models.CharField("user or extension", max_length=100, blank=True)
+    started_at = models.DateTimeField("started (UTC)")
+    duration_seconds = models.PositiveIntegerField("duration (s)")
+    direction = models.CharField(max_length=8, choices=CallDirection.choices)
+    destination = models.CharField("destination class", max_length=40,
+                                   help_text="the vendor's words, in lower case with - for spaces (billing-rules 3.12)")
+    source = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = "call usage record"
+        constraints = [models.UniqueConstraint(fields=["partner", "record_id"], name="call_record_unique_id")]
+        indexes = [models.Index(fields=["customer", "started_at"], name="call_record_customer_start")]
+
+    def __str__(self):
+        return self.record_id
+
+
+class CallDetailRecord(models.Model):
+    """One leg of a call (a transfer, a forward, a ring group's answer): legs of one call share `call_id`.
+    `leg_id` is the leg's key within the partner. Detail only: the billed minutes are the call usage
+    records' (billing-rules 3.12)."""
+
+    # no index of its own: call_leg_unique_id begins with it
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, db_constraint=False,
+                                related_name="+")
+    # no index of its own: the (customer, started_at) index begins with it
+    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, db_index=False, db_constraint=False,
+                                 related_name="+")
+    leg_id = models.CharField("leg ID", max_length=100)
+    call_id = models.CharField("call ID", max_length=100)
+    user = models.CharField("user or extension", max_length=100, blank=True)
+    from_number = models.CharField("from", max_length=100, blank=True)
+    to_number = models.CharField("to", max_length=100, blank=True)
+    started_at = models.DateTimeField("started (UTC)")
+    duration_seconds = models.PositiveIntegerField("duration (s)")
+    direction = models.CharField(max_length=8, choices=CallDirection.choices)
+    destination = models.CharField("destination class", max_length=40, blank=True)
+    source = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = "call detail record"
+        constraints = [models.UniqueConstraint(fields=["partner", "leg_id"], name="call_leg_unique_id")]
+        indexes = [models.Index(fields=["customer", "started_at"], name="call_leg_customer_start")]
+
+    def __str__(self):
+        return f"{self.call_id} / {self.leg_id}"
+
+
+class MeetingSummaryRecord(models.Model):
+    """One meeting held: its customer, host, start, duration and how many took part. `meeting_id` is the id of
+    that one meeting (of the occurrence, for a recurring meeting), its key within the partner."""
+
+    # no index of its own: meeting_record_unique_id begins with it
+    partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, db_index=False, db_constraint=False,
+                                related_name="+")
+    # no index of its own: the (customer, started_at) index begins with it
+    customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, db_index=False, db_constraint=False,
+                                 related_name="+")
+    meeting_id = models.CharField("meeting ID", max_length=100)
+    host = models.CharField(max_length=200)
+    started_at = models.DateTimeField("started (UTC)")
+    duration_seconds = models.PositiveIntegerField("duration (s)")
+    participants = models.PositiveIntegerField()
+    source = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        verbose_name = "meeting summary record"
+        constraints = [models.UniqueConstraint(fields=["partner", "meeting_id"], name="meeting_record_unique_id")]
+        indexes = [models.Index(fields=["customer", "started_at"], name="meeting_record_customer_start")]
+
+    def __str__(self):
+        return self.meeting_id

@@ -1,9 +1,12 @@
 """django-import-export resources for usage files (billing-rules 9)."""
 
+import re
+
 from import_export import resources
 from import_export.fields import Field
 
 from billing.core.widgets import ChoiceWidget, DateWidget, InstantWidget, IntegerWidget, SlugWidget, TextWidget
+from metering.choices import CallDirection
 from metering.models import AgentPresence, Suspension, UsageSnapshot
 
 BIG = 2**63 - 1
@@ -64,3 +67,42 @@ class RmmAssetResource(resources.ModelResource):
         model = AgentPresence
         fields = ("agent_id", "machine_name", "organization", "group", "os", "last_seen")
         import_id_fields = ()
+
+
+class DestinationWidget(TextWidget):
+    """A destination class in the vendor's words, normalised (billing-rules 3.12): letters, digits, spaces, - and
+    _; lower case, each run of spaces and _ one - ("Toll Free" and "toll_free" are "toll-free")."""
+
+    _re = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _-]*")
+    max_class = 40  # the column's max_length
+
+    def clean(self, value, row=None, **kwargs):
+        text = super().clean(value, row, **kwargs)
+        if not self._re.fullmatch(text):
+            raise ValueError(f"{text!r} is not a destination class: use letters, digits, spaces, - and _ "
+                             f"(such as international or toll-free)")
+        normalised = re.sub(r"[ _]+", "-", text.lower())
+        if len(normalised) > self.max_class:
+            raise ValueError(f"longer than {self.max_class} characters")
+        return normalised
+
+
+def usage_record_resource(model, columns) -> type[resources.Resource]:
+    """The resource of a usage record kind (metering.usage_records): partner, customer, then `columns` (each a
+    `usage_records.Column`), a widget per form."""
+    widgets = {
+        "text": lambda c: TextWidget(max_length=c.max_length),
+        "instant": lambda c: InstantWidget(),
+        "seconds": lambda c: IntegerWidget(max_value=COUNT),
+        "count": lambda c: IntegerWidget(min_value=1, max_value=COUNT),
+        "direction": lambda c: ChoiceWidget(list(CallDirection.values), "direction"),
+        "destination": lambda c: DestinationWidget(),
+    }
+    fields = {
+        "partner": Field(column_name="partner", widget=SlugWidget()),
+        "customer": Field(column_name="customer", widget=SlugWidget()),
+        **{c.name: Field(column_name=c.name, widget=widgets[c.form](c), default="" if c.blank else None)
+           for c in columns},
+    }
+    meta = type("Meta", (), {"model": model, "fields": tuple(fields), "import_id_fields": ()})
+    return type(f"{model.__name__}Resource", (resources.ModelResource,), {**fields, "Meta": meta})

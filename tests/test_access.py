@@ -61,7 +61,7 @@ def apply_group_migrations():
     """The groups as the partners migrations leave them, then the invoicing and rebilling ones that add to them
     (billing runs, price lists), in order (a transactional test's flush may have emptied them): each migration
     about the groups has an apply_to_groups(apps)."""
-    for app in ("partners", "invoicing", "invoicing.rebilling"):
+    for app in ("partners", "metering", "invoicing", "invoicing.rebilling"):
         folder = Path(admin_groups.__file__).parent.parent.parent.joinpath(*app.split(".")) / "migrations"
         for path in sorted(folder.glob("[0-9]*.py")):
             module = importlib.import_module(f"{app}.migrations.{path.stem}")
@@ -178,7 +178,7 @@ def test_the_auditor_gets_no_add_page_and_no_save(auditor, world):
 
 
 EDITABLE_BY_CLERK = ["partner", "customer", "service", "seatassignment", "seatpurchase", "apikey", "rmmintegration",
-                     "payment", "onetimecharge", "companyprofile"]
+                     "payment", "onetimecharge", "companyprofile", "rebillingprofile", "customerbillingprofile"]
 
 
 def test_the_clerk_gets_the_add_pages_of_what_a_clerk_works_with(clerk, world):

@@ -18,6 +18,7 @@ from billing.api.auth import ApiKeyAuth
 from billing.api.partner import router as partner_router
 from billing.api.reseller import router as reseller_router
 from billing.api.throttling import ApiKeyRateThrottle
+from billing.api.usage_records import router as usage_records_router
 
 api = NinjaAPI(
     title="MSP billing API",
@@ -31,6 +32,7 @@ api = NinjaAPI(
 )
 api.add_router("/reseller", reseller_router)
 api.add_router("/partner", partner_router)
+api.add_router("/usage-records", usage_records_router)
 
 
 @api.exception_handler(HttpError)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from django.utils import timezone
 from ninja import Schema
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import AfterValidator, Field, StringConstraints, field_validator
 
 from billing.core.periods import utc_date
 
@@ -132,3 +132,66 @@ class DashboardOut(Schema):
     utilization: str | None = Field(description="assigned / committed as a decimal string; null without a "
                                                 "commitment")
     services: list[ServiceSeatsOut]
+
+
+# --- usage records (billing/api/usage_records.py): cells as a file has them, checked by the import engine ---------
+def _utf8(value: str) -> str:
+    """Text PostgreSQL can store: a lone surrogate (JSON's "\\ud800") is not UTF-8."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("not UTF-8 text") from None
+    return value
+
+
+RecordText = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_utf8)]
+RecordNumber = Annotated[int, Field(strict=True)]
+
+
+class _RecordIn(Schema):
+    customer: RecordText = Field(description="the customer's key (slug)")
+    started_at: RecordText = Field(description="ISO 8601 with Z or an offset; the record belongs to the UTC month "
+                                               "of its start")
+    duration_seconds: RecordNumber
+
+
+class CallUsageIn(_RecordIn):
+    record_id: RecordText = Field(description="the call's id at the vendor: the record's key")
+    user: RecordText = Field("", description="the user or extension")
+    direction: RecordText = Field(description="inbound, outbound or internal")
+    destination: RecordText = Field(description="the destination class in the vendor's words (local, national, "
+                                                "international, mobile, toll-free...)")
+
+
+class CallDetailIn(_RecordIn):
+    leg_id: RecordText = Field(description="the leg's id: the record's key")
+    call_id: RecordText = Field(description="the call the leg belongs to")
+    user: RecordText = ""
+    from_number: RecordText = ""
+    to_number: RecordText = ""
+    direction: RecordText
+    destination: RecordText = ""
+
+
+class MeetingSummaryIn(_RecordIn):
+    meeting_id: RecordText = Field(description="the id of the meeting held: the record's key")
+    host: RecordText
+    participants: RecordNumber
+
+
+class RecordsOut(Schema):
+    records: int
+    created: int
+    unchanged: int = Field(description="exact duplicates of records already recorded (or of an earlier item)")
+
+
+class CustomerTotalsOut(Schema):
+    customer: str
+    meters: dict[str, str] = Field(description="meter key -> quantity as a decimal string: call_minutes:<direction>:"
+                                               "<destination>, calls:<direction>:<destination>, meeting_minutes, "
+                                               "meetings, participant_minutes (billing-rules 3.12)")
+
+
+class UsageTotalsOut(Schema):
+    month: str
+    customers: list[CustomerTotalsOut]

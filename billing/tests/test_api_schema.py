@@ -37,6 +37,9 @@ OPERATIONS = {
     ("POST", "/api/reseller/tenants/{slug}/usage"), ("GET", "/api/reseller/forecast"),
     ("POST", "/api/partner/seats"), ("DELETE", "/api/partner/seats/{customer}/{member}"),
     ("GET", "/api/partner/dashboard"),
+    ("POST", "/api/usage-records/call-usage"), ("POST", "/api/usage-records/call-details"),
+    ("POST", "/api/usage-records/meeting-summaries"), ("GET", "/api/usage-records/totals"),
+    ("GET", "/api/usage-records/totals/{customer}"),
 }
 
 

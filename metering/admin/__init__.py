@@ -4,6 +4,7 @@
 - `rmm`: RMM agents, their places and the inventories applied; the integrations, sync runs (with the
   review page of a held sync) and unit change notices; "Get units now" (MeteredServiceAdminMixin);
 - `customers`: month-to-date seat-days beside each customer (the partners CustomerAdmin re-registered);
+- `records`: usage records (calls, call legs, meetings), read-only lists that stay fast at millions of rows;
 - `common`: what those pages share.
 
 Usage history is read-only here. It changes only through the imports, whose Import buttons run
@@ -14,6 +15,6 @@ billed. The admin kit they build on is partners.admin.kit.
 Django's admin.autodiscover() imports this package: importing the area modules registers their admins.
 """
 
-from metering.admin import customers, rmm, usage
+from metering.admin import customers, records, rmm, usage
 
-__all__ = ["customers", "rmm", "usage"]
+__all__ = ["customers", "records", "rmm", "usage"]

@@ -1,0 +1,211 @@
+"""Usage record imports on PostgreSQL: the file COPYed into a staging table and written by one INSERT … SELECT.
+
+A month of calls is tens of millions of rows. The engine (billing/core/importing.py) reads each in Python; here
+the file's bytes go to PostgreSQL as they are, through the same watch as rmm-assets' (metering.staging: bytes
+COPY could read otherwise than the csv module, whitespace to trim), and one statement reads every cell as
+the kind's widgets read it, finds each row's customer, and inserts the records with
+`ON CONFLICT (partner, key) DO NOTHING`: an exact duplicate, in the file or already recorded, is a no-op, as
+in the engine (billing-rules 3.12).
+
+As for rmm-assets, only a clean file is taken, and this path never reports an error itself. A row that the
+engine would refuse, or might read otherwise (an unknown customer, a bad or future instant, a number in
+another form than plain digits, a destination class outside its letters...), makes the statement fail (its
+customer is left NULL, which the column refuses), and when some rows were not inserted, one more statement
+looks for a key recorded with other values: either way everything done here is rolled back and the engine
+reads the file again, row by row, naming each error as `row N: column: reason`. So the two paths give the
+same records or the same errors (metering/tests/test_usage_records.py gives both random files).
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+
+import psycopg
+import psycopg.errors
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
+
+from billing.core.importing import ImportContext, ImportKind, ImportSummary
+from billing.core.sql import Params
+from metering.choices import CallDirection
+from metering.staging import CHUNK, INSTANT_RE, NotClean, _header, _Scan
+from metering.usage_records import RecordKind, records_audit
+
+logger = logging.getLogger(__name__)
+
+STAGE = "usage_record_stage"
+RAW_MAX = 4096  # bytes of a cell before it is trimmed: a longer one is left to the engine (the csv module's limits)
+INTEGER_MAX = 2_147_483_647
+DESTINATION_MAX = 40
+
+
+def records_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
+    """Import a clean file of usage records (kind: a metering.imports.UsageRecordsImport) by COPY; None when the
+    engine must read it (then nothing was written)."""
+    if connection.vendor != "postgresql":
+        return None
+    record: RecordKind = kind.record
+    try:
+        with transaction.atomic():
+            try:
+                with connection.cursor() as cursor:
+                    header = _header(path, kind)
+                    rows, scan = _stage(cursor, path, len(header))
+                    if rows == 0:
+                        raise NotClean("no data rows")
+                    created = _insert(cursor, record, header, scan, ctx, rows)
+                    cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+            except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, a date it cannot read, a bad row
+                raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            records_audit(record, ctx, created)
+            if ctx.dry_run:
+                transaction.set_rollback(True)
+    except NotClean as exc:
+        logger.info("%s %s: read row by row (%s)", record.name, path, exc)
+        return None
+    total = sum(created.values())
+    return ImportSummary(kind=ctx.kind, rows=rows, created=total, updated=0, unchanged=rows - total, errors=[],
+                         error_count=0, bad_rows=0, dry_run=ctx.dry_run, staged=True)
+
+
+def _stage(cursor, path, width: int) -> tuple[int, _Scan]:
+    """The file's data rows into the staging table, a text column per column of the header."""
+    scan = _Scan()
+    cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    cursor.execute("SELECT set_config('work_mem', '64MB', true)")
+    cursor.execute(f"CREATE TEMP TABLE {STAGE} ({', '.join(f'c{i} text' for i in range(width))}) ON COMMIT DROP")
+    with open(path, "rb") as source, cursor.copy(
+        f"COPY {STAGE} FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
+    ) as copy:
+        first = True
+        while chunk := source.read(CHUNK):
+            if first:
+                chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
+            scan.feed(chunk)
+            copy.write(chunk)
+        scan.finish()
+    return cursor.rowcount, scan
+
+
+def _insert(cursor, record: RecordKind, header: list[str], scan: _Scan, ctx: ImportContext,
+            rows: int) -> dict[int, int]:
+    """The staged rows as records: {partner id: records created}. NotClean when a row is not certain to read as
+    the engine reads it, or a key is recorded with other values."""
+    p = Params()
+    trim = scan.trim
+    raw_checks = []
+
+    def cell(name: str) -> str:  # a cell as the engine reads it: missing or blank is "", trimmed as str.strip()
+        if name not in header:
+            return "''"
+        column = f"c{header.index(name)}"
+        if trim:
+            raw_checks.append(f"octet_length({column}) > {RAW_MAX}")
+            return f"btrim(coalesce({column}, ''), {p.ref('ws', trim)})"
+        return f"coalesce({column}, '')"
+
+    partner = cell("partner")
+    # r: each cell's text (r_...); x: its value (v_...), read once; bad: a row the engine must read
+    texts = [f"{partner} AS r_partner", f"{cell('customer')} AS r_customer"]
+    values, bad = [], []
+    for column in record.columns:
+        texts.append(f"{cell(column.name)} AS r_{column.name}")
+        text, name = f"r_{column.name}", f"v_{column.name}"  # v_: "user" is a reserved word
+        if column.form == "text":
+            values.append(f"{text} AS {name}")
+            if not column.blank:
+                bad.append(f"{text} = ''")
+            bad.append(f"(octet_length({text}) > {column.max_length} AND char_length({text}) > {column.max_length})")
+            if scan.apostrophes:  # the exports' ' before formula-like text, which the engine takes off
+                bad.append(f"{text} LIKE {p.ref('quote', chr(39) + '%')}")
+        elif column.form == "instant":
+            # PostgreSQL reads more than the engine (a date without a zone, 'today', hour 24): only the forms both
+            # read alike are taken, the usual one checked by writing the instant back (a regular expression
+            # costs 3 times the rest of the row); text it cannot read at all stops the statement (not clean)
+            values.append(f"CASE WHEN {text} <> '' THEN ({text})::timestamptz END AS {name}")
+            bad.append(f"{name} IS NULL OR {name} > {p.ref('now', timezone.now())} OR NOT CASE "
+                       f"WHEN {text} LIKE '____-__-__T__:__:__Z' THEN to_char({name} AT TIME ZONE 'UTC', "
+                       f"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') = {text} "
+                       f"ELSE {text} ~ {p.ref('instant', INSTANT_RE)} "
+                       f"AND left({text}, 4) BETWEEN '1000' AND '9998' END")
+        elif column.form in ("seconds", "count"):
+            # plain digits only (a sign, a leading zero or another digit: the engine's); too many stops the statement
+            values.append(f"CASE WHEN {text} <> '' THEN ({text})::bigint END AS {name}")
+            bad.append(f"{name} IS NULL OR {name}::text <> {text} OR {name} NOT BETWEEN "
+                       f"{1 if column.form == 'count' else 0} AND {INTEGER_MAX}")
+        elif column.form == "direction":
+            choices = p.each("direction", CallDirection.values)
+            values.append(f"CASE WHEN {text} IN ({choices}) THEN {text} WHEN {text} ~ '^[A-Za-z]+$' "
+                          f"AND lower({text}) IN ({choices}) THEN lower({text}) END AS {name}")
+            bad.append(f"{name} IS NULL")
+        elif column.form == "destination":  # resources.DestinationWidget
+            values.append(f"CASE WHEN {text} ~ '^[a-z0-9][a-z0-9-]*$' THEN {text} "
+                          f"WHEN {text} ~ '^[A-Za-z0-9][A-Za-z0-9 _-]*$' THEN regexp_replace(lower({text}), "
+                          f"'[ _]+', '-', 'g') WHEN {text} = '' THEN '' END AS {name}")
+            bad.append(f"{name} IS NULL OR char_length({name}) > {DESTINATION_MAX}"
+                       + ("" if column.blank else f" OR {name} = ''"))
+        else:
+            raise ValueError(f"unknown form {column.form!r}")
+    bad.append("k.customer_id IS NULL")
+    if ctx.partner:  # import_csv --partner: a row of another partner is a row error
+        bad.append(f"t.r_partner <> {p.ref('partner', ctx.partner)}")
+    bad += raw_checks
+    fields = record.fields
+    table = record.model._meta.db_table
+    qn = connection.ops.quote_name
+    raw = "".join(f", c{i}" for i in range(len(header))) if raw_checks else ""
+    staged = f"""
+        SELECT k.partner_id, CASE WHEN {' OR '.join(f'({b})' for b in bad)} THEN NULL ELSE k.customer_id END
+               AS customer_id, {', '.join(f't.v_{f}' for f in fields)}
+        FROM (
+            SELECT * FROM (SELECT {', '.join(texts)}{raw} FROM {STAGE} OFFSET 0) r,
+            LATERAL (SELECT {', '.join(values)}) x OFFSET 0
+        ) t
+        LEFT JOIN (
+            SELECT p.slug AS partner_slug, c.slug AS customer_slug, c.partner_id, c.id AS customer_id
+            FROM partners_customer c JOIN partners_partner p ON p.id = c.partner_id
+        ) k ON k.partner_slug = t.r_partner AND k.customer_slug = t.r_customer
+    """
+    columns = ["partner_id", "customer_id", *fields]
+    selected = ["partner_id", "customer_id", *(f"v_{f}" for f in fields)]
+    p.ref("source", ctx.source[:100])
+    # the customers of the partners named, held as the foreign key constraint would hold each (models.py)
+    cursor.execute(f"""
+        SELECT c.id FROM partners_customer c JOIN partners_partner p ON p.id = c.partner_id
+        WHERE p.slug IN (SELECT DISTINCT {partner} FROM {STAGE}) FOR KEY SHARE OF c
+    """, p)
+
+    def insert(on_conflict: str) -> None:
+        cursor.execute(f"""
+            WITH new AS (
+                INSERT INTO {table} ({', '.join(qn(c) for c in columns)}, source)
+                SELECT {', '.join(f's.{c}' for c in selected)}, %(source)s FROM ({staged}) s
+                {on_conflict}
+                RETURNING partner_id
+            )
+            SELECT partner_id, count(*) FROM new GROUP BY partner_id
+        """, p)
+
+    try:  # new records, the usual file: a plain INSERT (ON CONFLICT probes the key index once more a row)
+        with transaction.atomic():
+            insert("")
+    except IntegrityError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.UniqueViolation):
+            raise
+        # a key already recorded or repeated in the file: the exact duplicates are left out
+        insert(f"ON CONFLICT (partner_id, {qn(record.key)}) DO NOTHING")
+    created = dict(cursor.fetchall())
+    if sum(created.values()) < rows:  # duplicates: each must be exact (the same key with other values: errors)
+        compared = zip(columns[1:2] + list(fields[1:]), selected[1:2] + selected[3:], strict=True)
+        differs = " OR ".join(f"r.{qn(c)} IS DISTINCT FROM s.{v}" for c, v in compared)
+        cursor.execute(f"""
+            SELECT EXISTS (
+                SELECT FROM ({staged}) s JOIN {table} r ON r.partner_id = s.partner_id AND r.{qn(record.key)} = s.v_{
+                    record.key}
+                WHERE {differs}
+            )
+        """, p)
+        if cursor.fetchone()[0]:
+            raise NotClean("a key recorded with other values")
+    return created
