@@ -1,5 +1,6 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.http import JsonResponse
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from billing.api import api
@@ -16,5 +17,8 @@ urlpatterns = [
     path("admin/two-factor/", two_factor, name="admin_two_factor"),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
+    # any other path under /api/ (one the routes cannot match, a line break in a slug say) is the API's JSON 404,
+    # not Django's HTML page
+    re_path(r"^api/", lambda request: JsonResponse({"detail": "Not Found"}, status=404)),
     path("portal/", include("billing.portal.urls")),
 ]

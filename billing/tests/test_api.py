@@ -407,3 +407,12 @@ def test_a_nul_byte_or_a_non_slug_in_a_customer_or_member_is_not_found(api):
     assert api.post("/api/reseller/tenants/al%00pha/suspend").status_code == 404
     assert api.post("/api/partner/seats", {"customer": "br\x00avo", "member": "bea"}).status_code == 404
     assert api.delete("/api/partner/seats/bravo/be%00a").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/partner/seats/alpha/ana%0A", "/api/reseller/tenants/alpha%0A",
+                                  "/api/no/such/endpoint"])
+def test_a_path_no_route_matches_is_the_api_s_json_404(api, world, path):
+    """A line break at the end of a slug matched no route and got Django's HTML page (found by schemathesis)."""
+    response = api.call("get", path, None)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json") and response.json() == {"detail": "Not Found"}
