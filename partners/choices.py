@@ -104,6 +104,15 @@ class AuditAction(models.TextChoices):
     RESALE_PRICE_CREATE = "resale_price.create", "Resale price set"
     RESALE_PRICE_UPDATE = "resale_price.update", "Resale price changed"
     RESALE_PRICE_DELETE = "resale_price.delete", "Scheduled resale price cancelled"
+    # rebilling: the partners' invoices to their customers (billing-rules 12.4-12.8)
+    REBILLING_PROFILE_CREATE = "rebilling_profile.create", "Rebilling profile added"
+    REBILLING_PROFILE_UPDATE = "rebilling_profile.update", "Rebilling profile changed"
+    REBILLING_PROFILE_DELETE = "rebilling_profile.delete", "Rebilling profile deleted"
+    CUSTOMER_BILLING_PROFILE_CREATE = "customer_billing_profile.create", "Customer billing profile added"
+    CUSTOMER_BILLING_PROFILE_UPDATE = "customer_billing_profile.update", "Customer billing profile changed"
+    CUSTOMER_BILLING_PROFILE_DELETE = "customer_billing_profile.delete", "Customer billing profile deleted"
+    CUSTOMER_INVOICE_ISSUE = "customer_invoice.issue", "Customer invoice issued"
+    CUSTOMER_INVOICE_CREDIT = "customer_invoice.credit", "Customer credit note issued"
 
     @classmethod
     def of(cls, kind: str, verb: str) -> AuditAction:

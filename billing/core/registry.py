@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 _import_kinds: dict[str, object] = {}
 _reports: dict[str, object] = {}
 _invoiced_months: list[Callable[[Iterable[int]], dict[int, str]]] = []
+_document_finders: list[Callable[[str], Callable[[], bytes] | None]] = []
 
 
 def register_import(kind):
@@ -45,3 +46,20 @@ def register_invoiced_months(reader: Callable[[Iterable[int]], dict[int, str]]):
 def last_invoiced_months(partner_ids: Iterable[int]) -> dict[int, str]:
     """{partner id: the month (YYYY-MM) of its latest issued CI}; partners never invoiced are left out."""
     return _invoiced_months[0](partner_ids) if _invoiced_months else {}
+
+
+def register_document_pdf(finder: Callable[[str], Callable[[], bytes] | None]):
+    """A later app's documents for `render_invoice` (billing-rules 8.4): `finder(number)` gives a function that
+    renders the document's PDF, or None when no document has that number (rebilling's customer invoices)."""
+    if finder not in _document_finders:
+        _document_finders.append(finder)
+    return finder
+
+
+def document_pdf(number: str) -> Callable[[], bytes] | None:
+    """The renderer of the registered document numbered `number`, or None."""
+    for finder in _document_finders:
+        found = finder(number)
+        if found is not None:
+            return found
+    return None

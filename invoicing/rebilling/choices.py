@@ -17,3 +17,17 @@ class ResaleMode(models.TextChoices):
 
 # the modes that charge something (DEFAULT only points back at the default list)
 PRICING_MODES = (ResaleMode.UNIT, ResaleMode.MARKUP, ResaleMode.PACKAGE, ResaleMode.TIERS)
+
+
+class CustomerInvoiceKind(models.TextChoices):
+    """A partner's document to its customer (billing-rules 12.5)."""
+
+    INVOICE = "invoice", "Invoice"
+    CREDIT_NOTE = "credit_note", "Credit note"
+
+
+class UnbilledReason(models.TextChoices):
+    """Why a charge of ours to the partner is on no customer invoice (billing-rules 12.6)."""
+
+    NO_PRICE = "no_price", "No resale price for the customer"
+    NOT_SPLIT = "not_split", "Billed to the partner as a whole: no quantity per customer"

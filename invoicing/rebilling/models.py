@@ -9,11 +9,18 @@ row from its `effective_from`, and the row in force on a day is the latest one f
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
-from invoicing.rebilling.choices import ResaleMode
+from billing.core.emails import split_emails
+from invoicing.choices import InvoiceKind, InvoiceState, LineType
+from invoicing.models import AMOUNT, MUTABLE_WHEN_ISSUED, QUANTITY, IssuedInvoiceError
+from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
 from invoicing.rebilling.pricing import ResaleTerms
 from partners.choices import TierMode
 from partners.models import Customer, Partner, Service, slug_validator
@@ -150,3 +157,279 @@ class ResalePrice(models.Model):
         return {"mode": self.mode, "unit_price": self.unit_price, "markup_percent": self.markup_percent,
                 "package_units": self.package_units, "package_price": self.package_price, "tiers": self.tiers,
                 "tier_mode": self.tier_mode}
+
+
+# --- customer invoices (billing-rules 12.4-12.8) --------------------------------------------------------------
+prefix_validator = RegexValidator(
+    r"^[A-Z][A-Z0-9]{1,9}$", "2 to 10 capital letters and digits, beginning with a letter (e.g. NWIT)")
+RESERVED_PREFIXES = frozenset(InvoiceKind.values)  # our own numbers' (CI-0001): never a partner's
+
+
+class RebillingProfile(models.Model):
+    """A partner's rebilling settings (billing-rules 12.4): whether its customers get invoices from it, how they
+    are numbered, who issues them (the partner's legal details and logo, printed as the issuer) and how they are
+    delivered. A blank legal name, address or tax id prints the partner's own (its name, billing address, tax
+    id)."""
+
+    partner = models.OneToOneField(Partner, on_delete=models.PROTECT, related_name="rebilling_profile")
+    enabled = models.BooleanField("rebilling on", default=False,
+                                  help_text="the billing run issues invoices to this partner's customers")
+    number_prefix = models.CharField(
+        max_length=10, unique=True, validators=[prefix_validator],
+        help_text="the customer invoices' numbers begin with it: NWIT-0001 (credit notes NWIT-CN-0001)")
+    legal_name = models.CharField(max_length=200, blank=True, help_text="blank: the partner's name")
+    address = models.TextField(blank=True, help_text="blank: the partner's billing address")
+    tax_id = models.CharField("tax ID", max_length=60, blank=True, help_text="blank: the partner's tax ID")
+    email = models.EmailField(blank=True, help_text="printed: where customers ask about their invoices")
+    phone = models.CharField(max_length=40, blank=True)
+    website = models.CharField(max_length=200, blank=True)
+    bank_details = models.TextField(blank=True, help_text="how customers pay the partner")
+    invoice_footer = models.TextField(blank=True, help_text="printed at the end of every customer invoice")
+    logo = models.ImageField(upload_to="rebilling/logos/", blank=True, help_text="PNG or JPEG, printed 18 mm high")
+    payment_terms_days = models.PositiveIntegerField("payment terms (days)", default=30,
+                                                     help_text="days the partner's customers have to pay")
+    email_invoices = models.BooleanField(
+        "email customer invoices", default=False,
+        help_text="email each issued customer invoice to the customer's billing emails")
+    review_drafts = models.BooleanField(
+        "draft for review", default=False,
+        help_text="the run drafts customer invoices instead of issuing them; the partner issues them")
+    customer_billing = models.BooleanField(
+        "Customer Billing", default=False,
+        help_text="customer invoices show the account (previous balance, credits, payments, amount due); "
+                  "off: new charges only")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "rebilling profile"
+
+    def __str__(self):
+        return f"{self.partner.name}: rebilling {'on' if self.enabled else 'off'} ({self.number_prefix})"
+
+    def clean(self):
+        if self.number_prefix in RESERVED_PREFIXES:
+            raise ValidationError({"number_prefix": f"{self.number_prefix} is our own invoices' prefix"})
+
+
+class CustomerBillingProfile(models.Model):
+    """A customer as its partner invoices it (billing-rules 12.4): the legal details printed as the recipient, its
+    tax rate on the partner's invoices, and who receives them. A customer without one is invoiced under its name
+    with no tax."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.PROTECT, related_name="billing_profile")
+    legal_name = models.CharField(max_length=200, blank=True, help_text="blank: the customer's name")
+    address = models.TextField(blank=True, help_text="printed on its invoices; one line per line")
+    tax_id = models.CharField("tax ID", max_length=60, blank=True)
+    purchase_order = models.CharField("purchase order", max_length=100, blank=True)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"),
+                                   validators=[MinValueValidator(Decimal("0"))], help_text="percent, e.g. 8.25")
+    billing_emails = models.TextField(blank=True, help_text="who receives its invoices, separated by commas")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "customer billing profile"
+
+    def __str__(self):
+        return f"{self.customer.name} (billing profile)"
+
+    @property
+    def billing_contacts(self) -> list[str]:
+        return split_emails(self.billing_emails)
+
+
+class CustomerInvoiceSequence(models.Model):
+    """The last number used per partner and kind: locked while numbers are taken, so each partner's customer
+    invoices (and credit notes) are numbered without gaps (a rolled-back issue gives its numbers back)."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, db_index=False, related_name="+")
+    kind = models.CharField(max_length=12, choices=CustomerInvoiceKind.choices)
+    last = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["partner", "kind"], name="customer_sequence_unique")]
+
+    def __str__(self):
+        return f"{self.partner_id}/{self.kind}: {self.last}"
+
+
+class IssuedGuardQuerySet(models.QuerySet):
+    """Issued documents (and their lines) never change (billing-rules 4.4, 12.7): the guard of invoicing's own
+    Invoice and InvoiceLine, for a model whose state is at `state_path`, where only the `mutable` fields may
+    change once issued."""
+
+    state_path = "state"
+    mutable: frozenset = frozenset()
+    noun = "issued customer invoices"
+
+    def update(self, **kwargs):
+        frozen = set(kwargs) - self.mutable
+        if frozen and self.filter(**{self.state_path: InvoiceState.ISSUED}).exists():
+            raise IssuedInvoiceError(f"{self.noun} cannot change ({', '.join(sorted(frozen))})")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.filter(**{self.state_path: InvoiceState.ISSUED}).exists():
+            raise IssuedInvoiceError(f"{self.noun} cannot be deleted; issue a credit note")
+        return super().delete()
+
+
+class CustomerInvoiceQuerySet(IssuedGuardQuerySet):
+    mutable = MUTABLE_WHEN_ISSUED
+
+    def issued(self):
+        return self.filter(state=InvoiceState.ISSUED)
+
+
+class CustomerInvoiceLineQuerySet(IssuedGuardQuerySet):
+    state_path = "invoice__state"
+    noun = "lines of issued customer invoices"
+
+
+class CustomerInvoice(models.Model):
+    """An invoice (or a credit note) from a partner to one of its customers (billing-rules 12.5): numbered in the
+    partner's own sequence, with the partner as issuer and the customer as recipient as they stood when it was
+    issued, and the customer's tax rate. Issued by the billing run after the partner's own documents: a monthly
+    invoice after the partner's CI of the month (dated its 1st), a first-month invoice after the partner's INV of
+    a service starting after a 1st (dated the start date). Never changed once issued."""
+
+    # no index of its own: customer_invoice_partner_date begins with it
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, db_index=False, related_name="customer_invoices")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices_from_partner")
+    kind = models.CharField(max_length=12, choices=CustomerInvoiceKind.choices, default=CustomerInvoiceKind.INVOICE)
+    number = models.CharField(max_length=24, null=True, blank=True, unique=True)
+    state = models.CharField(max_length=10, choices=InvoiceState.choices, default=InvoiceState.DRAFT)
+    month = models.CharField(max_length=7, help_text="the month it bills, YYYY-MM")
+    issue_date = models.DateField()
+    due_date = models.DateField()
+    currency = models.CharField(max_length=3)
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
+    subtotal = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    tax_amount = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    total = models.DecimalField(**AMOUNT, default=Decimal("0"))
+    # the partner's document it follows (its CI of the month, or the INV of a first month): one customer invoice
+    # per customer and partner document, the key a rerun finds already billed
+    source = models.ForeignKey("invoicing.Invoice", on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="+", help_text="the partner's invoice it follows")
+    credits = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="credit_notes", help_text="a credit note: the invoice it corrects")
+    issuer = models.JSONField(null=True, blank=True)
+    recipient = models.JSONField(null=True, blank=True)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    pdf = models.FileField("PDF", upload_to="customer-invoices/", blank=True)
+    pdf_version = models.PositiveIntegerField("PDF version", default=0)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CustomerInvoiceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-issue_date", "-id"]
+        verbose_name = "customer invoice"
+        indexes = [models.Index(fields=["partner", "issue_date"], name="customer_invoice_partner_date")]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "customer"], condition=Q(kind="invoice"),
+                                    name="customer_invoice_once_per_source"),
+            models.UniqueConstraint(fields=["credits"], condition=Q(kind="credit_note"),
+                                    name="customer_invoice_credited_once"),
+            models.CheckConstraint(condition=~Q(state="issued") | Q(number__isnull=False),
+                                   name="customer_invoice_issued_has_number"),
+            models.CheckConstraint(condition=Q(kind="invoice") | Q(credits__isnull=False),
+                                   name="customer_credit_note_names_invoice"),
+        ]
+
+    def __str__(self):
+        return self.number or f"draft {self.get_kind_display().lower()} {self.issue_date}"
+
+    def save(self, *args, **kwargs):
+        if self.pk:
+            stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first()
+            fields = set(kwargs.get("update_fields") or ())
+            if stored == InvoiceState.ISSUED and (not fields or fields - MUTABLE_WHEN_ISSUED):
+                raise IssuedInvoiceError(f"{self.number} is issued and cannot change; issue a credit note")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first() if self.pk else None
+        if InvoiceState.ISSUED in (self.state, stored):
+            raise IssuedInvoiceError(f"{self.number or 'this invoice'} is issued and cannot be deleted; "
+                                     "issue a credit note")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_issued(self) -> bool:
+        return self.state == InvoiceState.ISSUED
+
+    @property
+    def is_credit_note(self) -> bool:
+        return self.kind == CustomerInvoiceKind.CREDIT_NOTE
+
+
+class CustomerInvoiceLine(models.Model):
+    """One charge of a customer invoice: a service of ours resold (or a partner's own item) at the customer's
+    price, for a period; `details` keeps the facts it was computed from (the host limit in force, the price)."""
+
+    invoice = models.ForeignKey(CustomerInvoice, on_delete=models.CASCADE, related_name="lines")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    item = models.ForeignKey(ResaleItem, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                             verbose_name="own item")
+    line_type = models.CharField(max_length=20, choices=LineType.choices)
+    period = models.CharField(max_length=7, help_text="the month the line covers, YYYY-MM")
+    quantity = models.DecimalField(**QUANTITY, null=True, blank=True)
+    unit_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
+    amount = models.DecimalField(**AMOUNT)
+    description = models.CharField(max_length=300)
+    taxable = models.BooleanField(default=True)
+    key = models.CharField(max_length=120, blank=True, help_text="what makes the charge unique")
+    details = models.JSONField(default=dict, blank=True, help_text="facts the amount was computed from")
+    position = models.PositiveIntegerField(default=0)
+
+    objects = CustomerInvoiceLineQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+        verbose_name = "customer invoice line"
+        constraints = [
+            models.UniqueConstraint(fields=["key"], condition=Q(line_type="credit"),
+                                    name="customer_line_credited_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.invoice}: {self.description}"
+
+    def save(self, *args, **kwargs):
+        if self.invoice_id and CustomerInvoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("lines of issued customer invoices cannot change; issue a credit note")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self.invoice_id and CustomerInvoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
+            raise IssuedInvoiceError("lines of issued customer invoices cannot be deleted")
+        return super().delete(*args, **kwargs)
+
+
+class UnbilledCharge(models.Model):
+    """A charge of ours to the partner that no customer invoice carries (billing-rules 12.6): the customer has no
+    resale price for the service (a customer is never billed at a price its partner did not set), or the service
+    is the partner's as a whole and its meter has no quantity per customer. Written by the run that issued the
+    partner's document, for the partner to price or bill by hand."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, db_index=False, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="+")
+    source = models.ForeignKey("invoicing.Invoice", on_delete=models.PROTECT, related_name="+")
+    period = models.CharField(max_length=7)
+    line_type = models.CharField(max_length=20, choices=LineType.choices)
+    quantity = models.DecimalField(**QUANTITY, null=True, blank=True)
+    reason = models.CharField(max_length=12, choices=UnbilledReason.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        verbose_name = "charge not rebilled"
+        verbose_name_plural = "charges not rebilled"
+        indexes = [models.Index(fields=["partner", "period"], name="unbilled_charge_partner_period")]
+
+    def __str__(self):
+        return f"{self.service} {self.period} ({self.get_reason_display()})"

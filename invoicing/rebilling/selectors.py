@@ -12,13 +12,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 
+from django.conf import settings
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 
 from billing.core.periods import Period
+from invoicing.choices import LineType
 from invoicing.rebilling.choices import ResaleMode
-from invoicing.rebilling.models import ResaleItem, ResalePrice
+from invoicing.rebilling.documents import issuer_snapshot, recipient_snapshot
+from invoicing.rebilling.models import (
+    CustomerBillingProfile,
+    CustomerInvoice,
+    RebillingProfile,
+    ResaleItem,
+    ResalePrice,
+)
 from invoicing.rebilling.pricing import margin_per_unit
 from invoicing.rebilling.text import METHOD_UNITS, money_text, price_text
 from partners.models import Service
@@ -161,3 +171,47 @@ def customers_with_own_prices(partner_id: int) -> dict[int, int]:
     """{customer id: the number of its own price rows}: which customers have a list of their own."""
     return dict(ResalePrice.objects.filter(partner_id=partner_id, customer__isnull=False).order_by()
                 .values_list("customer_id").annotate(n=Count("id")))
+
+
+# --- customer invoices (billing-rules 12.5) --------------------------------------------------------------------
+def customer_invoice_document(invoice) -> dict:
+    """Everything a customer invoice's PDF shows: the issuer and recipient kept when it was issued (a draft's as
+    they stand now), its charges and taxes, and the account summary when the partner's Customer Billing is on
+    (none yet: the customers' transactions come with item 4 of issue 20, and with them the summary's figures)."""
+    profile = RebillingProfile.objects.filter(partner_id=invoice.partner_id).select_related("partner").first()
+    issuer = invoice.issuer or (issuer_snapshot(profile) if profile else {"legal_name": invoice.partner.name})
+    billing = CustomerBillingProfile.objects.filter(customer_id=invoice.customer_id).first()
+    lines = list(invoice.lines.select_related("service", "item").order_by("position", "pk"))
+    return {
+        "invoice": invoice,
+        "issuer": issuer,
+        "recipient": invoice.recipient or recipient_snapshot(invoice.customer, billing),
+        "issuer_logo": _logo_url(issuer.get("logo")),
+        "title": "Credit note" if invoice.is_credit_note else "Invoice",
+        "number": invoice.number or "DRAFT",
+        "is_draft": not invoice.is_issued,
+        "currency": invoice.currency,
+        "charges": [line for line in lines if line.line_type != LineType.TAX],
+        "taxes": [line for line in lines if line.line_type == LineType.TAX],
+        "credited": invoice.credits if invoice.is_credit_note else None,
+        "terms_days": (invoice.due_date - invoice.issue_date).days,
+        "account": None,  # Customer Billing on: previous balance, credits, payments, amount due (item 4)
+    }
+
+
+def _logo_url(name: str | None) -> str:
+    """A logo as a file URL WeasyPrint reads ("" without one, or when the file is gone)."""
+    if not name:
+        return ""
+    path = Path(settings.MEDIA_ROOT) / name
+    return path.as_uri() if path.is_file() else ""
+
+
+def customer_invoices(*, partner_slug: str | None = None, month: Period | None = None):
+    """Issued customer invoices (credit notes included), by issue date and number: the exports' rows."""
+    invoices = CustomerInvoice.objects.issued().select_related("partner", "customer")
+    if partner_slug:
+        invoices = invoices.filter(partner__slug=partner_slug)
+    if month:
+        invoices = invoices.filter(issue_date__gte=month.first, issue_date__lte=month.last)
+    return invoices.order_by("issue_date", "number")

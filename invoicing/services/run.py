@@ -17,6 +17,7 @@ from django.utils import timezone
 from billing.core.actor import Actor
 from billing.core.aside import aside_possible
 from billing.core.bulk import insert_objects, insert_rows
+from billing.core.hooks import after_partner_billed
 from billing.core.money import ZERO, money_sum, quantize_money, tax_on
 from billing.core.periods import Period, periods_between
 from invoicing.models import (
@@ -202,6 +203,9 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
     documents = [invoice for partner in partners for invoice in created[partner.pk]]
     if not draft:
         _issue_all(documents, actor=actor)
+        for partner in partners:  # what later layers issue after a partner's documents (rebilling's, 12.5)
+            if created[partner.pk]:
+                after_partner_billed(partner=partner, documents=created[partner.pk], through=through, actor=actor)
         if changed:  # what this run measured again needs no measuring again until another fact changes
             FactChange.objects.filter(pk__in=[pk for _, ids in changed.values() for pk in ids]).delete()
     return documents

@@ -6,12 +6,14 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from billing.core.registry import document_pdf
 from invoicing.models import Invoice
 from invoicing.pdf import render_invoice_pdf
 
 
 class Command(BaseCommand):
-    help = "Write the PDF of an issued invoice (CI-..., INV-... or CN-...) to a file."
+    help = ("Write the PDF of an invoice (CI-..., INV-... or CN-...), or of a partner's invoice to its customer, to "
+            "a file.")
 
     def add_arguments(self, parser):
         parser.add_argument("number", help="the invoice number, e.g. CI-0002")
@@ -20,18 +22,19 @@ class Command(BaseCommand):
     def handle(self, *args, number, output, **options):
         wanted = number.strip().upper()
         invoice = Invoice.objects.select_related("partner").filter(number=wanted).first()
-        if invoice is None:
+        # or a document of a later app, by its own number (a partner's invoice to its customer: NWIT-0001)
+        render = (lambda: render_invoice_pdf(invoice)) if invoice is not None else document_pdf(wanted)
+        if render is None:
             raise CommandError(f"unknown invoice number {number!r}")
         path = Path(output)
         if not path.parent.is_dir():
             raise CommandError(f"--output: no such directory {str(path.parent)!r}")
         try:
-
-            pdf = render_invoice_pdf(invoice)
+            pdf = render()
         except (ImportError, OSError) as exc:  # WeasyPrint without Pango on this machine
             raise CommandError(f"cannot render PDFs here: {exc}") from exc
         try:
             path.write_bytes(pdf)
         except OSError as exc:
             raise CommandError(f"--output: cannot write {str(path)!r}: {exc.strerror or exc}") from exc
-        self.stdout.write(f"{invoice.number}: wrote {path} ({len(pdf):,} bytes)")
+        self.stdout.write(f"{wanted}: wrote {path} ({len(pdf):,} bytes)")

@@ -1,0 +1,30 @@
+"""Hooks an earlier layer calls and a later one fills (docs/architecture.md, 1): the billing run (invoicing) tells
+whoever registered that a partner's documents are issued, without importing them. Rebilling registers its
+customer invoices here (invoicing.rebilling, billing-rules 12.5), so that the partner's run issues them in the
+same transaction, after the partner's own documents.
+
+A callback is registered once, in its app's `AppConfig.ready()`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+
+# callback(partner=Partner, documents=[Invoice, ...], through=date, actor=Actor) -> None
+PartnerBilled = Callable[..., None]
+
+_after_partner_billed: list[PartnerBilled] = []
+
+
+def register_after_partner_billed(callback: PartnerBilled) -> PartnerBilled:
+    """Call `callback` for each partner a billing run issued documents for (used as a decorator too)."""
+    if callback not in _after_partner_billed:
+        _after_partner_billed.append(callback)
+    return callback
+
+
+def after_partner_billed(*, partner, documents: list, through: date, actor) -> None:
+    """A billing run issued `documents` (the partner's CI and INVs, in issue order) for `partner`: run every
+    registered callback, in the partner's transaction (an error rolls the partner's billing back with it)."""
+    for callback in _after_partner_billed:
+        callback(partner=partner, documents=documents, through=through, actor=actor)

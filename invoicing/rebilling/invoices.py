@@ -1,0 +1,306 @@
+"""Customer invoices (billing-rules 12.4-12.8): the partner's invoices to its own customers, issued by the billing
+run right after the partner's own documents, in the partner's transaction (`customer_invoices_bill`, registered
+with billing.core.hooks), and the writes around them: issuing a draft, a credit note, numbering, emails and PDFs.
+
+For each document of ours the run issued to a partner with rebilling on (its CI of a month, the INV of a first
+month), each customer with a charge on it gets one invoice from the partner, dated as our document: the
+quantities of our lines (invoicing.rebilling.charges), priced by the customer's resale price in force (the
+month's 1st; a first month's start date) with `resale_amount`, the first month prorated by the service's own
+convention, and the customer's tax rate. A charge without a price for the customer is not billed at any price
+the partner did not set: it is listed (`UnbilledCharge`). A rerun issues nothing twice: the customer invoices
+follow our documents, which are issued once, and the database holds one per customer and document."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.utils import timezone
+
+from billing.core.actor import Actor
+from billing.core.bulk import update_rows
+from billing.core.money import money_sum, quantize_money, tax_on
+from billing.core.periods import Period, utc_date
+from invoicing.choices import InvoiceKind, InvoiceState, LineType
+from invoicing.models import Invoice
+from invoicing.pricing import first_month_amount
+from invoicing.rebilling.charges import Charge, customer_charges
+from invoicing.rebilling.choices import CustomerInvoiceKind, UnbilledReason
+from invoicing.rebilling.documents import issuer_snapshot, recipient_snapshot
+from invoicing.rebilling.models import (
+    CustomerBillingProfile,
+    CustomerInvoice,
+    CustomerInvoiceLine,
+    CustomerInvoiceSequence,
+    RebillingProfile,
+    UnbilledCharge,
+)
+from invoicing.rebilling.pdf import render_customer_invoice_pdf
+from invoicing.rebilling.pricing import exact_amount, shown_unit_price
+from invoicing.rebilling.reports import customer_invoice_xlsx
+from invoicing.rebilling.selectors import resale_price_lists
+from invoicing.services.errors import BillingError
+from partners.audit import audit_entry
+from partners.choices import AuditAction
+from partners.models import AuditLog, Customer, Partner
+
+logger = logging.getLogger("invoicing.rebilling")
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+def customer_invoices_bill(*, partner: Partner, documents: list[Invoice], through: date | None = None,
+                           actor: Actor) -> list[CustomerInvoice]:
+    """The customer invoices that follow the partner's issued `documents` (billing-rules 12.5), written in the
+    caller's transaction (the billing run's, after `_issue_all`): issued, or drafts when the partner reviews them
+    first. Nothing when the partner's rebilling is off. Returns them in the order written."""
+    profile = RebillingProfile.objects.filter(partner=partner, enabled=True).first()
+    documents = [doc for doc in documents if doc.is_issued and doc.kind in (InvoiceKind.CI, InvoiceKind.INV)]
+    if profile is None or not documents:
+        return []
+    done = set(CustomerInvoice.objects.filter(source__in=documents, kind=CustomerInvoiceKind.INVOICE)
+               .values_list("source_id", "customer_id"))
+    charges, not_split = customer_charges(documents)
+    charges = [c for c in charges if (c.source.pk, c.customer_id) not in done]
+    price_days = {_price_day(c) for c in charges}
+    lists = {day: resale_price_lists([partner.pk], day)[partner.pk] for day in sorted(price_days)}
+    customers = Customer.objects.in_bulk({c.customer_id for c in charges})
+    billing = {p.customer_id: p for p in CustomerBillingProfile.objects.filter(customer_id__in=list(customers))}
+    grouped: dict[tuple[int, int], list[tuple[Charge, object]]] = defaultdict(list)
+    unbilled = [UnbilledCharge(partner=partner, customer=None, service=n.service, source=n.source,
+                               period=str(n.period), line_type=n.line_type, quantity=n.quantity,
+                               reason=UnbilledReason.NOT_SPLIT) for n in not_split]
+    for charge in charges:
+        price = lists[_price_day(charge)].price(charge.customer_id, ("service", charge.service.pk))
+        if price is None:
+            unbilled.append(UnbilledCharge(partner=partner, customer_id=charge.customer_id, service=charge.service,
+                                           source=charge.source, period=str(charge.period),
+                                           line_type=charge.line_type, quantity=charge.quantity,
+                                           reason=UnbilledReason.NO_PRICE))
+            continue
+        grouped[(charge.source.pk, charge.customer_id)].append((charge, price))
+    UnbilledCharge.objects.bulk_create(unbilled)
+    for item in unbilled:
+        logger.warning("partner %s: %s %s of %s not on a customer invoice: %s", partner.slug, item.service.code,
+                       item.period, customers[item.customer_id].slug if item.customer_id else "the partner",
+                       item.get_reason_display())
+    invoices = []
+    for (_source_id, customer_id), priced in grouped.items():
+        invoice = _customer_invoice(partner, profile, customers[customer_id], billing.get(customer_id), priced)
+        if invoice is not None:
+            invoices.append(invoice)
+    if not profile.review_drafts:
+        customer_invoices_issue(invoices, actor=actor, profile=profile)
+    return invoices
+
+
+def _price_day(charge: Charge) -> date:
+    """The day whose prices charge it (billing-rules 12.1): the month's 1st; a first month, its start date."""
+    return charge.start or charge.period.first
+
+
+def _customer_invoice(partner: Partner, profile: RebillingProfile, customer: Customer,
+                      billing: CustomerBillingProfile | None, priced: list) -> CustomerInvoice | None:
+    """One customer's draft invoice for one document of ours, written with its lines (None: nothing to charge)."""
+    source = priced[0][0].source
+    currency = partner.currency
+    lines = []
+    for charge, price in priced:
+        line = _charge_line(charge, price, currency)
+        if line is not None:
+            lines.append(line)
+    if not lines:
+        return None
+    month = source.month or str(Period.of(source.issue_date))
+    invoice = CustomerInvoice(
+        partner=partner, customer=customer, kind=CustomerInvoiceKind.INVOICE, month=month,
+        issue_date=source.issue_date, due_date=source.issue_date + timedelta(days=profile.payment_terms_days),
+        currency=currency, tax_rate=billing.tax_rate if billing else Decimal("0"), source=source)
+    _totals(invoice, lines)
+    invoice.save()
+    for position, line in enumerate(lines):
+        line.invoice, line.position = invoice, position
+    CustomerInvoiceLine.objects.bulk_create(lines)
+    return invoice
+
+
+def _charge_line(charge: Charge, price, currency: str) -> CustomerInvoiceLine | None:
+    """A charge at the customer's price: `resale_amount`'s exact value rounded once, or for a first month the
+    monthly exact value prorated by the service's convention (billing-rules 3.8: 150.00 from 10 March, rounded
+    daily rate, is 4.84 x 21 = 101.64)."""
+    terms, quantity, service = price.terms, charge.quantity, charge.service
+    monthly = exact_amount(terms, quantity, our_unit_price=charge.our_unit_price)
+    if charge.line_type == LineType.FIRST_MONTH:
+        amount = first_month_amount(monthly, start=charge.start, convention=service.proration, currency=currency)
+        description = f"{service.name} first month from {charge.start}"
+    else:
+        amount = quantize_money(monthly, currency)
+        description = f"{service.name} {charge.period}"
+    if quantity == 0 and amount == 0:
+        return None
+    if "host_limit" in charge.details:
+        description += f": {charge.details['host_limit']} hosts (host limit on {charge.details['host_limit_on']})"
+    details = dict(charge.details) | {"price": price.pk, "mode": price.mode}
+    return CustomerInvoiceLine(
+        service=service, line_type=charge.line_type, period=str(charge.period), quantity=quantity,
+        unit_price=shown_unit_price(terms, quantity, our_unit_price=charge.our_unit_price), amount=amount,
+        description=description[:300], taxable=service.taxable, details=details,
+        key=f"{charge.line_type}:{service.pk}:{charge.period}")
+
+
+def _totals(invoice: CustomerInvoice, lines: list[CustomerInvoiceLine]) -> None:
+    """Subtotal, tax once on the taxable lines at the customer's rate (billing-rules 4.3) and total; the tax is a
+    line of its own, as on our invoices."""
+    invoice.subtotal = money_sum(line.amount for line in lines)
+    taxable = money_sum(line.amount for line in lines if line.taxable)
+    invoice.tax_amount = tax_on(taxable, invoice.tax_rate, invoice.currency)
+    invoice.total = invoice.subtotal + invoice.tax_amount
+    if invoice.tax_rate > 0:
+        lines.append(CustomerInvoiceLine(
+            line_type=LineType.TAX, period=lines[0].period, unit_price=invoice.tax_rate, amount=invoice.tax_amount,
+            description=f"Tax {invoice.tax_rate.normalize():f}%", taxable=False))
+
+
+# --- numbering and issuing -------------------------------------------------------------------------------------
+def customer_numbers_take(partner: Partner, prefix: str, kinds: list[str]) -> list[str]:
+    """The next numbers of the partner's sequences, one for each kind given in order, under the sequence rows'
+    locks (gapless per partner: a rolled-back issue gives its numbers back). Invoices are PREFIX-0001, credit
+    notes PREFIX-CN-0001. Only the partner's own rows are locked: partners never wait on each other."""
+    wanted = sorted(set(kinds))
+    CustomerInvoiceSequence.objects.bulk_create(
+        [CustomerInvoiceSequence(partner=partner, kind=kind) for kind in wanted], ignore_conflicts=True)
+    rows = {row.kind: row for row in CustomerInvoiceSequence.objects.select_for_update()
+            .filter(partner=partner, kind__in=wanted).order_by("kind")}
+    numbers = []
+    for kind in kinds:
+        rows[kind].last += 1
+        middle = "CN-" if kind == CustomerInvoiceKind.CREDIT_NOTE else ""
+        numbers.append(f"{prefix}-{middle}{rows[kind].last:04d}")
+    for row in rows.values():
+        CustomerInvoiceSequence.objects.filter(pk=row.pk).update(last=row.last)
+    return numbers
+
+
+def customer_invoices_issue(invoices: list[CustomerInvoice], *, actor: Actor,
+                            profile: RebillingProfile | None = None, reason: str = "") -> None:
+    """Number and issue drafts of one partner in their order: the issuer and recipient kept as they stand now,
+    audited, and emailed after the commit when the partner wants it."""
+    if not invoices:
+        return
+    partner = invoices[0].partner
+    profile = profile or RebillingProfile.objects.get(partner=partner)
+    issuer = issuer_snapshot(profile)
+    billing = {p.customer_id: p for p in CustomerBillingProfile.objects.filter(
+        customer_id__in={i.customer_id for i in invoices})}
+    now = timezone.now()
+    numbers = customer_numbers_take(partner, profile.number_prefix, [i.kind for i in invoices])
+    for invoice, number in zip(invoices, numbers, strict=True):
+        invoice.number, invoice.state, invoice.issued_at = number, InvoiceState.ISSUED, now
+        invoice.issuer = issuer
+        invoice.recipient = recipient_snapshot(invoice.customer, billing.get(invoice.customer_id))
+    update_rows(CustomerInvoice, ["number", "state", "issued_at", "issuer", "recipient"],
+                [(i.pk, i.number, i.state, i.issued_at, i.issuer, i.recipient) for i in invoices])
+    action = {CustomerInvoiceKind.INVOICE: AuditAction.CUSTOMER_INVOICE_ISSUE,
+              CustomerInvoiceKind.CREDIT_NOTE: AuditAction.CUSTOMER_INVOICE_CREDIT}
+    AuditLog.objects.bulk_create(
+        audit_entry(actor=actor, action=action[invoice.kind], obj=invoice, partner=partner,
+                    after={"number": invoice.number, "customer": invoice.customer.slug, "total": str(invoice.total),
+                           "credits": invoice.credits.number if invoice.credits_id else None,
+                           **({"reason": reason} if reason else {})})
+        for invoice in invoices)
+    if profile.email_invoices:
+        ids = [invoice.pk for invoice in invoices]
+        transaction.on_commit(lambda: customer_invoice_emails_enqueue(ids))
+
+
+@transaction.atomic
+def customer_invoice_issue_draft(*, invoice: CustomerInvoice, actor: Actor) -> CustomerInvoice:
+    """Issue a draft the partner reviewed, as it stands, in date order (as our own drafts, billing-rules 4.4)."""
+    Partner.objects.select_for_update().get(pk=invoice.partner_id)  # one issuer of the partner's numbers at a time
+    invoice = CustomerInvoice.objects.select_related("partner", "customer").get(pk=invoice.pk)
+    if invoice.is_issued:
+        raise BillingError(f"{invoice.number} is already issued")
+    if CustomerInvoice.objects.filter(partner_id=invoice.partner_id, state=InvoiceState.DRAFT,
+                                      issue_date__lt=invoice.issue_date).exists():
+        raise BillingError("issue the earlier drafts first: customer invoices are numbered in date order")
+    customer_invoices_issue([invoice], actor=actor)
+    return invoice
+
+
+@transaction.atomic
+def customer_credit_note_issue(*, invoice: CustomerInvoice, actor: Actor, reason: str = "") -> CustomerInvoice:
+    """A credit note for a whole issued customer invoice (billing-rules 12.7): every line negated and the tax
+    exactly, numbered in the partner's credit-note sequence, dated today."""
+    Partner.objects.select_for_update().get(pk=invoice.partner_id)
+    invoice = CustomerInvoice.objects.select_related("partner", "customer").get(pk=invoice.pk)
+    if not invoice.is_issued or invoice.is_credit_note:
+        raise BillingError("credit notes correct issued customer invoices")
+    if invoice.credit_notes.exists():
+        raise BillingError(f"{invoice.number} is already credited")
+    today = utc_date(timezone.now())
+    note = CustomerInvoice.objects.create(
+        partner=invoice.partner, customer=invoice.customer, kind=CustomerInvoiceKind.CREDIT_NOTE,
+        month=invoice.month, issue_date=today, due_date=today, currency=invoice.currency, tax_rate=invoice.tax_rate,
+        credits=invoice, subtotal=-invoice.subtotal, tax_amount=-invoice.tax_amount, total=-invoice.total)
+    CustomerInvoiceLine.objects.bulk_create(
+        CustomerInvoiceLine(
+            invoice=note, service_id=line.service_id, item_id=line.item_id,
+            line_type=LineType.TAX if line.line_type == LineType.TAX else LineType.CREDIT, period=line.period,
+            quantity=line.quantity, unit_price=line.unit_price, amount=-line.amount,
+            description=(line.description if line.line_type == LineType.TAX
+                         else f"Credit for {invoice.number}: {line.description}")[:300],
+            taxable=line.taxable, details=line.details, position=line.position,
+            key="" if line.line_type == LineType.TAX else f"credit:{line.pk}")
+        for line in invoice.lines.order_by("position", "pk"))
+    customer_invoices_issue([note], actor=actor, reason=reason)
+    return note
+
+
+# --- delivery --------------------------------------------------------------------------------------------------
+def customer_invoice_emails_enqueue(invoice_ids: list[int]) -> None:
+    """Queue the emails of issued, committed customer invoices; an error is logged, never raised (the invoices
+    stand; `customer_invoice_email_send` can be run again)."""
+    # a named cycle: the task sends the email with customer_invoice_email_send, in this module
+    from invoicing.rebilling.tasks import send_customer_invoice_task  # noqa: PLC0415
+
+    for invoice_id in invoice_ids:
+        try:
+            send_customer_invoice_task.delay(invoice_id)
+        except Exception:
+            logger.exception("could not queue the email of customer invoice %s", invoice_id)
+
+
+@transaction.atomic
+def customer_invoice_email_send(*, invoice: CustomerInvoice) -> CustomerInvoice:
+    """Email an issued customer invoice's PDF (and its lines as XLSX) to the customer's billing emails, once,
+    from the partner (its email as Reply-To)."""
+    invoice = CustomerInvoice.objects.select_for_update().select_related("partner", "customer").get(pk=invoice.pk)
+    if invoice.emailed_at is not None or not invoice.is_issued:
+        return invoice
+    recipients = (invoice.recipient or {}).get("emails") or []
+    if not recipients:
+        return invoice
+    issuer = invoice.issuer or {}
+    title = "credit note" if invoice.is_credit_note else "invoice"
+    message = EmailMessage(
+        subject=f"{issuer.get('legal_name', invoice.partner.name)}: {title} {invoice.number}",
+        body=(f"Please find attached {title} {invoice.number} dated {invoice.issue_date:%d %B %Y}.\n"
+              f"Total: {invoice.total} {invoice.currency}"
+              + ("" if invoice.is_credit_note else f", due by {invoice.due_date:%d %B %Y}") + ".\n"),
+        from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
+        reply_to=[issuer["email"]] if issuer.get("email") else None)
+    content = render_customer_invoice_pdf(invoice)
+    message.attach(f"{invoice.number}.pdf", content, "application/pdf")
+    message.attach(f"{invoice.number}-lines.xlsx", customer_invoice_xlsx(invoice),
+                   "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    message.send()
+    invoice.pdf_version += 1
+    invoice.pdf.save(f"{invoice.number}-v{invoice.pdf_version}.pdf", ContentFile(content), save=False)
+    invoice.emailed_at = timezone.now()
+    invoice.save(update_fields=["pdf", "pdf_version", "emailed_at"])
+    return invoice
