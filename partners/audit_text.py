@@ -39,6 +39,7 @@ TOPICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "access": ("Access", ("partner_user.", "api_key.", "user.", "group.", "login.")),
     "settings": ("Settings", ("periodic_task.", "company_profile.")),
     "prices": ("Price lists", ("resale_price.", "resale_item.")),
+    "rebilling": ("Customer invoices", ("rebilling_profile.", "customer_billing_profile.", "customer_invoice.")),
 }
 
 # keys whose values are amounts of money (in the entry's currency when the value does not name one)
@@ -604,6 +605,19 @@ PHRASES: dict[AuditAction, Callable[[_Read], str]] = {
     A.RESALE_PRICE_CREATE: _resale_price("set"),
     A.RESALE_PRICE_UPDATE: _resale_price("changed"),
     A.RESALE_PRICE_DELETE: _resale_price("cancelled"),
+    A.REBILLING_PROFILE_CREATE: lambda r: f"set up the rebilling of {r.partner() or r.name}",
+    A.REBILLING_PROFILE_UPDATE: lambda r: f"changed {r.fields()} of the rebilling of {r.partner() or r.name}",
+    A.REBILLING_PROFILE_DELETE: lambda r: f"removed the rebilling profile of {r.partner() or r.name}",
+    A.CUSTOMER_BILLING_PROFILE_CREATE: lambda r: f"added the billing details of {r.customer() or r.name}",
+    A.CUSTOMER_BILLING_PROFILE_UPDATE: lambda r: f"changed {r.fields()} of the billing details of "
+                                                 f"{r.customer() or r.name}",
+    A.CUSTOMER_BILLING_PROFILE_DELETE: lambda r: f"removed the billing details of {r.customer() or r.name}",
+    A.CUSTOMER_INVOICE_ISSUE: lambda r: f"issued customer invoice {r.get('number') or r.name}"
+                                        + (f" to {r.customer()}" if r.customer() else "")
+                                        + (f" ({r.show('total')})" if r.get("total") is not None else ""),
+    A.CUSTOMER_INVOICE_CREDIT: lambda r: f"issued customer credit note {r.get('number') or r.name}"
+                                         + (f" for {r.get('credits')}" if r.get("credits") else "")
+                                         + (f" ({r.show('total')})" if r.get("total") is not None else ""),
 }
 
 

@@ -255,3 +255,14 @@ def test_people_and_kinds_filter_the_entries():
     assert [topic for topic, _label, _actions in audit_kinds(["seat.assign", "inventory.apply"])] == ["seats", "usage"]
     assert object_type_label("partners.SeatAssignment") == "Seat assignment"
     assert object_type_label("gone.Model") == "gone.Model"
+
+
+@pytest.mark.django_db
+def test_a_customer_invoice_reads_with_its_number_customer_and_total():
+    customer = CustomerFactory(name="Company A")
+    entry = audit_record(actor=Actor(label="run_billing"), action=AuditAction.CUSTOMER_INVOICE_ISSUE,
+                         object_type="rebilling.CustomerInvoice", object_id="7", object_repr="NW-0001",
+                         partner=customer.partner,
+                         after={"number": "NW-0001", "customer": customer.slug, "total": "101.64 USD"})
+    assert text_of(dated(entry)).sentence == \
+        "run_billing issued customer invoice NW-0001 to Company A (USD 101.64), 5 Dec 2026 09:10 UTC"
