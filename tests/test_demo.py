@@ -11,15 +11,13 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 
 from billing.core.periods import Period, utc_date
-from billing.demo import PARTNERS
-from billing.management.commands.load_demo import Command
 from invoicing.choices import RunStatus
-from invoicing.models import BillingRun, CompanyProfile, Invoice, InvoiceKind, InvoiceState, Payment
+from invoicing.models import BillingRun, Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.rating import rate_partner_month
-from invoicing.services.ledger import company_details_missing, partner_details_missing
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from partners.models import (
     AuditLog,
@@ -63,16 +61,32 @@ def counts():
     return {model.__name__: model.objects.count() for model in MODELS}
 
 
-@pytest.fixture(autouse=True)
-def quick_pdfs(monkeypatch):
+def quick_pdf(invoice) -> bytes:
     """WeasyPrint takes a fraction of a second per invoice: the demo's ~36 PDFs are stubbed here
     (invoicing/tests/test_pdf.py renders real ones)."""
-    monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", lambda invoice: b"%PDF-1.7 demo stub")
+    return b"%PDF-1.7 demo stub"
+
+
+@pytest.fixture(autouse=True)
+def quick_pdfs(monkeypatch):
+    monkeypatch.setattr("invoicing.pdf.render_invoice_pdf", quick_pdf)
+
+
+@pytest.fixture(scope="module")
+def _demo_loaded(django_db_setup, django_db_blocker):
+    """The demo loaded once for this module's tests (each reads it, or loads it again to find nothing to do): in
+    a transaction rolled back when the module ends, each test's own transaction a savepoint inside it. Tests that
+    need an empty database are in tests/test_demo_loading.py."""
+    with django_db_blocker.unblock(), pytest.MonkeyPatch.context() as patch:
+        patch.setattr("invoicing.pdf.render_invoice_pdf", quick_pdf)
+        with transaction.atomic():
+            yield load_demo()
+            transaction.set_rollback(True)
 
 
 @pytest.fixture
-def demo():
-    return load_demo()
+def demo(_demo_loaded, db):
+    return _demo_loaded
 
 
 def test_demo_ends_with_issued_invoices_of_every_kind_with_pdfs(demo):
@@ -101,19 +115,6 @@ def test_load_demo_twice_changes_nothing_the_second_time(demo):
     assert "nothing changed" in second_output
     assert "user: admin  password: admin" in demo
     assert get_user_model().objects.get(username="admin").is_superuser
-
-
-def test_a_database_with_the_older_demo_gains_only_the_partners_it_lacks():
-    """Each demo partner is loaded only when it does not exist yet."""
-
-    now = timezone.now()
-    first = this_month().previous().previous().previous()
-    Command(stdout=io.StringIO())._load(first, now, {"northwind", "blue-harbor"})
-    seats = list(SeatAssignment.objects.values_list("pk", "assigned_at", "removed_at").order_by("pk"))
-    output = load_demo()
-    assert "6 partners (summit-cloud, ridgeline, brightline, keystone, clearwave, granite-it)" in output
-    assert set(Partner.objects.values_list("slug", flat=True)) == {p["slug"] for p in PARTNERS}
-    assert list(SeatAssignment.objects.values_list("pk", "assigned_at", "removed_at").order_by("pk")) == seats
 
 
 def test_the_demo_partner_has_customers_a_commitment_a_cap_and_history(demo):
@@ -281,28 +282,3 @@ def test_per_host_first_month_uses_the_rounded_daily_rate(demo):
     assert line.amount == daily * (previous.days - 10)  # 4.84 x 21 = 101.64 in a 31-day month
     hosts = {line.service.code: line.quantity for line in lines_of("clearwave", this_month())}
     assert hosts == {"northgate-meetings": 25, "lumen-meetings": 4, "pinecrest-meetings": 10}
-
-
-@pytest.mark.django_db
-def test_the_demo_can_issue_under_the_production_rule_for_legal_details(settings):
-    """The demo fills in a complete company profile and every partner's billing address and tax id, so its
-    invoices could be issued where the production settings require them (billing-rules 4.13)."""
-    settings.INVOICE_LEGAL_DETAILS_REQUIRED = True
-    call_command("load_demo", stdout=io.StringIO())
-    assert company_details_missing() == []
-    assert all(partner_details_missing(p) == [] and p.tax_id for p in Partner.objects.all())
-    assert CompanyProfile.current().bank_details
-    assert Invoice.objects.issued().filter(issuer__legal_name="Northbridge Billing Ltd").exists()
-
-
-@pytest.mark.django_db(transaction=True)  # emails leave on commit, as in a real run
-def test_the_demo_s_cis_show_the_payments_made_since_the_last_one(mailoutbox):
-    """Payments are recorded month by month, before the next CI is issued: CIs after the first show them in their
-    statement (billing-rules 4.6), and the demo sends (and prints) no email."""
-    out = io.StringIO()
-    call_command("load_demo", stdout=out)
-    assert mailoutbox == []
-    showing = Invoice.objects.issued().filter(kind=InvoiceKind.CI).exclude(payments_and_credits=0)
-    assert showing.count() >= 8  # the second and third months' CIs of the partners that were paid
-    assert all(ci.previous_balance != 0 for ci in showing)
-    assert len(out.getvalue().splitlines()) < 40
