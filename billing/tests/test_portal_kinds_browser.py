@@ -4,7 +4,7 @@ the navigation on one line, and downloads a PDF invoice from the Billing page.
 
 The partners are those of billing/tests/test_portal_meters.py, built on 20 May 2026 and billed through that day;
 the browser then runs at today's date, so the meters it reads are the ones carried forward since (usage and
-inventories hold until the next report). Screenshots go to the test's tmp_path (printed with -s)."""
+inventories hold until the next report). (docs/img is taken by `manage.py screenshots`.)"""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def kinds():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_partner_of_each_kind_reads_its_dashboard_and_downloads_an_invoice(kinds, browser, live_server, tmp_path):
+def test_a_partner_of_each_kind_reads_its_dashboard_and_downloads_an_invoice(kinds, browser, live_server):
     for kind, partner in kinds.items():
         page = new_page(browser, accept_downloads=True)
         portal_sign_in(page, live_server.url, f"{partner.slug}.billing-owner", PASSWORD)
@@ -76,9 +76,6 @@ def test_a_partner_of_each_kind_reads_its_dashboard_and_downloads_an_invoice(kin
         assert max(header["middles"]) - min(header["middles"]) <= 2, (kind, header)
         assert header["header"] < 64, (kind, header)
         assert header["overflow"] == header["overlap"] == 0, (kind, header)  # the links fit, clear of the user
-        shot = tmp_path / f"portal-{kind}-dashboard.png"
-        page.screenshot(path=str(shot), full_page=True)
-        print(f"screenshot: {shot}")
 
         if is_seats:  # Add seats: the cost follows the count typed (billing/static/portal/add_seats.js)
             page.click("nav.main >> text=Add seats")
