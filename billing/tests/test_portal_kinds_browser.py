@@ -21,6 +21,8 @@ from partners.models import Role
 from partners.tests.factories import PartnerUserFactory, UserFactory
 from tests.browser import BROWSER, nav_on_one_line, new_page, portal_sign_in
 
+expect = pytest.importorskip("playwright.sync_api").expect  # assertions Playwright retries until they hold
+
 pytestmark = BROWSER
 
 
@@ -79,10 +81,12 @@ def test_a_partner_of_each_kind_reads_its_dashboard_and_downloads_an_invoice(kin
 
         if is_seats:  # Add seats: the cost follows the count typed (billing/static/portal/add_seats.js)
             page.click("nav.main >> text=Add seats")
+            page.wait_for_url("**/portal/seats/add/")
+            page.wait_for_load_state("load")  # add_seats.js listens from then on
             page.fill("#id_seats", "3")
-            assert page.locator("[data-cost-seats]").inner_text() == "3"
-            assert page.locator("[data-cost-price]").inner_text() == "USD 20.00"
-            assert page.locator("[data-cost-amount]").inner_text() == "USD 60.00"
+            expect(page.locator("[data-cost-seats]")).to_have_text("3")  # retried: the script updates it
+            expect(page.locator("[data-cost-price]")).to_have_text("USD 20.00")
+            expect(page.locator("[data-cost-amount]")).to_have_text("USD 60.00")
             assert header["tops"] == nav_on_one_line(page)["tops"]
 
         page.click("nav.main >> text=Billing")
