@@ -31,7 +31,7 @@ from invoicing.choices import InvoiceKind, InvoiceState, LineType
 from invoicing.models import Invoice
 from invoicing.pricing import first_month_amount
 from invoicing.rebilling.charges import Charge, customer_charges
-from invoicing.rebilling.choices import CustomerInvoiceKind, UnbilledReason
+from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
 from invoicing.rebilling.documents import issuer_snapshot, recipient_snapshot
 from invoicing.rebilling.models import (
     CustomerBillingProfile,
@@ -42,7 +42,7 @@ from invoicing.rebilling.models import (
     UnbilledCharge,
 )
 from invoicing.rebilling.pdf import render_customer_invoice_pdf
-from invoicing.rebilling.pricing import exact_amount, shown_unit_price
+from invoicing.rebilling.pricing import exact_amount, package_words, shown_unit_price
 from invoicing.rebilling.reports import customer_invoice_xlsx
 from invoicing.rebilling.selectors import resale_price_lists
 from invoicing.services.errors import BillingError
@@ -143,6 +143,8 @@ def _charge_line(charge: Charge, price, currency: str) -> CustomerInvoiceLine | 
         description = f"{service.name} {charge.period}"
     if quantity == 0 and amount == 0:
         return None
+    if terms.mode == ResaleMode.PACKAGE:
+        description += f" (package: {package_words(terms, currency)})"
     if "host_limit" in charge.details:
         description += f": {charge.details['host_limit']} hosts (host limit on {charge.details['host_limit_on']})"
     details = dict(charge.details) | {"price": price.pk, "mode": price.mode}

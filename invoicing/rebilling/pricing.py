@@ -103,6 +103,19 @@ def resale_amount(terms: ResaleTerms, quantity: Decimal, *, currency: str,
     return quantize_money(exact_amount(terms, quantity, our_unit_price=our_unit_price), currency)
 
 
+def package_words(terms: ResaleTerms, currency: str) -> str:
+    """A package as its invoice line names it, since the line shows no unit price (billing-rules 12.2):
+    "up to 5 for 150.00, then 30.00 each" (or "..., nothing more above" when units above are free)."""
+    def shown(value: Decimal) -> Decimal:  # at the currency's places when that loses nothing (30.0000 -> 30.00)
+        short = quantize_money(value, currency)
+        return short if short == value else quantize_price(value)
+
+    text = f"up to {terms.package_units} for {shown(terms.package_price)}"
+    if terms.unit_price:
+        return f"{text}, then {shown(terms.unit_price)} each"
+    return f"{text}, nothing more above"
+
+
 def shown_unit_price(terms: ResaleTerms, quantity: Decimal, *,
                      our_unit_price: Decimal | None = None) -> Decimal | None:
     """The unit price a line shows, to at most 4 places (billing-rules 2); None where no one price applies to

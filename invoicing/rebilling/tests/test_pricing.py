@@ -24,6 +24,7 @@ from invoicing.rebilling.pricing import (
     exact_amount,
     margin_per_unit,
     mode_of,
+    package_words,
     resale_amount,
     shown_unit_price,
     terms_errors,
@@ -62,6 +63,12 @@ def test_up_to_ten_users_for_150_then_12_each_as_the_rules_say():
     assert resale_amount(terms, D(8), currency="USD") == D("150.00")
     assert resale_amount(terms, D(13), currency="USD") == D("186.00")
     assert shown_unit_price(terms, D(13)) is None  # no one price for every unit
+
+
+def test_a_package_line_names_the_package_since_it_shows_no_unit_price():
+    assert package_words(package(10, "150", "12.0000"), "USD") == "up to 10 for 150.00, then 12.00 each"
+    assert package_words(package(5, "150.00", "0"), "USD") == "up to 5 for 150.00, nothing more above"
+    assert package_words(package(5, "99.5", "1.2345"), "EUR") == "up to 5 for 99.50, then 1.2345 each"
 
 
 def test_a_markup_of_twenty_percent_on_the_retainer():
