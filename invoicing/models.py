@@ -25,7 +25,76 @@ class IssuedInvoiceError(ValidationError):
     """An attempt to change an issued invoice or its lines: corrections are new documents."""
 
 
-class InvoiceQuerySet(models.QuerySet):
+class IssuedGuardQuerySet(models.QuerySet):
+    """Issued documents (and their parts) never change (billing-rules 4.4, 12.7), in bulk either: for a model whose
+    state is at `state_path`, only the `mutable` fields may change once issued. Our invoices and their lines, and
+    rebilling's customer invoices and theirs."""
+
+    state_path = "state"
+    mutable: frozenset = frozenset()
+    noun = "issued invoices"
+
+    def update(self, **kwargs):
+        frozen = set(kwargs) - self.mutable
+        if frozen and self.filter(**{self.state_path: InvoiceState.ISSUED}).exists():
+            raise IssuedInvoiceError(f"{self.noun} cannot change ({', '.join(sorted(frozen))})")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.filter(**{self.state_path: InvoiceState.ISSUED}).exists():
+            raise IssuedInvoiceError(f"{self.noun} cannot be deleted; issue a credit note")
+        return super().delete()
+
+
+class IssuedDocumentMixin:
+    """A document that never changes once issued but for MUTABLE_WHEN_ISSUED, and is never deleted: the stored
+    state decides, not this copy's (a copy loaded as a draft may have been issued since)."""
+
+    def save(self, *args, **kwargs):
+        if self.pk:
+            stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first()
+            fields = set(kwargs.get("update_fields") or ())
+            if stored == InvoiceState.ISSUED and (not fields or fields - MUTABLE_WHEN_ISSUED):
+                raise IssuedInvoiceError(f"{self.number} is issued and cannot change; issue a credit note")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first() if self.pk else None
+        if InvoiceState.ISSUED in (self.state, stored):
+            raise IssuedInvoiceError(f"{self.number or 'this invoice'} is issued and cannot be deleted; "
+                                     "issue a credit note")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def is_issued(self) -> bool:
+        return self.state == InvoiceState.ISSUED
+
+
+class IssuedPartMixin:
+    """A part of a document (a line, a child invoice) that cannot change or go once its `invoice` is issued;
+    `part_noun` names it in the refusal ("lines of issued invoices")."""
+
+    part_noun = "lines of issued invoices"
+
+    def _document_issued(self) -> bool:
+        document = type(self)._meta.get_field("invoice").related_model
+        return bool(self.invoice_id) and document.objects.filter(pk=self.invoice_id,
+                                                                 state=InvoiceState.ISSUED).exists()
+
+    def save(self, *args, **kwargs):
+        if self._document_issued():
+            raise IssuedInvoiceError(f"{self.part_noun} cannot change; issue a credit note")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        if self._document_issued():
+            raise IssuedInvoiceError(f"{self.part_noun} cannot be deleted")
+        return super().delete(*args, **kwargs)
+
+
+class InvoiceQuerySet(IssuedGuardQuerySet):
+    mutable = MUTABLE_WHEN_ISSUED
+
     def issued(self):
         return self.filter(state=InvoiceState.ISSUED)
 
@@ -36,17 +105,6 @@ class InvoiceQuerySet(models.QuerySet):
         """{partner id: the month (YYYY-MM) of its latest issued CI} (billing-rules 3.11)."""
         return dict(self.filter(partner_id__in=partner_ids, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
                     .order_by().values_list("partner_id").annotate(month=models.Max("month")))
-
-    def update(self, **kwargs):
-        frozen = set(kwargs) - MUTABLE_WHEN_ISSUED
-        if frozen and self.filter(state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError(f"issued invoices cannot change ({', '.join(sorted(frozen))})")
-        return super().update(**kwargs)
-
-    def delete(self):
-        if self.filter(state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("issued invoices cannot be deleted; issue a credit note")
-        return super().delete()
 
 
 class CompanyProfile(models.Model):
@@ -84,7 +142,7 @@ class CompanyProfile(models.Model):
         return [label for field, label in self.REQUIRED.items() if not getattr(self, field).strip()]
 
 
-class Invoice(models.Model):
+class Invoice(IssuedDocumentMixin, models.Model):
     """A CI (one per partner and month, dated the 1st), an INV (dated its purchase or start date), or
     a credit note (CN) correcting an issued invoice."""
 
@@ -139,45 +197,20 @@ class Invoice(models.Model):
     def __str__(self):
         return self.number or f"draft {self.get_kind_display().lower()} {self.issue_date}"
 
-    def save(self, *args, **kwargs):
-        if self.pk:
-            stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first()
-            if stored == InvoiceState.ISSUED:
-                fields = set(kwargs.get("update_fields") or ())
-                if not fields or fields - MUTABLE_WHEN_ISSUED:
-                    raise IssuedInvoiceError(f"{self.number} is issued and cannot change; issue a credit note")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        # the stored state decides, not this copy's: a copy loaded as a draft may have been issued since
-        stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first() if self.pk else None
-        if InvoiceState.ISSUED in (self.state, stored):
-            raise IssuedInvoiceError(f"{self.number or 'this invoice'} is issued and cannot be deleted; "
-                                     "issue a credit note")
-        return super().delete(*args, **kwargs)
-
-    @property
-    def is_issued(self) -> bool:
-        return self.state == InvoiceState.ISSUED
 
 
-class ChildInvoiceQuerySet(models.QuerySet):
+class ChildInvoiceQuerySet(IssuedGuardQuerySet):
     """A child is part of its CI: once the CI is issued it cannot change, and deleting it would
     delete its lines."""
 
-    def update(self, **kwargs):
-        if self.filter(invoice__state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("child invoices of issued invoices cannot change")
-        return super().update(**kwargs)
-
-    def delete(self):
-        if self.filter(invoice__state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("child invoices of issued invoices cannot be deleted")
-        return super().delete()
+    state_path = "invoice__state"
+    noun = "child invoices of issued invoices"
 
 
-class ChildInvoice(models.Model):
+class ChildInvoice(IssuedPartMixin, models.Model):
     """The part of a CI for one customer (or for the partner-level services), with its own due date."""
+
+    part_noun = "child invoices of issued invoices"
 
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="children")
     customer = models.ForeignKey("partners.Customer", on_delete=models.PROTECT, null=True, blank=True,
@@ -199,30 +232,14 @@ class ChildInvoice(models.Model):
     def __str__(self):
         return f"{self.invoice} / {self.customer.name if self.customer_id else 'partner services'}"
 
-    def save(self, *args, **kwargs):
-        if self.invoice_id and Invoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("child invoices of issued invoices cannot change; issue a credit note")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        if self.invoice_id and Invoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("child invoices of issued invoices cannot be deleted")
-        return super().delete(*args, **kwargs)
 
 
-class InvoiceLineQuerySet(models.QuerySet):
-    def update(self, **kwargs):
-        if self.filter(invoice__state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("lines of issued invoices cannot change")
-        return super().update(**kwargs)
-
-    def delete(self):
-        if self.filter(invoice__state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("lines of issued invoices cannot be deleted")
-        return super().delete()
+class InvoiceLineQuerySet(IssuedGuardQuerySet):
+    state_path = "invoice__state"
+    noun = "lines of issued invoices"
 
 
-class InvoiceLine(models.Model):
+class InvoiceLine(IssuedPartMixin, models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
     child = models.ForeignKey(ChildInvoice, on_delete=models.CASCADE, null=True, blank=True, related_name="lines")
     service = models.ForeignKey("partners.Service", on_delete=models.PROTECT, null=True, blank=True,
@@ -274,15 +291,6 @@ class InvoiceLine(models.Model):
     def __str__(self):
         return f"{self.invoice}: {self.description}"
 
-    def save(self, *args, **kwargs):
-        if self.invoice_id and Invoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("lines of issued invoices cannot change; issue a credit note")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        if self.invoice_id and Invoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("lines of issued invoices cannot be deleted")
-        return super().delete(*args, **kwargs)
 
 
 class InvoiceSequence(models.Model):

@@ -19,7 +19,14 @@ from django.db.models import Q
 
 from billing.core.emails import split_emails
 from invoicing.choices import InvoiceKind, InvoiceState, LineType
-from invoicing.models import AMOUNT, MUTABLE_WHEN_ISSUED, QUANTITY, IssuedInvoiceError
+from invoicing.models import (
+    AMOUNT,
+    MUTABLE_WHEN_ISSUED,
+    QUANTITY,
+    IssuedDocumentMixin,
+    IssuedGuardQuerySet,
+    IssuedPartMixin,
+)
 from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
 from invoicing.rebilling.pricing import ResaleTerms
 from partners.choices import TierMode
@@ -254,29 +261,9 @@ class CustomerInvoiceSequence(models.Model):
         return f"{self.partner_id}/{self.kind}: {self.last}"
 
 
-class IssuedGuardQuerySet(models.QuerySet):
-    """Issued documents (and their lines) never change (billing-rules 4.4, 12.7): the guard of invoicing's own
-    Invoice and InvoiceLine, for a model whose state is at `state_path`, where only the `mutable` fields may
-    change once issued."""
-
-    state_path = "state"
-    mutable: frozenset = frozenset()
-    noun = "issued customer invoices"
-
-    def update(self, **kwargs):
-        frozen = set(kwargs) - self.mutable
-        if frozen and self.filter(**{self.state_path: InvoiceState.ISSUED}).exists():
-            raise IssuedInvoiceError(f"{self.noun} cannot change ({', '.join(sorted(frozen))})")
-        return super().update(**kwargs)
-
-    def delete(self):
-        if self.filter(**{self.state_path: InvoiceState.ISSUED}).exists():
-            raise IssuedInvoiceError(f"{self.noun} cannot be deleted; issue a credit note")
-        return super().delete()
-
-
 class CustomerInvoiceQuerySet(IssuedGuardQuerySet):
     mutable = MUTABLE_WHEN_ISSUED
+    noun = "issued customer invoices"
 
     def issued(self):
         return self.filter(state=InvoiceState.ISSUED)
@@ -287,7 +274,7 @@ class CustomerInvoiceLineQuerySet(IssuedGuardQuerySet):
     noun = "lines of issued customer invoices"
 
 
-class CustomerInvoice(models.Model):
+class CustomerInvoice(IssuedDocumentMixin, models.Model):
     """An invoice (or a credit note) from a partner to one of its customers (billing-rules 12.5): numbered in the
     partner's own sequence, with the partner as issuer and the customer as recipient as they stood when it was
     issued, and the customer's tax rate. Issued by the billing run after the partner's own documents: a monthly
@@ -342,33 +329,16 @@ class CustomerInvoice(models.Model):
     def __str__(self):
         return self.number or f"draft {self.get_kind_display().lower()} {self.issue_date}"
 
-    def save(self, *args, **kwargs):
-        if self.pk:
-            stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first()
-            fields = set(kwargs.get("update_fields") or ())
-            if stored == InvoiceState.ISSUED and (not fields or fields - MUTABLE_WHEN_ISSUED):
-                raise IssuedInvoiceError(f"{self.number} is issued and cannot change; issue a credit note")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        stored = type(self).objects.filter(pk=self.pk).values_list("state", flat=True).first() if self.pk else None
-        if InvoiceState.ISSUED in (self.state, stored):
-            raise IssuedInvoiceError(f"{self.number or 'this invoice'} is issued and cannot be deleted; "
-                                     "issue a credit note")
-        return super().delete(*args, **kwargs)
-
-    @property
-    def is_issued(self) -> bool:
-        return self.state == InvoiceState.ISSUED
-
     @property
     def is_credit_note(self) -> bool:
         return self.kind == CustomerInvoiceKind.CREDIT_NOTE
 
 
-class CustomerInvoiceLine(models.Model):
+class CustomerInvoiceLine(IssuedPartMixin, models.Model):
     """One charge of a customer invoice: a service of ours resold (or a partner's own item) at the customer's
     price, for a period; `details` keeps the facts it was computed from (the host limit in force, the price)."""
+
+    part_noun = "lines of issued customer invoices"
 
     invoice = models.ForeignKey(CustomerInvoice, on_delete=models.CASCADE, related_name="lines")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
@@ -398,15 +368,6 @@ class CustomerInvoiceLine(models.Model):
     def __str__(self):
         return f"{self.invoice}: {self.description}"
 
-    def save(self, *args, **kwargs):
-        if self.invoice_id and CustomerInvoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("lines of issued customer invoices cannot change; issue a credit note")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args, **kwargs):
-        if self.invoice_id and CustomerInvoice.objects.filter(pk=self.invoice_id, state=InvoiceState.ISSUED).exists():
-            raise IssuedInvoiceError("lines of issued customer invoices cannot be deleted")
-        return super().delete(*args, **kwargs)
 
 
 class UnbilledCharge(models.Model):
