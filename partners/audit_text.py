@@ -39,7 +39,8 @@ TOPICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "access": ("Access", ("partner_user.", "api_key.", "user.", "group.", "login.")),
     "settings": ("Settings", ("periodic_task.", "company_profile.")),
     "prices": ("Price lists", ("resale_price.", "resale_item.")),
-    "rebilling": ("Customer invoices", ("rebilling_profile.", "customer_billing_profile.", "customer_invoice.")),
+    "rebilling": ("Customer invoices", ("rebilling_profile.", "customer_billing_profile.", "customer_invoice.",
+                                        "customer_payment.")),
 }
 
 # keys whose values are amounts of money (in the entry's currency when the value does not name one)
@@ -618,6 +619,12 @@ PHRASES: dict[AuditAction, Callable[[_Read], str]] = {
     A.CUSTOMER_INVOICE_CREDIT: lambda r: f"issued customer credit note {r.get('number') or r.name}"
                                          + (f" for {r.get('credits')}" if r.get("credits") else "")
                                          + (f" ({r.show('total')})" if r.get("total") is not None else ""),
+    A.CUSTOMER_PAYMENT_RECORD: lambda r: f"recorded a payment of {r.show('amount')}"
+                                         + (f" from {r.customer()}" if r.customer() else "")
+                                         + (f" (ref. {r.get('reference')})" if r.get("reference") else ""),
+    A.CUSTOMER_PAYMENT_VOID: lambda r: f"voided a payment of {r.show('amount')}"
+                                       + (f" from {r.customer()}" if r.customer() else "")
+                                       + (f": {r.get('reason')}" if r.get("reason") else ""),
 }
 
 

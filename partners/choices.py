@@ -113,6 +113,8 @@ class AuditAction(models.TextChoices):
     CUSTOMER_BILLING_PROFILE_DELETE = "customer_billing_profile.delete", "Customer billing profile deleted"
     CUSTOMER_INVOICE_ISSUE = "customer_invoice.issue", "Customer invoice issued"
     CUSTOMER_INVOICE_CREDIT = "customer_invoice.credit", "Customer credit note issued"
+    CUSTOMER_PAYMENT_RECORD = "customer_payment.record", "Customer payment recorded"
+    CUSTOMER_PAYMENT_VOID = "customer_payment.void", "Customer payment voided"
 
     @classmethod
     def of(cls, kind: str, verb: str) -> AuditAction:

@@ -31,3 +31,21 @@ class UnbilledReason(models.TextChoices):
 
     NO_PRICE = "no_price", "No resale price for the customer"
     NOT_SPLIT = "not_split", "Billed to the partner as a whole: no quantity per customer"
+
+
+class TransactionKind(models.TextChoices):
+    """What a customer transaction records (billing-rules 12.10): the seed's "usage charges, subscription
+    charges, payments and credits", and the taxes of its invoices. Charges and taxes add to what the customer
+    owes; payments and credits take from it."""
+
+    SUBSCRIPTION = "subscription", "Subscription charges"
+    USAGE = "usage", "Usage charges"
+    TAX = "tax", "Taxes"
+    CREDIT = "credit", "Credit"
+    PAYMENT = "payment", "Payment"
+    PAYMENT_VOID = "payment_void", "Payment voided"
+
+
+# the charges of an invoice line type, as its transaction records them: advance and first-month charges are
+# subscription charges, the rest usage (own items with a meter, metered services in arrears)
+SUBSCRIPTION_LINE_TYPES = ("recurring", "first_month")

@@ -30,6 +30,7 @@ from billing.core.periods import Period, utc_date
 from invoicing.choices import InvoiceKind, InvoiceState, LineType
 from invoicing.models import Invoice
 from invoicing.pricing import first_month_amount
+from invoicing.rebilling.accounts import invoices_transactions_record
 from invoicing.rebilling.charges import Charge, customer_charges
 from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
 from invoicing.rebilling.documents import issuer_snapshot, recipient_snapshot
@@ -207,6 +208,7 @@ def customer_invoices_issue(invoices: list[CustomerInvoice], *, actor: Actor,
         invoice.recipient = recipient_snapshot(invoice.customer, billing.get(invoice.customer_id))
     update_rows(CustomerInvoice, ["number", "state", "issued_at", "issuer", "recipient"],
                 [(i.pk, i.number, i.state, i.issued_at, i.issuer, i.recipient) for i in invoices])
+    invoices_transactions_record(invoices, customer_billing=profile.customer_billing)
     action = {CustomerInvoiceKind.INVOICE: AuditAction.CUSTOMER_INVOICE_ISSUE,
               CustomerInvoiceKind.CREDIT_NOTE: AuditAction.CUSTOMER_INVOICE_CREDIT}
     AuditLog.objects.bulk_create(

@@ -25,14 +25,21 @@ from invoicing.models import (
     QUANTITY,
     IssuedDocumentMixin,
     IssuedGuardQuerySet,
+    IssuedInvoiceError,
     IssuedPartMixin,
 )
-from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
+from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, TransactionKind, UnbilledReason
 from invoicing.rebilling.pricing import ResaleTerms
+from metering.usage_records import meter_pattern_error
 from partners.choices import TierMode
 from partners.models import Customer, Partner, Service, slug_validator
 
 PRICE = {"max_digits": settings.PRICE_MAX_DIGITS, "decimal_places": settings.PRICE_DECIMAL_PLACES}
+
+
+def usage_meter_validator(value: str) -> None:
+    if value and (error := meter_pattern_error(value)):
+        raise ValidationError(error)
 
 
 class ResaleItem(models.Model):
@@ -45,6 +52,10 @@ class ResaleItem(models.Model):
                             help_text="the item's key in files: lower-case letters, digits, - and _")
     name = models.CharField(max_length=200)
     unit = models.CharField("unit", max_length=40, blank=True, help_text="what one unit is: user, hour, device")
+    meter = models.CharField(
+        max_length=100, blank=True, validators=[usage_meter_validator],
+        help_text="a usage-record meter that gives each customer's monthly quantity (call_minutes:outbound:*, "
+                  "meeting_minutes…); blank: not billed from a meter")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -307,6 +318,9 @@ class CustomerInvoice(IssuedDocumentMixin, models.Model):
     pdf = models.FileField("PDF", upload_to="customer-invoices/", blank=True)
     pdf_version = models.PositiveIntegerField("PDF version", default=0)
     emailed_at = models.DateTimeField(null=True, blank=True)
+    # Customer Billing on when it was issued (billing-rules 12.8): the account as it stood, printed with it
+    # (previous_balance, payments, credits, new_charges, taxes, amount_due as strings); None: new charges only
+    account = models.JSONField(null=True, blank=True, help_text="the account summary printed on it")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = CustomerInvoiceQuerySet.as_manager()
@@ -394,3 +408,99 @@ class UnbilledCharge(models.Model):
 
     def __str__(self):
         return f"{self.service} {self.period} ({self.get_reason_display()})"
+
+
+# --- customer payments and transactions (billing-rules 12.10) --------------------------------------------------
+class CustomerPayment(models.Model):
+    """Money a customer paid its partner, recorded by the partner (portal or `import_csv customer-payments`):
+    to the customer's account, optionally against one of its invoices. Never changed: a mistake is voided (a
+    transaction of its own puts the amount back) and recorded again."""
+
+    # no index of its own: customer_payment_once begins with it
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, db_index=False, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="payments_to_partner")
+    invoice = models.ForeignKey(CustomerInvoice, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="payments", help_text="the invoice it pays, when the customer said")
+    received_on = models.DateField("received on")
+    amount = models.DecimalField(**AMOUNT, validators=[MinValueValidator(Decimal("0.01"))])
+    currency = models.CharField(max_length=3)
+    reference = models.CharField(max_length=200, blank=True, help_text="the bank's or the customer's reference")
+    method = models.CharField(max_length=60, blank=True, help_text="bank transfer, card, cheque…")
+    note = models.CharField(max_length=300, blank=True)
+    source = models.CharField(max_length=100, blank=True, help_text="portal, or the file it was imported from")
+    recorded_by = models.CharField(max_length=200, blank=True)
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_on", "-id"]
+        verbose_name = "customer payment"
+        constraints = [
+            # the same payment sent twice (a file imported again) is one payment
+            models.UniqueConstraint(fields=["partner", "customer", "received_on", "amount", "reference"],
+                                    name="customer_payment_once"),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="customer_payment_positive"),
+        ]
+
+    def __str__(self):
+        return f"{self.amount} {self.currency} from {self.customer} on {self.received_on}"
+
+
+class CustomerTransactionQuerySet(models.QuerySet):
+    """Transactions are written once and never changed or deleted (billing-rules 12.10): the customer's balance
+    at any date is their sum."""
+
+    def update(self, **kwargs):
+        raise IssuedInvoiceError("customer transactions never change; record a payment, a credit or a void")
+
+    def delete(self):
+        raise IssuedInvoiceError("customer transactions are never deleted")
+
+
+class CustomerTransaction(models.Model):
+    """One movement of a customer's account with its partner (billing-rules 12.10): an issued invoice's
+    subscription charges, usage charges and taxes, a credit note, a payment or its void. Charges are positive,
+    payments and credits negative; the balance at a date is the sum of the transactions dated then or before."""
+
+    # no index of its own: customer_transaction_customer_date begins with the customer
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, db_index=False, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, db_index=False, related_name="+")
+    date = models.DateField()
+    kind = models.CharField(max_length=14, choices=TransactionKind.choices)
+    reference = models.CharField(max_length=200, blank=True, help_text="the invoice number or the payment's")
+    description = models.CharField(max_length=300, blank=True)
+    amount = models.DecimalField(**AMOUNT)
+    currency = models.CharField(max_length=3)
+    invoice = models.ForeignKey(CustomerInvoice, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="transactions")
+    payment = models.ForeignKey(CustomerPayment, on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="transactions")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CustomerTransactionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["customer", "date", "id"]
+        verbose_name = "customer transaction"
+        indexes = [
+            models.Index(fields=["customer", "date"], name="customer_transaction_day"),
+            models.Index(fields=["partner", "date"], name="customer_transaction_partner"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "kind"], condition=Q(invoice__isnull=False),
+                                    name="customer_transaction_once_per_invoice"),
+            models.UniqueConstraint(fields=["payment", "kind"], condition=Q(payment__isnull=False),
+                                    name="customer_transaction_once_per_payment"),
+        ]
+
+    def __str__(self):
+        return f"{self.date} {self.get_kind_display()} {self.amount} {self.currency}"
+
+    def save(self, *args, **kwargs):
+        if self.pk and type(self).objects.filter(pk=self.pk).exists():
+            raise IssuedInvoiceError("customer transactions never change")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise IssuedInvoiceError("customer transactions are never deleted")

@@ -177,7 +177,7 @@ def customers_with_own_prices(partner_id: int) -> dict[int, int]:
 def customer_invoice_document(invoice) -> dict:
     """Everything a customer invoice's PDF shows: the issuer and recipient kept when it was issued (a draft's as
     they stand now), its charges and taxes, and the account summary when the partner's Customer Billing is on
-    (none yet: the customers' transactions come with item 4 of issue 20, and with them the summary's figures)."""
+    (its previous balance, credits, payments and amount due: invoicing.rebilling.accounts)."""
     profile = RebillingProfile.objects.filter(partner_id=invoice.partner_id).select_related("partner").first()
     issuer = invoice.issuer or (issuer_snapshot(profile) if profile else {"legal_name": invoice.partner.name})
     billing = CustomerBillingProfile.objects.filter(customer_id=invoice.customer_id).first()
@@ -195,8 +195,18 @@ def customer_invoice_document(invoice) -> dict:
         "taxes": [line for line in lines if line.line_type == LineType.TAX],
         "credited": invoice.credits if invoice.is_credit_note else None,
         "terms_days": (invoice.due_date - invoice.issue_date).days,
-        "account": None,  # Customer Billing on: previous balance, credits, payments, amount due (item 4)
+        "account": _account(invoice, profile),
     }
+
+
+def _account(invoice, profile) -> AccountSummary | None:
+    """The account summary printed (billing-rules 12.8): the one kept when it was issued (None: Customer Billing
+    was off then); a draft's as the account stands, when the partner's Customer Billing is on now."""
+    if invoice.is_credit_note:
+        return None
+    if invoice.is_issued:
+        return AccountSummary.of_json(invoice.account) if invoice.account else None
+    return account_summary(invoice) if profile is not None and profile.customer_billing else None
 
 
 def _logo_url(name: str | None) -> str:
