@@ -24,7 +24,7 @@ from datetime import date
 from decimal import Decimal
 
 from billing.core.periods import Period
-from invoicing.choices import LineType
+from invoicing.choices import InvoiceKind, LineType
 from invoicing.models import Invoice, InvoiceLine
 from metering.selectors import (
     licenses_by_service,
@@ -32,6 +32,8 @@ from metering.selectors import (
     peak_users_by_customer,
     seat_days_by_customer,
 )
+from invoicing.rebilling.models import ResaleItem
+from metering.usage_records import meter_total, usage_record_totals
 from partners.models import Meter, Method, Service
 
 REBILLED_TYPES = (LineType.RECURRING, LineType.USAGE, LineType.MINIMUM, LineType.OVERAGE, LineType.VARIABLE_USAGE,
@@ -81,22 +83,30 @@ def licenses(service: Service, period: Period) -> dict[int, Decimal]:
 
 @dataclass
 class Charge:
-    """A quantity of one of our services a customer is to be charged for, from a line of the partner's document
-    `source`: priced by the customer's resale price (invoicing.rebilling.invoices)."""
+    """A quantity a customer is to be charged for, priced by the customer's resale price
+    (invoicing.rebilling.invoices): of one of our services, from a line of the partner's document `source`, or
+    of one of the partner's own items read from a usage-record meter (billed with the CI `source`)."""
 
     source: Invoice
     customer_id: int
-    service: Service
+    service: Service | None
     line_type: str
     period: Period
     quantity: Decimal
     our_unit_price: Decimal | None  # our unit price for a markup
     start: date | None = None  # a first month: the service's start date
     details: dict = field(default_factory=dict)
+    item: ResaleItem | None = None
+    cost: Decimal | None = None  # what we charged the partner for this quantity (None: an own item)
+
+    @property
+    def target(self) -> tuple[str, int]:
+        """What prices it: ("service", id) or ("item", id)."""
+        return ("service", self.service.pk) if self.service is not None else ("item", self.item.pk)
 
     @property
     def key(self) -> tuple:
-        return (self.source.pk, self.customer_id, self.service.pk, self.line_type, str(self.period))
+        return (self.source.pk, self.customer_id, *self.target, self.line_type, str(self.period))
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,29 @@ class NotSplit:
     line_type: str
     period: Period
     quantity: Decimal | None
+
+
+def metered_item_charges(partner, documents: list[Invoice]) -> list[Charge]:
+    """The partner's own items that name a usage-record meter (billing-rules 12.11), per customer: each CI's
+    month before (the usage it bills in arrears), summed by the meter's pattern from `usage_record_totals`.
+    Customers with nothing recorded have no charge."""
+    items = [item for item in ResaleItem.objects.filter(partner=partner).exclude(meter="").order_by("code")]
+    charges: list[Charge] = []
+    for source in documents:
+        if source.kind != InvoiceKind.CI or not source.month or not items:
+            continue
+        period = Period.parse(source.month).previous()
+        readings: dict[int, dict[str, Decimal]] = {}
+        for (customer_id, key), quantity in usage_record_totals([partner.pk], period).items():
+            readings.setdefault(customer_id, {})[key] = quantity
+        for customer_id in sorted(readings):
+            for item in items:
+                quantity = meter_total(readings[customer_id], item.meter)
+                if quantity:
+                    charges.append(Charge(source=source, customer_id=customer_id, service=None, item=item,
+                                          line_type=LineType.USAGE, period=period, quantity=quantity,
+                                          our_unit_price=None, details={"meter": item.meter}))
+    return charges
 
 
 def customer_charges(documents: list[Invoice]) -> tuple[list[Charge], list[NotSplit]]:
@@ -141,12 +174,18 @@ def customer_charges(documents: list[Invoice]) -> tuple[list[Charge], list[NotSp
                 not_split.append(NotSplit(source, service, line.line_type, period, line.quantity))
                 continue
             quantities = reader(service, period)
+        whole = sum(quantities.values(), Decimal(0))
         for customer_id, quantity in sorted(quantities.items()):
+            # our cost of it: the line's amount, or a partner-level line's share by the customer's quantity
+            cost = line.amount if line.customer_id is not None else (
+                line.amount * quantity / whole if whole else Decimal(0))
             charge = Charge(source=source, customer_id=customer_id, service=service, line_type=line_type,
                             period=period, quantity=quantity, our_unit_price=our_price, start=line.effective_date
-                            if line.line_type == LineType.FIRST_MONTH else None)
+                            if line.line_type == LineType.FIRST_MONTH else None, cost=cost)
             if service.method == Method.PER_HOST:  # the seed: the host limit at the charge is kept and shown
                 charge.details = {"host_limit": int(quantity),
                                   "host_limit_on": str(charge.start or source.issue_date)}
-            charges.setdefault(charge.key, charge)  # a seat_days minimum and overage: one charge
+            kept = charges.setdefault(charge.key, charge)  # a seat_days minimum and overage: one charge
+            if kept is not charge:
+                kept.cost += cost
     return list(charges.values()), not_split

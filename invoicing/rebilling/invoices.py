@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -25,13 +26,13 @@ from django.utils import timezone
 
 from billing.core.actor import Actor
 from billing.core.bulk import update_rows
-from billing.core.money import money_sum, quantize_money, tax_on
+from billing.core.money import money_sum, quantize_money, quantize_quantity, tax_on
 from billing.core.periods import Period, utc_date
 from invoicing.choices import InvoiceKind, InvoiceState, LineType
 from invoicing.models import Invoice
 from invoicing.pricing import first_month_amount
 from invoicing.rebilling.accounts import invoices_transactions_record
-from invoicing.rebilling.charges import Charge, customer_charges
+from invoicing.rebilling.charges import Charge, customer_charges, metered_item_charges
 from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
 from invoicing.rebilling.documents import issuer_snapshot, recipient_snapshot
 from invoicing.rebilling.models import (
@@ -61,43 +62,75 @@ def customer_invoices_bill(*, partner: Partner, documents: list[Invoice], throug
     caller's transaction (the billing run's, after `_issue_all`): issued, or drafts when the partner reviews them
     first. Nothing when the partner's rebilling is off. Returns them in the order written."""
     profile = RebillingProfile.objects.filter(partner=partner, enabled=True).first()
-    documents = [doc for doc in documents if doc.is_issued and doc.kind in (InvoiceKind.CI, InvoiceKind.INV)]
-    if profile is None or not documents:
+    if profile is None:
         return []
-    done = set(CustomerInvoice.objects.filter(source__in=documents, kind=CustomerInvoiceKind.INVOICE)
-               .values_list("source_id", "customer_id"))
-    charges, not_split = customer_charges(documents)
-    charges = [c for c in charges if (c.source.pk, c.customer_id) not in done]
-    price_days = {_price_day(c) for c in charges}
-    lists = {day: resale_price_lists([partner.pk], day)[partner.pk] for day in sorted(price_days)}
-    customers = Customer.objects.in_bulk({c.customer_id for c in charges})
-    billing = {p.customer_id: p for p in CustomerBillingProfile.objects.filter(customer_id__in=list(customers))}
-    grouped: dict[tuple[int, int], list[tuple[Charge, object]]] = defaultdict(list)
-    unbilled = [UnbilledCharge(partner=partner, customer=None, service=n.service, source=n.source,
-                               period=str(n.period), line_type=n.line_type, quantity=n.quantity,
-                               reason=UnbilledReason.NOT_SPLIT) for n in not_split]
-    for charge in charges:
-        price = lists[_price_day(charge)].price(charge.customer_id, ("service", charge.service.pk))
-        if price is None:
-            unbilled.append(UnbilledCharge(partner=partner, customer_id=charge.customer_id, service=charge.service,
-                                           source=charge.source, period=str(charge.period),
-                                           line_type=charge.line_type, quantity=charge.quantity,
-                                           reason=UnbilledReason.NO_PRICE))
-            continue
-        grouped[(charge.source.pk, charge.customer_id)].append((charge, price))
-    UnbilledCharge.objects.bulk_create(unbilled)
-    for item in unbilled:
+    priced = customer_invoices_price(partner, documents, payment_terms_days=profile.payment_terms_days)
+    UnbilledCharge.objects.bulk_create(priced.unbilled)
+    for item in priced.unbilled:
         logger.warning("partner %s: %s %s of %s not on a customer invoice: %s", partner.slug, item.service.code,
-                       item.period, customers[item.customer_id].slug if item.customer_id else "the partner",
+                       item.period, item.customer.slug if item.customer_id else "the partner",
                        item.get_reason_display())
     invoices = []
-    for (_source_id, customer_id), priced in grouped.items():
-        invoice = _customer_invoice(partner, profile, customers[customer_id], billing.get(customer_id), priced)
-        if invoice is not None:
-            invoices.append(invoice)
+    for invoice, lines in priced.invoices:
+        invoice.save()
+        for position, line in enumerate(lines):
+            line.invoice, line.position = invoice, position
+        CustomerInvoiceLine.objects.bulk_create(lines)
+        invoices.append(invoice)
     if not profile.review_drafts:
         customer_invoices_issue(invoices, actor=actor, profile=profile)
     return invoices
+
+
+@dataclass
+class Priced:
+    """What the partner's documents charge its customers, not yet written: one unsaved invoice per customer and
+    document with its lines, and the charges no customer invoice carries."""
+
+    invoices: list[tuple[CustomerInvoice, list[CustomerInvoiceLine]]] = field(default_factory=list)
+    unbilled: list[UnbilledCharge] = field(default_factory=list)
+
+
+def customer_invoices_price(partner: Partner, documents: list[Invoice], *, payment_terms_days: int = 30,
+                            skip_billed: bool = True) -> Priced:
+    """Price the charges of the partner's issued `documents` for its customers (billing-rules 12.5, 12.6, 12.11),
+    writing nothing: the run writes the result, the sync-out reads it for partners who bill from their own tools.
+    `skip_billed`: leave out the customers a customer invoice already follows a document for."""
+    documents = [doc for doc in documents if doc.is_issued and doc.kind in (InvoiceKind.CI, InvoiceKind.INV)]
+    if not documents:
+        return Priced()
+    done = set()
+    if skip_billed:
+        done = set(CustomerInvoice.objects.filter(source__in=documents, kind=CustomerInvoiceKind.INVOICE)
+                   .values_list("source_id", "customer_id"))
+    charges, not_split = customer_charges(documents)
+    charges += metered_item_charges(partner, documents)
+    charges = [c for c in charges if (c.source.pk, c.customer_id) not in done]
+    lists = {day: resale_price_lists([partner.pk], day)[partner.pk] for day in sorted({_price_day(c)
+                                                                                         for c in charges})}
+    customers = Customer.objects.in_bulk({c.customer_id for c in charges})
+    billing = {p.customer_id: p for p in CustomerBillingProfile.objects.filter(customer_id__in=list(customers))}
+    priced = Priced(unbilled=[
+        UnbilledCharge(partner=partner, customer=None, service=n.service, source=n.source, period=str(n.period),
+                       line_type=n.line_type, quantity=n.quantity, reason=UnbilledReason.NOT_SPLIT)
+        for n in not_split])
+    grouped: dict[tuple[int, int], list[tuple[Charge, object]]] = defaultdict(list)
+    for charge in charges:
+        price = lists[_price_day(charge)].price(charge.customer_id, charge.target)
+        if price is None:
+            if charge.service is not None:  # an own item without a price is simply not sold to the customer
+                priced.unbilled.append(UnbilledCharge(
+                    partner=partner, customer=customers[charge.customer_id], service=charge.service,
+                    source=charge.source, period=str(charge.period), line_type=charge.line_type,
+                    quantity=charge.quantity, reason=UnbilledReason.NO_PRICE))
+            continue
+        grouped[(charge.source.pk, charge.customer_id)].append((charge, price))
+    for (_source_id, customer_id), charged in grouped.items():
+        drafted = _customer_invoice(partner, payment_terms_days, customers[customer_id], billing.get(customer_id),
+                                    charged)
+        if drafted is not None:
+            priced.invoices.append(drafted)
+    return priced
 
 
 def _price_day(charge: Charge) -> date:
@@ -105,9 +138,9 @@ def _price_day(charge: Charge) -> date:
     return charge.start or charge.period.first
 
 
-def _customer_invoice(partner: Partner, profile: RebillingProfile, customer: Customer,
-                      billing: CustomerBillingProfile | None, priced: list) -> CustomerInvoice | None:
-    """One customer's draft invoice for one document of ours, written with its lines (None: nothing to charge)."""
+def _customer_invoice(partner: Partner, payment_terms_days: int, customer: Customer,
+                      billing: CustomerBillingProfile | None, priced: list):
+    """One customer's unsaved invoice for one document of ours, with its lines (None: nothing to charge)."""
     source = priced[0][0].source
     currency = partner.currency
     lines = []
@@ -120,40 +153,41 @@ def _customer_invoice(partner: Partner, profile: RebillingProfile, customer: Cus
     month = source.month or str(Period.of(source.issue_date))
     invoice = CustomerInvoice(
         partner=partner, customer=customer, kind=CustomerInvoiceKind.INVOICE, month=month,
-        issue_date=source.issue_date, due_date=source.issue_date + timedelta(days=profile.payment_terms_days),
+        issue_date=source.issue_date, due_date=source.issue_date + timedelta(days=payment_terms_days),
         currency=currency, tax_rate=billing.tax_rate if billing else Decimal("0"), source=source)
     _totals(invoice, lines)
-    invoice.save()
-    for position, line in enumerate(lines):
-        line.invoice, line.position = invoice, position
-    CustomerInvoiceLine.objects.bulk_create(lines)
-    return invoice
+    return invoice, lines
 
 
 def _charge_line(charge: Charge, price, currency: str) -> CustomerInvoiceLine | None:
     """A charge at the customer's price: `resale_amount`'s exact value rounded once, or for a first month the
     monthly exact value prorated by the service's convention (billing-rules 3.8: 150.00 from 10 March, rounded
-    daily rate, is 4.84 x 21 = 101.64)."""
-    terms, quantity, service = price.terms, charge.quantity, charge.service
+    daily rate, is 4.84 x 21 = 101.64). `cost` is what we charged the partner for the same quantity."""
+    terms, quantity, service, item = price.terms, charge.quantity, charge.service, charge.item
+    name = service.name if service is not None else item.name
     monthly = exact_amount(terms, quantity, our_unit_price=charge.our_unit_price)
     if charge.line_type == LineType.FIRST_MONTH:
         amount = first_month_amount(monthly, start=charge.start, convention=service.proration, currency=currency)
-        description = f"{service.name} first month from {charge.start}"
+        description = f"{name} first month from {charge.start}"
     else:
         amount = quantize_money(monthly, currency)
-        description = f"{service.name} {charge.period}"
+        description = f"{name} {charge.period}"
     if quantity == 0 and amount == 0:
         return None
     if terms.mode == ResaleMode.PACKAGE:
         description += f" (package: {package_words(terms, currency)})"
     if "host_limit" in charge.details:
         description += f": {charge.details['host_limit']} hosts (host limit on {charge.details['host_limit_on']})"
+    if item is not None and item.meter:
+        description += f": {quantize_quantity(quantity).normalize():f} {item.unit or 'units'} ({item.meter})"
     details = dict(charge.details) | {"price": price.pk, "mode": price.mode}
+    key_target = f"{service.pk}" if service is not None else f"item{item.pk}"
     return CustomerInvoiceLine(
-        service=service, line_type=charge.line_type, period=str(charge.period), quantity=quantity,
+        service=service, item=item, line_type=charge.line_type, period=str(charge.period), quantity=quantity,
         unit_price=shown_unit_price(terms, quantity, our_unit_price=charge.our_unit_price), amount=amount,
-        description=description[:300], taxable=service.taxable, details=details,
-        key=f"{charge.line_type}:{service.pk}:{charge.period}")
+        cost=quantize_money(charge.cost, currency) if charge.cost is not None else None,
+        description=description[:300], taxable=service.taxable if service is not None else True, details=details,
+        key=f"{charge.line_type}:{key_target}:{charge.period}")
 
 
 def _totals(invoice: CustomerInvoice, lines: list[CustomerInvoiceLine]) -> None:

@@ -363,6 +363,8 @@ class CustomerInvoiceLine(IssuedPartMixin, models.Model):
     quantity = models.DecimalField(**QUANTITY, null=True, blank=True)
     unit_price = models.DecimalField(max_digits=14, decimal_places=4, null=True, blank=True)
     amount = models.DecimalField(**AMOUNT)
+    cost = models.DecimalField(**AMOUNT, null=True, blank=True,
+                               help_text="what we charged the partner for the same quantity (blank: an own item)")
     description = models.CharField(max_length=300)
     taxable = models.BooleanField(default=True)
     key = models.CharField(max_length=120, blank=True, help_text="what makes the charge unique")
