@@ -28,3 +28,24 @@ def after_partner_billed(*, partner, documents: list, through: date, actor) -> N
     registered callback, in the partner's transaction (an error rolls the partner's billing back with it)."""
     for callback in _after_partner_billed:
         callback(partner=partner, documents=documents, through=through, actor=actor)
+
+
+# --- what follows a run's documents ------------------------------------------------------------------------------
+# follower(document ids) -> [line, ...]: what a later layer wrote after those documents, one line of text each
+# (rebilling: its customer invoices, and the charges it could not rebill), for run_billing's output and the
+# admin's record of a run
+DocumentFollowers = Callable[[list[int]], list[str]]
+
+_followers: list[DocumentFollowers] = []
+
+
+def register_document_followers(callback: DocumentFollowers) -> DocumentFollowers:
+    """Describe what `callback`'s layer writes after a run's documents (used as a decorator too)."""
+    if callback not in _followers:
+        _followers.append(callback)
+    return callback
+
+
+def document_followers(document_ids: list[int]) -> list[str]:
+    """Every registered layer's lines about what followed the documents, in registration order."""
+    return [line for callback in _followers for line in callback(list(document_ids))]

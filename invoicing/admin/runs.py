@@ -23,6 +23,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billing.core.hooks import document_followers
 from billing.core.idempotency import OnceField, once_per_form
 from billing.core.periods import utc_date
 from invoicing.admin.common import change_url, money_text
@@ -190,6 +191,7 @@ class BillingRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             **self.admin_site.each_context(request), "opts": self.opts, "title": str(run).capitalize(),
             "subtitle": None, "run": run, "status": status_pill(run), "groups": list(groups.values()),
             "counts": _counts_text(run), "notable": sorted(notable.items()),
+            "followers": document_followers([invoice.pk for invoice in invoices]),
             "gone": len(run.documents) - len(invoices), "list_url": reverse("admin:invoicing_billingrun_changelist"),
             "may_run": self.may_run(request) and run.draft,
             "start_form": self._start_form(initial={"through": run.through, "partner": run.partner}),

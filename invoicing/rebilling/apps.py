@@ -7,12 +7,13 @@ class RebillingConfig(AppConfig):
     verbose_name = "Rebilling"
 
     def ready(self):
-        from billing.core.hooks import register_after_partner_billed
+        from billing.core.hooks import register_after_partner_billed, register_document_followers
         from billing.core.registry import register_document_pdf
         from invoicing.rebilling import imports, reports  # noqa: F401  (register the resale-prices import, the reports)
-        from invoicing.rebilling.invoices import customer_invoices_bill
+        from invoicing.rebilling.invoices import customer_invoices_bill, customer_invoices_followed
         from invoicing.rebilling.pdf import customer_invoice_pdf_finder
 
         # the billing run issues the customer invoices after the partner's own documents (billing-rules 12.5)
         register_after_partner_billed(customer_invoices_bill)
+        register_document_followers(customer_invoices_followed)  # run_billing's output, the admin's run page
         register_document_pdf(customer_invoice_pdf_finder)  # render_invoice NUMBER (billing-rules 8.4)

@@ -179,7 +179,9 @@ def _charge_line(charge: Charge, price, currency: str) -> CustomerInvoiceLine | 
     if "host_limit" in charge.details:
         description += f": {charge.details['host_limit']} hosts (host limit on {charge.details['host_limit_on']})"
     if item is not None and item.meter:
-        description += f": {quantize_quantity(quantity).normalize():f} {item.unit or 'units'} ({item.meter})"
+        unit = item.unit or "unit"
+        shown = quantize_quantity(quantity).normalize()
+        description += f": {shown:f} {unit}{'' if shown == 1 or unit.endswith('s') else 's'} ({item.meter})"
     details = dict(charge.details) | {"price": price.pk, "mode": price.mode}
     key_target = f"{service.pk}" if service is not None else f"item{item.pk}"
     return CustomerInvoiceLine(
@@ -342,3 +344,20 @@ def customer_invoice_email_send(*, invoice: CustomerInvoice) -> CustomerInvoice:
     invoice.emailed_at = timezone.now()
     invoice.save(update_fields=["pdf", "pdf_version", "emailed_at"])
     return invoice
+
+
+# --- what a run's output says of them ------------------------------------------------------------------------
+def customer_invoices_followed(document_ids: list[int]) -> list[str]:
+    """run_billing's and the admin run page's lines (billing.core.hooks): the customer invoices that follow the
+    documents, one line each, and how many charges of theirs no customer invoice carries."""
+    invoices = (CustomerInvoice.objects.filter(source_id__in=document_ids, kind=CustomerInvoiceKind.INVOICE)
+                .select_related("partner", "customer").order_by("partner__slug", "issue_date", "pk"))
+    lines = [f"{invoice.number or 'draft':10} customer invoice from {invoice.partner.slug} to "
+             f"{invoice.customer.slug} {invoice.issue_date} total {invoice.total} {invoice.currency}"
+             + ("" if invoice.is_issued else " (draft for the partner's review)")
+             for invoice in invoices]
+    unbilled = UnbilledCharge.objects.filter(source_id__in=document_ids).count()
+    if unbilled:
+        lines.append(f"{unbilled} charge(s) not on a customer invoice (no resale price, or billed to the partner "
+                     "as a whole): Rebilling > Charges not rebilled")
+    return lines

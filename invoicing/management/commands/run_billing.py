@@ -4,6 +4,7 @@ recorded (Invoicing > Billing runs in the admin); a partner not billed is named 
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.core.actor import Actor
+from billing.core.hooks import document_followers
 from billing.core.periods import PeriodError, parse_date
 from invoicing.choices import RunSource
 from invoicing.selectors import billing_run_invoices, true_ups_of
@@ -39,6 +40,8 @@ class Command(BaseCommand):
             )
             for description, amount in true_ups.get(invoice.pk, []):  # billing-rules 4.11
                 self.stdout.write(f"           {description}: {amount} {invoice.currency}")
+        for line in document_followers([invoice.pk for invoice in documents]):  # rebilling's (billing-rules 12.5)
+            self.stdout.write(line)
         if run.problems_text():  # the partners not billed, after what the others got (the run is recorded)
             raise CommandError(run.problems_text())
         verb = "drafted" if draft else "issued"

@@ -394,3 +394,52 @@ def test_concurrent_issues_of_one_partner_take_unique_gapless_numbers():
         raise RuntimeError("rolled back")
     outcomes = in_parallel(lambda n: customer_invoice_issue_draft(invoice=drafts[n], actor=ACTOR).number, 12)
     assert sorted(outcomes) == [f"LAKE-{n:04d}" for n in range(1, 13)], outcomes
+
+
+# --- the run's output, our cost, own items from a usage-record meter (billing-rules 12.5, 12.11, 12.12) ----------
+def test_run_billing_names_the_customer_invoices_it_issued_and_what_it_could_not_rebill(cli, lakeside):
+    out = billed(cli, "2026-03-10")
+    assert "LAKE-0001  customer invoice from lakeside to company-a 2026-03-10 total 101.64 USD" in out
+    out = billed(cli, "2026-04-01")
+    assert "LAKE-0002  customer invoice from lakeside to company-a 2026-04-01 total 150.00 USD" in out
+    assert "1 charge(s) not on a customer invoice" in out  # company-b's support plan has no resale price
+
+
+def test_each_customer_line_keeps_what_we_charged_the_partner_for_it(cli, lakeside):
+    """The margin's other half: our 67.83, 100.00 and 250.00 for the hosts the customer is billed 101.64,
+    150.00 and 375.00 for."""
+    the_seed_billed(cli)
+    lines = CustomerInvoiceLine.objects.order_by("invoice__number")
+    assert [(line.amount, line.cost) for line in lines] == [
+        (D("101.64"), D("67.83")), (D("150.00"), D("100.00")), (D("375.00"), D("250.00"))]
+
+
+def test_an_own_item_with_a_call_minutes_meter_bills_the_customers_calls_of_the_month_before(cli, lakeside,
+                                                                                           tmp_path):
+    """An own item priced per minute, its quantity the customer's outbound minutes of April (61 s and 60 s
+    calls: 2 + 1 minutes, each call rounded up), on the invoice that follows the CI of May."""
+    from invoicing.rebilling.models import ResaleItem, ResalePrice  # noqa: PLC0415
+
+    item = ResaleItem.objects.create(partner=lakeside, code="calls-out", name="Outbound calls", unit="minute",
+                                     meter="call_minutes:outbound:*")
+    ResalePrice.objects.create(partner=lakeside, item=item, mode="unit", unit_price=D("0.05"),
+                               effective_from=date(2026, 3, 1))
+    calls = tmp_path / "calls.csv"
+    calls.write_text("partner,customer,record_id,user,started_at,duration_seconds,direction,destination\n"
+                     "lakeside,company-a,c1,101,2026-04-30T23:59:59Z,61,outbound,international\n"
+                     "lakeside,company-a,c2,102,2026-04-02T10:00:00Z,60,Outbound,mobile\n"
+                     "lakeside,company-a,c3,103,2026-04-02T11:00:00Z,600,inbound,local\n"
+                     "lakeside,company-a,c4,103,2026-05-01T00:00:00Z,600,outbound,local\n")
+    billed(cli, "2026-03-10")
+    billed(cli, "2026-04-01")
+    with time_machine.travel(datetime(2026, 5, 1, 5, tzinfo=UTC), tick=False):
+        result = cli("import_csv", "call-usage", str(calls))
+        assert result.status == 0, result.err
+    billed(cli, "2026-05-01")
+    may = CustomerInvoice.objects.get(number="LAKE-0003")
+    line = may.lines.get(item=item)
+    assert (line.period, line.quantity, line.amount, line.cost) == ("2026-04", D("3"), D("0.15"), None)
+    assert line.description == "Outbound calls 2026-04: 3 minutes (call_minutes:outbound:*)"
+    assert may.total == D("150.15")
+    april = CustomerInvoice.objects.get(number="LAKE-0002")
+    assert not april.lines.filter(item=item).exists()  # March had no calls
