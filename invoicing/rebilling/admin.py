@@ -18,6 +18,8 @@ from invoicing.rebilling.models import (
     CustomerBillingProfile,
     CustomerInvoice,
     CustomerInvoiceLine,
+    CustomerPayment,
+    CustomerTransaction,
     RebillingProfile,
     ResaleItem,
     ResalePrice,
@@ -40,7 +42,7 @@ from partners.audit import jsonable
 
 @admin.register(ResaleItem)
 class ResaleItemAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("name", "code", "partner", "unit", "created_at")
+    list_display = ("name", "code", "partner", "unit", "meter", "created_at")
     list_filter = ("partner",)
     search_fields = ("name", "code", "partner__name", "partner__slug")
     list_select_related = ("partner",)
@@ -148,7 +150,7 @@ class CustomerInvoiceLineInline(EmptyStateInlineMixin, ReadOnlyAdminMixin, admin
     model = CustomerInvoiceLine
     extra = 0
     can_delete = False
-    fields = ("description", "service", "item", "line_type", "period", "quantity", "unit_price", "amount",
+    fields = ("description", "service", "item", "line_type", "period", "quantity", "unit_price", "amount", "cost",
               "taxable", "details")
     readonly_fields = fields
 
@@ -169,8 +171,8 @@ class CustomerInvoiceAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     date_hierarchy = "issue_date"
     inlines = [CustomerInvoiceLineInline]
     fields = ("number", "kind", "state", "partner", "customer", "month", "issue_date", "due_date", "currency",
-              "tax_rate", "subtotal", "tax_amount", "total", "source", "credits", "issuer_shown", "recipient_shown",
-              "issued_at", "emailed_at", "downloads")
+              "tax_rate", "subtotal", "tax_amount", "total", "account_shown", "source", "credits", "issuer_shown",
+              "recipient_shown", "issued_at", "emailed_at", "downloads")
     readonly_fields = fields
     actions = ("issue_drafts", "credit_in_full")
 
@@ -209,6 +211,16 @@ class CustomerInvoiceAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     @admin.display(description="issuer (the partner)")
     def issuer_shown(self, obj):
         return _party(obj.issuer, "legal_name")
+
+    @admin.display(description="account summary")
+    def account_shown(self, obj):
+        """The account printed on it under Customer Billing (billing-rules 12.8), or why there is none."""
+        if not obj.account:
+            return "none: Customer Billing was off when it was issued (new charges only)"
+        labels = (("previous_balance", "Previous balance"), ("new_charges", "New charges"), ("taxes", "Taxes"),
+                  ("credits", "Credits"), ("payments", "Payments"), ("amount_due", "Amount due"))
+        return format_html_join(mark_safe("<br>"), "{}: {} {}",
+                                ((label, obj.account[key], obj.currency) for key, label in labels))
 
     @admin.display(description="recipient (the customer)")
     def recipient_shown(self, obj):
@@ -277,3 +289,33 @@ class UnbilledChargeAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("reason", "partner", CustomerFilter)
     search_fields = ("partner__slug", "customer__slug", "service__code")
     list_select_related = ("partner", "customer", "service", "source")
+
+
+@admin.register(CustomerPayment)
+class CustomerPaymentAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What the partners' customers paid them, as the partners recorded it (portal or customer-payments import):
+    read-only here; a mistake is voided by the partner (billing-rules 12.10)."""
+
+    list_display = ("received_on", "partner", "customer", "amount", "currency", "reference", "invoice", "method",
+                    "voided", "source")
+    list_filter = ("partner", CustomerFilter)
+    search_fields = ("reference", "partner__slug", "customer__slug", "customer__name", "invoice__number")
+    list_select_related = ("partner", "customer", "invoice")
+    ordering = ("-received_on", "-id")
+
+    @admin.display(boolean=True, description="voided")
+    def voided(self, obj):
+        return obj.voided_at is not None
+
+
+@admin.register(CustomerTransaction)
+class CustomerTransactionAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every movement of a customer's account with its partner (billing-rules 12.10): written once, never
+    changed; the balance at a date is their sum. The full ledger with running balances is the
+    customer-transactions export."""
+
+    list_display = ("date", "partner", "customer", "kind", "reference", "description", "amount", "currency")
+    list_filter = ("kind", "partner", CustomerFilter)
+    search_fields = ("reference", "partner__slug", "customer__slug", "customer__name")
+    list_select_related = ("partner", "customer")
+    ordering = ("-date", "-id")

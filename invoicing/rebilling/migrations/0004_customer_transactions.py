@@ -8,7 +8,14 @@ import django.core.validators
 import django.db.models.deletion
 import invoicing.rebilling.models
 from decimal import Decimal
+from billing.core.migration_ops import GroupGrants
 from django.db import migrations, models
+
+
+# both staff groups read the customers' payments and transactions in the admin (partners record them)
+VIEWS = [("rebilling", "view_customerpayment"), ("rebilling", "view_customertransaction")]
+GRANTS = GroupGrants({"Billing clerk": VIEWS, "Auditor": VIEWS})
+apply_to_groups = GRANTS.apply_to_groups  # the access tests apply every group migration's grants
 
 
 class Migration(migrations.Migration):
@@ -103,4 +110,5 @@ class Migration(migrations.Migration):
             model_name='customertransaction',
             constraint=models.UniqueConstraint(condition=models.Q(('payment__isnull', False)), fields=('payment', 'kind'), name='customer_transaction_once_per_payment'),
         ),
+        GRANTS.operation(),
     ]
