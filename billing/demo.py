@@ -89,7 +89,8 @@ PARTNERS = [
 DEMO_PARTNERS = tuple(p["slug"] for p in PARTNERS)
 
 # Northwind's own prices to its customers (docs/rebilling.md): a default list from the first demo month, and Contoso
-# Dental's flat package. Prices only: no customer invoice is issued from them yet.
+# Dental's flat package. Northwind invoices its customers (rebilling on, Customer Billing on): the billing run issues
+# NWIT-0001... after each of its CIs, and the demo records its customers' payments.
 RESALE_PRICE_COLUMNS = ["partner", "customer", "service", "unit_price", "markup_percent", "package_units",
                         "package_price", "effective_from"]
 
@@ -102,6 +103,23 @@ def resale_prices(first: Period) -> list[dict]:
         {"partner": "northwind", "customer": "contoso-dental", "service": "seats", "unit_price": "32.00",
          "package_units": "5", "package_price": "150.00", "effective_from": start},
     ]
+
+
+# Northwind's rebilling profile and two customers' billing details (billing-rules 12.4)
+REBILLING_PROFILE = {
+    "partner": "northwind", "enabled": True, "number_prefix": "NWIT", "legal_name": "Northwind Managed IT LLC",
+    "email": "billing@northwind-it.example", "phone": "+1 612 555 0142", "website": "northwind-it.example",
+    "bank_details": "First Lakes Bank · routing 091000019 · account 4410 2219 87",
+    "invoice_footer": "Thank you for your business. Questions about this invoice: billing@northwind-it.example",
+    "payment_terms_days": 15, "customer_billing": True,
+}
+CUSTOMER_BILLING_PROFILES = [
+    {"customer": "contoso-dental", "legal_name": "Contoso Dental Group PLLC",
+     "address": "2200 Lake Street\nMinneapolis MN 55408", "tax_id": "US-41-5567812", "tax_rate": "7.375",
+     "billing_emails": "ap@contoso-dental.example"},
+    {"customer": "fabrikam-law", "legal_name": "Fabrikam Law LLP", "address": "90 South 7th Street\nMinneapolis MN",
+     "tax_rate": "7.375", "purchase_order": "FL-2026-118", "billing_emails": "accounts@fabrikam-law.example"},
+]
 
 
 # One-time purchases, each billed on its own INV (dates relative to the second demo month).

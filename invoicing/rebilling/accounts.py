@@ -33,6 +33,7 @@ from partners.models import AuditLog, Customer
 
 ZERO = Decimal("0")
 PAYMENT_KINDS = (TransactionKind.PAYMENT, TransactionKind.PAYMENT_VOID)
+CHARGE_KINDS = (TransactionKind.SUBSCRIPTION, TransactionKind.USAGE, TransactionKind.TAX)
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
@@ -42,7 +43,7 @@ def customer_balance(customer_id: int, at: date | None = None) -> Decimal:
     rows = CustomerTransaction.objects.filter(customer_id=customer_id)
     if at is not None:
         rows = rows.filter(date__lte=at)
-    return rows.aggregate(total=Sum("amount"))["total"] or ZERO
+    return _cents(rows.aggregate(total=Sum("amount"))["total"])
 
 
 def customer_balances(partner_id: int, at: date | None = None) -> dict[int, Decimal]:
@@ -50,7 +51,14 @@ def customer_balances(partner_id: int, at: date | None = None) -> dict[int, Deci
     rows = CustomerTransaction.objects.filter(partner_id=partner_id)
     if at is not None:
         rows = rows.filter(date__lte=at)
-    return dict(rows.order_by().values_list("customer_id").annotate(total=Sum("amount")))
+    return {customer_id: _cents(total)
+            for customer_id, total in rows.order_by().values_list("customer_id").annotate(total=Sum("amount"))}
+
+
+def _cents(total) -> Decimal:
+    """A sum of amounts as the cents it is (SQLite sums decimals as floats; one currency per partner, and every
+    currency we bill has at most 2 places, billing-rules 2)."""
+    return quantize_money(Decimal(total or 0), "USD")
 
 
 # --- the transactions of documents ------------------------------------------------------------------------------
@@ -86,8 +94,9 @@ def lock_accounts(customer_ids: Iterable[int]) -> None:
 
 
 def invoices_transactions_record(invoices: list[CustomerInvoice], *, customer_billing: bool) -> None:
-    """Write the transactions of invoices being issued (in the caller's transaction, their numbers taken), and
-    when Customer Billing is on keep each invoice's account summary with it (`account_summary`)."""
+    """Write the transactions of invoices being issued, numbered and marked issued in memory but not yet saved
+    as issued (the caller saves them, `account` with them: an issued invoice never changes). When Customer
+    Billing is on, set each invoice's account summary (`account_summary`) in their order."""
     if not invoices:
         return
     lock_accounts(invoice.customer_id for invoice in invoices)
@@ -96,12 +105,9 @@ def invoices_transactions_record(invoices: list[CustomerInvoice], *, customer_bi
         lines[line.invoice_id].append(line)
     CustomerTransaction.objects.bulk_create(
         [row for invoice in invoices for row in invoice_transactions(invoice, lines[invoice.pk])])
-    if not customer_billing:
-        return
     for invoice in invoices:
-        if invoice.kind == CustomerInvoiceKind.INVOICE:
+        if customer_billing and invoice.kind == CustomerInvoiceKind.INVOICE:
             invoice.account = account_summary(invoice).as_json()
-            CustomerInvoice.objects.filter(pk=invoice.pk).update(account=invoice.account)
 
 
 @dataclass(frozen=True)
@@ -140,26 +146,32 @@ def account_summary(invoice: CustomerInvoice) -> AccountSummary:
       what was recorded since with an earlier date).
 
     A draft's summary reads the account as it stands, as if issued now (its own charges counted in)."""
-    if invoice.is_issued:  # the running balance at its own last transaction (by date, then as written)
-        last = invoice.transactions.order_by("-pk").values_list("pk", flat=True).first() or 0
-        amount_due = CustomerTransaction.objects.filter(
-            Q(date__lt=invoice.issue_date) | Q(date=invoice.issue_date, pk__lte=last),
-            customer_id=invoice.customer_id).aggregate(total=Sum("amount"))["total"] or ZERO
-    else:
-        amount_due = customer_balance(invoice.customer_id, invoice.issue_date) + invoice.total
-    earlier = Q(issue_date__lt=invoice.issue_date)
+    day = invoice.issue_date
+    last = invoice.transactions.order_by("-pk").values_list("pk", flat=True).first() if invoice.pk else None
+    # what the summary counts: the transactions up to its own last one (by date, then as written); a draft's (or
+    # an invoice of nothing, with no transaction): everything to the end of its day, its own total added
+    upto = Q(date__lte=day) if last is None else Q(date__lt=day) | Q(date=day, pk__lte=last)
+    account = CustomerTransaction.objects.filter(upto, customer_id=invoice.customer_id)
+    amount_due = _cents(account.aggregate(total=Sum("amount"))["total"])
+    if not invoice.is_issued:
+        amount_due += invoice.total
+    # the customer's previous invoice: the latest charged before this one's own charges, by date then as written
+    # (read from the transactions, so an invoice issued in the same batch counts before its state is saved)
+    charges = CustomerTransaction.objects.filter(
+        customer_id=invoice.customer_id, kind__in=CHARGE_KINDS, date__lte=invoice.issue_date).exclude(
+        invoice_id=invoice.pk)
     if invoice.pk:
-        earlier |= Q(issue_date=invoice.issue_date, pk__lt=invoice.pk)
-    previous = (CustomerInvoice.objects.issued().filter(earlier, customer_id=invoice.customer_id,
-                                                        kind=CustomerInvoiceKind.INVOICE)
-                .order_by("-issue_date", "-pk").values_list("issue_date", flat=True).first())
-    window = CustomerTransaction.objects.filter(customer_id=invoice.customer_id, date__lte=invoice.issue_date)
+        first = invoice.transactions.order_by("pk").values_list("pk", flat=True).first()
+        if first is not None:
+            charges = charges.filter(Q(date__lt=invoice.issue_date) | Q(pk__lt=first))
+    previous = charges.order_by("-date", "-pk").values_list("date", flat=True).first()
+    window = account
     if previous is not None:
         window = window.filter(date__gt=previous)
     sums = dict(window.filter(kind__in=[TransactionKind.CREDIT, *PAYMENT_KINDS]).order_by()
                 .values_list("kind").annotate(total=Sum("amount")))
-    credits = sums.get(TransactionKind.CREDIT, ZERO)
-    payments = sums.get(TransactionKind.PAYMENT, ZERO) + sums.get(TransactionKind.PAYMENT_VOID, ZERO)
+    credits = _cents(sums.get(TransactionKind.CREDIT))
+    payments = _cents(sums.get(TransactionKind.PAYMENT)) + _cents(sums.get(TransactionKind.PAYMENT_VOID))
     previous_balance = amount_due - invoice.subtotal - invoice.tax_amount - credits - payments
     return AccountSummary(previous_balance=previous_balance, new_charges=invoice.subtotal,
                           taxes=invoice.tax_amount, credits=credits, payments=payments, amount_due=amount_due,

@@ -201,7 +201,7 @@ def _totals(invoice: CustomerInvoice, lines: list[CustomerInvoiceLine]) -> None:
     invoice.total = invoice.subtotal + invoice.tax_amount
     if invoice.tax_rate > 0:
         lines.append(CustomerInvoiceLine(
-            line_type=LineType.TAX, period=lines[0].period, unit_price=invoice.tax_rate, amount=invoice.tax_amount,
+            line_type=LineType.TAX, period=invoice.month, unit_price=invoice.tax_rate, amount=invoice.tax_amount,
             description=f"Tax {invoice.tax_rate.normalize():f}%", taxable=False))
 
 
@@ -242,9 +242,9 @@ def customer_invoices_issue(invoices: list[CustomerInvoice], *, actor: Actor,
         invoice.number, invoice.state, invoice.issued_at = number, InvoiceState.ISSUED, now
         invoice.issuer = issuer
         invoice.recipient = recipient_snapshot(invoice.customer, billing.get(invoice.customer_id))
-    update_rows(CustomerInvoice, ["number", "state", "issued_at", "issuer", "recipient"],
-                [(i.pk, i.number, i.state, i.issued_at, i.issuer, i.recipient) for i in invoices])
-    invoices_transactions_record(invoices, customer_billing=profile.customer_billing)
+    invoices_transactions_record(invoices, customer_billing=profile.customer_billing)  # sets each one's account
+    update_rows(CustomerInvoice, ["number", "state", "issued_at", "issuer", "recipient", "account"],
+                [(i.pk, i.number, i.state, i.issued_at, i.issuer, i.recipient, i.account) for i in invoices])
     action = {CustomerInvoiceKind.INVOICE: AuditAction.CUSTOMER_INVOICE_ISSUE,
               CustomerInvoiceKind.CREDIT_NOTE: AuditAction.CUSTOMER_INVOICE_CREDIT}
     AuditLog.objects.bulk_create(

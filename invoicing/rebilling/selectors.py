@@ -20,6 +20,7 @@ from django.db.models.functions import RowNumber
 
 from billing.core.periods import Period
 from invoicing.choices import LineType
+from invoicing.rebilling.accounts import AccountSummary, account_summary
 from invoicing.rebilling.choices import ResaleMode
 from invoicing.rebilling.documents import issuer_snapshot, recipient_snapshot
 from invoicing.rebilling.models import (

@@ -57,6 +57,8 @@ from billing.demo import (
     csv_text,
     inventories,
     last_seen,
+    CUSTOMER_BILLING_PROFILES,
+    REBILLING_PROFILE,
     resale_prices,
     seat_events_csv,
     services,
@@ -65,7 +67,10 @@ from billing.demo import (
 from invoicing.choices import RunSource
 from invoicing.models import CompanyProfile, Invoice, InvoiceKind, InvoiceState, Payment
 from invoicing.services import billing_run_recorded, credit_note_issue, invoice_pdf_store, payment_record
-from partners.models import Partner, PartnerUser
+from invoicing.rebilling.accounts import customer_payment_record
+from invoicing.rebilling.models import CustomerInvoice, CustomerPayment
+from invoicing.rebilling.profiles import customer_billing_profile_save, rebilling_profile_save
+from partners.models import Customer, Partner, PartnerUser
 
 
 class Command(BaseCommand):
@@ -124,6 +129,7 @@ class Command(BaseCommand):
                     issued += run.document_count
                     if paying and day < second.next().first:
                         self._payments(actor, issued_by=day)
+                        self._customer_payments(actor, issued_by=day)
                 if paying:
                     disputed = (Invoice.objects.issued().filter(kind=InvoiceKind.CI, partner__slug="northwind")
                                 .order_by("-issue_date").first())
@@ -159,6 +165,32 @@ class Command(BaseCommand):
                 part = invoice.total if invoice.pk % 3 else half
                 payment_record(invoice=invoice, amount=part, paid_on=invoice.due_date - timedelta(days=3),
                                reference=f"ACH {invoice.number}", actor=actor, source="load_demo")
+
+    @staticmethod
+    def _rebilling() -> None:
+        """Northwind invoices its own customers (billing-rules 12.4), with Customer Billing on; set up as its
+        Owner would in the portal, audited."""
+        partner = Partner.objects.get(slug=REBILLING_PROFILE["partner"])
+        rebilling_profile_save(partner=partner, data={k: v for k, v in REBILLING_PROFILE.items() if k != "partner"},
+                               actor=Actor(label="load_demo"))
+        for row in CUSTOMER_BILLING_PROFILES:
+            customer = Customer.objects.get(partner=partner, slug=row["customer"])
+            customer_billing_profile_save(customer=customer, data={k: v for k, v in row.items() if k != "customer"},
+                                          actor=Actor(label="load_demo"))
+
+    @staticmethod
+    def _customer_payments(actor: Actor, *, issued_by) -> None:
+        """Northwind's customers pay its invoices issued by `issued_by` a few days before they are due, Fabrikam
+        a little short, so its next invoice carries a previous balance (billing-rules 12.8)."""
+        invoices = (CustomerInvoice.objects.issued().filter(kind="invoice", issue_date__lte=issued_by,
+                                                            payments__isnull=True, total__gt=0).order_by("pk"))
+        for invoice in invoices:
+            short = invoice.customer.slug == "fabrikam-law"
+            amount = invoice.total - (quantize_money(invoice.total / 10, invoice.currency) if short else 0)
+            customer_payment_record(payment=CustomerPayment(
+                partner=invoice.partner, customer=invoice.customer, invoice=invoice, amount=amount,
+                received_on=invoice.due_date - timedelta(days=2), reference=f"ACH {invoice.number}",
+                method="bank transfer", source="load_demo"), actor=actor)
 
     def _superuser(self) -> None:
         users = get_user_model()
@@ -206,6 +238,8 @@ class Command(BaseCommand):
         for kind, text in files:
             if text.count("\n") > 1:  # a header and at least one row
                 self._import(kind, text, source=f"load_demo {kind}.csv")
+        if REBILLING_PROFILE["partner"] in partners:
+            self._rebilling()
         for partner in INVENTORIES:
             if partner not in partners:
                 continue
