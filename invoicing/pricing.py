@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from billing.core.money import ZERO, quantize_money
+from billing.core.money import ZERO, quantize_money, tax_on
 from invoicing.choices import LineType
 from partners.choices import Proration
 from partners.tiers import GRADUATED, VOLUME, Tier
@@ -127,6 +127,17 @@ def first_month_amount(monthly: Decimal, *, start: date, convention: str, curren
     if convention == ROUNDED_DAILY_RATE:
         return quantize_money(quantize_money(monthly / days, currency) * (days - start.day), currency)
     raise ValueError(f"unknown proration {convention!r}")
+
+
+def credit_note_tax(*, credited_taxable: Decimal, rate_percent: Decimal, currency: str, invoice_tax: Decimal,
+                    earlier_credited_tax: Decimal, last: bool) -> Decimal:
+    """The tax of a credit note (billing-rules 4.5, 12.7), negative: on the credited taxable amount (itself
+    negative), rounded once; the credit note that credits an invoice's last lines takes the tax still uncredited
+    instead, so an invoice's credit notes always give back exactly its tax (`earlier_credited_tax`: the earlier
+    credit notes' tax, negative). Ours and the partners' customer credit notes both."""
+    if last:
+        return -invoice_tax - earlier_credited_tax
+    return tax_on(credited_taxable, rate_percent, currency)
 
 
 def proration_amount(monthly_before: Decimal, monthly_after: Decimal, *, effective: date, currency: str) -> Decimal:

@@ -30,7 +30,7 @@ from billing.core.money import money_sum, quantize_money, quantize_quantity, tax
 from billing.core.periods import Period, utc_date
 from invoicing.choices import InvoiceKind, InvoiceState, LineType
 from invoicing.models import Invoice
-from invoicing.pricing import first_month_amount
+from invoicing.pricing import credit_note_tax, first_month_amount
 from invoicing.rebilling.accounts import invoices_transactions_record
 from invoicing.rebilling.charges import Charge, customer_charges, metered_item_charges
 from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
@@ -273,30 +273,59 @@ def customer_invoice_issue_draft(*, invoice: CustomerInvoice, actor: Actor) -> C
 
 
 @transaction.atomic
-def customer_credit_note_issue(*, invoice: CustomerInvoice, actor: Actor, reason: str = "") -> CustomerInvoice:
-    """A credit note for a whole issued customer invoice (billing-rules 12.7): every line negated and the tax
-    exactly, numbered in the partner's credit-note sequence, dated today."""
+def customer_credit_note_issue(*, invoice: CustomerInvoice, actor: Actor, reason: str = "",
+                               lines: list[CustomerInvoiceLine] | None = None) -> CustomerInvoice:
+    """A credit note for an issued customer invoice (billing-rules 12.7), as ours (4.5): for every line not
+    credited yet (`lines` None), or for chosen lines, each credited once, with their own tax rounded once; the
+    note that credits the last lines takes the tax still uncredited, so the notes give back exactly the
+    invoice's tax. Numbered in the partner's credit-note sequence, dated today."""
     Partner.objects.select_for_update().get(pk=invoice.partner_id)
     invoice = CustomerInvoice.objects.select_related("partner", "customer").get(pk=invoice.pk)
     if not invoice.is_issued or invoice.is_credit_note:
         raise BillingError("credit notes correct issued customer invoices")
-    if invoice.credit_notes.exists():
-        raise BillingError(f"{invoice.number} is already credited")
+    charge_lines = list(invoice.lines.exclude(line_type=LineType.TAX).order_by("position", "pk"))
+    earlier = CustomerInvoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
+    already = set(CustomerInvoiceLine.objects.filter(invoice__in=earlier, line_type=LineType.CREDIT)
+                  .values_list("key", flat=True))
+    if lines is None:
+        chosen = [line for line in charge_lines if f"credit:{line.pk}" not in already]
+        if not chosen:
+            raise BillingError(f"{invoice.number} is already credited in full")
+    else:
+        wanted = {line.pk for line in lines}
+        if wanted - {line.pk for line in charge_lines}:
+            raise BillingError(f"a chosen line is not a charge of {invoice.number}")
+        chosen = [line for line in charge_lines if line.pk in wanted]
+        if any(f"credit:{line.pk}" in already for line in chosen):
+            raise BillingError(f"a chosen line of {invoice.number} is already credited")
+    if not chosen:
+        raise BillingError("choose at least one line to credit")
     today = utc_date(timezone.now())
+    credit_lines = [
+        CustomerInvoiceLine(
+            service_id=line.service_id, item_id=line.item_id, line_type=LineType.CREDIT, period=line.period,
+            quantity=line.quantity, unit_price=line.unit_price, amount=-line.amount,
+            cost=-line.cost if line.cost is not None else None,
+            description=f"Credit for {invoice.number}: {line.description}"[:300], taxable=line.taxable,
+            details=line.details, position=position, key=f"credit:{line.pk}")
+        for position, line in enumerate(chosen)]
+    subtotal = money_sum(line.amount for line in credit_lines)
+    tax = credit_note_tax(
+        credited_taxable=money_sum(line.amount for line in credit_lines if line.taxable),
+        rate_percent=invoice.tax_rate, currency=invoice.currency, invoice_tax=invoice.tax_amount,
+        earlier_credited_tax=money_sum(note.tax_amount for note in earlier),
+        last=len(already) + len(chosen) == len(charge_lines))
+    if invoice.tax_rate > 0:
+        credit_lines.append(CustomerInvoiceLine(
+            line_type=LineType.TAX, period=invoice.month, unit_price=invoice.tax_rate, amount=tax,
+            description=f"Tax {invoice.tax_rate.normalize():f}%", taxable=False, position=len(credit_lines)))
     note = CustomerInvoice.objects.create(
         partner=invoice.partner, customer=invoice.customer, kind=CustomerInvoiceKind.CREDIT_NOTE,
         month=invoice.month, issue_date=today, due_date=today, currency=invoice.currency, tax_rate=invoice.tax_rate,
-        credits=invoice, subtotal=-invoice.subtotal, tax_amount=-invoice.tax_amount, total=-invoice.total)
-    CustomerInvoiceLine.objects.bulk_create(
-        CustomerInvoiceLine(
-            invoice=note, service_id=line.service_id, item_id=line.item_id,
-            line_type=LineType.TAX if line.line_type == LineType.TAX else LineType.CREDIT, period=line.period,
-            quantity=line.quantity, unit_price=line.unit_price, amount=-line.amount,
-            description=(line.description if line.line_type == LineType.TAX
-                         else f"Credit for {invoice.number}: {line.description}")[:300],
-            taxable=line.taxable, details=line.details, position=line.position,
-            key="" if line.line_type == LineType.TAX else f"credit:{line.pk}")
-        for line in invoice.lines.order_by("position", "pk"))
+        credits=invoice, subtotal=subtotal, tax_amount=tax, total=subtotal + tax)
+    for line in credit_lines:
+        line.invoice = note
+    CustomerInvoiceLine.objects.bulk_create(credit_lines)
     customer_invoices_issue([note], actor=actor, reason=reason)
     return note
 

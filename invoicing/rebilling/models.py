@@ -332,8 +332,6 @@ class CustomerInvoice(IssuedDocumentMixin, models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "customer"], condition=Q(kind="invoice"),
                                     name="customer_invoice_once_per_source"),
-            models.UniqueConstraint(fields=["credits"], condition=Q(kind="credit_note"),
-                                    name="customer_invoice_credited_once"),
             models.CheckConstraint(condition=~Q(state="issued") | Q(number__isnull=False),
                                    name="customer_invoice_issued_has_number"),
             models.CheckConstraint(condition=Q(kind="invoice") | Q(credits__isnull=False),

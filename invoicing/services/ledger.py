@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from billing.core.actor import Actor
 from billing.core.bulk import update_rows
-from billing.core.money import ZERO, currency_places, currency_quantum, money_sum, quantize_money, tax_on
+from billing.core.money import ZERO, currency_places, currency_quantum, money_sum, quantize_money
 from billing.core.periods import utc_date
 from invoicing.documents import issuer_snapshot, recipient_snapshot
 from invoicing.models import (
@@ -31,6 +31,7 @@ from invoicing.models import (
     Payment,
     PaymentStatus,
 )
+from invoicing.pricing import credit_note_tax
 from invoicing.selectors import money_total, settlement, statement_figures
 from invoicing.services.delivery import invoice_emails_enqueue
 from invoicing.services.errors import BillingError
@@ -275,12 +276,11 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
     ]
     subtotal = money_sum(line.amount for line in credit_lines)
     earlier = Invoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
-    if len(already & {f"credit:{line.pk}" for line in charge_lines}) + len(chosen) == len(charge_lines):
-        # the last lines credited: the tax still uncredited, so the credits add up to the invoice's tax
-        tax = -invoice.tax_amount - money_total(earlier, "tax_amount", invoice.currency)
-    else:
-        tax = tax_on(money_sum(line.amount for line in credit_lines if line.taxable), invoice.tax_rate,
-                     invoice.currency)
+    tax = credit_note_tax(
+        credited_taxable=money_sum(line.amount for line in credit_lines if line.taxable),
+        rate_percent=invoice.tax_rate, currency=invoice.currency, invoice_tax=invoice.tax_amount,
+        earlier_credited_tax=money_total(earlier, "tax_amount", invoice.currency),
+        last=len(already & {f"credit:{line.pk}" for line in charge_lines}) + len(chosen) == len(charge_lines))
     if invoice.tax_rate > 0:
         credit_lines.append(InvoiceLine(
             invoice=note, line_type=LineType.TAX, period=credit_lines[0].period, unit_price=invoice.tax_rate,

@@ -443,3 +443,35 @@ def test_an_own_item_with_a_call_minutes_meter_bills_the_customers_calls_of_the_
     assert may.total == D("150.15")
     april = CustomerInvoice.objects.get(number="LAKE-0002")
     assert not april.lines.filter(item=item).exists()  # March had no calls
+
+
+def test_a_credit_note_for_chosen_lines_then_the_rest_gives_back_exactly_the_tax(cli, lakeside):
+    """Credit notes for chosen lines (billing-rules 12.7, as ours 4.5): each line once, its own tax rounded once,
+    and the last note takes the tax still uncredited. Each note is a credit transaction of the customer."""
+    from invoicing.rebilling.models import CustomerTransaction  # noqa: PLC0415
+
+    CustomerBillingProfile.objects.filter(customer__slug="company-a").update(tax_rate=D("8.25"))
+    billed(cli, "2026-03-10")
+    billed(cli, "2026-04-01")
+    invoice = CustomerInvoice.objects.get(number="LAKE-0002")
+    host_line = invoice.lines.get(line_type=LineType.RECURRING)
+    CustomerInvoiceLine.objects.bulk_create([CustomerInvoiceLine(
+        invoice=CustomerInvoice.objects.create(
+            partner=lakeside, customer=invoice.customer, month="2026-04", issue_date=date(2026, 4, 1),
+            due_date=date(2026, 5, 1), currency="USD", tax_rate=D("8.25"), subtotal=D("0.15"),
+            tax_amount=D("0.01"), total=D("0.16")),
+        line_type=LineType.USAGE, period="2026-03", quantity=D("3"), unit_price=D("0.05"), amount=D("0.15"),
+        description="calls")])  # a draft, never issued: the credit below must refuse its line
+    other = CustomerInvoiceLine.objects.get(description="calls")
+    with time_machine.travel(datetime(2026, 4, 3, 9, tzinfo=UTC), tick=False):
+        with pytest.raises(BillingError, match="not a charge of LAKE-0002"):
+            customer_credit_note_issue(invoice=invoice, actor=ACTOR, lines=[other])
+        first = customer_credit_note_issue(invoice=invoice, actor=ACTOR, lines=[host_line], reason="two hosts")
+        with pytest.raises(BillingError, match="already credited"):
+            customer_credit_note_issue(invoice=invoice, actor=ACTOR, lines=[host_line])
+        with pytest.raises(BillingError, match="already credited in full"):
+            customer_credit_note_issue(invoice=invoice, actor=ACTOR)
+    assert first.number == "LAKE-CN-0001"
+    assert (first.subtotal, first.tax_amount) == (-invoice.subtotal, -invoice.tax_amount)  # one line: the last
+    credits = CustomerTransaction.objects.filter(kind="credit", invoice=first)
+    assert [t.amount for t in credits] == [first.total]
