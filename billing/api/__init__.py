@@ -31,6 +31,7 @@ api = NinjaAPI(
     throttle=[ApiKeyRateThrottle()],  # per key; requests without a valid key: ApiKeyAuth
 )
 api.add_router("/reseller", reseller_router)
+api.add_router("/reseller/customer-charges", "billing.api.rebilling.router")  # the sync out (issue 20 item 6)
 api.add_router("/partner", partner_router)
 api.add_router("/usage-records", usage_records_router)
 
