@@ -34,7 +34,8 @@ from partners.tests.factories import (
 OPERATIONS = {
     ("GET", "/api/reseller/tenants"), ("GET", "/api/reseller/tenants/{slug}/usage"),
     ("POST", "/api/reseller/tenants/{slug}/suspend"), ("POST", "/api/reseller/tenants/{slug}/unsuspend"),
-    ("POST", "/api/reseller/tenants/{slug}/usage"), ("GET", "/api/reseller/forecast"), ("GET", "/api/reseller/customer-charges"),
+    ("POST", "/api/reseller/tenants/{slug}/usage"), ("GET", "/api/reseller/forecast"),
+    ("GET", "/api/reseller/customer-charges"),
     ("POST", "/api/partner/seats"), ("DELETE", "/api/partner/seats/{customer}/{member}"),
     ("GET", "/api/partner/dashboard"),
     ("POST", "/api/usage-records/call-usage"), ("POST", "/api/usage-records/call-details"),

@@ -9,6 +9,7 @@ class RebillingConfig(AppConfig):
     def ready(self):
         from billing.core.hooks import register_after_partner_billed, register_document_followers
         from billing.core.registry import register_document_pdf
+
         # register the imports (resale-prices, customer-payments) and the reports (with the sync-out shapes)
         from invoicing.rebilling import imports, reports, sync_formats  # noqa: F401
         from invoicing.rebilling.invoices import customer_invoices_bill, customer_invoices_followed

@@ -26,13 +26,13 @@ from decimal import Decimal
 from billing.core.periods import Period
 from invoicing.choices import InvoiceKind, LineType
 from invoicing.models import Invoice, InvoiceLine
+from invoicing.rebilling.models import ResaleItem
 from metering.selectors import (
     licenses_by_service,
     peak_assets_by_customer,
     peak_users_by_customer,
     seat_days_by_customer,
 )
-from invoicing.rebilling.models import ResaleItem
 from metering.usage_records import meter_total, usage_record_totals
 from partners.models import Meter, Method, Service
 
