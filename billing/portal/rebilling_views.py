@@ -1,25 +1,61 @@
-"""The portal's Price lists page (billing-rules 12, docs/rebilling.md): what the partner charges its own customers,
-set by its Owner and Billing users. Every lookup goes through request.partner: another partner's customer, service,
-item or price is a 404."""
+"""The portal's rebilling pages (billing-rules 12, docs/rebilling.md), for the partner's Owner and Billing users:
+Price lists (what the partner charges its own customers), Customer invoices (its invoices to them: files, drafts
+issued, credit notes), a customer's Account (transactions, payments, billing details), Rebilling settings and
+Margins. Every lookup goes through request.partner: another partner's customer, service, item, price, invoice or
+payment is a 404. The writes are the services' (invoicing.rebilling.*), which check and audit them."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import Http404
+from django.core.paginator import Paginator
+from django.db.models import Exists, F, OuterRef, Prefetch, Sum, Window
+from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils.http import content_disposition_header, urlencode
 from django.views.decorators.http import require_POST
 
 from billing.core.idempotency import once_per_form
+from billing.core.money import money_sum
+from billing.core.periods import Period, PeriodError
+from billing.core.reporting import write_csv
 from billing.portal.access import BILLING, portal_view
-from billing.portal.rebilling_forms import ResaleItemForm, ResalePriceForm
+from billing.portal.rebilling_forms import (
+    CustomerBillingProfileForm,
+    CustomerPaymentForm,
+    ReasonForm,
+    RebillingProfileForm,
+    ResaleItemForm,
+    ResalePriceForm,
+)
 from billing.portal.views import _actor, _page, _today
-from invoicing.rebilling.choices import ResaleMode
-from invoicing.rebilling.models import ResaleItem, ResalePrice
+from invoicing.choices import InvoiceState, LineType
+from invoicing.rebilling.accounts import (
+    customer_balance,
+    customer_payment_errors,
+    customer_payment_record,
+    customer_payment_void,
+)
+from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
+from invoicing.rebilling.invoices import customer_credit_note_issue, customer_invoice_issue_draft
+from invoicing.rebilling.margins import customer_margins, margin_totals, unbilled_counts
+from invoicing.rebilling.models import (
+    CustomerBillingProfile,
+    CustomerInvoice,
+    CustomerPayment,
+    CustomerTransaction,
+    RebillingProfile,
+    ResaleItem,
+    ResalePrice,
+)
+from invoicing.rebilling.pdf import customer_invoice_pdf_content
 from invoicing.rebilling.pricing import AMOUNT_FIELDS
+from invoicing.rebilling.profiles import customer_billing_profile_save, rebilling_profile_save
+from invoicing.rebilling.reports import customer_invoice_xlsx
 from invoicing.rebilling.selectors import (
     customers_with_own_prices,
     price_list_rows,
@@ -28,7 +64,9 @@ from invoicing.rebilling.selectors import (
     resale_prices_scheduled,
 )
 from invoicing.rebilling.services import resale_item_save, resale_price_cancel, resale_price_set
-from invoicing.rebilling.text import price_text, unit_of
+from invoicing.rebilling.text import percent_text, price_text, unit_of
+from invoicing.services.errors import BillingError
+from invoicing.templatetags.invoice_format import format_money
 from partners.models import Customer, Service
 
 
@@ -172,3 +210,371 @@ def _resale_item_add(request):
     else:
         messages.success(request, f"Own item {item.name} ({item.code}) saved: set its price below.")
     return redirect(reverse("portal:price_lists") + "#items")
+
+
+# --- customer invoices (billing-rules 12.5, 12.7) ---------------------------------------------------------------
+PER_PAGE = 25
+INVOICE_STATES = {"draft": "Drafts", "issued": "Issued", "credited": "Credited"}
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _invoice(request, pk: int, *rel) -> CustomerInvoice:
+    """One of the partner's customer invoices (another partner's: 404)."""
+    return get_object_or_404(CustomerInvoice.objects.select_related("partner", "customer", *rel), pk=pk,
+                             partner=request.partner)
+
+
+def _month_filter(raw: str) -> tuple[Period | None, str]:
+    """?month=YYYY-MM: the month, or None and why it was not read."""
+    if not raw:
+        return None, ""
+    try:
+        return Period.parse(raw), ""
+    except PeriodError as exc:
+        return None, f"Month: {exc}; showing every month."
+
+
+def _credit_notes():
+    """An invoice's issued credit notes, oldest first (an invoice may be credited a part at a time)."""
+    return Prefetch("credit_notes", to_attr="notes", queryset=CustomerInvoice.objects.filter(
+        state=InvoiceState.ISSUED).only("pk", "number", "total", "credits_id").order_by("issue_date", "pk"))
+
+
+def _credited(invoice: CustomerInvoice) -> None:
+    """Set what its credit notes took back (`credited`, positive) and whether they took it all (`in_full`)."""
+    invoice.credited = -money_sum(note.total for note in invoice.notes)
+    invoice.in_full = bool(invoice.notes) and invoice.credited >= invoice.total
+
+
+def _invoice_rows(partner, customer, month, state):
+    """The partner's customer invoices and credit notes (drafts too), newest first, each with its credit notes
+    (`notes`) and, for a credit note, the invoice it credits."""
+    rows = (CustomerInvoice.objects.filter(partner=partner).select_related("customer", "credits")
+            .prefetch_related(_credit_notes()).order_by("-issue_date", "-id"))
+    if customer is not None:
+        rows = rows.filter(customer=customer)
+    if month is not None:
+        rows = rows.filter(month=str(month))
+    if state == "draft":
+        rows = rows.filter(state=InvoiceState.DRAFT)
+    elif state == "issued":
+        rows = rows.filter(state=InvoiceState.ISSUED)
+    elif state == "credited":
+        rows = rows.filter(Exists(CustomerInvoice.objects.filter(credits=OuterRef("pk"), state=InvoiceState.ISSUED)))
+    return rows
+
+
+@portal_view(roles=BILLING)
+def customer_invoices(request):
+    """The partner's invoices to its customers: filter by customer, billing month and state, a page at a time,
+    each with its files and what can be done with it (issue a draft, credit, record a payment)."""
+    partner = request.partner
+    customer = _list_customer(request, request.GET.get("customer"))
+    month, month_error = _month_filter(request.GET.get("month", "").strip())
+    state = request.GET.get("state", "")
+    state = state if state in INVOICE_STATES else ""
+    page = Paginator(_invoice_rows(partner, customer, month, state), PER_PAGE).get_page(request.GET.get("page"))
+    for invoice in page.object_list:
+        # the amount due printed on it, when Customer Billing was on when it was issued (billing-rules 12.8)
+        invoice.amount_due = Decimal(invoice.account["amount_due"]) if invoice.account else None
+        _credited(invoice)
+    chosen = {"customer": customer.pk if customer else "", "month": str(month) if month else "", "state": state}
+    query = urlencode({k: v for k, v in chosen.items() if v})
+    return _page(request, "billing", "customer_invoices.html", page=page, invoices=page.object_list,
+                 customers=partner.customers.order_by("name"), customer=customer, month=month, state=state,
+                 states=INVOICE_STATES, month_error=month_error, query=query, filtered=bool(query),
+                 profile=RebillingProfile.objects.filter(partner=partner).first(), currency=partner.currency)
+
+
+def _back_to_list(request):
+    """The list as it was shown (its filters and page, sent back by the form as `back`)."""
+    back = QueryDict(request.POST.get("back", ""))
+    query = urlencode({k: back[k] for k in ("customer", "month", "state", "page") if back.get(k)})
+    return redirect(reverse("portal:customer_invoices") + (f"?{query}" if query else ""))
+
+
+def _file_name(invoice: CustomerInvoice) -> str:
+    return invoice.number or f"draft-{invoice.customer.slug}-{invoice.month}"
+
+
+@portal_view(roles=BILLING)
+def customer_invoice_pdf(request, pk: int):
+    invoice = _invoice(request, pk)
+    try:
+        content = customer_invoice_pdf_content(invoice)
+    except (ImportError, OSError) as exc:  # WeasyPrint without its libraries
+        messages.error(request, f"The PDF cannot be produced right now ({exc}); try again later.")
+        return redirect("portal:customer_invoices")
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = content_disposition_header(True, f"{_file_name(invoice)}.pdf")
+    return response
+
+
+@portal_view(roles=BILLING)
+def customer_invoice_xlsx_download(request, pk: int):
+    invoice = _invoice(request, pk)
+    response = HttpResponse(customer_invoice_xlsx(invoice), content_type=XLSX_TYPE)
+    response["Content-Disposition"] = content_disposition_header(True, f"{_file_name(invoice)}-lines.xlsx")
+    return response
+
+
+@require_POST
+@portal_view(roles=BILLING)
+def customer_invoice_issue(request, pk: int):
+    """Issue a draft the partner reviewed, as it stands (numbered now; the earlier drafts first)."""
+    invoice = _invoice(request, pk)
+    try:
+        issued = customer_invoice_issue_draft(invoice=invoice, actor=_actor(request))
+    except (BillingError, RebillingProfile.DoesNotExist) as exc:
+        reason = exc if isinstance(exc, BillingError) else "set up rebilling first (Rebilling settings)"
+        messages.error(request, f"Not issued: {reason}.")
+    else:
+        messages.success(request, f"Issued {issued.number} to {issued.customer.name}.")
+    return _back_to_list(request)
+
+
+@portal_view(roles=BILLING)
+def customer_invoice_credit(request, pk: int):
+    """Credit an issued invoice (billing-rules 12.7): a page that says what will be credited (what earlier credit
+    notes left) and asks why, then the credit note. Once per form shown."""
+    invoice = get_object_or_404(CustomerInvoice.objects.select_related("partner", "customer")
+                                .prefetch_related(_credit_notes()), pk=pk, partner=request.partner)
+    _credited(invoice)
+    refusal = _credit_refusal(invoice)
+    if refusal:
+        messages.error(request, f"{invoice}: {refusal}.")
+        return redirect("portal:customer_invoices")
+    return once_per_form(request, "portal:customer_invoice_credit", lambda: _credit(request, invoice))
+
+
+def _credit_refusal(invoice: CustomerInvoice) -> str:
+    if not invoice.is_issued:
+        return "a draft is not credited: it is issued, or left as it is"
+    if invoice.is_credit_note:
+        return "a credit note is never credited"
+    if invoice.in_full:
+        return f"already credited in full by {', '.join(note.number for note in invoice.notes)}"
+    return ""
+
+
+def _credit(request, invoice):
+    form = ReasonForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            note = customer_credit_note_issue(invoice=invoice, actor=_actor(request),
+                                              reason=form.cleaned_data["reason"].strip())
+        except BillingError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Credit note {note.number} issued for {invoice.number} "
+                                      f"({format_money(note.total, note.currency)}).")
+            return redirect(reverse("portal:customer_invoices") + f"?customer={invoice.customer_id}")
+    lines = invoice.lines.exclude(line_type=LineType.TAX).order_by("position", "pk")
+    return _page(request, "billing", "customer_invoice_credit.html", invoice=invoice, form=form, lines=lines,
+                 remaining=invoice.total - invoice.credited, tax_rate=percent_text(invoice.tax_rate),
+                 currency=invoice.currency)
+
+
+# --- a customer's account (billing-rules 12.10) -----------------------------------------------------------------
+def _account_customer(request, pk: int) -> Customer:
+    return get_object_or_404(Customer.objects.select_related("partner"), pk=pk, partner=request.partner)
+
+
+def _account_url(customer, anchor: str = "") -> str:
+    return reverse("portal:customer_account", args=[customer.pk]) + (f"#{anchor}" if anchor else "")
+
+
+def _transactions(customer):
+    """The customer's transactions, newest first, each with the balance after it: a running sum in the database
+    (a window over date, then id: the order they count in), so a page never reads the rows before it."""
+    return (CustomerTransaction.objects.filter(partner_id=customer.partner_id, customer=customer)
+            .annotate(balance=Window(Sum("amount"), order_by=[F("date").asc(), F("id").asc()]))
+            .order_by("-date", "-id"))
+
+
+def _payment_form(request, customer, data=None, prefill: CustomerInvoice | None = None) -> CustomerPaymentForm:
+    partner = request.partner
+    invoices = (CustomerInvoice.objects.issued().filter(partner=partner, customer=customer,
+                                                        kind=CustomerInvoiceKind.INVOICE)
+                .order_by("-issue_date", "-id"))
+    initial = {"customer": customer, "received_on": _today()}
+    if prefill is not None:
+        initial.update(invoice=prefill, amount=prefill.total, reference=prefill.number)
+    return CustomerPaymentForm(data, customers=partner.customers.order_by("name"), invoices=invoices,
+                               currency=partner.currency, initial=initial)
+
+
+def _account_page(request, customer, *, payment_form=None, profile_form=None):
+    partner = request.partner
+    today = _today()
+    prefill = None
+    raw = request.GET.get("invoice", "")
+    if payment_form is None and raw:
+        if not (raw.isascii() and raw.isdigit()):
+            raise Http404("no such invoice")
+        prefill = get_object_or_404(CustomerInvoice.objects.issued(), pk=int(raw), partner=partner, customer=customer,
+                                    kind=CustomerInvoiceKind.INVOICE)
+    billing = CustomerBillingProfile.objects.filter(customer=customer).first()
+    transactions = Paginator(_transactions(customer), PER_PAGE).get_page(request.GET.get("page"))
+    payments = Paginator(CustomerPayment.objects.filter(partner=partner, customer=customer).select_related("invoice")
+                         .order_by("-received_on", "-id"), PER_PAGE).get_page(request.GET.get("payments"))
+    return _page(request, "customers", "customer_account.html", customer=customer, today=today,
+                 balance=customer_balance(customer.pk, today), transactions=transactions, payments=payments,
+                 payment_form=payment_form or _payment_form(request, customer, prefill=prefill), prefill=prefill,
+                 profile_form=profile_form or CustomerBillingProfileForm(
+                     instance=billing or CustomerBillingProfile(customer=customer)),
+                 billing=billing, tax_rate=percent_text(billing.tax_rate if billing else Decimal(0)),
+                 currency=partner.currency)
+
+
+@portal_view(roles=BILLING)
+def customer_account(request, pk: int):
+    """A customer's account with the partner: its balance today, its transactions with the balance after each,
+    its payments (void one), a form to record one, and its billing details."""
+    return _account_page(request, _account_customer(request, pk))
+
+
+@require_POST
+@portal_view(roles=BILLING)
+def customer_payment_add(request, pk: int):
+    """Record a payment (once per form shown): checked by the service, whose refusals show on the form."""
+    customer = _account_customer(request, pk)
+    return once_per_form(request, "portal:customer_payment", lambda: _payment_add(request, customer))
+
+
+def _payment_add(request, customer):
+    form = _payment_form(request, customer, data=request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        payment = CustomerPayment(
+            partner=request.partner, customer=data["customer"], invoice=data["invoice"],
+            received_on=data["received_on"], amount=data["amount"], currency=request.partner.currency,
+            reference=data["reference"].strip(), method=data["method"].strip(), note=data["note"].strip(),
+            source="portal")
+        errors = customer_payment_errors(payment, today=_today())
+        if errors:
+            form.add_service_errors(errors)
+        else:
+            try:
+                payment = customer_payment_record(payment=payment, actor=_actor(request))
+            except BillingError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Payment of {format_money(payment.amount, payment.currency)} from "
+                                          f"{payment.customer.name} recorded"
+                                          + (f" against {payment.invoice.number}" if payment.invoice_id else "")
+                                          + ".")
+                return redirect(_account_url(payment.customer, "payments"))
+    return _account_page(request, customer, payment_form=form)
+
+
+@require_POST
+@portal_view(roles=BILLING)
+def customer_payment_void_view(request, pk: int, payment_pk: int):
+    """Void a mistaken payment, saying why: its amount goes back on the account today."""
+    customer = _account_customer(request, pk)
+    payment = get_object_or_404(CustomerPayment.objects.select_related("invoice"), pk=payment_pk,
+                                partner=request.partner, customer=customer)
+    form = ReasonForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        customer_payment_void(payment=payment, actor=_actor(request), reason=reason)
+    except BillingError as exc:
+        messages.error(request, f"Not voided: {exc}.")
+    else:
+        messages.success(request, f"The payment of {format_money(payment.amount, payment.currency)} of "
+                                  f"{payment.received_on:%-d %b %Y} is voided: the amount is back on the account.")
+    return redirect(_account_url(customer, "payments"))
+
+
+@require_POST
+@portal_view(roles=BILLING)
+def customer_billing_details(request, pk: int):
+    """Save the customer's billing details (audited): later invoices print them; issued ones keep theirs."""
+    customer = _account_customer(request, pk)
+    billing = CustomerBillingProfile.objects.filter(customer=customer).first()
+    form = CustomerBillingProfileForm(request.POST, instance=billing or CustomerBillingProfile(customer=customer))
+    if form.is_valid():
+        try:
+            customer_billing_profile_save(customer=customer, data=form.cleaned_data, actor=_actor(request))
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"{customer.name}'s billing details are saved: the next invoices print them.")
+            return redirect(_account_url(customer, "billing-details"))
+    return _account_page(request, customer, profile_form=form)
+
+
+def _form_errors(form, exc: ValidationError) -> None:
+    for field, errors in exc.message_dict.items():
+        form.add_error(field if field in form.fields else None, errors)
+
+
+# --- rebilling settings (billing-rules 12.4) ---------------------------------------------------------------------
+@portal_view(roles=BILLING)
+def rebilling_settings(request):
+    """The partner's rebilling profile: on or off, numbering, the issuer printed, delivery and Customer
+    Billing. Saved through the audited service; a prefix another partner uses is an error of its field."""
+    partner = request.partner
+    profile = RebillingProfile.objects.filter(partner=partner).first()
+    form = RebillingProfileForm(request.POST or None, request.FILES or None,
+                                instance=profile or RebillingProfile(partner=partner))
+    if request.method == "POST" and form.is_valid():
+        try:
+            rebilling_profile_save(partner=partner, data=form.cleaned_data, actor=_actor(request))
+        except ValidationError as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, "Rebilling settings saved." if profile else "Rebilling is set up.")
+            return redirect("portal:rebilling_settings")
+    return _page(request, "billing", "rebilling_settings.html", form=form, profile=profile)
+
+
+# --- margins ---------------------------------------------------------------------------------------------------
+def _months(raw_first: str, raw_last: str = "") -> tuple[Period, Period]:
+    first = Period.parse(raw_first)
+    last = Period.parse(raw_last) if raw_last else first
+    if last < first:
+        raise PeriodError(f"{last} is before {first}")
+    return first, last
+
+
+@portal_view(roles=BILLING)
+def margins(request):
+    """Per customer and billing month: what the partner charged, what it pays us for the same, and the margin
+    (invoicing.rebilling.margins); ?month=YYYY-MM, and ?to=YYYY-MM for a range."""
+    partner = request.partner
+    default = Period.of(_today())
+    error = ""
+    try:
+        first, last = _months(request.GET.get("month", "").strip() or str(default), request.GET.get("to", "").strip())
+    except PeriodError as exc:
+        error, (first, last) = f"{exc}; showing {default}.", (default, default)
+    rows = customer_margins(partner.pk, first, last)
+    unbilled = unbilled_counts(partner.pk, first, last)
+    span = str(first) if first == last else f"{first}..{last}"
+    return _page(request, "billing", "margins.html", rows=rows, totals=margin_totals(rows), first=first, last=last,
+                 span=span, error=error, unbilled=unbilled, unbilled_total=sum(unbilled.values()),
+                 unbilled_reasons=[(UnbilledReason(k).label, n) for k, n in sorted(unbilled.items())],
+                 currency=partner.currency, previous=first.previous(), next=last.next())
+
+
+MARGIN_COLUMNS = ("month", "customer", "customer_name", "charged", "cost", "margin", "margin_percent", "currency")
+
+
+@portal_view(roles=BILLING)
+def margins_csv(request, span: str):
+    """The Margin page as CSV: /portal/margins/2026-05.csv, or a range /portal/margins/2026-01..2026-06.csv."""
+    try:
+        first, last = _months(*span.split("..", 1))
+    except (PeriodError, TypeError) as exc:
+        raise Http404(str(exc)) from exc
+    currency = request.partner.currency
+    stream = io.StringIO()
+    write_csv(MARGIN_COLUMNS, ({
+        "month": row.month, "customer": row.customer_slug, "customer_name": row.customer_name,
+        "charged": row.charged, "cost": row.cost, "margin": row.margin, "margin_percent": row.margin_percent,
+        "currency": currency} for row in customer_margins(request.partner.pk, first, last)), stream)
+    response = HttpResponse(stream.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = content_disposition_header(True, f"margins-{request.partner.slug}-{span}.csv")
+    return response

@@ -20,6 +20,7 @@ from billing.core.reporting import ReportOptions, write_csv
 from billing.portal import urls as portal_urls
 from billing.portal.selectors import daily_assigned_seats
 from invoicing.models import Invoice, InvoiceKind, InvoiceState
+from invoicing.rebilling.models import CustomerInvoice, CustomerPayment
 from metering.reports import StatementsReport
 from partners.api_keys import api_key_create
 from partners.audit import audit_record
@@ -55,10 +56,14 @@ def make_partner(slug: str):
         issue_date=date(2026, 5, 1), due_date=date(2026, 5, 31), currency="USD", month="2026-05",
         subtotal=Decimal("80.00"), total=Decimal("88.00"), amount_due=Decimal("88.00"),
     )
+    customer_invoice = CustomerInvoice.objects.create(
+        partner=partner, customer=small, number=f"{slug[:3].upper()}-0001", state=InvoiceState.ISSUED, month="2026-05",
+        issue_date=date(2026, 5, 1), due_date=date(2026, 5, 31), currency="USD", subtotal=Decimal("40.00"),
+        total=Decimal("40.00"))  # the partner's own invoice to its customer (rebilling)
     api_key, _ = api_key_create(partner=partner, actor=Actor(label="test"), name=f"{slug} key")
     member = PartnerUserFactory(user=UserFactory(username=f"{slug}-member"), partner=partner, role="technician")
     return {"partner": partner, "service": service, "small": small, "big": big, "purchase": purchase,
-            "invoice": invoice, "api_key": api_key, "member": member}
+            "invoice": invoice, "customer_invoice": customer_invoice, "api_key": api_key, "member": member}
 
 
 @pytest.fixture
@@ -103,6 +108,9 @@ OBJECT_OF = {
     "seat_purchase": "purchase",
     "api_key_created": "api_key", "api_key_revoke": "api_key",
     "member_access_reset": "member",
+    "customer_invoice_pdf": "customer_invoice", "customer_invoice_xlsx": "customer_invoice",
+    "customer_invoice_issue": "customer_invoice", "customer_invoice_credit": "customer_invoice",
+    "customer_account": "small", "customer_payment_add": "small", "customer_billing_details": "small",
 }
 # URLs without an id that take one in the query string
 QUERY_OBJECT_OF = {"statements": "small", "statements_csv": "small"}
@@ -115,8 +123,10 @@ def id_patterns():
 
 def test_every_url_with_an_id_is_covered_by_the_sweep():
     names = {p.name for p in id_patterns()}
-    # statements_csv takes a period; password_reset_confirm a signed token, not an object of a partner
-    assert names - {"statements_csv", "password_reset_confirm"} == set(OBJECT_OF), (
+    # statements_csv and margins_csv take a period; password_reset_confirm a signed token, not an object of a
+    # partner; customer_payment_void takes a customer and a payment (billing/tests/test_portal_rebilling.py)
+    assert names - {"statements_csv", "margins_csv", "password_reset_confirm", "customer_payment_void"} == set(
+        OBJECT_OF), (
         "add new portal URLs with ids to OBJECT_OF")
 
 
@@ -137,6 +147,8 @@ def state_of(b):
         ApiKey.objects.get(pk=b["api_key"].pk).revoked_at,
         Member.objects.filter(customer__partner=b["partner"]).count(),
         AuditLog.objects.filter(partner=b["partner"]).count(),
+        CustomerInvoice.objects.filter(partner=b["partner"]).count(),
+        CustomerPayment.objects.filter(partner=b["partner"]).count(),
     )
 
 
@@ -158,7 +170,8 @@ def test_the_same_urls_work_for_the_partners_own_objects(a, owner):
     for name, key in OBJECT_OF.items():
         url = reverse(f"portal:{name}", args=[a[key].pk])
         got = owner.post(url, POST_DATA.get(name, {})) if name in (
-            "seat_assign", "seat_remove", "seat_cap", "api_key_revoke", "member_access_reset") else owner.get(url)
+            "seat_assign", "seat_remove", "seat_cap", "api_key_revoke", "member_access_reset", "customer_invoice_issue",
+            "customer_payment_add", "customer_billing_details") else owner.get(url)
         assert got.status_code in (200, 302), (url, got.status_code)
 
 
