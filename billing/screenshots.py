@@ -56,9 +56,13 @@ SHOTS = [
     Shot("portal-statements", "/portal/billing/statements/", portal_user="northwind.billing"),
     Shot("portal-add-seats", "/portal/seats/add/", portal_user="northwind.billing"),
     Shot("portal-price-lists", "/portal/prices/", portal_user="northwind.billing", full_page=True),
+    Shot("portal-customer-invoices", "/portal/customer-invoices/", portal_user="northwind.billing"),
+    Shot("portal-margins", "/portal/margins/", portal_user="northwind.billing", full_page=True),
+    Shot("portal-rebilling", "/portal/rebilling/", portal_user="northwind.billing", full_page=True),
 ]
 
-INVOICES = [("invoice-ci", "CI"), ("invoice-inv", "INV")]  # (picture, kind): the first issued of the kind
+# (picture, kind): the latest issued of the kind (Northwind's CI; a customer invoice of Northwind's, with its account)
+INVOICES = [("invoice-ci", "CI"), ("invoice-inv", "INV"), ("invoice-customer", "customer")]
 
 
 def free_port() -> int:
@@ -160,6 +164,9 @@ def take_invoices(site: DemoSite, out: Path, log: Callable[[str], None]) -> list
         "issued = Invoice.objects.filter(state='issued').order_by('issue_date', 'number')\n"
         "print('number:', issued.filter(kind='CI', partner__slug='northwind').last().number)\n"
         "print('number:', issued.filter(kind='INV').last().number)\n"
+        "from invoicing.rebilling.models import CustomerInvoice\n"
+        "print('number:', CustomerInvoice.objects.issued().filter(customer__slug='fabrikam-law')"
+        ".order_by('issue_date').last().number)\n"
     )).splitlines() if line.startswith("number: ")]
     written = []
     for (name, _kind), number in zip(INVOICES, numbers, strict=True):
