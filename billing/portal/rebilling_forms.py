@@ -72,6 +72,11 @@ class ResaleItemForm(forms.Form):
                            widget=forms.TextInput(attrs={"placeholder": "e.g. Helpdesk hours", "class": "full"}))
     unit = forms.CharField(max_length=40, required=False, label="Unit",
                            widget=forms.TextInput(attrs={"placeholder": "e.g. hour"}))
+    meter = forms.CharField(
+        max_length=100, required=False, label="Billed from meter",
+        help_text="optional: a usage-record meter gives each customer's monthly quantity, e.g. "
+                  "call_minutes:outbound:* or meeting_minutes",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. call_minutes:outbound:*"}))
     once_token = OnceField()
 
 

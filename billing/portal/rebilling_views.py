@@ -204,7 +204,7 @@ def _resale_item_add(request):
         return redirect(reverse("portal:price_lists") + "#items")
     try:
         item = resale_item_save(partner=request.partner, actor=_actor(request), **{
-            name: form.cleaned_data[name] for name in ("code", "name", "unit")})
+            name: form.cleaned_data[name] for name in ("code", "name", "unit", "meter")})
     except ValidationError as exc:
         messages.error(request, f"The item was not added: {'; '.join(exc.messages)}")
     else:

@@ -210,3 +210,19 @@ def test_price_changes_read_as_sentences_in_the_audit_for_billing_users_only(a):
     assert "set the resale price of Alpha seats for Alpha Dental from 15 Jun 2026" in owner.get(
         "/portal/team/").content.decode()
     assert "resale price" not in login("technician", a["partner"]).get("/portal/team/").content.decode()
+
+
+def test_an_own_item_billed_from_a_usage_record_meter_is_added_and_a_bad_meter_refused(a):
+    """billing-rules 12.11: the meter is a usage-record key, * for any direction or destination."""
+    client = login("billing", a["partner"])
+    client.post(reverse("portal:resale_item_add"), {"code": "calls", "name": "Outbound calls", "unit": "minute",
+                                                     "meter": "call_minutes:outbound:*", "once_token": "m-1"})
+    item = ResaleItem.objects.get(partner=a["partner"], code="calls")
+    assert item.meter == "call_minutes:outbound:*"
+    assert AuditLog.objects.get(action=AuditAction.RESALE_ITEM_CREATE, object_id=str(item.pk)).after["meter"] == \
+        "call_minutes:outbound:*"
+    assert "call_minutes:outbound:*" in client.get(URL).content.decode()
+    response = client.post(reverse("portal:resale_item_add"), {
+        "code": "mins", "name": "Minutes", "meter": "call_minutes:sideways", "once_token": "m-2"}, follow=True)
+    assert "is not a usage-record meter" in response.content.decode()
+    assert not ResaleItem.objects.filter(code="mins").exists()

@@ -18,6 +18,7 @@ from billing.core.actor import Actor
 from invoicing.rebilling.choices import ResaleMode
 from invoicing.rebilling.models import ResaleItem, ResalePrice
 from invoicing.rebilling.pricing import MODE_FIELDS, terms_errors
+from metering.usage_records import meter_pattern_error
 from partners.audit import audit_entry, audit_record, jsonable
 from partners.choices import AuditAction, TierMode
 from partners.models import AuditLog, Customer, Partner, Service, slug_validator
@@ -215,9 +216,11 @@ def resale_price_cancel(*, price: ResalePrice, today: date, actor: Actor) -> Non
 
 
 @transaction.atomic
-def resale_item_save(*, partner: Partner, code: str, name: str, unit: str = "", actor: Actor) -> ResaleItem:
-    """Add an own item, or change the name and unit of the partner's item with this code (audited)."""
-    code, name, unit = code.strip().lower(), name.strip(), unit.strip()
+def resale_item_save(*, partner: Partner, code: str, name: str, unit: str = "", meter: str = "",
+                     actor: Actor) -> ResaleItem:
+    """Add an own item, or change the name, unit and meter of the partner's item with this code (audited). A
+    meter (billing-rules 12.11) bills each customer's monthly reading of it; blank, none."""
+    code, name, unit, meter = code.strip().lower(), name.strip(), unit.strip(), meter.strip().lower()
     errors = {}
     try:
         slug_validator(code)
@@ -227,14 +230,24 @@ def resale_item_save(*, partner: Partner, code: str, name: str, unit: str = "", 
         errors["code"] = "is required"
     if not name:
         errors["name"] = "is required"
+    if meter and (problem := meter_pattern_error(meter)):
+        errors["meter"] = problem
     if errors:
         raise ValidationError(errors)
     item = ResaleItem.objects.select_for_update().filter(partner=partner, code=code).first()
     if item is None:
-        item = ResaleItem.objects.create(partner=partner, code=code, name=name[:200], unit=unit[:40])
+        item = ResaleItem.objects.create(partner=partner, code=code, name=name[:200], unit=unit[:40], meter=meter)
         audit_record(actor=actor, action=AuditAction.RESALE_ITEM_CREATE, obj=item, partner=partner,
-                     after={"code": item.code, "name": item.name, "unit": item.unit})
+                     after={"code": item.code, "name": item.name, "unit": item.unit, "meter": item.meter})
         return item
+    before = {"code": item.code, "name": item.name, "unit": item.unit, "meter": item.meter}
+    item.name, item.unit, item.meter = name[:200], unit[:40], meter
+    after = {"code": item.code, "name": item.name, "unit": item.unit, "meter": item.meter}
+    if after != before:
+        item.save(update_fields=["name", "unit", "meter"])
+        audit_record(actor=actor, action=AuditAction.RESALE_ITEM_UPDATE, obj=item, partner=partner,
+                     before=before, after=after)
+    return item
     before = {"code": item.code, "name": item.name, "unit": item.unit}
     item.name, item.unit = name[:200], unit[:40]
     after = {"code": item.code, "name": item.name, "unit": item.unit}
