@@ -64,7 +64,8 @@ def _cents(total) -> Decimal:
 # --- the transactions of documents ------------------------------------------------------------------------------
 def invoice_transactions(invoice: CustomerInvoice, lines: Iterable) -> list[CustomerTransaction]:
     """The unsaved transactions of an issued invoice: its subscription charges, usage charges and taxes (one
-    each, those not zero), dated its issue date; a credit note's is one credit of its (negative) total."""
+    each, those not zero; an invoice of 0.00 one of 0.00), dated its issue date; a credit note's is one credit of
+    its (negative) total."""
     common = {"partner_id": invoice.partner_id, "customer_id": invoice.customer_id, "date": invoice.issue_date,
               "reference": invoice.number or "", "currency": invoice.currency, "invoice": invoice}
     if invoice.kind == CustomerInvoiceKind.CREDIT_NOTE:
@@ -82,9 +83,13 @@ def invoice_transactions(invoice: CustomerInvoice, lines: Iterable) -> list[Cust
         sums[kind] += line.amount
     words = {TransactionKind.SUBSCRIPTION: "subscription charges", TransactionKind.USAGE: "usage charges",
              TransactionKind.TAX: "taxes"}
+    written = {kind: amount for kind, amount in sums.items() if amount != 0}
+    if not written:  # an invoice of 0.00 is still in the account: the next invoice's summary starts after it
+        written = {TransactionKind.SUBSCRIPTION if any(line.line_type in SUBSCRIPTION_LINE_TYPES for line in lines)
+                   else TransactionKind.USAGE: ZERO}
     return [CustomerTransaction(kind=kind, amount=amount, description=f"Invoice {invoice.number}: {words[kind]}",
                                 **common)
-            for kind, amount in sums.items() if amount != 0]
+            for kind, amount in written.items()]
 
 
 def lock_accounts(customer_ids: Iterable[int]) -> None:

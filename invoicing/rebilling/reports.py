@@ -1,15 +1,21 @@
 """Rebilling's reports: `customer-invoice-lines` (billing-rules 12.9), every line of every issued customer invoice
-with the columns of our `invoice-lines`, and one customer invoice's lines as a spreadsheet."""
+with the columns of our `invoice-lines`; `customer-transactions` (billing-rules 12.10), every movement of every
+customer's account with its running balance; and one customer invoice's lines as a spreadsheet."""
 
 from __future__ import annotations
 
 import io
+from decimal import Decimal
 
-from billing.core.money import quantize_quantity
+from django.db.models import DecimalField, F, Max, Sum, Window
+from django.db.models.expressions import RowRange
+
+from billing.core.money import quantize_money, quantize_quantity
 from billing.core.registry import register_report
 from billing.core.reporting import Report, ReportOptions, write_xlsx
 from invoicing.choices import InvoiceState
-from invoicing.rebilling.models import CustomerInvoice, CustomerInvoiceLine
+from invoicing.models import AMOUNT
+from invoicing.rebilling.models import CustomerInvoice, CustomerInvoiceLine, CustomerTransaction
 from invoicing.reports import InvoiceLinesReport, shown_price
 
 
@@ -65,3 +71,49 @@ def customer_invoice_xlsx(invoice: CustomerInvoice) -> bytes:
     write_xlsx(CustomerInvoiceLinesReport.columns, (customer_line_row(line, invoice) for line in lines), stream,
                title=invoice.number or "draft")
     return stream.getvalue()
+
+
+BALANCE = DecimalField(max_digits=AMOUNT["max_digits"] + 4, decimal_places=AMOUNT["decimal_places"])
+
+
+def running_balances(transactions, *, since=None):
+    """The transactions with `balance`: each customer's balance once the row is in, by date then in the order
+    written (the id), as `customer_balance` reads it at a date. A window sum over each customer's rows, in the
+    database: a report of millions of rows is never summed in Python. With `since` (a date) only the rows from
+    that day on are returned, their balances still counting every earlier row: the rows are kept by their date
+    as read from the same window (`day`), so the filter applies after the sum, not before it (a filter on `date`
+    would start every balance at 0 on `since`)."""
+    order = {"partition_by": [F("customer_id")], "order_by": [F("date").asc(), F("pk").asc()]}
+    rows = transactions.annotate(
+        balance=Window(Sum("amount"), frame=RowRange(start=None, end=0), output_field=BALANCE, **order))
+    if since is None:
+        return rows
+    return rows.annotate(day=Window(Max("date"), frame=RowRange(start=0, end=0), **order)).filter(day__gte=since)
+
+
+@register_report
+class CustomerTransactionsReport(Report):
+    """Every customer transaction (billing-rules 12.10) with the customer's running balance after it; --partner
+    one partner's customers, --month the transactions dated in that month (their balances still count every
+    earlier transaction)."""
+
+    name = "customer-transactions"
+    takes_month = True
+    columns = ("partner", "customer", "date", "kind", "reference", "amount", "currency", "balance")
+
+    def rows(self, options: ReportOptions):
+        transactions = CustomerTransaction.objects.all()
+        if options.partner:
+            transactions = transactions.filter(partner__slug=options.partner)
+        if options.month:
+            transactions = transactions.filter(date__lte=options.month.last)
+        transactions = running_balances(transactions, since=options.month.first if options.month else None)
+        rows = (transactions.order_by("partner__slug", "customer__slug", "customer_id", "date", "pk")
+                .values_list("partner__slug", "customer__slug", "date", "kind", "reference", "amount", "currency",
+                             "balance"))
+        for row in rows.iterator(chunk_size=2000):
+            values = dict(zip(self.columns, row, strict=True))
+            # SQLite sums money as floating point: the sum of cents is exact to far more places, so rounding it to
+            # the cent gives the exact balance back (PostgreSQL's numeric sum is exact already)
+            values["balance"] = quantize_money(Decimal(values["balance"]), values["currency"])
+            yield values
