@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Exists, F, OuterRef, Prefetch, Sum, Window
+from django.db.models import Exists, OuterRef, Prefetch
 from django.http import Http404, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
@@ -39,6 +39,7 @@ from invoicing.rebilling.accounts import (
     customer_payment_errors,
     customer_payment_record,
     customer_payment_void,
+    running_balances,
 )
 from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, UnbilledReason
 from invoicing.rebilling.invoices import customer_credit_note_issue, customer_invoice_issue_draft
@@ -385,11 +386,10 @@ def _account_url(customer, anchor: str = "") -> str:
 
 
 def _transactions(customer):
-    """The customer's transactions, newest first, each with the balance after it: a running sum in the database
-    (a window over date, then id: the order they count in), so a page never reads the rows before it."""
-    return (CustomerTransaction.objects.filter(partner_id=customer.partner_id, customer=customer)
-            .annotate(balance=Window(Sum("amount"), order_by=[F("date").asc(), F("id").asc()]))
-            .order_by("-date", "-id"))
+    """The customer's transactions, newest first, each with the balance after it (`running_balances`: a window
+    sum in the database over date, then id, the order they count in), so a page never reads the rows before it."""
+    return running_balances(CustomerTransaction.objects.filter(partner_id=customer.partner_id, customer=customer)
+                            ).order_by("-date", "-id")
 
 
 def _payment_form(request, customer, data=None, prefill: CustomerInvoice | None = None) -> CustomerPaymentForm:

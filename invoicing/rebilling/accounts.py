@@ -17,13 +17,15 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import DecimalField, F, Max, Q, Sum, Window
+from django.db.models.expressions import RowRange
 from django.utils import timezone
 
 from billing.core.actor import Actor
 from billing.core.money import quantize_money
 from billing.core.periods import utc_date
 from invoicing.choices import LineType
+from invoicing.models import AMOUNT
 from invoicing.rebilling.choices import SUBSCRIPTION_LINE_TYPES, CustomerInvoiceKind, TransactionKind
 from invoicing.rebilling.models import CustomerInvoice, CustomerInvoiceLine, CustomerPayment, CustomerTransaction
 from invoicing.services.errors import BillingError
@@ -59,6 +61,24 @@ def _cents(total) -> Decimal:
     """A sum of amounts as the cents it is (SQLite sums decimals as floats; one currency per partner, and every
     currency we bill has at most 2 places, billing-rules 2)."""
     return quantize_money(Decimal(total or 0), "USD")
+
+
+BALANCE = DecimalField(max_digits=AMOUNT["max_digits"] + 4, decimal_places=AMOUNT["decimal_places"])
+
+
+def running_balances(transactions, *, since=None):
+    """The transactions with `balance`: each customer's balance once the row is in, by date then in the order
+    written (the id), as `customer_balance` reads it at a date. A window sum over each customer's rows, in the
+    database: a report of millions of rows is never summed in Python. With `since` (a date) only the rows from
+    that day on are returned, their balances still counting every earlier row: the rows are kept by their date
+    as read from the same window (`day`), so the filter applies after the sum, not before it (a filter on `date`
+    would start every balance at 0 on `since`)."""
+    order = {"partition_by": [F("customer_id")], "order_by": [F("date").asc(), F("pk").asc()]}
+    rows = transactions.annotate(
+        balance=Window(Sum("amount"), frame=RowRange(start=None, end=0), output_field=BALANCE, **order))
+    if since is None:
+        return rows
+    return rows.annotate(day=Window(Max("date"), frame=RowRange(start=0, end=0), **order)).filter(day__gte=since)
 
 
 # --- the transactions of documents ------------------------------------------------------------------------------

@@ -7,14 +7,11 @@ from __future__ import annotations
 import io
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, Max, Sum, Window
-from django.db.models.expressions import RowRange
-
 from billing.core.money import quantize_money, quantize_quantity
 from billing.core.registry import register_report
 from billing.core.reporting import Report, ReportOptions, write_xlsx
 from invoicing.choices import InvoiceState
-from invoicing.models import AMOUNT
+from invoicing.rebilling.accounts import running_balances
 from invoicing.rebilling.models import CustomerInvoice, CustomerInvoiceLine, CustomerTransaction
 from invoicing.reports import InvoiceLinesReport, shown_price
 
@@ -71,24 +68,6 @@ def customer_invoice_xlsx(invoice: CustomerInvoice) -> bytes:
     write_xlsx(CustomerInvoiceLinesReport.columns, (customer_line_row(line, invoice) for line in lines), stream,
                title=invoice.number or "draft")
     return stream.getvalue()
-
-
-BALANCE = DecimalField(max_digits=AMOUNT["max_digits"] + 4, decimal_places=AMOUNT["decimal_places"])
-
-
-def running_balances(transactions, *, since=None):
-    """The transactions with `balance`: each customer's balance once the row is in, by date then in the order
-    written (the id), as `customer_balance` reads it at a date. A window sum over each customer's rows, in the
-    database: a report of millions of rows is never summed in Python. With `since` (a date) only the rows from
-    that day on are returned, their balances still counting every earlier row: the rows are kept by their date
-    as read from the same window (`day`), so the filter applies after the sum, not before it (a filter on `date`
-    would start every balance at 0 on `since`)."""
-    order = {"partition_by": [F("customer_id")], "order_by": [F("date").asc(), F("pk").asc()]}
-    rows = transactions.annotate(
-        balance=Window(Sum("amount"), frame=RowRange(start=None, end=0), output_field=BALANCE, **order))
-    if since is None:
-        return rows
-    return rows.annotate(day=Window(Max("date"), frame=RowRange(start=0, end=0), **order)).filter(day__gte=since)
 
 
 @register_report
