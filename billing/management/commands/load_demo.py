@@ -43,6 +43,7 @@ from billing.demo import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
     COMPANY_PROFILE,
+    CUSTOMER_BILLING_PROFILES,
     CUSTOMERS,
     DEMO_PARTNERS,
     INVENTORIES,
@@ -51,14 +52,13 @@ from billing.demo import (
     PARTNER_USERS,
     PARTNERS,
     PURCHASES,
+    REBILLING_PROFILE,
     RESALE_PRICE_COLUMNS,
     SERVICE_COLUMNS,
     TENANT_EVENTS,
     csv_text,
     inventories,
     last_seen,
-    CUSTOMER_BILLING_PROFILES,
-    REBILLING_PROFILE,
     resale_prices,
     seat_events_csv,
     services,
@@ -66,10 +66,10 @@ from billing.demo import (
 )
 from invoicing.choices import RunSource
 from invoicing.models import CompanyProfile, Invoice, InvoiceKind, InvoiceState, Payment
-from invoicing.services import billing_run_recorded, credit_note_issue, invoice_pdf_store, payment_record
 from invoicing.rebilling.accounts import customer_payment_record
 from invoicing.rebilling.models import CustomerInvoice, CustomerPayment
 from invoicing.rebilling.profiles import customer_billing_profile_save, rebilling_profile_save
+from invoicing.services import billing_run_recorded, credit_note_issue, invoice_pdf_store, payment_record
 from partners.models import Customer, Partner, PartnerUser
 
 
