@@ -30,7 +30,7 @@ from django.utils import timezone
 from billing.core.bulk import insert_rows
 from billing.core.periods import Period
 from invoicing.models import OneTimeCharge
-from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
+from metering.models import AgentPresence, CallUsageRecord, InventorySync, RmmAgent, Suspension, UsageSnapshot
 from partners.models import (
     Customer,
     Member,
@@ -130,7 +130,8 @@ class Generator:
         self._usage(partners, customers)
         self._rmm(partners, customers)
         self._one_time(partners, customers)
-        _reset_sequences([Member, SeatAssignment, UsageSnapshot, RmmAgent, AgentPresence])
+        self._calls(partners, customers)
+        _reset_sequences([Member, SeatAssignment, UsageSnapshot, RmmAgent, AgentPresence, CallUsageRecord])
         return self.counts
 
     def _partners(self) -> list[Partner]:
@@ -208,6 +209,8 @@ class Generator:
                             rmm_filter=f"{customer.rmm_organization}/Servers")
                     svc(f"endpoints-{c:04d}", "Managed endpoints", Method.PER_ASSET, "6.00", customer=customer)
             elif kind == "per_host":
+                # the partner-invoices seed's partner: hosts per customer, and calls from its usage records
+                svc("calls", "Outbound calls", Method.RECORDS, "0.02", usage_meter="call_minutes:outbound:*")
                 for c, customer in enumerate(customers[partner.pk]):
                     late = c % 9 == 0  # a service starting mid-history: a first-month INV
                     svc(f"meetings-{c:04d}", "Video meetings (per host)", Method.PER_HOST, "15.00",
@@ -314,6 +317,32 @@ class Generator:
         ))
         Suspension.objects.bulk_create(suspensions)
         self.counts.add("suspensions", len(suspensions))
+
+    def _calls(self, partners, customers) -> None:
+        """The per_host partners' customers' calls (billing-rules 3.12): a few a working day, outbound and
+        inbound, to a few destination classes, billed by the partner's records service."""
+        spec = self.spec
+        first, last = spec.first.first, spec.last_day
+        days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+        def rows() -> Iterator[tuple]:
+            for p, partner in enumerate(partners):
+                if spec.kind(p) != "per_host":
+                    continue
+                rng = self.rng("calls", p)
+                for customer in customers[partner.pk]:
+                    for day in days:
+                        if day.weekday() >= 5:
+                            continue
+                        for n in range(rng.randint(0, 4)):
+                            yield (partner.pk, customer.pk, f"{customer.slug}-{day:%Y%m%d}-{n}", f"{100 + n}",
+                                   at(day, rng.randrange(8 * 3600, 18 * 3600)), rng.randint(0, 900),
+                                   rng.choice(("outbound", "outbound", "inbound")),
+                                   rng.choice(("local", "national", "mobile", "international")), "generate_data")
+
+        self.counts.add("call usage records", insert_rows(
+            CallUsageRecord, ["partner_id", "customer_id", "record_id", "user", "started_at", "duration_seconds",
+                              "direction", "destination", "source"], rows()))
 
     def _rmm(self, partners, customers) -> None:
         spec = self.spec

@@ -23,6 +23,7 @@ from decimal import Decimal
 from billing.core.aside import Aside
 from billing.core.money import ZERO, quantize_money
 from billing.core.periods import Period
+from billing.core.usage_meters import meter_total, meter_unit, readings_by_customer
 from invoicing.choices import InvoiceKind, LineType
 from invoicing.pricing import (
     BilledUnits,
@@ -40,6 +41,7 @@ from metering.selectors import (
     peak_users_by_service,
     seat_days_by_service,
 )
+from metering.usage_records import usage_record_totals
 from partners.choices import ADVANCE_METHODS
 from partners.models import Customer, Meter, Method, Partner, SeatPurchase, Service
 from partners.terms import TermsBook, copied
@@ -100,6 +102,11 @@ def _shown_price(service: Service, quantity) -> Decimal | None:
     return volume_unit_price(Decimal(quantity), unit_price=_price(service), tiers=tiers)
 
 
+def _counted(quantity, plural: str) -> str:
+    """"3 minutes", "1 minute": the unit's word for the quantity."""
+    return plural.removesuffix("s") if quantity == 1 else plural
+
+
 def _active_on(service: Service, day: date) -> bool:
     return service.start_date <= day and (service.end_date is None or day <= service.end_date)
 
@@ -135,6 +142,7 @@ class Readings:
         active = [s for s in services if _overlaps(s, usage)]
         seat_services = [s for s in active if s.method == Method.SEAT_DAYS and not s.meter]
         licensing = [s for s in active if s.method == Method.LICENSES]
+        recording = [s for s in active if s.method == Method.RECORDS]
 
         def other_meters():
             peaks = peak_users_by_service(
@@ -156,9 +164,13 @@ class Readings:
                 "service_id", "effective_date", "seats"
             ):
                 self.purchases[sid].append((effective, count))
-            customers = Customer.objects.filter(partner_id__in={s.partner_id for s in licensing}).defer(
+            per_customer = licensing + recording
+            customers = Customer.objects.filter(partner_id__in={s.partner_id for s in per_customer}).defer(
                 "created_at", "updated_at")
-            self.customers = {c.pk: c for c in customers} if licensing else {}
+            self.customers = {c.pk: c for c in customers} if per_customer else {}
+            # usage records (billing-rules 3.13): every meter of the partners' customers in the month, one GROUP BY
+            self.records = readings_by_customer(
+                usage_record_totals({s.partner_id for s in recording}, usage)) if recording else {}
             self.peaks, steps, self.licenses = others()
         self.steps = {sid: _Steps(values) for sid, values in steps.items()}
         # the terms of each service (and each per_host customer's host limit) over time (billing-rules 3.11)
@@ -290,6 +302,9 @@ class _Rater:
         if licensing:
             ids = {s.pk for s in licensing}
             self._license_lines(licensing, {key: n for key, n in readings.licenses.items() if key[0] in ids})
+        recording = [s for s in active if s.method == Method.RECORDS]
+        if recording:
+            self._record_lines(recording)
 
     def _seat_lines(self, item):
         service, usage = item.service, item.period
@@ -309,9 +324,23 @@ class _Rater:
                          "billable": str(item.price.billable), "subtotal": str(item.price.subtotal),
                      })
 
-    def _license_lines(self, services, licenses):
+    def _record_lines(self, services):
+        """A records service's meter per customer (billing-rules 3.13): each customer's reading of the usage
+        month (its own customer only, for a customer-level service), customers with none left out; priced as
+        licenses are, at the tier price the partner's total reaches."""
+        counts = {}
+        for service in services:
+            for customer_id, readings in self.readings.records.items():
+                if service.customer_id and customer_id != service.customer_id:
+                    continue
+                quantity = meter_total(readings, service.usage_meter)
+                if quantity:
+                    counts[(service.pk, customer_id)] = quantity
+        self._license_lines(services, counts, unit=lambda s: meter_unit(s.usage_meter))
+
+    def _license_lines(self, services, licenses, unit=lambda service: "licenses"):
         """Per customer at the tier price the total reaches; one total line under graduated tiers
-        (billing-rules 6.9)."""
+        (billing-rules 6.9). `unit`: what the quantity counts, as the description says it."""
         per_service = defaultdict(list)
         for (sid, cid), count in licenses.items():
             per_service[sid].append((cid, count))
@@ -323,14 +352,15 @@ class _Rater:
             if parse_tiers(service.tiers) and service.tier_mode == GRADUATED:
                 self.add(service, line_type=LineType.USAGE, period=usage, quantity=total, unit_price=None,
                          amount=quantize_money(_monthly(service, total), self.currency),
-                         description=f"{service.name} {usage}: {total} licenses")
+                         description=f"{service.name} {usage}: {total} {_counted(total, unit(service))}")
                 continue
             price = _shown_price(service, total)
             for cid, count in counts:
                 customer = customers[cid]
                 self.add(service, line_type=LineType.USAGE, period=usage, quantity=count, unit_price=price,
                          amount=quantize_money(Decimal(count) * price, self.currency), customer=customer,
-                         description=f"{service.name} {usage}: {count} licenses, {customer.name}")
+                         description=f"{service.name} {usage}: {count} {_counted(count, unit(service))}, "
+                                     f"{customer.name}")
 
     # --- per_asset prorations of billed months ----------------------------------------------------
     def prorations(self):

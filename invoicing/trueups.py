@@ -29,12 +29,13 @@ TRUE_UP_TYPES = {
     Method.SEAT_DAYS: frozenset({LineType.USAGE, LineType.MINIMUM, LineType.OVERAGE}),
     Method.PEAK: frozenset({LineType.USAGE}),
     Method.LICENSES: frozenset({LineType.USAGE}),
+    Method.RECORDS: frozenset({LineType.USAGE}),  # records sent late
     # its commitment dated back, its usage late
     Method.CMQ: frozenset({LineType.RECURRING, LineType.VARIABLE_USAGE}),
     Method.PER_HOST: frozenset({LineType.RECURRING, LineType.FIRST_MONTH}),
     Method.FLAT: frozenset({LineType.RECURRING, LineType.FIRST_MONTH}),  # only a price dated back can change it
 }
-MEASURE = {Method.SEAT_DAYS: "seat-days", Method.PEAK: "peak", Method.LICENSES: "licenses",
+MEASURE = {Method.SEAT_DAYS: "seat-days", Method.PEAK: "peak", Method.LICENSES: "licenses", Method.RECORDS: "usage",
            Method.CMQ: "variable usage", Method.PER_HOST: "host limit", Method.FLAT: "months"}
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -193,32 +192,6 @@ METERS_DOC = """Meter keys of usage_record_totals (billing-rules 3.12), per cust
   meetings                                meetings
   participant_minutes                     each meeting's minutes times its participants
 """
-
-
-# a meter a price can name (billing-rules 12.11): a key of METERS_DOC, where a call meter's direction or destination
-# may be * (any): call_minutes:outbound:* is every outbound minute
-METER_PATTERN = re.compile(
-    r"^(?:(?:call_minutes|calls):(?:inbound|outbound|internal|\*):(?:[a-z0-9][a-z0-9-]{0,39}|\*)"
-    r"|meeting_minutes|meetings|participant_minutes)$")
-
-
-def meter_pattern_error(pattern: str) -> str:
-    """Why `pattern` names no usage-record meter ("" when it does)."""
-    if METER_PATTERN.match(pattern or ""):
-        return ""
-    return (f"{pattern!r} is not a usage-record meter: call_minutes:<direction>:<destination>, "
-            "calls:<direction>:<destination> (either may be *), meeting_minutes, meetings or participant_minutes")
-
-
-def meter_total(readings: dict[str, Decimal], pattern: str) -> Decimal:
-    """The sum of one customer's month readings ({meter key: quantity}) the pattern names (* matches any part)."""
-    wanted = pattern.split(":")
-    total = Decimal(0)
-    for key, quantity in readings.items():
-        parts = key.split(":")
-        if len(parts) == len(wanted) and all(w in ("*", p) for w, p in zip(wanted, parts, strict=True)):
-            total += quantity
-    return total
 
 
 def call_minutes(seconds: int) -> int:

@@ -48,9 +48,9 @@ PARTNER_AUDIT_FIELDS = ("slug", "name", "currency", "tax_rate", "payment_terms_d
                         "billing_portal_url", "billing_address", "tax_id", "purchase_order")
 CUSTOMER_AUDIT_FIELDS = ("slug", "name", "seat_cap", "host_limit", "payment_terms_days", "rmm_organization")
 SERVICE_AUDIT_FIELDS = (
-    "code", "name", "method", "meter", "unit_price", "overage_price", "committed_quantity", "overage_enabled",
-    "storage_per_license_gb", "tiers", "tier_mode", "proration", "start_date", "end_date", "rmm_filter",
-    "taxable", "notification_emails",
+    "code", "name", "method", "meter", "usage_meter", "unit_price", "overage_price", "committed_quantity",
+    "overage_enabled", "storage_per_license_gb", "tiers", "tier_mode", "proration", "start_date", "end_date",
+    "rmm_filter", "taxable", "notification_emails",
 )
 
 

@@ -14,6 +14,7 @@ class Method(models.TextChoices):
     PER_ASSET = "per_asset", "Per RMM agent (advance + proration)"
     PER_HOST = "per_host", "Per host (advance)"
     FLAT = "flat", "Flat (advance)"
+    RECORDS = "records", "Usage records (arrears)"
 
 
 class Meter(models.TextChoices):

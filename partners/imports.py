@@ -253,7 +253,7 @@ class ServicesImport(UpsertKind):
     required_columns = ("partner", "code", "name", "method", "unit_price", "start_date")
     key_columns = ("partner", "code")
     value_columns = {
-        "customer": "customer", "name": "name", "method": "method", "meter": "meter",
+        "customer": "customer", "name": "name", "method": "method", "meter": "meter", "usage_meter": "usage_meter",
         "unit_price": "unit_price", "overage_price": "overage_price",
         "committed_quantity": "committed_quantity", "overage_enabled": "overage_enabled",
         "storage_per_license_gb": "storage_per_license_gb", "tiers": "tiers", "tier_mode": "tier_mode",
@@ -306,8 +306,10 @@ class ServicesImport(UpsertKind):
                 value = refs["customer"]
             elif column in self.money_columns and value is not None:
                 value = Money(value, refs["currency"])
-            elif value is None and column in ("meter", "tiers", "rmm_filter", "notification_emails"):
+            elif value is None and column in ("meter", "usage_meter", "tiers", "rmm_filter", "notification_emails"):
                 value = ""
+            elif column == "usage_meter":
+                value = value.lower()  # Call_Minutes:Outbound:* is call_minutes:outbound:*
             setattr(obj, attr, value)
         if obj.overage_price is None:
             obj.overage_price_currency = refs["currency"]

@@ -15,6 +15,7 @@ from djmoney.models.fields import MoneyField
 
 from billing.core.emails import split_emails
 from billing.core.periods import next_month_start, utc_date
+from billing.core.usage_meters import meter_pattern_error
 from partners.choices import AuditAction, Meter, Method, Proration, TierMode
 from partners.tiers import TierError, parse_tiers
 
@@ -223,7 +224,7 @@ def rmm_filter_parts(rmm_filter: str) -> tuple[str, str, str]:
 
 
 # Fields that decide how units are derived; fixed once a service is saved (billing-rules 3.7).
-DERIVATION_FIELDS = ("method", "meter", "rmm_filter")
+DERIVATION_FIELDS = ("method", "meter", "usage_meter", "rmm_filter")
 
 
 class ServiceQuerySet(models.QuerySet):
@@ -263,6 +264,9 @@ class Service(models.Model):
     name = models.CharField(max_length=200)
     method = models.CharField(max_length=20, choices=Method.choices)
     meter = models.CharField(max_length=10, choices=Meter.choices, blank=True)
+    usage_meter = models.CharField(
+        "usage-record meter", max_length=100, blank=True,
+        help_text="records services: the usage-record meter billed, e.g. call_minutes:outbound:* or meeting_minutes")
     unit_price = MoneyField(
         max_digits=settings.PRICE_MAX_DIGITS, decimal_places=settings.PRICE_DECIMAL_PLACES,
         default_currency="USD", help_text="per unit per month",
@@ -361,6 +365,13 @@ def service_rule_errors(service: Service) -> dict[str, str]:
         errors["meter"] = f"required for method {method} (users or assets)"
     elif method not in (Method.PEAK, Method.CMQ) and service.meter:
         errors["meter"] = f"only peak and cmq services take a meter, not {method}"
+    if method == Method.RECORDS:
+        if not service.usage_meter:
+            errors["usage_meter"] = "required for method records (e.g. call_minutes:outbound:*)"
+        elif problem := meter_pattern_error(service.usage_meter):
+            errors["usage_meter"] = problem
+    elif service.usage_meter:
+        errors["usage_meter"] = f"only records services take a usage-record meter, not {method}"
     if method == Method.CMQ:
         if not service.committed_quantity:
             errors["committed_quantity"] = "required for method cmq"

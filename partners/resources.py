@@ -90,6 +90,8 @@ class ServiceResource(resources.ModelResource):
     name = Field(attribute="name", column_name="name", widget=TextWidget(max_length=200))
     method = Field(attribute="method", column_name="method", widget=ChoiceWidget(Method.values, "method"))
     meter = Field(attribute="meter", column_name="meter", widget=ChoiceWidget(Meter.values, "meter"), default="")
+    usage_meter = Field(attribute="usage_meter", column_name="usage_meter", widget=TextWidget(max_length=100),
+                        default="")
     unit_price = Field(attribute="unit_price", column_name="unit_price", widget=MoneyAmountWidget(**PRICE))
     overage_price = Field(attribute="overage_price", column_name="overage_price",
                           widget=MoneyAmountWidget(**PRICE),
@@ -118,7 +120,7 @@ class ServiceResource(resources.ModelResource):
     class Meta:
         model = Service
         fields = (
-            "partner", "customer", "code", "name", "method", "meter", "unit_price", "overage_price",
+            "partner", "customer", "code", "name", "method", "meter", "usage_meter", "unit_price", "overage_price",
             "committed_quantity", "overage_enabled", "storage_per_license_gb", "tiers", "tier_mode",
             "proration", "start_date", "end_date", "rmm_filter", "taxable", "notification_emails", "effective_from",
         )

@@ -17,8 +17,9 @@ from decimal import Decimal
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from billing.core.money import money_sum, quantize_money
+from billing.core.money import money_sum, quantize_money, quantize_quantity
 from billing.core.periods import Period
+from billing.core.usage_meters import meter_total, meter_unit, readings_by_customer
 from billing.portal.selectors import SeatSummary, price_text, seat_summaries
 from invoicing.choices import LineType
 from invoicing.forecast import Forecast
@@ -35,14 +36,15 @@ from metering.selectors import (
     peak_users_by_service,
     seat_days_by_service,
 )
+from metering.usage_records import usage_record_totals
 from partners.models import Customer, Meter, Method, Partner, Service
 from partners.selectors import active_seat_counts
 from partners.terms import TermsBook
 from partners.tiers import GRADUATED, parse_tiers
 
 # the order the portal shows the methods in
-METHOD_ORDER = (Method.SEAT_DAYS, Method.PEAK, Method.CMQ, Method.LICENSES, Method.PER_ASSET, Method.PER_HOST,
-                Method.FLAT)
+METHOD_ORDER = (Method.SEAT_DAYS, Method.PEAK, Method.CMQ, Method.LICENSES, Method.RECORDS, Method.PER_ASSET,
+                Method.PER_HOST, Method.FLAT)
 METER_WORDS = {Meter.USERS: "users", Meter.ASSETS: "RMM agents"}
 # what a line of the next CI charges, in words (never its code)
 LINE_WORDS = {
@@ -60,6 +62,7 @@ def method_phrase(service: Service) -> str:
         Method.PEAK: f"peak {meter} (in arrears)",
         Method.CMQ: f"committed {meter} (in advance) and the usage above them (in arrears)",
         Method.LICENSES: "licenses per tenant (in arrears)",
+        Method.RECORDS: f"{meter_unit(service.usage_meter)} from usage records (in arrears)",
         Method.PER_ASSET: "RMM agents (in advance)",
         Method.PER_HOST: "hosts (in advance)",
         Method.FLAT: "flat monthly fees (in advance)",
@@ -294,6 +297,7 @@ class PartnerMeters:
     last_sync: LastSync | None = None
     hosts: list[HostMeter] = field(default_factory=list)
     flats: list[Service] = field(default_factory=list)
+    records: list[tuple[Service, Decimal]] = field(default_factory=list)  # a records service, its usage so far
     customer_agents: list[tuple[Customer, int]] = field(default_factory=list)  # each RMM organization's agents today
 
     @property
@@ -343,6 +347,10 @@ class PartnerMeters:
                        "value": "tiered" if m.unit_price is None else price_text(m.unit_price, self.currency),
                        "hint": "the tier the total reaches so far" if m.service.tiers else "a month, in arrears",
                        "money": True}]
+        for service, quantity in self.records:
+            cards.append({"key": f"records-{service.code}", "label": service.name,
+                          "value": f"{quantize_quantity(quantity).normalize():,f}",
+                          "hint": f"{meter_unit(service.usage_meter)} in {month} so far ({service.usage_meter})"})
         if self.agents:
             cards.append({"key": "agents", "label": "RMM agents today", "value": self.agent_total,
                           "hint": f"{len(self.agents)} service{'s' if len(self.agents) != 1 else ''} billed per agent"})
@@ -429,6 +437,12 @@ def partner_meters(partner: Partner, today: date) -> PartnerMeters:
     meters.hosts = [HostMeter(now_terms[s.pk], customers_now[s.customer_id].host_limit or 0, partner.currency)
                     for s in by_method[Method.PER_HOST] if s.customer_id]
     meters.flats = [now_terms[s.pk] for s in by_method[Method.FLAT]]
+    if by_method[Method.RECORDS]:
+        readings = readings_by_customer(usage_record_totals([partner.pk], month))
+        meters.records = [
+            (s, sum((meter_total(r, s.usage_meter) for cid, r in readings.items()
+                     if not s.customer_id or cid == s.customer_id), Decimal(0)))
+            for s in by_method[Method.RECORDS]]
     return meters
 
 

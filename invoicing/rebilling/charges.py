@@ -24,6 +24,7 @@ from datetime import date
 from decimal import Decimal
 
 from billing.core.periods import Period
+from billing.core.usage_meters import meter_total, readings_by_customer
 from invoicing.choices import InvoiceKind, LineType
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.rebilling.models import ResaleItem
@@ -33,7 +34,7 @@ from metering.selectors import (
     peak_users_by_customer,
     seat_days_by_customer,
 )
-from metering.usage_records import meter_total, usage_record_totals
+from metering.usage_records import usage_record_totals
 from partners.models import Meter, Method, Service
 
 REBILLED_TYPES = (LineType.RECURRING, LineType.USAGE, LineType.MINIMUM, LineType.OVERAGE, LineType.VARIABLE_USAGE,
@@ -79,6 +80,15 @@ def licenses(service: Service, period: Period) -> dict[int, Decimal]:
     """Licenses per tenant: our lines have them per customer already, but for a graduated schedule (one total)."""
     readings = licenses_by_service(service_ids=[service.pk], first=period.first, last=period.last)
     return {cid: Decimal(n) for (_sid, cid), n in readings.items()}
+
+
+@register_customer_meter(Method.RECORDS)
+def usage_records(service: Service, period: Period) -> dict[int, Decimal]:
+    """A records service's meter per customer: our lines have it per customer already, but for a graduated
+    schedule (one total)."""
+    readings = readings_by_customer(usage_record_totals([service.partner_id], period))
+    return {cid: quantity for cid, reading in readings.items()
+            if (quantity := meter_total(reading, service.usage_meter))}
 
 
 @dataclass
@@ -130,9 +140,7 @@ def metered_item_charges(partner, documents: list[Invoice]) -> list[Charge]:
         if source.kind != InvoiceKind.CI or not source.month or not items:
             continue
         period = Period.parse(source.month).previous()
-        readings: dict[int, dict[str, Decimal]] = {}
-        for (customer_id, key), quantity in usage_record_totals([partner.pk], period).items():
-            readings.setdefault(customer_id, {})[key] = quantity
+        readings = readings_by_customer(usage_record_totals([partner.pk], period))
         for customer_id in sorted(readings):
             for item in items:
                 quantity = meter_total(readings[customer_id], item.meter)

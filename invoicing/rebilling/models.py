@@ -18,6 +18,7 @@ from django.db import models
 from django.db.models import Q
 
 from billing.core.emails import split_emails
+from billing.core.usage_meters import meter_pattern_error
 from invoicing.choices import InvoiceKind, InvoiceState, LineType
 from invoicing.models import (
     AMOUNT,
@@ -30,7 +31,6 @@ from invoicing.models import (
 )
 from invoicing.rebilling.choices import CustomerInvoiceKind, ResaleMode, TransactionKind, UnbilledReason
 from invoicing.rebilling.pricing import ResaleTerms
-from metering.usage_records import meter_pattern_error
 from partners.choices import TierMode
 from partners.models import Customer, Partner, Service, slug_validator
 

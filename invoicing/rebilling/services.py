@@ -15,10 +15,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing.core.actor import Actor
+from billing.core.usage_meters import meter_pattern_error
 from invoicing.rebilling.choices import ResaleMode
 from invoicing.rebilling.models import ResaleItem, ResalePrice
 from invoicing.rebilling.pricing import MODE_FIELDS, terms_errors
-from metering.usage_records import meter_pattern_error
 from partners.audit import audit_entry, audit_record, jsonable
 from partners.choices import AuditAction, TierMode
 from partners.models import AuditLog, Customer, Partner, Service, slug_validator

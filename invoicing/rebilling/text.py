@@ -12,7 +12,7 @@ from partners.choices import Method
 # what one unit of each of our methods is, as a price list reads it ("per seat-month")
 METHOD_UNITS = {
     Method.SEAT_DAYS: "seat-month", Method.PEAK: "user", Method.CMQ: "unit", Method.LICENSES: "license",
-    Method.PER_ASSET: "agent", Method.PER_HOST: "host", Method.FLAT: "month",
+    Method.PER_ASSET: "agent", Method.PER_HOST: "host", Method.FLAT: "month", Method.RECORDS: "unit",
 }
 
 

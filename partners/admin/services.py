@@ -132,7 +132,7 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, WriteSe
     autocomplete_fields = ("partner", "customer")
     fieldsets = (
         ("Who", {"fields": ("partner", "customer", "code", "name")}),
-        ("Pricing", {"fields": ("method", "meter", "unit_price", "overage_price", "tiers", "tier_mode",
+        ("Pricing", {"fields": ("method", "meter", "usage_meter", "unit_price", "overage_price", "tiers", "tier_mode",
                                 "proration", "taxable")}),
         ("Commitment", {"fields": ("committed_quantity", "overage_enabled", "commitment_now",
                                    "notification_emails")}),
@@ -143,12 +143,12 @@ class ServiceAdmin(TermsHistoryMixin, CleanInitialMixin, PageStatsMixin, WriteSe
     )
 
     def get_readonly_fields(self, request, obj=None):
-        """How units are derived (method, meter, RMM filter) is fixed once saved (billing-rules 3.7); so are the
-        partner (prices are in its currency) and the code (the import's key)."""
+        """How units are derived (method, meter, usage-record meter, RMM filter) is fixed once saved (billing-rules
+        3.7); so are the partner (prices are in its currency) and the code (the import's key)."""
         if obj is None:
             return ("commitment_now", "terms_history_table", "created_at", "updated_at")
-        return ("partner", "code", "method", "meter", "rmm_filter", "commitment_now", "terms_history_table",
-                "created_at", "updated_at")
+        return ("partner", "code", "method", "meter", "usage_meter", "rmm_filter", "commitment_now",
+                "terms_history_table", "created_at", "updated_at")
 
     def annotate_page(self, request, rows):
         """Each row's commitment in force today (billing-rules 3.1, 6.2), for the page in two queries."""
