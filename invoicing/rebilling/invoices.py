@@ -225,6 +225,7 @@ def customer_numbers_take(partner: Partner, prefix: str, kinds: list[str]) -> li
     return numbers
 
 
+@transaction.atomic  # the run's transaction (a savepoint), or its own for any other caller
 def customer_invoices_issue(invoices: list[CustomerInvoice], *, actor: Actor,
                             profile: RebillingProfile | None = None, reason: str = "") -> None:
     """Number and issue drafts of one partner in their order: the issuer and recipient kept as they stand now,
