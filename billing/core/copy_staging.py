@@ -1,0 +1,135 @@
+"""COPY a CSV file into PostgreSQL as the import engine would read it (billing/core/importing.py): the pieces the
+fast paths of the big import kinds share (metering.staging for rmm-assets, metering.usage_staging for usage records,
+partners.seat_staging for seat events, metering.tenant_staging for tenant usage): the header as the engine reads
+it, a watch over the bytes on their way to COPY (`_Scan`: what COPY could read otherwise than the csv module on
+UTF-8 text, and how cells must be trimmed to read as str.strip() leaves them), the instant forms both read alike,
+and `NotClean`, which leaves a file to the engine."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+from billing.core.importing import ImportFileError, ImportKind, open_csv, read_csv
+
+CHUNK = 1 << 20
+MAX_COLUMNS = 1000
+CARRY_LIMIT = 4 << 20  # a quoted cell of more bytes is left to the engine (its limit: 131,072 characters)
+TEXT_MAX = 200  # the resource's TextWidget(max_length=200), the columns' max_length
+# Every character str.strip() takes off the ends of a cell (str.isspace); metering/tests/test_rmm_staging.py checks it
+# against Python's own. Only " ", CR and LF are trimmed when the file holds none of the others.
+PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+                 "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+PLAIN_WHITESPACE = " \r\n"
+_OTHER_WHITESPACE = "".join(c for c in PY_WHITESPACE if c not in PLAIN_WHITESPACE)
+_OTHER_SPACE_TEXT = re.compile("[" + re.escape(_OTHER_WHITESPACE) + "]")
+_OTHER_SPACE_BYTES = [c.encode() for c in _OTHER_WHITESPACE if c.isascii()]  # one memchr each: faster than a regex
+# In a file without quotes, a cell begins or ends with a space only next to a comma or a line end (or at the
+# very end): the file's bytes as "," (those), " " and "x" (the rest), in which to look for ", " and " ,".
+_SEPARATORS = bytes.maketrans(b",\r\n " + bytes(c for c in range(256) if c not in b",\r\n "),
+                              b",,, " + b"x" * 252)
+_QUOTED = re.compile(rb'"[^"]*(?:""[^"]*)*"')
+_CELL_ENDS = (b",", b"\r", b"\n")
+# last_seen forms read here besides the plain YYYY-MM-DDTHH:MM:SSZ (checked by formatting it back): each is read
+# by datetime.fromisoformat and by PostgreSQL as the same instant. Years 1000-9998, so that no offset takes it out
+# of 0001-9999 in UTC (the engine refuses those); seconds are always there, at most 6 decimals (PostgreSQL
+# would round a 7th, Python drops it), no hour 24 or second 60 (PostgreSQL takes them).
+INSTANT_RE = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+              r"([Zz]|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")
+class NotClean(Exception):
+    """The file is left to the row-by-row engine (the message says why, for the log)."""
+
+
+def _header(path, kind: ImportKind) -> list[str]:
+    """The header as the engine reads it; a header it would refuse is left to it (it says why)."""
+    try:
+        with open_csv(path) as stream:
+            header, _ = read_csv(stream)
+        kind.check_header(header)
+    except ImportFileError as exc:
+        raise NotClean(str(exc)) from None
+    if len(header) > MAX_COLUMNS:
+        raise NotClean(f"{len(header)} columns")
+    return header
+
+
+class _Scan:
+    """Watches the bytes on their way to COPY, chunk by chunk: refuses what COPY could read otherwise than the
+    engine (the csv module on UTF-8 text), and notes how the cells must be trimmed to read as str.strip()
+    leaves them: not at all, of " ", CR and LF, or of every character str.strip() takes off."""
+
+    def __init__(self):
+        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.other_whitespace = False  # whitespace other than " ", CR and LF, anywhere
+        self.quotes = False
+        self.apostrophes = False
+        self.spaced = False  # a space next to a comma or a line end, or at the very end
+        self.tail = b""  # the last byte of the previous chunk
+        self.before = b"\n"  # the byte before `carry` (the start of the file is a cell's start)
+        self.carry = b""  # a quoted cell not closed by the end of the previous chunk, from its opening quote
+
+    def feed(self, chunk: bytes, final: bool = False) -> None:
+        if b"\x00" in chunk:
+            raise NotClean("a NUL byte")
+        joined = self.tail + chunk  # a pair of bytes may straddle two chunks
+        if b"\\" in joined and b"\\." in joined:  # COPY's end-of-data marker (on a line of its own)
+            raise NotClean("\\. in the file")
+        if not self.spaced and (b" " in chunk or final):
+            marks = joined.translate(_SEPARATORS)
+            self.spaced = b", " in marks or b" ," in marks or (final and self.tail == b" ")
+        self.tail = chunk[-1:] or self.tail
+        self.apostrophes = self.apostrophes or b"'" in chunk
+        if chunk.isascii() and not self.decoder.getstate()[0]:
+            if not self.other_whitespace and any(c in chunk for c in _OTHER_SPACE_BYTES):
+                self.other_whitespace = True
+        else:
+            try:
+                text = self.decoder.decode(chunk, final)
+            except UnicodeDecodeError as exc:
+                raise NotClean(f"not UTF-8 ({exc.reason})") from None
+            if not self.other_whitespace and _OTHER_SPACE_TEXT.search(text):
+                self.other_whitespace = True
+        if self.carry or b'"' in chunk:
+            self.quotes = True
+            self._quotes(chunk, final)
+        elif chunk:
+            self.before = chunk[-1:]
+
+    def finish(self) -> None:
+        self.feed(b"", final=True)
+
+    @property
+    def trim(self) -> str | None:
+        """The characters to trim off the cells, or None: no cell begins or ends with whitespace."""
+        if self.other_whitespace:
+            return PY_WHITESPACE
+        if self.quotes or self.spaced:  # a quoted cell may begin or end with anything
+            return PLAIN_WHITESPACE
+        return None
+
+    def _quotes(self, chunk: bytes, final: bool) -> None:
+        """Every quote must open a cell (after a comma, a line end or at the start) and close it (before a comma,
+        a line end or at the end), with "" inside: the CSV both readers read alike. The csv module keeps a
+        quote inside a cell as text (COPY opens a quoted part there) and refuses text after a closing quote
+        (COPY joins it to the cell)."""
+        buf = self.carry + chunk
+        pos = 0
+        while (i := buf.find(b'"', pos)) >= 0:
+            before = buf[i - 1:i] if i else self.before
+            if before not in _CELL_ENDS:
+                raise NotClean("a quote inside a cell")
+            match = _QUOTED.match(buf, i)
+            end = match.end() if match else len(buf)
+            after = buf[end:end + 1]
+            if match is None or after == b'"' or (not after and not final):
+                if final:
+                    raise NotClean("a quoted cell is not closed")
+                if len(buf) - i > CARRY_LIMIT:
+                    raise NotClean("a quoted cell of megabytes")
+                self.before, self.carry = before, buf[i:]
+                return
+            if after and after not in _CELL_ENDS:
+                raise NotClean("text after the closing quote of a cell")
+            pos = end
+        self.carry = b""
+        self.before = buf[-1:] or self.before

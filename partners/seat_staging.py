@@ -1,0 +1,356 @@
+"""The seat-events import on PostgreSQL, set-based: the file COPYed into a staging table, the seat rules checked by
+window functions over the staged events and the history, the seats written by INSERT … SELECT (issue 21).
+
+The engine (partners.seat_import: an ordered replay of the partner's timeline in Python) stays the reference, and
+this path never reports an error itself. It takes the files the nightly feeds send, whose new events all come
+after the history already recorded, and proves them clean; anything else rolls back and goes to the engine,
+which names every error as `row N: column: reason`:
+
+1. the bytes are COPYed into a TEMP table with each row's place in the file (`billing.core.copy_staging` watches
+   what COPY could read otherwise than the csv module), and one statement reads every cell as the resource's
+   widgets read it (slugs, the member's name, the action in any case, the instant in the forms both read
+   alike, not in the future), finding each row's partner and customer: a row it cannot read (an unknown
+   customer, a bad instant, a blank cell, another partner under --partner…) is not clean;
+2. the members are created (as the engine creates them, duplicates included); an event equal to an earlier row
+   of the file, or to the history already recorded, is a no-op (`duplicate`);
+3. per partner, the new events must all come after the history's last instant (T0 > H): then the history before
+   them is settled and the merged timeline is the seats open at T0 followed by the file's events, in the order
+   the engine replays them (instant, then file order). Over that order, running sums (window functions) give
+   each event the member's, the customer's and the partner's seats just before it, and each assign and unassign
+   is checked as `check_assignment` checks it: no double assign, no unassign without a seat, the customer's seat
+   cap, and every seat_days commitment without overage in force on the event's UTC day (its committed seats
+   then, purchases effective at month boundaries: `committed_seats_on`, computed per partner and day in Python
+   from the same TermsBook the engine reads);
+4. the seats are written: each new assign with the instant of the member's next event as its end, and each seat
+   open at T0 that the file closes rebuilt with its end (the open row deleted, as the engine deletes and
+   rebuilds a changed member's seats); the audit rows are the engine's (seat.import per customer with its
+   counts, seat.import.replaced per seat ended, seat.import.seat per seat written), written by INSERT … SELECT.
+
+`metering`'s property test gives both paths random histories and files (partners/tests/test_seat_staging.py).
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+from collections import defaultdict
+
+import psycopg
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from billing.core.copy_staging import CHUNK, INSTANT_RE, TEXT_MAX, NotClean, _header, _Scan
+from billing.core.importing import ImportContext, ImportKind, ImportSummary
+from billing.core.sql import Params
+from partners.choices import AuditAction
+from partners.models import Method, SeatPurchase, Service
+from partners.seating import committed_seats_on
+from partners.services import alerts_evaluate
+from partners.terms import TermsBook
+
+logger = logging.getLogger(__name__)
+
+STAGE, EVENTS, LIMITS = "seat_stage", "seat_ev", "seat_limits"
+SLUG_RE = "^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget
+RAW_MAX = 4096
+
+
+def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
+    """Import a clean seat-events file set-based; None when the engine must read it (nothing was written)."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with transaction.atomic():
+            try:
+                with connection.cursor() as cursor:
+                    header = _header(path, kind)
+                    rows, scan = _stage(cursor, path, len(header))
+                    if rows == 0:
+                        raise NotClean("no data rows")
+                    created, unchanged, partner_ids = _apply(cursor, header, scan, ctx)
+                    for table in (STAGE, EVENTS, LIMITS):
+                        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, an instant it cannot read
+                raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            if partner_ids and not ctx.dry_run:
+                # alerts judge the state now, as the engine's import does after its replay
+                alerts_evaluate(partner_ids=sorted(partner_ids))
+            if ctx.dry_run:
+                transaction.set_rollback(True)
+    except NotClean as exc:
+        logger.info("seat-events %s: read row by row (%s)", path, exc)
+        return None
+    return ImportSummary(kind=ctx.kind, rows=rows, created=created, updated=0, unchanged=unchanged, errors=[],
+                         error_count=0, bad_rows=0, dry_run=ctx.dry_run, staged=True)
+
+
+def _stage(cursor, path, width: int) -> tuple[int, _Scan]:
+    """The file's data rows into a TEMP table, a text column per column of the header and `n`, the row's place."""
+    scan = _Scan()
+    cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
+    cursor.execute("SELECT set_config('work_mem', '64MB', true)")
+    columns = ", ".join(f"c{i}" for i in range(width))
+    cursor.execute(f"CREATE TEMP TABLE {STAGE} (n bigserial, {', '.join(f'c{i} text' for i in range(width))}) "
+                   "ON COMMIT DROP")
+    with open(path, "rb") as source, cursor.copy(
+        f"COPY {STAGE} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
+    ) as copy:
+        first = True
+        while chunk := source.read(CHUNK):
+            if first:
+                chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
+            scan.feed(chunk)
+            copy.write(chunk)
+        scan.finish()
+    return cursor.rowcount, scan
+
+
+def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
+    """The SELECT of the staged rows as the resource reads them: (n, partner_id, customer_id, member, action, at)
+    with customer_id NULL on a row the engine must read (which makes the file not clean)."""
+    trim = scan.trim
+    raw = []
+
+    def cell(name: str) -> str:
+        column = f"c{header.index(name)}"
+        if trim:
+            raw.append(f"octet_length({column}) > {RAW_MAX}")
+            return f"btrim(coalesce({column}, ''), {p.ref('ws', trim)})"
+        return f"coalesce({column}, '')"
+
+    texts = ", ".join(f"{cell(name)} AS r_{name}" for name in ("partner", "customer", "member", "action", "at"))
+    bad = [
+        f"r_partner !~ {p.ref('slug', SLUG_RE)}", f"r_customer !~ {p.ref('slug', SLUG_RE)}",
+        "r_member = ''", f"char_length(r_member) > {TEXT_MAX}",
+        "v_action IS NULL",
+        # the instant: PostgreSQL reads more forms than the engine; only those both read alike are taken
+        f"v_at IS NULL OR v_at > {p.ref('now', timezone.now())} OR NOT CASE "
+        f"WHEN r_at LIKE '____-__-__T__:__:__Z' THEN to_char(v_at AT TIME ZONE 'UTC', "
+        f"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') = r_at "
+        f"ELSE r_at ~ {p.ref('instant', INSTANT_RE)} AND left(r_at, 4) BETWEEN '1000' AND '9998' END",
+        "k.customer_id IS NULL",
+    ]
+    if scan.apostrophes:  # the exports' ' before formula-like text, which the engine takes off
+        bad += [f"r_{name} LIKE {p.ref('quote', chr(39) + '%')}" for name in ("partner", "customer", "member")]
+    if ctx.partner:  # import_csv --partner: a row of another partner is a row error
+        bad.append(f"r_partner <> {p.ref('partner', ctx.partner)}")
+    bad += raw
+    raw_columns = "".join(f", c{header.index(n)}" for n in ("partner", "customer", "member", "action", "at")) \
+        if raw else ""
+    return f"""
+        SELECT t.n, k.partner_id, CASE WHEN {' OR '.join(f'({b})' for b in bad)} THEN NULL ELSE k.customer_id END
+               AS customer_id, t.r_member AS member, t.v_action AS action, t.v_at AS at
+        FROM (
+            SELECT * FROM (SELECT n, {texts}{raw_columns} FROM {STAGE} OFFSET 0) r,
+            LATERAL (SELECT CASE WHEN lower(r_action) IN ('assign', 'unassign') THEN lower(r_action) END AS v_action,
+                            CASE WHEN r_at <> '' THEN r_at::timestamptz END AS v_at) x
+            OFFSET 0
+        ) t
+        LEFT JOIN (
+            SELECT p.slug AS partner_slug, c.slug AS customer_slug, c.partner_id, c.id AS customer_id
+            FROM partners_customer c JOIN partners_partner p ON p.id = c.partner_id
+        ) k ON k.partner_slug = t.r_partner AND k.customer_slug = t.r_customer
+    """
+
+
+def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[int, int, set[int]]:
+    """Check and write the staged events: (events created, duplicates, the partners written)."""
+    p = Params()
+    cursor.execute(f"CREATE TEMP TABLE {EVENTS} ON COMMIT DROP AS {_read(header, scan, ctx, p)}", p)
+    cursor.execute(f"SELECT EXISTS (SELECT FROM {EVENTS} WHERE customer_id IS NULL)")
+    if cursor.fetchone()[0]:
+        raise NotClean("a row the engine must read")
+    cursor.execute(f"SELECT DISTINCT partner_id FROM {EVENTS} ORDER BY 1")
+    partner_ids = [row[0] for row in cursor.fetchall()]
+    # the same lock as the live seat service and the engine: caps and commitments hold against concurrent assigns
+    cursor.execute("SELECT id FROM partners_partner WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [partner_ids])
+    # 2. members, as the engine creates them (every row's, duplicates included), and the duplicates
+    cursor.execute(f"""
+        INSERT INTO partners_member (customer_id, name) SELECT DISTINCT customer_id, member FROM {EVENTS}
+        ON CONFLICT (customer_id, name) DO NOTHING
+    """)
+    cursor.execute(f"ALTER TABLE {EVENTS} ADD COLUMN member_id bigint, ADD COLUMN duplicate boolean")
+    cursor.execute(f"""
+        UPDATE {EVENTS} e SET member_id = m.id FROM partners_member m
+        WHERE m.customer_id = e.customer_id AND m.name = e.member
+    """)
+    cursor.execute(f"""
+        WITH first AS (
+            SELECT n, row_number() OVER (PARTITION BY member_id, at, action ORDER BY n) AS k FROM {EVENTS}
+        )
+        UPDATE {EVENTS} e SET duplicate = f.k > 1
+            OR (e.action = 'assign' AND EXISTS (SELECT FROM partners_seatassignment s
+                                                 WHERE s.member_id = e.member_id AND s.assigned_at = e.at))
+            OR (e.action = 'unassign' AND EXISTS (SELECT FROM partners_seatassignment s
+                                                   WHERE s.member_id = e.member_id AND s.removed_at = e.at))
+        FROM first f WHERE f.n = e.n
+    """)
+    cursor.execute(f"SELECT count(*) FILTER (WHERE duplicate), count(*) FILTER (WHERE NOT duplicate) FROM {EVENTS}")
+    unchanged, created = cursor.fetchone()
+    if created == 0:
+        return 0, unchanged, set()
+    # 3. the new events come after the history (T0 > H), per partner
+    cursor.execute(f"""
+        SELECT e.partner_id FROM (SELECT partner_id, min(at) AS t0 FROM {EVENTS} WHERE NOT duplicate
+                                  GROUP BY partner_id) e
+        JOIN LATERAL (SELECT max(s.assigned_at) AS a, max(s.removed_at) AS r FROM partners_seatassignment s
+                      WHERE s.partner_id = e.partner_id) h ON true
+        WHERE e.t0 <= h.a OR e.t0 <= h.r
+        LIMIT 1
+    """)
+    if cursor.fetchone() is not None:
+        raise NotClean("new events before the history's last instant")
+    _limits(cursor)
+    cursor.execute(f"""
+        WITH e AS (
+            SELECT n, partner_id, customer_id, member_id, action, at,
+                   CASE WHEN action = 'assign' THEN 1 ELSE -1 END AS d
+            FROM {EVENTS} WHERE NOT duplicate
+        ),
+        open AS (SELECT partner_id, customer_id, member_id FROM partners_seatassignment
+                 WHERE removed_at IS NULL AND partner_id IN (SELECT DISTINCT partner_id FROM e)),
+        open_members AS (SELECT member_id, count(*) AS n FROM open GROUP BY member_id),
+        open_customers AS (SELECT customer_id, count(*) AS n FROM open GROUP BY customer_id),
+        open_partners AS (SELECT partner_id, count(*) AS n FROM open GROUP BY partner_id),
+        counted AS (
+            SELECT e.*,
+                   coalesce(om.n, 0) + sum(d) OVER (PARTITION BY e.member_id ORDER BY at, e.n
+                                                     ROWS UNBOUNDED PRECEDING) - d AS member_had,
+                   coalesce(oc.n, 0) + sum(d) OVER (PARTITION BY e.customer_id ORDER BY at, e.n
+                                                     ROWS UNBOUNDED PRECEDING) - d AS customer_had,
+                   coalesce(op.n, 0) + sum(d) OVER (PARTITION BY e.partner_id ORDER BY at, e.n
+                                                     ROWS UNBOUNDED PRECEDING) - d AS partner_had
+            FROM e
+            LEFT JOIN open_members om ON om.member_id = e.member_id
+            LEFT JOIN open_customers oc ON oc.customer_id = e.customer_id
+            LEFT JOIN open_partners op ON op.partner_id = e.partner_id
+        )
+        SELECT EXISTS (
+            SELECT FROM counted x JOIN partners_customer c ON c.id = x.customer_id
+            WHERE (x.action = 'unassign' AND x.member_had <> 1)
+               OR (x.action = 'assign' AND (
+                   x.member_had <> 0
+                   OR (c.seat_cap IS NOT NULL AND x.customer_had + 1 > c.seat_cap)
+                   OR EXISTS (SELECT FROM {LIMITS} l
+                              WHERE l.partner_id = x.partner_id AND l.day = (x.at AT TIME ZONE 'UTC')::date
+                                AND ((l.customer_id IS NULL AND x.partner_had >= l.committed)
+                                     OR (l.customer_id = x.customer_id AND x.customer_had >= l.committed)))))
+        )
+    """)
+    if cursor.fetchone()[0]:
+        raise NotClean("a seat rule is broken (the engine names the row)")
+    _write(cursor, ctx)
+    cursor.execute(f"SELECT DISTINCT partner_id FROM {EVENTS} WHERE NOT duplicate")
+    return created, unchanged, {row[0] for row in cursor.fetchall()}
+
+
+def _limits(cursor) -> None:
+    """seat_limits: per partner and UTC day of a new assign, each seat_days commitment without overage in force
+    then with its committed seats (`committed_seats_on`, the terms of that day): what `check_assignment`
+    enforces. A few rows per partner and day, computed here by the one function of the rule."""
+    cursor.execute(f"CREATE TEMP TABLE {LIMITS} (partner_id bigint, customer_id bigint, day date, committed int) "
+                   "ON COMMIT DROP")
+    cursor.execute(f"""SELECT DISTINCT partner_id, (at AT TIME ZONE 'UTC')::date FROM {EVENTS}
+                       WHERE NOT duplicate AND action = 'assign'""")
+    days = defaultdict(set)
+    for partner_id, day in cursor.fetchall():
+        days[partner_id].add(day)
+    services = list(Service.objects.filter(partner_id__in=list(days), method=Method.SEAT_DAYS, overage_enabled=False))
+    if not services:
+        return
+    purchases = defaultdict(list)
+    for service_id, effective, seats in SeatPurchase.objects.filter(service__in=services).values_list(
+            "service_id", "effective_date", "seats"):
+        purchases[service_id].append((effective, seats))
+    book = TermsBook(services)
+    rows = []
+    for service in services:
+        for day in sorted(days[service.partner_id]):
+            if service.start_date > day or (service.end_date is not None and day > service.end_date):
+                continue
+            dated = book.on(service, day)
+            if dated.overage_enabled:
+                continue
+            committed = committed_seats_on(day, committed_quantity=dated.committed_quantity,
+                                           purchases=purchases[service.pk])
+            if committed > 0:
+                rows.append((service.partner_id, service.customer_id, day, committed))
+    with cursor.copy(f"COPY {LIMITS} (partner_id, customer_id, day, committed) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+ISO = "to_char({0} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN mod(extract(microseconds FROM {0})::int, 1000000) <> 0 THEN to_char({0} AT TIME ZONE 'UTC', '.US') ELSE '' END || '+00:00'"  # noqa: E501  datetime.isoformat() of a UTC instant, as partners.audit.jsonable writes it
+
+
+def _iso(column: str) -> str:
+    return f"CASE WHEN {column} IS NULL THEN NULL ELSE {ISO.format(column)} END"
+
+
+def _write(cursor, ctx: ImportContext) -> None:
+    """The seats and the audit rows, as the engine writes them for a timeline that is all new events after T0."""
+    p = Params()
+    source = p.ref("source", ctx.source[:100] or "import")
+    actor = ctx.actor
+    p.ref("actor_id", actor.user.pk if actor.user is not None else None)
+    p.ref("actor_label", str(actor)[:200])
+    p.ref("file", ctx.source)
+    cursor.execute(f"""
+        CREATE TEMP TABLE seat_new ON COMMIT DROP AS
+        SELECT partner_id, customer_id, member_id, action, at, n,
+               lead(at) OVER (PARTITION BY member_id ORDER BY at, n) AS next_at,
+               row_number() OVER (PARTITION BY member_id ORDER BY at, n) AS k
+        FROM {EVENTS} WHERE NOT duplicate
+    """)
+    # the seats open at T0 that the file ends (the member's first new event is its unassign): rebuilt, as the engine
+    # rebuilds a changed member's seats, keeping their source
+    cursor.execute("""
+        CREATE TEMP TABLE seat_ended ON COMMIT DROP AS
+        SELECT s.id, s.partner_id, s.customer_id, s.member_id, s.assigned_at, s.source, f.at AS removed_at
+        FROM partners_seatassignment s JOIN seat_new f ON f.member_id = s.member_id AND f.k = 1
+        WHERE s.removed_at IS NULL
+    """)
+    cursor.execute("DELETE FROM partners_seatassignment WHERE id IN (SELECT id FROM seat_ended)")
+    cursor.execute(f"""
+        CREATE TEMP TABLE seat_written ON COMMIT DROP AS
+        SELECT partner_id, customer_id, member_id, at AS assigned_at, next_at AS removed_at, {source}::text AS source
+        FROM seat_new WHERE action = 'assign'
+        UNION ALL
+        SELECT partner_id, customer_id, member_id, assigned_at, removed_at, source FROM seat_ended
+    """, p)
+    cursor.execute("""
+        INSERT INTO partners_seatassignment (partner_id, customer_id, member_id, assigned_at, removed_at,
+                                             start_date, end_date, source)
+        SELECT partner_id, customer_id, member_id, assigned_at, removed_at, (assigned_at AT TIME ZONE 'UTC')::date,
+               (removed_at AT TIME ZONE 'UTC')::date, source
+        FROM seat_written
+    """)
+    common = "now(), %(actor_id)s, %(actor_label)s, x.partner_id"
+    columns = "(at, actor_id, actor_label, partner_id, action, object_type, object_id, object_repr, before, after)"
+    cursor.execute(f"""
+        INSERT INTO partners_auditlog {columns}
+        SELECT {common}, {p.ref('import', AuditAction.SEAT_IMPORT.value)}, 'partners.Customer', x.customer_id::text,
+               c.slug, NULL, jsonb_build_object('assigned', x.assigned, 'unassigned', x.unassigned, 'file', %(file)s)
+        FROM (SELECT partner_id, customer_id, count(*) FILTER (WHERE action = 'assign') AS assigned,
+                     count(*) FILTER (WHERE action = 'unassign') AS unassigned, min(at) AS first, min(n) AS n
+              FROM seat_new GROUP BY partner_id, customer_id) x
+        JOIN partners_customer c ON c.id = x.customer_id
+        ORDER BY x.partner_id, x.first, x.n
+    """, p)
+    cursor.execute(f"""
+        INSERT INTO partners_auditlog {columns}
+        SELECT {common}, {p.ref('replaced', AuditAction.SEAT_IMPORT_REPLACED.value)}, 'partners.SeatAssignment',
+               x.id::text, m.name, jsonb_build_object('customer_id', x.customer_id, 'assigned_at',
+               {_iso('x.assigned_at')}, 'removed_at', NULL), NULL
+        FROM seat_ended x JOIN partners_member m ON m.id = x.member_id
+    """, p)
+    cursor.execute(f"""
+        INSERT INTO partners_auditlog {columns}
+        SELECT {common}, {p.ref('seat', AuditAction.SEAT_IMPORT_SEAT.value)}, 'partners.SeatAssignment', '',
+               m.name, NULL, jsonb_build_object('customer_id', x.customer_id, 'assigned_at', {_iso('x.assigned_at')},
+               'removed_at', {_iso('x.removed_at')})
+        FROM seat_written x JOIN partners_member m ON m.id = x.member_id
+        ORDER BY x.partner_id, x.assigned_at, x.member_id
+    """, p)
+    for table in ("seat_new", "seat_ended", "seat_written"):
+        cursor.execute(f"DROP TABLE {table}")

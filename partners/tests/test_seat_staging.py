@@ -1,0 +1,169 @@
+"""The seat-events import's set-based path on PostgreSQL (partners.seat_staging) against the engine
+(partners.seat_import), the reference: random histories and files, valid and invalid, merged into existing
+history, give the same seats, members, audit rows and counts, or the same errors (issue 21, billing-rules 9.4).
+The set-based path never names an error itself: a file it cannot prove clean goes to the engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from django.db import connection, transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from billing.core.actor import Actor
+from billing.core.importing import run_import, run_import_file
+from conftest import examples
+from partners.models import AuditLog, Member, SeatAssignment, SeatPurchase
+from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
+
+pytestmark = pytest.mark.django_db
+on_postgres = pytest.mark.skipif(connection.vendor != "postgresql",
+                                 reason="needs PostgreSQL: the set-based path is PostgreSQL's; SQLite reads row by row")
+
+HEADER = "partner,customer,member,action,at"
+ACTOR = Actor(label="seat test")
+
+
+@pytest.fixture
+def acme():
+    partner = PartnerFactory(slug="acme")
+    CustomerFactory(partner=partner, slug="north", seat_cap=3)
+    CustomerFactory(partner=partner, slug="south", seat_cap=None)
+    other = PartnerFactory(slug="other")
+    CustomerFactory(partner=other, slug="west", seat_cap=None)
+    service = ServiceFactory(partner=partner, code="seats", committed_quantity=4, overage_enabled=False,
+                             start_date=date(2026, 1, 1))
+    SeatPurchase.objects.create(service=service, seats=1, purchased_at=datetime(2026, 10, 20, tzinfo=UTC))
+    return partner
+
+
+def _engine(path, **options):
+    with open(path, encoding="utf-8-sig", newline="") as stream:
+        return run_import("seat-events", stream, **options)
+
+
+def _tables():
+    seats = sorted(SeatAssignment.objects.values_list(
+        "partner_id", "customer_id", "member__name", "assigned_at", "removed_at", "start_date", "end_date", "source"),
+        key=repr)
+    members = sorted(Member.objects.values_list("customer_id", "name"))
+    audit = sorted(AuditLog.objects.values_list("partner_id", "action", "object_type", "object_id", "object_repr",
+                                                "before", "after", "actor_label"), key=repr)
+    return seats, members, audit
+
+
+def both_ways(path, **options):
+    """(engine summary, set-based summary, the tables each left): the engine's import rolled back first."""
+    options = {"source": "seats.csv", "actor": ACTOR, **options}
+    with transaction.atomic():
+        by_engine = _engine(path, **options)
+        engine_tables = _tables()
+        transaction.set_rollback(True)
+    with transaction.atomic():
+        staged = run_import_file("seat-events", path, **options)
+        staged_tables = _tables()
+        transaction.set_rollback(True)
+    return by_engine, staged, engine_tables, staged_tables
+
+
+def _same(by_engine, staged):
+    assert (staged.ok, staged.rows, staged.created, staged.unchanged, [str(e) for e in staged.errors]) == (
+        by_engine.ok, by_engine.rows, by_engine.created, by_engine.unchanged, [str(e) for e in by_engine.errors])
+
+
+def csv_text(*rows: str) -> str:
+    return "\n".join([HEADER, *rows]) + "\n"
+
+
+@on_postgres
+def test_a_nightly_file_after_the_history_takes_the_set_based_path_to_the_same_seats(acme, tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text(csv_text("acme,north,ana,assign,2026-10-01T09:00:00Z",
+                                "acme,north,ben,assign,2026-10-01T09:05:00Z",
+                                "acme,south,cy,assign,2026-10-02T10:00:00Z",
+                                "acme,north,ben,unassign,2026-10-05T17:00:00Z"))
+    assert _engine(history, source="history.csv", actor=ACTOR).ok
+    night = tmp_path / "night.csv"
+    night.write_text(csv_text("acme,north,ana,unassign,2026-11-02T08:00:00Z",
+                              "acme,north,ben,assign,2026-11-02T08:00:00Z",
+                              "acme,south,dee,Assign,2026-11-02T09:00:00+01:00",
+                              "acme,north,ana,assign,2026-11-03T08:00:00Z",
+                              "acme,north,ben,assign,2026-10-01T09:05:00Z"))  # a duplicate of the history's
+    by_engine, staged, engine_tables, staged_tables = both_ways(night)
+    assert staged.staged and not by_engine.staged
+    _same(by_engine, staged)
+    assert staged_tables == engine_tables
+    assert (staged.created, staged.unchanged) == (4, 1)
+
+
+@on_postgres
+def test_a_file_reaching_into_the_history_is_left_to_the_engine(acme, tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text(csv_text("acme,north,ana,assign,2026-10-01T09:00:00Z",
+                                "acme,north,ana,unassign,2026-10-09T09:00:00Z"))
+    assert _engine(history, source="history.csv", actor=ACTOR).ok
+    late = tmp_path / "late.csv"
+    late.write_text(csv_text("acme,north,ben,assign,2026-10-05T09:00:00Z"))
+    _, staged, engine_tables, staged_tables = both_ways(late)
+    assert not staged.staged
+    assert staged_tables == engine_tables and staged.created == 1
+
+
+@on_postgres
+def test_a_broken_rule_is_named_by_the_engine(acme, tmp_path):
+    """The cap of north is 3, the commitment 4 with overage off (5 from November: a purchase of 20 October)."""
+    path = tmp_path / "cap.csv"
+    path.write_text(csv_text(*(f"acme,north,m{n},assign,2026-10-10T09:0{n}:00Z" for n in range(4))))
+    by_engine, staged, *_ = both_ways(path)
+    assert not staged.ok and not staged.staged
+    assert [str(e) for e in staged.errors] == [str(e) for e in by_engine.errors]
+    assert "seat cap of 3 reached" in str(staged.errors[0])
+
+
+# --- random histories and files --------------------------------------------------------------------------------
+INSTANTS = ["2026-10-01T09:00:00Z", "2026-10-03T12:00:00Z", "2026-10-03T12:00:00Z", "2026-10-20T00:00:00Z",
+            "2026-10-31T23:59:59Z", "2026-11-01T00:00:00Z", "2026-11-01T00:00:00Z", "2026-11-02T08:30:00+01:00",
+            "2026-11-15T10:00:00Z", "2026-11-30T23:00:00Z"]
+LATER = INSTANTS[5:]  # after every history instant below
+event = st.tuples(st.sampled_from(["north", "north", "south", "west", "nobody"]),
+                  st.sampled_from(["ana", "ben", "cy", "dee", "eve", "fay"]),
+                  st.sampled_from(["assign", "assign", "unassign", "Assign", "remove"]),
+                  st.sampled_from([*INSTANTS, "2026-11-02 08:00:00Z", "2099-01-01T00:00:00Z"]))
+plain = st.tuples(st.sampled_from(["north", "south"]), st.sampled_from(["ana", "ben", "cy", "dee", "eve", "fay"]),
+                  st.sampled_from(["assign", "unassign"]), st.sampled_from(LATER))
+earlier = st.tuples(st.sampled_from(["north", "south"]), st.sampled_from(["ana", "ben", "cy", "dee"]),
+                    st.sampled_from(["assign", "unassign"]), st.sampled_from(INSTANTS[:5]))
+
+
+def _rows(events) -> list[str]:
+    return [f"acme,{c},{m},{a},{at}" for c, m, a, at in events]
+
+
+@on_postgres
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
+@given(history=st.lists(earlier, max_size=10), rows=st.one_of(st.lists(event, min_size=1, max_size=12),
+                                                                st.lists(plain, min_size=1, max_size=12)))
+def test_random_files_give_the_same_seats_or_the_same_errors_both_ways(acme, tmp_path_factory, history, rows):
+    """Whatever the history already recorded and whatever the file: the same seats, members, audit rows and
+    counts, or the same `row N: column: reason` errors."""
+    directory = tmp_path_factory.mktemp("seats")
+    with transaction.atomic():
+        if history:
+            # whatever of the history is valid, one event at a time: a history of any shape the engine accepts
+            for n, row in enumerate(_rows(history)):
+                path = directory / f"h{n}.csv"
+                path.write_text(csv_text(row))
+                with transaction.atomic():
+                    if not _engine(path, source="history.csv", actor=ACTOR).ok:
+                        transaction.set_rollback(True)
+        path = directory / "file.csv"
+        path.write_text(csv_text(*_rows(rows)))
+        by_engine, staged, engine_tables, staged_tables = both_ways(path)
+        _same(by_engine, staged)
+        assert staged_tables == engine_tables
+        if by_engine.ok and all(c in ("north", "south") and a in ("assign", "unassign") and at in LATER
+                                for c, _m, a, at in rows):
+            assert staged.staged  # a clean file after the history is never left to the engine
+        transaction.set_rollback(True)
