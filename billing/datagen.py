@@ -18,7 +18,7 @@ services: the generator is for measuring, and writes what the services would hav
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -48,6 +48,7 @@ RMM_PROFILES = {"per_asset", "cmq_assets", "peak_assets"}
 GROUPS = ("Workstations", "Servers")
 GB = 10**9
 BATCH = 5000  # rows per bulk_create of the small tables
+TICK = 10_000  # rows of a big table between two progress reports
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,25 @@ class Spec:
 @dataclass
 class Counts:
     rows: dict[str, int] = field(default_factory=dict)
+    # told (the table being written, the rows written so far in all) as the tables fill: generate_data's progress
+    on_progress: Callable[[str, int], None] | None = field(default=None, repr=False, compare=False)
 
     def add(self, name: str, n: int) -> None:
         self.rows[name] = self.rows.get(name, 0) + n
+        if self.on_progress is not None:
+            self.on_progress(name, sum(self.rows.values()))
+
+    def ticked(self, name: str, rows: Iterable[tuple]) -> Iterable[tuple]:
+        """A big table's rows on their way to insert_rows, told to on_progress every TICK rows (a table of
+        millions of rows takes minutes)."""
+        return rows if self.on_progress is None else self._ticking(name, rows)
+
+    def _ticking(self, name: str, rows: Iterable[tuple]) -> Iterator[tuple]:
+        before = sum(self.rows.values())
+        for n, row in enumerate(rows, 1):
+            yield row
+            if n % TICK == 0:
+                self.on_progress(name, before + n)
 
 
 def profile(index: int) -> str:
@@ -108,9 +125,9 @@ def _reset_sequences(models_: list) -> None:
 # --- the generator -------------------------------------------------------------------------------
 
 class Generator:
-    def __init__(self, spec: Spec):
+    def __init__(self, spec: Spec, on_progress: Callable[[str, int], None] | None = None):
         self.spec = spec
-        self.counts = Counts()
+        self.counts = Counts(on_progress=on_progress)
         self.now = timezone.now()
 
     def rng(self, *parts) -> random.Random:
@@ -255,7 +272,8 @@ class Generator:
                         yield (member_id, customer.pk, f"user{m:05d}")
                         member_id += 1
 
-        self.counts.add("members", insert_rows(Member, ["id", "customer_id", "name"], member_rows()))
+        self.counts.add("members", insert_rows(Member, ["id", "customer_id", "name"],
+                                               self.counts.ticked("members", member_rows())))
 
         def seat_rows() -> Iterator[tuple]:
             nonlocal seat_id
@@ -278,7 +296,7 @@ class Generator:
             SeatAssignment,
             ["id", "partner_id", "customer_id", "member_id", "assigned_at", "removed_at", "start_date", "end_date",
              "source"],
-            seat_rows(),
+            self.counts.ticked("seat intervals", seat_rows()),
         ))
 
     def _usage(self, partners, customers) -> None:
@@ -313,7 +331,7 @@ class Generator:
         self.counts.add("usage snapshots", insert_rows(
             UsageSnapshot,
             ["id", "customer_id", "date", "users_count", "storage_bytes", "messages_count", "recorded_at", "source"],
-            rows(),
+            self.counts.ticked("usage snapshots", rows()),
         ))
         Suspension.objects.bulk_create(suspensions)
         self.counts.add("suspensions", len(suspensions))
@@ -342,7 +360,8 @@ class Generator:
 
         self.counts.add("call usage records", insert_rows(
             CallUsageRecord, ["partner_id", "customer_id", "record_id", "user", "started_at", "duration_seconds",
-                              "direction", "destination", "source"], rows()))
+                              "direction", "destination", "source"],
+            self.counts.ticked("call usage records", rows())))
 
     def _rmm(self, partners, customers) -> None:
         spec = self.spec
@@ -384,10 +403,11 @@ class Generator:
                 agent_id += 1
             syncs.append(InventorySync(partner=partner, as_of=last, agents=per_partner, source="generate_data"))
         self.counts.add("rmm agents", insert_rows(
-            RmmAgent, ["id", "partner_id", "agent_id", "machine_name", "os", "last_seen"], iter(agents)))
+            RmmAgent, ["id", "partner_id", "agent_id", "machine_name", "os", "last_seen"],
+            self.counts.ticked("rmm agents", agents)))
         self.counts.add("agent presences", insert_rows(
             AgentPresence, ["id", "agent_id", "partner_id", "organization", "group", "present_from", "present_until"],
-            iter(presences)))
+            self.counts.ticked("agent presences", presences)))
         InventorySync.objects.bulk_create(syncs)
 
     def _one_time(self, partners, customers) -> None:
@@ -405,5 +425,6 @@ class Generator:
         self.counts.add("one-time charges", len(charges))
 
 
-def generate(spec: Spec) -> Counts:
-    return Generator(spec).run()
+def generate(spec: Spec, on_progress: Callable[[str, int], None] | None = None) -> Counts:
+    """Generate the data of `spec`; `on_progress(table, rows written so far)` as it goes, if given."""
+    return Generator(spec, on_progress=on_progress).run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -55,7 +56,8 @@ class _Draft:
 
 def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: list[int] | None = None,
                 draft: bool = False, actor: Actor | None = None, batch_size: int | None = None,
-                failed: list[tuple[int, Exception]] | None = None) -> list[Invoice]:
+                failed: list[tuple[int, Exception]] | None = None,
+                on_progress: Callable[[int, int], None] | None = None) -> list[Invoice]:
     """Everything due up to `through` that is not done yet (billing-rules 4.9, 8.2): the one entry point of a
     billing run, for `run_billing`, the daily task and the admin. Every partner (by slug), or one by its slug,
     or the given ids in their order.
@@ -70,6 +72,9 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
     partners before it stand; the first partner that fails alone raises. Given a list `failed`, a partner that
     fails alone is put there instead, (its id, the error), and the partners after it are billed (the admin's
     billing page and the recorded runs of `invoicing.services.runs`).
+
+    `on_progress(done, total)`, if given, is called before the first batch and after each one with the
+    partners billed (or failed) so far of the partners to bill: `run_billing`'s progress bar.
     """
     actor = actor or Actor(label="run_billing")
     if partner_ids is None:
@@ -92,6 +97,8 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
         partner_ids = [pk for pk in partner_ids if not lacking.get(pk)]
     size = max(1, batch_size or settings.BILLING_BATCH_PARTNERS)
     documents: list[Invoice] = []
+    if on_progress is not None:
+        on_progress(0, len(partner_ids))
     for start in range(0, len(partner_ids), size):
         batch = partner_ids[start:start + size]
         try:
@@ -101,6 +108,8 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
                 if failed is None:
                     raise
                 failed.append((batch[0], exc))
+                if on_progress is not None:
+                    on_progress(start + 1, len(partner_ids))
                 continue
             logger.warning("billing a batch of %d partners failed; billing them one at a time", len(batch),
                            exc_info=True)
@@ -111,6 +120,8 @@ def billing_run(*, through: date, partner_slug: str | None = None, partner_ids: 
                     if failed is None:
                         raise
                     failed.append((partner_id, alone))
+        if on_progress is not None:
+            on_progress(start + len(batch), len(partner_ids))
     if held:
         raise BillingError(f"{len(documents)} document(s) issued for the others; not billed: {'; '.join(held)}")
     return documents

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
 
 from django.utils import timezone
@@ -25,7 +26,8 @@ SCOPE_NAMES_SHOWN = 5
 
 def billing_run_recorded(*, through: date, source: RunSource, actor: Actor, partner_slug: str | None = None,
                          partner_ids: list[int] | None = None, draft: bool = False, batch_size: int | None = None,
-                         reraise: tuple[type[Exception], ...] = ()) -> BillingRun:
+                         reraise: tuple[type[Exception], ...] = (),
+                         on_progress: Callable[[int, int], None] | None = None) -> BillingRun:
     """A billing run (`billing_run`: every partner, one by its slug, or the given ids in their order), recorded
     as it goes: the BillingRun row is written first (status running; outside a transaction it commits at once
     and shows while the run goes on) and finished with what the run wrote.
@@ -34,7 +36,8 @@ def billing_run_recorded(*, through: date, source: RunSource, actor: Actor, part
     legal details nothing is billed (billing-rules 4.13). A preview (`draft`) drafts every partner and names who
     would be held. A partner whose billing fails alone is recorded with the error and the partners after it
     are billed. An error of a type in `reraise` (a database outage the daily task retries) is recorded, then
-    raised once the run is finished. An unknown slug raises BillingError and records nothing."""
+    raised once the run is finished. An unknown slug raises BillingError and records nothing. `on_progress(done,
+    total)`: partners billed of partners to bill, as `billing_run` reports them (`run_billing`'s progress)."""
 
     partners = _partners(partner_slug, partner_ids)
     run = BillingRun.objects.create(
@@ -52,7 +55,7 @@ def billing_run_recorded(*, through: date, source: RunSource, actor: Actor, part
     try:
         if billed:
             documents = billing_run(through=through, partner_ids=[p.pk for p in billed], draft=draft, actor=actor,
-                                    batch_size=batch_size, failed=failed)
+                                    batch_size=batch_size, failed=failed, on_progress=on_progress)
     except Exception as exc:  # the run itself, not one partner: recorded, then raised
         _finish(run, documents, failures=[{"partner": "", "reason": _reason(exc)}], partners=partners)
         raise

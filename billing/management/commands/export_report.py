@@ -2,10 +2,12 @@
 [--output FILE] (billing-rules 8.3, 10)."""
 
 import sys
+from collections.abc import Iterable, Iterator
 
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.core.periods import Period, PeriodError
+from billing.core.progress import Progress, progress
 from billing.core.registry import reports
 from billing.core.reporting import ReportError, ReportOptions, write_csv, write_xlsx
 from partners.models import Partner
@@ -42,19 +44,28 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if partner and not Partner.objects.filter(slug=partner).exists():
             raise CommandError(f"unknown partner {partner!r}")
-        rows = chosen.rows(opts)
-        if format == "xlsx":
-            if not output and sys.stdout.isatty():
-                raise CommandError("XLSX is binary: give --output FILE.xlsx")
-            target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
-            try:
-                write_xlsx(chosen.columns, rows, target, title=report)
-            finally:
-                if output:
-                    target.close()
-        else:
-            if output:
-                with open(output, "w", newline="", encoding="utf-8") as target:
-                    write_csv(chosen.columns, rows, target)
+        if format == "xlsx" and not output and sys.stdout.isatty():
+            raise CommandError("XLSX is binary: give --output FILE.xlsx")
+        # progress on stderr only: without --output the report itself is standard output
+        with progress(f"export_report {report}") as meter:
+            rows = counted(chosen.rows(opts), meter)
+            if format == "xlsx":
+                target = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
+                try:
+                    write_xlsx(chosen.columns, rows, target, title=report)
+                finally:
+                    if output:
+                        target.close()
             else:
-                write_csv(chosen.columns, rows, self.stdout)
+                if output:
+                    with open(output, "w", newline="", encoding="utf-8") as target:
+                        write_csv(chosen.columns, rows, target)
+                else:
+                    write_csv(chosen.columns, rows, self.stdout)
+
+
+def counted(rows: Iterable[dict], meter: Progress) -> Iterator[dict]:
+    """The report's rows as they are written, counted on the progress meter."""
+    for row in rows:
+        yield row
+        meter.update()

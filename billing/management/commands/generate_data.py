@@ -8,6 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from billing.core.periods import Period, PeriodError
+from billing.core.progress import progress
 from billing.datagen import PROFILES, Spec, generate
 
 
@@ -48,7 +49,13 @@ class Command(BaseCommand):
                     first=start, agents=agents, prefix=prefix, only=profile)
         began = time.monotonic()
         try:
-            counts = generate(spec)
+            with progress("generate_data") as meter:
+
+                def written(table: str, rows: int) -> None:
+                    meter.note(table)
+                    meter.set(rows)
+
+                counts = generate(spec, on_progress=written)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         seconds = time.monotonic() - began

@@ -1,11 +1,14 @@
 """python manage.py import_csv KIND FILE [--dry-run] [--partner SLUG] [--as-of DATE]
 [--format NAME] [--map COLUMN=FIELD ...] (billing-rules 8.1; --format and --map: rmm-assets, import-formats 9)."""
 
+import os
+
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.core.actor import Actor
 from billing.core.importing import ImportFileError, run_import_file
 from billing.core.periods import PeriodError, parse_date
+from billing.core.progress import progress
 from billing.core.registry import import_kinds
 
 
@@ -35,11 +38,15 @@ class Command(BaseCommand):
         except PeriodError as exc:
             raise CommandError(f"--as-of: {exc}") from exc
         try:
-            summary = run_import_file(
-                kind, file, dry_run=dry_run, partner=partner, as_of=as_of_date,
-                actor=Actor(label=f"import_csv {kind} {file}"), source=str(file)[-100:],
-                file_format=options.get("format"), column_map=tuple(options.get("map") or ()),
-            )
+            size = os.path.getsize(file)
+            with progress(f"import_csv {kind}") as meter:
+                summary = run_import_file(
+                    kind, file, dry_run=dry_run, partner=partner, as_of=as_of_date,
+                    actor=Actor(label=f"import_csv {kind} {file}"), source=str(file)[-100:],
+                    file_format=options.get("format"), column_map=tuple(options.get("map") or ()),
+                    on_progress=lambda rows, read: meter.set(rows, rows_expected(rows, read, size)),
+                )
+                meter.set(summary.rows)  # a kind's fast path (PostgreSQL COPY) reports no batches
         except FileNotFoundError as exc:
             raise CommandError(f"{file}: no such file") from exc
         except ImportFileError as exc:
@@ -59,3 +66,12 @@ class Command(BaseCommand):
         if hidden:
             self.stderr.write(f"... and {hidden} more warnings")
         self.stdout.write(summary.describe() + (" (dry run: nothing written)" if dry_run else ""))
+
+
+def rows_expected(rows: int, read: int, size: int) -> int | None:
+    """The rows the whole file will have, from the rows in the part read so far (the engine's bytes read):
+    what gives the bar its time left. None until a first batch is read, or when a kind reads the file itself
+    (no bytes counted)."""
+    if not rows or not read or not size:
+        return None
+    return max(rows, round(rows * size / min(read, size)))

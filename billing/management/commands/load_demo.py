@@ -39,6 +39,7 @@ from billing.core.actor import Actor
 from billing.core.importing import ImportFileError, run_import_text
 from billing.core.money import quantize_money
 from billing.core.periods import Period, format_instant
+from billing.core.progress import progress
 from billing.demo import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
@@ -121,15 +122,20 @@ class Command(BaseCommand):
                 # after the first shows the payments and credits since the last one (billing-rules 4.6)
                 paying = not Payment.objects.exists()
                 issued = 0
-                for day in [*self._month_firsts(first, now), now.date()]:
-                    # recorded as the command's runs, so the admin's billing page shows the demo's history
-                    run = billing_run_recorded(through=day, actor=actor, source=RunSource.COMMAND)
-                    if run.problem_count:
-                        raise CommandError(f"the demo's billing run through {day} failed: {run.problems_text}")
-                    issued += run.document_count
-                    if paying and day < second.next().first:
-                        self._payments(actor, issued_by=day)
-                        self._customer_payments(actor, issued_by=day)
+                days = [*self._month_firsts(first, now), now.date()]
+                # most of the command's time (the PDFs of the invoices issued): progress on stderr, run by run
+                with progress("load_demo", total=len(days), unit="billing runs") as meter:
+                    for day in days:
+                        meter.note(f"through {day}")
+                        # recorded as the command's runs, so the admin's billing page shows the demo's history
+                        run = billing_run_recorded(through=day, actor=actor, source=RunSource.COMMAND)
+                        if run.problem_count:
+                            raise CommandError(f"the demo's billing run through {day} failed: {run.problems_text()}")
+                        issued += run.document_count
+                        if paying and day < second.next().first:
+                            self._payments(actor, issued_by=day)
+                            self._customer_payments(actor, issued_by=day)
+                        meter.update()
                 if paying:
                     disputed = (Invoice.objects.issued().filter(kind=InvoiceKind.CI, partner__slug="northwind")
                                 .order_by("-issue_date").first())

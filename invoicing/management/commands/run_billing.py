@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from billing.core.actor import Actor
 from billing.core.hooks import document_followers
 from billing.core.periods import PeriodError, parse_date
+from billing.core.progress import progress
 from invoicing.choices import RunSource
 from invoicing.selectors import billing_run_invoices, true_ups_of
 from invoicing.services import BillingError, billing_run_recorded
@@ -26,8 +27,10 @@ class Command(BaseCommand):
         except PeriodError as exc:
             raise CommandError(f"--through: {exc}") from exc
         try:
-            run = billing_run_recorded(through=day, partner_slug=partner, draft=draft, source=RunSource.COMMAND,
-                                       actor=Actor(label=f"run_billing --through {through}"))
+            with progress(f"run_billing --through {through}", unit="partners") as meter:
+                run = billing_run_recorded(through=day, partner_slug=partner, draft=draft, source=RunSource.COMMAND,
+                                           actor=Actor(label=f"run_billing --through {through}"),
+                                           on_progress=meter.set)
         except BillingError as exc:
             raise CommandError(str(exc)) from exc
         documents = billing_run_invoices(run)

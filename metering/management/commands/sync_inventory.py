@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from billing.core.actor import Actor
 from billing.core.periods import PeriodError, parse_date, utc_date
+from billing.core.progress import progress
 from metering.models import SyncStatus, SyncTrigger
 from metering.notices import service_units_on
 from metering.sync import inventory_sync, unmatched_summary
@@ -33,8 +34,13 @@ class Command(BaseCommand):
         except PeriodError as exc:
             raise CommandError(f"--as-of: {exc}") from exc
         self.stdout.write(f"{found.slug}: fetching the RMM inventory as of {day}...")
-        run = inventory_sync(partner=found, as_of=day, actor=Actor(label=f"sync_inventory --partner {partner}"),
-                             trigger=SyncTrigger.COMMAND, dry_run=dry_run)
+        # the connectors report no pages as they go (metering/connectors): the bar counts the agents once fetched
+        with progress(f"sync_inventory {found.slug}", unit="agents") as meter:
+            meter.note("fetching")
+            run = inventory_sync(partner=found, as_of=day, actor=Actor(label=f"sync_inventory --partner {partner}"),
+                                 trigger=SyncTrigger.COMMAND, dry_run=dry_run)
+            meter.set(run.agents_seen or 0)
+            meter.close(stopped=run.status == SyncStatus.FAILED)
         if run.status == SyncStatus.FAILED:
             raise CommandError(f"{found.slug}: the sync failed: {run.error}"
                                + (" (a transient fault: try again later)" if run.retryable else ""))
