@@ -50,7 +50,7 @@ from partners.terms import TermsBook
 
 logger = logging.getLogger(__name__)
 
-STAGE, EVENTS, LIMITS = "seat_stage", "seat_ev", "seat_limits"
+STAGE, RAW, EVENTS, LIMITS = "seat_stage", "seat_raw", "seat_ev", "seat_limits"
 SLUG_RE = "^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget
 RAW_MAX = 4096
 
@@ -68,7 +68,7 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
                     if rows == 0:
                         raise NotClean("no data rows")
                     created, unchanged, partner_ids = _apply(cursor, header, scan, ctx)
-                    for table in (STAGE, EVENTS, LIMITS):
+                    for table in (STAGE, RAW, EVENTS, LIMITS):
                         cursor.execute(f"DROP TABLE IF EXISTS {table}")
             except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, an instant it cannot read
                 raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
@@ -156,34 +156,32 @@ def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
 def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[int, int, set[int]]:
     """Check and write the staged events: (events created, duplicates, the partners written)."""
     p = Params()
-    cursor.execute(f"CREATE TEMP TABLE {EVENTS} ON COMMIT DROP AS {_read(header, scan, ctx, p)}", p)
-    cursor.execute(f"SELECT EXISTS (SELECT FROM {EVENTS} WHERE customer_id IS NULL)")
+    cursor.execute(f"CREATE TEMP TABLE {RAW} ON COMMIT DROP AS {_read(header, scan, ctx, p)}", p)
+    cursor.execute(f"SELECT EXISTS (SELECT FROM {RAW} WHERE customer_id IS NULL)")
     if cursor.fetchone()[0]:
         raise NotClean("a row the engine must read")
-    cursor.execute(f"SELECT DISTINCT partner_id FROM {EVENTS} ORDER BY 1")
+    cursor.execute(f"SELECT DISTINCT partner_id FROM {RAW} ORDER BY 1")
     partner_ids = [row[0] for row in cursor.fetchall()]
     # the same lock as the live seat service and the engine: caps and commitments hold against concurrent assigns
     cursor.execute("SELECT id FROM partners_partner WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [partner_ids])
-    # 2. members, as the engine creates them (every row's, duplicates included), and the duplicates
+    # 2. members, as the engine creates them (every row's, duplicates included); then each event with its member
+    # and whether it is a duplicate (of an earlier row, or of the history: a seat begun or ended then)
     cursor.execute(f"""
-        INSERT INTO partners_member (customer_id, name) SELECT DISTINCT customer_id, member FROM {EVENTS}
+        INSERT INTO partners_member (customer_id, name)
+        SELECT d.customer_id, d.member FROM (SELECT DISTINCT customer_id, member FROM {RAW}) d
+        WHERE NOT EXISTS (SELECT FROM partners_member m WHERE m.customer_id = d.customer_id AND m.name = d.member)
         ON CONFLICT (customer_id, name) DO NOTHING
     """)
-    cursor.execute(f"ALTER TABLE {EVENTS} ADD COLUMN member_id bigint, ADD COLUMN duplicate boolean")
     cursor.execute(f"""
-        UPDATE {EVENTS} e SET member_id = m.id FROM partners_member m
-        WHERE m.customer_id = e.customer_id AND m.name = e.member
-    """)
-    cursor.execute(f"""
-        WITH first AS (
-            SELECT n, row_number() OVER (PARTITION BY member_id, at, action ORDER BY n) AS k FROM {EVENTS}
-        )
-        UPDATE {EVENTS} e SET duplicate = f.k > 1
-            OR (e.action = 'assign' AND EXISTS (SELECT FROM partners_seatassignment s
-                                                 WHERE s.member_id = e.member_id AND s.assigned_at = e.at))
-            OR (e.action = 'unassign' AND EXISTS (SELECT FROM partners_seatassignment s
-                                                   WHERE s.member_id = e.member_id AND s.removed_at = e.at))
-        FROM first f WHERE f.n = e.n
+        CREATE TEMP TABLE {EVENTS} ON COMMIT DROP AS
+        SELECT r.n, r.partner_id, r.customer_id, m.id AS member_id, r.action, r.at,
+               row_number() OVER (PARTITION BY m.id, r.at, r.action ORDER BY r.n) > 1
+               OR (r.action = 'assign' AND EXISTS (SELECT FROM partners_seatassignment s
+                                                   WHERE s.member_id = m.id AND s.assigned_at = r.at))
+               OR (r.action = 'unassign' AND EXISTS (SELECT FROM partners_seatassignment s
+                                                     WHERE s.member_id = m.id AND s.removed_at = r.at))
+               AS duplicate
+        FROM {RAW} r JOIN partners_member m ON m.customer_id = r.customer_id AND m.name = r.member
     """)
     cursor.execute(f"SELECT count(*) FILTER (WHERE duplicate), count(*) FILTER (WHERE NOT duplicate) FROM {EVENTS}")
     unchanged, created = cursor.fetchone()
@@ -227,14 +225,18 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
         )
         SELECT EXISTS (
             SELECT FROM counted x JOIN partners_customer c ON c.id = x.customer_id
+            LEFT JOIN (SELECT partner_id, day, min(committed) AS committed FROM {LIMITS} WHERE customer_id IS NULL
+                       GROUP BY partner_id, day) lp
+                   ON lp.partner_id = x.partner_id AND lp.day = (x.at AT TIME ZONE 'UTC')::date
+            LEFT JOIN (SELECT customer_id, day, min(committed) AS committed FROM {LIMITS}
+                       WHERE customer_id IS NOT NULL GROUP BY customer_id, day) lc
+                   ON lc.customer_id = x.customer_id AND lc.day = (x.at AT TIME ZONE 'UTC')::date
             WHERE (x.action = 'unassign' AND x.member_had <> 1)
                OR (x.action = 'assign' AND (
                    x.member_had <> 0
                    OR (c.seat_cap IS NOT NULL AND x.customer_had + 1 > c.seat_cap)
-                   OR EXISTS (SELECT FROM {LIMITS} l
-                              WHERE l.partner_id = x.partner_id AND l.day = (x.at AT TIME ZONE 'UTC')::date
-                                AND ((l.customer_id IS NULL AND x.partner_had >= l.committed)
-                                     OR (l.customer_id = x.customer_id AND x.customer_had >= l.committed)))))
+                   OR x.partner_had >= lp.committed
+                   OR x.customer_had >= lc.committed))
         )
     """)
     if cursor.fetchone()[0]:
@@ -324,6 +326,7 @@ def _write(cursor, ctx: ImportContext) -> None:
         SELECT partner_id, customer_id, member_id, assigned_at, removed_at, (assigned_at AT TIME ZONE 'UTC')::date,
                (removed_at AT TIME ZONE 'UTC')::date, source
         FROM seat_written
+        ORDER BY partner_id, assigned_at  -- the indexes by start are written at their end, page after page
     """)
     common = "now(), %(actor_id)s, %(actor_label)s, x.partner_id"
     columns = "(at, actor_id, actor_label, partner_id, action, object_type, object_id, object_repr, before, after)"
