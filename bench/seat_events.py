@@ -27,7 +27,6 @@ timed tests. The partners it adds stay; run it on a database of its own.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import random
@@ -158,12 +157,18 @@ def import_file(path: Path) -> tuple[float, float, str]:
 
 
 def import_here(path: Path) -> tuple[float, str]:
-    """`import_csv seat-events FILE` in this process (as bench/usage_records.py): the import's own time, without
-    starting Python and Django. Returns (seconds, its summary line) and whether it went set-based."""
-    out = io.StringIO()
+    """The import of `import_csv seat-events FILE`, in this process (as bench/usage_records.py): its own time,
+    without starting Python and Django. Returns (seconds, its summary line, and how it went)."""
+    from billing.core.actor import Actor
+    from billing.core.importing import run_import_file
+
     began = time.perf_counter()
-    call_command("import_csv", "seat-events", str(path), stdout=out)
-    return time.perf_counter() - began, out.getvalue().strip().splitlines()[-1]
+    summary = run_import_file("seat-events", path, actor=Actor(label="bench"), source=path.name)
+    seconds = time.perf_counter() - began
+    if not summary.ok:
+        raise SystemExit(f"import refused: {summary.errors[:3]}")
+    how = "set-based" if summary.staged else "row by row"
+    return seconds, f"{summary.created:,} created, {summary.unchanged:,} unchanged, {how}"
 
 
 def keyed_write(path: Path) -> float:
@@ -184,7 +189,7 @@ def keyed_write(path: Path) -> float:
             while chunk := source.read(1 << 20):
                 copy.write(chunk)
         cursor.execute("""
-            INSERT INTO bench_seats
+            INSERT INTO bench_seats (customer, member, assigned_at, removed_at)
             SELECT partner || '/' || customer, member, at, next_at FROM (
                 SELECT *, lead(at) OVER (PARTITION BY partner, customer, member ORDER BY at, n) AS next_at
                 FROM bench_seat_in) x
@@ -201,6 +206,8 @@ def main(argv=None):
     parser.add_argument("--history", type=int, default=600_000, help="events of the year of history")
     parser.add_argument("--events", type=int, default=145_000, help="events of the file measured")
     parser.add_argument("--scale", type=int, default=4, help="the larger file: this many times --events")
+    parser.add_argument("--memory-events", type=int, default=1_000_000,
+                        help="events of the file whose import's memory is measured (a process of its own)")
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
@@ -217,15 +224,15 @@ def main(argv=None):
     world.create()
     results = Results()
     now = datetime.now(UTC).replace(microsecond=0)
-    year_start = now - timedelta(days=400)
-    history_end = now - timedelta(days=35)
+    year_start = now - timedelta(days=425)
+    history_end = now - timedelta(days=60)
     folder = Path(tempfile.mkdtemp(prefix="seat-bench-"))
     history = folder / "history.csv"
     rows = write(history, world.events(year_start, history_end, args.history))
     seconds, line = import_here(history)
     results.add("h", f"the year of history: {rows:,} events ({line})", seconds)
     month = folder / "month.csv"
-    write(month, world.events(history_end + timedelta(days=1), history_end + timedelta(days=15), args.events))
+    write(month, world.events(now - timedelta(days=59), now - timedelta(days=45), args.events))
     imported, line = import_here(month)
     results.add("a", f"import_csv seat-events, {args.events:,} events after the history ({line})", imported)
     floor = min(keyed_write(month) for _ in range(3))
@@ -235,7 +242,7 @@ def main(argv=None):
     results.add("c", f"the same file again, nothing new ({line})", again)
     results.add("c/b", "again / PostgreSQL's keyed write", again / floor, unit="x", target=TARGETS["c/b"])
     larger = folder / "larger.csv"
-    write(larger, world.events(history_end + timedelta(days=16), now - timedelta(hours=1), args.events * args.scale))
+    write(larger, world.events(now - timedelta(days=44), now - timedelta(days=21), args.events * args.scale))
     bigger, line = import_here(larger)
     results.add("d", f"{args.scale} times the events: {args.events * args.scale:,} ({line})", bigger)
     results.add("d/a", f"time ratio for {args.scale} times the events", bigger / imported, unit="x",
@@ -243,9 +250,9 @@ def main(argv=None):
     # the memory of an operator's run: the largest file again (nothing new) and a file as large of new events, each
     # imported by `manage.py import_csv` in a process of its own
     largest = folder / "largest.csv"
-    write(largest, world.events(now - timedelta(minutes=50), now - timedelta(minutes=1), args.events * args.scale))
+    write(largest, world.events(now - timedelta(days=20), now - timedelta(hours=1), args.memory_events))
     started, peak, line = import_file(largest)
-    results.add("e", f"peak memory of `manage.py import_csv` of {args.events * args.scale:,} new events (max RSS; "
+    results.add("e", f"peak memory of `manage.py import_csv` of {args.memory_events:,} new events (max RSS; "
                      f"{started:.1f} s with Python's start)", peak, unit="MB", target=TARGETS["e"])
     print()
     print(results.table())

@@ -68,7 +68,7 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
                     if rows == 0:
                         raise NotClean("no data rows")
                     created, unchanged, partner_ids = _apply(cursor, header, scan, ctx)
-                    for table in (STAGE, RAW, EVENTS, LIMITS):
+                    for table in (STAGE, RAW, EVENTS, LIMITS, "seat_h"):
                         cursor.execute(f"DROP TABLE IF EXISTS {table}")
             except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, an instant it cannot read
                 raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
@@ -172,16 +172,28 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
         WHERE NOT EXISTS (SELECT FROM partners_member m WHERE m.customer_id = d.customer_id AND m.name = d.member)
         ON CONFLICT (customer_id, name) DO NOTHING
     """)
+    # H: each partner's last instant of history (a seat begun or ended); an event after it cannot repeat the history,
+    # so only the events up to it are looked up among the seats (a nightly file: none)
+    cursor.execute("""
+        CREATE TEMP TABLE seat_h ON COMMIT DROP AS
+        SELECT p.id AS partner_id, greatest(
+            (SELECT max(s.assigned_at) FROM partners_seatassignment s WHERE s.partner_id = p.id),
+            (SELECT max(s.removed_at) FROM partners_seatassignment s
+             WHERE s.partner_id = p.id AND s.end_date = (SELECT max(e.end_date) FROM partners_seatassignment e
+                                                          WHERE e.partner_id = p.id))) AS h
+        FROM partners_partner p WHERE p.id = ANY(%s)
+    """, [partner_ids])
     cursor.execute(f"""
         CREATE TEMP TABLE {EVENTS} ON COMMIT DROP AS
         SELECT r.n, r.partner_id, r.customer_id, m.id AS member_id, r.action, r.at,
                row_number() OVER (PARTITION BY m.id, r.at, r.action ORDER BY r.n) > 1
-               OR (r.action = 'assign' AND EXISTS (SELECT FROM partners_seatassignment s
-                                                   WHERE s.member_id = m.id AND s.assigned_at = r.at))
-               OR (r.action = 'unassign' AND EXISTS (SELECT FROM partners_seatassignment s
-                                                     WHERE s.member_id = m.id AND s.removed_at = r.at))
+               OR (r.at <= h.h AND r.action = 'assign' AND EXISTS (
+                   SELECT FROM partners_seatassignment s WHERE s.member_id = m.id AND s.assigned_at = r.at))
+               OR (r.at <= h.h AND r.action = 'unassign' AND EXISTS (
+                   SELECT FROM partners_seatassignment s WHERE s.member_id = m.id AND s.removed_at = r.at))
                AS duplicate
         FROM {RAW} r JOIN partners_member m ON m.customer_id = r.customer_id AND m.name = r.member
+        JOIN seat_h h ON h.partner_id = r.partner_id
     """)
     cursor.execute(f"SELECT count(*) FILTER (WHERE duplicate), count(*) FILTER (WHERE NOT duplicate) FROM {EVENTS}")
     unchanged, created = cursor.fetchone()
@@ -191,9 +203,8 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
     cursor.execute(f"""
         SELECT e.partner_id FROM (SELECT partner_id, min(at) AS t0 FROM {EVENTS} WHERE NOT duplicate
                                   GROUP BY partner_id) e
-        JOIN LATERAL (SELECT max(s.assigned_at) AS a, max(s.removed_at) AS r FROM partners_seatassignment s
-                      WHERE s.partner_id = e.partner_id) h ON true
-        WHERE e.t0 <= h.a OR e.t0 <= h.r
+        JOIN seat_h h ON h.partner_id = e.partner_id
+        WHERE e.t0 <= h.h
         LIMIT 1
     """)
     if cursor.fetchone() is not None:
@@ -205,8 +216,9 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
                    CASE WHEN action = 'assign' THEN 1 ELSE -1 END AS d
             FROM {EVENTS} WHERE NOT duplicate
         ),
+        -- the seats open at T0 (end_date is blank exactly when removed_at is): the (partner, start, end) index
         open AS (SELECT partner_id, customer_id, member_id FROM partners_seatassignment
-                 WHERE removed_at IS NULL AND partner_id IN (SELECT DISTINCT partner_id FROM e)),
+                 WHERE partner_id = ANY(%(partners)s) AND end_date IS NULL AND removed_at IS NULL),
         open_members AS (SELECT member_id, count(*) AS n FROM open GROUP BY member_id),
         open_customers AS (SELECT customer_id, count(*) AS n FROM open GROUP BY customer_id),
         open_partners AS (SELECT partner_id, count(*) AS n FROM open GROUP BY partner_id),
@@ -238,7 +250,7 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
                    OR x.partner_had >= lp.committed
                    OR x.customer_had >= lc.committed))
         )
-    """)
+    """, {"partners": partner_ids})
     if cursor.fetchone()[0]:
         raise NotClean("a seat rule is broken (the engine names the row)")
     _write(cursor, ctx)
