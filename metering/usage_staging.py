@@ -18,7 +18,6 @@ same records or the same errors (metering/tests/test_usage_records.py gives both
 
 from __future__ import annotations
 
-import codecs
 import logging
 
 import psycopg
@@ -26,10 +25,10 @@ import psycopg.errors
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
+from billing.core.copy_staging import INSTANT_RE, NotClean, _header, _Scan, copy_to_stage
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from metering.choices import CallDirection
-from metering.staging import CHUNK, INSTANT_RE, NotClean, _header, _Scan
 from metering.usage_records import RecordKind, records_audit
 
 logger = logging.getLogger(__name__)
@@ -51,7 +50,7 @@ def records_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSumma
             try:
                 with connection.cursor() as cursor:
                     header = _header(path, kind)
-                    rows, scan = _stage(cursor, path, len(header))
+                    rows, scan = copy_to_stage(cursor, path, STAGE, len(header))
                     if rows == 0:
                         raise NotClean("no data rows")
                     created = _insert(cursor, record, header, scan, ctx, rows)
@@ -67,25 +66,6 @@ def records_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSumma
     total = sum(created.values())
     return ImportSummary(kind=ctx.kind, rows=rows, created=total, updated=0, unchanged=rows - total, errors=[],
                          error_count=0, bad_rows=0, dry_run=ctx.dry_run, staged=True)
-
-
-def _stage(cursor, path, width: int) -> tuple[int, _Scan]:
-    """The file's data rows into the staging table, a text column per column of the header."""
-    scan = _Scan()
-    cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
-    cursor.execute("SELECT set_config('work_mem', '64MB', true)")
-    cursor.execute(f"CREATE TEMP TABLE {STAGE} ({', '.join(f'c{i} text' for i in range(width))}) ON COMMIT DROP")
-    with open(path, "rb") as source, cursor.copy(
-        f"COPY {STAGE} FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
-    ) as copy:
-        first = True
-        while chunk := source.read(CHUNK):
-            if first:
-                chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
-            scan.feed(chunk)
-            copy.write(chunk)
-        scan.finish()
-    return cursor.rowcount, scan
 
 
 def _insert(cursor, record: RecordKind, header: list[str], scan: _Scan, ctx: ImportContext,

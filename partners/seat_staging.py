@@ -31,7 +31,6 @@ which names every error as `row N: column: reason`:
 
 from __future__ import annotations
 
-import codecs
 import logging
 from collections import defaultdict
 
@@ -39,7 +38,7 @@ import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from billing.core.copy_staging import CHUNK, INSTANT_RE, TEXT_MAX, NotClean, _header, _Scan
+from billing.core.copy_staging import INSTANT_RE, TEXT_MAX, NotClean, _header, _Scan, copy_to_stage
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from partners.choices import AuditAction
@@ -64,7 +63,7 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
             try:
                 with connection.cursor() as cursor:
                     header = _header(path, kind)
-                    rows, scan = _stage(cursor, path, len(header))
+                    rows, scan = copy_to_stage(cursor, path, STAGE, len(header), numbered=True)
                     if rows == 0:
                         raise NotClean("no data rows")
                     created, unchanged, partner_ids = _apply(cursor, header, scan, ctx)
@@ -82,27 +81,6 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
         return None
     return ImportSummary(kind=ctx.kind, rows=rows, created=created, updated=0, unchanged=unchanged, errors=[],
                          error_count=0, bad_rows=0, dry_run=ctx.dry_run, staged=True)
-
-
-def _stage(cursor, path, width: int) -> tuple[int, _Scan]:
-    """The file's data rows into a TEMP table, a text column per column of the header and `n`, the row's place."""
-    scan = _Scan()
-    cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
-    cursor.execute("SELECT set_config('work_mem', '64MB', true)")
-    columns = ", ".join(f"c{i}" for i in range(width))
-    cursor.execute(f"CREATE TEMP TABLE {STAGE} (n bigserial, {', '.join(f'c{i} text' for i in range(width))}) "
-                   "ON COMMIT DROP")
-    with open(path, "rb") as source, cursor.copy(
-        f"COPY {STAGE} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
-    ) as copy:
-        first = True
-        while chunk := source.read(CHUNK):
-            if first:
-                chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
-            scan.feed(chunk)
-            copy.write(chunk)
-        scan.finish()
-    return cursor.rowcount, scan
 
 
 def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:

@@ -133,3 +133,26 @@ class _Scan:
             pos = end
         self.carry = b""
         self.before = buf[-1:] or self.before
+
+
+def copy_to_stage(cursor, path, table: str, width: int, *, numbered: bool = False) -> tuple[int, _Scan]:
+    """The file's data rows COPYed into a TEMP table `table` of `width` text columns c0, c1…, watched by `_Scan`
+    on the way (a UTF-8 byte-order mark skipped, as the engine skips it); `numbered`: with `n`, each row's place in
+    the file (file order decides ties). Returns (data rows, the scan: how cells must be trimmed)."""
+    scan = _Scan()
+    columns = ", ".join(f"c{i}" for i in range(width))
+    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    cursor.execute("SELECT set_config('work_mem', '64MB', true)")
+    cursor.execute(f"CREATE TEMP TABLE {table} ({'n bigserial, ' if numbered else ''}"
+                   f"{', '.join(f'c{i} text' for i in range(width))}) ON COMMIT DROP")
+    with open(path, "rb") as source, cursor.copy(
+        f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
+    ) as copy:
+        first = True
+        while chunk := source.read(CHUNK):
+            if first:
+                chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
+            scan.feed(chunk)
+            copy.write(chunk)
+        scan.finish()
+    return cursor.rowcount, scan
