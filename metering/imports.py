@@ -17,6 +17,7 @@ from metering.notices import inventory_apply_notified
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource, usage_record_resource
 from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay
 from metering.staging import rmm_assets_fast_path
+from metering.tenant_staging import tenant_events_fast_path, tenant_usage_fast_path
 from metering.usage_records import CALL_DETAILS, CALL_USAGE, MEETING_SUMMARIES, RecordKind, records_audit, records_batch
 from metering.usage_staging import records_fast_path
 from partners.audit import audit_entry
@@ -132,6 +133,9 @@ class TenantUsageImport(ImportKind):
         if touched:
             _audit_per_customer(ctx, "usage.import", {cid: {"snapshots": n} for cid, n in touched.items()})
 
+    def fast_path(self, path, ctx):
+        return tenant_usage_fast_path(path, ctx, self)
+
 
 def _usage_values(snapshot: UsageSnapshot) -> dict:
     return {f: getattr(snapshot, f) for f in USAGE_FIELDS}
@@ -215,6 +219,9 @@ class TenantEventsImport(ImportKind):
             Suspension.objects.filter(pk__in=rebuilt_ids).delete()
             Suspension.objects.bulk_create(rebuilt)
             _audit_per_customer(ctx, "suspension.import", counts)
+
+    def fast_path(self, path, ctx):
+        return tenant_events_fast_path(path, ctx, self)
 
 
 def _same_agent_hint(ctx) -> str:
