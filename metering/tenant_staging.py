@@ -30,18 +30,17 @@ each names the earliest day actually written, where the engine may also log a da
 
 from __future__ import annotations
 
-import codecs
 import logging
 
 import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from billing.core.copy_staging import INSTANT_RE, NotClean, _header, _Scan, copy_to_stage
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.periods import utc_date
 from billing.core.sql import Params
 from metering.resources import BIG, COUNT
-from metering.staging import CHUNK, INSTANT_RE, NotClean, _header, _Scan
 from partners.audit import audit_entry
 from partners.choices import AuditAction
 from partners.models import AuditLog, Customer
@@ -322,24 +321,9 @@ def _events_apply(cursor, ctx: ImportContext) -> list[tuple[int, int, int]]:
 # --- shared -----------------------------------------------------------------------------------------------------
 def _stage(cursor, path, header: list[str]) -> tuple[int, _Scan]:
     """The file's data rows into the staging table: n (the file's order), then a text column per column of the
-    header."""
-    scan = _Scan()
-    columns = [f"c{i}" for i in range(len(header))]
+    header; the other working tables of an earlier try dropped."""
     cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
-    cursor.execute("SELECT set_config('work_mem', '64MB', true)")
-    cursor.execute(f"CREATE TEMP TABLE {STAGE} (n bigint GENERATED ALWAYS AS IDENTITY, "
-                   f"{', '.join(c + ' text' for c in columns)}) ON COMMIT DROP")
-    with open(path, "rb") as source, cursor.copy(
-        f"COPY {STAGE} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
-    ) as copy:
-        first = True
-        while chunk := source.read(CHUNK):
-            if first:
-                chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
-            scan.feed(chunk)
-            copy.write(chunk)
-        scan.finish()
-    return cursor.rowcount, scan
+    return copy_to_stage(cursor, path, STAGE, len(header), numbered=True)
 
 
 class _Cells:
