@@ -137,9 +137,10 @@ def write(path: Path, lines) -> int:
     return n
 
 
-# manage.py in a process of its own that reports its own peak memory when it exits
-CHILD = ("import atexit, resource, runpy, sys; atexit.register(lambda: sys.stderr.write("
-         "'MAXRSS %%d\\n' %% resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
+# manage.py in a process of its own that reports its own peak memory when it exits: VmHWM, its address space's high
+# water mark (getrusage's ru_maxrss keeps, across fork and exec, the peak of the parent that started it)
+CHILD = ("import atexit, runpy, sys; atexit.register(lambda: sys.stderr.write("
+         "[line for line in open('/proc/self/status') if line.startswith('VmHWM')][0])); "
          "sys.argv = ['manage.py', 'import_csv', 'seat-events', sys.argv[1]]; "
          "runpy.run_path(%r, run_name='__main__')")
 
@@ -152,7 +153,7 @@ def import_file(path: Path) -> tuple[float, float, str]:
     seconds = time.perf_counter() - began
     if done.returncode != 0:
         raise SystemExit(f"import failed: {done.stderr[-2000:]}")
-    peak = max((int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("MAXRSS ")), default=0)
+    peak = max((int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("VmHWM:")), default=0)
     return seconds, peak / 1024, done.stdout.strip().splitlines()[-1]
 
 
