@@ -85,3 +85,27 @@ def test_the_generator_is_deterministic_and_keeps_the_seat_rules(cli):
     assert all(s.assigned_at < datetime.now(UTC) for s in seats)
     result = cli("generate_data", "--partners", "1", "--months", "2", "--prefix", "x", "--first", str(FIRST))
     assert result.status == 1 and "exists already" in result.err
+
+
+@pytest.mark.django_db
+def test_the_seat_events_benchmark_generates_valid_histories(tmp_path):
+    """bench/seat_events.py at a tiny size: its generated history and next file are valid seat events (the engine
+    takes both whole), so the benchmark measures imports, not refusals."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from billing.core.actor import Actor  # noqa: PLC0415
+    from billing.core.importing import run_import_file  # noqa: PLC0415
+
+    spec = importlib.util.spec_from_file_location("bench_seats", ROOT / "bench" / "seat_events.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    world = bench.World("tiny", partners=2, customers=3, seed=5)
+    world.create()
+    now = datetime.now(UTC).replace(microsecond=0)
+    history, after = tmp_path / "history.csv", tmp_path / "after.csv"
+    assert bench.write(history, world.events(now - timedelta(days=60), now - timedelta(days=30), 400)) == 400
+    assert bench.write(after, world.events(now - timedelta(days=29), now - timedelta(days=1), 300)) == 300
+    for path in (history, after):
+        summary = run_import_file("seat-events", path, actor=Actor(label="bench test"), source=path.name)
+        assert summary.ok and summary.created == summary.rows, summary.errors[:3]
+    assert SeatAssignment.objects.filter(partner__slug__startswith="tiny").count() > 0
