@@ -48,30 +48,10 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
+from bench.kit import Results  # noqa: E402
+
 TARGETS = {"a/b": 3.0, "c/b": 1.0, "d/a": 4.5, "e": 200.0}
 HEADER = "partner,customer,member,action,at\n"
-
-
-def timed(fn, *args, **kwargs):
-    began = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return time.perf_counter() - began, result
-
-
-class Results:
-    def __init__(self):
-        self.rows, self.data = [], {}
-
-    def add(self, key: str, label: str, value: float, unit: str = "s", target: float | None = None):
-        shown = {"s": f"{value:.2f} s", "x": f"{value:.2f}", "MB": f"{value:.0f} MB"}[unit]
-        limit = "" if target is None else f"<= {target:g}  " + ("ok" if value <= target else "MISSED")
-        self.rows.append((key, label, shown, limit))
-        self.data[key] = {"label": label, "value": round(value, 4), "unit": unit, "target": target}
-        print(f"  {key:<6} {label:<74} {shown:>10}  {limit}", flush=True)
-
-    def table(self) -> str:
-        lines = [f"{'':<6} {'measure':<74} {'value':>10}  target", "-" * 106]
-        return "\n".join(lines + [f"{k:<6} {label:<74} {v:>10}  {t}" for k, label, v, t in self.rows])
 
 
 class World:

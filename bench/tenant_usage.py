@@ -45,28 +45,9 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
+from bench.kit import Results, timed  # noqa: E402
+
 HEADER = "partner,customer,date,users_count,storage_bytes,messages_count\n"
-
-
-def timed(fn, *args, **kwargs):
-    began = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return time.perf_counter() - began, result
-
-
-class Results:
-    def __init__(self):
-        self.rows, self.data = [], {}
-
-    def add(self, key: str, label: str, value: float, unit: str = "s"):
-        shown = {"s": f"{value:.2f} s", "x": f"{value:.2f}"}[unit]
-        self.rows.append((key, label, shown))
-        self.data[key] = {"label": label, "value": round(value, 4), "unit": unit}
-        print(f"  {key:<6} {label:<76} {shown:>10}", flush=True)
-
-    def table(self) -> str:
-        lines = [f"{'':<6} {'measure':<76} {'value':>10}", "-" * 94]
-        return "\n".join(lines + [f"{k:<6} {label:<76} {v:>10}" for k, label, v in self.rows])
 
 
 def write_file(path: Path, *, partner: str, customers: int, snapshots: int, bump: int = 0, limit: int | None = None):

@@ -45,34 +45,13 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from bench.kit import Results, timed  # noqa: E402
 from billing.core.periods import Period  # noqa: E402
 
 TARGETS = {"a/b": 3.0, "d/floor": 3.0}
 HEADER = "partner,customer,record_id,user,started_at,duration_seconds,direction,destination\n"
 DIRECTIONS = ["outbound"] * 5 + ["inbound"] * 4 + ["internal"]
 DESTINATIONS = ["local", "national", "mobile", "international", "toll-free"]
-
-
-def timed(fn, *args, **kwargs):
-    began = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return time.perf_counter() - began, result
-
-
-class Results:
-    def __init__(self):
-        self.rows, self.data = [], {}
-
-    def add(self, key: str, label: str, value: float, unit: str = "s", target: float | None = None):
-        shown = {"s": f"{value:.2f} s", "x": f"{value:.2f}", "MB": f"{value:.0f} MB"}[unit]
-        limit = "" if target is None else f"<= {target:g}  " + ("ok" if value <= target else "MISSED")
-        self.rows.append((key, label, shown, limit))
-        self.data[key] = {"label": label, "value": round(value, 4), "unit": unit, "target": target}
-        print(f"  {key:<8} {label:<70} {shown:>10}  {limit}", flush=True)
-
-    def table(self) -> str:
-        lines = [f"{'':<8} {'measure':<70} {'value':>10}  target", "-" * 104]
-        return "\n".join(lines + [f"{k:<8} {label:<70} {v:>10}  {t}" for k, label, v, t in self.rows])
 
 
 def write_file(path: Path, *, partner: str, customers: int, records: int, month: Period, seed: int) -> None:

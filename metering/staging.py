@@ -22,7 +22,6 @@ or a row near the csv module's limits. A UTF-8 byte-order mark is skipped, as th
 
 from __future__ import annotations
 
-import codecs
 import csv
 import logging
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from billing.core.copy_staging import (  # noqa: F401  (the fast paths of meteri
     NotClean,
     _header,
     _Scan,
+    copy_to_stage,
 )
 from billing.core.importing import (
     MAX_RECORD_CHARS,
@@ -94,24 +94,10 @@ def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSu
 # --- the file into rmm_stage, checked and cleaned into rmm_in ---------------------------------------------------
 def _stage(cursor, path, kind: ImportKind) -> Staged:
     header = _header(path, kind)
-    columns = [f"c{i}" for i in range(len(header))]
-    scan = _Scan()
     try:
         cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
-        cursor.execute("SELECT set_config('work_mem', '64MB', true)")  # sorts and hashes of 100,000 rows in memory
-        cursor.execute(f"CREATE TEMP TABLE rmm_stage (n bigint GENERATED ALWAYS AS IDENTITY, "
-                       f"{', '.join(c + ' text' for c in columns)}) ON COMMIT DROP")
-        with open(path, "rb") as source, cursor.copy(
-            f"COPY rmm_stage ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
-        ) as copy:
-            first = True
-            while chunk := source.read(CHUNK):
-                if first:
-                    chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
-                scan.feed(chunk)
-                copy.write(chunk)
-            scan.finish()
-        return _clean(cursor, header, columns, scan)
+        _rows, scan = copy_to_stage(cursor, path, "rmm_stage", len(header), numbered=True)
+        return _clean(cursor, header, [f"c{i}" for i in range(len(header))], scan)
     except (DatabaseError, psycopg.Error) as exc:  # COPY refused a line, a date PostgreSQL cannot read, ...
         raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
 
