@@ -36,7 +36,7 @@ import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from billing.core.copy_staging import INSTANT_RE, NotClean, _header, _Scan, copy_to_stage
+from billing.core.copy_staging import CellReader, NotClean, _header, _Scan, copy_to_stage, instant_read
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.periods import utc_date
 from billing.core.sql import Params
@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 STAGE = "tenant_stage"
 TABLES = (STAGE, "tenant_usage_plan", "tenant_events_in", "tenant_events_history",
           "tenant_events_plan", "tenant_events_new")
-RAW_MAX = 4096  # bytes of a cell before it is trimmed: a longer one is left to the engine (the csv module's limits)
 SLUG_RE = r"^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget
 USAGE_FIELDS = ("users_count", "storage_bytes", "messages_count")  # metering.imports.USAGE_FIELDS
 
@@ -198,17 +197,12 @@ def _events_in(cursor, header: list[str], scan: _Scan, ctx: ImportContext, now) 
     p = Params()
     cells = _Cells(header, scan, ctx, p)
     texts = [f"{cells.cell('action')} AS r_action", f"{cells.cell('at')} AS r_at"]
+    at_cast, at_refused = instant_read("r_at", "v_at", p, now)
     choices = "'suspend', 'unsuspend'"
     values = [f"CASE WHEN r_action IN ({choices}) THEN r_action WHEN r_action ~ '^[A-Za-z]+$' "
               f"AND lower(r_action) IN ({choices}) THEN lower(r_action) END AS v_action",
-              # text PostgreSQL cannot read at all stops the statement (not clean either)
-              "CASE WHEN r_at <> '' THEN r_at::timestamptz END AS v_at"]
-    # PostgreSQL reads more instants than the engine (no zone, 'today', hour 24): only the forms both read alike
-    bad = ["v_action IS NULL",
-           f"v_at IS NULL OR v_at > {p.ref('now', now)} OR NOT CASE "
-           f"WHEN r_at LIKE '____-__-__T__:__:__Z' THEN to_char(v_at AT TIME ZONE 'UTC', "
-           f"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') = r_at "
-           f"ELSE r_at ~ {p.ref('instant', INSTANT_RE)} AND left(r_at, 4) BETWEEN '1000' AND '9998' END"]
+              f"{at_cast} AS v_at"]
+    bad = ["v_action IS NULL", at_refused]
     cursor.execute(f"""
         CREATE TEMP TABLE tenant_events_in ON COMMIT DROP AS
         SELECT * FROM ({cells.checked(texts, values, bad)}) checked (n, customer_id, action, at)
@@ -326,22 +320,13 @@ def _stage(cursor, path, header: list[str]) -> tuple[int, _Scan]:
     return copy_to_stage(cursor, path, STAGE, len(header), numbered=True)
 
 
-class _Cells:
-    """The staged cells as the engine reads them, in SQL: missing or blank is "", trimmed as str.strip() trims;
-    with each row's customer (partner and customer by slug, as partners.lookups finds them)."""
+class _Cells(CellReader):
+    """The staged cells as the engine reads them, in SQL (billing.core.copy_staging.CellReader), with each row's
+    customer (partner and customer by slug, as partners.lookups finds them)."""
 
     def __init__(self, header: list[str], scan: _Scan, ctx: ImportContext, p: Params):
-        self.header, self.trim, self.partner, self.p = header, scan.trim, ctx.partner, p
-        self.raw_checks: list[str] = []
-
-    def cell(self, name: str) -> str:
-        if name not in self.header:
-            return "''"
-        column = f"c{self.header.index(name)}"
-        if self.trim:  # a cell of kilobytes of spaces may be past the csv module's limits: the engine's to say
-            self.raw_checks.append(f"octet_length({column}) > {RAW_MAX}")
-            return f"btrim(coalesce({column}, ''), {self.p.ref('ws', self.trim)})"
-        return f"coalesce({column}, '')"
+        super().__init__(header, scan.trim, p)
+        self.partner = ctx.partner
 
     def checked(self, texts: list[str], values: list[str], bad: list[str]) -> str:
         """A SELECT of (n, customer id, the values...) per staged row: the customer NULL when a row is bad (one

@@ -25,7 +25,7 @@ import psycopg.errors
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing.core.copy_staging import INSTANT_RE, NotClean, _header, _Scan, copy_to_stage
+from billing.core.copy_staging import CellReader, NotClean, _header, _Scan, copy_to_stage, instant_read
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from metering.choices import CallDirection
@@ -34,7 +34,6 @@ from metering.usage_records import RecordKind, records_audit
 logger = logging.getLogger(__name__)
 
 STAGE = "usage_record_stage"
-RAW_MAX = 4096  # bytes of a cell before it is trimmed: a longer one is left to the engine (the csv module's limits)
 INTEGER_MAX = 2_147_483_647
 DESTINATION_MAX = 40
 
@@ -73,18 +72,8 @@ def _insert(cursor, record: RecordKind, header: list[str], scan: _Scan, ctx: Imp
     """The staged rows as records: {partner id: records created}. NotClean when a row is not certain to read as
     the engine reads it, or a key is recorded with other values."""
     p = Params()
-    trim = scan.trim
-    raw_checks = []
-
-    def cell(name: str) -> str:  # a cell as the engine reads it: missing or blank is "", trimmed as str.strip()
-        if name not in header:
-            return "''"
-        column = f"c{header.index(name)}"
-        if trim:
-            raw_checks.append(f"octet_length({column}) > {RAW_MAX}")
-            return f"btrim(coalesce({column}, ''), {p.ref('ws', trim)})"
-        return f"coalesce({column}, '')"
-
+    cells = CellReader(header, scan.trim, p)
+    cell, raw_checks = cells.cell, cells.raw_checks  # a cell as the engine reads it
     partner = cell("partner")
     # r: each cell's text (r_...); x: its value (v_...), read once; bad: a row the engine must read
     texts = [f"{partner} AS r_partner", f"{cell('customer')} AS r_customer"]
@@ -100,15 +89,9 @@ def _insert(cursor, record: RecordKind, header: list[str], scan: _Scan, ctx: Imp
             if scan.apostrophes:  # the exports' ' before formula-like text, which the engine takes off
                 bad.append(f"{text} LIKE {p.ref('quote', chr(39) + '%')}")
         elif column.form == "instant":
-            # PostgreSQL reads more than the engine (a date without a zone, 'today', hour 24): only the forms both
-            # read alike are taken, the usual one checked by writing the instant back (a regular expression
-            # costs 3 times the rest of the row); text it cannot read at all stops the statement (not clean)
-            values.append(f"CASE WHEN {text} <> '' THEN ({text})::timestamptz END AS {name}")
-            bad.append(f"{name} IS NULL OR {name} > {p.ref('now', timezone.now())} OR NOT CASE "
-                       f"WHEN {text} LIKE '____-__-__T__:__:__Z' THEN to_char({name} AT TIME ZONE 'UTC', "
-                       f"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') = {text} "
-                       f"ELSE {text} ~ {p.ref('instant', INSTANT_RE)} "
-                       f"AND left({text}, 4) BETWEEN '1000' AND '9998' END")
+            cast, refused = instant_read(text, name, p, timezone.now())
+            values.append(f"{cast} AS {name}")
+            bad.append(refused)
         elif column.form in ("seconds", "count"):
             # plain digits only (a sign, a leading zero or another digit: the engine's); too many stops the statement
             values.append(f"CASE WHEN {text} <> '' THEN ({text})::bigint END AS {name}")

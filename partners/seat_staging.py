@@ -38,7 +38,7 @@ import psycopg
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from billing.core.copy_staging import INSTANT_RE, TEXT_MAX, NotClean, _header, _Scan, copy_to_stage
+from billing.core.copy_staging import TEXT_MAX, CellReader, NotClean, _header, _Scan, copy_to_stage, instant_read
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from partners.choices import AuditAction
@@ -51,7 +51,6 @@ logger = logging.getLogger(__name__)
 
 STAGE, RAW, EVENTS, LIMITS = "seat_stage", "seat_raw", "seat_ev", "seat_limits"
 SLUG_RE = "^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget
-RAW_MAX = 4096
 
 
 def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
@@ -86,26 +85,15 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
 def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
     """The SELECT of the staged rows as the resource reads them: (n, partner_id, customer_id, member, action, at)
     with customer_id NULL on a row the engine must read (which makes the file not clean)."""
-    trim = scan.trim
-    raw = []
-
-    def cell(name: str) -> str:
-        column = f"c{header.index(name)}"
-        if trim:
-            raw.append(f"octet_length({column}) > {RAW_MAX}")
-            return f"btrim(coalesce({column}, ''), {p.ref('ws', trim)})"
-        return f"coalesce({column}, '')"
-
+    cells = CellReader(header, scan.trim, p)
+    cell, raw = cells.cell, cells.raw_checks
+    cast, instant_refused = instant_read("r_at", "v_at", p, timezone.now())
     texts = ", ".join(f"{cell(name)} AS r_{name}" for name in ("partner", "customer", "member", "action", "at"))
     bad = [
         f"r_partner !~ {p.ref('slug', SLUG_RE)}", f"r_customer !~ {p.ref('slug', SLUG_RE)}",
         "r_member = ''", f"char_length(r_member) > {TEXT_MAX}",
         "v_action IS NULL",
-        # the instant: PostgreSQL reads more forms than the engine; only those both read alike are taken
-        f"v_at IS NULL OR v_at > {p.ref('now', timezone.now())} OR NOT CASE "
-        f"WHEN r_at LIKE '____-__-__T__:__:__Z' THEN to_char(v_at AT TIME ZONE 'UTC', "
-        f"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') = r_at "
-        f"ELSE r_at ~ {p.ref('instant', INSTANT_RE)} AND left(r_at, 4) BETWEEN '1000' AND '9998' END",
+        instant_refused,  # the instant: only the forms PostgreSQL and the engine read alike
         "k.customer_id IS NULL",
     ]
     if scan.apostrophes:  # the exports' ' before formula-like text, which the engine takes off
@@ -121,7 +109,7 @@ def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
         FROM (
             SELECT * FROM (SELECT n, {texts}{raw_columns} FROM {STAGE} OFFSET 0) r,
             LATERAL (SELECT CASE WHEN lower(r_action) IN ('assign', 'unassign') THEN lower(r_action) END AS v_action,
-                            CASE WHEN r_at <> '' THEN r_at::timestamptz END AS v_at) x
+                            {cast} AS v_at) x
             OFFSET 0
         ) t
         LEFT JOIN (

@@ -11,6 +11,7 @@ import codecs
 import re
 
 from billing.core.importing import ImportFileError, ImportKind, open_csv, read_csv
+from billing.core.sql import Params
 
 CHUNK = 1 << 20
 MAX_COLUMNS = 1000
@@ -156,3 +157,40 @@ def copy_to_stage(cursor, path, table: str, width: int, *, numbered: bool = Fals
             copy.write(chunk)
         scan.finish()
     return cursor.rowcount, scan
+
+
+RAW_MAX = 4096  # bytes of a cell before it is trimmed: a longer one is left to the engine (the csv module's limits)
+
+
+class CellReader:
+    """The staged cells (c0, c1… of `copy_to_stage`) as the engine reads them, in SQL: a missing column or a blank
+    cell is "", trimmed as str.strip() trims (`trim`: the scan's characters to trim, "" for none). A trimmed cell of
+    kilobytes may be past the csv module's limits: `raw_checks` gathers the conditions that leave those rows to the
+    engine."""
+
+    def __init__(self, header: list[str], trim: str, p: Params):
+        self.header, self.trim, self.p = header, trim, p
+        self.raw_checks: list[str] = []
+
+    def cell(self, name: str) -> str:
+        if name not in self.header:
+            return "''"
+        column = f"c{self.header.index(name)}"
+        if self.trim:
+            self.raw_checks.append(f"octet_length({column}) > {RAW_MAX}")
+            return f"btrim(coalesce({column}, ''), {self.p.ref('ws', self.trim)})"
+        return f"coalesce({column}, '')"
+
+
+def instant_read(text: str, value: str, p: Params, now) -> tuple[str, str]:
+    """An instant cell `text` read as the engine reads it: (the cast to timestamptz, the condition of a row the
+    engine must read, naming the cast as `value`). PostgreSQL reads more than the engine (a date without a zone,
+    'today', hour 24): only the forms both read alike are taken, the usual one checked by writing the instant back
+    (a regular expression costs three times the rest of the row); a later instant than `now` is the engine's to
+    refuse; text PostgreSQL cannot read at all stops the statement (not clean either)."""
+    cast = f"CASE WHEN {text} <> '' THEN ({text})::timestamptz END"
+    bad = (f"{value} IS NULL OR {value} > {p.ref('now', now)} OR NOT CASE "
+           f"WHEN {text} LIKE '____-__-__T__:__:__Z' THEN to_char({value} AT TIME ZONE 'UTC', "
+           f"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') = {text} "
+           f"ELSE {text} ~ {p.ref('instant', INSTANT_RE)} AND left({text}, 4) BETWEEN '1000' AND '9998' END")
+    return cast, bad
