@@ -23,7 +23,7 @@ from decimal import Decimal
 from billing.core.aside import Aside
 from billing.core.money import ZERO, quantize_money
 from billing.core.periods import Period
-from billing.core.usage_meters import meter_total, meter_unit, readings_by_customer
+from billing.core.usage_meters import meter_by_customer, meter_unit, readings_by_customer
 from invoicing.choices import InvoiceKind, LineType
 from invoicing.pricing import (
     BilledUnits,
@@ -328,14 +328,9 @@ class _Rater:
         """A records service's meter per customer (billing-rules 3.13): each customer's reading of the usage
         month (its own customer only, for a customer-level service), customers with none left out; priced as
         licenses are, at the tier price the partner's total reaches."""
-        counts = {}
-        for service in services:
-            for customer_id, readings in self.readings.records.items():
-                if service.customer_id and customer_id != service.customer_id:
-                    continue
-                quantity = meter_total(readings, service.usage_meter)
-                if quantity:
-                    counts[(service.pk, customer_id)] = quantity
+        counts = {(service.pk, customer_id): quantity for service in services
+                  for customer_id, quantity in meter_by_customer(self.readings.records, service.usage_meter,
+                                                                 service.customer_id).items()}
         self._license_lines(services, counts, unit=lambda s: meter_unit(s.usage_meter))
 
     def _license_lines(self, services, licenses, unit=lambda service: "licenses"):

@@ -52,3 +52,11 @@ def readings_by_customer(totals: dict[tuple[int, str], Decimal]) -> dict[int, di
     for (customer_id, key), quantity in totals.items():
         readings.setdefault(customer_id, {})[key] = quantity
     return readings
+
+
+def meter_by_customer(readings: dict[int, dict[str, Decimal]], pattern: str,
+                      customer_id: int | None = None) -> dict[int, Decimal]:
+    """{customer id: its month's reading of the pattern} of `readings_by_customer`, the customers with more than
+    0 (only `customer_id`'s when given: a customer-level service reads its own customer only)."""
+    return {cid: quantity for cid, reading in readings.items()
+            if (customer_id is None or cid == customer_id) and (quantity := meter_total(reading, pattern))}

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from billing.core.money import money_sum, quantize_money, quantize_quantity
 from billing.core.periods import Period
-from billing.core.usage_meters import meter_total, meter_unit, readings_by_customer
+from billing.core.usage_meters import meter_by_customer, meter_unit, readings_by_customer
 from billing.portal.selectors import SeatSummary, price_text, seat_summaries
 from invoicing.choices import LineType
 from invoicing.forecast import Forecast
@@ -440,8 +440,7 @@ def partner_meters(partner: Partner, today: date) -> PartnerMeters:
     if by_method[Method.RECORDS]:
         readings = readings_by_customer(usage_record_totals([partner.pk], month))
         meters.records = [
-            (s, sum((meter_total(r, s.usage_meter) for cid, r in readings.items()
-                     if not s.customer_id or cid == s.customer_id), Decimal(0)))
+            (s, sum(meter_by_customer(readings, s.usage_meter, s.customer_id).values(), Decimal(0)))
             for s in by_method[Method.RECORDS]]
     return meters
 

@@ -24,7 +24,7 @@ from datetime import date
 from decimal import Decimal
 
 from billing.core.periods import Period
-from billing.core.usage_meters import meter_total, readings_by_customer
+from billing.core.usage_meters import meter_by_customer, readings_by_customer
 from invoicing.choices import InvoiceKind, LineType
 from invoicing.models import Invoice, InvoiceLine
 from invoicing.rebilling.models import ResaleItem
@@ -86,9 +86,8 @@ def licenses(service: Service, period: Period) -> dict[int, Decimal]:
 def usage_records(service: Service, period: Period) -> dict[int, Decimal]:
     """A records service's meter per customer: our lines have it per customer already, but for a graduated
     schedule (one total)."""
-    readings = readings_by_customer(usage_record_totals([service.partner_id], period))
-    return {cid: quantity for cid, reading in readings.items()
-            if (quantity := meter_total(reading, service.usage_meter))}
+    return meter_by_customer(readings_by_customer(usage_record_totals([service.partner_id], period)),
+                             service.usage_meter)
 
 
 @dataclass
@@ -141,9 +140,10 @@ def metered_item_charges(partner, documents: list[Invoice]) -> list[Charge]:
             continue
         period = Period.parse(source.month).previous()
         readings = readings_by_customer(usage_record_totals([partner.pk], period))
+        quantities = {item.pk: meter_by_customer(readings, item.meter) for item in items}
         for customer_id in sorted(readings):
             for item in items:
-                quantity = meter_total(readings[customer_id], item.meter)
+                quantity = quantities[item.pk].get(customer_id)
                 if quantity:
                     charges.append(Charge(source=source, customer_id=customer_id, service=None, item=item,
                                           line_type=LineType.USAGE, period=period, quantity=quantity,
