@@ -477,3 +477,25 @@ def test_billing_periods_show_the_service_name(data_dir):
     html = client.get(reverse("portal:billing")).content.decode()
     assert "<td class=\"hide-sm\" data-period-service>Helpdesk seats</td>" in html
     assert "data-period-service>seats<" not in html
+
+
+def test_a_records_partner_reads_its_usage_so_far_in_words():
+    """billing-rules 3.13: a records service's meter, this month so far, on the dashboard in words (April's call
+    and the inbound minutes are other meters)."""
+    from metering.models import CallUsageRecord  # noqa: PLC0415
+
+    partner = PartnerFactory(slug="callsy")
+    north = CustomerFactory(partner=partner, slug="north-c", name="North C")
+    south = CustomerFactory(partner=partner, slug="south-c", name="South C")
+    ServiceFactory(partner=partner, code="calls", name="Outbound calls", method=Method.RECORDS,
+                   usage_meter="call_minutes:outbound:*", meter="", unit_price=price("0.02", partner),
+                   start_date=START)
+    for n, (customer, day, seconds, direction) in enumerate([
+            (north, date(2026, 5, 3), 61, "outbound"), (south, date(2026, 5, 4), 60, "outbound"),
+            (north, date(2026, 5, 5), 600, "inbound"), (north, date(2026, 4, 30), 120, "outbound")]):
+        CallUsageRecord.objects.create(partner=partner, customer=customer, record_id=f"r{n}", started_at=at(day),
+                                       duration_seconds=seconds, direction=direction, destination="local")
+    assert billed_on(partner.pk, TODAY).sentence == "Billed monthly on minutes from usage records (in arrears)."
+    page = login(partner).get(reverse("portal:dashboard")).content.decode()
+    assert 'data-kpi="records-calls">3<' in page  # May so far: 2 + 1 outbound minutes
+    assert "minutes in May so far (call_minutes:outbound:*)" in page
