@@ -140,10 +140,16 @@ def _related_model(model, key: str, value):
     return None
 
 
+# keys of before/after that are no model field and read better in words of their own
+KEY_LABELS = {"replaced": "seats ended"}  # a seat import's seats already recorded that it ended (decision (ax))
+
+
 def field_label(model, key: str) -> str:
     """A key of `before`/`after` by its label: the model field's verbose name, else the key in words."""
     if key in TERM_LABELS:
         return TERM_LABELS[key]
+    if key in KEY_LABELS:
+        return KEY_LABELS[key]
     f = _field(model, key)
     label = getattr(f, "verbose_name", None) if f is not None else None
     if not label:
@@ -315,6 +321,8 @@ class _Read:
         if _is_id(value):
             return f"{value:,}" if abs(value) >= 10000 else str(value)
         if isinstance(value, list):
+            if all(isinstance(v, dict) and {"member", "assigned_at"} <= v.keys() for v in value):
+                return "; ".join(f"{v['member']} from {self.show('assigned_at', v['assigned_at'])}" for v in value)
             return ", ".join(self.show(key, v) if not isinstance(v, list | dict) else str(v) for v in value)
         if isinstance(value, dict):
             return "; ".join(f"{k.replace('_', ' ')}: {self.show(k, v)}" for k, v in value.items())
@@ -429,8 +437,11 @@ def _terms(r: _Read) -> str:
 def _seat_import(r: _Read) -> str:
     assigned, unassigned = r.get("assigned", 0), r.get("unassigned", 0)
     total = assigned + unassigned if _is_id(assigned) and _is_id(unassigned) else "the"
-    return (f"imported {_count(total, 'seat event')} for {r.name} "
-            f"({assigned} assigned, {unassigned} unassigned)")
+    text = f"imported {_count(total, 'seat event')} for {r.name} ({assigned} assigned, {unassigned} unassigned)"
+    replaced = r.get("replaced")
+    if isinstance(replaced, list) and replaced:
+        text += f", ending {_count(len(replaced), 'seat')} already recorded"
+    return text
 
 
 def _purchase(r: _Read) -> str:

@@ -164,7 +164,6 @@ class _Replay:
         self.first_row = None
         self.pending: list[SeatAssignment] = []
         self.replaced: dict[tuple, tuple[int, int]] = {}
-        self.added_seats: list[tuple] = []
         self.unchanged_seats = 0
         self.counts = defaultdict(lambda: {"assigned": 0, "unassigned": 0})
 
@@ -265,8 +264,6 @@ class _Replay:
             return  # untouched: its row was left in place
         if self.replaced.pop((member_id, assigned_at, removed_at), None) is not None:
             self.unchanged_seats += 1  # rebuilt as it was: nothing to audit
-        else:
-            self.added_seats.append((member_id, customer_id, assigned_at, removed_at))
         self.pending.append(
             SeatAssignment(partner_id=self.partner_id, customer_id=customer_id, member_id=member_id,
                            assigned_at=assigned_at, removed_at=removed_at, source=source).set_dates()
@@ -365,34 +362,24 @@ class _Replay:
                                                   f"{format_instant(at)}, {error}")
 
     def _audit(self) -> None:
+        """One entry per customer the file touched (billing-rules decision (ax)): the file, its counts, and the seats
+        already recorded that it ended, as they were (rebuilt with their end, they get new ids). The seats it wrote
+        are the seat rows themselves, each naming the file as its source."""
         if not self.ctx.ok:
             return
         actor = self.ctx.actor
         names = dict(Customer.objects.filter(pk__in=self.counts).values_list("pk", "slug"))
+        members = dict(Member.objects.filter(pk__in={k[0] for k in self.replaced}).values_list("pk", "name"))
+        replaced = defaultdict(list)
+        for (member_id, assigned_at, removed_at), (pk, customer_id) in self.replaced.items():
+            replaced[customer_id].append({"id": pk, "member": members[member_id], "assigned_at": jsonable(assigned_at),
+                                          "removed_at": jsonable(removed_at)})
         AuditLog.objects.bulk_create(
             audit_entry(actor=actor, action=AuditAction.SEAT_IMPORT, object_type="partners.Customer", object_id=cid,
                         object_repr=names.get(cid, ""), partner_id=self.partner_id,
-                        after={**counts, "file": self.ctx.source})
+                        after={**counts, "file": self.ctx.source, "replaced": sorted(
+                            replaced[cid], key=lambda seat: (seat["assigned_at"], seat["member"].encode()))})
             for cid, counts in self.counts.items()
         )
-        # every seat the import ended, shortened or opened, with its interval before and after
-        members = dict(Member.objects.filter(pk__in={k[0] for k in self.replaced} | {
-            s[0] for s in self.added_seats}).values_list("pk", "name"))
-
-        def interval(assigned_at, removed_at):
-            return {"assigned_at": jsonable(assigned_at), "removed_at": jsonable(removed_at)}
-
-        entries = [
-            audit_entry(actor=actor, action=AuditAction.SEAT_IMPORT_REPLACED, object_type="partners.SeatAssignment",
-                        object_id=pk, object_repr=f"{members.get(member_id, member_id)}", partner_id=self.partner_id,
-                        before={"customer_id": customer_id, **interval(assigned_at, removed_at)})
-            for (member_id, assigned_at, removed_at), (pk, customer_id) in self.replaced.items()
-        ] + [
-            audit_entry(actor=actor, action=AuditAction.SEAT_IMPORT_SEAT, object_type="partners.SeatAssignment",
-                        object_repr=f"{members.get(member_id, member_id)}", partner_id=self.partner_id,
-                        after={"customer_id": customer_id, **interval(assigned_at, removed_at)})
-            for member_id, customer_id, assigned_at, removed_at in self.added_seats
-        ]
-        AuditLog.objects.bulk_create(entries, batch_size=2000)
         # alerts judge the state now: importing history sends at most what it calls for
         alerts_evaluate(partner_ids=[self.partner_id])

@@ -24,7 +24,7 @@ which names every error as `row N: column: reason`:
 4. the seats are written: each new assign with the instant of the member's next event as its end, and each seat
    open at T0 that the file closes rebuilt with its end (the open row deleted, as the engine deletes and
    rebuilds a changed member's seats); the audit rows are the engine's (seat.import per customer with its
-   counts, seat.import.replaced per seat ended, seat.import.seat per seat written), written by INSERT … SELECT.
+   counts and the seats already recorded that it ended), written by INSERT … SELECT.
 
 `metering`'s property test gives both paths random histories and files (partners/tests/test_seat_staging.py).
 """
@@ -123,6 +123,7 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
     """Check and write the staged events: (events created, duplicates, the partners written)."""
     p = Params()
     cursor.execute(f"CREATE TEMP TABLE {RAW} ON COMMIT DROP AS {_read(header, scan, ctx, p)}", p)
+    cursor.execute(f"ANALYZE {RAW}")
     cursor.execute(f"SELECT EXISTS (SELECT FROM {RAW} WHERE customer_id IS NULL)")
     if cursor.fetchone()[0]:
         raise NotClean("a row the engine must read")
@@ -161,6 +162,7 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
         FROM {RAW} r JOIN partners_member m ON m.customer_id = r.customer_id AND m.name = r.member
         JOIN seat_h h ON h.partner_id = r.partner_id
     """)
+    cursor.execute(f"ANALYZE {EVENTS}")
     cursor.execute(f"SELECT count(*) FILTER (WHERE duplicate), count(*) FILTER (WHERE NOT duplicate) FROM {EVENTS}")
     unchanged, created = cursor.fetchone()
     if created == 0:
@@ -176,46 +178,56 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
     if cursor.fetchone() is not None:
         raise NotClean("new events before the history's last instant")
     _limits(cursor)
+    # each rule sums only the events it judges (each is its own window, partitioned by its scope): the member's
+    # seat always; the customer's where it has a cap or a commitment without overage; the partner's where the
+    # partner has one. A nightly file of customers without caps pays for one window, not three.
     cursor.execute(f"""
         WITH e AS (
-            SELECT n, partner_id, customer_id, member_id, action, at,
+            SELECT n, partner_id, customer_id, member_id, action, at, (at AT TIME ZONE 'UTC')::date AS day,
                    CASE WHEN action = 'assign' THEN 1 ELSE -1 END AS d
             FROM {EVENTS} WHERE NOT duplicate
         ),
         -- the seats open at T0 (end_date is blank exactly when removed_at is): the (partner, start, end) index
         open AS (SELECT partner_id, customer_id, member_id FROM partners_seatassignment
                  WHERE partner_id = ANY(%(partners)s) AND end_date IS NULL AND removed_at IS NULL),
-        open_members AS (SELECT member_id, count(*) AS n FROM open GROUP BY member_id),
-        open_customers AS (SELECT customer_id, count(*) AS n FROM open GROUP BY customer_id),
-        open_partners AS (SELECT partner_id, count(*) AS n FROM open GROUP BY partner_id),
-        counted AS (
-            SELECT e.*,
-                   coalesce(om.n, 0) + sum(d) OVER (PARTITION BY e.member_id ORDER BY at, e.n
-                                                     ROWS UNBOUNDED PRECEDING) - d AS member_had,
-                   coalesce(oc.n, 0) + sum(d) OVER (PARTITION BY e.customer_id ORDER BY at, e.n
-                                                     ROWS UNBOUNDED PRECEDING) - d AS customer_had,
-                   coalesce(op.n, 0) + sum(d) OVER (PARTITION BY e.partner_id ORDER BY at, e.n
-                                                     ROWS UNBOUNDED PRECEDING) - d AS partner_had
-            FROM e
-            LEFT JOIN open_members om ON om.member_id = e.member_id
-            LEFT JOIN open_customers oc ON oc.customer_id = e.customer_id
-            LEFT JOIN open_partners op ON op.partner_id = e.partner_id
+        capped AS (SELECT id AS customer_id, seat_cap FROM partners_customer
+                   WHERE partner_id = ANY(%(partners)s) AND (seat_cap IS NOT NULL OR id IN (
+                       SELECT customer_id FROM {LIMITS} WHERE customer_id IS NOT NULL))),
+        members AS (
+            SELECT e.action, coalesce(o.n, 0) + sum(d) OVER (PARTITION BY e.member_id ORDER BY at, e.n
+                                                              ROWS UNBOUNDED PRECEDING) - d AS had
+            FROM e LEFT JOIN (SELECT member_id, count(*) AS n FROM open GROUP BY member_id) o
+                   ON o.member_id = e.member_id
+        ),
+        customers AS (
+            SELECT e.action, e.customer_id, e.day, k.seat_cap,
+                   coalesce(o.n, 0) + sum(d) OVER (PARTITION BY e.customer_id ORDER BY at, e.n
+                                                   ROWS UNBOUNDED PRECEDING) - d AS had
+            FROM e JOIN capped k ON k.customer_id = e.customer_id
+            LEFT JOIN (SELECT customer_id, count(*) AS n FROM open GROUP BY customer_id) o
+                   ON o.customer_id = e.customer_id
+        ),
+        partners AS (
+            SELECT e.action, e.partner_id, e.day,
+                   coalesce(o.n, 0) + sum(d) OVER (PARTITION BY e.partner_id ORDER BY at, e.n
+                                                   ROWS UNBOUNDED PRECEDING) - d AS had
+            FROM e LEFT JOIN (SELECT partner_id, count(*) AS n FROM open GROUP BY partner_id) o
+                   ON o.partner_id = e.partner_id
+            WHERE e.partner_id IN (SELECT partner_id FROM {LIMITS} WHERE customer_id IS NULL)
         )
-        SELECT EXISTS (
-            SELECT FROM counted x JOIN partners_customer c ON c.id = x.customer_id
-            LEFT JOIN (SELECT partner_id, day, min(committed) AS committed FROM {LIMITS} WHERE customer_id IS NULL
-                       GROUP BY partner_id, day) lp
-                   ON lp.partner_id = x.partner_id AND lp.day = (x.at AT TIME ZONE 'UTC')::date
-            LEFT JOIN (SELECT customer_id, day, min(committed) AS committed FROM {LIMITS}
-                       WHERE customer_id IS NOT NULL GROUP BY customer_id, day) lc
-                   ON lc.customer_id = x.customer_id AND lc.day = (x.at AT TIME ZONE 'UTC')::date
-            WHERE (x.action = 'unassign' AND x.member_had <> 1)
-               OR (x.action = 'assign' AND (
-                   x.member_had <> 0
-                   OR (c.seat_cap IS NOT NULL AND x.customer_had + 1 > c.seat_cap)
-                   OR x.partner_had >= lp.committed
-                   OR x.customer_had >= lc.committed))
-        )
+        SELECT EXISTS (SELECT FROM members x WHERE (x.action = 'unassign' AND x.had <> 1)
+                                                OR (x.action = 'assign' AND x.had <> 0))
+            OR EXISTS (SELECT FROM customers x
+                       LEFT JOIN (SELECT customer_id, day, min(committed) AS committed FROM {LIMITS}
+                                  WHERE customer_id IS NOT NULL GROUP BY customer_id, day) lc
+                              ON lc.customer_id = x.customer_id AND lc.day = x.day
+                       WHERE x.action = 'assign' AND ((x.seat_cap IS NOT NULL AND x.had + 1 > x.seat_cap)
+                                                      OR x.had >= lc.committed))
+            OR EXISTS (SELECT FROM partners x
+                       JOIN (SELECT partner_id, day, min(committed) AS committed FROM {LIMITS}
+                             WHERE customer_id IS NULL GROUP BY partner_id, day) lp
+                         ON lp.partner_id = x.partner_id AND lp.day = x.day
+                       WHERE x.action = 'assign' AND x.had >= lp.committed)
     """, {"partners": partner_ids})
     if cursor.fetchone()[0]:
         raise NotClean("a seat rule is broken (the engine names the row)")
@@ -282,8 +294,9 @@ def _write(cursor, ctx: ImportContext) -> None:
                row_number() OVER (PARTITION BY member_id ORDER BY at, n) AS k
         FROM {EVENTS} WHERE NOT duplicate
     """)
-    # the seats open at T0 that the file ends (the member's first new event is its unassign): rebuilt, as the engine
-    # rebuilds a changed member's seats, keeping their source
+    # the seats open at T0 that the file ends (the member's first new event is its unassign): rebuilt with their end,
+    # as the engine rebuilds a changed member's seats, keeping their source (an UPDATE in place measured slower: it
+    # writes every index of the table's scattered pages, where the rebuilt rows go at its end with the new ones)
     cursor.execute("""
         CREATE TEMP TABLE seat_ended ON COMMIT DROP AS
         SELECT s.id, s.partner_id, s.customer_id, s.member_id, s.assigned_at, s.source, f.at AS removed_at
@@ -292,46 +305,34 @@ def _write(cursor, ctx: ImportContext) -> None:
     """)
     cursor.execute("DELETE FROM partners_seatassignment WHERE id IN (SELECT id FROM seat_ended)")
     cursor.execute(f"""
-        CREATE TEMP TABLE seat_written ON COMMIT DROP AS
-        SELECT partner_id, customer_id, member_id, at AS assigned_at, next_at AS removed_at, {source}::text AS source
-        FROM seat_new WHERE action = 'assign'
-        UNION ALL
-        SELECT partner_id, customer_id, member_id, assigned_at, removed_at, source FROM seat_ended
-    """, p)
-    cursor.execute("""
         INSERT INTO partners_seatassignment (partner_id, customer_id, member_id, assigned_at, removed_at,
                                              start_date, end_date, source)
         SELECT partner_id, customer_id, member_id, assigned_at, removed_at, (assigned_at AT TIME ZONE 'UTC')::date,
                (removed_at AT TIME ZONE 'UTC')::date, source
-        FROM seat_written
+        FROM (SELECT partner_id, customer_id, member_id, at AS assigned_at, next_at AS removed_at, {source} AS source
+              FROM seat_new WHERE action = 'assign'
+              UNION ALL
+              SELECT partner_id, customer_id, member_id, assigned_at, removed_at, source FROM seat_ended) w
         ORDER BY partner_id, assigned_at  -- the indexes by start are written at their end, page after page
-    """)
+    """, p)
     common = "now(), %(actor_id)s, %(actor_label)s, x.partner_id"
     columns = "(at, actor_id, actor_label, partner_id, action, object_type, object_id, object_repr, before, after)"
+    # one entry per customer, with the seats already recorded that the file ended, as they were (seat_import._audit)
+    replaced = (f"jsonb_agg(jsonb_build_object('id', x.id, 'member', m.name, 'assigned_at', {_iso('x.assigned_at')}, "
+                f"'removed_at', NULL) ORDER BY x.assigned_at, m.name COLLATE \"C\")")
     cursor.execute(f"""
         INSERT INTO partners_auditlog {columns}
         SELECT {common}, {p.ref('import', AuditAction.SEAT_IMPORT.value)}, 'partners.Customer', x.customer_id::text,
-               c.slug, NULL, jsonb_build_object('assigned', x.assigned, 'unassigned', x.unassigned, 'file', %(file)s)
+               c.slug, NULL, jsonb_build_object('assigned', x.assigned, 'unassigned', x.unassigned, 'file', %(file)s,
+                                                'replaced', coalesce(r.seats, '[]'))
         FROM (SELECT partner_id, customer_id, count(*) FILTER (WHERE action = 'assign') AS assigned,
                      count(*) FILTER (WHERE action = 'unassign') AS unassigned, min(at) AS first, min(n) AS n
               FROM seat_new GROUP BY partner_id, customer_id) x
         JOIN partners_customer c ON c.id = x.customer_id
+        LEFT JOIN (SELECT x.customer_id, {replaced} AS seats FROM seat_ended x
+                   JOIN partners_member m ON m.id = x.member_id GROUP BY x.customer_id) r
+               ON r.customer_id = x.customer_id
         ORDER BY x.partner_id, x.first, x.n
     """, p)
-    cursor.execute(f"""
-        INSERT INTO partners_auditlog {columns}
-        SELECT {common}, {p.ref('replaced', AuditAction.SEAT_IMPORT_REPLACED.value)}, 'partners.SeatAssignment',
-               x.id::text, m.name, jsonb_build_object('customer_id', x.customer_id, 'assigned_at',
-               {_iso('x.assigned_at')}, 'removed_at', NULL), NULL
-        FROM seat_ended x JOIN partners_member m ON m.id = x.member_id
-    """, p)
-    cursor.execute(f"""
-        INSERT INTO partners_auditlog {columns}
-        SELECT {common}, {p.ref('seat', AuditAction.SEAT_IMPORT_SEAT.value)}, 'partners.SeatAssignment', '',
-               m.name, NULL, jsonb_build_object('customer_id', x.customer_id, 'assigned_at', {_iso('x.assigned_at')},
-               'removed_at', {_iso('x.removed_at')})
-        FROM seat_written x JOIN partners_member m ON m.id = x.member_id
-        ORDER BY x.partner_id, x.assigned_at, x.member_id
-    """, p)
-    for table in ("seat_new", "seat_ended", "seat_written"):
+    for table in ("seat_new", "seat_ended"):
         cursor.execute(f"DROP TABLE {table}")

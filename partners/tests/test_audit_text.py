@@ -167,6 +167,23 @@ def test_an_import_replacing_seats_names_the_customer_and_member_by_name():
 
 
 @pytest.mark.django_db
+def test_a_seat_import_names_the_seats_already_recorded_that_it_ended():
+    """billing-rules (ax): one entry per customer; the seats it ended are listed in it, as they were."""
+    customer = CustomerFactory(name="Contoso Dental", slug="contoso")
+    ended = [{"id": 7, "member": "j.smith", "assigned_at": "2026-12-05T09:10:00+00:00", "removed_at": None},
+             {"id": 9, "member": "a.berg", "assigned_at": "2026-12-05T10:00:00+00:00", "removed_at": None}]
+    audit_record(actor=Actor(label="import_csv seat-events seats.csv"), action=AuditAction.SEAT_IMPORT,
+                 object_type="partners.Customer", object_id=customer.pk, object_repr=customer.slug,
+                 partner=customer.partner, after={"assigned": 3, "unassigned": 2, "file": "seats.csv",
+                                                  "replaced": ended})
+    text = text_of(AuditLog.objects.get())
+    assert text.summary == ("import_csv seat-events seats.csv imported 5 seat events for Contoso Dental "
+                            "(3 assigned, 2 unassigned), ending 2 seats already recorded")
+    ended_text = "j.smith from 5 Dec 2026 09:10 UTC; a.berg from 5 Dec 2026 10:00 UTC"
+    assert Change("seats ended", "—", ended_text, was=False) in text.changes
+
+
+@pytest.mark.django_db
 def test_snapshots_by_slug_and_code_name_the_customer_and_service():
     customer = CustomerFactory(name="Contoso Dental", slug="contoso")
     service = ServiceFactory(partner=customer.partner, code="m365", name="Microsoft 365")

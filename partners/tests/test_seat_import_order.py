@@ -72,14 +72,24 @@ def test_unassign_and_reassign_at_one_instant_apply_in_file_order(acme):
         "row 3: member: already holds an active seat in this customer (since 2026-03-01T08:00:00Z)"]
 
 
-def test_the_import_audits_each_seat_it_changed(acme):
+def test_the_import_is_audited_once_per_customer_with_the_seats_it_ended(acme):
+    """billing-rules (ax): one seat.import entry per customer, naming the file; a seat already recorded that the
+    file ends is listed as it was (the rebuilt row gets a new id); the seats written name the file as their source."""
     assert run_import_text("seat-events", events_file([("c1", "ana", "assign", BASE)])).ok
-    summary = run_import_text("seat-events", events_file([("c1", "ana", "unassign", BASE + timedelta(days=3))]))
-    assert summary.ok
-    replaced = AuditLog.objects.get(action="seat.import.replaced")
-    assert replaced.before["removed_at"] is None
-    added = AuditLog.objects.filter(action="seat.import.seat").latest("id")
-    assert added.after["removed_at"] == (BASE + timedelta(days=3)).isoformat()
+    open_seat = SeatAssignment.objects.get()
+    summary = run_import_text("seat-events", events_file([
+        ("c1", "ana", "unassign", BASE + timedelta(days=3)), ("c1", "bo", "assign", BASE + timedelta(days=3)),
+        ("c2", "cy", "assign", BASE + timedelta(days=4))]), source="nightly.csv")
+    assert summary.ok, summary.errors
+    entries = AuditLog.objects.filter(action="seat.import").order_by("id")
+    assert [(e.object_repr, e.after["assigned"], e.after["unassigned"]) for e in entries] == [
+        ("c1", 1, 0), ("c1", 1, 1), ("c2", 1, 0)]
+    last = entries[1].after
+    assert last["replaced"] == [{"id": open_seat.pk, "member": "ana", "assigned_at": BASE.isoformat(),
+                                 "removed_at": None}]
+    assert entries[2].after["replaced"] == []
+    assert not AuditLog.objects.filter(action__in=["seat.import.seat", "seat.import.replaced"]).exists()
+    assert last["file"] == SeatAssignment.objects.filter(member__name="bo").get().source == "nightly.csv"
 
 
 instants = st.integers(min_value=0, max_value=6).map(lambda h: BASE + timedelta(hours=h * 6))
