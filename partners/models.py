@@ -215,6 +215,25 @@ class SeatAssignment(models.Model):
         return self
 
 
+class SeatFileImported(models.Model):
+    """A seat-events file the set-based import wrote, by its SHA-256, one row per partner it held
+    (partners.seat_staging): the same bytes again are every row unchanged while no seat of those partners has been
+    written since. A PostgreSQL trigger on the seats deletes a partner's rows on any seat write (migration 0026);
+    a fingerprint missing any of its partners is read in full again (billing-rules 9.3)."""
+
+    sha256 = models.CharField(max_length=64, db_index=True)
+    partner_id = models.BigIntegerField(db_index=True)  # no foreign key: the trigger's rows, like FactChange
+    partners = models.PositiveIntegerField(help_text="how many partners the file held")
+    rows = models.PositiveIntegerField(help_text="the file's data rows")
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "seat file imported"
+
+    def __str__(self):
+        return f"{self.sha256[:12]} (partner {self.partner_id})"
+
+
 rmm_filter_validator = RegexValidator(
     r"^((?i:view:)\s*\S.*|(?!(?i:view:))[^/]*[^/\s][^/]*(/[^/]*[^/\s][^/]*)*)$",
     "use ORG, ORG/GROUP, ORG/GROUP/SUB or view:NAME")

@@ -31,6 +31,7 @@ which names every error as `row N: column: reason`:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 
@@ -42,7 +43,7 @@ from billing.core.copy_staging import TEXT_MAX, CellReader, NotClean, _header, _
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from partners.choices import AuditAction
-from partners.models import Method, SeatPurchase, Service
+from partners.models import Method, Partner, SeatFileImported, SeatPurchase, Service
 from partners.seating import committed_seats_on
 from partners.services import alerts_evaluate
 from partners.terms import TermsBook
@@ -57,6 +58,11 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
     """Import a clean seat-events file set-based; None when the engine must read it (nothing was written)."""
     if connection.vendor != "postgresql":
         return None
+    sha256 = _sha256(path)
+    rows = _imported_before(sha256, ctx)
+    if rows is not None:  # the same bytes, and no seat of their partners written since: every row a duplicate
+        return ImportSummary(kind=ctx.kind, rows=rows, created=0, updated=0, unchanged=rows, errors=[], error_count=0,
+                             bad_rows=0, dry_run=ctx.dry_run, staged=True)
     try:
         with transaction.atomic():
             try:
@@ -65,21 +71,47 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
                     rows, scan = copy_to_stage(cursor, path, STAGE, len(header), numbered=True)
                     if rows == 0:
                         raise NotClean("no data rows")
-                    created, unchanged, partner_ids = _apply(cursor, header, scan, ctx)
+                    created, unchanged, written, partner_ids = _apply(cursor, header, scan, ctx)
                     for table in (STAGE, RAW, EVENTS, LIMITS, "seat_h"):
                         cursor.execute(f"DROP TABLE IF EXISTS {table}")
             except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, an instant it cannot read
                 raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-            if partner_ids and not ctx.dry_run:
+            if written and not ctx.dry_run:
                 # alerts judge the state now, as the engine's import does after its replay
-                alerts_evaluate(partner_ids=sorted(partner_ids))
+                alerts_evaluate(partner_ids=sorted(written))
             if ctx.dry_run:
                 transaction.set_rollback(True)
+            else:  # after the seats' own writes, whose trigger forgets the files imported before for these partners
+                SeatFileImported.objects.filter(sha256=sha256).delete()
+                SeatFileImported.objects.bulk_create(
+                    SeatFileImported(sha256=sha256, partner_id=pk, partners=len(partner_ids), rows=rows)
+                    for pk in partner_ids)
     except NotClean as exc:
         logger.info("seat-events %s: read row by row (%s)", path, exc)
         return None
     return ImportSummary(kind=ctx.kind, rows=rows, created=created, updated=0, unchanged=unchanged, errors=[],
                          error_count=0, bad_rows=0, dry_run=ctx.dry_run, staged=True)
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _imported_before(sha256: str, ctx: ImportContext) -> int | None:
+    """The data rows of a file of these bytes the set-based path imported, when none of its partners' seats has been
+    written since (each partner's row is still there: the seats' trigger deletes it on any write), else None. Under
+    --partner, only a file of that partner alone."""
+    found = list(SeatFileImported.objects.filter(sha256=sha256).values_list("partner_id", "partners", "rows"))
+    if not found or len({pk for pk, _, _ in found}) != found[0][1]:
+        return None
+    if ctx.partner and {pk for pk, _, _ in found} != set(
+            Partner.objects.filter(slug=ctx.partner).values_list("pk", flat=True)):
+        return None
+    return found[0][2]
 
 
 def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
@@ -119,8 +151,8 @@ def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
     """
 
 
-def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[int, int, set[int]]:
-    """Check and write the staged events: (events created, duplicates, the partners written)."""
+def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[int, int, set[int], list[int]]:
+    """Check and write the staged events: (events created, duplicates, the partners written, the file's partners)."""
     p = Params()
     cursor.execute(f"CREATE TEMP TABLE {RAW} ON COMMIT DROP AS {_read(header, scan, ctx, p)}", p)
     cursor.execute(f"ANALYZE {RAW}")
@@ -166,7 +198,7 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
     cursor.execute(f"SELECT count(*) FILTER (WHERE duplicate), count(*) FILTER (WHERE NOT duplicate) FROM {EVENTS}")
     unchanged, created = cursor.fetchone()
     if created == 0:
-        return 0, unchanged, set()
+        return 0, unchanged, set(), partner_ids
     # 3. the new events come after the history (T0 > H), per partner
     cursor.execute(f"""
         SELECT e.partner_id FROM (SELECT partner_id, min(at) AS t0 FROM {EVENTS} WHERE NOT duplicate
@@ -233,7 +265,7 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
         raise NotClean("a seat rule is broken (the engine names the row)")
     _write(cursor, ctx)
     cursor.execute(f"SELECT DISTINCT partner_id FROM {EVENTS} WHERE NOT duplicate")
-    return created, unchanged, {row[0] for row in cursor.fetchall()}
+    return created, unchanged, {row[0] for row in cursor.fetchall()}, partner_ids
 
 
 def _limits(cursor) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from billing.core.actor import Actor
 from billing.core.importing import run_import, run_import_file
 from conftest import examples
-from partners.models import AuditLog, Member, SeatAssignment, SeatPurchase
+from partners.models import AuditLog, Member, SeatAssignment, SeatFileImported, SeatPurchase
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -120,6 +120,47 @@ def test_a_broken_rule_is_named_by_the_engine(acme, tmp_path):
     assert not staged.ok and not staged.staged
     assert [str(e) for e in staged.errors] == [str(e) for e in by_engine.errors]
     assert "seat cap of 3 reached" in str(staged.errors[0])
+
+
+@on_postgres
+def test_the_same_file_again_is_every_row_unchanged_until_a_seat_of_its_partners_is_written(
+        acme, tmp_path, django_assert_max_num_queries):
+    """A file the set-based path imported is known by its SHA-256: the same bytes again are every row unchanged,
+    without reading them, until any seat of its partners is written (the seats' trigger forgets it); then the file
+    is read in full, and a seat deleted since is recorded again, as the engine would."""
+    night = tmp_path / "night.csv"
+    night.write_text(csv_text("acme,north,ana,assign,2026-11-02T08:00:00Z", "acme,south,cy,assign,2026-11-02T09:00:00Z",
+                              "acme,north,ana,unassign,2026-11-03T08:00:00Z"))
+    first = run_import_file("seat-events", night, source="night.csv", actor=ACTOR)
+    assert first.staged and (first.created, first.unchanged) == (3, 0)
+    assert SeatFileImported.objects.filter(partner_id=acme.pk).count() == 1
+    with django_assert_max_num_queries(3):  # its fingerprint, not a COPY and a dozen statements
+        again = run_import_file("seat-events", night, source="night.csv", actor=ACTOR)
+    assert (again.ok, again.rows, again.created, again.unchanged) == (True, 3, 0, 3)
+    copied = night.with_name("copy.csv")  # the same bytes under another name are the same file
+    copied.write_bytes(night.read_bytes())
+    assert run_import_file("seat-events", copied, actor=ACTOR).unchanged == 3
+    # under --partner, a file of another partner is not waved through
+    refused = run_import_file("seat-events", night, partner="other", actor=ACTOR)
+    assert not refused.ok and "partner" in str(refused.errors[0])
+    SeatAssignment.objects.filter(member__name="cy").delete()  # a clerk removes a seat in the admin
+    assert not SeatFileImported.objects.exists()
+    read_again = run_import_file("seat-events", night, source="night.csv", actor=ACTOR)
+    assert (read_again.created, read_again.unchanged) == (1, 2)
+    assert SeatAssignment.objects.filter(member__name="cy").exists()
+
+
+@on_postgres
+def test_a_dry_run_or_a_refused_file_is_not_remembered(acme, tmp_path):
+    night = tmp_path / "night.csv"
+    night.write_text(csv_text("acme,north,ana,assign,2026-11-02T08:00:00Z"))
+    assert run_import_file("seat-events", night, dry_run=True, actor=ACTOR).created == 1
+    assert not SeatFileImported.objects.exists()
+    broken = tmp_path / "broken.csv"
+    broken.write_text(csv_text("acme,north,ana,unassign,2026-11-02T08:00:00Z"))
+    assert not run_import_file("seat-events", broken, actor=ACTOR).ok
+    assert not SeatFileImported.objects.exists()
+    assert run_import_file("seat-events", night, actor=ACTOR).created == 1
 
 
 # --- random histories and files --------------------------------------------------------------------------------
