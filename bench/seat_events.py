@@ -11,10 +11,13 @@ measures, each in a process of its own (`manage.py import_csv`, as an operator r
 
   a. `import_csv seat-events FILE` into the database holding the year of history (the set-based path,
      partners/seat_staging.py);
+  b2. before a, PostgreSQL writing the same members and seats into the project's own tables (indexes, trigger,
+     foreign keys), checking no rule and auditing nothing, rolled back: the floor of any import into them;
   b. PostgreSQL alone: COPY of the same file into a temporary table, and one INSERT ... SELECT writing the seat
      intervals it holds (each assign with its member's next event as its end) into a table keyed by customer,
      with an index on customer, member and start; and a/b (target <= 3);
-  c. the same file imported again (nothing new); and c/b (target <= 1);
+  c. the same file imported again (nothing new; known by its SHA-256); and c/b (target <= 1); c2. the same events
+     in another order (other bytes: read and looked up in full);
   d. a file --scale times larger (after the first), its import and d/a against the events' ratio (linear: at most
      4.5 for 4 times the events);
   e. the importing process's peak memory (max RSS of the child process) for the largest file (target < 200 MB at
@@ -180,6 +183,61 @@ def keyed_write(path: Path) -> float:
     return time.perf_counter() - began
 
 
+def own_tables_write(path: Path) -> float:
+    """PostgreSQL writing the same file into the project's own tables, checking no rule and auditing nothing: COPY
+    into a temporary table, one INSERT ... SELECT of the members it names (those not there yet), one of the seat
+    intervals (each assign with its member's next event as its end) into the seats' table with its indexes, trigger
+    and foreign key, and the commit's key checks; rolled back. The floor of any import into these tables."""
+    began = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE bench_seat_in (n bigserial, partner text, customer text, member text, "
+                       "action text, at timestamptz) ON COMMIT DROP")
+        with path.open("rb") as source, cursor.copy(
+                "COPY bench_seat_in (partner, customer, member, action, at) FROM STDIN WITH (FORMAT csv, HEADER true)"
+        ) as copy:
+            while chunk := source.read(1 << 20):
+                copy.write(chunk)
+        cursor.execute("""
+            CREATE TEMP TABLE bench_seat_keyed ON COMMIT DROP AS
+            SELECT i.n, c.partner_id, c.id AS customer_id, i.member, i.action, i.at
+            FROM bench_seat_in i JOIN partners_partner p ON p.slug = i.partner
+            JOIN partners_customer c ON c.partner_id = p.id AND c.slug = i.customer
+        """)
+        cursor.execute("""
+            INSERT INTO partners_member (customer_id, name)
+            SELECT DISTINCT k.customer_id, k.member FROM bench_seat_keyed k
+            WHERE NOT EXISTS (SELECT FROM partners_member m WHERE m.customer_id = k.customer_id AND m.name = k.member)
+        """)
+        cursor.execute("""
+            CREATE TEMP TABLE bench_seat_ev ON COMMIT DROP AS
+            SELECT k.*, m.id AS member_id, lead(at) OVER (PARTITION BY m.id ORDER BY at, n) AS next_at,
+                   row_number() OVER (PARTITION BY m.id ORDER BY at, n) AS k
+            FROM bench_seat_keyed k JOIN partners_member m ON m.customer_id = k.customer_id AND m.name = k.member
+        """)
+        # the seats open before the file that it ends, rebuilt with their end; then the new intervals
+        cursor.execute("""
+            CREATE TEMP TABLE bench_seat_ended ON COMMIT DROP AS
+            SELECT s.id, s.partner_id, s.customer_id, s.member_id, s.assigned_at, e.at AS removed_at, s.source
+            FROM partners_seatassignment s JOIN bench_seat_ev e ON e.member_id = s.member_id AND e.k = 1
+            WHERE s.removed_at IS NULL
+        """)
+        cursor.execute("DELETE FROM partners_seatassignment WHERE id IN (SELECT id FROM bench_seat_ended)")
+        cursor.execute("""
+            INSERT INTO partners_seatassignment (partner_id, customer_id, member_id, assigned_at, removed_at,
+                                                 start_date, end_date, source)
+            SELECT partner_id, customer_id, member_id, assigned_at, removed_at, (assigned_at AT TIME ZONE 'UTC')::date,
+                   (removed_at AT TIME ZONE 'UTC')::date, source
+            FROM (SELECT partner_id, customer_id, member_id, at AS assigned_at, next_at AS removed_at, 'bench' AS source
+                  FROM bench_seat_ev WHERE action = 'assign'
+                  UNION ALL
+                  SELECT partner_id, customer_id, member_id, assigned_at, removed_at, source FROM bench_seat_ended) w
+            ORDER BY partner_id, assigned_at
+        """)
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        transaction.set_rollback(True)
+    return time.perf_counter() - began
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--partners", type=int, default=20)
@@ -214,14 +272,29 @@ def main(argv=None):
     results.add("h", f"the year of history: {rows:,} events ({line})", seconds)
     month = folder / "month.csv"
     write(month, world.events(now - timedelta(days=59), now - timedelta(days=45), args.events))
+    # before the import, which would leave these seats in place: the members and seats it writes, rolled back
+    own = min(own_tables_write(month) for _ in range(3))
     imported, line = import_here(month)
     results.add("a", f"import_csv seat-events, {args.events:,} events after the history ({line})", imported)
     floor = min(keyed_write(month) for _ in range(3))
     results.add("b", "PostgreSQL: COPY + one INSERT ... SELECT of the intervals, keyed table (best of 3)", floor)
     results.add("a/b", "import / PostgreSQL's keyed write", imported / floor, unit="x", target=TARGETS["a/b"])
+    results.add("b2", "PostgreSQL: COPY + members + the intervals into the seats' own table, no rule, no audit "
+                      "(best of 3)", own)
+    results.add("a/b2", "import / PostgreSQL's write into the project's tables", imported / own, unit="x")
+    results.add("b2/b", "the project's tables / the keyed table, for the same write", own / floor, unit="x")
     again, line = import_here(month)
     results.add("c", f"the same file again, nothing new ({line})", again)
     results.add("c/b", "again / PostgreSQL's keyed write", again / floor, unit="x", target=TARGETS["c/b"])
+    # the same events in other bytes (newest first): not known by its fingerprint, read and looked up in full
+    reordered = folder / "reordered.csv"
+    lines = month.read_text(encoding="utf-8").splitlines(keepends=True)
+    write(reordered, reversed(lines[1:]))
+    del lines
+    again_read, line = import_here(reordered)
+    results.add("c2", f"the same events in another order, read in full ({line})", again_read)
+    results.add("c2/b", "the same events again, read in full / PostgreSQL's keyed write", again_read / floor,
+                unit="x")
     larger = folder / "larger.csv"
     write(larger, world.events(now - timedelta(days=44), now - timedelta(days=21), args.events * args.scale))
     bigger, line = import_here(larger)
@@ -239,7 +312,7 @@ def main(argv=None):
     print(results.table())
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": info, "results": results.data}, indent=2) + "\n")
-    for path in (history, month, larger, largest):
+    for path in (history, month, reordered, larger, largest):
         path.unlink(missing_ok=True)
     return results
 

@@ -155,7 +155,6 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
     """Check and write the staged events: (events created, duplicates, the partners written, the file's partners)."""
     p = Params()
     cursor.execute(f"CREATE TEMP TABLE {RAW} ON COMMIT DROP AS {_read(header, scan, ctx, p)}", p)
-    cursor.execute(f"ANALYZE {RAW}")
     cursor.execute(f"SELECT EXISTS (SELECT FROM {RAW} WHERE customer_id IS NULL)")
     if cursor.fetchone()[0]:
         raise NotClean("a row the engine must read")
@@ -194,7 +193,6 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
         FROM {RAW} r JOIN partners_member m ON m.customer_id = r.customer_id AND m.name = r.member
         JOIN seat_h h ON h.partner_id = r.partner_id
     """)
-    cursor.execute(f"ANALYZE {EVENTS}")
     cursor.execute(f"SELECT count(*) FILTER (WHERE duplicate), count(*) FILTER (WHERE NOT duplicate) FROM {EVENTS}")
     unchanged, created = cursor.fetchone()
     if created == 0:
