@@ -155,23 +155,28 @@ def import_here(path: Path) -> tuple[float, str]:
     return seconds, f"{summary.created:,} created, {summary.unchanged:,} unchanged, {how}"
 
 
+def _copy_in(cursor, path: Path) -> None:
+    """The file by COPY into a temporary table bench_seat_in, each row numbered in file order."""
+    cursor.execute("CREATE TEMP TABLE bench_seat_in (n bigserial, partner text, customer text, member text, "
+                   "action text, at timestamptz) ON COMMIT DROP")
+    with path.open("rb") as source, cursor.copy(
+            "COPY bench_seat_in (partner, customer, member, action, at) FROM STDIN WITH (FORMAT csv, HEADER true)"
+    ) as copy:
+        while chunk := source.read(1 << 20):
+            copy.write(chunk)
+
+
 def keyed_write(path: Path) -> float:
     """PostgreSQL alone: COPY the file into a temporary table, then one INSERT ... SELECT of the intervals it holds
     into a table keyed by customer with an index on (customer, member, start); rolled back."""
     began = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("CREATE TEMP TABLE bench_seat_in (n bigserial, partner text, customer text, member text, "
-                       "action text, at timestamptz) ON COMMIT DROP")
         # a table of the database's own (logged, as the seats' table is), keyed by customer, with the index the
         # issue names; created and rolled back with the transaction
         cursor.execute("CREATE TABLE bench_seats (id bigserial PRIMARY KEY, customer text, member text, "
                        "assigned_at timestamptz, removed_at timestamptz)")
         cursor.execute("CREATE INDEX ON bench_seats (customer, member, assigned_at)")
-        with path.open("rb") as source, cursor.copy(
-                "COPY bench_seat_in (partner, customer, member, action, at) FROM STDIN WITH (FORMAT csv, HEADER true)"
-        ) as copy:
-            while chunk := source.read(1 << 20):
-                copy.write(chunk)
+        _copy_in(cursor, path)
         cursor.execute("""
             INSERT INTO bench_seats (customer, member, assigned_at, removed_at)
             SELECT partner || '/' || customer, member, at, next_at FROM (
@@ -190,13 +195,7 @@ def own_tables_write(path: Path) -> float:
     and foreign key, and the commit's key checks; rolled back. The floor of any import into these tables."""
     began = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("CREATE TEMP TABLE bench_seat_in (n bigserial, partner text, customer text, member text, "
-                       "action text, at timestamptz) ON COMMIT DROP")
-        with path.open("rb") as source, cursor.copy(
-                "COPY bench_seat_in (partner, customer, member, action, at) FROM STDIN WITH (FORMAT csv, HEADER true)"
-        ) as copy:
-            while chunk := source.read(1 << 20):
-                copy.write(chunk)
+        _copy_in(cursor, path)
         cursor.execute("""
             CREATE TEMP TABLE bench_seat_keyed ON COMMIT DROP AS
             SELECT i.n, c.partner_id, c.id AS customer_id, i.member, i.action, i.at

@@ -125,3 +125,24 @@ def test_the_filters_choices_are_read_once_then_kept_for_a_while(clerk, log):
     assert distinct_reads()
     assert distinct_reads() == []
     assert "Anna Berg" in clerk.get(LIST).content.decode()  # the kept choices still list the people
+
+
+def test_a_seat_import_reads_as_one_entry_per_customer_with_the_seats_it_ended(clerk):
+    """billing-rules (ax): a seat import is one entry per customer; the seat it ended shows under "seats ended"."""
+    from billing.core.importing import run_import_text
+
+    customer = CustomerFactory(name="Contoso Dental", slug="contoso")
+    header = "partner,customer,member,action,at\n"
+    row = f"{customer.partner.slug},contoso,j.smith,{{}},{{}}\n"
+    assert run_import_text("seat-events", header + row.format("assign", "2026-11-02T09:10:00Z"),
+                           source="monday.csv").ok
+    assert run_import_text("seat-events", header + row.format("unassign", "2026-11-20T17:00:00Z"),
+                           source="friday.csv").ok
+    html = clerk.get(LIST, {"kind": "seats"}).content.decode()
+    assert html.count("seat event for Contoso Dental") == 2
+    entry = AuditLog.objects.filter(action=AuditAction.SEAT_IMPORT).latest("id")
+    detail = clerk.get(reverse("admin:partners_auditlog_change", args=[entry.pk])).content.decode()
+    assert "imported 1 seat event for Contoso Dental (0 assigned, 1 unassigned), ending 1 seat already recorded" \
+        in detail
+    assert "seats ended" in detail and "j.smith from 2 Nov 2026 09:10 UTC" in detail
+    assert "friday.csv" in detail
