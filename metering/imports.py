@@ -20,9 +20,10 @@ from metering.staging import rmm_assets_fast_path
 from metering.tenant_staging import tenant_events_fast_path, tenant_usage_fast_path
 from metering.usage_records import CALL_DETAILS, CALL_USAGE, MEETING_SUMMARIES, RecordKind, records_audit, records_batch
 from metering.usage_staging import records_fast_path
-from partners.audit import audit_entry
+from partners.audit import audit_import_per_customer
+from partners.choices import AuditAction
 from partners.lookups import customers_by_key, partners_by_slug
-from partners.models import AuditLog, Customer, Partner
+from partners.models import Partner
 
 USAGE_FIELDS = ("users_count", "storage_bytes", "messages_count")
 
@@ -131,7 +132,8 @@ class TenantUsageImport(ImportKind):
                     changed.append(snapshot)
             UsageSnapshot.objects.bulk_update(changed, ["recorded_at", "source"])
         if touched:
-            _audit_per_customer(ctx, "usage.import", {cid: {"snapshots": n} for cid, n in touched.items()})
+            audit_import_per_customer(actor=ctx.actor, action=AuditAction.USAGE_IMPORT, source=ctx.source,
+                                      counts={cid: {"snapshots": n} for cid, n in touched.items()})
 
     def fast_path(self, path, ctx):
         return tenant_usage_fast_path(path, ctx, self)
@@ -139,15 +141,6 @@ class TenantUsageImport(ImportKind):
 
 def _usage_values(snapshot: UsageSnapshot) -> dict:
     return {f: getattr(snapshot, f) for f in USAGE_FIELDS}
-
-
-def _audit_per_customer(ctx: ImportContext, action: str, counts: dict[int, dict]) -> None:
-    customers = Customer.objects.in_bulk(list(counts))
-    AuditLog.objects.bulk_create(
-        audit_entry(actor=ctx.actor, action=action, obj=customers[cid], partner_id=customers[cid].partner_id,
-                    after={**values, "file": ctx.source})
-        for cid, values in counts.items()
-    )
 
 
 @register_import
@@ -218,7 +211,8 @@ class TenantEventsImport(ImportKind):
                 s.source = s.source or source
             Suspension.objects.filter(pk__in=rebuilt_ids).delete()
             Suspension.objects.bulk_create(rebuilt)
-            _audit_per_customer(ctx, "suspension.import", counts)
+            audit_import_per_customer(actor=ctx.actor, action=AuditAction.SUSPENSION_IMPORT, source=ctx.source,
+                                      counts=counts)
 
     def fast_path(self, path, ctx):
         return tenant_events_fast_path(path, ctx, self)

@@ -41,9 +41,8 @@ from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.periods import utc_date
 from billing.core.sql import Params
 from metering.resources import BIG, COUNT
-from partners.audit import audit_entry
+from partners.audit import audit_import_per_customer
 from partners.choices import AuditAction
-from partners.models import AuditLog, Customer
 
 logger = logging.getLogger(__name__)
 
@@ -58,9 +57,30 @@ USAGE_FIELDS = ("users_count", "storage_bytes", "messages_count")  # metering.im
 def tenant_usage_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
     """Import a clean tenant-usage file (kind: the TenantUsageImport) by COPY; None when the engine must read it
     (then nothing was written)."""
+    now = timezone.now()
+
+    def apply(cursor, header, scan):
+        _usage_plan(cursor, header, scan, ctx, now)
+        return _usage_apply(cursor, ctx, now)
+
+    done = _fast_path(path, ctx, kind, apply, AuditAction.USAGE_IMPORT,
+                      lambda created, updated: {"snapshots": created + updated})
+    if done is None:
+        return None
+    rows, counts = done
+    created = sum(c for _, c, _ in counts)
+    updated = sum(u for _, _, u in counts)
+    return ImportSummary(kind=ctx.kind, rows=rows, created=created, updated=updated,
+                         unchanged=rows - created - updated, errors=[], error_count=0, bad_rows=0,
+                         dry_run=ctx.dry_run, staged=True)
+
+
+def _fast_path(path, ctx: ImportContext, kind: ImportKind, apply, action: AuditAction, audited):
+    """The file staged by COPY and `apply(cursor, header, scan)` run over it in one transaction, then one audit entry
+    per customer of the (customer id, *counts) it returns, `audited(*counts)` each: (rows, counts), or None when
+    the engine must read the file (then nothing was written). On PostgreSQL only."""
     if connection.vendor != "postgresql":
         return None
-    now = timezone.now()
     try:
         with transaction.atomic():
             try:
@@ -69,23 +89,18 @@ def tenant_usage_fast_path(path, ctx: ImportContext, kind: ImportKind) -> Import
                     rows, scan = _stage(cursor, path, header)
                     if rows == 0:
                         raise NotClean("no data rows")
-                    _usage_plan(cursor, header, scan, ctx, now)
-                    counts = _usage_apply(cursor, ctx, now)
+                    counts = apply(cursor, header, scan)
                     cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
             except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, a date it cannot read, ...
                 raise NotClean(_reason(exc)) from exc
-            _audit_per_customer(ctx, AuditAction.USAGE_IMPORT,
-                                {cid: {"snapshots": created + updated} for cid, created, updated in counts})
+            audit_import_per_customer(actor=ctx.actor, action=action, source=ctx.source,
+                                      counts={cid: audited(*rest) for cid, *rest in counts})
             if ctx.dry_run:
                 transaction.set_rollback(True)
     except NotClean as exc:
-        logger.info("tenant-usage %s: read row by row (%s)", path, exc)
+        logger.info("%s %s: read row by row (%s)", ctx.kind, path, exc)
         return None
-    created = sum(c for _, c, _ in counts)
-    updated = sum(u for _, _, u in counts)
-    return ImportSummary(kind=ctx.kind, rows=rows, created=created, updated=updated,
-                         unchanged=rows - created - updated, errors=[], error_count=0, bad_rows=0,
-                         dry_run=ctx.dry_run, staged=True)
+    return rows, counts
 
 
 def _usage_plan(cursor, header: list[str], scan: _Scan, ctx: ImportContext, now) -> None:
@@ -163,29 +178,16 @@ def _usage_apply(cursor, ctx: ImportContext, now) -> list[tuple[int, int, int]]:
 def tenant_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
     """Import a clean tenant-events file (kind: the TenantEventsImport) by COPY; None when the engine must read it
     (then nothing was written)."""
-    if connection.vendor != "postgresql":
+    def apply(cursor, header, scan):
+        _events_in(cursor, header, scan, ctx, timezone.now())
+        _events_plan(cursor)
+        return _events_apply(cursor, ctx)
+
+    done = _fast_path(path, ctx, kind, apply, AuditAction.SUSPENSION_IMPORT,
+                      lambda suspended, unsuspended: {"suspended": suspended, "unsuspended": unsuspended})
+    if done is None:
         return None
-    try:
-        with transaction.atomic():
-            try:
-                with connection.cursor() as cursor:
-                    header = _header(path, kind)
-                    rows, scan = _stage(cursor, path, header)
-                    if rows == 0:
-                        raise NotClean("no data rows")
-                    _events_in(cursor, header, scan, ctx, timezone.now())
-                    _events_plan(cursor)
-                    counts = _events_apply(cursor, ctx)
-                    cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
-            except (DatabaseError, psycopg.Error) as exc:
-                raise NotClean(_reason(exc)) from exc
-            _audit_per_customer(ctx, AuditAction.SUSPENSION_IMPORT,
-                                {cid: {"suspended": s, "unsuspended": u} for cid, s, u in counts})
-            if ctx.dry_run:
-                transaction.set_rollback(True)
-    except NotClean as exc:
-        logger.info("tenant-events %s: read row by row (%s)", path, exc)
-        return None
+    rows, counts = done
     created = sum(s + u for _, s, u in counts)
     return ImportSummary(kind=ctx.kind, rows=rows, created=created, updated=0, unchanged=rows - created, errors=[],
                          error_count=0, bad_rows=0, dry_run=ctx.dry_run, staged=True)
@@ -353,19 +355,6 @@ class _Cells(CellReader):
                 WHERE p.slug ~ {slug} AND c.slug ~ {slug}
             ) k ON k.partner_slug = t.r_partner AND k.customer_slug = t.r_customer
         """
-
-
-def _audit_per_customer(ctx: ImportContext, action: str, counts: dict[int, dict]) -> None:
-    """One audit row per customer, as metering.imports writes them for the engine (whose helper this module cannot
-    import: metering.imports imports this one)."""
-    if not counts:
-        return
-    customers = Customer.objects.select_related("partner").in_bulk(list(counts))
-    AuditLog.objects.bulk_create(
-        audit_entry(actor=ctx.actor, action=action, obj=customers[cid], partner_id=customers[cid].partner_id,
-                    after={**values, "file": ctx.source})
-        for cid, values in counts.items()
-    )
 
 
 def _reason(exc: Exception) -> str:

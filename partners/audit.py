@@ -14,7 +14,7 @@ from djmoney.money import Money
 
 from billing.core.actor import Actor
 from partners.choices import AuditAction
-from partners.models import AuditLog
+from partners.models import AuditLog, Customer
 
 __all__ = ["Actor", "audit_entry", "audit_record", "audit_snapshot", "customer_snapshot", "group_snapshot",
            "partner_snapshot", "partner_user_snapshot", "service_snapshot", "snapshot", "user_snapshot"]
@@ -101,6 +101,20 @@ def audit_record(**kwargs) -> AuditLog:
     entry = audit_entry(**kwargs)
     entry.save()
     return entry
+
+
+def audit_import_per_customer(*, actor: Actor, action: AuditAction | str, source: str,
+                              counts: dict[int, dict]) -> None:
+    """An import's audit: one entry per customer it touched, with its counts and the file (usage and tenant events,
+    by the engine and by the set-based paths alike)."""
+    if not counts:
+        return
+    customers = Customer.objects.in_bulk(list(counts))
+    AuditLog.objects.bulk_create(
+        audit_entry(actor=actor, action=action, obj=customers[cid], partner_id=customers[cid].partner_id,
+                    after={**values, "file": source})
+        for cid, values in counts.items()
+    )
 
 
 def _permission_names(permissions) -> list[str]:

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from billing.core.actor import Actor
+from billing.core.importing import run_import_text
 from partners.audit import audit_record
 from partners.choices import AuditAction
 from partners.models import AuditLog
@@ -129,8 +130,6 @@ def test_the_filters_choices_are_read_once_then_kept_for_a_while(clerk, log):
 
 def test_a_seat_import_reads_as_one_entry_per_customer_with_the_seats_it_ended(clerk):
     """billing-rules (ax): a seat import is one entry per customer; the seat it ended shows under "seats ended"."""
-    from billing.core.importing import run_import_text
-
     customer = CustomerFactory(name="Contoso Dental", slug="contoso")
     header = "partner,customer,member,action,at\n"
     row = f"{customer.partner.slug},contoso,j.smith,{{}},{{}}\n"
