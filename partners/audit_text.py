@@ -141,7 +141,8 @@ def _related_model(model, key: str, value):
 
 
 # keys of before/after that are no model field and read better in words of their own
-KEY_LABELS = {"replaced": "seats ended"}  # a seat import's seats already recorded that it ended (decision (ax))
+KEY_LABELS = {"replaced": "seats ended"}
+SEATS_SHOWN = 5  # seats named in an entry's text; the raw entry has them all  # a seat import's seats already recorded that it ended (decision (ax))
 
 
 def field_label(model, key: str) -> str:
@@ -322,7 +323,11 @@ class _Read:
             return f"{value:,}" if abs(value) >= 10000 else str(value)
         if isinstance(value, list):
             if all(isinstance(v, dict) and {"member", "assigned_at"} <= v.keys() for v in value):
-                return "; ".join(f"{v['member']} from {self.show('assigned_at', v['assigned_at'])}" for v in value)
+                # a night's feed may end hundreds: the first few here, every one in the raw entry
+                shown = "; ".join(f"{v['member']} from {self.show('assigned_at', v['assigned_at'])}"
+                                  for v in value[:SEATS_SHOWN])
+                rest = len(value) - SEATS_SHOWN
+                return f"{shown}; and {_count(rest, 'more seat')}" if rest > 0 else shown
             return ", ".join(self.show(key, v) if not isinstance(v, list | dict) else str(v) for v in value)
         if isinstance(value, dict):
             return "; ".join(f"{k.replace('_', ' ')}: {self.show(k, v)}" for k, v in value.items())

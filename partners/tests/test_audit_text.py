@@ -181,6 +181,12 @@ def test_a_seat_import_names_the_seats_already_recorded_that_it_ended():
                             "(3 assigned, 2 unassigned), ending 2 seats already recorded")
     ended_text = "j.smith from 5 Dec 2026 09:10 UTC; a.berg from 5 Dec 2026 10:00 UTC"
     assert Change("seats ended", "—", ended_text, was=False) in text.changes
+    many = [{"id": n, "member": f"m{n}", "assigned_at": "2026-12-05T09:10:00+00:00", "removed_at": None}
+            for n in range(7)]
+    AuditLog.objects.update(after={"assigned": 0, "unassigned": 7, "file": "seats.csv", "replaced": many})
+    changes = text_of(AuditLog.objects.get()).changes
+    assert Change("seats ended", "—", "; ".join(f"m{n} from 5 Dec 2026 09:10 UTC" for n in range(5))
+                  + "; and 2 more seats", was=False) in changes
 
 
 @pytest.mark.django_db
