@@ -141,8 +141,8 @@ def _related_model(model, key: str, value):
 
 
 # keys of before/after that are no model field and read better in words of their own
-KEY_LABELS = {"replaced": "seats ended"}
-SEATS_SHOWN = 5  # seats named in an entry's text; the raw entry has them all  # a seat import's seats already recorded that it ended (decision (ax))
+KEY_LABELS = {"replaced": "seats ended"}  # a seat import's seats already recorded that it ended (decision (ax))
+SEATS_SHOWN = 5  # seats named in an entry's text; the raw entry has them all
 
 
 def field_label(model, key: str) -> str:
