@@ -85,7 +85,7 @@ def api_key():
     return api_key_create(partner=partner, actor=Actor(label="test"))[1]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 @schema.parametrize()
 @settings(max_examples=examples(15), deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests_never_fail_and_conform(case, api_key):
