@@ -218,8 +218,9 @@ class SeatAssignment(models.Model):
 class SeatFileImported(models.Model):
     """A seat-events file the set-based import wrote, by its SHA-256, one row per partner it held
     (partners.seat_staging): the same bytes again are every row unchanged while no seat of those partners has been
-    written since. A PostgreSQL trigger on the seats deletes a partner's rows on any seat write (migration 0026);
-    a fingerprint missing any of its partners is read in full again (billing-rules 9.3)."""
+    written since. PostgreSQL triggers delete a partner's rows on any write to its seats, and on any change to the
+    keys a file names its rows by (the partner's or a customer's slug, a member's name; migration 0026); a
+    fingerprint missing any of its partners is read in full again (billing-rules 9.3)."""
 
     sha256 = models.CharField(max_length=64, db_index=True)
     partner_id = models.BigIntegerField(db_index=True)  # no foreign key: the trigger's rows, like FactChange

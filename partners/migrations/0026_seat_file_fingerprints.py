@@ -22,6 +22,29 @@ CREATE TRIGGER seat_files_forget_update AFTER UPDATE ON partners_seatassignment
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION seat_files_forget();
 CREATE TRIGGER seat_files_forget_delete AFTER DELETE ON partners_seatassignment
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION seat_files_forget();
+
+-- and any change to the keys a file names its rows by: a partner's or a customer's slug, a member's name (the file
+-- read again would find other rows, or none)
+CREATE OR REPLACE FUNCTION seat_files_forget_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_TABLE_NAME = 'partners_partner' THEN
+        DELETE FROM partners_seatfileimported WHERE partner_id = OLD.id;
+    ELSIF TG_TABLE_NAME = 'partners_customer' THEN
+        DELETE FROM partners_seatfileimported WHERE partner_id = OLD.partner_id
+            OR (TG_OP = 'UPDATE' AND partner_id = NEW.partner_id);
+    ELSE
+        DELETE FROM partners_seatfileimported WHERE partner_id IN (
+            SELECT c.partner_id FROM partners_customer c WHERE c.id = OLD.customer_id
+                OR (TG_OP = 'UPDATE' AND c.id = NEW.customer_id));
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER seat_files_forget_partner AFTER UPDATE OF slug OR DELETE ON partners_partner
+    FOR EACH ROW EXECUTE FUNCTION seat_files_forget_keys();
+CREATE TRIGGER seat_files_forget_customer AFTER UPDATE OF slug, partner_id OR DELETE ON partners_customer
+    FOR EACH ROW EXECUTE FUNCTION seat_files_forget_keys();
+CREATE TRIGGER seat_files_forget_member AFTER UPDATE OF name, customer_id OR DELETE ON partners_member
+    FOR EACH ROW EXECUTE FUNCTION seat_files_forget_keys();
 """
 
 
@@ -33,6 +56,7 @@ def create(apps, schema_editor):
 def drop(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute("DROP FUNCTION IF EXISTS seat_files_forget() CASCADE")
+        schema_editor.execute("DROP FUNCTION IF EXISTS seat_files_forget_keys() CASCADE")
 
 
 class Migration(migrations.Migration):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from billing.core.actor import Actor
 from billing.core.importing import run_import, run_import_file
 from conftest import examples
-from partners.models import AuditLog, Member, SeatAssignment, SeatFileImported, SeatPurchase
+from partners.models import AuditLog, Customer, Member, Partner, SeatAssignment, SeatFileImported, SeatPurchase
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -148,6 +148,29 @@ def test_the_same_file_again_is_every_row_unchanged_until_a_seat_of_its_partners
     read_again = run_import_file("seat-events", night, source="night.csv", actor=ACTOR)
     assert (read_again.created, read_again.unchanged) == (1, 2)
     assert SeatAssignment.objects.filter(member__name="cy").exists()
+
+
+@on_postgres
+@pytest.mark.parametrize("rename", ["partner", "customer", "member"])
+def test_a_renamed_key_makes_the_same_file_read_again(acme, tmp_path, rename):
+    """The file names its rows by slugs and the member's name: once one changes, the same bytes would find other
+    rows, so the file is read in full again (here: an unknown partner or customer; a member new again)."""
+    night = tmp_path / "night.csv"
+    night.write_text(csv_text("acme,north,ana,assign,2026-11-02T08:00:00Z",
+                              "acme,north,ana,unassign,2026-11-03T08:00:00Z"))
+    assert run_import_file("seat-events", night, actor=ACTOR).created == 2
+    if rename == "partner":
+        Partner.objects.filter(slug="acme").update(slug="acme-msp")
+    elif rename == "customer":
+        Customer.objects.filter(slug="north").update(slug="north-office")
+    else:
+        Member.objects.filter(name="ana").update(name="ana.lopez")
+    assert not SeatFileImported.objects.exists()
+    again = run_import_file("seat-events", night, actor=ACTOR)
+    if rename == "member":
+        assert (again.created, again.unchanged) == (2, 0)
+    else:
+        assert not again.ok and f"unknown {rename}" in str(again.errors[0])
 
 
 @on_postgres
