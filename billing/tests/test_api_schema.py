@@ -85,7 +85,9 @@ def api_key():
     return api_key_create(partner=partner, actor=Actor(label="test"))[1]
 
 
-@pytest.mark.django_db
+# transaction=True: each generated request goes through the WSGI handler, whose request_finished closes the
+# database connection on PostgreSQL (inside a test's transaction the next request would find it closed)
+@pytest.mark.django_db(transaction=True)
 @schema.parametrize()
 @settings(max_examples=examples(15), deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests_never_fail_and_conform(case, api_key):
