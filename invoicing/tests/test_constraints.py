@@ -15,7 +15,7 @@ what a rerun that lost track of an earlier posting would write; the last tests s
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -28,7 +28,7 @@ from invoicing.services import billing_run, run
 from metering.models import AgentPresence
 from metering.services import AgentRow, inventory_apply
 from metering.tests.factories import RmmAgentFactory
-from partners.models import Method
+from partners.models import Member, Method, SeatAssignment
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +99,25 @@ def test_one_child_per_customer_and_one_partner_child_per_ci(partner):
                                                                    due_date=date(2026, 5, 1))]))
     other = invoice(partner, kind="CI", month="2026-05")
     ChildInvoice.objects.bulk_create([ChildInvoice(invoice=other, customer=acme, due_date=date(2026, 6, 1))])
+
+
+# --- seats ----------------------------------------------------------------------------------------
+
+def test_one_open_seat_per_member_and_a_seat_ends_after_it_starts(partner):
+    """What seat-day metering counts on: a member holds at most one open seat (partners 0025 keeps it while it
+    re-keys the seats), and a seat never ends before it starts."""
+    customer = CustomerFactory(partner=partner, slug="acme")
+    member = Member.objects.create(customer=customer, name="ana")
+
+    def seat(**fields):
+        return SeatAssignment(partner=partner, customer=customer, member=member, **fields).set_dates()
+
+    start = datetime(2026, 4, 1, 9, tzinfo=UTC)
+    SeatAssignment.objects.bulk_create([seat(assigned_at=start)])
+    message = refused(lambda: SeatAssignment.objects.bulk_create([seat(assigned_at=start + timedelta(days=1))]))
+    assert "one_open_seat_per_member" in message or "UNIQUE" in message
+    SeatAssignment.objects.bulk_create([seat(assigned_at=start - timedelta(days=9), removed_at=start)])  # closed
+    refused(lambda: SeatAssignment.objects.bulk_create([seat(assigned_at=start, removed_at=start - timedelta(1))]))
 
 
 # --- lines ----------------------------------------------------------------------------------------

@@ -10,7 +10,14 @@ class Migration(migrations.Migration):
         ('partners', '0024_service_usage_meter'),
     ]
 
+    # Altering the member's key drops every plain index on member_id that PostgreSQL reports, the partial unique
+    # index of the one-open-seat constraint included (Django excludes Meta.indexes, not Meta.constraints): the
+    # constraint is taken off first and put back after, so the database keeps refusing a second open seat.
     operations = [
+        migrations.RemoveConstraint(
+            model_name='seatassignment',
+            name='one_open_seat_per_member',
+        ),
         migrations.AlterField(
             model_name='seatassignment',
             name='customer',
@@ -29,5 +36,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='seatassignment',
             index=models.Index(fields=['member', 'assigned_at'], name='seat_member_assigned_idx'),
+        ),
+        migrations.AddConstraint(
+            model_name='seatassignment',
+            constraint=models.UniqueConstraint(condition=models.Q(('removed_at__isnull', True)), fields=('member',),
+                                               name='one_open_seat_per_member'),
         ),
     ]
