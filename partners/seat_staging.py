@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 STAGE, RAW, EVENTS, LIMITS = "seat_stage", "seat_raw", "seat_ev", "seat_limits"
 SLUG_RE = "^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget
+WORK_MEM = "64MB"
 
 
 def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
@@ -67,6 +68,9 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
         with transaction.atomic():
             try:
                 with connection.cursor() as cursor:
+                    # this transaction's sorts and hashes (the file's members, its windows) in memory, as a DBA
+                    # sets a nightly load's session: the default 4 MB spills a large file's to disk
+                    cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
                     header = _header(path, kind)
                     rows, scan = copy_to_stage(cursor, path, STAGE, len(header), numbered=True)
                     if rows == 0:
@@ -168,8 +172,8 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
         INSERT INTO partners_member (customer_id, name)
         SELECT d.customer_id, d.member FROM (SELECT DISTINCT customer_id, member FROM {RAW}) d
         WHERE NOT EXISTS (SELECT FROM partners_member m WHERE m.customer_id = d.customer_id AND m.name = d.member)
-        ON CONFLICT (customer_id, name) DO NOTHING
-    """)
+        ORDER BY d.customer_id, d.member  -- the unique (customer, name) index written in its order, page after page
+    """)  # a member another session adds meanwhile breaks the unique index: not clean, the engine reads the file
     # H: each partner's last instant of history (a seat begun or ended); an event after it cannot repeat the history,
     # so only the events up to it are looked up among the seats (a nightly file: none)
     cursor.execute("""
