@@ -30,21 +30,15 @@ each names the earliest day actually written, where the engine may also log a da
 
 from __future__ import annotations
 
-import logging
-
-import psycopg
-from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from billing.core.copy_staging import CellReader, NotClean, _header, _Scan, copy_to_stage, instant_read
+from billing.core.copy_staging import CellReader, NotClean, _Scan, instant_read, staged_import
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.periods import utc_date
 from billing.core.sql import Params
 from metering.resources import BIG, COUNT
 from partners.audit import audit_import_per_customer
 from partners.choices import AuditAction
-
-logger = logging.getLogger(__name__)
 
 STAGE = "tenant_stage"
 TABLES = (STAGE, "tenant_usage_plan", "tenant_events_in", "tenant_events_history",
@@ -59,12 +53,13 @@ def tenant_usage_fast_path(path, ctx: ImportContext, kind: ImportKind) -> Import
     (then nothing was written)."""
     now = timezone.now()
 
-    def apply(cursor, header, scan):
+    def apply(cursor, header, scan, rows):
         _usage_plan(cursor, header, scan, ctx, now)
         return _usage_apply(cursor, ctx, now)
 
-    done = _fast_path(path, ctx, kind, apply, AuditAction.USAGE_IMPORT,
-                      lambda created, updated: {"snapshots": created + updated})
+    done = staged_import(path, ctx, kind, label=ctx.kind, tables=TABLES, apply=apply, numbered=True,
+                         after=_audited(ctx, AuditAction.USAGE_IMPORT,
+                                        lambda created, updated: {"snapshots": created + updated}))
     if done is None:
         return None
     rows, counts = done
@@ -75,32 +70,11 @@ def tenant_usage_fast_path(path, ctx: ImportContext, kind: ImportKind) -> Import
                          dry_run=ctx.dry_run, staged=True)
 
 
-def _fast_path(path, ctx: ImportContext, kind: ImportKind, apply, action: AuditAction, audited):
-    """The file staged by COPY and `apply(cursor, header, scan)` run over it in one transaction, then one audit entry
-    per customer of the (customer id, *counts) it returns, `audited(*counts)` each: (rows, counts), or None when
-    the engine must read the file (then nothing was written). On PostgreSQL only."""
-    if connection.vendor != "postgresql":
-        return None
-    try:
-        with transaction.atomic():
-            try:
-                with connection.cursor() as cursor:
-                    header = _header(path, kind)
-                    rows, scan = _stage(cursor, path, header)
-                    if rows == 0:
-                        raise NotClean("no data rows")
-                    counts = apply(cursor, header, scan)
-                    cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
-            except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, a date it cannot read, ...
-                raise NotClean(_reason(exc)) from exc
-            audit_import_per_customer(actor=ctx.actor, action=action, source=ctx.source,
-                                      counts={cid: audited(*rest) for cid, *rest in counts})
-            if ctx.dry_run:
-                transaction.set_rollback(True)
-    except NotClean as exc:
-        logger.info("%s %s: read row by row (%s)", ctx.kind, path, exc)
-        return None
-    return rows, counts
+def _audited(ctx: ImportContext, action: AuditAction, values):
+    """The `after` of a tenant import: one audit entry per customer of its (customer id, *counts), `values(*counts)`
+    each."""
+    return lambda counts: audit_import_per_customer(actor=ctx.actor, action=action, source=ctx.source,
+                                                    counts={cid: values(*rest) for cid, *rest in counts})
 
 
 def _usage_plan(cursor, header: list[str], scan: _Scan, ctx: ImportContext, now) -> None:
@@ -178,13 +152,15 @@ def _usage_apply(cursor, ctx: ImportContext, now) -> list[tuple[int, int, int]]:
 def tenant_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
     """Import a clean tenant-events file (kind: the TenantEventsImport) by COPY; None when the engine must read it
     (then nothing was written)."""
-    def apply(cursor, header, scan):
+    def apply(cursor, header, scan, rows):
         _events_in(cursor, header, scan, ctx, timezone.now())
         _events_plan(cursor)
         return _events_apply(cursor, ctx)
 
-    done = _fast_path(path, ctx, kind, apply, AuditAction.SUSPENSION_IMPORT,
-                      lambda suspended, unsuspended: {"suspended": suspended, "unsuspended": unsuspended})
+    done = staged_import(path, ctx, kind, label=ctx.kind, tables=TABLES, apply=apply, numbered=True,
+                         after=_audited(ctx, AuditAction.SUSPENSION_IMPORT,
+                                        lambda suspended, unsuspended: {"suspended": suspended,
+                                                                        "unsuspended": unsuspended}))
     if done is None:
         return None
     rows, counts = done
@@ -315,13 +291,6 @@ def _events_apply(cursor, ctx: ImportContext) -> list[tuple[int, int, int]]:
 
 
 # --- shared -----------------------------------------------------------------------------------------------------
-def _stage(cursor, path, header: list[str]) -> tuple[int, _Scan]:
-    """The file's data rows into the staging table: n (the file's order), then a text column per column of the
-    header; the other working tables of an earlier try dropped."""
-    cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
-    return copy_to_stage(cursor, path, STAGE, len(header), numbered=True)
-
-
 class _Cells(CellReader):
     """The staged cells as the engine reads them, in SQL (billing.core.copy_staging.CellReader), with each row's
     customer (partner and customer by slug, as partners.lookups finds them)."""
@@ -355,7 +324,3 @@ class _Cells(CellReader):
                 WHERE p.slug ~ {slug} AND c.slug ~ {slug}
             ) k ON k.partner_slug = t.r_partner AND k.customer_slug = t.r_customer
         """
-
-
-def _reason(exc: Exception) -> str:
-    return f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"

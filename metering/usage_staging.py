@@ -18,20 +18,16 @@ same records or the same errors (metering/tests/test_usage_records.py gives both
 
 from __future__ import annotations
 
-import logging
-
 import psycopg
 import psycopg.errors
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing.core.copy_staging import CellReader, NotClean, _header, _Scan, copy_to_stage, instant_read
+from billing.core.copy_staging import CellReader, NotClean, _Scan, instant_read, staged_import
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from metering.choices import CallDirection
 from metering.usage_records import RecordKind, records_audit
-
-logger = logging.getLogger(__name__)
 
 STAGE = "usage_record_stage"
 INTEGER_MAX = 2_147_483_647
@@ -41,27 +37,13 @@ DESTINATION_MAX = 40
 def records_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
     """Import a clean file of usage records (kind: a metering.imports.UsageRecordsImport) by COPY; None when the
     engine must read it (then nothing was written)."""
-    if connection.vendor != "postgresql":
-        return None
     record: RecordKind = kind.record
-    try:
-        with transaction.atomic():
-            try:
-                with connection.cursor() as cursor:
-                    header = _header(path, kind)
-                    rows, scan = copy_to_stage(cursor, path, STAGE, len(header))
-                    if rows == 0:
-                        raise NotClean("no data rows")
-                    created = _insert(cursor, record, header, scan, ctx, rows)
-                    cursor.execute(f"DROP TABLE IF EXISTS {STAGE}")
-            except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, a date it cannot read, a bad row
-                raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-            records_audit(record, ctx, created)
-            if ctx.dry_run:
-                transaction.set_rollback(True)
-    except NotClean as exc:
-        logger.info("%s %s: read row by row (%s)", record.name, path, exc)
+    done = staged_import(path, ctx, kind, label=record.name, tables=(STAGE,),
+                         apply=lambda cursor, header, scan, rows: _insert(cursor, record, header, scan, ctx, rows),
+                         after=lambda created: records_audit(record, ctx, created))
+    if done is None:
         return None
+    rows, created = done
     total = sum(created.values())
     return ImportSummary(kind=ctx.kind, rows=rows, created=total, updated=0, unchanged=rows - total, errors=[],
                          error_count=0, bad_rows=0, dry_run=ctx.dry_run, staged=True)

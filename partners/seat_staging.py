@@ -32,14 +32,12 @@ which names every error as `row N: column: reason`:
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections import defaultdict
 
-import psycopg
-from django.db import DatabaseError, connection, transaction
+from django.db import connection
 from django.utils import timezone
 
-from billing.core.copy_staging import TEXT_MAX, CellReader, NotClean, _header, _Scan, copy_to_stage, instant_read
+from billing.core.copy_staging import TEXT_MAX, CellReader, NotClean, _Scan, instant_read, staged_import
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from partners.choices import AuditAction
@@ -48,11 +46,8 @@ from partners.seating import committed_seats_on
 from partners.services import alerts_evaluate
 from partners.terms import TermsBook
 
-logger = logging.getLogger(__name__)
-
 STAGE, RAW, EVENTS, LIMITS = "seat_stage", "seat_raw", "seat_ev", "seat_limits"
 SLUG_RE = "^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget
-WORK_MEM = "64MB"
 
 
 def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:
@@ -64,35 +59,24 @@ def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportS
     if rows is not None:  # the same bytes, and no seat of their partners written since: every row a duplicate
         return ImportSummary(kind=ctx.kind, rows=rows, created=0, updated=0, unchanged=rows, errors=[], error_count=0,
                              bad_rows=0, dry_run=ctx.dry_run, staged=True)
-    try:
-        with transaction.atomic():
-            try:
-                with connection.cursor() as cursor:
-                    # this transaction's sorts and hashes (the file's members, its windows) in memory, as a DBA
-                    # sets a nightly load's session: the default 4 MB spills a large file's to disk
-                    cursor.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
-                    header = _header(path, kind)
-                    rows, scan = copy_to_stage(cursor, path, STAGE, len(header), numbered=True)
-                    if rows == 0:
-                        raise NotClean("no data rows")
-                    created, unchanged, written, partner_ids = _apply(cursor, header, scan, ctx)
-                    for table in (STAGE, RAW, EVENTS, LIMITS, "seat_h"):
-                        cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, an instant it cannot read
-                raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
-            if written and not ctx.dry_run:
-                # alerts judge the state now, as the engine's import does after its replay
-                alerts_evaluate(partner_ids=sorted(written))
-            if ctx.dry_run:
-                transaction.set_rollback(True)
-            else:  # after the seats' own writes, whose trigger forgets the files imported before for these partners
-                SeatFileImported.objects.filter(sha256=sha256).delete()
-                SeatFileImported.objects.bulk_create(
-                    SeatFileImported(sha256=sha256, partner_id=pk, partners=len(partner_ids), rows=rows)
-                    for pk in partner_ids)
-    except NotClean as exc:
-        logger.info("seat-events %s: read row by row (%s)", path, exc)
+
+    def after(applied) -> None:
+        *_, written, partner_ids, rows = applied
+        if ctx.dry_run:
+            return
+        if written:  # alerts judge the state now, as the engine's import does after its replay
+            alerts_evaluate(partner_ids=sorted(written))
+        # after the seats' own writes, whose trigger forgets the files imported before for these partners
+        SeatFileImported.objects.filter(sha256=sha256).delete()
+        SeatFileImported.objects.bulk_create(
+            SeatFileImported(sha256=sha256, partner_id=pk, partners=len(partner_ids), rows=rows) for pk in partner_ids)
+
+    done = staged_import(path, ctx, kind, label="seat-events", tables=(STAGE, RAW, EVENTS, LIMITS, "seat_h"),
+                         apply=lambda cursor, header, scan, rows: (*_apply(cursor, header, scan, ctx), rows),
+                         after=after, numbered=True)
+    if done is None:
         return None
+    rows, (created, unchanged, *_) = done
     return ImportSummary(kind=ctx.kind, rows=rows, created=created, updated=0, unchanged=unchanged, errors=[],
                          error_count=0, bad_rows=0, dry_run=ctx.dry_run, staged=True)
 

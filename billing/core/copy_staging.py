@@ -3,15 +3,24 @@ fast paths of the big import kinds share (metering.staging for rmm-assets, meter
 partners.seat_staging for seat events, metering.tenant_staging for tenant usage): the header as the engine reads
 it, a watch over the bytes on their way to COPY (`_Scan`: what COPY could read otherwise than the csv module on
 UTF-8 text, and how cells must be trimmed to read as str.strip() leaves them), the instant forms both read alike,
-and `NotClean`, which leaves a file to the engine."""
+`NotClean`, which leaves a file to the engine, and `staged_import`, the frame of a fast path's transaction."""
 
 from __future__ import annotations
 
 import codecs
+import logging
 import re
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
-from billing.core.importing import ImportFileError, ImportKind, open_csv, read_csv
+import psycopg
+from django.db import DatabaseError, connection, transaction
+
+from billing.core.importing import ImportContext, ImportFileError, ImportKind, open_csv, read_csv
 from billing.core.sql import Params
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHUNK = 1 << 20
 MAX_COLUMNS = 1000
@@ -39,6 +48,40 @@ INSTANT_RE = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[
               r"([Zz]|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")
 class NotClean(Exception):
     """The file is left to the row-by-row engine (the message says why, for the log)."""
+
+
+def staged_import(path, ctx: ImportContext, kind: ImportKind, *, label: str, tables: Iterable[str],
+                  apply: Callable[..., T], after: Callable[[T], None] | None = None,
+                  numbered: bool = False) -> tuple[int, T] | None:
+    """A fast path's frame, on PostgreSQL: in one transaction, the file COPYed into `tables`' first (the stage) and
+    `apply(cursor, header, scan, rows)` run over it, the working `tables` dropped, then `after(result)` (its audit,
+    its alerts); rolled back under --dry-run. Returns (data rows, apply's result), or None when the engine must read
+    the file: not on PostgreSQL, no data rows, a NotClean (logged under `label`) or a database error (nothing was
+    written)."""
+    if connection.vendor != "postgresql":
+        return None
+    tables = tuple(tables)
+    try:
+        with transaction.atomic():
+            try:
+                with connection.cursor() as cursor:
+                    header = _header(path, kind)
+                    cursor.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")  # an earlier try's
+                    rows, scan = copy_to_stage(cursor, path, tables[0], len(header), numbered=numbered)
+                    if rows == 0:
+                        raise NotClean("no data rows")
+                    result = apply(cursor, header, scan, rows)
+                    cursor.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
+            except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, a value it cannot read, a key
+                raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            if after is not None:
+                after(result)
+            if ctx.dry_run:
+                transaction.set_rollback(True)
+    except NotClean as exc:
+        logger.info("%s %s: read row by row (%s)", label, path, exc)
+        return None
+    return rows, result
 
 
 def _header(path, kind: ImportKind) -> list[str]:
