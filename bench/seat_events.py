@@ -30,7 +30,6 @@ timed tests. The partners it adds stay; run it on a database of its own.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import subprocess
@@ -48,10 +47,9 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from bench.kit import Results  # noqa: E402
+from bench.kit import Results, postgres_started  # noqa: E402
 
 TARGETS = {"a/b": 3.0, "c/b": 1.0, "d/a": 4.5, "e": 200.0}
 HEADER = "partner,customer,member,action,at\n"
@@ -249,15 +247,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    if connection.vendor != "postgresql":
-        raise SystemExit("needs PostgreSQL (DATABASE_URL=postgres://...): the set-based path is PostgreSQL's")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT version()")
-        version = cursor.fetchone()[0].split(" on ")[0]
-    info = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(), "database": version,
-            **{k: v for k, v in vars(args).items() if k != "json"}}
-    print(f"database: {version}, {os.cpu_count()} CPUs, {info['date']}", flush=True)
-    call_command("migrate", verbosity=0)
+    info = postgres_started("bench/seat_events.py", **{k: v for k, v in vars(args).items() if k != "json"})
     world = World(f"seatbench{int(time.time()) % 100000}", args.partners, args.customers, args.seed)
     world.create()
     results = Results()
@@ -307,10 +297,7 @@ def main(argv=None):
     started, peak, line = import_file(largest)
     results.add("e", f"peak memory of `manage.py import_csv` of {args.memory_events:,} new events (max RSS; "
                      f"{started:.1f} s with Python's start)", peak, unit="MB", target=TARGETS["e"])
-    print()
-    print(results.table())
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "results": results.data}, indent=2) + "\n")
+    results.finish(info, args.json)
     for path in (history, month, reordered, larger, largest):
         path.unlink(missing_ok=True)
     return results

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import sys
@@ -45,7 +44,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from bench.kit import Results, timed  # noqa: E402
+from bench.kit import Results, postgres_started, timed  # noqa: E402
 
 HEADER = "partner,customer,date,users_count,storage_bytes,messages_count\n"
 
@@ -142,15 +141,7 @@ def main(argv=None) -> Results:
     parser.add_argument("--drop", action="store_true", help="remove the benchmark's partners and snapshots afterwards")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    if connection.vendor != "postgresql":
-        raise SystemExit("bench/tenant_usage.py measures PostgreSQL: set DATABASE_URL to a PostgreSQL database")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT version()")
-        version = cursor.fetchone()[0].split(" on ")[0]
-    info = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(), "database": version,
-            "snapshots": args.snapshots, "customers": args.customers}
-    print(f"database: {version}, {os.cpu_count()} CPUs, {info['date']}")
-    call_command("migrate", verbosity=0)
+    info = postgres_started("bench/tenant_usage.py", snapshots=args.snapshots, customers=args.customers)
     results = Results()
     partners = []
     path = Path(tempfile.mkstemp(suffix=".csv", prefix="tenant-usage-")[1])
@@ -205,10 +196,7 @@ def main(argv=None) -> Results:
                 AuditLog.objects.filter(partner=partner).delete()
                 Customer.objects.filter(partner=partner).delete()
                 partner.delete()
-    print()
-    print(results.table())
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "results": results.data}, indent=2) + "\n")
+    results.finish(info, args.json)
     return results
 
 

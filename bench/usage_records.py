@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import random
 import resource
@@ -45,7 +44,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from bench.kit import Results, timed  # noqa: E402
+from bench.kit import Results, postgres_started, timed  # noqa: E402
 from billing.core.periods import Period  # noqa: E402
 
 TARGETS = {"a/b": 3.0, "d/floor": 3.0}
@@ -121,16 +120,9 @@ def main(argv=None) -> Results:
     parser.add_argument("--drop", action="store_true", help="remove the benchmark's partner and records afterwards")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
-    if connection.vendor != "postgresql":
-        raise SystemExit("bench/usage_records.py measures PostgreSQL: set DATABASE_URL to a PostgreSQL database")
     month = Period.parse(args.month) if args.month else Period.of(datetime.now(UTC).date()).previous()
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT version()")
-        version = cursor.fetchone()[0].split(" on ")[0]
-    info = {"date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "cpus": os.cpu_count(), "database": version,
-            "records": args.records, "customers": args.customers, "month": str(month)}
-    print(f"database: {version}, {os.cpu_count()} CPUs, {info['date']}")
-    call_command("migrate", verbosity=0)
+    info = postgres_started("bench/usage_records.py", records=args.records, customers=args.customers,
+                            month=str(month))
     results = Results()
     partners = []
     path = Path(tempfile.mkstemp(suffix=".csv", prefix="call-usage-")[1])
@@ -177,10 +169,7 @@ def main(argv=None) -> Results:
                 AuditLog.objects.filter(partner=partner).delete()
                 Customer.objects.filter(partner=partner).delete()
                 partner.delete()
-    print()
-    print(results.table())
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": info, "results": results.data}, indent=2) + "\n")
+    results.finish(info, args.json)
     return results
 
 
