@@ -55,3 +55,13 @@ class AgentPresenceFactory(factory.django.DjangoModelFactory):
     group = ""
     present_from = date(2026, 4, 1)
     present_until = None
+
+
+def acme_and_globex(**north):
+    """The import tests' partners: acme with customers north (with `north`'s fields) and south; globex with east,
+    a customer of another partner. Returns acme."""
+    partner = PartnerFactory(slug="acme", name="Acme MSP")
+    CustomerFactory(partner=partner, slug="north", name="North", **north)
+    CustomerFactory(partner=partner, slug="south", name="South")
+    CustomerFactory(partner=PartnerFactory(slug="globex", name="Globex"), slug="east", name="East")
+    return partner

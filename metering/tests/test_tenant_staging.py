@@ -27,8 +27,8 @@ from billing.core.actor import Actor
 from billing.core.importing import ImportFileError, open_csv, run_import, run_import_file
 from conftest import examples
 from metering.models import Suspension, UsageSnapshot
+from metering.tests.factories import acme_and_globex
 from partners.models import AuditLog
-from partners.tests.factories import CustomerFactory, PartnerFactory
 from tests.import_checks import csv_text
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres,
@@ -51,11 +51,7 @@ def today():
 @pytest.fixture
 def acme(db):
     """acme with customers north and south; globex with east (a customer of another partner)."""
-    partner = PartnerFactory(slug="acme", name="Acme MSP")
-    CustomerFactory(partner=partner, slug="north", name="North")
-    CustomerFactory(partner=partner, slug="south", name="South")
-    CustomerFactory(partner=PartnerFactory(slug="globex", name="Globex"), slug="east", name="East")
-    return partner
+    return acme_and_globex()
 
 
 # --- importing a file both ways ---------------------------------------------------------------------------------

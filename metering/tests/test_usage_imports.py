@@ -17,6 +17,7 @@ import pytest
 import time_machine
 
 from metering.models import AgentPresence, InventorySync, RmmAgent, Suspension, UsageSnapshot
+from metering.tests.factories import acme_and_globex
 from partners.models import AuditLog, Customer, Partner
 from partners.tests.factories import CustomerFactory, PartnerFactory
 from tests.import_checks import csv_text, import_rejected, row_error_lines, table_rows
@@ -37,11 +38,7 @@ def today():
 @pytest.fixture
 def acme(db):
     """acme with customers north and south; globex with east (a customer of another partner)."""
-    partner = PartnerFactory(slug="acme", name="Acme MSP")
-    CustomerFactory(partner=partner, slug="north", name="North", rmm_organization="ACME")
-    CustomerFactory(partner=partner, slug="south", name="South")
-    CustomerFactory(partner=PartnerFactory(slug="globex", name="Globex"), slug="east", name="East")
-    return partner
+    return acme_and_globex(rmm_organization="ACME")
 
 
 # --- helpers -----------------------------------------------------------------------------------------------

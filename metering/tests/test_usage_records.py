@@ -29,9 +29,10 @@ from billing.core.importing import run_import, run_import_file
 from billing.core.periods import Period, format_instant
 from conftest import examples
 from metering.models import CallDetailRecord, CallUsageRecord, MeetingSummaryRecord
+from metering.tests.factories import acme_and_globex
 from metering.usage_records import call_minutes, usage_record_totals
 from partners.models import AuditLog, Customer, Partner
-from partners.tests.factories import CustomerFactory, PartnerFactory
+from partners.tests.factories import PartnerFactory
 from tests.import_checks import csv_text, import_rejected, row_error_lines, table_rows
 
 pytestmark = pytest.mark.django_db
@@ -77,11 +78,7 @@ def today():
 @pytest.fixture
 def acme(db):
     """acme with customers north and south; globex with east (a customer of another partner)."""
-    partner = PartnerFactory(slug="acme", name="Acme MSP")
-    CustomerFactory(partner=partner, slug="north", name="North")
-    CustomerFactory(partner=partner, slug="south", name="South")
-    CustomerFactory(partner=PartnerFactory(slug="globex", name="Globex"), slug="east", name="East")
-    return partner
+    return acme_and_globex()
 
 
 @pytest.fixture
