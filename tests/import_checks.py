@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from django.core.files.uploadedfile import SimpleUploadedFile
+
+from billing.core.importing import ImportFileError
 
 
 def table_rows(models) -> dict[str, list[dict]]:
     """Every row of the given models, so that 'nothing was written' covers updates too."""
     return {model.__name__: list(model.objects.order_by("pk").values()) for model in models}
+
+
+def staged_answer(run):
+    """What an import answered, to compare a fast path with the engine: (the summary without its `staged` flag, or
+    the fault), and whether the staging path took the file."""
+    try:
+        summary = run()
+    except ImportFileError as exc:
+        return ("fault", str(exc)), False
+    return ("summary", dataclasses.replace(summary, staged=False)), summary.staged
 
 
 def csv_text(header: str, *rows: str) -> str:

@@ -12,7 +12,6 @@ ones about the staging path itself are skipped with the reason.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import sys
@@ -28,13 +27,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.core.actor import Actor
-from billing.core.importing import ImportContext, ImportFileError, open_csv, run_import, run_import_file
+from billing.core.importing import ImportContext, open_csv, run_import, run_import_file
 from billing.core.registry import import_kinds
 from conftest import examples
 from metering import staging
 from metering.models import AgentPresence, InventorySync, RmmAgent, UnitChangeNotice
 from partners.models import AuditLog, Method
 from partners.tests.factories import PartnerFactory, ServiceFactory
+from tests.import_checks import staged_answer
 
 pytestmark = pytest.mark.django_db
 
@@ -96,25 +96,16 @@ def tables(partner) -> dict:
     }
 
 
-def answer(run):
-    """(the summary without its `staged` flag, or the fault), and whether the staging path took the file."""
-    try:
-        summary = run()
-    except ImportFileError as exc:
-        return ("fault", str(exc)), False
-    return ("summary", dataclasses.replace(summary, staged=False)), summary.staged
-
-
 def both(path, partner, as_of: date, **options):
     """Import the file by the engine (rolled back), then by run_import_file: the same answer and tables.
     Returns (the answer, whether run_import_file took the staging path)."""
     options = {"partner": partner.slug, "as_of": as_of, "actor": ACTOR, "source": "inventory.csv", **options}
     with transaction.atomic():
-        expected, staged = answer(lambda: engine(path, **options))
+        expected, staged = staged_answer(lambda: engine(path, **options))
         expected_tables = tables(partner)
         transaction.set_rollback(True)
     assert not staged
-    got, staged = answer(lambda: run_import_file("rmm-assets", path, **options))
+    got, staged = staged_answer(lambda: run_import_file("rmm-assets", path, **options))
     assert got == expected
     assert tables(partner) == expected_tables
     return got, staged

@@ -12,7 +12,6 @@ The clock stands at 2026-11-21 12:00 UTC ("today" for the future checks).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import UTC, date, datetime
 
@@ -24,12 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing.core.actor import Actor
-from billing.core.importing import ImportFileError, open_csv, run_import, run_import_file
+from billing.core.importing import open_csv, run_import, run_import_file
 from conftest import examples
 from metering.models import Suspension, UsageSnapshot
 from metering.tests.factories import acme_and_globex
 from partners.models import AuditLog
-from tests.import_checks import csv_text
+from tests.import_checks import csv_text, staged_answer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres,
               pytest.mark.skipif(connection.vendor != "postgresql",
@@ -78,27 +77,18 @@ def tables(since: datetime) -> dict:
     }
 
 
-def answer(run):
-    """(the summary without its `staged` flag, or the fault), and whether the staging path took the file."""
-    try:
-        summary = run()
-    except ImportFileError as exc:
-        return ("fault", str(exc)), False
-    return ("summary", dataclasses.replace(summary, staged=False)), summary.staged
-
-
 def both(kind, path, **options) -> tuple[object, bool]:
     """Import the file by the engine (rolled back), then by run_import_file: the same answer and tables.
     Returns (the answer, whether run_import_file took the staging path); the second import stays."""
     options = {"actor": ACTOR, "source": path.name, **options}
     with transaction.atomic():
         since = timezone.now()
-        expected, staged = answer(lambda: engine(kind, path, **options))
+        expected, staged = staged_answer(lambda: engine(kind, path, **options))
         expected_tables = tables(since)
         transaction.set_rollback(True)
     assert not staged
     since = timezone.now()
-    got, staged = answer(lambda: run_import_file(kind, path, **options))
+    got, staged = staged_answer(lambda: run_import_file(kind, path, **options))
     assert got == expected
     assert tables(since) == expected_tables
     return got, staged
