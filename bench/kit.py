@@ -31,6 +31,18 @@ def postgres_started(script: str, **settings) -> dict:
     return info
 
 
+def drop_partners(partners, facts) -> None:
+    """--drop: each partner the benchmark added, with `facts(partner)` (a queryset of what it imported), its audit
+    rows and its customers."""
+    from partners.models import AuditLog, Customer
+
+    for partner in partners:
+        facts(partner).delete()
+        AuditLog.objects.filter(partner=partner).delete()
+        Customer.objects.filter(partner=partner).delete()
+        partner.delete()
+
+
 def timed(fn, *args, **kwargs):
     """(seconds, fn's result)."""
     began = time.perf_counter()

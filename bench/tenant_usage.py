@@ -44,7 +44,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
-from bench.kit import Results, postgres_started, timed  # noqa: E402
+from bench.kit import Results, drop_partners, postgres_started, timed  # noqa: E402
 
 HEADER = "partner,customer,date,users_count,storage_bytes,messages_count\n"
 
@@ -130,7 +130,7 @@ def engine_rows(path: Path) -> float:
 
 def main(argv=None) -> Results:
     from metering.models import UsageSnapshot
-    from partners.models import AuditLog, Customer, Partner
+    from partners.models import Customer, Partner
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--snapshots", type=int, default=500_000)
@@ -191,11 +191,7 @@ def main(argv=None) -> Results:
     finally:
         path.unlink(missing_ok=True)
         if args.drop:
-            for partner in partners:
-                UsageSnapshot.objects.filter(customer__partner=partner).delete()
-                AuditLog.objects.filter(partner=partner).delete()
-                Customer.objects.filter(partner=partner).delete()
-                partner.delete()
+            drop_partners(partners, lambda partner: UsageSnapshot.objects.filter(customer__partner=partner))
     results.finish(info, args.json)
     return results
 

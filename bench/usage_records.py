@@ -44,7 +44,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from bench.kit import Results, postgres_started, timed  # noqa: E402
+from bench.kit import Results, drop_partners, postgres_started, timed  # noqa: E402
 from billing.core.periods import Period  # noqa: E402
 
 TARGETS = {"a/b": 3.0, "d/floor": 3.0}
@@ -109,7 +109,7 @@ def totals_by_hand(partner_id: int, month: Period) -> None:
 def main(argv=None) -> Results:
     from metering.models import CallUsageRecord
     from metering.usage_records import usage_record_totals
-    from partners.models import AuditLog, Customer, Partner
+    from partners.models import Customer, Partner
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
@@ -164,11 +164,7 @@ def main(argv=None) -> Results:
     finally:
         path.unlink(missing_ok=True)
         if args.drop:
-            for partner in partners:
-                CallUsageRecord.objects.filter(partner=partner).delete()
-                AuditLog.objects.filter(partner=partner).delete()
-                Customer.objects.filter(partner=partner).delete()
-                partner.delete()
+            drop_partners(partners, lambda partner: CallUsageRecord.objects.filter(partner=partner))
     results.finish(info, args.json)
     return results
 
