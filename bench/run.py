@@ -59,6 +59,7 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
+from bench.kit import timed  # noqa: E402
 from billing.core.actor import Actor  # noqa: E402
 from billing.core.periods import Period  # noqa: E402
 from billing.datagen import Spec  # noqa: E402
@@ -86,12 +87,6 @@ class Results:
         lines = [f"{'':<8} {'measure':<62} {'value':>10}  target", "-" * 100]
         lines += [f"{k:<8} {label:<62} {value:>10}  {limit}" for k, label, value, limit in self.rows]
         return "\n".join(lines)
-
-
-def timed(fn, *args, **kwargs):
-    began = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return time.perf_counter() - began, result
 
 
 def machine() -> dict:
