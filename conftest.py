@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import textwrap
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from django.apps import apps
 from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
@@ -147,12 +148,7 @@ def _calendar(request):
         return
 
     if not Day.objects.exists():
-
-        day, days = date(2000, 1, 1), []
-        while day <= date(2100, 12, 31):
-            days.append(Day(day=day, month=day.replace(day=1)))
-            day += timedelta(days=1)
-        Day.objects.bulk_create(days, batch_size=5000)
+        importlib.import_module("metering.migrations.0002_fill_calendar").fill(apps, None)
 
 
 @pytest.fixture(scope="session", autouse=True)
