@@ -40,12 +40,13 @@ _SEPARATORS = bytes.maketrans(b",\r\n " + bytes(c for c in range(256) if c not i
                               b",,, " + b"x" * 252)
 _QUOTED = re.compile(rb'"[^"]*(?:""[^"]*)*"')
 _CELL_ENDS = (b",", b"\r", b"\n")
-# last_seen forms read here besides the plain YYYY-MM-DDTHH:MM:SSZ (checked by formatting it back): each is read
-# by datetime.fromisoformat and by PostgreSQL as the same instant. Years 1000-9998, so that no offset takes it out
-# of 0001-9999 in UTC (the engine refuses those); seconds are always there, at most 6 decimals (PostgreSQL
-# would round a 7th, Python drops it), no hour 24 or second 60 (PostgreSQL takes them).
-INSTANT_RE = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
-              r"([Zz]|[+-](0[0-9]|1[0-4]):[0-5][0-9])$")
+# The instants read here besides the plain YYYY-MM-DDTHH:MM:SSZ (checked by formatting it back): each is read by
+# datetime.fromisoformat and by PostgreSQL as the same instant: T, t or a space between date and time (as
+# databases and PSAs export them), seconds or not, Z, z, +HH, +HHMM or +HH:MM. Years 1000-9998, so that no
+# offset takes it out of 0001-9999 in UTC (the engine refuses those); at most 6 decimals (PostgreSQL would round
+# a 7th, Python drops it); no hour 24 or second 60 (PostgreSQL takes them).
+INSTANT_RE = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+              r"([Zz]|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)$")
 class NotClean(Exception):
     """The file is left to the row-by-row engine (the message says why, for the log)."""
 
@@ -192,13 +193,22 @@ def copy_to_stage(cursor, path, table: str, width: int, *, numbered: bool = Fals
     with open(path, "rb") as source, cursor.copy(
         f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
     ) as copy:
-        first = True
+        first, ends = True, b""
         while chunk := source.read(CHUNK):
             if first:
                 chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
             scan.feed(chunk)
-            copy.write(chunk)
+            # line ends at the end of a chunk wait until more text follows: blank lines at the end of a file (the
+            # csv module skips them; COPY would read a row of empty cells, leaving the file to the engine) are
+            # never sent (megabytes of them are, and go to the engine)
+            body = ends + chunk
+            text = body.rstrip(b"\r\n") if len(body) <= CARRY_LIMIT else body
+            ends = body[len(text):]
+            if text:
+                copy.write(text)
         scan.finish()
+        if ends:  # the end of the last row, without the blank lines after it
+            copy.write(ends[:2] if ends.startswith(b"\r\n") else ends[:1])
     return cursor.rowcount, scan
 
 

@@ -231,3 +231,53 @@ def test_random_files_give_the_same_seats_or_the_same_errors_both_ways(acme, tmp
                                 for c, _m, a, at in rows):
             assert staged.staged  # a clean file after the history is never left to the engine
         transaction.set_rollback(True)
+
+
+# --- files as PSAs, databases and spreadsheets write them -------------------------------------------------------
+ROWS = ["acme,north,ana,assign,2026-11-02T08:00:00Z", "acme,north,ana,unassign,2026-11-03T08:00:00Z",
+        "acme,south,ben,assign,2026-11-02T09:00:00Z"]
+
+
+def _one(at: str) -> str:
+    return csv_text(f"acme,north,ana,assign,{at}")
+
+
+# the file, and whether the set-based path takes it (False: the engine reads it, with the same result)
+SHAPES = {
+    "byte-order mark": ("\ufeff" + csv_text(*ROWS), True),
+    "CRLF line ends": (csv_text(*ROWS).replace("\n", "\r\n"), True),
+    "blank lines at the end": (csv_text(*ROWS) + "\n\n", True),
+    "CRLF blank lines at the end": (csv_text(*ROWS).replace("\n", "\r\n") + "\r\n\r\n", True),
+    "a blank line between rows": (csv_text(ROWS[0], "", ROWS[1]), False),
+    "no line end at the end": (csv_text(*ROWS).rstrip("\n"), True),
+    "columns in another order, capitalised": (
+        "At,Action,Member,Customer,Partner\n2026-11-02T08:00:00Z,ASSIGN,ana,north,acme\n", True),
+    "quoted cells, a comma in a name": (csv_text('"acme","north","Smith, Ann","assign","2026-11-02T08:00:00Z"'), True),
+    "spaces around the cells": (csv_text(" acme , north , ana , assign , 2026-11-02T08:00:00Z "), True),
+    "a database's instant (space, +00)": (_one("2026-11-02 08:00:00+00"), True),
+    "an instant without seconds": (_one("2026-11-02T08:00Z"), True),
+    "an offset without a colon": (_one("2026-11-02T10:30:00+0230"), True),
+    "an offset of hours": (_one("2026-11-02T10:00:00+02"), True),
+    "lower-case t and z": (_one("2026-11-02t08:00:00z"), True),
+    "microseconds and an offset": (_one("2026-11-02T08:00:00.123456-05:00"), True),
+    "nanoseconds": (_one("2026-11-02T08:00:00.123456789Z"), False),
+    "an instant without a zone": (_one("2026-11-02 08:00:00"), False),
+    "a date alone": (_one("2026-11-02"), False),
+    "hour 24": (_one("2026-11-02T24:00:00Z"), False),
+    "a name in another script": (csv_text("acme,north,José Ñúñez 😀,assign,2026-11-02T08:00:00Z"), True),
+    "an apostrophe before a name": (csv_text("acme,north,'=ana,assign,2026-11-02T08:00:00Z"), False),
+}
+
+
+@on_postgres
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_files_of_every_shape_read_the_same_both_ways(acme, tmp_path, shape):
+    """The shapes the world sends: the same seats or the same errors both ways, and the usual ones (blank lines
+    at the end, a database's or a PSA's instants) on the set-based path, not left to the engine's pace."""
+    text, staged_path = SHAPES[shape]
+    path = tmp_path / "night.csv"
+    path.write_bytes(text.encode("utf-8"))
+    by_engine, staged, engine_tables, staged_tables = both_ways(path)
+    _same(by_engine, staged)
+    assert staged_tables == engine_tables
+    assert staged.staged == staged_path, (staged.ok, [str(e) for e in staged.errors])
