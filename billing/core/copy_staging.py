@@ -239,11 +239,14 @@ def instant_read(text: str, value: str, p: Params, now) -> tuple[str, str]:
     """An instant cell `text` read as the engine reads it: (the cast to timestamptz, the condition of a row the
     engine must read, naming the cast as `value`). PostgreSQL reads more than the engine (a date without a zone,
     'today', hour 24): only the forms both read alike are taken, the usual one checked by writing the instant back
-    (a regular expression costs three times the rest of the row); a later instant than `now` is the engine's to
+    (a regular expression costs three times the rest of the row), and so is a database's UTC export
+    (`2026-11-02 08:00:00+00`); a later instant than `now` is the engine's to
     refuse; text PostgreSQL cannot read at all stops the statement (not clean either)."""
     cast = f"CASE WHEN {text} <> '' THEN ({text})::timestamptz END"
     bad = (f"{value} IS NULL OR {value} > {p.ref('now', now)} OR NOT CASE "
            f"WHEN {text} LIKE '____-__-__T__:__:__Z' THEN to_char({value} AT TIME ZONE 'UTC', "
            f"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') = {text} "
+           f"WHEN {text} LIKE '____-__-__ __:__:__+00' THEN to_char({value} AT TIME ZONE 'UTC', "
+           f"'YYYY-MM-DD HH24:MI:SS\"+00\"') = {text} "
            f"ELSE {text} ~ {p.ref('instant', INSTANT_RE)} AND left({text}, 4) BETWEEN '1000' AND '9998' END")
     return cast, bad

@@ -264,6 +264,7 @@ SHAPES = {
     "an instant without a zone": (_one("2026-11-02 08:00:00"), False),
     "a date alone": (_one("2026-11-02"), False),
     "hour 24": (_one("2026-11-02T24:00:00Z"), False),
+    "hour 24 in a database's form": (_one("2026-11-02 24:00:00+00"), False),
     "a name in another script": (csv_text("acme,north,José Ñúñez 😀,assign,2026-11-02T08:00:00Z"), True),
     "an apostrophe before a name": (csv_text("acme,north,'=ana,assign,2026-11-02T08:00:00Z"), False),
 }
