@@ -28,6 +28,7 @@ from billing.management.commands.load_demo import Command as LoadDemo
 from invoicing.models import Invoice
 from invoicing.services import billing_run
 from metering.models import RmmIntegration
+from metering.tests.rmm_stub import agent
 from partners.models import Method, Partner
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
@@ -267,3 +268,18 @@ def test_load_demo_prints_what_it_printed_and_one_summary_line_of_billing_runs(c
     first = Period.of(timezone.now().date()).shift(-3)
     runs = len(LoadDemo._month_firsts(first, timezone.now())) + 1  # the month firsts since, and today
     assert summary_line(capsys.readouterr().err, "load_demo").group(1, 2) == (str(runs), "billing runs")
+
+
+@pytest.mark.django_db
+def test_sync_inventory_on_a_terminal_counts_the_agents_page_by_page(cli, monkeypatch, rmm):
+    """An RMM of many pages: the bar counts the agent rows and names the page while they come in."""
+    tty = Tty()
+    monkeypatch.setattr("sys.stderr", tty)
+    rmm.account("keystone-token", [agent(f"a{n}") for n in range(7)], per_page=2)
+    RmmIntegration.objects.create(partner=PartnerFactory(slug="keystone"), kind="json", base_url=rmm.url,
+                                  api_token="keystone-token")
+    result = cli("sync_inventory", "--partner", "keystone", "--as-of", "2026-05-10")
+    assert result.status == 0, result.err
+    assert "read 7 agents in 4 page(s)" in result.out
+    drawn = tty.getvalue()
+    assert "7 agents" in drawn and "page 4" in drawn, drawn

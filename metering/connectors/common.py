@@ -22,7 +22,9 @@ import ssl
 import time
 import urllib.parse
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -166,18 +168,55 @@ def http_client(limits: Limits, *, client_class: type[httpx.Client] = httpx.Clie
                         **kwargs)
 
 
+class FetchWatch:
+    """What a fetch has read so far, for whoever shows it while it runs (sync_inventory's bar): the pages asked
+    for (every list request) and the agent rows read. `show(watch)` is called at each page and every
+    ROWS_SHOWN rows (a page of a folder's CSV file is the whole file)."""
+
+    ROWS_SHOWN = 1000
+
+    def __init__(self, show: Callable[[FetchWatch], None]):
+        self.show, self.pages, self.rows = show, 0, 0
+
+    def page(self) -> None:
+        self.pages += 1
+        self.show(self)
+
+    def row(self) -> None:
+        self.rows += 1
+        if self.rows % self.ROWS_SHOWN == 0:
+            self.show(self)
+
+
+_WATCH: ContextVar[FetchWatch | None] = ContextVar("rmm_fetch_watch", default=None)
+
+
+@contextmanager
+def fetch_watched(show: Callable[[FetchWatch], None]) -> Iterator[FetchWatch]:
+    """Every connector's fetch in the block reports its pages and rows to `show` as it reads them."""
+    watch = FetchWatch(show)
+    token = _WATCH.set(watch)
+    try:
+        yield watch
+    finally:
+        _WATCH.reset(token)
+
+
 class PageBudget:
     """Counts the pages a sync reads (every list request: agents, organizations, views...) and stops at
     RMM_SYNC_MAX_PAGES."""
 
     def __init__(self, base: str, max_pages: int):
         self.base, self.max_pages, self.read = base, max_pages, 0
+        self.watch = _WATCH.get()
 
     def take(self, what: str) -> None:
         if self.read >= self.max_pages:
             raise ConnectorError(f"{self.base}: more than {self.max_pages} pages ({what}); stopped (is the API "
                                  f"paging in a loop? raise RMM_SYNC_MAX_PAGES if the RMM is that large)")
         self.read += 1
+        if self.watch is not None:
+            self.watch.page()
 
     def left(self) -> int:
         return self.max_pages - self.read
@@ -406,10 +445,13 @@ class Agents:
         self.rows: dict[str, tuple[str, AgentRow]] = {}
         self.errors: list[str] = []
         self.count = 0
+        self.watch = _WATCH.get()
 
     # rows as the import reads them (CSV cells, the JSON feed's values): parsed by the import itself
     def add_raw(self, where: str, raw: dict) -> None:
         self.count += 1
+        if self.watch is not None:
+            self.watch.row()
         before = len(self.ctx.errors)
         parsed = self.kind.parse_row(self.count, raw, self.ctx)
         if parsed is None:
@@ -423,6 +465,8 @@ class Agents:
             views: Iterable[str] = (), online: bool | None = None, suspended: bool = False,
             deleted: bool = False, never_checked_in: bool = False) -> None:
         self.count += 1
+        if self.watch is not None:
+            self.watch.row()
         # one pass over the seven text fields (a sync checks 100,000 agents): a repeated value's verdict is
         # cached, a unique one (the id, the machine name) is checked each time
         texts, problems = [], []

@@ -15,7 +15,7 @@ import pytest
 from billing.core.actor import Actor
 from billing.core.importing import unreadable_text
 from metering.connectors import ConnectorError, FolderConnector, JsonFeedConnector
-from metering.connectors.common import Agents
+from metering.connectors.common import Agents, FetchWatch, fetch_watched
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, SyncRun, SyncStatus
 from metering.services import AgentRow, inventory_apply
 from metering.sync import inventory_sync
@@ -307,3 +307,25 @@ def test_the_drop_folder_reads_an_rmm_export_as_downloaded(tmp_path):
     assert "Datto RMM" in rows.source
     assert {r.organization for r in rows} and all(r.organization for r in rows)
     assert any(r.deleted for r in rows) and any(not r.deleted for r in rows)
+
+
+# --- a fetch watched while it runs (sync_inventory's bar) ------------------------------------------------------
+def test_a_watched_fetch_reports_each_page_and_the_rows_read_so_far(rmm):
+    """sync_inventory's bar moves as the pages come in: each page asked for is reported with the agent rows read
+    before it, and a watch outside the block sees nothing of a later fetch."""
+    rmm.account(TOKEN, FIVE, per_page=2)
+    seen = []
+    with fetch_watched(lambda watch: seen.append((watch.pages, watch.rows))) as watch:
+        assert len(fetch(feed(rmm.url))) == 5
+    assert seen == [(1, 0), (2, 2), (3, 4)] and watch.rows == 5
+    fetch(feed(rmm.url))
+    assert len(seen) == 3
+
+
+def test_a_watched_folder_reports_its_rows_every_thousand(tmp_path, monkeypatch):
+    monkeypatch.setattr(FetchWatch, "ROWS_SHOWN", 2)
+    (tmp_path / "agents.csv").write_text(HEADER + "".join(f"a{n},PC-{n},ACME,WS,,\n" for n in range(5)))
+    seen = []
+    with fetch_watched(lambda watch: seen.append((watch.pages, watch.rows))):
+        assert len(fetch(folder(tmp_path))) == 5
+    assert seen == [(0, 2), (0, 4)]

@@ -7,6 +7,7 @@ from django.utils import timezone
 from billing.core.actor import Actor
 from billing.core.periods import PeriodError, parse_date, utc_date
 from billing.core.progress import progress
+from metering.connectors.common import FetchWatch, fetch_watched
 from metering.models import SyncStatus, SyncTrigger
 from metering.notices import service_units_on
 from metering.sync import inventory_sync, unmatched_summary
@@ -34,11 +35,18 @@ class Command(BaseCommand):
         except PeriodError as exc:
             raise CommandError(f"--as-of: {exc}") from exc
         self.stdout.write(f"{found.slug}: fetching the RMM inventory as of {day}...")
-        # the connectors report no pages as they go (metering/connectors): the bar counts the agents once fetched
+        # the bar counts the agent rows as the pages come in, then the agents the inventory holds
         with progress(f"sync_inventory {found.slug}", unit="agents") as meter:
             meter.note("fetching")
-            run = inventory_sync(partner=found, as_of=day, actor=Actor(label=f"sync_inventory --partner {partner}"),
-                                 trigger=SyncTrigger.COMMAND, dry_run=dry_run)
+
+            def show(watch: FetchWatch) -> None:
+                meter.set(watch.rows)
+                if watch.pages:  # an API's pages (a drop folder's file is one)
+                    meter.note(f"page {watch.pages:,}")
+
+            with fetch_watched(show):
+                run = inventory_sync(partner=found, as_of=day, trigger=SyncTrigger.COMMAND, dry_run=dry_run,
+                                     actor=Actor(label=f"sync_inventory --partner {partner}"))
             meter.set(run.agents_seen or 0)
             meter.close(stopped=run.status == SyncStatus.FAILED)
         if run.status == SyncStatus.FAILED:
