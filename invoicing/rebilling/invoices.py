@@ -48,6 +48,7 @@ from invoicing.rebilling.pricing import exact_amount, package_words, shown_unit_
 from invoicing.rebilling.reports import customer_invoice_xlsx
 from invoicing.rebilling.selectors import resale_price_lists
 from invoicing.services.errors import BillingError
+from invoicing.services.ledger import lines_to_credit
 from partners.audit import audit_entry
 from partners.choices import AuditAction
 from partners.models import AuditLog, Customer, Partner
@@ -288,19 +289,7 @@ def customer_credit_note_issue(*, invoice: CustomerInvoice, actor: Actor, reason
     earlier = CustomerInvoice.objects.filter(credits=invoice, state=InvoiceState.ISSUED)
     already = set(CustomerInvoiceLine.objects.filter(invoice__in=earlier, line_type=LineType.CREDIT)
                   .values_list("key", flat=True))
-    if lines is None:
-        chosen = [line for line in charge_lines if f"credit:{line.pk}" not in already]
-        if not chosen:
-            raise BillingError(f"{invoice.number} is already credited in full")
-    else:
-        wanted = {line.pk for line in lines}
-        if wanted - {line.pk for line in charge_lines}:
-            raise BillingError(f"a chosen line is not a charge of {invoice.number}")
-        chosen = [line for line in charge_lines if line.pk in wanted]
-        if any(f"credit:{line.pk}" in already for line in chosen):
-            raise BillingError(f"a chosen line of {invoice.number} is already credited")
-    if not chosen:
-        raise BillingError("choose at least one line to credit")
+    chosen = lines_to_credit(charge_lines, already=already, lines=lines, number=invoice.number)
     today = utc_date(timezone.now())
     credit_lines = [
         CustomerInvoiceLine(

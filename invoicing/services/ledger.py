@@ -240,6 +240,26 @@ def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, referenc
 
 
 # --- credit notes --------------------------------------------------------------------------------
+def lines_to_credit(charge_lines: list, *, already: set[str], lines, number: str) -> list:
+    """The charge lines a credit note credits (billing-rules 4.4, 12.7), in the invoice's order: every one not
+    credited yet (`lines` None), or the chosen `lines`, each a charge of the invoice not credited yet (`already`:
+    the keys `credit:<line pk>` of the lines its issued credit notes hold). Ours and the customer invoices'."""
+    if lines is None:  # the whole invoice: every line not credited yet
+        chosen = [line for line in charge_lines if f"credit:{line.pk}" not in already]
+        if not chosen:
+            raise BillingError(f"{number} is already credited in full")
+        return chosen
+    wanted = {line.pk for line in lines}
+    if wanted - {line.pk for line in charge_lines}:
+        raise BillingError(f"a chosen line is not a charge of {number}")
+    chosen = [line for line in charge_lines if line.pk in wanted]
+    if any(f"credit:{line.pk}" in already for line in chosen):
+        raise BillingError(f"a chosen line of {number} is already credited")
+    if not chosen:
+        raise BillingError("choose at least one line to credit")
+    return chosen
+
+
 @transaction.atomic
 def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str = "") -> Invoice:
     """A credit note for a whole issued invoice, or for chosen lines of it (billing-rules 4.4, 4.5: corrections are
@@ -251,18 +271,7 @@ def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str
     charge_lines = list(invoice.lines.exclude(line_type=LineType.TAX))
     already = set(InvoiceLine.objects.filter(invoice__credits=invoice, invoice__state=InvoiceState.ISSUED,
                                              line_type=LineType.CREDIT).values_list("key", flat=True))
-    if lines is None:  # the whole invoice: every line not credited yet
-        chosen = [line for line in charge_lines if f"credit:{line.pk}" not in already]
-        if not chosen:
-            raise BillingError(f"{invoice.number} is already credited in full")
-    else:
-        if any(line.invoice_id != invoice.pk for line in lines):
-            raise BillingError(f"a chosen line is not a line of {invoice.number}")
-        chosen = [line for line in charge_lines if line in set(lines)]
-        if any(f"credit:{line.pk}" in already for line in chosen):
-            raise BillingError("a chosen line is already credited")
-    if not chosen:
-        raise BillingError("choose at least one line to credit")
+    chosen = lines_to_credit(charge_lines, already=already, lines=lines, number=invoice.number)
     today = utc_date(timezone.now())
     note = Invoice.objects.create(partner=invoice.partner, kind=InvoiceKind.CN, issue_date=today, due_date=today,
                                   currency=invoice.currency, customer=invoice.customer, credits=invoice,

@@ -235,8 +235,10 @@ def test_a_credit_note_for_chosen_lines_credits_just_those_with_their_own_tax_an
     assert partner_balance(partner) == D("8.08")
 
     with on("2026-04-11"):
-        with pytest.raises(BillingError, match="already credited"):
+        with pytest.raises(BillingError, match=f"a chosen line of {ci.number} is already credited"):
             credit_note_issue(invoice=ci, lines=[line["a"]], actor=ACTOR)
+        with pytest.raises(BillingError, match=f"a chosen line is not a charge of {ci.number}"):
+            credit_note_issue(invoice=ci, lines=[ci.lines.get(line_type=LineType.TAX)], actor=ACTOR)  # its tax
         with pytest.raises(BillingError, match="already credited"):
             credit_note_issue(invoice=ci, lines=[line["a"], line["b"]], actor=ACTOR)
         assert Invoice.objects.filter(kind=InvoiceKind.CN).count() == 2
