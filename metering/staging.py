@@ -41,6 +41,7 @@ from billing.core.copy_staging import (  # noqa: F401  (the fast paths of meteri
     NotClean,
     _header,
     _Scan,
+    chunk_progress,
     copy_to_stage,
 )
 from billing.core.importing import (
@@ -74,7 +75,8 @@ def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSu
     try:
         with transaction.atomic():
             with connection.cursor() as cursor:
-                staged = _stage(cursor, path, kind)
+                staged = _stage(cursor, path, kind, ctx)
+            ctx.step("checking and writing")
             result = _apply_notified(ctx, staged)
             with connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
@@ -82,6 +84,7 @@ def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSu
                 transaction.set_rollback(True)
     except NotClean as exc:
         logger.info("rmm-assets %s: read row by row (%s)", path, exc)
+        ctx.step("reading row by row")
         return None
     return ImportSummary(
         kind=ctx.kind, rows=staged.rows, created=result.added,
@@ -92,11 +95,12 @@ def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSu
 
 
 # --- the file into rmm_stage, checked and cleaned into rmm_in ---------------------------------------------------
-def _stage(cursor, path, kind: ImportKind) -> Staged:
+def _stage(cursor, path, kind: ImportKind, ctx: ImportContext) -> Staged:
     header = _header(path, kind)
     try:
         cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
-        _rows, scan = copy_to_stage(cursor, path, "rmm_stage", len(header), numbered=True)
+        _rows, scan = copy_to_stage(cursor, path, "rmm_stage", len(header), numbered=True,
+                                    on_chunk=chunk_progress(ctx))
         return _clean(cursor, header, [f"c{i}" for i in range(len(header))], scan)
     except (DatabaseError, psycopg.Error) as exc:  # COPY refused a line, a date PostgreSQL cannot read, ...
         raise NotClean(f"PostgreSQL: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc

@@ -142,6 +142,7 @@ def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
 def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[int, int, set[int], list[int]]:
     """Check and write the staged events: (events created, duplicates, the partners written, the file's partners)."""
     p = Params()
+    ctx.step("finding customers and members")
     cursor.execute(f"CREATE TEMP TABLE {RAW} ON COMMIT DROP AS {_read(header, scan, ctx, p)}", p)
     cursor.execute(f"SELECT EXISTS (SELECT FROM {RAW} WHERE customer_id IS NULL)")
     if cursor.fetchone()[0]:
@@ -195,6 +196,7 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
     """)
     if cursor.fetchone() is not None:
         raise NotClean("new events before the history's last instant")
+    ctx.step("checking the seat rules")
     _limits(cursor)
     # each rule sums only the events it judges (each is its own window, partitioned by its scope): the member's
     # seat always; the customer's where it has a cap or a commitment without overage; the partner's where the
@@ -249,6 +251,7 @@ def _apply(cursor, header: list[str], scan: _Scan, ctx: ImportContext) -> tuple[
     """, {"partners": partner_ids})
     if cursor.fetchone()[0]:
         raise NotClean("a seat rule is broken (the engine names the row)")
+    ctx.step("writing the seats")
     _write(cursor, ctx)
     cursor.execute(f"SELECT DISTINCT partner_id FROM {EVENTS} WHERE NOT duplicate")
     return created, unchanged, {row[0] for row in cursor.fetchall()}, partner_ids

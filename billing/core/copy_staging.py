@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import os
 import re
 from collections.abc import Callable, Iterable
 from typing import TypeVar
@@ -68,9 +69,13 @@ def staged_import(path, ctx: ImportContext, kind: ImportKind, *, label: str, tab
                 with connection.cursor() as cursor:
                     header = _header(path, kind)
                     cursor.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")  # an earlier try's
-                    rows, scan = copy_to_stage(cursor, path, tables[0], len(header), numbered=numbered)
+                    rows, scan = copy_to_stage(cursor, path, tables[0], len(header), numbered=numbered,
+                                               on_chunk=chunk_progress(ctx))
                     if rows == 0:
                         raise NotClean("no data rows")
+                    if ctx.on_progress is not None:
+                        ctx.on_progress(rows, os.path.getsize(path))
+                    ctx.step("checking and writing")
                     result = apply(cursor, header, scan, rows)
                     cursor.execute(f"DROP TABLE IF EXISTS {', '.join(tables)}")
             except (DatabaseError, psycopg.Error) as exc:  # a line COPY refused, a value it cannot read, a key
@@ -81,8 +86,16 @@ def staged_import(path, ctx: ImportContext, kind: ImportKind, *, label: str, tab
                 transaction.set_rollback(True)
     except NotClean as exc:
         logger.info("%s %s: read row by row (%s)", label, path, exc)
+        ctx.step("reading row by row")
         return None
     return rows, result
+
+
+def chunk_progress(ctx: ImportContext) -> Callable[[int, int], None] | None:
+    """The COPY's progress as the engine's batches report theirs: (rows, bytes read)."""
+    if ctx.on_progress is None:
+        return None
+    return lambda read, lines: ctx.on_progress(lines, read)
 
 
 def _header(path, kind: ImportKind) -> list[str]:
@@ -180,10 +193,13 @@ class _Scan:
         self.before = buf[-1:] or self.before
 
 
-def copy_to_stage(cursor, path, table: str, width: int, *, numbered: bool = False) -> tuple[int, _Scan]:
+def copy_to_stage(cursor, path, table: str, width: int, *, numbered: bool = False,
+                  on_chunk: Callable[[int, int], None] | None = None) -> tuple[int, _Scan]:
     """The file's data rows COPYed into a TEMP table `table` of `width` text columns c0, c1…, watched by `_Scan`
     on the way (a UTF-8 byte-order mark skipped, as the engine skips it); `numbered`: with `n`, each row's place in
-    the file (file order decides ties). Returns (data rows, the scan: how cells must be trimmed)."""
+    the file (file order decides ties); `on_chunk(bytes read, lines read)` after each chunk, for progress (a line
+    break inside a quoted cell counts as a line there). Returns (data rows, the scan: how cells must be
+    trimmed)."""
     scan = _Scan()
     columns = ", ".join(f"c{i}" for i in range(width))
     cursor.execute(f"DROP TABLE IF EXISTS {table}")
@@ -193,8 +209,9 @@ def copy_to_stage(cursor, path, table: str, width: int, *, numbered: bool = Fals
     with open(path, "rb") as source, cursor.copy(
         f"COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'UTF8')"
     ) as copy:
-        first, ends = True, b""
+        first, ends, read, lines = True, b"", 0, 0
         while chunk := source.read(CHUNK):
+            read, lines = read + len(chunk), lines + chunk.count(b"\n")
             if first:
                 chunk, first = chunk.removeprefix(codecs.BOM_UTF8), False
             scan.feed(chunk)
@@ -206,6 +223,8 @@ def copy_to_stage(cursor, path, table: str, width: int, *, numbered: bool = Fals
             ends = body[len(text):]
             if text:
                 copy.write(text)
+            if on_chunk is not None:
+                on_chunk(read, max(lines - 1, 0))  # the header's line is no row
         scan.finish()
         if ends:  # the end of the last row, without the blank lines after it
             copy.write(ends[:2] if ends.startswith(b"\r\n") else ends[:1])

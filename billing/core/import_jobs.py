@@ -118,6 +118,7 @@ def import_job_run(job_id: int) -> str:
             actor=Actor.of_user(job.confirmed_by or job.requested_by,
                                 label=f"admin import by {job.confirmed_by or job.requested_by}"),
             source=job.file_name, on_progress=lambda rows, read: _set_progress(job, rows, read),
+            on_step=lambda step: _set_progress(job, step=step),
         )
     except ImportFileError as exc:
         _finish(job, Status.REFUSED, fault=str(exc))
@@ -219,6 +220,7 @@ class Progress:
     bytes_read: int
     size: int
     seconds: float
+    step: str = ""  # what a fast path does once the file is read ("checking the seat rules")
 
     @property
     def percent(self) -> int | None:
@@ -226,7 +228,7 @@ class Progress:
 
     @property
     def seconds_left(self) -> int | None:
-        if not self.bytes_read or self.seconds < 1:
+        if not self.bytes_read or self.seconds < 1 or self.step:  # an estimate of the reading only
             return None
         return max(0, round(self.seconds * (self.size - self.bytes_read) / self.bytes_read))
 
@@ -235,9 +237,16 @@ def _progress_key(job_id: int) -> str:
     return f"import-job:{job_id}:progress"
 
 
-def _set_progress(job: ImportJob, rows: int, bytes_read: int) -> None:
-    started = (cache.get(_progress_key(job.pk)) or {}).get("started") or timezone.now().timestamp()
-    cache.set(_progress_key(job.pk), {"rows": rows, "bytes": bytes_read, "started": started}, timeout=86400)
+def _set_progress(job: ImportJob, rows: int | None = None, bytes_read: int | None = None, *,
+                  step: str | None = None) -> None:
+    """The counts (rows, bytes read) or the step a run reports; what it does not report stays as it was."""
+    seen = cache.get(_progress_key(job.pk)) or {}
+    cache.set(_progress_key(job.pk), {
+        "rows": seen.get("rows", 0) if rows is None else rows,
+        "bytes": seen.get("bytes", 0) if bytes_read is None else bytes_read,
+        "step": seen.get("step", "") if step is None else step,
+        "started": seen.get("started") or timezone.now().timestamp(),
+    }, timeout=86400)
 
 
 def import_job_progress(job: ImportJob) -> Progress | None:
@@ -246,7 +255,7 @@ def import_job_progress(job: ImportJob) -> Progress | None:
     if not seen:
         return None
     return Progress(rows=seen["rows"], bytes_read=seen["bytes"], size=job.size,
-                    seconds=timezone.now().timestamp() - seen["started"])
+                    seconds=timezone.now().timestamp() - seen["started"], step=seen.get("step", ""))
 
 
 def import_job_preview(job: ImportJob) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -94,6 +94,9 @@ class ImportContext:
     # admin's import page shows it (billing/core/import_jobs.py)
     on_progress: Callable[[int, int], None] | None = None
     position: Callable[[], int] = lambda: 0
+    # called with a few words when a fast path moves on to work that reads no more rows ("checking the seat
+    # rules"): the command's bar and the admin's import page show it beside the counts
+    on_step: Callable[[str], None] | None = None
 
     def __post_init__(self):
         if self.actor is None:  # a script or test that names no actor: the import itself
@@ -118,6 +121,10 @@ class ImportContext:
     def progressed(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.rows, self.position())
+
+    def step(self, text: str) -> None:
+        if self.on_step is not None:
+            self.on_step(text)
 
 
 @dataclass

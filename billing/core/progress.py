@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from typing import TextIO
 
 from tqdm import tqdm
 
 MIN_INTERVAL = 0.5  # seconds between two redraws of the bar: a terminal over SSH stays responsive
+TICK = 1.0  # seconds between two redraws while nothing is counted (one long SQL statement): the clock moves on
 
 
 def progress(label: str, total: int | None = None, unit: str = "rows", stream: TextIO | None = None) -> Progress:
@@ -55,6 +57,11 @@ class Progress:
         self.started = time.monotonic()
         self.bar = tqdm(desc=label, total=total, unit=f" {unit}", file=stream, mininterval=MIN_INTERVAL,
                         dynamic_ncols=True, leave=True) if live(stream) else None
+        self._stop = threading.Event()
+        self._ticking = None
+        if self.bar is not None:  # a bar that no count moves still shows the time running (it is not stuck)
+            self._ticking = threading.Thread(target=self._tick, name=f"progress {label}", daemon=True)
+            self._ticking.start()
 
     def __enter__(self) -> Progress:
         return self
@@ -79,13 +86,20 @@ class Progress:
     def note(self, text: str) -> None:
         """A short word on the bar about what is being done now (a table, a step); not in the summary."""
         if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.set_postfix_str(text)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK):
+            self.bar.refresh()
 
     def close(self, *, stopped: bool = False) -> None:
         """End the bar, or write the summary line (once). `stopped`: the work ended on an error."""
         if self.closed:
             return
         self.closed = True
+        if self._ticking is not None:
+            self._stop.set()
+            self._ticking.join()
         if self.bar is not None:
             if not stopped and self.bar.total is not None and self.bar.n != self.bar.total:
                 self.bar.total = self.bar.n  # an estimated total (import_csv's) gives way to the count at the end

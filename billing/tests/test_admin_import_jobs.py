@@ -88,8 +88,8 @@ def test_a_large_file_is_checked_and_imported_in_the_background_with_progress(
     settings.IMPORT_BATCH_SIZE = 50
     seen = []
     real = import_jobs._set_progress
-    monkeypatch.setattr(import_jobs, "_set_progress", lambda job, rows, read: (seen.append((rows, read)),
-                                                                              real(job, rows, read)))
+    monkeypatch.setattr(import_jobs, "_set_progress", lambda job, rows=None, read=None, **step: (
+        seen.append((rows, read)), real(job, rows, read, **step)))
     with django_capture_on_commit_callbacks(execute=True):
         page = admin_import(clerk, URL, customers(400), name="customers.csv")
     job = page.context["job"]
@@ -123,6 +123,23 @@ def test_progress_says_how_far_and_how_long():
     assert (progress.percent, progress.seconds_left) == (25, 30)
     assert Progress(rows=0, bytes_read=0, size=100, seconds=0.0).percent is None
     assert Progress(rows=5, bytes_read=100, size=100, seconds=3.0).percent == 99  # done only when it says so
+    # a fast path has read the file and checks it: no time left is guessed from the bytes
+    assert Progress(rows=5, bytes_read=100, size=100, seconds=3.0, step="checking the seat rules").seconds_left is None
+
+
+def test_the_running_page_says_what_a_fast_path_does_once_the_file_is_read(
+        clerk, acme, background, django_capture_on_commit_callbacks):
+    """A staged import (PostgreSQL COPY) reads the file in a second, then checks and writes it in SQL for longer:
+    the page says so beside the counts, rather than "about 0 s left"."""
+    with django_capture_on_commit_callbacks(execute=True):
+        page = admin_import(clerk, URL, customers(400), name="customers.csv")
+    job = page.context["job"]
+    import_jobs._set_progress(job, 145_000, job.size)
+    import_jobs._set_progress(job, step="checking the seat rules")
+    text = clerk.get(page.wsgi_request.path).content.decode()
+    assert "145,000 rows read (99% of the file), checking the seat rules…" in text
+    import_jobs._set_progress(job, 145_001, job.size)  # counts after a step keep it
+    assert import_jobs.import_job_progress(job).step == "checking the seat rules"
 
 
 def test_a_file_refused_at_import_time_writes_nothing_and_says_why(clerk, acme):

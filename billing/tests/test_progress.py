@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from datetime import date
 
 import pytest
@@ -124,6 +125,21 @@ def test_no_progress_turns_the_bar_off_on_a_terminal_and_keeps_the_summary_line(
         meter.set(10)
         clock.now = 2.0
     assert tty.getvalue() == "generate_data: 10 rows in 2.0 s (5.0 rows/s)\n"
+
+
+def test_a_bar_keeps_its_clock_running_while_nothing_is_counted(monkeypatch):
+    """One long SQL statement counts nothing for a minute: the bar is redrawn anyway, its time running, and the
+    redrawing stops with the bar."""
+    monkeypatch.setattr(progress_module, "TICK", 0.01)
+    tty = Tty()
+    with progress("import_csv seat-events", stream=tty) as meter:
+        meter.set(145_000, total=145_000)
+        meter.note("writing the seats")
+        drawn = tty.getvalue().count("\r")
+        time.sleep(0.2)
+        assert tty.getvalue().count("\r") >= drawn + 3
+        assert "writing the seats" in tty.getvalue().rsplit("\r", 1)[-1]
+    assert not meter._ticking.is_alive()
 
 
 def test_a_bar_needs_a_terminal():

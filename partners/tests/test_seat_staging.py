@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.core import copy_staging
 from billing.core.actor import Actor
 from billing.core.importing import run_import, run_import_file
 from conftest import examples
@@ -282,3 +283,23 @@ def test_files_of_every_shape_read_the_same_both_ways(acme, tmp_path, shape):
     _same(by_engine, staged)
     assert staged_tables == engine_tables
     assert staged.staged == staged_path, (staged.ok, [str(e) for e in staged.errors])
+
+
+@on_postgres
+def test_the_set_based_path_reports_the_rows_read_and_each_step(acme, tmp_path, monkeypatch):
+    """import_csv's bar and the admin's import page move while the file goes in by COPY (rows and bytes read, chunk
+    by chunk), then name each step of the work in SQL; a file left to the engine says it is read row by row."""
+    monkeypatch.setattr(copy_staging, "CHUNK", 64)
+    path = tmp_path / "night.csv"
+    path.write_text(csv_text(*(f"other,west,m{n},assign,2026-11-02T08:{n:02d}:00Z" for n in range(30))))
+    counts, steps = [], []
+    summary = run_import_file("seat-events", path, actor=ACTOR, on_progress=lambda *c: counts.append(c),
+                              on_step=steps.append)
+    assert summary.staged and summary.created == 30
+    assert len(counts) > 10 and counts == sorted(counts) and counts[-1] == (30, path.stat().st_size)
+    assert steps == ["checking and writing", "finding customers and members", "checking the seat rules",
+                     "writing the seats"]
+    steps.clear()
+    path.write_text(csv_text("other,west,nobody,unassign,2026-11-03T08:00:00Z"))
+    assert not run_import_file("seat-events", path, actor=ACTOR, on_step=steps.append).ok
+    assert steps[-1] == "reading row by row"

@@ -45,8 +45,10 @@ class Command(BaseCommand):
                     actor=Actor(label=f"import_csv {kind} {file}"), source=str(file)[-100:],
                     file_format=options.get("format"), column_map=tuple(options.get("map") or ()),
                     on_progress=lambda rows, read: meter.set(rows, rows_expected(rows, read, size)),
+                    on_step=meter.note,  # a fast path's work after the file is read ("checking the seat rules")
                 )
-                meter.set(summary.rows)  # a kind's fast path (PostgreSQL COPY) reports no batches
+                meter.note("")  # done: the bar ends on the counts
+                meter.set(summary.rows)
         except FileNotFoundError as exc:
             raise CommandError(f"{file}: no such file") from exc
         except ImportFileError as exc:
