@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 from djmoney.models.fields import MoneyField
 
@@ -199,6 +201,15 @@ class SeatAssignment(models.Model):
             models.CheckConstraint(
                 condition=Q(removed_at__isnull=True) | Q(removed_at__gte=models.F("assigned_at")),
                 name="seat_removed_after_assigned",
+            ),
+            # the dates are the instants' UTC dates, whoever writes the row (a queryset update() of removed_at
+            # alone is refused): metering counts the dates, the imports read the instants
+            models.CheckConstraint(
+                condition=Q(start_date=TruncDate("assigned_at", tzinfo=ZoneInfo("UTC")))
+                & (Q(removed_at__isnull=True, end_date__isnull=True)  # (a comparison with NULL would pass)
+                   | Q(removed_at__isnull=False, end_date__isnull=False,
+                       end_date=TruncDate("removed_at", tzinfo=ZoneInfo("UTC")))),
+                name="seat_dates_are_the_instants_utc_dates",
             ),
         ]
 

@@ -128,7 +128,10 @@ def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
                AS customer_id, t.r_member AS member, t.v_action AS action, t.v_at AS at
         FROM (
             SELECT * FROM (SELECT n, {texts}{raw_columns} FROM {STAGE} OFFSET 0) r,
-            LATERAL (SELECT CASE WHEN lower(r_action) IN ('assign', 'unassign') THEN lower(r_action) END AS v_action,
+            -- the action in any case of ASCII letters (PostgreSQL lower-cases İ to i, Python to i and a dot)
+            LATERAL (SELECT CASE WHEN r_action IN ('assign', 'unassign') THEN r_action
+                                 WHEN r_action ~ '^[A-Za-z]+$' AND lower(r_action) IN ('assign', 'unassign')
+                                 THEN lower(r_action) END AS v_action,
                             {cast} AS v_at) x
             OFFSET 0
         ) t

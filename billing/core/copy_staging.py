@@ -132,7 +132,7 @@ class _Scan:
         joined = self.tail + chunk  # a pair of bytes may straddle two chunks
         if b"\\" in joined and b"\\." in joined:  # COPY's end-of-data marker (on a line of its own)
             raise NotClean("\\. in the file")
-        if not self.spaced and (b" " in chunk or final):
+        if not self.spaced and (b" " in joined or final):  # the space may end the previous chunk
             marks = joined.translate(_SEPARATORS)
             self.spaced = b", " in marks or b" ," in marks or (final and self.tail == b" ")
         self.tail = chunk[-1:] or self.tail

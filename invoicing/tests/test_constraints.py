@@ -15,7 +15,7 @@ what a rerun that lost track of an earlier posting would write; the last tests s
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -118,6 +118,29 @@ def test_one_open_seat_per_member_and_a_seat_ends_after_it_starts(partner):
     assert "one_open_seat_per_member" in message or "UNIQUE" in message
     SeatAssignment.objects.bulk_create([seat(assigned_at=start - timedelta(days=9), removed_at=start)])  # closed
     refused(lambda: SeatAssignment.objects.bulk_create([seat(assigned_at=start, removed_at=start - timedelta(1))]))
+
+
+def test_a_seat_s_dates_are_its_instants_utc_dates(partner):
+    """Metering counts the dates, the imports read the instants: a shell's update() of an instant alone (removed_at
+    set, end_date left blank or stale; an end taken off with its date kept; another start) is refused; with its
+    date, as save() writes it, it passes. 23:30 at -02:00 is the next UTC day."""
+    customer = CustomerFactory(partner=partner, slug="acme")
+    member = Member.objects.create(customer=customer, name="ana")
+    open_seat = SeatAssignment.objects.create(partner=partner, customer=customer, member=member,
+                                              assigned_at=datetime(2026, 4, 1, 9, tzinfo=UTC))
+    seats = SeatAssignment.objects.filter(pk=open_seat.pk)
+    end = datetime(2026, 4, 10, 23, 30, tzinfo=timezone(timedelta(hours=-2)))
+    message = refused(lambda: seats.update(removed_at=end))
+    assert "seat_dates_are_the_instants_utc_dates" in message or "CHECK" in message
+    refused(lambda: seats.update(removed_at=end, end_date=date(2026, 4, 10)))  # the local date, not UTC's
+    refused(lambda: seats.update(assigned_at=datetime(2026, 3, 1, tzinfo=UTC)))
+    seats.update(removed_at=end, end_date=date(2026, 4, 11))
+    refused(lambda: seats.update(removed_at=None))
+    seats.update(removed_at=None, end_date=None)
+    closed = SeatAssignment.objects.get(pk=open_seat.pk)
+    closed.removed_at = end
+    closed.save()
+    assert closed.end_date == date(2026, 4, 11)
 
 
 # --- lines ----------------------------------------------------------------------------------------
