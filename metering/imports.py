@@ -12,7 +12,7 @@ from billing.core.periods import format_instant, utc_date
 from billing.core.registry import register_import
 from metering import rmm_exports
 from metering.counting import CountingRules, not_billed_because
-from metering.models import RmmIntegration, Suspension, UsageSnapshot
+from metering.models import CALENDAR_FIRST, RmmIntegration, Suspension, UsageSnapshot
 from metering.notices import inventory_apply_notified
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource, usage_record_resource
 from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay
@@ -161,6 +161,10 @@ class TenantEventsImport(ImportKind):
                 continue
             if row.values["at"] > now:
                 ctx.error(row.number, "at", f"{format_instant(row.values['at'])} is in the future")
+                continue
+            if utc_date(row.values["at"]) < CALENDAR_FIRST:  # no day before it is counted (and year 1 has no eve)
+                ctx.error(row.number, "at", f"{format_instant(row.values['at'])} is before {CALENDAR_FIRST}, the "
+                                            f"first day metering counts")
                 continue
             events[customer.pk].append(TenantEvent(row.number, customer.pk, row.values["action"], row.values["at"]))
 

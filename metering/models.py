@@ -1,5 +1,7 @@
 """What was used. The calendar lets metering count member-days in plain SQL on any database."""
 
+from datetime import date
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -9,6 +11,8 @@ from billing.core.periods import whole_days_between
 from billing.core.sealed import SealedTextField
 from metering.choices import CallDirection
 from partners.models import rmm_filter_validator
+
+CALENDAR_FIRST, CALENDAR_LAST = date(2000, 1, 1), date(2100, 12, 31)  # the days metering counts (Day)
 
 
 class Day(models.Model):

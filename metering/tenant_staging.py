@@ -32,10 +32,11 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from billing.core.copy_staging import CellReader, NotClean, _Scan, instant_read, staged_import
+from billing.core.copy_staging import SLUG_RE, CellReader, NotClean, _Scan, instant_read, staged_import
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.periods import utc_date
 from billing.core.sql import Params
+from metering.models import CALENDAR_FIRST
 from metering.resources import BIG, COUNT
 from partners.audit import audit_import_per_customer
 from partners.choices import AuditAction
@@ -43,7 +44,6 @@ from partners.choices import AuditAction
 STAGE = "tenant_stage"
 TABLES = (STAGE, "tenant_usage_plan", "tenant_events_in", "tenant_events_history",
           "tenant_events_plan", "tenant_events_new")
-SLUG_RE = r"^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget
 USAGE_FIELDS = ("users_count", "storage_bytes", "messages_count")  # metering.imports.USAGE_FIELDS
 
 
@@ -94,11 +94,13 @@ def _usage_plan(cursor, header: list[str], scan: _Scan, ctx: ImportContext, now)
         number, text = f"v_{field}", f"r_{field}"
         check = f"{number}::text <> {text} OR {number} NOT BETWEEN 0 AND {high}"
         bad.append(f"{text} <> '' AND ({check})" if blank else f"{number} IS NULL OR {check}")
-    # the last row of each (customer, date), in order of customer and date (the order of the snapshots' key)
+    # the last row of each (customer, date), in order of customer and date (the order of the snapshots' key), with
+    # the place of its first row (the engine audits customers in the order their dates first appear)
     cursor.execute(f"""
         CREATE TEMP TABLE tenant_usage_plan ON COMMIT DROP AS
-        SELECT DISTINCT ON (customer_id, d) customer_id, d, u, s, m, NULL::bigint AS pk, false AS changed
-        FROM ({cells.checked(texts, values, bad)}) checked (n, customer_id, d, u, s, m)
+        SELECT DISTINCT ON (customer_id, d) customer_id, d, u, s, m, NULL::bigint AS pk, false AS changed, first_n
+        FROM (SELECT *, min(n) OVER (PARTITION BY customer_id, d) AS first_n
+              FROM ({cells.checked(texts, values, bad)}) checked (n, customer_id, d, u, s, m)) rows
         ORDER BY customer_id, d, n DESC
     """, p)
     cursor.execute("SELECT EXISTS (SELECT FROM tenant_usage_plan WHERE customer_id IS NULL)")
@@ -128,7 +130,7 @@ def _usage_apply(cursor, ctx: ImportContext, now) -> list[tuple[int, int, int]]:
     updated)] of the customers given new or changed snapshots."""
     cursor.execute("""
         SELECT customer_id, count(*) FILTER (WHERE pk IS NULL), count(*) FILTER (WHERE changed)
-        FROM tenant_usage_plan WHERE pk IS NULL OR changed GROUP BY customer_id ORDER BY customer_id
+        FROM tenant_usage_plan WHERE pk IS NULL OR changed GROUP BY customer_id ORDER BY min(first_n)
     """)
     counts = cursor.fetchall()
     params = {"now": now, "source": ctx.source[:100]}
@@ -180,7 +182,9 @@ def _events_in(cursor, header: list[str], scan: _Scan, ctx: ImportContext, now) 
     values = [f"CASE WHEN r_action IN ({choices}) THEN r_action WHEN r_action ~ '^[A-Za-z]+$' "
               f"AND lower(r_action) IN ({choices}) THEN lower(r_action) END AS v_action",
               f"{at_cast} AS v_at"]
-    bad = ["v_action IS NULL", at_refused]
+    # an instant before the calendar is the engine's to refuse (TenantEventsImport)
+    bad = ["v_action IS NULL", at_refused,
+           f"(v_at AT TIME ZONE 'UTC')::date < {p.ref('calendar_first', CALENDAR_FIRST)}::date"]
     cursor.execute(f"""
         CREATE TEMP TABLE tenant_events_in ON COMMIT DROP AS
         SELECT * FROM ({cells.checked(texts, values, bad)}) checked (n, customer_id, action, at)
@@ -283,9 +287,14 @@ def _events_apply(cursor, ctx: ImportContext) -> list[tuple[int, int, int]]:
         SELECT customer_id, at, next_at, {_FIRST_DAY.format(at='at')}, {_LAST_DAY.format(at='next_at')}, %(source)s
         FROM tenant_events_new WHERE action = 'suspend' ORDER BY customer_id, at
     """, params)
+    # in the order of each customer's first row, a repeat of an event already recorded included (as the engine)
     cursor.execute("""
-        SELECT customer_id, count(*) FILTER (WHERE action = 'suspend'), count(*) FILTER (WHERE action = 'unsuspend')
-        FROM tenant_events_new GROUP BY customer_id ORDER BY min(n)
+        SELECT e.customer_id, count(*) FILTER (WHERE e.action = 'suspend'),
+               count(*) FILTER (WHERE e.action = 'unsuspend')
+        FROM tenant_events_new e
+        JOIN (SELECT customer_id, min(n) AS first_n FROM tenant_events_in GROUP BY customer_id) f
+          ON f.customer_id = e.customer_id
+        GROUP BY e.customer_id, f.first_n ORDER BY f.first_n
     """)
     return cursor.fetchall()
 

@@ -23,7 +23,7 @@ import psycopg.errors
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from billing.core.copy_staging import CellReader, NotClean, _Scan, instant_read, staged_import
+from billing.core.copy_staging import SLUG_RE, CellReader, NotClean, _Scan, instant_read, staged_import
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from metering.choices import CallDirection
@@ -110,6 +110,8 @@ def _insert(cursor, record: RecordKind, header: list[str], scan: _Scan, ctx: Imp
         LEFT JOIN (
             SELECT p.slug AS partner_slug, c.slug AS customer_slug, c.partner_id, c.id AS customer_id
             FROM partners_customer c JOIN partners_partner p ON p.id = c.partner_id
+            -- only the keys the engine's SlugWidget reads (a slug stored past the model's validators is refused)
+            WHERE p.slug ~ {p.ref('slug', SLUG_RE)} AND c.slug ~ {p.ref('slug', SLUG_RE)}
         ) k ON k.partner_slug = t.r_partner AND k.customer_slug = t.r_customer
     """
     columns = ["partner_id", "customer_id", *fields]

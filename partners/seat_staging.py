@@ -37,7 +37,7 @@ from collections import defaultdict
 from django.db import connection
 from django.utils import timezone
 
-from billing.core.copy_staging import TEXT_MAX, CellReader, NotClean, _Scan, instant_read, staged_import
+from billing.core.copy_staging import SLUG_RE, TEXT_MAX, CellReader, NotClean, _Scan, instant_read, staged_import
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from partners.choices import AuditAction
@@ -47,7 +47,6 @@ from partners.services import alerts_evaluate
 from partners.terms import TermsBook
 
 STAGE, RAW, EVENTS, LIMITS = "seat_stage", "seat_raw", "seat_ev", "seat_limits"
-SLUG_RE = "^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget
 
 
 def seat_events_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSummary | None:

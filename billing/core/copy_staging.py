@@ -48,6 +48,9 @@ _CELL_ENDS = (b",", b"\r", b"\n")
 # a 7th, Python drops it); no hour 24 or second 60 (PostgreSQL takes them).
 INSTANT_RE = (r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}[Tt ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
               r"([Zz]|[+-](0[0-9]|1[0-4])(:?[0-5][0-9])?)$")
+SLUG_RE = r"^[a-z0-9][a-z0-9_-]*$"  # billing.core.widgets.SlugWidget: a cell naming a partner or a customer
+
+
 class NotClean(Exception):
     """The file is left to the row-by-row engine (the message says why, for the log)."""
 
@@ -262,10 +265,11 @@ def instant_read(text: str, value: str, p: Params, now) -> tuple[str, str]:
     (`2026-11-02 08:00:00+00`); a later instant than `now` is the engine's to
     refuse; text PostgreSQL cannot read at all stops the statement (not clean either)."""
     cast = f"CASE WHEN {text} <> '' THEN ({text})::timestamptz END"
-    bad = (f"{value} IS NULL OR {value} > {p.ref('now', now)} OR NOT CASE "
+    bad = (f"{value} IS NULL OR {value} > {p.ref('now', now)} OR left({text}, 4) NOT BETWEEN '1000' AND '9998' "
+           f"OR NOT CASE "
            f"WHEN {text} LIKE '____-__-__T__:__:__Z' THEN to_char({value} AT TIME ZONE 'UTC', "
            f"'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') = {text} "
            f"WHEN {text} LIKE '____-__-__ __:__:__+00' THEN to_char({value} AT TIME ZONE 'UTC', "
            f"'YYYY-MM-DD HH24:MI:SS\"+00\"') = {text} "
-           f"ELSE {text} ~ {p.ref('instant', INSTANT_RE)} AND left({text}, 4) BETWEEN '1000' AND '9998' END")
+           f"ELSE {text} ~ {p.ref('instant', INSTANT_RE)} END")
     return cast, bad

@@ -130,7 +130,7 @@ def parse_instant(text: str) -> datetime:
 
 def format_instant(instant: datetime) -> str:
     """An instant as files and messages write it: UTC to the second, with Z (what parse_instant reads)."""
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return instant.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"  # the year on 4 digits
 
 
 def utc_date(instant: datetime) -> date:

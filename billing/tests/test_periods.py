@@ -13,6 +13,7 @@ from billing.core.periods import (
     Period,
     PeriodError,
     days_inclusive,
+    format_instant,
     next_month_start,
     parse_date,
     parse_instant,
@@ -277,3 +278,13 @@ def test_parse_instant_refuses_the_same_instant_without_offset(instant):
     """The naive form of any instant is refused (billing-rules 1)."""
     with pytest.raises(PeriodError):
         parse_instant(instant.replace(tzinfo=None).isoformat())
+
+
+@FAST
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets))
+def test_an_instant_written_by_format_instant_reads_back_to_the_second(instant):
+    """Messages and files write an instant as YYYY-MM-DDTHH:MM:SSZ, the year on four digits (year 1 is 0001), and
+    parse_instant reads it back as the same instant to the second."""
+    text = format_instant(instant)
+    assert len(text) == 20 and text.endswith("Z")
+    assert parse_instant(text) == instant.astimezone(UTC).replace(microsecond=0)
