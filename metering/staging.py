@@ -51,7 +51,8 @@ from billing.core.importing import (
     ImportKind,
     ImportSummary,
 )
-from metering.models import AgentPresence
+from metering.counting import CountingRules
+from metering.models import AgentPresence, RmmIntegration
 from metering.notices import unit_notices_around
 from metering.services import InventoryError, InventoryResult, inventory_lock, inventory_record
 
@@ -73,6 +74,9 @@ def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSu
     if connection.vendor != "postgresql":
         return None
     try:
+        if CountingRules.of(RmmIntegration.objects.filter(partner=ctx.state["partner"]).first()).filters:
+            raise NotClean("the partner's integration filters its agents: the engine leaves out each agent outside "
+                           "them, with a warning")
         with transaction.atomic():
             with connection.cursor() as cursor:
                 staged = _stage(cursor, path, kind, ctx)
@@ -219,13 +223,18 @@ _OPENING_PRESENCES = """
 """
 
 
+# a file agent's whole place, as the engine compares places (services.Place): a plain file names no API parts
+PLACE = "(i.o, i.g, '', '', '')"
+
+
 def _apply_changes(cursor, params) -> tuple[int, int, int, int, int]:
     """An inventory compared with the partner's agents and presences: (added, moved, removed, agents with new
     details, agents changed in any way)."""
     # the presences in force on as_of, one per agent: the earliest, as the engine's dict keeps
     cursor.execute("""
         CREATE TEMP TABLE rmm_force ON COMMIT DROP AS
-        SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group", present_from, present_until
+        SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group", org_ref, org_id, views, present_from,
+               present_until
         FROM metering_agentpresence
         WHERE partner_id = %(partner)s AND present_from <= %(as_of)s
           AND (present_until IS NULL OR present_until >= %(as_of)s)
@@ -234,22 +243,23 @@ def _apply_changes(cursor, params) -> tuple[int, int, int, int, int]:
     # each agent of the file: its RmmAgent (pk NULL: new), whether its details changed, its presence in
     # force (f_id) and whether it moved; reopen: its presence closed yesterday in the same place, on a
     # corrected inventory for the latest date (it never left)
-    cursor.execute("""
+    cursor.execute(f"""
         CREATE TEMP TABLE rmm_plan ON COMMIT DROP AS
         SELECT i.n, i.a, i.m, i.o, i.g, i.s, i.ls, r.id AS pk,
                r.id IS NOT NULL AND (r.machine_name, r.os, r.last_seen) IS DISTINCT FROM (i.m, i.s, i.ls) AS meta,
                f.id AS f_id, f.present_from AS f_from, f.present_until AS f_until,
-               f.id IS NOT NULL AND (f.organization, f."group") <> (i.o, i.g) AS moved,
+               f.id IS NOT NULL AND (f.organization, f."group", f.org_ref, f.org_id, f.views) <> {PLACE} AS moved,
                y.id AS reopen
         FROM rmm_in i
         LEFT JOIN metering_rmmagent r ON r.partner_id = %(partner)s AND r.agent_id = i.a
         LEFT JOIN rmm_force f ON f.agent_id = r.id
         LEFT JOIN (
-            SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group"
+            SELECT DISTINCT ON (agent_id) id, agent_id, organization, "group", org_ref, org_id, views
             FROM metering_agentpresence
             WHERE %(same_date)s AND partner_id = %(partner)s AND present_until = %(day_before)s
             ORDER BY agent_id, present_from
-        ) y ON f.id IS NULL AND y.agent_id = r.id AND (y.organization, y."group") = (i.o, i.g)
+        ) y ON f.id IS NULL AND y.agent_id = r.id
+               AND (y.organization, y."group", y.org_ref, y.org_id, y.views) = {PLACE}
     """, params)
     cursor.execute("""
         CREATE TEMP TABLE rmm_gone ON COMMIT DROP AS
