@@ -18,11 +18,10 @@ import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from djmoney.money import Money
 
 import billing.core.copy_staging as copy_staging
-from billing.core.importing import run_import_file
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, UnitChangeNotice
 from metering.services import AgentRow, inventory_apply
 from metering.tests.test_rmm_staging import (
@@ -32,7 +31,7 @@ from metering.tests.test_rmm_staging import (
     MAY_11,
     MAY_12,
     agent,
-    engine,
+    both,
     inventory,
     partner,
     tables,
@@ -41,7 +40,6 @@ from metering.tests.test_rmm_staging import (
 )
 from partners.models import AuditLog, Method
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
-from tests.import_checks import staged_answer
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres, pytest.mark.skipif(
     connection.vendor != "postgresql",
@@ -74,17 +72,9 @@ def full_tables(partner) -> dict:
 
 def compare(path, partner, as_of: date, **options):
     """The file imported by the engine (rolled back), then by run_import_file (kept: histories build on it): the
-    same answer, warnings included, and the same tables. Returns (the answer, whether the staging path took it)."""
-    options = {"partner": partner.slug, "as_of": as_of, "actor": ACTOR, "source": "inventory.csv", **options}
-    with transaction.atomic():
-        expected, by_engine_staged = staged_answer(lambda: engine(path, **options))
-        expected_tables = full_tables(partner)
-        transaction.set_rollback(True)
-    assert not by_engine_staged
-    got, staged = staged_answer(lambda: run_import_file("rmm-assets", path, **options))
-    assert got == expected
-    assert full_tables(partner) == expected_tables
-    return got, staged
+    same answer, warnings included, and the same tables, whole. Returns (the answer, whether the staging path took
+    it)."""
+    return both(path, partner, as_of, tables_of=full_tables, **options)
 
 
 def ok(result) -> None:
