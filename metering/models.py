@@ -12,7 +12,7 @@ from billing.core.sealed import SealedTextField
 from metering.choices import CallDirection
 from partners.models import rmm_filter_validator
 
-CALENDAR_FIRST, CALENDAR_LAST = date(2000, 1, 1), date(2100, 12, 31)  # the days metering counts (Day)
+CALENDAR_FIRST = date(2000, 1, 1)  # the first day metering counts (Day: 2000-01-01 to 2100-12-31)
 
 
 class Day(models.Model):
