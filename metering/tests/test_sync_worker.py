@@ -8,7 +8,6 @@ second task; then the billing run posts the proration that follows on the next C
 
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from contextlib import contextmanager
@@ -16,7 +15,6 @@ from decimal import Decimal
 
 import pytest
 from celery.contrib.testing.worker import start_worker
-from django.apps import apps
 from django.core import mail
 from django.utils import timezone
 from djmoney.money import Money
@@ -28,7 +26,7 @@ from billing.core.money import quantize_money
 from billing.core.periods import Period, utc_date
 from invoicing.models import InvoiceLine
 from invoicing.services import billing_run
-from metering.models import AgentPresence, Day, RmmIntegration, SyncRun, SyncStatus, UnitChangeNotice
+from metering.models import AgentPresence, RmmIntegration, SyncRun, SyncStatus, UnitChangeNotice
 from metering.services import AgentRow, inventory_apply
 from metering.tasks import sync_inventories_task
 from metering.tests.rmm_stub import StubRmm, agent
@@ -71,14 +69,6 @@ def redis_worker(settings):
         reset_pool()
 
 
-def calendar_filled() -> None:
-    """A transactional test before this one flushed every table, the calendar that metering counts
-    days on (filled by a data migration) included: fill it again, as the migration does."""
-
-    if not Day.objects.exists():
-        importlib.import_module("metering.migrations.0002_fill_calendar").fill(apps, None)
-
-
 def wait_for(condition, seconds: float = 90) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -91,7 +81,6 @@ def wait_for(condition, seconds: float = 90) -> bool:
 @pytest.mark.django_db(transaction=True)
 def test_nightly_sync_through_redis_then_the_next_ci_prorates_the_change(settings):
     settings.RMM_SYNC_TIMEOUT_SECONDS = 10  # a stalled fetch becomes a failed run well within the wait
-    calendar_filled()
     today = utc_date(timezone.now())
     month = Period.of(today)
     partner = PartnerFactory(slug="keystone", name="Keystone MSP", billing_emails="")  # no invoice emails
