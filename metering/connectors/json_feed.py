@@ -17,17 +17,23 @@ same host. Each agent has the rmm-assets columns (import-formats 5.8) and is che
 agent_id, machine_name and organization required, texts of at most 200 characters, last_seen an
 ISO 8601 instant with Z or an offset (or null). Values are strings (numbers are read as text).
 Any other HTTP status than 200, a body that is not this JSON, or a bad agent fails the whole sync.
+The pages are numbered: the whole feed is read again until two reads agree (common.OffsetPaged).
 """
 
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import httpx
 
 from metering.connectors.common import (
     Agents,
-    ApiConnector,
     ConnectorError,
     Inventory,
+    Limits,
+    OffsetPaged,
     PageBudget,
     base_url,
     http_client,
@@ -41,37 +47,42 @@ AGENTS_PATH = "/api/v1/agents"
 AUTH_HINT = "check the API token and the integrator user's rights"
 
 
-class JsonFeedConnector(ApiConnector):
+class JsonFeedConnector(OffsetPaged):
     """GET {base}/api/v1/agents?page=N with `Authorization: Bearer TOKEN`, following `next_page` (a page
     number) or `next` (a link on the same host) until there is none (the module docstring has the format)."""
 
-    def fetch_inventory(self, integration) -> Inventory:
+    @contextmanager
+    def reader(self, integration) -> Iterator[Callable[[], Inventory]]:
         limits = self.limits()
         base = base_url(integration)
         token = secret_of(integration)
+        with http_client(limits) as client:
+            yield lambda: self._read(client, base, token, limits)
+
+    def _read(self, client: httpx.Client, base: str, token: str, limits: Limits) -> Inventory:
+        """Every agent, read once (each read has RMM_SYNC_MAX_PAGES pages)."""
         agents = Agents()
         budget = PageBudget(base, limits.max_pages)
         url, page, seen = f"{base}{AGENTS_PATH}?page=1", 1, set()
-        with http_client(limits) as client:
-            while url is not None:
-                if url in seen:
-                    raise ConnectorError(f"{base}: page {page} links back to {url}, already read (a paging loop)")
-                seen.add(url)
-                budget.take("agents")
-                try:
-                    payload = read_json(client, url, base=base, limits=limits, what=f"page {page}",
-                                        auth_hint=AUTH_HINT, headers={"Authorization": f"Bearer {token}"})
-                except ConnectorError as exc:
-                    raise plain(exc) from None
-                if not isinstance(payload, dict):
-                    raise ConnectorError(f"{url}: page {page} is not a JSON object")
-                rows = payload.get("agents")
-                if not isinstance(rows, list):
-                    raise ConnectorError(f"{url}: the response has no \"agents\" list")
-                where = f"page {page}"
-                for position, item in enumerate(rows, start=1):
-                    self._agent(agents, f"{where}, agent {position}", item)
-                url, page = self._next(payload, url, base, page)
+        while url is not None:
+            if url in seen:
+                raise ConnectorError(f"{base}: page {page} links back to {url}, already read (a paging loop)")
+            seen.add(url)
+            budget.take("agents")
+            try:
+                payload = read_json(client, url, base=base, limits=limits, what=f"page {page}",
+                                    auth_hint=AUTH_HINT, headers={"Authorization": f"Bearer {token}"})
+            except ConnectorError as exc:
+                raise plain(exc) from None
+            if not isinstance(payload, dict):
+                raise ConnectorError(f"{url}: page {page} is not a JSON object")
+            rows = payload.get("agents")
+            if not isinstance(rows, list):
+                raise ConnectorError(f"{url}: the response has no \"agents\" list")
+            where = f"page {page}"
+            for position, item in enumerate(rows, start=1):
+                self._agent(agents, f"{where}, agent {position}", item)
+            url, page = self._next(payload, url, base, page)
         return agents.result(base, announced=None, pages=budget.read)
 
     @staticmethod

@@ -26,7 +26,8 @@ date 0001-01-01); last_seen LastCheckInTime (ISO 8601; without a zone it is UTC)
 
 Complete or nothing: every list is read page by page until TotalRecords records have been read; an
 empty page before that, TotalRecords changing between pages, more records than announced, or fewer
-distinct agents than announced fail the sync.
+distinct agents than announced fail the sync. The lists are paged by $skip: the whole inventory is read
+again in the same session until two reads agree (common.OffsetPaged).
 """
 
 from __future__ import annotations
@@ -36,15 +37,16 @@ import re
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from metering.connectors.common import (
     Agents,
-    ApiConnector,
     BadValue,
     ConnectorError,
     Inventory,
     Limits,
+    OffsetPaged,
     PageBudget,
     Unauthorized,
     base_url,
@@ -236,31 +238,37 @@ def group_path(machine_group: str, org_ref: str) -> str:
     return "/".join(part.strip() for part in reversed(parts))
 
 
-class KaseyaVsaConnector(ApiConnector):
+class KaseyaVsaConnector(OffsetPaged):
     """Every agent of a Kaseya VSA 9 server (the module docstring has the API and the mapping)."""
 
     page_size_default = PAGE_SIZE
 
-    def fetch_inventory(self, integration) -> Inventory:
+    @contextmanager
+    def reader(self, integration) -> Iterator[Callable[[], Inventory]]:
         limits = self.limits()
         base = base_url(integration)
         user = username_of(integration, "VSA user name")
         if ":" in user:
             raise ConnectorError("the VSA user name holds a colon, which HTTP Basic authentication cannot carry")
         pat = secret_of(integration, "personal access token")
-        budget = PageBudget(base, limits.max_pages)
-        session = _Session(base=base, limits=limits, user=user, pat=pat, budget=budget, page_size=self.page_size,
-                           clock=self.clock)
+        session = _Session(base=base, limits=limits, user=user, pat=pat, budget=PageBudget(base, limits.max_pages),
+                           page_size=self.page_size, clock=self.clock)
         try:
             session.login()
-            orgs = self._organizations(session)
-            views = self._views(session)
-            agents, listing, groups = Agents(), _Listing(), {}
-            for page, records in session.pages(AGENTS_PATH, "agents", listing):
-                for position, record in enumerate(records, start=1):
-                    self._agent(agents, f"agents page {page}, agent {position}", record, orgs, views, groups)
+            yield lambda: self._read(session)
         finally:
             session.close()
+
+    def _read(self, session: _Session) -> Inventory:
+        """Every agent, with its organization and views, read once (each read has RMM_SYNC_MAX_PAGES pages)."""
+        base = session.base
+        budget = session.budget = PageBudget(base, session.limits.max_pages)  # each read its own pages
+        orgs = self._organizations(session)
+        views = self._views(session)
+        agents, listing, groups = Agents(), _Listing(), {}
+        for page, records in session.pages(AGENTS_PATH, "agents", listing):
+            for position, record in enumerate(records, start=1):
+                self._agent(agents, f"agents page {page}, agent {position}", record, orgs, views, groups)
         inventory = agents.result(base, announced=listing.total, pages=budget.read)
         if len(inventory) != listing.total:
             raise ConnectorError(f"{base}: {len(inventory)} distinct agents read, the API announced {listing.total} "

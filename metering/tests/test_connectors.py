@@ -52,14 +52,15 @@ def test_feed_follows_next_page_numbers_and_sends_the_bearer_token(rmm):
     assert rows[0] == AgentRow("a1", "PC-a1", "ACME", "WS", "Windows 11", datetime(2026, 5, 1, 8, tzinfo=UTC))
     assert rows[3].last_seen is None
     assert rows[4].last_seen == datetime(2026, 5, 1, 8, tzinfo=UTC)  # read in UTC
-    assert rmm.requests == [(f"/api/v1/agents?page={n}", f"Bearer {TOKEN}") for n in (1, 2, 3)]
-    assert (rows.source, rows.announced, rows.pages) == (rmm.url, None, 3)
+    # read twice, until two reads agree (common.OffsetPaged: the pages are numbered)
+    assert rmm.requests == [(f"/api/v1/agents?page={n}", f"Bearer {TOKEN}") for n in (1, 2, 3)] * 2
+    assert (rows.source, rows.announced, rows.pages) == (rmm.url, None, 6)
 
 
 def test_feed_follows_next_links(rmm):
     rmm.account(TOKEN, FIVE, per_page=3, links=True)
     assert [r.agent_id for r in fetch(feed(rmm.url))] == ["a1", "a2", "a3", "b1", "b2"]
-    assert rmm.pages_served(TOKEN) == ["/api/v1/agents?page=1", "/api/v1/agents?page=2"]
+    assert rmm.pages_served(TOKEN) == ["/api/v1/agents?page=1", "/api/v1/agents?page=2"] * 2
 
 
 def test_feed_never_follows_a_link_or_a_redirect_to_another_host(rmm):
@@ -311,15 +312,17 @@ def test_the_drop_folder_reads_an_rmm_export_as_downloaded(tmp_path):
 
 # --- a fetch watched while it runs (sync_inventory's bar) ------------------------------------------------------
 def test_a_watched_fetch_reports_each_page_and_the_rows_read_so_far(rmm):
-    """sync_inventory's bar moves as the pages come in: each page asked for is reported with the agent rows read
-    before it, and a watch outside the block sees nothing of a later fetch."""
+    """sync_inventory's bar moves as the pages come in: each page asked for is reported with the agent rows of
+    the read before it, the second read (OffsetPaged) from no rows, and a watch outside the block sees nothing of a
+    later fetch."""
     rmm.account(TOKEN, FIVE, per_page=2)
     seen = []
-    with fetch_watched(lambda watch: seen.append((watch.pages, watch.rows))) as watch:
+    with fetch_watched(lambda watch: seen.append((watch.reads, watch.pages, watch.rows))) as watch:
         assert len(fetch(feed(rmm.url))) == 5
-    assert seen == [(1, 0), (2, 2), (3, 4)] and watch.rows == 5
+    assert seen == [(1, 1, 0), (1, 2, 2), (1, 3, 4), (2, 3, 0), (2, 4, 0), (2, 5, 2), (2, 6, 4)]
+    assert watch.rows == 5
     fetch(feed(rmm.url))
-    assert len(seen) == 3
+    assert len(seen) == 7
 
 
 def test_a_watched_folder_reports_its_rows_every_thousand(tmp_path, monkeypatch):

@@ -42,7 +42,8 @@ class Command(BaseCommand):
             def show(watch: FetchWatch) -> None:
                 meter.set(watch.rows)
                 if watch.pages:  # an API's pages (a drop folder's file is one)
-                    meter.note(f"page {watch.pages:,}")
+                    meter.note(f"page {watch.pages:,}" + (f", read {watch.reads} (nothing moved?)"
+                                                          if watch.reads > 1 else ""))
 
             with fetch_watched(show):
                 run = inventory_sync(partner=found, as_of=day, trigger=SyncTrigger.COMMAND, dry_run=dry_run,
