@@ -101,10 +101,19 @@ class InvoiceQuerySet(IssuedGuardQuerySet):
     def drafts(self):
         return self.filter(state=InvoiceState.DRAFT)
 
-    def last_invoiced_months(self, partner_ids) -> dict[int, str]:
-        """{partner id: the month (YYYY-MM) of its latest issued CI} (billing-rules 3.11)."""
-        return dict(self.filter(partner_id__in=partner_ids, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
-                    .order_by().values_list("partner_id").annotate(month=models.Max("month")))
+    def last_invoiced_months(self, partner_ids, *, first_months: bool = True) -> dict[int, str]:
+        """{partner id: the latest month (YYYY-MM) its issued invoices billed: its latest CI's, or a later
+        first month billed on an INV (a service started mid-month before any CI of that month)} (billing-rules
+        3.11); `first_months=False`: its latest CI's alone."""
+        latest = dict(self.filter(partner_id__in=partner_ids, kind=InvoiceKind.CI, state=InvoiceState.ISSUED)
+                      .order_by().values_list("partner_id").annotate(month=models.Max("month")))
+        if first_months:
+            for partner_id, period in (InvoiceLine.objects.filter(
+                    invoice__partner_id__in=partner_ids, invoice__kind=InvoiceKind.INV,
+                    invoice__state=InvoiceState.ISSUED, line_type=LineType.FIRST_MONTH)
+                    .order_by().values_list("invoice__partner_id").annotate(month=models.Max("period"))):
+                latest[partner_id] = max(latest.get(partner_id, ""), period)
+        return latest
 
 
 class CompanyProfile(models.Model):

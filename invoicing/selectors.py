@@ -422,13 +422,17 @@ def first_months(partner_ids: list[int]) -> dict[int, Period]:
 
 def unbilled_first_months(partner_ids: list[int], billed_keys: dict[int, set[str]]) -> dict[int, set[Period]]:
     """The months in which a service billed in advance starts after the 1st and its first-month INV
-    is not issued yet: the only lines that rating a month whose CI is issued can still add."""
+    is not issued yet: the only lines that rating a month whose CI is issued can still add. Once the partner's
+    CI of a later month is issued, a first month with no INV (nothing to bill on its start date) counts as
+    billed at 0 (billing-rules 4.12): what is found later goes on the next CI (a proration, a true-up or a late
+    line), never on an INV dated months back."""
 
     months: dict[int, set[Period]] = defaultdict(set)
     billed = {key.split(":")[1] for keys in billed_keys.values() for key in keys if key.startswith("first_month:")}
+    latest = Invoice.objects.last_invoiced_months(partner_ids, first_months=False)
     starts = Service.objects.filter(partner_id__in=partner_ids, method__in=ADVANCE_METHODS).exclude(start_date__day=1)
     for partner_id, pk, start in starts.values_list("partner_id", "pk", "start_date"):
-        if str(pk) not in billed:
+        if str(pk) not in billed and not (partner_id in latest and latest[partner_id] > str(Period.of(start))):
             months[partner_id].add(Period.of(start))
     return months
 

@@ -115,9 +115,8 @@ def payment_terms_days(partner: Partner, customer: Customer | None = None) -> in
     them, else the partner's; an invoice or child with no customer takes the partner's. The one place this
     rule is written (billing and `Customer.effective_payment_terms_days` come here).
 
-    `partner` is the partner as it stood on the invoice's issue date (its payment terms have effective dates,
-    billing-rules 3.11: `partners.terms.TermsBook.on(partner, issue_date)`); a customer's own terms keep no
-    history and bill with their current value (billing-rules decision (ar))."""
+    `partner` and `customer` are as they stood on the invoice's issue date (their payment terms have effective
+    dates, billing-rules 3.11: `partners.terms.TermsBook.on(obj, issue_date)`)."""
     if customer is not None and customer.payment_terms_days is not None:
         return customer.payment_terms_days
     return partner.payment_terms_days

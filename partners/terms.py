@@ -24,7 +24,7 @@ from partners.models import TermsVersion
 # the fields of each kind that are terms, in the order they are shown
 TERM_FIELDS = {
     "partner": ("tax_rate", "payment_terms_days"),
-    "customer": ("host_limit",),
+    "customer": ("host_limit", "payment_terms_days"),
     "service": ("unit_price", "overage_price", "tiers", "tier_mode", "committed_quantity"),
 }
 # terms that price a month: a change takes effect on a month's 1st (the others on any day)

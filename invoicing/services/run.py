@@ -35,7 +35,7 @@ from invoicing.rating import CI, INV, RatedLine, rate_partners_month
 from invoicing.selectors import billed_units_by_partner, first_months, statement_figures, unbilled_first_months
 from invoicing.services.errors import BillingError
 from invoicing.services.ledger import _issue_all, _statement_set, company_details_missing, partner_details_missing
-from invoicing.trueups import TRUE_UP_TYPES, measured_issued, measured_now, true_up_lines
+from invoicing.trueups import MEASURED_METHODS, measured_issued, measured_now, true_up_lines
 from partners.models import Customer, Partner, payment_due_date
 from partners.terms import TermsBook
 
@@ -174,7 +174,10 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
     measured: dict[int, dict] = defaultdict(dict)  # partner id: {group: (measure, line)} of the closed months rated
     for month in months:
         due = [p for p in partners if p.pk in firsts and firsts[p.pk] <= month]
-        fresh = {p.pk for p in due if str(month) not in issued_months[p.pk]}
+        # a month with no CI before a month whose CI is issued is closed: it counts as billed as it was (at 0
+        # where it had no line, billing-rules 4.12), and what it lacks goes on the next CI, never on one dated back
+        fresh = {p.pk for p in due if str(month) not in issued_months[p.pk]
+                 and str(month) > max(issued_months[p.pk], default="")}
         to_rate = [p for p in due if p.pk in fresh or month in unbilled_starts[p.pk]]
         # months already invoiced, measured again for the true-ups of the next CI this run issues
         again = [p for p in due if p.pk not in fresh and since.get(p.pk) is not None and month >= since[p.pk]
@@ -184,7 +187,7 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
         rated = rate_partners_month(partners=to_rate, month=month, billed=billed, aside=aside) if to_rate else {}
         if again:  # only the methods a true-up corrects: no per_asset inventory read for months invoiced
             rated.update(rate_partners_month(partners=again, month=month, billed={p.pk: None for p in again},
-                                             aside=aside, methods=set(TRUE_UP_TYPES)))
+                                             aside=aside, methods=set(MEASURED_METHODS)))
         news = [p for p in due if p.pk in fresh]
         checked = [p for p in news if since.get(p.pk) is not None]
         issued_now = measured_issued(partner_ids=[p.pk for p in checked], since=min(since[p.pk] for p in checked),
@@ -197,7 +200,11 @@ def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor:
             if partner.pk in fresh:
                 ups = true_up_lines(month=month, since=since[partner.pk], now=measured[partner.pk],
                                     issued=issued_now[partner.pk]) if partner.pk in issued_now else []
-                ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO] + ups
+                ci_lines = [line for line in lines if line.document == CI and line.amount != ZERO]
+                # a month of no lines of its own issues no CI (billing-rules 4.9), not even one of true-ups alone
+                # dated months back: they wait for the next CI with lines, or the CI of the month billed through
+                if ci_lines or month == billing_to:
+                    ci_lines += ups
                 if ci_lines:
                     items.append(_Draft(CI, month.first, ci_lines, month=month))
             if since.get(partner.pk) is not None and month >= since[partner.pk]:
@@ -303,10 +310,17 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
     and, on a CI, the statement: a few inserts for all of them. Documents of a run that issues are
     stamped `issued_at` now; they are numbered and issued together at the end (`_issue_all`)."""
     invoices, children, lines = [], [], []
-    book = TermsBook({partner.pk: partner for partner, _ in pending}.values())
+    owners_of = {c.pk: c for _, item in pending for c in (
+        item.customer, item.one_time.customer if item.one_time else None,
+        *(rated.service.customer for rated in item.lines)) if c is not None}
+    book = TermsBook([*{partner.pk: partner for partner, _ in pending}.values(), *owners_of.values()])
     for account, item in pending:
         currency = account.currency
         partner = book.on(account, item.issue_date)  # tax and payment terms in force on the issue date (3.11)
+
+        def due(customer, _day=item.issue_date, _partner=partner):  # the customer's own terms then, too
+            return payment_due_date(_day, _partner, book.on(customer, _day) if customer is not None else None)
+
         invoice = Invoice(partner=account, kind=item.kind, issue_date=item.issue_date, due_date=item.issue_date,
                           currency=currency, month=str(item.month) if item.month else "", customer=item.customer,
                           tax_rate=partner.tax_rate)
@@ -319,7 +333,7 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
                 key = owner.pk if owner else None
                 if key not in owners:
                     owners[key] = ChildInvoice(customer_id=key, subtotal=ZERO,
-                                               due_date=payment_due_date(item.issue_date, partner, owner))
+                                               due_date=due(owner))
                     children.append((owners[key], invoice))
                 owners[key].subtotal += rated.amount
             for position, rated in enumerate(item.lines):
@@ -334,10 +348,10 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
                                 unit_price=charge.unit_price, amount=amount, description=charge.description,
                                 taxable=charge.taxable, effective_date=None, key=f"one_time:{charge.pk}", details={},
                                 position=0, posting=None))
-            invoice.due_date = payment_due_date(item.issue_date, partner, charge.customer)
+            invoice.due_date = due(charge.customer)
         else:
             mine += [_line(invoice, rated, n) for n, rated in enumerate(item.lines)]
-            invoice.due_date = payment_due_date(item.issue_date, partner, item.customer)
+            invoice.due_date = due(item.customer)
         tax = _totals(invoice, [(line.amount, line.taxable) for line in mine])
         if invoice.tax_rate > 0:  # billing-rules 4.3: tax once per invoice, present whenever the rate is above 0
             mine.append(LineRow(invoice=invoice, child=None, service_id=None, customer_id=None,

@@ -41,29 +41,29 @@ def ci(partner: Partner, month: str) -> Invoice:
     return Invoice.objects.issued().get(partner=partner, kind=InvoiceKind.CI, month=month)
 
 
-def test_a_ci_issued_late_for_an_earlier_month_counts_on_the_next_ci_statement():
-    """A month that was never invoiced is invoiced by the next run, whatever its date (billing-rules
-    4.9), so its CI can be issued after a later month's. Such a CI was left out of every later
-    statement: the next CI neither followed it as the previous CI nor counted it, and the amount due
-    fell short of the balance by its total for good.
+def test_a_month_before_the_latest_ci_is_billed_on_the_next_ci_never_on_one_dated_back():
+    """A month without a CI before a month whose CI is issued is closed (billing-rules 4.9, 4.12): what it lacks
+    comes on the next CI. Such a month once got its own CI, dated months back and issued after a later month's,
+    and that CI was left out of every later statement (the amount due fell short of the balance for good).
 
-    No tax. Flat 10.00 from 1 February: the February CI (10.00) is issued on 1 February. A flat 5.00
-    service is then entered with a start date of 1 January: the run of 1 March issues the January CI
-    (dated 1 January, 5.00; nothing before it, so 5.00 due) and the March CI: previous 10.00 (February)
-    + 5.00 for the January CI issued since + 20.00 of charges (15.00 for March, and the new service's
-    February as a 5.00 true-up: no month of its life is left unbilled, billing-rules 4.12) = 35.00, the
-    balance (10 + 5 + 20)."""
+    No tax. Flat 10.00 from 1 February: the February CI (10.00) is issued on 1 February. A flat 5.00 service is
+    then entered with a start date of 1 January: the run of 1 March issues no January CI. The March CI carries
+    15.00 for March and the new service's January and February, 5.00 each, as its own recurring lines (a flat
+    service has no true-up: its months never billed are billed late, once): previous 10.00 (February) + 25.00
+    of charges = 35.00, the balance."""
     partner = PartnerFactory(slug="latecomer", tax_rate=D("0"))
     flat(partner, "support", "10.00", "2026-02-01")
     bill(partner, "2026-02-01")
     flat(partner, "backup", "5.00", "2026-01-01")
     bill(partner, "2026-03-01")
 
-    january, march = ci(partner, "2026-01"), ci(partner, "2026-03")
-    assert (january.total, january.amount_due) == (D("5.00"), D("5.00"))
+    assert not Invoice.objects.filter(partner=partner, kind=InvoiceKind.CI, month="2026-01").exists()
+    march = ci(partner, "2026-03")
+    assert sorted((line.service.code, line.line_type, line.period, line.amount) for line in march.lines.all()) == [
+        ("backup", "recurring", "2026-01", D("5.00")), ("backup", "recurring", "2026-02", D("5.00")),
+        ("backup", "recurring", "2026-03", D("5.00")), ("support", "recurring", "2026-03", D("10.00"))]
     assert (march.previous_balance, march.payments_and_credits, march.other_invoices, march.total,
-            march.amount_due) == (D("10.00"), D("0"), D("5.00"), D("20.00"), D("35.00"))
+            march.amount_due) == (D("10.00"), D("0"), D("0"), D("25.00"), D("35.00"))
     assert march.amount_due == partner_balance(partner) == balance_at(partner, date(2026, 3, 1))
-    document = invoice_document(march)
-    assert [inv.number for inv in document["other_invoices_list"]] == [january.number]
-    assert document["statement_reconciles"]
+    assert invoice_document(march)["statement_reconciles"]
+    assert bill(partner, "2026-03-01") == []  # billed once

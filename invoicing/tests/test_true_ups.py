@@ -47,8 +47,9 @@ def partner():
 @pytest.mark.django_db
 def test_late_seat_events_are_trued_up_up_and_then_down_again(partner):
     """20.00 a seat-month, no commitment. April: one seat all month (30 seat-days, 20.00) on the May CI. A seat
-    from 16 April recorded after that CI: the June CI carries +15 seat-days, +10.00 for April. That seat then
-    found never to have existed: the July CI takes it back for April (a true-up of a true-up) and for May."""
+    from 16 April recorded after that CI: the June CI carries +0.5 seat-months (15 seat-days), +10.00 for April.
+    That seat then found never to have existed: the July CI takes it back for April (a true-up of a true-up) and
+    for May."""
     customer = CustomerFactory(partner=partner, slug="birch")
     ServiceFactory(partner=partner, customer=customer, code="seats", name="Seats", start_date=date(2026, 4, 1))
     SeatAssignmentFactory(member=MemberFactory(customer=customer, name="ann"),
@@ -60,7 +61,7 @@ def test_late_seat_events_are_trued_up_up_and_then_down_again(partner):
                                  assigned_at=datetime(2026, 4, 16, tzinfo=UTC))
     bill("2026-06-01")
     assert lines(partner, "true_up") == [
-        ("2026-06", "2026-04", D("15"), D("10.00"), "Seats: true-up for April 2026: 15 seat-days recorded after the "
+        ("2026-06", "2026-04", D("0.5"), D("10.00"), "Seats: true-up for April 2026: 15 seat-days recorded after the "
                                                     "invoice")]
     assert [(r["period"], r["billed"], r["expected"]) for r in export("billing-gaps", "--period", "2026-06")] == []
     late.delete()
@@ -69,7 +70,7 @@ def test_late_seat_events_are_trued_up_up_and_then_down_again(partner):
                                              ("seats", "2026-05", "40.00", "20.00", "-20.00")]
     bill("2026-07-01")
     assert [(m, p, q, a) for m, p, q, a, _ in lines(partner, "true_up", "2026-07")] == [
-        ("2026-07", "2026-04", D("-15"), D("-10.00")), ("2026-07", "2026-05", D("-31"), D("-20.00"))]
+        ("2026-07", "2026-04", D("-0.5"), D("-10.00")), ("2026-07", "2026-05", D("-1"), D("-20.00"))]
     bill("2026-07-01")  # rerun: nothing more
     assert len(lines(partner, "true_up")) == 3
     assert export("periods", "--period", "2026-04") == periods  # April as it was invoiced
