@@ -222,3 +222,35 @@ def test_a_run_measures_again_only_from_the_month_a_fact_changed_in(partner, mon
     assert measured_again == ["2026-04", "2026-05", "2026-06"]  # from April, the month the late snapshot is in
     assert [(m, p, a) for m, p, _, a, _ in lines(partner, "true_up")] == [
         ("2026-07", "2026-04", D("20.00")), ("2026-07", "2026-05", D("20.00"))]
+
+
+@pytest.mark.django_db
+def test_a_flat_service_and_a_cmq_commitment_entered_late_bill_their_missed_months_once(partner):
+    """billing-rules 4.11, 4.12: flat and a cmq commitment have no true-up, but no month of their life is left
+    unbilled. Support (flat 30.00, partner-level) is billed from 1 April. On 20 May a flat Backup (12.00) from
+    10 April and a cmq Users commitment (5 users at 2.00) from 1 April are entered. The June CI carries, with
+    their own types and periods: Backup's first month (12.00 x 21/30 = 8.40) and May (12.00), Users' April
+    and May commitments (10.00 each); then June's own lines. No INV dated 10 April; a rerun adds nothing, and a
+    later price dated back reaches neither month (no true-up)."""
+    ServiceFactory(partner=partner, code="support", method=Method.FLAT, unit_price=Money("30.00", "USD"),
+                   start_date=date(2026, 4, 1))
+    customer = CustomerFactory(partner=partner, slug="birch")
+    bill("2026-04-01")
+    bill("2026-05-01")
+    backup = ServiceFactory(partner=partner, customer=customer, code="backup", name="Backup", method=Method.FLAT,
+                            unit_price=Money("12.00", "USD"), start_date=date(2026, 4, 10))
+    ServiceFactory(partner=partner, customer=customer, code="users", name="Users", method=Method.CMQ, meter="users",
+                   unit_price=Money("2.00", "USD"), committed_quantity=5, start_date=date(2026, 4, 1))
+    bill("2026-05-20")
+    assert not InvoiceLine.objects.filter(invoice__partner=partner, service=backup).exists()  # no INV dated back
+    bill("2026-06-01")
+    june = sorted((line.service.code, line.line_type, line.period, line.amount) for line in InvoiceLine.objects.filter(
+        invoice__partner=partner, invoice__month="2026-06", service__code__in=["backup", "users"]))
+    assert june == [
+        ("backup", "first_month", "2026-04", D("8.40")), ("backup", "recurring", "2026-05", D("12.00")),
+        ("backup", "recurring", "2026-06", D("12.00")),
+        ("users", "recurring", "2026-04", D("10.00")), ("users", "recurring", "2026-05", D("10.00")),
+        ("users", "recurring", "2026-06", D("10.00"))]
+    assert lines(partner, "true_up") == []
+    assert bill("2026-06-01") == []
+    assert [(r["service"], r["period"]) for r in export("billing-gaps", "--period", "2026-06")] == []
