@@ -15,7 +15,7 @@ from metering.counting import CountingRules, not_billed_because
 from metering.models import CALENDAR_FIRST, RmmIntegration, Suspension, UsageSnapshot
 from metering.notices import inventory_apply_notified
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource, usage_record_resource
-from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay
+from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay, with_known_places
 from metering.staging import rmm_assets_fast_path
 from metering.tenant_staging import tenant_events_fast_path, tenant_usage_fast_path
 from metering.usage_records import CALL_DETAILS, CALL_USAGE, MEETING_SUMMARIES, RecordKind, records_audit, records_batch
@@ -326,8 +326,13 @@ class RmmAssetsImport(ImportKind):
         # the agents billed, by the partner's integration's rules (the defaults without one; docs/rmm.md, "Which
         # agents count"): an export may say an agent is deleted, suspended, never checked in or offline
         rules = CountingRules.of(RmmIntegration.objects.filter(partner=ctx.state["partner"]).first())
+        read = ctx.state.get("agents", {})
+        # what the RMM's API told of the agents' places and a file cannot say (views, an organization's name)
+        placed = with_known_places(partner=ctx.state["partner"], as_of=ctx.as_of,
+                                   agents={agent_id: agent for agent_id, (_, agent, _) in read.items()})
         agents, left_out = {}, 0
-        for agent_id, (number, agent, column) in ctx.state.get("agents", {}).items():
+        for agent_id, (number, _, column) in read.items():
+            agent = placed[agent_id]
             reason = not_billed_because(agent, rules)
             if reason is None:
                 agents[agent_id] = agent

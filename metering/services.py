@@ -18,7 +18,7 @@ from billing.core.actor import Actor
 from billing.core.bulk import insert_rows, update_rows
 from billing.core.periods import format_instant, utc_date
 from billing.core.sealed import SealedValueError, Unreadable
-from metering.matching import views_text
+from metering.matching import Place, names_organization, views_text
 from metering.models import AgentPresence, InventorySync, RmmAgent, RmmIntegration, Suspension, UsageSnapshot
 from partners.audit import audit_record, snapshot
 from partners.choices import AuditAction
@@ -164,6 +164,34 @@ def _known(*, partner: Partner, as_of: date, presences: bool) -> dict[str, tuple
         if first is not row and (first[11], first[5]) > (row[11], row[5]):  # overlapping: the earliest
             known[row[0]] = row
     return known
+
+
+def with_known_places(*, partner: Partner, as_of: date, agents: dict[str, AgentRow]) -> dict[str, AgentRow]:
+    """A file's agents with what the RMM's API told of their place and a file cannot say (docs/rmm.md 6).
+
+    An export names an agent's organization one way or two (VSA's: its reference, from the machine group, and
+    its id) and lists no views. An agent of the file whose presence from the API in force on `as_of` (else its
+    first one after it: a night filled in before the first sync) is in the organization the file names (by name,
+    reference or id, either way) takes that organization's name, and the reference, id and views the file does
+    not give. So the same agents imported for a missed night stay in the services that take them by view or by
+    organization name, and an integration kept to a view keeps them."""
+    api = (AgentPresence.objects.filter(partner=partner).exclude(org_ref="", org_id="", views="")
+           .values_list("agent__agent_id", "organization", "org_ref", "org_id", "views"))
+    in_force = Q(present_from__lte=as_of) & (Q(present_until__isnull=True) | Q(present_until__gte=as_of))
+    known: dict[str, tuple] = {}
+    for rows in (api.filter(in_force), api.filter(present_from__gt=as_of)):
+        for row in rows.order_by("present_from").iterator():  # the earliest of overlapping ones
+            if row[0] in agents:
+                known.setdefault(row[0], row)
+    placed = dict(agents)
+    for agent_id, organization, org_ref, org_id, views in known.values():
+        agent = agents[agent_id]
+        place = Place(organization, org_ref=org_ref, org_id=org_id)
+        if any(names_organization(name, place) for name in (agent.organization, agent.org_ref, agent.org_id)):
+            placed[agent_id] = agent._replace(organization=organization, org_ref=agent.org_ref or org_ref,
+                                              org_id=agent.org_id or org_id,
+                                              views=agent.views or tuple(v for v in views.split("|") if v))
+    return placed
 
 
 def inventory_next_as_of(partner: Partner, as_of: date) -> date | None:

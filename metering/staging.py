@@ -189,10 +189,9 @@ def _apply(*, ctx: ImportContext, partner, as_of: date, staged: Staged) -> Inven
     latest = inventory_lock(partner=partner, as_of=as_of)
     if latest is not None and as_of < latest:
         raise NotClean("an inventory dated before the latest one (a back-filled night): the engine applies it")
-    if AgentPresence.objects.filter(partner=partner, present_until__isnull=True).exclude(
-            org_ref="", org_id="", views="").exists():
-        raise NotClean("agents placed by an RMM's API (organization references, ids or views): the engine compares "
-                       "whole places")
+    if AgentPresence.objects.filter(partner=partner).exclude(org_ref="", org_id="", views="").exists():
+        raise NotClean("agents placed by an RMM's API (organization references, ids or views): the engine gives a "
+                       "file's agents what the API told of their places (services.with_known_places)")
     params = {"partner": partner.pk, "as_of": as_of, "day_before": as_of - timedelta(days=1),
               "same_date": as_of == latest}
     with connection.cursor() as cursor:

@@ -86,9 +86,6 @@ def birchwood(vsa):
 
 # --- 1. A VSA export back-filling a night drops agents from view and name filters --------------------------------
 
-@pytest.mark.xfail(strict=True, reason="a VSA export imported for a missed night (rmm.md 6) carries no views and no "
-                                       "organization name: services filtered by view:NAME or by the organization's "
-                                       "name lose every agent from that date (credits)")
 def test_vsa_export_back_filling_a_night_keeps_view_and_name_filtered_units(cli, tmp_path, vsa):
     partner = PartnerFactory(slug="keystone", name="Keystone MSP")
     customer = CustomerFactory(partner=partner, slug="birchwood", name="Birchwood Dental",
@@ -112,9 +109,6 @@ def test_vsa_export_back_filling_a_night_keeps_view_and_name_filtered_units(cli,
     assert units_on(partner, date(2026, 5, 9)) == before
 
 
-@pytest.mark.xfail(strict=True, reason="an integration that keeps only `view:NAME` (rmm_connect --filter) leaves "
-                                       "every agent of a VSA export out as 'outside the integration's filter': the "
-                                       "import removes the partner's whole inventory")
 def test_vsa_export_with_an_integration_kept_to_a_view_keeps_its_agents(cli, tmp_path, vsa):
     partner = PartnerFactory(slug="keystone", name="Keystone MSP")
     customer = CustomerFactory(partner=partner, slug="birchwood", name="Birchwood Dental",

@@ -130,10 +130,11 @@ def api_history(partner, **place):
 def test_a_correction_does_not_reopen_a_presence_of_another_place(tmp_path, partner, place):
     """a1 was placed by the RMM's API (with its organization's reference, id or a view) and left on May 11; a
     corrected May 11 file puts it back in North/WS without them: a move, not 'it never left' (its place differs
-    from the presence closed on May 10). Both ways: a new presence from May 11."""
+    from the presence closed on May 10). Both ways: a new presence from May 11. A partner with presences from the
+    API is the engine's (services.with_known_places)."""
     api_history(partner, **place)
     _result, staged = step(tmp_path, partner, [agent(1), agent(2), agent(3)], MAY_11)
-    assert staged
+    assert not staged
     assert list(AgentPresence.objects.filter(agent__agent_id="a1").order_by("present_from").values_list(
         "present_from", "present_until")) == [(MAY_10, MAY_10), (MAY_11, None)]
 
@@ -147,17 +148,19 @@ def test_a_correction_reopens_a_plain_presence_closed_yesterday(tmp_path, partne
     assert AgentPresence.objects.get(agent__agent_id="a1").present_until is None
 
 
-def test_a_presence_in_force_with_a_reference_and_an_end_is_a_place_of_its_own(tmp_path, partner):
+def test_a_presence_in_force_with_a_reference_and_an_end_sends_the_file_to_the_engine(tmp_path, partner):
     """A presence written by hand (as test_rmm_staging's hand-written ones): a1 in North/WS with the organization's
     reference R1 from May 1 through May 31, closed, so no open presence carries an API part. A May 11 file puts a1
-    in North/WS without a reference: the engine sees a move (closed May 10, a new presence from May 11)."""
+    in North/WS without a reference: the engine reads it, and gives a1 the reference the file cannot say
+    (services.with_known_places): the same place, nothing moved."""
     step(tmp_path, partner, [agent(2)], MAY_10)
     pc = RmmAgent.objects.create(partner=partner, agent_id="a1", machine_name="PC-1", os="Windows 11",
                                  last_seen=datetime(2026, 5, 1, 8, tzinfo=UTC))
     AgentPresence.objects.create(agent=pc, partner=partner, organization="North", group="WS", org_ref="R1",
                                  present_from=date(2026, 5, 1), present_until=date(2026, 5, 31))
     result, staged = step(tmp_path, partner, [agent(1), agent(2)], MAY_11)
-    assert staged and counts(result) == (2, 0, 1, 1)
+    assert not staged and counts(result) == (2, 0, 0, 2)
+    assert AgentPresence.objects.get(agent=pc).org_ref == "R1"
 
 
 def test_an_open_presence_from_the_api_sends_the_file_to_the_engine(tmp_path, partner):
