@@ -378,9 +378,18 @@ class _Read:
             keys = [k for k in keys if self.before.get(k) != self.after.get(k)]
         return [k for k in keys if k not in _IN_SENTENCE]
 
+    def keys_once(self) -> list[str]:
+        """The changed keys, a foreign key once: an entry that holds one both by name and by id (`customer`, a slug,
+        and `customer_id`: a customer payment's) has two keys of one label, and its id says it (by the name it has
+        now). The stored entry keeps both."""
+        keys = self.changed_keys()
+        by_id = {k for k in keys if k.endswith("_id") and self.get(k) is not None}
+        return [k for k in keys
+                if not (f"{k}_id" in by_id and field_label(self.model, k) == field_label(self.model, f"{k}_id"))]
+
     def changes(self) -> tuple[Change, ...]:
         rows = []
-        for key in self.changed_keys():
+        for key in self.keys_once():
             old = self.show(key, self.before.get(key)) if key in self.before else EMPTY
             new = self.show(key, self.after.get(key)) if key in self.after else EMPTY
             if old == EMPTY and new == EMPTY:
@@ -390,7 +399,7 @@ class _Read:
 
     def fields(self) -> str:
         """The changed fields in words: "the seat cap", "the seat cap and host limit", "4 details"."""
-        labels = [field_label(self.model, k) for k in self.changed_keys()
+        labels = [field_label(self.model, k) for k in self.keys_once()
                   if not (self.entry.before is None and self.show(k) == EMPTY)]
         if not labels:
             return "the details"

@@ -10,9 +10,21 @@ from billing.core.periods import Period, PeriodError
 
 
 class AssignSeatForm(forms.Form):
-    member = forms.CharField(max_length=200, label="Member name",
-                             validators=[RegexValidator(r"^[^\x00-\x1f\x7f]+$", "no control characters")],
-                             widget=forms.TextInput(attrs={"placeholder": "e.g. ana@oakridge"}))
+    """Each refusal says what is wrong with the name typed (the portal shows it as the page's message)."""
+
+    member = forms.CharField(
+        max_length=200, label="Member name",
+        error_messages={"required": "Enter the member's name.",
+                        "max_length": "A member's name is at most %(limit_value)d characters; this one has "
+                                      "%(show_value)d."},
+        validators=[RegexValidator(r"^[^\x00-\x1f\x7f]+$", "A member's name cannot hold a tab, a line break or "
+                                                            "another control character (pasted from a "
+                                                            "spreadsheet?): type it again.")],
+        widget=forms.TextInput(attrs={"placeholder": "e.g. ana@oakridge"}))
+
+    def error_text(self) -> str:
+        """Why the name was refused, in a sentence or two."""
+        return " ".join(str(message) for message in self.errors.get("member", ())) or "Enter the member's name."
 
 
 class SeatCapForm(forms.Form):

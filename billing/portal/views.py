@@ -283,7 +283,7 @@ def seat_assign_view(request, pk: int):
     customer = _seat_customer(request, pk)
     form = AssignSeatForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Enter the member's name.")
+        messages.error(request, form.error_text())
         return redirect("portal:customer", pk=customer.pk)
     name = form.cleaned_data["member"].strip()
     try:

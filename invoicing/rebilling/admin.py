@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import content_disposition_header
 from django.utils.safestring import mark_safe
 
+from invoicing.admin.common import money_html
 from invoicing.choices import InvoiceState
 from invoicing.rebilling.choices import CustomerInvoiceKind
 from invoicing.rebilling.invoices import customer_credit_note_issue, customer_invoice_issue_draft
@@ -163,7 +164,9 @@ class CustomerInvoiceAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     """The partners' invoices to their customers: read-only (issued by the billing run, corrected by credit notes),
     with their PDF and lines."""
 
-    list_display = ("__str__", "kind", "state", "partner", "customer", "issue_date", "due_date", "total", "currency",
+    # as the invoice list (issue 19, item 8): dates as 2026-12-01, the total with its currency, and a long partner
+    # or customer name wraps (billing/static/billing/admin.css), so the PDF column stays in view at 1440 px
+    list_display = ("__str__", "kind", "state", "partner", "customer", "issued_on", "due_on", "total_shown",
                     "pdf_link")
     list_filter = ("kind", "state", "partner", CustomerFilter)
     search_fields = ("number", "partner__slug", "partner__name", "customer__slug", "customer__name")
@@ -225,6 +228,18 @@ class CustomerInvoiceAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     @admin.display(description="recipient (the customer)")
     def recipient_shown(self, obj):
         return _party(obj.recipient, "name")
+
+    @admin.display(description="issue date", ordering="issue_date")
+    def issued_on(self, obj):
+        return obj.issue_date.isoformat()
+
+    @admin.display(description="due date", ordering="due_date")
+    def due_on(self, obj):
+        return obj.due_date.isoformat()
+
+    @admin.display(description="total", ordering="total")
+    def total_shown(self, obj):
+        return money_html(obj.total, obj.currency)
 
     @admin.display(description="PDF")
     def pdf_link(self, obj):

@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator, RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -240,8 +240,12 @@ class CustomerBillingProfile(models.Model):
     address = models.TextField(blank=True, help_text="printed on its invoices; one line per line")
     tax_id = models.CharField("tax ID", max_length=60, blank=True)
     purchase_order = models.CharField("purchase order", max_length=100, blank=True)
+    # a percent, refused above 100 as a partner's rate is (partners.services.partner_errors, the partner admin:
+    # "is a percent: at most 100"); like the partner's, no database constraint
     tax_rate = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"),
-                                   validators=[MinValueValidator(Decimal("0"))], help_text="percent, e.g. 8.25")
+                                   validators=[MinValueValidator(Decimal("0")),
+                                               MaxValueValidator(Decimal("100"), "is a percent: at most 100")],
+                                   help_text="percent, e.g. 8.25")
     billing_emails = models.TextField(blank=True, help_text="who receives its invoices, separated by commas")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
