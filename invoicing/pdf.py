@@ -1,7 +1,10 @@
 """Invoice PDFs: Django templates rendered by WeasyPrint.
 
-The document is self-contained: the CSS is inlined and the only font is DejaVu Sans from the
-operating system, so no URL is fetched while rendering.
+The document is self-contained: the CSS is inlined and the fonts come from the operating system, so
+no URL is fetched while rendering. DejaVu Sans draws Latin, Greek, Cyrillic, Arabic and Hebrew; the
+Noto fonts draw what it cannot (CJK and Hangul, Thai, Devanagari and other scripts, emoji), so a
+name in any script prints as itself, not as boxes (invoice.css; the packages are in docs/operations.md).
+WeasyPrint embeds only the glyphs a document uses: a Latin-only PDF embeds DejaVu Sans alone.
 """
 
 from __future__ import annotations

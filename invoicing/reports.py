@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from billing.core.money import currency_places, quantize_quantity
+from billing.core.money import currency_places, quantize_money, quantize_quantity
 from billing.core.periods import Period, utc_date
 from billing.core.registry import register_report
 from billing.core.reporting import Report, ReportOptions, write_xlsx
@@ -15,12 +15,15 @@ from invoicing.models import Invoice, InvoiceKind, InvoiceLine, InvoiceState, Li
 from invoicing.trueups import billing_gaps
 from partners.models import Method, Partner
 
+RATE_PLACES = 2  # a tax line's unit price is its rate, a percentage: 10.00 in every currency (billing-rules 4.3)
 
-def shown_price(value: Decimal | None, currency: str) -> Decimal | None:
-    """A unit price with the currency's places, or up to 4 when it has more (12.5 -> 12.50, 0.0125 kept)."""
+
+def shown_price(value: Decimal | None, currency: str, *, places: int | None = None) -> Decimal | None:
+    """A unit price with the currency's places (or `places`), or up to 4 when it has more (12.5 -> 12.50, 0.0125
+    kept; in JPY 1234.0000 -> 1234)."""
     if value is None:
         return None
-    places = currency_places(currency)
+    places = currency_places(currency) if places is None else places
     short = value.quantize(Decimal(1).scaleb(-places))
     return short if short == value else value.quantize(Decimal("0.0001"))
 
@@ -39,8 +42,12 @@ def line_row(line: InvoiceLine, invoice: Invoice) -> dict:
         "line_type": line.line_type,
         "period": line.period,
         "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
-        "unit_price": shown_price(line.unit_price, invoice.currency),
-        "amount": line.amount,
+        "unit_price": shown_price(line.unit_price, invoice.currency,
+                                  places=RATE_PLACES if line.line_type == LineType.TAX else None),
+        # with exactly the currency's places (billing-rules 2: 80.00 USD, 3702 JPY), in the CSV and as the XLSX number
+        # format (write_xlsx keeps a Decimal's places); stored with 2 places in every currency and already rounded
+        # to the minor unit, an amount keeps its value here
+        "amount": quantize_money(line.amount, invoice.currency),
         "currency": invoice.currency,
         "description": line.description,
     }
@@ -108,7 +115,7 @@ class PeriodsReport(Report):
                 "actual_seat_months": quantize_quantity(Decimal(facts["actual"])),
                 "minimum_seat_months": quantize_quantity(Decimal(facts["minimum"])),
                 "billable_seat_months": quantize_quantity(Decimal(facts["billable"])),
-                "subtotal": Decimal(facts["subtotal"]),
+                "subtotal": quantize_money(Decimal(facts["subtotal"]), invoice.currency),  # as line_row's amount
                 "currency": invoice.currency,
                 "invoice_number": invoice.number,
                 "payment_status": invoice.payment_status,

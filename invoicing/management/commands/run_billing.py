@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from billing.core.actor import Actor
 from billing.core.hooks import document_followers
+from billing.core.money import quantize_money
 from billing.core.periods import PeriodError, parse_date
 from billing.core.progress import progress
 from invoicing.choices import RunSource
@@ -39,10 +40,11 @@ class Command(BaseCommand):
             label = invoice.number or "draft"
             self.stdout.write(
                 f"{label:10} {invoice.kind:3} {invoice.partner.slug:20} {invoice.issue_date} "
-                f"due {invoice.due_date} total {invoice.total} {invoice.currency}"
-            )
+                f"due {invoice.due_date} total {quantize_money(invoice.total, invoice.currency)} {invoice.currency}"
+            )  # amounts in the currency's places (billing-rules 2): total 4072 JPY, total 365.13 USD
             for description, amount in true_ups.get(invoice.pk, []):  # billing-rules 4.11
-                self.stdout.write(f"           {description}: {amount} {invoice.currency}")
+                self.stdout.write(f"           {description}: {quantize_money(amount, invoice.currency)} "
+                                  f"{invoice.currency}")
         for line in document_followers([invoice.pk for invoice in documents]):  # rebilling's (billing-rules 12.5)
             self.stdout.write(line)
         if run.problems_text():  # the partners not billed, after what the others got (the run is recorded)
