@@ -28,6 +28,11 @@ def shown_price(value: Decimal | None, currency: str, *, places: int | None = No
     return short if short == value else value.quantize(Decimal("0.0001"))
 
 
+def line_unit_price(line, currency: str) -> Decimal | None:
+    """A line's unit price as the exports show it: a tax line's is its rate, with 2 places in every currency."""
+    return shown_price(line.unit_price, currency, places=RATE_PLACES if line.line_type == LineType.TAX else None)
+
+
 def line_row(line: InvoiceLine, invoice: Invoice) -> dict:
     """One invoice line with the invoice-lines columns (billing-rules 10.2); a draft shows its state as status."""
     return {
@@ -42,8 +47,7 @@ def line_row(line: InvoiceLine, invoice: Invoice) -> dict:
         "line_type": line.line_type,
         "period": line.period,
         "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
-        "unit_price": shown_price(line.unit_price, invoice.currency,
-                                  places=RATE_PLACES if line.line_type == LineType.TAX else None),
+        "unit_price": line_unit_price(line, invoice.currency),
         # with exactly the currency's places (billing-rules 2: 80.00 USD, 3702 JPY), in the CSV and as the XLSX number
         # format (write_xlsx keeps a Decimal's places); stored with 2 places in every currency and already rounded
         # to the minor unit, an amount keeps its value here

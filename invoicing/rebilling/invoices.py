@@ -349,7 +349,7 @@ def customer_invoice_email_send(*, invoice: CustomerInvoice) -> CustomerInvoice:
     message = EmailMessage(
         subject=f"{issuer.get('legal_name', invoice.partner.name)}: {title} {invoice.number}",
         body=(f"Please find attached {title} {invoice.number} dated {invoice.issue_date:%d %B %Y}.\n"
-              f"Total: {invoice.total} {invoice.currency}"
+              f"Total: {quantize_money(invoice.total, invoice.currency)} {invoice.currency}"
               + ("" if invoice.is_credit_note else f", due by {invoice.due_date:%d %B %Y}") + ".\n"),
         from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
         reply_to=[issuer["email"]] if issuer.get("email") else None)
@@ -372,7 +372,8 @@ def customer_invoices_followed(document_ids: list[int]) -> list[str]:
     invoices = (CustomerInvoice.objects.filter(source_id__in=document_ids, kind=CustomerInvoiceKind.INVOICE)
                 .select_related("partner", "customer").order_by("partner__slug", "issue_date", "pk"))
     lines = [f"{invoice.number or 'draft':10} customer invoice from {invoice.partner.slug} to "
-             f"{invoice.customer.slug} {invoice.issue_date} total {invoice.total} {invoice.currency}"
+             f"{invoice.customer.slug} {invoice.issue_date} "
+             f"total {quantize_money(invoice.total, invoice.currency)} {invoice.currency}"
              + ("" if invoice.is_issued else " (draft for the partner's review)")
              for invoice in invoices]
     unbilled = UnbilledCharge.objects.filter(source_id__in=document_ids).count()

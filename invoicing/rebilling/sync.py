@@ -23,14 +23,14 @@ from decimal import Decimal
 
 from django.db.models import Q
 
-from billing.core.money import quantize_quantity
+from billing.core.money import quantize_money, quantize_quantity
 from billing.core.periods import Period
 from invoicing.choices import InvoiceKind, InvoiceState, LineType
 from invoicing.models import Invoice
 from invoicing.rebilling.documents import recipient_snapshot
 from invoicing.rebilling.invoices import customer_invoices_price
 from invoicing.rebilling.models import CustomerBillingProfile, CustomerInvoice, CustomerInvoiceLine, RebillingProfile
-from invoicing.reports import shown_price
+from invoicing.reports import line_unit_price
 from partners.models import Partner
 
 SOURCE_INVOICE = "invoice"
@@ -144,8 +144,8 @@ def _row(source: str, invoice: CustomerInvoice, line: CustomerInvoiceLine, recip
         period=line.period,
         description=line.description,
         quantity=quantize_quantity(line.quantity) if line.quantity is not None else None,
-        unit_price=shown_price(line.unit_price, invoice.currency),
-        amount=line.amount,
+        unit_price=line_unit_price(line, invoice.currency),
+        amount=quantize_money(line.amount, invoice.currency),  # the currency's places, as the exports write it
         currency=invoice.currency,
         invoice_number=invoice.number if source == SOURCE_INVOICE else None,
         kind=str(invoice.kind),
