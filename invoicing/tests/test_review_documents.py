@@ -233,6 +233,14 @@ def test_seat_days_ci_pdf_shows_the_ledger_that_adds_up(data_dir):
         assert shown in text
 
 
+def test_the_footer_of_a_ci_without_a_company_profile_starts_with_the_document(data_dir):
+    """No company profile filled in: the running footer names the document, with no stray separator before it."""
+    replay(data_dir / "seat-days-basic")
+    text = pdf_text(render_invoice_pdf(Invoice.objects.get(number="CI-0003")))
+    assert "Consolidated invoice CI-0003 · 1 Jun 2026" in text
+    assert "· Consolidated invoice" not in text
+
+
 # --- the big partner: totals, ledger, page breaks, escaping ---------------------------------------------------------
 def test_every_issued_document_adds_up_to_the_cent(globex):
     with time_machine.travel(datetime(2026, 4, 20, 9, tzinfo=UTC), tick=False):
