@@ -243,7 +243,8 @@ def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[i
     # 1000999999.99...), and a truncated divisor would overcount at exact multiples (billing-rules 2, 3.6)
     per = "CAST(ROUND(s.storage_per_license_gb * 1000000000) AS BIGINT)"
     users, storage = "COALESCE(cd.users_count, 0)", "COALESCE(cd.storage_bytes, 0)"
-    by_storage = f"(({storage} + {per} - 1) / {per})"
+    # the ceiling without adding per - 1 first: the import takes storage up to 2^63 - 1 (bigint out of range)
+    by_storage = f"({storage} / {per} + CASE WHEN {storage} %% {per} > 0 THEN 1 ELSE 0 END)"  # %% is %
     value = f"""CASE WHEN cd.suspended = 1 THEN 0
         WHEN s.storage_per_license_gb IS NULL OR {by_storage} <= {users} THEN {users}
         ELSE {by_storage} END"""
