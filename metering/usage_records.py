@@ -111,6 +111,31 @@ def customers_hold(customer_ids) -> None:
                            {"ids": sorted(customer_ids)})
 
 
+RECORDS_LOCK = 312_006  # the class of the advisory locks of usage records' writes (billing-rules 3.12, 11.6)
+
+
+def records_lock(partner_ids) -> None:
+    """Serialise the writes of usage records of each of these partners until the transaction ends: a batch reads
+    which keys are recorded, then inserts the others, so two batches of one partner at once (an API batch sent
+    again while the first is still being written, an import beside it) would both find a key new and the second
+    insert fail on the key's unique index. With the lock the second waits for the first to commit, then reads its
+    records (each statement reads what is committed when it starts) and finds them recorded: a no-op, as a batch
+    sent again after the first is.
+
+    PostgreSQL: a transaction-level advisory lock per partner, taken in the order of their ids (the lock of a
+    partner never stops its seats, billing or anything but its usage records). Both ways in take it before they
+    read the keys: the engine's `records_batch` and the COPY path (metering.usage_staging). SQLite writes one
+    transaction at a time anyway."""
+    ids = sorted({int(pk) for pk in partner_ids})
+    if connection.vendor != "postgresql" or not ids:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            SELECT count(pg_advisory_xact_lock(%(space)s, mod(id, 2147483648)::integer))
+            FROM unnest(%(ids)s::bigint[]) AS id  -- in the array's order
+        """, {"space": RECORDS_LOCK, "ids": ids})
+
+
 def records_batch(kind: RecordKind, batch: list[ParsedRow], ctx: ImportContext, customers: dict) -> None:
     """Check a batch of parsed rows (their customers resolved by row number) and write the new records.
 
@@ -131,6 +156,7 @@ def records_batch(kind: RecordKind, batch: list[ParsedRow], ctx: ImportContext, 
         rows.append((row, customer.partner_id, values))
     if not rows:
         return
+    records_lock({partner_id for _, partner_id, _ in rows})  # a partner's batches one at a time, before keys are read
     customers_hold({customer.pk for customer in customers.values()})
     key = kind.key
     known = {

@@ -27,7 +27,7 @@ from billing.core.copy_staging import SLUG_RE, CellReader, NotClean, _Scan, inst
 from billing.core.importing import ImportContext, ImportKind, ImportSummary
 from billing.core.sql import Params
 from metering.choices import CallDirection
-from metering.usage_records import RecordKind, records_audit
+from metering.usage_records import RecordKind, records_audit, records_lock
 
 STAGE = "usage_record_stage"
 INTEGER_MAX = 2_147_483_647
@@ -117,6 +117,9 @@ def _insert(cursor, record: RecordKind, header: list[str], scan: _Scan, ctx: Imp
     columns = ["partner_id", "customer_id", *fields]
     selected = ["partner_id", "customer_id", *(f"v_{f}" for f in fields)]
     p.ref("source", ctx.source[:100])
+    # the partners named: their usage records written one batch at a time (records_lock), before any key is read
+    cursor.execute(f"SELECT id FROM partners_partner WHERE slug IN (SELECT DISTINCT {partner} FROM {STAGE})", p)
+    records_lock(pk for (pk,) in cursor.fetchall())
     # the customers of the partners named, held as the foreign key constraint would hold each (models.py)
     cursor.execute(f"""
         SELECT c.id FROM partners_customer c JOIN partners_partner p ON p.id = c.partner_id

@@ -100,7 +100,8 @@ def seat_assign(*, customer: Customer, member_name: str, actor: Actor, source: s
 
 @transaction.atomic
 def seat_unassign(*, customer: Customer, member_name: str, actor: Actor, source: str = "admin") -> SeatAssignment:
-    """End the member's active seat now."""
+    """End the member's active seat now. The member is named as seat_assign names one (trimmed)."""
+    member_name = (member_name or "").strip()
     partner = _lock_partner(customer.partner_id)
     now = timezone.now()
     assignment = (

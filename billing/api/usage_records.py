@@ -9,6 +9,11 @@ file; another partner's totals are 404.
 
 from __future__ import annotations
 
+import functools
+import io
+
+from django.conf import settings
+from django.http import UnreadablePostError
 from django.utils import timezone
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
@@ -36,6 +41,35 @@ from metering.usage_records import (
 from partners.models import Customer
 
 router = Router(tags=["usage records"])
+
+
+def _body_up_to_setting(run):
+    """A batch's body may be larger than Django's DATA_UPLOAD_MAX_MEMORY_SIZE, up to API_USAGE_RECORDS_MAX_BYTES:
+    enough for 10,000 records (MAX_ITEMS) of the largest kind. Django reads a body once and checks it against the
+    one setting, so a body between the two limits is read here, as HttpRequest.body reads it, before ninja asks
+    for it; a larger one is left to HttpRequest.body, whose RequestDataTooBig the API answers 413 naming this
+    limit (`request.body_limit`). Wraps each operation's run (Router.add_decorator, mode "view")."""
+
+    @functools.wraps(run)
+    def wrapper(request, *args, **kwargs):
+        limit = request.body_limit = settings.API_USAGE_RECORDS_MAX_BYTES
+        default = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if default is not None and default < length <= limit and not hasattr(request, "_body"):
+            try:
+                request._body = request.read()  # HttpRequest.body's own attributes
+            except OSError as exc:
+                raise UnreadablePostError(*exc.args) from exc
+            request._stream = io.BytesIO(request._body)
+        return run(request, *args, **kwargs)
+
+    return wrapper
+
+
+router.add_decorator(_body_up_to_setting, mode="view")  # outside the API's own (api_once reads the body)
 
 POSTED = {200: RecordsOut, 201: RecordsOut, 401: ErrorOut, 422: ValidationErrorOut}
 MAX_ITEMS = 10_000
@@ -89,17 +123,21 @@ class MonthQuery(Schema):
 
 
 def _month(query: MonthQuery) -> Period | None:
+    """The month asked for; None for a text that is no month, or the calendar's last (9999-12), whose end (the
+    first instant after it) the calendar cannot give: months 0001-01 to 9999-11, as Period's years 1 to 9999."""
     if query.month is None:
         return Period.of(utc_date(timezone.now()))
     try:
-        return Period.parse(query.month)
+        month = Period.parse(query.month)
+        month.next()  # its end
     except PeriodError:
         return None
+    return month
 
 
 def _bad_month(query: MonthQuery) -> Status:
-    return Status(422, {"detail": [{"loc": ["query", "month"], "msg": f"not a month (YYYY-MM): {query.month!r}",
-                                    "type": "value_error"}]})
+    return Status(422, {"detail": [{"loc": ["query", "month"], "msg": f"month: not a month (YYYY-MM) from "
+                                    f"{Period(1, 1)} to {Period(9999, 11)}: {query.month!r}", "type": "value_error"}]})
 
 
 def _totals_out(customers: list[Customer], month: Period) -> list[dict]:

@@ -4,11 +4,14 @@ repeated request with the same token gets the first answer back and writes nothi
 
 `once` records the token and the write in one transaction: a second request with the same token waits on the
 token's unique index until the first commits, then answers what the first answered. Only a write that succeeded
-is remembered: a refused form or a 4xx answer can be sent again, corrected, with the same token.
+is remembered: a refused form or a 4xx answer can be sent again, corrected, with the same token. The scope and the
+token are kept as SHA-256 digests (never cut short: two requests never share an answer because their scopes
+begin alike).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -36,17 +39,25 @@ class _Refused(Exception):
         self.response = response
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def once(*, scope: str, token: str | None, write: Callable[[], HttpResponse],
          succeeded: Callable[[HttpResponse], bool] = lambda r: r.status_code in SUCCESS,
-         request_digest: str = "") -> HttpResponse:
+         request_digest: str = "", check: Callable[[], HttpResponse | None] | None = None) -> HttpResponse:
     """The answer of `write()`, done once per (scope, token); without a token, `write()` as it is.
-    `request_digest`: what the request said; the same token with another request is refused (422)."""
-    token = (token or "").strip()[:200]
+    `request_digest`: what the request said; the same token with another request is refused (422).
+    `check()`: what must let the request through before a stored answer is given again or a reuse refused
+    (the API's authentication and rate limits, which `write()` runs itself): its answer, when it gives one,
+    stands instead."""
+    token = (token or "").strip()
     if not token:
         return write()
+    scope, token = _digest(scope), _digest(token)  # stored whole, whatever their length
     try:
         with transaction.atomic():
-            record = IdempotentRequest.objects.create(scope=scope[:200], token=token, request_digest=request_digest)
+            record = IdempotentRequest.objects.create(scope=scope, token=token, request_digest=request_digest)
             response = write()
             if not succeeded(response):
                 raise _Refused(response)  # nothing kept: the same token may be sent again, corrected
@@ -60,9 +71,12 @@ def once(*, scope: str, token: str | None, write: Callable[[], HttpResponse],
     except _Refused as refused:
         return refused.response
     except IntegrityError:
-        record = IdempotentRequest.objects.filter(scope=scope[:200], token=token).first()
+        record = IdempotentRequest.objects.filter(scope=scope, token=token).first()
         if record is None:  # the first request was refused meanwhile and kept nothing: do it now
             return write()
+        refused = check() if check is not None else None
+        if refused is not None:
+            return refused
         if record.request_digest != request_digest:
             return JsonResponse({"detail": "this Idempotency-Key was used for another request"}, status=422)
         return replay(record)
@@ -102,25 +116,38 @@ def replay(record: IdempotentRequest) -> HttpResponse:
     return response
 
 
-class ApiIdempotencyMiddleware:
-    """The API's writes (POST, PUT, PATCH, DELETE under /api/) with an `Idempotency-Key` header are done once per
-    API key, method, path and key: a retry gets the first answer back (and `Idempotent-Replayed: true`)."""
+API_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
-    WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-    def __init__(self, get_response):
-        self.get_response = get_response
+def api_once(run):
+    """The API's writes (POST, PUT, PATCH, DELETE) with an `Idempotency-Key` header, done once per caller and key:
+    a retry gets the first answer back (and `Idempotent-Replayed: true`); the key sent with another request (another
+    method, path, query or body) is 422.
 
-    def __call__(self, request):
-        token = request.headers.get("Idempotency-Key")
-        if not token or request.method not in self.WRITES or not request.path.startswith("/api/"):
-            return self.get_response(request)
+    A decorator of a django-ninja operation's `run` (`NinjaAPI.add_decorator(api_once, mode="view")`), so that a
+    stored answer is given only to a request that passes the operation's own checks: the API key's authentication
+    (a revoked key is 401, not a replay) and the rate limits (a replay counts as any request). A first request runs
+    them in `run` itself, inside the transaction that records the key."""
+    operation = run.__self__  # the ninja Operation whose bound run() this wraps
+    checks = operation._run_checks  # ninja's authentication, then throttling, as run() does them
+
+    @functools.wraps(run)
+    def wrapper(request, *args, **kwargs):
+        token = request.headers.get(IDEMPOTENCY_HEADER)
+        if not token or request.method not in API_WRITES:
+            return run(request, *args, **kwargs)
         try:
             body = request.body
         except RequestDataTooBig:
-            return self.get_response(request)  # the API answers 413
-        caller = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()[:32]
-        digest = hashlib.sha256(body).hexdigest()
-        return once(scope=f"api:{caller}:{request.method}:{request.path}", token=token, request_digest=digest,
-                    write=lambda: self.get_response(request),
-                    succeeded=lambda response: 200 <= response.status_code < 300)
+            return run(request, *args, **kwargs)  # the API answers 401 or 413
+        caller = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
+        digest = hashlib.sha256()
+        for part in (request.method.encode(), request.get_full_path().encode(), body):
+            digest.update(len(part).to_bytes(8, "big") + part)  # each part's length first: no two requests alike
+        return once(scope=f"api:{caller}", token=token, request_digest=digest.hexdigest(),
+                    write=lambda: run(request, *args, **kwargs),
+                    succeeded=lambda response: 200 <= response.status_code < 300,
+                    check=lambda: checks(request))
+
+    return wrapper

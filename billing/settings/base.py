@@ -64,6 +64,7 @@ INSTALLED_APPS = [*DJANGO_APPS, *THIRD_PARTY_APPS, *LOCAL_APPS]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "billing.security.ContentSecurityPolicyMiddleware",
+    "billing.core.api_errors.ApiErrorsMiddleware",  # every error under /api/ in JSON, what ninja never sees too
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -72,7 +73,6 @@ MIDDLEWARE = [
     "billing.two_factor.StaffTwoFactorMiddleware",  # admin pages need it from the staff who must give one
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "billing.core.idempotency.ApiIdempotencyMiddleware",  # the API's writes with an Idempotency-Key: done once
     "django_ratelimit.middleware.RatelimitMiddleware",  # a rate-limited request: RATELIMIT_VIEW (429)
     "axes.middleware.AxesMiddleware",  # last: answers a locked sign-in with the lockout page
 ]
@@ -210,6 +210,10 @@ NINJA_DEFAULT_THROTTLE_RATES = {
     "anon": env.str("API_RATE_ANONYMOUS", default="60/min"),
 }
 NINJA_NUM_PROXIES = env.int("API_NUM_PROXIES", default=0)
+# The largest body the API's usage-records batches take (billing.api.usage_records; every other endpoint keeps
+# DATA_UPLOAD_MAX_MEMORY_SIZE, Django's 2.5 MB): 10,000 call-detail records (the most a batch holds, billing-rules
+# 11.6) with every text at its longest are 8.6 MB pretty-printed; as vendors give them (UUIDs, E.164), 3.2 MB.
+API_USAGE_RECORDS_MAX_BYTES = env.int("API_USAGE_RECORDS_MAX_BYTES", default=10 * 1024 * 1024)
 
 LOGGING = {
     "version": 1,
