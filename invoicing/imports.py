@@ -19,6 +19,7 @@ from billing.core.registry import register_import
 from invoicing.models import AMOUNT, Invoice, OneTimeCharge, Payment
 from invoicing.resources import OneTimeChargeResource, PaymentResource
 from invoicing.services import invoice_statuses_refresh, payment_refusals
+from invoicing.services.ledger import partners_lock
 from partners.audit import audit_entry, jsonable
 from partners.choices import AuditAction
 from partners.lookups import customers_by_key
@@ -63,8 +64,8 @@ class OneTimeChargesImport(ImportKind):
         today = utc_date(timezone.now())
         # the partners' rows are the billing run's lock: a charge is not half-seen by a concurrent run, and two
         # concurrent imports of one file see each other's charges (and so create them once)
-        partners = {p.slug: p for p in Partner.objects.select_for_update().filter(
-            slug__in={r.values["partner"] for r in batch}).order_by("pk")}
+        partners = {p.slug: p for p in partners_lock(
+            Partner.objects.filter(slug__in={r.values["partner"] for r in batch}).values("pk")).values()}
         customers = customers_by_key(
             (r.values["partner"], r.values["customer"]) for r in batch if r.values["customer"]
         )
@@ -155,6 +156,9 @@ class PaymentsImport(ImportKind):
     def process_batch(self, batch: list[ParsedRow], ctx: ImportContext) -> None:
         today = utc_date(timezone.now())
         numbers = {r.values["invoice_number"].upper() for r in batch}
+        # the partners first, as the billing run locks them (`partners_lock`), before any payment is stamped
+        # recorded_at: a payment of a partner being billed waits for the run and counts on the next CI
+        partners_lock(Invoice.objects.filter(number__in=numbers).values("partner_id"))
         # locked: two concurrent imports of one bank file record each payment once
         invoices = {
             i.number: i for i in Invoice.objects.select_for_update(of=("self",)).filter(number__in=numbers)

@@ -38,12 +38,36 @@ class IssuedGuardQuerySet(models.QuerySet):
         frozen = set(kwargs) - self.mutable
         if frozen and self.filter(**{self.state_path: InvoiceState.ISSUED}).exists():
             raise IssuedInvoiceError(f"{self.noun} cannot change ({', '.join(sorted(frozen))})")
+        document = self._document_field()
+        if document is not None:  # nor are parts moved onto an issued document
+            targets = {getattr(v, "pk", v) for k, v in kwargs.items() if k in (document.name, document.attname)}
+            if self._issued_documents(targets):
+                raise IssuedInvoiceError(f"{self.noun} cannot change; issue a credit note")
         return super().update(**kwargs)
 
     def delete(self):
         if self.filter(**{self.state_path: InvoiceState.ISSUED}).exists():
             raise IssuedInvoiceError(f"{self.noun} cannot be deleted; issue a credit note")
         return super().delete()
+
+    def bulk_create(self, objs, *args, **kwargs):
+        """No part is added to an issued document: the run and the credit notes write the lines and children of
+        their documents while those are drafts, and issue them after."""
+        objs = list(objs)
+        document = self._document_field()
+        if document is not None and self._issued_documents({getattr(o, document.attname) for o in objs}):
+            raise IssuedInvoiceError(f"{self.noun} cannot change; issue a credit note")
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def _document_field(self):
+        """The foreign key to the document of a part (`invoice` of `invoice__state`); None for a document."""
+        head, _, rest = self.state_path.partition("__")
+        return self.model._meta.get_field(head) if rest else None
+
+    def _issued_documents(self, pks) -> bool:
+        pks = {pk for pk in pks if isinstance(pk, int)}
+        return bool(pks) and self._document_field().related_model.objects.filter(
+            pk__in=pks, state=InvoiceState.ISSUED).exists()
 
 
 class IssuedDocumentMixin:
@@ -77,9 +101,13 @@ class IssuedPartMixin:
     part_noun = "lines of issued invoices"
 
     def _document_issued(self) -> bool:
+        """Whether the document it is on, or the one stored for it (a part moved off an issued document, or its
+        invoice_id changed before a delete), is issued."""
         document = type(self)._meta.get_field("invoice").related_model
-        return bool(self.invoice_id) and document.objects.filter(pk=self.invoice_id,
-                                                                 state=InvoiceState.ISSUED).exists()
+        on = Q(pk=self.invoice_id) if self.invoice_id else Q(pk__in=[])
+        if self.pk:
+            on |= Q(pk__in=type(self).objects.filter(pk=self.pk).values("invoice_id"))
+        return document.objects.filter(on, state=InvoiceState.ISSUED).exists()
 
     def save(self, *args, **kwargs):
         if self._document_issued():
@@ -313,6 +341,31 @@ class InvoiceSequence(models.Model):
         return f"{self.prefix}-{self.last:04d}"
 
 
+class RecordedPaymentError(ValidationError):
+    """An attempt to edit or delete a recorded payment."""
+
+
+PAYMENT_NEVER_CHANGES = ("a recorded payment never changes nor goes (billing-rules 4.4, 4.8): the statements of "
+                         "the CIs issued since count it")
+
+
+class PaymentQuerySet(models.QuerySet):
+    """A payment, once recorded, is never edited nor deleted, in bulk either (decision (aw): a payment is voided,
+    never edited): the CI issued after it printed it on its statement, which never changes (billing-rules 4.4).
+    Recorded with `payment_record` or the payments import, both audited. (Deleting a staff user who recorded
+    payments still clears their `recorded_by`: Django does that below the query set, and it changes no amount.)"""
+
+    def update(self, **kwargs):
+        if self.exists():
+            raise RecordedPaymentError(f"{PAYMENT_NEVER_CHANGES} ({', '.join(sorted(kwargs))})")
+        return super().update(**kwargs)
+
+    def delete(self):
+        if self.exists():
+            raise RecordedPaymentError(PAYMENT_NEVER_CHANGES)
+        return super().delete()
+
+
 class Payment(models.Model):
     partner = models.ForeignKey("partners.Partner", on_delete=models.PROTECT, related_name="payments")
     # no index of its own: payment_once begins with it
@@ -325,6 +378,8 @@ class Payment(models.Model):
                                     related_name="+")
     source = models.CharField(max_length=100, blank=True)
 
+    objects = PaymentQuerySet.as_manager()
+
     class Meta:
         ordering = ["-paid_on", "-id"]
         constraints = [
@@ -333,6 +388,15 @@ class Payment(models.Model):
 
     def __str__(self):
         return f"{self.amount} on {self.invoice} ({self.paid_on})"
+
+    def save(self, *args, **kwargs):
+        """Recorded once; a row already stored is never written again."""
+        if not self._state.adding or (self.pk and type(self).objects.filter(pk=self.pk).exists()):
+            raise RecordedPaymentError(f"payment {self.amount} on {self.invoice}: {PAYMENT_NEVER_CHANGES}")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise RecordedPaymentError(f"payment {self.amount} on {self.invoice}: {PAYMENT_NEVER_CHANGES}")
 
 
 class OneTimeCharge(models.Model):

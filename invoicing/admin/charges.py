@@ -21,9 +21,9 @@ from billing.core.periods import utc_date
 from invoicing.admin.common import money_html
 from invoicing.models import AMOUNT, Invoice, InvoiceLine, InvoiceState, OneTimeCharge
 from invoicing.resources import OneTimeChargeResource
+from invoicing.services.ledger import partners_lock
 from partners.admin.kit import AuditedSaveMixin
 from partners.audit import jsonable
-from partners.models import Partner
 
 MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
 
@@ -159,7 +159,7 @@ class OneTimeChargeAdmin(AuditedSaveMixin, FileImportAdminMixin, ImportExportMod
 
     def save_model(self, request, obj, form, change):
         """Under the partner's lock (the billing run's): a charge billed meanwhile is not changed."""
-        Partner.objects.select_for_update().filter(pk=obj.partner_id).first()
+        partners_lock([obj.partner_id])
         if change:
             invoice = billed_invoice_of(obj)
             if invoice is not None:
@@ -169,7 +169,7 @@ class OneTimeChargeAdmin(AuditedSaveMixin, FileImportAdminMixin, ImportExportMod
         super().save_model(request, obj, form, change)
 
     def delete_model(self, request, obj):
-        Partner.objects.select_for_update().filter(pk=obj.partner_id).first()
+        partners_lock([obj.partner_id])
         invoice = billed_invoice_of(obj)
         if invoice is not None:
             raise ValidationError(f"this charge was billed on {invoice}; correct it with a credit note")

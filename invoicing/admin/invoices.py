@@ -113,20 +113,36 @@ def payment_summary_html(invoice: Invoice):
 
 
 # --- forms --------------------------------------------------------------------------------------
+class LineIdsField(forms.Field):
+    """The ids of the lines ticked, as posted. Which of them may be credited is judged by the credit note itself
+    (`lines_to_credit`, billing-rules 4.5), so that a line credited meanwhile (a page left open, a second clerk)
+    or one that is not a charge gets the contract's refusal, not "Select a valid choice"."""
+
+    widget = forms.CheckboxSelectMultiple
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return []
+        values = value if isinstance(value, (list, tuple)) else [value]
+        try:
+            return sorted({int(v) for v in values})
+        except (TypeError, ValueError):
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
 class CreditLinesForm(forms.Form):
-    lines = forms.ModelMultipleChoiceField(
-        queryset=InvoiceLine.objects.none(), widget=forms.CheckboxSelectMultiple,
-        error_messages={"required": "choose at least one line to credit"},
-    )
+    lines = LineIdsField(error_messages={"required": "choose at least one line to credit"})
     reason = forms.CharField(max_length=200, help_text="kept in the audit log",
                              widget=forms.TextInput(attrs={"size": 60}))
     once_token = OnceField()  # sent twice, credited once
 
     def __init__(self, *args, invoice: Invoice, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["lines"].queryset = (
-            invoice.lines.exclude(line_type=LineType.TAX).exclude(pk__in=list(credited_lines(invoice)))
-        )
+        self.fields["lines"].error_messages["invalid"] = f"a chosen line is not a charge of {invoice}"
+        # what the page offers: the charges not credited yet; a line down (a negative true-up or proration) is
+        # not a charge and goes only with the whole invoice's credit (billing-rules 4.5)
+        self.offered = (invoice.lines.exclude(line_type=LineType.TAX).exclude(pk__in=list(credited_lines(invoice)))
+                        .exclude(amount__lt=0))
 
 
 # --- invoices -----------------------------------------------------------------------------------
@@ -519,7 +535,7 @@ class InvoiceAdmin(admin.ModelAdmin):
             **self._tool_context_base(request, invoice, f"Record a payment against {invoice}"),
             "form": form,
             "total_text": money_text(invoice.total, invoice.currency),
-            "due_text": money_text(invoice.amount_due, invoice.currency),
+            "open_text": money_text(open_amount(invoice), invoice.currency),  # its own remainder (4.7)
             "payments": [(p, money_text(p.amount, invoice.currency))
                          for p in invoice.payments.order_by("paid_on", "pk")],
             "media": self.media + form.media,
@@ -536,7 +552,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         data = request.POST if request.method == "POST" else None
         form = CreditLinesForm(data, invoice=invoice)
         if form.is_bound and form.is_valid():
-            chosen = list(form.cleaned_data["lines"])
+            chosen = form.cleaned_data["lines"]  # ids: credit_note_issue judges them (lines_to_credit)
             try:
                 with transaction.atomic():
                     note = credit_note_issue(invoice=invoice, lines=chosen, actor=actor_of(request),
@@ -551,12 +567,14 @@ class InvoiceAdmin(admin.ModelAdmin):
                 ), messages.SUCCESS)
                 return HttpResponseRedirect(_invoice_url(invoice))
         credited = credited_lines(invoice)
+        offered = set(form.offered.values_list("pk", flat=True))
         chosen_pks = {str(v) for v in (form["lines"].value() or [])}
         rows = []
         for line in invoice.lines.select_related("child__customer", "service", "customer").order_by("position", "pk"):
             if line.line_type == LineType.TAX:
                 continue
-            rows.append({"line": line, "credited_by": credited.get(line.pk), "checked": str(line.pk) in chosen_pks,
+            rows.append({"line": line, "credited_by": credited.get(line.pk), "offered": line.pk in offered,
+                         "checked": str(line.pk) in chosen_pks,
                          "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
                          "unit_price": shown_price(line.unit_price, invoice.currency),
                          "amount": money_text(line.amount, invoice.currency)})

@@ -16,6 +16,7 @@ from billing.core.idempotency import OnceField
 from billing.core.periods import utc_date
 from invoicing.admin.common import change_url, money_html, money_text
 from invoicing.models import AMOUNT, Invoice, InvoiceKind, Payment
+from invoicing.selectors import open_amount
 from invoicing.services import BillingError, payment_record, payment_refusals
 from partners.admin.kit import ServiceAddViewMixin, actor_of
 
@@ -46,9 +47,14 @@ class InvoicePaymentForm(PaymentFieldsForm):
     def __init__(self, *args, invoice: Invoice, **kwargs):
         self.invoice = invoice
         super().__init__(*args, **kwargs)
-        self.fields["amount"].help_text = (
-            f"in {invoice.currency}; amount due {money_text(invoice.amount_due, invoice.currency)}"
-        )
+        # what is still open on this invoice itself (billing-rules 4.7), not the account's amount due of a CI
+        remainder = open_amount(invoice) if invoice.pk else None
+        if remainder is not None:
+            self.fields["amount"].help_text = (
+                f"in {invoice.currency}; {money_text(remainder, invoice.currency)} still open on this invoice"
+            )
+        else:
+            self.fields["amount"].help_text = f"in {invoice.currency}"
 
     def clean(self):
         cleaned = super().clean()

@@ -48,7 +48,7 @@ from invoicing.rebilling.pricing import exact_amount, package_words, shown_unit_
 from invoicing.rebilling.reports import customer_invoice_xlsx
 from invoicing.rebilling.selectors import resale_price_lists
 from invoicing.services.errors import BillingError
-from invoicing.services.ledger import lines_to_credit
+from invoicing.services.ledger import lines_to_credit, partners_lock
 from partners.audit import audit_entry
 from partners.choices import AuditAction
 from partners.models import AuditLog, Customer, Partner
@@ -263,7 +263,7 @@ def customer_invoices_issue(invoices: list[CustomerInvoice], *, actor: Actor,
 @transaction.atomic
 def customer_invoice_issue_draft(*, invoice: CustomerInvoice, actor: Actor) -> CustomerInvoice:
     """Issue a draft the partner reviewed, as it stands, in date order (as our own drafts, billing-rules 4.4)."""
-    Partner.objects.select_for_update().get(pk=invoice.partner_id)  # one issuer of the partner's numbers at a time
+    partners_lock([invoice.partner_id])  # one issuer of the partner's numbers at a time, as the billing run's
     invoice = CustomerInvoice.objects.select_related("partner", "customer").get(pk=invoice.pk)
     if invoice.is_issued:
         raise BillingError(f"{invoice.number} is already issued")
@@ -281,7 +281,7 @@ def customer_credit_note_issue(*, invoice: CustomerInvoice, actor: Actor, reason
     credited yet (`lines` None), or for chosen lines, each credited once, with their own tax rounded once; the
     note that credits the last lines takes the tax still uncredited, so the notes give back exactly the
     invoice's tax. Numbered in the partner's credit-note sequence, dated today."""
-    Partner.objects.select_for_update().get(pk=invoice.partner_id)
+    partners_lock([invoice.partner_id])  # the partner first, then the numbers (as the billing run)
     invoice = CustomerInvoice.objects.select_related("partner", "customer").get(pk=invoice.pk)
     if not invoice.is_issued or invoice.is_credit_note:
         raise BillingError("credit notes correct issued customer invoices")

@@ -38,14 +38,34 @@ from invoicing.services.errors import BillingError
 from invoicing.services.numbering import numbers_take
 from partners.audit import audit_entry, audit_record
 from partners.choices import AuditAction
-from partners.models import AuditLog
+from partners.models import AuditLog, Partner
+
+
+# --- the partner's lock ------------------------------------------------------------------------------
+def partners_lock(partner_ids) -> dict[int, Partner]:
+    """Lock the partners' rows as the billing run does (SELECT ... FOR UPDATE, in primary-key order), in the
+    caller's transaction, and return them by id. `partner_ids`: ids, or a query of them.
+
+    Every writer of a partner's ledger takes it first, before any other lock and before it stamps anything:
+    the billing run (for its batch), a payment (`payment_record`, the payments import), a credit note, a
+    draft issued by hand, a one-time charge changed in the admin, rebilling's customer invoices. So
+
+    - a payment or credit note recorded while a run bills its partner waits for the run to commit, and is then
+      recorded after the run's CI was issued: it counts on the next CI (billing-rules 4.6), never on none;
+    - the locks are always taken in one order, the partner's, then invoices', then the number sequences'
+      (billing-rules 4.2), so a credit note and a run of the same partner never deadlock."""
+    return {p.pk: p for p in Partner.objects.select_for_update().filter(pk__in=partner_ids).order_by("pk")}
 
 
 # --- issuing ---------------------------------------------------------------------------------------
 @transaction.atomic
 def invoice_issue_draft(*, invoice: Invoice, actor: Actor) -> Invoice:
-    """Issue a draft as it stands (the admin's "issue drafts"): numbered now, never changed after."""
-    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    """Issue a draft as it stands (the admin's "issue drafts"): numbered now, never changed after. Under the
+    partner's lock, taken first (`partners_lock`): a run billing the partner meanwhile deletes its drafts."""
+    partners_lock([invoice.partner_id])
+    draft, invoice = invoice, Invoice.objects.select_for_update().filter(pk=invoice.pk).first()
+    if invoice is None:  # a billing run of the partner threw its drafts away and built them again meanwhile
+        raise BillingError(f"{draft} is no longer there: a billing run rebuilt the partner's drafts")
     if invoice.is_issued:
         raise BillingError(f"{invoice.number} is already issued")
     if invoice.kind == InvoiceKind.CI and Invoice.objects.filter(
@@ -226,6 +246,10 @@ def payment_refusals(*, invoice: Invoice | None, amount: Decimal | None, paid_on
 @transaction.atomic
 def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, reference: str = "", actor: Actor,
                    source: str = "admin") -> Payment:
+    """Record a payment against an issued CI or INV (billing-rules 4.8), audited, the invoice's status refreshed.
+    Under the partner's lock, taken before the payment is stamped `recorded_at` (`partners_lock`): while a
+    billing run bills the partner it waits, so it is recorded after the run's CI and counts on the next one."""
+    partners_lock([invoice.partner_id])
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)  # one payment at a time per invoice
     refusals = payment_refusals(invoice=invoice, amount=amount, paid_on=paid_on, today=utc_date(timezone.now()))
     if refusals:
@@ -241,16 +265,22 @@ def payment_record(*, invoice: Invoice, amount: Decimal, paid_on: date, referenc
 
 # --- credit notes --------------------------------------------------------------------------------
 def lines_to_credit(charge_lines: list, *, already: set[str], lines, number: str) -> list:
-    """The charge lines a credit note credits (billing-rules 4.4, 12.7), in the invoice's order: every one not
-    credited yet (`lines` None), or the chosen `lines`, each a charge of the invoice not credited yet (`already`:
-    the keys `credit:<line pk>` of the lines its issued credit notes hold). Ours and the customer invoices'."""
+    """The charge lines a credit note credits (billing-rules 4.4, 4.5, 12.7), in the invoice's order: every one
+    not credited yet (`lines` None), or the chosen `lines` (lines or their ids, as a form posts them), each a
+    charge of the invoice not credited yet (`already`: the keys `credit:<line pk>` of the lines its issued credit
+    notes hold). The one judge of what may be credited: ours and the customer invoices', the shell's and the
+    admin's.
+
+    A line of a negative amount (a true-up or proration down) is not a charge: chosen alone, its "credit" would
+    charge the partner. The whole invoice's credit takes it with the rest, so that the credit notes of an
+    invoice add up to its total."""
     if lines is None:  # the whole invoice: every line not credited yet
         chosen = [line for line in charge_lines if f"credit:{line.pk}" not in already]
         if not chosen:
             raise BillingError(f"{number} is already credited in full")
         return chosen
-    wanted = {line.pk for line in lines}
-    if wanted - {line.pk for line in charge_lines}:
+    wanted = {getattr(line, "pk", line) for line in lines}
+    if wanted - {line.pk for line in charge_lines if line.amount >= 0}:
         raise BillingError(f"a chosen line is not a charge of {number}")
     chosen = [line for line in charge_lines if line.pk in wanted]
     if any(f"credit:{line.pk}" in already for line in chosen):
@@ -264,7 +294,12 @@ def lines_to_credit(charge_lines: list, *, already: set[str], lines, number: str
 def credit_note_issue(*, invoice: Invoice, lines=None, actor: Actor, reason: str = "") -> Invoice:
     """A credit note for a whole issued invoice, or for chosen lines of it (billing-rules 4.4, 4.5: corrections are
     new documents). A whole-invoice credit negates every line and the tax exactly, so the balance
-    comes back to what it was; chosen lines carry their own tax, rounded once."""
+    comes back to what it was; chosen lines carry their own tax, rounded once. `lines`: lines or their ids.
+
+    Under the partner's lock, taken first (`partners_lock`), then the invoice's, then the number sequences'
+    (`numbers_take`): the billing run's order, so a credit note issued while a run bills the partner waits for
+    it instead of deadlocking, and counts on the next CI."""
+    partners_lock([invoice.partner_id])
     invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if not invoice.is_issued or invoice.kind == InvoiceKind.CN:
         raise BillingError("credit notes correct issued invoices")

@@ -20,6 +20,8 @@ def numbers_take(kinds: list[str]) -> list[str]:
     Every taker first locks one and the same row (the first prefix's, which sorts first), then its own:
     numbering is serialised, so a partner's run issuing a CI then an INV and another's issuing an INV
     then a CI never wait on each other in a cycle (parallel billing of partners, as the daily task does).
+    A caller that issues for a partner holds the partner's lock already (`ledger.partners_lock`, as the billing
+    run does): partner, then sequences, never the other way round.
     """
     prefixes = sorted({GATE, *kinds})
     if InvoiceSequence.objects.filter(prefix__in=prefixes).count() != len(prefixes):

@@ -34,7 +34,13 @@ from invoicing.models import (
 from invoicing.rating import CI, INV, RatedLine, rate_partners_month
 from invoicing.selectors import billed_units_by_partner, first_months, statement_figures, unbilled_first_months
 from invoicing.services.errors import BillingError
-from invoicing.services.ledger import _issue_all, _statement_set, company_details_missing, partner_details_missing
+from invoicing.services.ledger import (
+    _issue_all,
+    _statement_set,
+    company_details_missing,
+    partner_details_missing,
+    partners_lock,
+)
 from invoicing.trueups import MEASURED_METHODS, measured_issued, measured_now, true_up_lines
 from partners.models import Customer, Partner, payment_due_date
 from partners.terms import TermsBook
@@ -137,7 +143,7 @@ def _bill_batch(*, partner_ids: list[int], through: date, draft: bool, actor: Ac
 def _partners_bill(*, partner_ids: list[int], through: date, draft: bool, actor: Actor,
                    aside: bool) -> list[Invoice]:
     _tune_session()
-    locked = {p.pk: p for p in Partner.objects.select_for_update().filter(pk__in=partner_ids).order_by("pk")}
+    locked = partners_lock(partner_ids)
     partners = [locked[pk] for pk in partner_ids if pk in locked]
     ids = [p.pk for p in partners]
     Invoice.objects.filter(partner_id__in=ids, state=InvoiceState.DRAFT).delete()

@@ -516,8 +516,9 @@ class History:
             return False
         done = set(InvoiceLine.objects.filter(invoice__credits=invoice, line_type=LineType.CREDIT)
                    .values_list("key", flat=True))
+        # the lines a clerk can choose: charges not credited yet (a negative line goes only with the whole invoice)
         left = [line for line in invoice.lines.exclude(line_type=LineType.TAX).order_by("position", "pk")
-                if f"credit:{line.pk}" not in done]
+                if f"credit:{line.pk}" not in done and line.amount >= 0]
         if not left:
             return False
         chosen = [line for n, line in enumerate(left) if step.mask >> (n % 8) & 1] or left[:1]
