@@ -8,15 +8,13 @@ record (earlier in the file or already imported), changes nothing.
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.utils import timezone
 
 from billing.core.importing import ImportContext, ImportKind, ParsedRow
 from billing.core.money import quantize_money, tax_on
 from billing.core.periods import utc_date
 from billing.core.registry import register_import
-from invoicing.models import AMOUNT, Invoice, OneTimeCharge, Payment
+from invoicing.models import MAX_TOTAL, Invoice, OneTimeCharge, Payment
 from invoicing.resources import OneTimeChargeResource, PaymentResource
 from invoicing.services import invoice_statuses_refresh, payment_refusals
 from invoicing.services.ledger import partners_lock
@@ -26,7 +24,6 @@ from partners.lookups import customers_by_key
 from partners.models import AuditLog, Partner
 
 # The largest total an invoice can hold (its amount columns: 14 digits, 2 of them decimal places).
-MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
 
 
 

@@ -3,8 +3,6 @@ billed (an issued invoice line keyed `one_time:<pk>`), then read-only and correc
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
@@ -19,13 +17,11 @@ from billing.core.admin_import import FileImportAdminMixin
 from billing.core.money import quantize_money, quantize_quantity, tax_on
 from billing.core.periods import utc_date
 from invoicing.admin.common import money_html
-from invoicing.models import AMOUNT, Invoice, InvoiceLine, InvoiceState, OneTimeCharge
+from invoicing.models import MAX_TOTAL, Invoice, InvoiceLine, InvoiceState, OneTimeCharge
 from invoicing.resources import OneTimeChargeResource
 from invoicing.services.ledger import partners_lock
 from partners.admin.kit import AuditedSaveMixin
 from partners.audit import jsonable
-
-MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
 
 
 def _billing_line(outer: str = "pk"):

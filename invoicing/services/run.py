@@ -22,6 +22,7 @@ from billing.core.hooks import after_partner_billed
 from billing.core.money import ZERO, money_sum, quantize_money, tax_on
 from billing.core.periods import Period, periods_between
 from invoicing.models import (
+    MAX_TOTAL,
     ChildInvoice,
     FactChange,
     Invoice,
@@ -377,12 +378,32 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
         figures = statement_figures(cis, pending=pending)
         for invoice in cis:
             _statement_set(invoice, *figures[invoice.partner_id])
+    _fits(invoices, lines)
     Invoice.objects.bulk_create(invoices)
     for child, invoice in children:
         child.invoice_id = invoice.pk
     insert_objects(ChildInvoice, [child for child, _ in children])  # the children and lines: one COPY each
     insert_rows(InvoiceLine, LINE_COLUMNS, (line.cells() for line in lines))
     return invoices
+
+
+def _fits(invoices: list[Invoice], lines: list[LineRow]) -> None:
+    """Every amount of the documents within what an invoice holds (models.MAX_TOTAL), or a BillingError naming the
+    partner, the document and the amount: one clear line, nothing written (billing-rules 8.2). A price the imports
+    take times a quantity they take can exceed it (1000.00 x 2,147,483,647 users)."""
+    def too_large(invoice: Invoice, what: str, amount: Decimal) -> BillingError:
+        document = f"the {invoice.kind} of {invoice.month or invoice.issue_date}"
+        return BillingError(f"partner {invoice.partner.slug!r}: {document}: {what} of {amount:,} "
+                            f"{invoice.currency} is too large for one invoice (at most {MAX_TOTAL - 1:,} and cents)")
+
+    for line in lines:
+        if abs(line.amount) >= MAX_TOTAL:
+            raise too_large(line.invoice, f"a {line.line_type} line", line.amount)
+    for invoice in invoices:
+        for what in ("subtotal", "tax_amount", "total", "previous_balance", "payments_and_credits", "other_invoices",
+                     "amount_due"):
+            if abs(getattr(invoice, what)) >= MAX_TOTAL:
+                raise too_large(invoice, what.replace("_", " "), getattr(invoice, what))
 
 
 def _totals(invoice: Invoice, amounts: list[tuple[Decimal, bool]]) -> Decimal:

@@ -667,9 +667,6 @@ def test_commitment_made_only_of_purchases_blocks_and_alerts(tmp_path, mails):
 
 
 # --- huge quantities and tiny prices --------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="an amount above the invoice fields' 12 digits is not refused clearly: "
-                   "SQLite issues the invoice and crashes reading it back (InvalidOperation traceback), "
-                   "PostgreSQL fails the partner with 'DataError: numeric field overflow'")
 def test_an_amount_too_large_for_an_invoice_is_refused_with_a_clear_line(tmp_path):
     """A peak of 2,147,483,647 users (the largest users_count the import takes) at 1000.00 (a valid price) is
     2,147,483,647,000.00: 13 digits before the point, above what an invoice holds (12). run_billing must say so
@@ -686,7 +683,8 @@ acme,,peak,Peak,peak,users,1000.00,2026-06-01
     except Exception as exc:  # a traceback is the finding
         pytest.fail(f"run_billing crashed: {exc!r}")
     assert result.status == 1
-    assert "too large" in result.err, result.err
+    assert "partner 'acme': the CI of 2026-07: a usage line of 2,147,483,647,000.00 USD is too large for one " \
+           "invoice" in result.err, result.err
     assert lines() == []
 
 
