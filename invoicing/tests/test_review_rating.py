@@ -315,7 +315,7 @@ acme,c2,y,assign,2026-06-01T00:00:00Z
     ]
 
 
-# --- peak and cmq (billing-rules 3.4, 3.4) ---------------------------------------------------------------------------
+# --- peak and cmq (billing-rules 3.4, 3.5) ---------------------------------------------------------------------------
 def usage(tmp_path, text):
     imp(tmp_path, "tenant-usage", "partner,customer,date,users_count,storage_bytes\n" + text.strip())
 
@@ -404,7 +404,7 @@ acme,c3,unsuspend,2026-05-21T00:00:00Z
     ]
 
 
-# --- licenses (billing-rules 3.6, 3.8, 9.9) ---------------------------------------------------------------------------
+# --- licenses (billing-rules 3.6, 3.9, 6.9) ---------------------------------------------------------------------------
 def test_licenses_storage_driven_volume_tier_bound_inclusive(tmp_path):
     """June 2026, 50 GB a license, tiers 10:5.00;50:4.00;inf:3.00 (volume).
     c1: 3 users, 100,000,000,000 bytes = exactly 2 licenses of storage -> 3. c2: 2 users, 250,000,000,001 bytes ->
@@ -463,7 +463,7 @@ acme,c2,unsuspend,2026-06-07T08:00:00Z
     ]
 
 
-# --- per_asset, per_host, flat (billing-rules 3.7, 3.7) ---------------------------------------------------------------
+# --- per_asset, per_host, flat (billing-rules 3.7, 3.8) ---------------------------------------------------------------
 def inventory(tmp_path, as_of, count, org="C1"):
     rows = "\n".join(f"a{n},PC-{n},{org}," for n in range(count))
     return imp(tmp_path, "rmm-assets", "agent_id,machine_name,organization,group\n" + rows,
