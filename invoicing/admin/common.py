@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -55,3 +56,15 @@ def status_badge(invoice: Invoice):
     colour = STATUS_COLOURS.get(invoice.payment_status, "#767676")
     return format_html('<span style="{}background:{};color:#fff">{}</span>', style, colour,
                        invoice.get_payment_status_display().lower())
+
+
+class DocumentDatesMixin:
+    """A document list's issue and due dates as ISO dates (2026-12-01): narrow columns that sort by date."""
+
+    @admin.display(description="issue date", ordering="issue_date")
+    def issued_on(self, obj):
+        return obj.issue_date.isoformat()
+
+    @admin.display(description="due date", ordering="due_date")
+    def due_on(self, obj):
+        return obj.due_date.isoformat()

@@ -25,7 +25,7 @@ from billing.core.idempotency import OnceField, new_token, once_per_action, once
 from billing.core.money import quantize_quantity
 from billing.core.periods import utc_date
 from invoicing import pdf as invoice_pdf
-from invoicing.admin.common import change_url, money_html, money_text, status_badge
+from invoicing.admin.common import DocumentDatesMixin, change_url, money_html, money_text, status_badge
 from invoicing.admin.payments import InvoicePaymentForm
 from invoicing.models import (
     ChildInvoice,
@@ -241,7 +241,7 @@ class PaymentInline(ReadOnlyInlineMixin, admin.TabularInline):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(DocumentDatesMixin, admin.ModelAdmin):
     """Invoices, read-only: every change is a service call from an action or a tool of the page."""
 
     change_list_template = "admin/invoicing/invoice/change_list.html"
@@ -350,14 +350,6 @@ class InvoiceAdmin(admin.ModelAdmin):
         if obj.number:
             return obj.number
         return format_html('<span class="quiet">draft #{}</span>', obj.pk)
-
-    @admin.display(description="issue date", ordering="issue_date")
-    def issued_on(self, obj):
-        return obj.issue_date.isoformat()
-
-    @admin.display(description="due date", ordering="due_date")
-    def due_on(self, obj):
-        return obj.due_date.isoformat()
 
     @admin.display(description="kind", ordering="kind")
     def kind_shown(self, obj):

@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import content_disposition_header
 from django.utils.safestring import mark_safe
 
-from invoicing.admin.common import money_html
+from invoicing.admin.common import DocumentDatesMixin, money_html
 from invoicing.choices import InvoiceState
 from invoicing.rebilling.choices import CustomerInvoiceKind
 from invoicing.rebilling.invoices import customer_credit_note_issue, customer_invoice_issue_draft
@@ -160,7 +160,7 @@ class CustomerInvoiceLineInline(EmptyStateInlineMixin, ReadOnlyAdminMixin, admin
 
 
 @admin.register(CustomerInvoice)
-class CustomerInvoiceAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CustomerInvoiceAdmin(DocumentDatesMixin, PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The partners' invoices to their customers: read-only (issued by the billing run, corrected by credit notes),
     with their PDF and lines."""
 
@@ -228,14 +228,6 @@ class CustomerInvoiceAdmin(PageStatsMixin, ReadOnlyAdminMixin, admin.ModelAdmin)
     @admin.display(description="recipient (the customer)")
     def recipient_shown(self, obj):
         return _party(obj.recipient, "name")
-
-    @admin.display(description="issue date", ordering="issue_date")
-    def issued_on(self, obj):
-        return obj.issue_date.isoformat()
-
-    @admin.display(description="due date", ordering="due_date")
-    def due_on(self, obj):
-        return obj.due_date.isoformat()
 
     @admin.display(description="total", ordering="total")
     def total_shown(self, obj):

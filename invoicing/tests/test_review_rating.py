@@ -4,8 +4,6 @@ test's docstring. Findings that fail on today's code are marked xfail(strict=Tru
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 
@@ -16,42 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import examples, run_cli
+from tests.clerk import bill, imp, lines, report
 
 pytestmark = pytest.mark.django_db
 
 
 # --- the clerk's tools --------------------------------------------------------------------------------------
-_counter = [0]
-
-
-def imp(tmp_path, kind, text, *extra, ok=True):
-    _counter[0] += 1
-    path = tmp_path / f"{kind}-{_counter[0]}.csv"
-    path.write_text(text.strip() + "\n", encoding="utf-8")
-    result = run_cli("import_csv", kind, str(path), *extra)
-    if ok:
-        assert result.status == 0, (kind, result.out, result.err)
-    return result
-
-
-def bill(through, *extra):
-    result = run_cli("run_billing", "--through", through, *extra)
-    assert result.status == 0, result.err
-    return result.out
-
-
-def lines(*extra):
-    result = run_cli("export_report", "invoice-lines", "--format", "csv", *extra)
-    assert result.status == 0, result.err
-    return list(csv.DictReader(io.StringIO(result.out)))
-
-
-def report(name, *extra):
-    result = run_cli("export_report", name, "--format", "csv", *extra)
-    assert result.status == 0, result.err
-    return list(csv.DictReader(io.StringIO(result.out)))
-
-
 def got(rows, *types, service=None, period=None):
     """(service, customer, line_type, period, quantity, unit_price, amount) of the chosen lines, sorted."""
     out = [(r["service"], r["customer"], r["line_type"], r["period"], r["quantity"], r["unit_price"], r["amount"])

@@ -13,32 +13,12 @@ from decimal import Decimal as D
 import pytest
 
 from conftest import run_cli
+from tests.clerk import bill, imp, lines
 
 pytestmark = pytest.mark.django_db
 
 
 # --- the clerk's tools --------------------------------------------------------------------------------------
-def imp(tmp_path, kind, text, *extra, ok=True):
-    path = tmp_path / f"{kind}-{abs(hash(text))}.csv"
-    path.write_text(text.strip() + "\n", encoding="utf-8")
-    result = run_cli("import_csv", kind, str(path), *extra)
-    if ok:
-        assert result.status == 0, (kind, result.out, result.err)
-    return result
-
-
-def bill(through, *extra):
-    result = run_cli("run_billing", "--through", through, *extra)
-    assert result.status == 0, result.err
-    return result.out
-
-
-def lines(*extra):
-    result = run_cli("export_report", "invoice-lines", "--format", "csv", *extra)
-    assert result.status == 0, result.err
-    return list(csv.DictReader(io.StringIO(result.out)))
-
-
 def pick(rows, *types, month=None):
     return [(r["invoice_number"][:3].rstrip("-"), r["issue_date"], r["service"], r["customer"], r["line_type"],
              r["period"], D(r["quantity"]) if r["quantity"] else None, D(r["amount"]))
