@@ -743,6 +743,13 @@ def test_the_payment_page_shows_the_remainder_in_the_amount_help_too(april_ci):
     assert "209.00 USD, 109.00 USD still open on it" in " ".join(response.content.decode().split())
 
 
+def test_the_payment_page_shows_no_row_for_its_hidden_token(april_ci):
+    """The form's one-time token is a hidden input, sent once: no 'Once token' row on the page."""
+    page = Clerk().get(tool(april_ci, "payment")).content.decode()
+    assert page.count('name="once_token"') == 1
+    assert "Once token" not in page
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_draft_issued_by_hand_during_the_partners_billing_run_waits_and_is_refused_by_name(monkeypatch,
