@@ -523,11 +523,13 @@ class InvoiceAdmin(DocumentDatesMixin, admin.ModelAdmin):
                                            f"{invoice.currency} recorded; {invoice} is "
                                            f"{invoice.get_payment_status_display().lower()}.", messages.SUCCESS)
                 return HttpResponseRedirect(_invoice_url(invoice))
+        credited = settlement(invoice)[1]  # what its credit notes took off
         context = {
             **self._tool_context_base(request, invoice, f"Record a payment against {invoice}"),
             "form": form,
             "total_text": money_text(invoice.total, invoice.currency),
             "open_text": money_text(open_amount(invoice), invoice.currency),  # its own remainder (4.7)
+            "credited_text": money_text(credited, invoice.currency) if credited else None,
             "payments": [(p, money_text(p.amount, invoice.currency))
                          for p in invoice.payments.order_by("paid_on", "pk")],
             "media": self.media + form.media,

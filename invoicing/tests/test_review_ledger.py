@@ -750,6 +750,14 @@ def test_the_payment_page_shows_no_row_for_its_hidden_token(april_ci):
     assert "Once token" not in page
 
 
+def test_the_payment_page_says_what_credit_notes_took_off(april_ci):
+    """A credit note, not a payment, left the April CI partially paid: the page says so, not only 'No payment'."""
+    credit_note_issue(invoice=april_ci, lines=[april_ci.lines.exclude(line_type=LineType.TAX).first()], actor=ACTOR)
+    page = " ".join(Clerk().get(tool(april_ci, "payment")).content.decode().split())
+    assert "No payment recorded against it yet." in page
+    assert "Its credit notes took" in page and "USD off." in page
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_draft_issued_by_hand_during_the_partners_billing_run_waits_and_is_refused_by_name(monkeypatch,
