@@ -8,6 +8,7 @@ of the currency. The minor unit comes from py-moneyed's ISO 4217 table
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import moneyed
@@ -64,9 +65,15 @@ def quantize_quantity(quantity: Decimal) -> Decimal:
     return quantity.quantize(Decimal(1).scaleb(-QUANTITY_PLACES), rounding=ROUNDING)
 
 
+DECIMAL_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # what a file's decimal cell may hold
+
+
 def parse_decimal(text: str) -> Decimal:
-    """Parse a decimal from a file cell: digits, an optional sign and point; no floats, no NaN."""
+    """Parse a decimal from a file cell: ASCII digits, an optional sign and point (and exponent); no floats, no NaN,
+    none of the other forms Decimal() takes (1_234.50 with Python's digit groups, other scripts' digits)."""
     cleaned = text.strip()
+    if not DECIMAL_TEXT.fullmatch(cleaned):
+        raise MoneyError(f"not a number: {text!r}")
     try:
         value = Decimal(cleaned)
     except (InvalidOperation, ValueError) as exc:
