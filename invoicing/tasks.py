@@ -8,6 +8,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from billing.core.actor import Actor
+from billing.core.hooks import unsent_emails_enqueue
 from billing.core.periods import utc_date
 from invoicing.choices import RunSource
 from invoicing.models import Invoice
@@ -66,7 +67,9 @@ def send_invoice_task(self, invoice_id: int):
 
 @shared_task
 def refresh_payment_statuses_task():
-    """Daily: invoices past due become overdue; emails that never left are sent."""
+    """Daily: invoices past due become overdue; emails that never left are sent (ours, and the later layers':
+    rebilling's customer invoices)."""
     changed = invoice_statuses_refresh()
     invoice_emails_enqueue(list(unsent_invoices().values_list("pk", flat=True)))
+    unsent_emails_enqueue()
     return changed

@@ -223,8 +223,11 @@ def alerts_evaluate_all() -> int:
     stale = timezone.now() - timedelta(minutes=10)
     pending = UtilizationAlert.objects.filter(emailed_at__isnull=True, cleared_at__isnull=True, raised_at__lt=stale)
     for alert_id in pending.values_list("pk", flat=True):
-        if alert_email_send(alert=UtilizationAlert.objects.get(pk=alert_id)).emailed_at is not None:
-            sent += 1
+        try:  # each alert on its own: one refused address (an SMTP 550) holds back no other partner's alert
+            if alert_email_send(alert=UtilizationAlert.objects.get(pk=alert_id)).emailed_at is not None:
+                sent += 1
+        except OSError:  # smtplib's errors included: left unsent, tried again by tomorrow's job
+            logger.exception("the email of utilization alert %s could not be sent", alert_id)
     return sent
 
 

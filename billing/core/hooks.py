@@ -49,3 +49,24 @@ def register_document_followers(callback: DocumentFollowers) -> DocumentFollower
 def document_followers(document_ids: list[int]) -> list[str]:
     """Every registered layer's lines about what followed the documents, in registration order."""
     return [line for callback in _followers for line in callback(list(document_ids))]
+
+
+# --- emails that never left ---------------------------------------------------------------------------------------
+# sender() -> None: queue again the emails of a later layer's documents that never left (rebilling's customer
+# invoices), called by the daily payment-status job, which does the same for the partners' own invoices
+UnsentEmails = Callable[[], None]
+
+_unsent_emails: list[UnsentEmails] = []
+
+
+def register_unsent_emails(callback: UnsentEmails) -> UnsentEmails:
+    """Have the daily job queue again what `callback`'s layer emails and never sent (used as a decorator too)."""
+    if callback not in _unsent_emails:
+        _unsent_emails.append(callback)
+    return callback
+
+
+def unsent_emails_enqueue() -> None:
+    """Every registered layer's emails that never left, queued again."""
+    for callback in _unsent_emails:
+        callback()

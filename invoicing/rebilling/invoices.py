@@ -321,6 +321,22 @@ def customer_credit_note_issue(*, invoice: CustomerInvoice, actor: Actor, reason
 
 
 # --- delivery --------------------------------------------------------------------------------------------------
+UNSENT_EMAIL_DAYS = 7  # how far back the daily job sends a customer invoice whose email never left
+
+
+def customer_invoices_unsent_enqueue() -> None:
+    """The daily job's catch-up (billing.core.hooks.unsent_emails_enqueue): the customer invoices issued in the last
+    UNSENT_EMAIL_DAYS days by a partner that emails them, to a customer with billing emails, whose email never
+    left (SMTP down past the task's retries, the broker down at issue). Older ones are left to the clerk: turning
+    the emails on must not mail months-old invoices."""
+    since = timezone.now() - timedelta(days=UNSENT_EMAIL_DAYS)
+    emailing = RebillingProfile.objects.filter(email_invoices=True).values("partner_id")
+    unsent = (CustomerInvoice.objects.filter(state=InvoiceState.ISSUED, emailed_at__isnull=True, issued_at__gte=since,
+                                             partner_id__in=emailing)
+              .values_list("pk", "recipient"))
+    customer_invoice_emails_enqueue([pk for pk, recipient in unsent if (recipient or {}).get("emails")])
+
+
 def customer_invoice_emails_enqueue(invoice_ids: list[int]) -> None:
     """Queue the emails of issued, committed customer invoices; an error is logged, never raised (the invoices
     stand; `customer_invoice_email_send` can be run again)."""
