@@ -151,13 +151,17 @@ def price_writes(prices: list[ResalePrice]) -> list[tuple[str, PriceWrite | None
     A price of a list, service and day already stored updates that row (unchanged when the amounts are the
     same). A new day's price equal to the one already in force then changes nothing, so an import without
     `effective_from` (today) imports again as a no-op; a customer's return to the default list is nothing
-    when the customer had no price of its own (billing-rules 12.1)."""
+    when the customer had no price of its own (billing-rules 12.1). "In force" counts the file's own earlier rows:
+    a customer's price and its return to the default list a month later, in one file, are both written."""
     keys = [price_key(price) for price in prices]
     stored = existing_prices(keys)
     earlier = prices_in_force_before([key for key in keys if key not in stored])
+    in_file: dict[tuple, list[ResalePrice]] = {}  # the file's own rows of each list and service: an earlier one of
+    for price, key in zip(prices, keys, strict=True):  # them is in force before a later one as a stored row is
+        normalise(price)
+        in_file.setdefault(key[:4], []).append(price)
     outcomes: list[tuple[str, PriceWrite | None]] = []
     for price, key in zip(prices, keys, strict=True):
-        normalise(price)
         row = stored.get(key)
         if row is not None:
             if row.amounts() == price.amounts():
@@ -169,6 +173,9 @@ def price_writes(prices: list[ResalePrice]) -> list[tuple[str, PriceWrite | None
             outcomes.append(("updated", PriceWrite(row, before)))
             continue
         previous = earlier.get(key)
+        for other in in_file[key[:4]]:  # the latest in force before this day, stored or in the file
+            if other.effective_from < key[4] and (previous is None or other.effective_from >= previous.effective_from):
+                previous = other
         if (previous.amounts() == price.amounts() if previous is not None
                 else price.mode == ResaleMode.DEFAULT):
             outcomes.append(("unchanged", None))
