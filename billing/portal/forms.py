@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.contrib.auth.forms import PasswordResetForm
 from django.core.validators import RegexValidator
 
 from billing.core.idempotency import OnceField
@@ -57,3 +58,11 @@ class PeriodForm(forms.Form):
             return Period.parse(self.cleaned_data["period"])
         except PeriodError as exc:
             raise forms.ValidationError(str(exc)) from exc
+
+
+class PortalPasswordResetForm(PasswordResetForm):
+    """Reset links for portal users only: a staff account without a partner login gets no email (its password is
+    reset by a superuser, operations 14), and the page answers alike whoever the address belongs to."""
+
+    def get_users(self, email):
+        return (user for user in super().get_users(email) if hasattr(user, "partner_user"))

@@ -30,7 +30,14 @@ from billing.core.periods import Period, PeriodError, utc_date
 from billing.core.reporting import ReportOptions, write_csv, write_xlsx
 from billing.portal.access import BILLING, OWNER, portal_view
 from billing.portal.audit import audit_section
-from billing.portal.forms import AddSeatsForm, ApiKeyForm, AssignSeatForm, PeriodForm, SeatCapForm
+from billing.portal.forms import (
+    AddSeatsForm,
+    ApiKeyForm,
+    AssignSeatForm,
+    PeriodForm,
+    PortalPasswordResetForm,
+    SeatCapForm,
+)
 from billing.portal.meters import billed_on, customer_meters, forecast_rows, partner_meters
 from billing.portal.selectors import seat_chart, seat_offers, seat_services
 from invoicing import pdf as invoice_pdf
@@ -95,6 +102,7 @@ class PortalPasswordResetView(PasswordResetView):
     way to learn who has an account); requests are rate-limited per client address and per email address."""
 
     template_name = "portal/password_reset.html"
+    form_class = PortalPasswordResetForm  # portal users only: no link for a staff account
     email_template_name = "portal/password_reset_email.txt"
     subject_template_name = "portal/password_reset_subject.txt"
     success_url = reverse_lazy("portal:password_reset_done")
