@@ -16,9 +16,9 @@ import time_machine
 from djmoney.money import Money
 
 from metering.models import AgentPresence, RmmAgent, SyncRun
-from metering.notices import asset_units_on
 from metering.tests.fake_datto import FakeDatto, datto_device, datto_site
 from metering.tests.fake_kaseya_vsa import FakeKaseyaVsa, vsa_agent, vsa_org, vsa_view
+from metering.tests.test_rmm_vendor_syncs import connect, units_on
 from partners.models import Method, Service
 from partners.tests.factories import CustomerFactory, PartnerFactory, ServiceFactory
 
@@ -49,21 +49,6 @@ def per_asset(partner, code: str, rmm_filter: str = "", customer=None) -> Servic
     return ServiceFactory(partner=partner, customer=customer, code=code, method=Method.PER_ASSET,
                           rmm_filter=rmm_filter, unit_price=Money(Decimal("10.00"), partner.currency),
                           start_date=date(2026, 3, 1))
-
-
-def units_on(partner, day: date) -> dict[str, int]:
-    services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).order_by("code"))
-    got = asset_units_on(services=services, day=day)
-    return {s.code: got[s.pk] for s in services}
-
-
-def connect(cli, tmp_path, partner, vendor: str, url: str, username: str, secret: str, *extra: str):
-    secret_file = tmp_path / "secret.txt"
-    secret_file.write_text(secret + "\n")
-    result = cli("rmm_connect", "--partner", partner.slug, "--vendor", vendor, "--url", url, "--username", username,
-                 "--secret-file", str(secret_file), *extra)
-    assert result.status == 0, result.err
-    return result
 
 
 @pytest.fixture

@@ -44,10 +44,15 @@ def per_asset(partner, code: str, rmm_filter: str = "", customer=None) -> Servic
                           unit_price=Money("10.00", partner.currency))
 
 
-def units(partner) -> dict[str, int]:
+def units_on(partner, day: date) -> dict[str, int]:
+    """Each per_asset service's units on `day`, by code."""
     services = list(Service.objects.filter(partner=partner, method=Method.PER_ASSET).order_by("code"))
-    got = asset_units_on(services=services, day=TODAY)
+    got = asset_units_on(services=services, day=day)
     return {s.code: got[s.pk] for s in services}
+
+
+def units(partner) -> dict[str, int]:
+    return units_on(partner, TODAY)
 
 
 def connect(cli, tmp_path, partner, vendor: str, url: str, username: str, secret: str, *extra: str):
