@@ -23,9 +23,6 @@ from partners.choices import AuditAction
 from partners.lookups import customers_by_key
 from partners.models import AuditLog, Partner
 
-# The largest total an invoice can hold (its amount columns: 14 digits, 2 of them decimal places).
-
-
 
 @register_import
 class OneTimeChargesImport(ImportKind):

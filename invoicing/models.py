@@ -14,7 +14,8 @@ from django.utils import timezone
 from invoicing.choices import InvoiceKind, InvoiceState, LineType, PaymentStatus, RunSource, RunStatus
 
 AMOUNT = {"max_digits": 14, "decimal_places": 2}
-MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])  # no amount of a document reaches it
+# the largest amount a document holds is below it: its amount columns have 14 digits, 2 of them decimal places
+MAX_TOTAL = Decimal(10) ** (AMOUNT["max_digits"] - AMOUNT["decimal_places"])
 QUANTITY = {"max_digits": 24, "decimal_places": 10}  # exact enough for seat-months; shown to 4 places
 
 
