@@ -8,6 +8,7 @@ record (earlier in the file or already imported), changes nothing.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.utils import timezone
 
 from billing.core.importing import ImportContext, ImportKind, ParsedRow
@@ -138,8 +139,9 @@ class PaymentsImport(ImportKind):
     rest stays on the partner's account balance), and so is a payment of a voided invoice, which
     stays void.
 
-    Payments are written in bulk, each audited as `payment.record` (as invoicing.services.payment_record
-    does), then the payment status of every invoice touched is refreshed once, after the last batch:
+    The whole file is read first; then every partner it pays is locked at once (as the billing
+    run locks its batch) and the payments are written in bulk, each audited as `payment.record` (as
+    invoicing.services.payment_record does), then the payment status of every invoice touched is refreshed once, after the last batch:
     open, partially_paid, paid or overdue as of today.
     """
 
@@ -148,18 +150,37 @@ class PaymentsImport(ImportKind):
     required_columns = ("invoice_number", "amount", "paid_on")
 
     def process_batch(self, batch: list[ParsedRow], ctx: ImportContext) -> None:
+        # kept until the file is read: its partners are then locked at once, in one order (`finish`)
+        ctx.state.setdefault("rows", []).extend(batch)
+
+    def finish(self, ctx: ImportContext) -> None:
+        rows = ctx.state.pop("rows", [])
+        size = settings.IMPORT_BATCH_SIZE
+        # every partner of the file first, at once and in primary-key order, as the billing run locks its batch
+        # (`partners_lock`), before any payment is stamped recorded_at: a payment of a partner being billed waits
+        # for the run and counts on the next CI. Locked batch by batch, a file of several partners and a run of
+        # several could each hold a partner the other waits for (a deadlock).
+        numbers = sorted({r.values["invoice_number"].upper() for r in rows})
+        partner_ids = set()
+        for start in range(0, len(numbers), size):
+            partner_ids.update(Invoice.objects.filter(number__in=numbers[start:start + size])
+                               .values_list("partner_id", flat=True))
+        partners_lock(partner_ids)
+        for start in range(0, len(rows), size):
+            self._record(rows[start:start + size], ctx)
+        self._refresh_statuses(ctx)
+
+    def _record(self, rows: list[ParsedRow], ctx: ImportContext) -> None:
+        """Record a batch of payment rows; the caller holds their partners' locks."""
         today = utc_date(timezone.now())
-        numbers = {r.values["invoice_number"].upper() for r in batch}
-        # the partners first, as the billing run locks them (`partners_lock`), before any payment is stamped
-        # recorded_at: a payment of a partner being billed waits for the run and counts on the next CI
-        partners_lock(Invoice.objects.filter(number__in=numbers).values("partner_id"))
+        numbers = {r.values["invoice_number"].upper() for r in rows}
         # locked: two concurrent imports of one bank file record each payment once
         invoices = {
             i.number: i for i in Invoice.objects.select_for_update(of=("self",)).filter(number__in=numbers)
             .select_related("partner").order_by("pk")
         }
         candidates = []
-        for row in batch:
+        for row in rows:
             v = row.values
             number = v["invoice_number"].upper()
             invoice = invoices.get(number)
@@ -206,7 +227,7 @@ class PaymentsImport(ImportKind):
         )
         ctx.state.setdefault("touched", set()).update(p.invoice_id for p in creates)
 
-    def finish(self, ctx: ImportContext) -> None:
+    def _refresh_statuses(self, ctx: ImportContext) -> None:
         touched = ctx.state.get("touched")
         if not ctx.ok or not touched:
             return

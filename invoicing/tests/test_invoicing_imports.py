@@ -564,3 +564,27 @@ def test_query_count_does_not_grow_with_rows(billed, settings, kind):
         many = queries_for(kind, [f"CI-000{1 + n % 3},{n + 2},2026-06-{1 + n % 14:02d},ref {n}" for n in range(300)])
     assert many[0] == few[0], (few, many)
     assert many[1] <= few[1] + 12, (few, many)
+
+
+def test_a_payments_file_locks_all_its_partners_at_once_before_writing(billed, cli, write, monkeypatch):
+    """A file paying two partners, read in batches of 3 (tests' IMPORT_BATCH_SIZE): both partners are locked in
+    one call, in one order, before any payment is written, as the billing run locks its batch (billing-rules
+    4.6). Locked batch by batch, such a file and a run of the same two partners could deadlock."""
+    import invoicing.imports
+
+    assert_imported(cli, "one-time-charges", write("one-time-charges", "globex,east,Setup,1,100,2026-06-02,"))
+    bill(cli, "2026-06-15")
+    globex_inv = Invoice.objects.get(partner__slug="globex").number
+    calls = []
+    real = invoicing.imports.partners_lock
+
+    def spy(partner_ids):
+        calls.append((sorted(Partner.objects.filter(pk__in=partner_ids).values_list("slug", flat=True)),
+                      Payment.objects.count()))
+        return real(partner_ids)
+
+    monkeypatch.setattr(invoicing.imports, "partners_lock", spy)
+    rows = [*PAYMENTS_GOOD, f"{globex_inv},40,2026-06-03,", f"{globex_inv.lower()},60,2026-06-04,"]
+    assert "6 created" in assert_imported(cli, "payments", write("payments", *rows))
+    assert calls == [(["brightdesk", "globex"], 0)]
+    assert Payment.objects.filter(partner__slug="globex").count() == 2
