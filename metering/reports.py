@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from billing.core.money import quantize_quantity
+from billing.core.periods import Period
 from billing.core.registry import register_report
 from billing.core.reporting import Report, ReportOptions
 from metering.selectors import (
@@ -15,6 +16,12 @@ from metering.selectors import (
 )
 from partners.models import Customer, Method, Service
 
+
+
+def seat_months(seat_days: int, period: Period) -> Decimal:
+    """Seat-days as seat-months of the period, with 4 places (billing-rules 3.1): 30 seat-days of March are
+    0.9677. A total is computed from its seat-days, never summed from rounded seat-months."""
+    return quantize_quantity(Decimal(seat_days) / Decimal(period.days))
 
 @register_report
 class StatementsReport(Report):
@@ -52,7 +59,7 @@ class StatementsReport(Report):
                 "customer": customer.slug,
                 "customer_name": customer.name,
                 "seat_days": days,
-                "seat_months": quantize_quantity(Decimal(days) / Decimal(period.days)),
+                "seat_months": seat_months(days, period),
                 "active_users": users,
                 "peak_users": peak_users.get(customer.pk, 0),
                 "licenses": licenses.get(customer.pk, 0),

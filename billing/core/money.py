@@ -86,3 +86,25 @@ def parse_decimal(text: str) -> Decimal:
 def money_sum(amounts) -> Decimal:
     """Totals are sums of already-rounded lines; start from an exact zero."""
     return sum(amounts, ZERO)
+
+
+def allocate(amount: Decimal, weights: dict, currency: str) -> dict:
+    """Split a rounded `amount` by `weights` (key -> a quantity at or above zero) into amounts of the currency's
+    minor unit that add up to it exactly: each key gets its share rounded down, and the minor units left go one
+    each to the largest remainders (the first key, in sorted order, on a tie). A credit (a negative amount) is
+    split as its opposite. All weights zero: every share is zero, so nothing adds up to a non-zero amount.
+
+    Example: 3.23 over three equal quantities is 1.08, 1.08 and 1.07, never 3 x 1.08 = 3.24 (billing-rules
+    12.12: the shares of one of our lines add up to that line)."""
+    whole = sum(weights.values(), ZERO)
+    if not whole:
+        return {key: ZERO for key in weights}
+    quantum = currency_quantum(currency)
+    units = int((abs(amount) / quantum).to_integral_value())
+    exact = {key: Decimal(units) * weight / whole for key, weight in weights.items()}
+    shares = {key: int(value) for key, value in exact.items()}  # rounded down: every share is >= 0
+    left = units - sum(shares.values())
+    for key in sorted(weights, key=lambda k: (-(exact[k] - shares[k]), k))[:left]:
+        shares[key] += 1
+    sign = -1 if amount < 0 else 1
+    return {key: quantize_money(sign * share * quantum, currency) for key, share in shares.items()}

@@ -556,7 +556,15 @@ def margins(request):
     return _page(request, "billing", "margins.html", rows=rows, totals=margin_totals(rows), first=first, last=last,
                  span=span, error=error, unbilled=unbilled, unbilled_total=sum(unbilled.values()),
                  unbilled_reasons=[(UnbilledReason(k).label, n) for k, n in sorted(unbilled.items())],
-                 currency=partner.currency, previous=first.previous(), next=last.next())
+                 currency=partner.currency, previous=_neighbour(first.previous), next=_neighbour(last.next))
+
+
+def _neighbour(step) -> Period | None:
+    """The month before or after a page's, or None at the ends of the calendar (0001-01, 9999-12): no link."""
+    try:
+        return step()
+    except PeriodError:
+        return None
 
 
 MARGIN_COLUMNS = ("month", "customer", "customer_name", "charged", "cost", "margin", "margin_percent", "currency")

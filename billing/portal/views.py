@@ -45,7 +45,7 @@ from invoicing.forecast import next_ci_forecast
 from invoicing.models import Invoice, InvoiceState, PaymentStatus
 from invoicing.reports import InvoiceLinesReport, PeriodsReport, line_row
 from invoicing.selectors import open_amount, partner_balance, partner_overdue, with_settlement
-from metering.reports import StatementsReport
+from metering.reports import StatementsReport, seat_months
 from partners.api_keys import api_key_create, api_key_revoke
 from partners.models import ApiKey, Customer, PartnerUser, SeatAssignment, SeatPurchase
 from partners.seating import SeatRuleError
@@ -220,9 +220,12 @@ def statements(request):
     period = form.cleaned_data["period"] if form.is_valid() else default
     customer = _statement_customer(request)
     rows = _statement_rows(request.partner, period, customer)
+    seat_days = sum(r["seat_days"] for r in rows)
     totals = {
-        "seat_days": sum(r["seat_days"] for r in rows),
-        "seat_months": sum((r["seat_months"] for r in rows), start=0),
+        "seat_days": seat_days,
+        # from the seat-days, as the invoice computes them, never the sum of the rows' rounded seat-months: 3 × 10
+        # seat-days of a 31-day month are 0.9677, not 3 × 0.3226 (billing-rules 3.1, 6.10)
+        "seat_months": seat_months(seat_days, period),
         "active_users": sum(r["active_users"] for r in rows),
     }
     return _page(request, "billing", "statements.html", form=form, period=period, rows=rows, totals=totals,

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from billing.core.money import (
     MoneyError,
+    allocate,
     currency_places,
     currency_quantum,
     money_sum,
@@ -213,3 +214,34 @@ def test_floats_are_always_refused(value, currency):
 def test_parse_decimal_reads_its_own_text_back(amount):
     """A Decimal written to a file reads back exactly (billing-rules 2)."""
     assert parse_decimal(str(amount)) == amount
+
+
+def test_allocate_gives_the_cents_left_to_the_largest_remainders():
+    """3.23 over three equal quantities is 1.08, 1.08 and 1.07 (billing-rules 12.12): the shares add up to the
+    line; a credit splits as its opposite; JPY in whole yen; nothing to split by gives zeros."""
+    assert allocate(Decimal("3.23"), {1: Decimal(1), 2: Decimal(1), 3: Decimal(1)}, "USD") == {
+        1: Decimal("1.08"), 2: Decimal("1.08"), 3: Decimal("1.07")}
+    assert allocate(Decimal("-3.23"), {1: Decimal(1), 2: Decimal(1), 3: Decimal(1)}, "USD") == {
+        1: Decimal("-1.08"), 2: Decimal("-1.08"), 3: Decimal("-1.07")}
+    assert allocate(Decimal("100"), {7: Decimal("0.3333"), 9: Decimal("0.6667")}, "JPY") == {
+        7: Decimal("33"), 9: Decimal("67")}
+    assert allocate(Decimal("5.00"), {1: Decimal(0), 2: Decimal(0)}, "USD") == {1: Decimal("0.00"),
+                                                                                 2: Decimal("0.00")}
+
+
+@FAST
+@given(amounts, currencies, st.lists(st.decimals(min_value=0, max_value=10_000, places=4), min_size=1,
+                                     max_size=12))
+def test_allocate_adds_up_and_each_share_is_within_a_minor_unit(amount, currency, quantities):
+    """The shares of a rounded line add up to it exactly, each within one minor unit of its exact share
+    (billing-rules 12.12)."""
+    line = quantize_money(amount, currency)
+    weights = dict(enumerate(quantities))
+    shares = allocate(line, weights, currency)
+    whole = sum(quantities, Decimal(0))
+    if not whole:
+        assert set(shares.values()) == {0}
+        return
+    assert sum(shares.values(), Decimal(0)) == line
+    for key, weight in weights.items():
+        assert abs(shares[key] - line * weight / whole) < currency_quantum(currency)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from billing.core.money import allocate
 from billing.core.periods import Period
 from billing.core.usage_meters import meter_by_customer, readings_by_customer
 from invoicing.choices import InvoiceKind, LineType
@@ -182,11 +183,12 @@ def customer_charges(documents: list[Invoice]) -> tuple[list[Charge], list[NotSp
                 not_split.append(NotSplit(source, service, line.line_type, period, line.quantity))
                 continue
             quantities = reader(service, period)
-        whole = sum(quantities.values(), Decimal(0))
+        # our cost of it: the line's amount, or a partner-level line's share by the customer's quantity, the
+        # shares adding up to the line to the cent (billing-rules 12.12)
+        costs = ({line.customer_id: line.amount} if line.customer_id is not None
+                 else allocate(line.amount, quantities, source.currency))
         for customer_id, quantity in sorted(quantities.items()):
-            # our cost of it: the line's amount, or a partner-level line's share by the customer's quantity
-            cost = line.amount if line.customer_id is not None else (
-                line.amount * quantity / whole if whole else Decimal(0))
+            cost = costs[customer_id]
             charge = Charge(source=source, customer_id=customer_id, service=service, line_type=line_type,
                             period=period, quantity=quantity, our_unit_price=our_price, start=line.effective_date
                             if line.line_type == LineType.FIRST_MONTH else None, cost=cost)

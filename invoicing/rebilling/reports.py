@@ -13,7 +13,7 @@ from billing.core.reporting import Report, ReportOptions, write_xlsx
 from invoicing.choices import InvoiceState
 from invoicing.rebilling.accounts import running_balances
 from invoicing.rebilling.models import CustomerInvoice, CustomerInvoiceLine, CustomerTransaction
-from invoicing.reports import InvoiceLinesReport, shown_price
+from invoicing.reports import InvoiceLinesReport, line_unit_price
 
 
 def customer_line_row(line: CustomerInvoiceLine, invoice: CustomerInvoice) -> dict:
@@ -31,8 +31,8 @@ def customer_line_row(line: CustomerInvoiceLine, invoice: CustomerInvoice) -> di
         "line_type": line.line_type,
         "period": line.period,
         "quantity": quantize_quantity(line.quantity) if line.quantity is not None else None,
-        "unit_price": shown_price(line.unit_price, invoice.currency),
-        "amount": line.amount,
+        "unit_price": line_unit_price(line, invoice.currency),  # a tax line's is its rate (billing-rules 10.2)
+        "amount": quantize_money(line.amount, invoice.currency),  # the currency's places: 3702 JPY (billing-rules 2)
         "currency": invoice.currency,
         "description": line.description,
     }

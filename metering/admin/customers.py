@@ -7,14 +7,13 @@ after partners').
 
 from __future__ import annotations
 
-from decimal import Decimal
 
 from django.contrib import admin
 from django.utils.html import format_html
 
-from billing.core.money import quantize_quantity
 from billing.core.periods import Period
 from metering.admin.common import utc_today
+from metering.reports import seat_months as month_seat_months
 from metering.selectors import seat_days_by_customer
 from partners.admin.customers import CustomerAdmin
 from partners.models import Customer
@@ -64,7 +63,7 @@ class MeteredCustomerAdmin(CustomerAdmin):
         if days is None:
             return "—"
         month = obj.page_month
-        seat_months = quantize_quantity(Decimal(days) / Decimal(month.days))
+        seat_months = month_seat_months(days, month)
         title = (f"{days} seat-days from {month.first:%d %b} to today; {days} ÷ {month.days} days of {month} = "
                  f"{seat_months} seat-months so far")
         counted = format_html('<span style="white-space:nowrap">{} seat-day{}</span>', days, "" if days == 1 else "s")
