@@ -141,8 +141,8 @@ class PaymentsImport(ImportKind):
 
     The whole file is read first; then every partner it pays is locked at once (as the billing
     run locks its batch) and the payments are written in bulk, each audited as `payment.record` (as
-    invoicing.services.payment_record does), then the payment status of every invoice touched is refreshed once, after the last batch:
-    open, partially_paid, paid or overdue as of today.
+    invoicing.services.payment_record does), then the payment status of every invoice touched is
+    refreshed once, after the last batch: open, partially_paid, paid or overdue as of today.
     """
 
     name = "payments"

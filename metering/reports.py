@@ -17,7 +17,6 @@ from metering.selectors import (
 from partners.models import Customer, Method, Service
 
 
-
 def seat_months(seat_days: int, period: Period) -> Decimal:
     """Seat-days as seat-months of the period, with 4 places (billing-rules 3.1): 30 seat-days of March are
     0.9677. A total is computed from its seat-days, never summed from rounded seat-months."""

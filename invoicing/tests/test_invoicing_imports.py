@@ -25,6 +25,7 @@ import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+import invoicing.imports
 from billing.core.actor import Actor
 from billing.core.importing import run_import_text
 from invoicing.models import (
@@ -570,8 +571,6 @@ def test_a_payments_file_locks_all_its_partners_at_once_before_writing(billed, c
     """A file paying two partners, read in batches of 3 (tests' IMPORT_BATCH_SIZE): both partners are locked in
     one call, in one order, before any payment is written, as the billing run locks its batch (billing-rules
     4.6). Locked batch by batch, such a file and a run of the same two partners could deadlock."""
-    import invoicing.imports
-
     assert_imported(cli, "one-time-charges", write("one-time-charges", "globex,east,Setup,1,100,2026-06-02,"))
     bill(cli, "2026-06-15")
     globex_inv = Invoice.objects.get(partner__slug="globex").number

@@ -7,7 +7,6 @@ after partners').
 
 from __future__ import annotations
 
-
 from django.contrib import admin
 from django.utils.html import format_html
 
