@@ -109,9 +109,14 @@ def statement_sources(invoice, *, pending=()):
     a CI dated before the previous one may have been issued after it. It is among the documents, like
     an INV recorded late; the previous CI itself is not (its total is in its amount due).
 
-    `pending`: documents of the billing run being issued together with this CI, counted as issued.
+    `pending`: documents of the billing run being issued together with this CI, counted as issued. A draft
+    CI's are the partner's drafts (its draft run's documents, issued in date order before it, billing-rules
+    4.4): its statement is the one the real run would issue.
     """
 
+    if not invoice.is_issued and not pending:
+        pending = list(Invoice.objects.filter(partner_id=invoice.partner_id, state=InvoiceState.DRAFT)
+                       .exclude(pk=invoice.pk).values_list("pk", flat=True))
     issued = _issued(pending)
     previous = _previous_cis([invoice], issued)[invoice.partner_id]
     paid, documents = _since_previous(invoice, previous)
@@ -145,8 +150,12 @@ def _since_previous(invoice, previous):
     paid = Q(partner_id=invoice.partner_id, paid_on__lt=invoice.issue_date)
     documents = Q(partner_id=invoice.partner_id, issue_date__lt=invoice.issue_date)
     if previous is not None:
-        paid &= ~Q(paid_on__lt=previous.issue_date, recorded_at__lte=previous.issued_at)
-        documents &= ~Q(issue_date__lt=previous.issue_date, issued_at__lte=previous.issued_at) & ~Q(pk=previous.pk)
+        # a draft (of a draft run, pending) has no issued_at yet: it would be issued now, after every record so
+        # far and in date order with the run's other drafts (the same rule as statement_figures' SQL)
+        known = previous.issued_at or timezone.now()
+        after = Q(issued_at__gt=known) | Q(issued_at__isnull=True) if previous.issued_at else Q(issued_at__gt=known)
+        paid &= ~Q(paid_on__lt=previous.issue_date, recorded_at__lte=known)
+        documents &= (Q(issue_date__gte=previous.issue_date) | after) & ~Q(pk=previous.pk)
     return paid, documents
 
 
@@ -169,23 +178,26 @@ def statement_figures(invoices, *, pending=()) -> dict[int, tuple]:
         rows += [invoice.partner_id, invoice.issue_date, before.pk if before is not None else -1]
     invoice_table, payment_table = Invoice._meta.db_table, Payment._meta.db_table
     issued = "i.state = %s" + (f" OR i.id IN ({', '.join(['%s'] * len(pending))})" if pending else "")
+    # a pending draft (a draft run's) has no issued_at: it would be issued now, after every record so far and in
+    # date order with the run's other documents (as the real run stamps them)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     paid_sql = f"""SELECT v.partner_id, SUM(p.amount) FROM ({cis}) v
         JOIN {payment_table} p ON p.partner_id = v.partner_id AND p.paid_on < v.upto
         LEFT JOIN {invoice_table} prev ON prev.id = v.prev_id
-        WHERE prev.id IS NULL OR NOT (p.paid_on < prev.issue_date AND p.recorded_at <= prev.issued_at)
+        WHERE prev.id IS NULL OR NOT (p.paid_on < prev.issue_date AND p.recorded_at <= COALESCE(prev.issued_at, %s))
         GROUP BY v.partner_id"""
     documents_sql = f"""SELECT v.partner_id, i.kind, SUM(i.total) FROM ({cis}) v
         JOIN {invoice_table} i ON i.partner_id = v.partner_id AND i.issue_date < v.upto AND ({issued})
         LEFT JOIN {invoice_table} prev ON prev.id = v.prev_id
         WHERE prev.id IS NULL OR (i.id <> prev.id AND NOT (
-            i.issue_date < prev.issue_date AND i.issued_at IS NOT NULL AND i.issued_at <= prev.issued_at))
+            i.issue_date < prev.issue_date AND COALESCE(i.issued_at, %s) <= COALESCE(prev.issued_at, %s)))
         GROUP BY v.partner_id, i.kind"""
     sums: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
     with connection.cursor() as cursor:
-        cursor.execute(paid_sql, rows)
+        cursor.execute(paid_sql, [*rows, now])
         for partner_id, total in cursor.fetchall():
             sums[(partner_id, "paid")] += Decimal(total)
-        cursor.execute(documents_sql, [*rows, InvoiceState.ISSUED.value, *pending])
+        cursor.execute(documents_sql, [*rows, InvoiceState.ISSUED.value, *pending, now, now])
         for partner_id, kind, total in cursor.fetchall():
             sums[(partner_id, "credits" if kind == InvoiceKind.CN else "others")] += Decimal(total)
     for invoice in invoices:
@@ -237,7 +249,11 @@ def invoice_document(invoice) -> dict:
         document.update(_statement_items(invoice, document))
     else:
         document["received"] = _received(document["payments"], document["credit_notes"])
-        document["balance"] = invoice.total + document["received"]["total"]
+        remainder = invoice.total + document["received"]["total"]
+        if invoice.kind == InvoiceKind.CN:
+            document["balance"] = remainder
+        else:  # never below zero on the invoice: what was paid over it is on the account (billing-rules 4.7, 4.8)
+            document["balance"], document["overpaid"] = max(remainder, ZERO), max(-remainder, ZERO)
     return document
 
 

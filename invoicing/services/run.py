@@ -374,7 +374,8 @@ def _write(pending: list[tuple[Partner, _Draft]], *, draft: bool, created: dict[
         lines += mine
     cis = [invoice for invoice in invoices if invoice.kind == InvoiceKind.CI]
     if cis:  # the documents of this run before them count as issued: they are, once the run commits
-        pending = [] if draft else [i.pk for documents in created.values() for i in documents]
+        # a draft run's too: its CIs carry the statements the real run would issue (billing-rules 4.4)
+        pending = [i.pk for documents in created.values() for i in documents]
         figures = statement_figures(cis, pending=pending)
         for invoice in cis:
             _statement_set(invoice, *figures[invoice.partner_id])
