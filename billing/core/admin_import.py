@@ -16,6 +16,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from billing.core.import_jobs import (
+    import_job_abandoned,
     import_job_confirm,
     import_job_create,
     import_job_discard,
@@ -90,10 +91,16 @@ class FileImportAdminMixin:
             if "discard" in request.POST:
                 if import_job_discard(job):
                     self.message_user(request, f"Discarded {job.file_name}: nothing was imported.", messages.INFO)
-                return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
+                    return HttpResponseRedirect(reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import"))
+                # confirmed meanwhile (another tab), or discarded already: say what it is, on its own page
+                said = ("was discarded already" if job.status == ImportJob.Status.DISCARDED
+                        else f"was not discarded: it is {job.get_status_display()}")
+                self.message_user(request, f"{job.file_name} {said}.", messages.WARNING)
+                return HttpResponseRedirect(self._job_url(job))
             if import_job_confirm(job, user=request.user):  # a second click finds it confirmed: nothing twice
                 import_job_start(job)
             return HttpResponseRedirect(self._job_url(job))
+        import_job_abandoned(job)  # a stage whose process died is shown failed, not running for ever
         header, rows = import_job_preview(job) if job.status == ImportJob.Status.CHECKED else ([], [])
         context = {
             **self.admin_site.each_context(request), "opts": self.opts, "title": f"Import of {job.file_name}",

@@ -18,7 +18,8 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from celery import shared_task
@@ -29,7 +30,14 @@ from django.utils import timezone
 from openpyxl import load_workbook  # only for workbooks (openpyxl comes with django-import-export[xlsx])
 
 from billing.core.actor import Actor
-from billing.core.importing import ImportFileError, ImportSummary, open_csv, read_csv, run_import_file
+from billing.core.importing import (
+    CELL_FAULT,
+    ImportFileError,
+    ImportSummary,
+    open_csv,
+    read_csv,
+    run_import_file,
+)
 from billing.core.models import ImportJob
 from billing.core.registry import import_kinds
 
@@ -64,9 +72,27 @@ def import_job_start(job: ImportJob) -> None:
     if mode == "inline" or job.size <= settings.IMPORT_INLINE_MAX_BYTES:
         import_job_run(job.pk)
     elif mode == "celery":
-        transaction.on_commit(lambda: run_import_job_task.delay(job.pk))
+        transaction.on_commit(lambda: _enqueue(job))
     else:  # "thread": the embedded set-up, with no broker and no worker
         transaction.on_commit(lambda: threading.Thread(target=_run_in_thread, args=(job.pk,), daemon=True).start())
+
+
+UNQUEUED = ("the background worker could not be reached (the task queue is down): nothing was imported; try again "
+            "in a few minutes, or tell the administrator")
+
+
+def _enqueue(job: ImportJob) -> None:
+    """The job's stage as a Celery task. The broker unreachable: a check that cannot start fails with the reason;
+    an import that cannot start goes back to checked, so Confirm can be pressed again later."""
+    try:
+        run_import_job_task.delay(job.pk)
+    except Exception:  # kombu's OperationalError, or any fault of the publish: the clerk is told, not a 500
+        logger.exception("import job %s: the task could not be queued", job.pk)
+        if not ImportJob.objects.filter(pk=job.pk, status=Status.CONFIRMED).update(status=Status.CHECKED,
+                                                                                  fault=UNQUEUED):
+            ImportJob.objects.filter(pk=job.pk, status=Status.QUEUED).update(
+                status=Status.FAILED, fault=UNQUEUED, finished_at=timezone.now())
+        job.refresh_from_db()
 
 
 def _run_in_thread(job_id: int) -> None:
@@ -86,7 +112,7 @@ def run_import_job_task(job_id: int) -> str:
 def import_job_confirm(job: ImportJob, *, user) -> bool:
     """Confirm a checked job (once: a second confirm finds it confirmed already and changes nothing)."""
     claimed = ImportJob.objects.filter(pk=job.pk, status=Status.CHECKED).update(
-        status=Status.CONFIRMED, confirmed_by=user)
+        status=Status.CONFIRMED, confirmed_by=user, fault="")
     job.refresh_from_db()
     return bool(claimed)
 
@@ -113,8 +139,11 @@ def import_job_run(job_id: int) -> str:
     job.status = running
     _set_progress(job, 0, 0)
     try:
+        path = _csv_path(job)
+        # the share read is of the file the engine reads: a workbook's CSV, not the zipped workbook uploaded
+        _set_progress(job, size=path.stat().st_size)
         summary = run_import_file(
-            job.kind, _csv_path(job), dry_run=dry_run,
+            job.kind, path, dry_run=dry_run,
             actor=Actor.of_user(job.confirmed_by or job.requested_by,
                                 label=f"admin import by {job.confirmed_by or job.requested_by}"),
             source=job.file_name, on_progress=lambda rows, read: _set_progress(job, rows, read),
@@ -171,31 +200,65 @@ def _csv_path(job: ImportJob) -> Path:
 
 
 def _xlsx_to_csv(source: Path, target: Path) -> None:
-    with source.open("rb") as stream:  # a file object: openpyxl judges a path by its suffix
-        try:
-            book = load_workbook(stream, read_only=True, data_only=True)
-        except Exception as exc:  # a broken workbook: one line for the clerk
-            raise ImportFileError(f"the workbook cannot be read ({exc}): save it again, or as CSV UTF-8") from None
-        try:
-            with target.open("w", encoding="utf-8", newline="") as out:
-                writer = csv.writer(out)
-                for values in book.worksheets[0].iter_rows(values_only=True):
-                    writer.writerow([_cell_text(v) for v in values])
-        finally:
+    """The workbook's first sheet as the CSV Excel would save of it (import-formats 1): each cell as Excel shows
+    it (`_cell_text`). The workbook is read twice, side by side and a row at a time: for the values Excel saved,
+    and for the formulas, so that a formula never calculated (a workbook written by a program) is told from a
+    blank cell."""
+    books = []
+    try:
+        for data_only in (True, False):
+            stream = source.open("rb")  # a file object: openpyxl judges a path by its suffix
+            try:
+                books.append(load_workbook(stream, read_only=True, data_only=data_only))
+            except Exception as exc:  # a broken workbook: one line for the clerk
+                stream.close()
+                raise ImportFileError(f"the workbook cannot be read ({exc}): save it again, or as CSV UTF-8") from None
+        values, formulas = (book.worksheets[0].iter_rows() for book in books)
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            for row, formula_row in zip(values, formulas, strict=False):
+                writer.writerow([_cell_text(cell, formula) for cell, formula in zip(row, formula_row, strict=False)])
+    finally:
+        for book in books:
             book.close()
 
 
-def _cell_text(value) -> str:
-    """A workbook cell as the text a CSV export of it would hold."""
+FORMULA_NOT_CALCULATED = ("a formula with no calculated value ({formula}): the workbook was written by a program "
+                          "and never opened in Excel; open it in Excel and save it, or save it as CSV UTF-8")
+
+
+def _cell_text(cell, formula=None) -> str:
+    """A workbook cell as the text a CSV export of it would hold: Excel's 15 significant digits (22.999999999999996
+    is 23), a percentage as its number (10% is 10, as a tax rate is written), dates as YYYY-MM-DD. A cell with
+    nothing to import (an error value such as #N/A, a formula never calculated) is a CELL_FAULT, refused on its
+    row and column."""
+    value = getattr(cell, "value", None)
     if value is None:
+        text = getattr(formula, "value", None)
+        if isinstance(text, str) and text.startswith("="):
+            return CELL_FAULT + FORMULA_NOT_CALCULATED.format(formula=text[:60])
         return ""
+    if getattr(cell, "data_type", None) == "e":
+        return CELL_FAULT + f"the workbook shows the error {value} in this cell: correct it in the workbook"
     if isinstance(value, datetime):
         if value.time() == datetime.min.time() and value.tzinfo is None:
             return value.date().isoformat()
         return value.isoformat(sep=" ")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, bool):
+        return str(value).upper()  # TRUE / FALSE, as Excel writes them
+    if isinstance(value, (int, float)):
+        # Excel keeps and shows 15 significant digits of a float; a whole number read as int is exact
+        number = Decimal(value) if isinstance(value, int) else Decimal(format(value, ".15g"))
+        if "%" in (getattr(cell, "number_format", "") or ""):
+            number *= 100  # a cell formatted as a percentage holds 0.1 for 10%
+        return _plain(number)
     return str(value)
+
+
+def _plain(number: Decimal) -> str:
+    """A Decimal without exponent nor trailing zeros: 1E+16 is 10000000000000000, 2.50 is 2.5, 10.0 is 10."""
+    text = format(number, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _remove_file(job: ImportJob) -> None:
@@ -203,9 +266,41 @@ def _remove_file(job: ImportJob) -> None:
         path.unlink(missing_ok=True)
 
 
+# a stage that has reported nothing for this long died with its process (a worker killed, a deploy, a web thread
+# recycled): a running import reports every batch, and even a fast path's longest step takes minutes
+STALE_AFTER = timedelta(hours=2)
+ABANDONED = ("the process running it ended before it finished (a restart or a deploy); nothing was imported: "
+             "upload the file again")
+
+
+def import_job_abandoned(job: ImportJob, *, now=None) -> bool:
+    """Mark the job failed if its stage is checking or importing and has reported nothing for STALE_AFTER: its
+    transaction rolled back with its process, so nothing was written (operations 13). The update is conditional:
+    a run still alive that finishes later records what it did."""
+    if job.status not in (Status.CHECKING, Status.IMPORTING):
+        return False
+    now = now or timezone.now()
+    seen = cache.get(_progress_key(job.pk)) or {}
+    last = seen.get("updated") or seen.get("started")
+    since = datetime.fromtimestamp(last, tz=UTC) if last else (job.checked_at or job.created_at)
+    if now - since < STALE_AFTER:
+        return False
+    if not ImportJob.objects.filter(pk=job.pk, status=job.status).update(
+            status=Status.FAILED, fault=ABANDONED, finished_at=now):
+        job.refresh_from_db()
+        return False
+    job.refresh_from_db()
+    cache.delete(_progress_key(job.pk))
+    _remove_file(job)
+    logger.warning("import job %s abandoned: no progress since %s", job.pk, since)
+    return True
+
+
 def import_jobs_purge() -> int:
     """Files of jobs checked but never confirmed or discarded, kept IMPORT_JOBS_KEEP_HOURS: dropped."""
     cutoff = timezone.now() - timedelta(hours=settings.IMPORT_JOBS_KEEP_HOURS)
+    for job in ImportJob.objects.filter(status__in=(Status.CHECKING, Status.IMPORTING)):
+        import_job_abandoned(job)
     stale = list(ImportJob.objects.filter(status=Status.CHECKED, created_at__lt=cutoff))
     for job in stale:
         if import_job_discard(job):
@@ -238,14 +333,17 @@ def _progress_key(job_id: int) -> str:
 
 
 def _set_progress(job: ImportJob, rows: int | None = None, bytes_read: int | None = None, *,
-                  step: str | None = None) -> None:
-    """The counts (rows, bytes read) or the step a run reports; what it does not report stays as it was."""
+                  step: str | None = None, size: int | None = None) -> None:
+    """The counts (rows, bytes read), the step a run reports, or the size of the file it reads; what it does not
+    report stays as it was."""
     seen = cache.get(_progress_key(job.pk)) or {}
     cache.set(_progress_key(job.pk), {
         "rows": seen.get("rows", 0) if rows is None else rows,
         "bytes": seen.get("bytes", 0) if bytes_read is None else bytes_read,
+        "size": seen.get("size") if size is None else size,
         "step": seen.get("step", "") if step is None else step,
         "started": seen.get("started") or timezone.now().timestamp(),
+        "updated": timezone.now().timestamp(),  # for import_job_abandoned
     }, timeout=86400)
 
 
@@ -254,7 +352,7 @@ def import_job_progress(job: ImportJob) -> Progress | None:
     seen = cache.get(_progress_key(job.pk))
     if not seen:
         return None
-    return Progress(rows=seen["rows"], bytes_read=seen["bytes"], size=job.size,
+    return Progress(rows=seen["rows"], bytes_read=seen["bytes"], size=seen.get("size") or job.size,
                     seconds=timezone.now().timestamp() - seen["started"], step=seen.get("step", ""))
 
 

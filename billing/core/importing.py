@@ -45,9 +45,17 @@ _UNDECODED = re.compile("[\udc80-\udcff]")
 SAVE_AS_UTF8 = "save the file as CSV UTF-8"
 
 
+# A workbook's cell with nothing to import (an error value, a formula never calculated), as the CSV written from
+# the workbook holds it (billing.core.import_jobs): this prefix, then the reason, reported on its row and column
+CELL_FAULT = "\x00\x01"
+
+
 def unreadable_text(text: str) -> str | None:
-    """Why a cell's text cannot be stored, or None: a byte that was not UTF-8, or a NUL character."""
+    """Why a cell's text cannot be stored, or None: a byte that was not UTF-8, a NUL character, or a workbook's
+    cell fault (CELL_FAULT)."""
     if "\x00" in text:
+        if text.startswith(CELL_FAULT):
+            return text[len(CELL_FAULT):]
         return "contains a NUL character: the file is not plain text"
     undecoded = _UNDECODED.search(text)
     if undecoded:
@@ -228,6 +236,8 @@ class ImportKind:
             hint = ""
             if len(header) == 1 and ";" in header[0]:  # a spreadsheet set to a comma decimal separator
                 hint = "; the cells are separated by semicolons: save the file with commas (CSV UTF-8)"
+            elif len(header) == 1 and "\t" in header[0]:  # Excel's "Text (Tab delimited)", or a TSV export
+                hint = "; the cells are separated by tabs: save the file with commas (CSV UTF-8)"
             raise ImportFileError(f"missing column(s): {', '.join(missing)} (header: {', '.join(header)}){hint}")
         unknown = [c or f"(column {i}, no name)" for i, c in enumerate(header, 1) if c not in fields]
         if unknown and not self.allow_extra_columns:
@@ -318,8 +328,14 @@ def _header_fault(text: str) -> str | None:
         return f"the file is UTF-16 text, not UTF-8: {SAVE_AS_UTF8}"
     if text.startswith("PK\x03\x04"):
         return f"the file is a ZIP archive (an .xlsx workbook?), not CSV text: {SAVE_AS_UTF8}"
+    # the OLE2 container (D0 CF 11 E0 A1 B1 1A E1): Excel 97-2003, or a workbook protected by a password
+    if text.startswith("\udcd0\udccf\x11"):
+        return ("the file is an Excel 97-2003 workbook (.xls) or a workbook protected by a password, not CSV text: "
+                "save it as an Excel workbook (.xlsx) without a password, or as CSV UTF-8")
     reason = unreadable_text(text)
-    return f"the header is {reason.removeprefix('contains ')}" if reason else None
+    if reason is None:
+        return None
+    return f"the header {reason}" if reason.startswith("contains") else f"the header is {reason}"
 
 
 def read_csv(stream: Iterable[str], *, delimiter: str = ",",

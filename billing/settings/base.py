@@ -8,6 +8,7 @@ DEBUG off, SECRET_KEY and ALLOWED_HOSTS must be given or start-up fails.
 from datetime import timedelta as _timedelta
 
 from django.core.exceptions import ImproperlyConfigured
+from import_export.formats import base_formats
 
 from billing.settings.env import BASE_DIR, env
 
@@ -235,6 +236,9 @@ IMPORT_EXPORT_ESCAPE_FORMULAE_ON_EXPORT = True
 # to every staff user otherwise): a read-only Auditor exports, never imports.
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+# Export offers what Import reads back (import-formats 1: an exported file is edited and imported again): CSV and
+# Excel, not tsv, json, yaml or html
+IMPORT_EXPORT_FORMATS = [base_formats.CSV, base_formats.XLSX]
 
 # Imports stream the file and validate a batch of rows at a time.
 IMPORT_BATCH_SIZE = env.int("IMPORT_BATCH_SIZE", default=2000)
