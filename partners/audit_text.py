@@ -141,7 +141,8 @@ def _related_model(model, key: str, value):
 
 
 # keys of before/after that are no model field and read better in words of their own
-KEY_LABELS = {"replaced": "seats ended"}  # a seat import's seats already recorded that it ended (decision (ax))
+# a seat import's seats written, and its seats already recorded that it ended (decision (ax))
+KEY_LABELS = {"written": "seats written", "replaced": "seats ended"}
 SEATS_SHOWN = 5  # seats named in an entry's text; the raw entry has them all
 
 
@@ -324,8 +325,10 @@ class _Read:
         if isinstance(value, list):
             if all(isinstance(v, dict) and {"member", "assigned_at"} <= v.keys() for v in value):
                 # a night's feed may end hundreds: the first few here, every one in the raw entry
-                shown = "; ".join(f"{v['member']} from {self.show('assigned_at', v['assigned_at'])}"
-                                  for v in value[:SEATS_SHOWN])
+                def seat(v):
+                    until = f" until {self.show('removed_at', v['removed_at'])}" if v.get("removed_at") else ""
+                    return f"{v['member']} from {self.show('assigned_at', v['assigned_at'])}{until}"
+                shown = "; ".join(seat(v) for v in value[:SEATS_SHOWN])
                 rest = len(value) - SEATS_SHOWN
                 return f"{shown}; and {_count(rest, 'more seat')}" if rest > 0 else shown
             return ", ".join(self.show(key, v) if not isinstance(v, list | dict) else str(v) for v in value)

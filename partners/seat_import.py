@@ -164,6 +164,7 @@ class _Replay:
         self.first_row = None
         self.pending: list[SeatAssignment] = []
         self.replaced: dict[tuple, tuple[int, int]] = {}
+        self.written: dict[int, list[tuple]] = defaultdict(list)  # customer id -> (member id, from, until)
         self.unchanged_seats = 0
         self.counts = defaultdict(lambda: {"assigned": 0, "unassigned": 0})
 
@@ -264,6 +265,8 @@ class _Replay:
             return  # untouched: its row was left in place
         if self.replaced.pop((member_id, assigned_at, removed_at), None) is not None:
             self.unchanged_seats += 1  # rebuilt as it was: nothing to audit
+        else:  # a seat the file wrote, new or with another end (the audit lists it, decision (ax))
+            self.written[customer_id].append((member_id, assigned_at, removed_at))
         self.pending.append(
             SeatAssignment(partner_id=self.partner_id, customer_id=customer_id, member_id=member_id,
                            assigned_at=assigned_at, removed_at=removed_at, source=source).set_dates()
@@ -362,23 +365,33 @@ class _Replay:
                                                   f"{format_instant(at)}, {error}")
 
     def _audit(self) -> None:
-        """One entry per customer the file touched (billing-rules decision (ax)): the file, its counts, and the seats
-        already recorded that it ended, as they were (rebuilt with their end, they get new ids). The seats it wrote
-        are the seat rows themselves, each naming the file as its source."""
+        """One entry per customer the file touched (billing-rules decision (ax)): the file, its counts, the seats it
+        wrote (member, from, until) and the seats already recorded that it ended, as they were (rebuilt with their
+        end, they get new ids)."""
         if not self.ctx.ok:
             return
         actor = self.ctx.actor
         names = dict(Customer.objects.filter(pk__in=self.counts).values_list("pk", "slug"))
-        members = dict(Member.objects.filter(pk__in={k[0] for k in self.replaced}).values_list("pk", "name"))
-        replaced = defaultdict(list)
+        members = dict(Member.objects.filter(
+            pk__in={k[0] for k in self.replaced} | {seat[0] for seats in self.written.values() for seat in seats}
+        ).values_list("pk", "name"))
+        replaced, written = defaultdict(list), defaultdict(list)
         for (member_id, assigned_at, removed_at), (pk, customer_id) in self.replaced.items():
             replaced[customer_id].append({"id": pk, "member": members[member_id], "assigned_at": jsonable(assigned_at),
                                           "removed_at": jsonable(removed_at)})
+        for customer_id, seats in self.written.items():
+            written[customer_id] = [{"member": members[member_id], "assigned_at": jsonable(assigned_at),
+                                     "removed_at": jsonable(removed_at)}
+                                    for member_id, assigned_at, removed_at in seats]
+
+        def ordered(seats):
+            return sorted(seats, key=lambda seat: (seat["assigned_at"], seat["member"].encode()))
+
         AuditLog.objects.bulk_create(
             audit_entry(actor=actor, action=AuditAction.SEAT_IMPORT, object_type="partners.Customer", object_id=cid,
                         object_repr=names.get(cid, ""), partner_id=self.partner_id,
-                        after={**counts, "file": self.ctx.source, "replaced": sorted(
-                            replaced[cid], key=lambda seat: (seat["assigned_at"], seat["member"].encode()))})
+                        after={**counts, "file": self.ctx.source, "written": ordered(written[cid]),
+                               "replaced": ordered(replaced[cid])})
             for cid, counts in self.counts.items()
         )
         # alerts judge the state now: importing history sends at most what it calls for

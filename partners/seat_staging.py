@@ -340,18 +340,28 @@ def _write(cursor, ctx: ImportContext) -> None:
     """, p)
     common = "now(), %(actor_id)s, %(actor_label)s, x.partner_id"
     columns = "(at, actor_id, actor_label, partner_id, action, object_type, object_id, object_repr, before, after)"
-    # one entry per customer, with the seats already recorded that the file ended, as they were (seat_import._audit)
+    # one entry per customer, with the seats the file wrote (its own and the open ones it ended, with their end) and
+    # the seats already recorded that it ended, as they were (seat_import._audit)
     replaced = (f"jsonb_agg(jsonb_build_object('id', x.id, 'member', m.name, 'assigned_at', {_iso('x.assigned_at')}, "
                 f"'removed_at', NULL) ORDER BY x.assigned_at, m.name COLLATE \"C\")")
+    written = (f"jsonb_agg(jsonb_build_object('member', m.name, 'assigned_at', {_iso('w.assigned_at')}, "
+               f"'removed_at', {_iso('w.removed_at')}) ORDER BY w.assigned_at, m.name COLLATE \"C\")")
     cursor.execute(f"""
         INSERT INTO partners_auditlog {columns}
         SELECT {common}, {p.ref('import', AuditAction.SEAT_IMPORT.value)}, 'partners.Customer', x.customer_id::text,
                c.slug, NULL, jsonb_build_object('assigned', x.assigned, 'unassigned', x.unassigned, 'file', %(file)s,
-                                                'replaced', coalesce(r.seats, '[]'))
+                                                'written', coalesce(w.seats, '[]'), 'replaced', coalesce(r.seats, '[]'))
         FROM (SELECT partner_id, customer_id, count(*) FILTER (WHERE action = 'assign') AS assigned,
                      count(*) FILTER (WHERE action = 'unassign') AS unassigned, min(at) AS first, min(n) AS n
               FROM seat_new GROUP BY partner_id, customer_id) x
         JOIN partners_customer c ON c.id = x.customer_id
+        LEFT JOIN (SELECT w.customer_id, {written} AS seats
+                   FROM (SELECT customer_id, member_id, at AS assigned_at, next_at AS removed_at FROM seat_new
+                         WHERE action = 'assign'
+                         UNION ALL
+                         SELECT customer_id, member_id, assigned_at, removed_at FROM seat_ended) w
+                   JOIN partners_member m ON m.id = w.member_id GROUP BY w.customer_id) w
+               ON w.customer_id = x.customer_id
         LEFT JOIN (SELECT x.customer_id, {replaced} AS seats FROM seat_ended x
                    JOIN partners_member m ON m.id = x.member_id GROUP BY x.customer_id) r
                ON r.customer_id = x.customer_id

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
+# seats one "Add seats" of the portal or the admin buys: more is a typo of a few digits (the seat-purchases import
+# takes what the column holds, row by row)
+SEATS_PER_PURCHASE_MAX = 10_000
+
 
 @dataclass(frozen=True)
 class Commitment:

@@ -42,6 +42,7 @@ from partners.models import (
     rmm_filter_validator,
     service_rule_errors,
 )
+from partners.resources import INT_MAX
 from partners.seating import SeatRuleError, check_assignment, utilization, utilization_percent
 from partners.selectors import active_seat_counts, commitments_in_force, committed_seats
 from partners.terms import (
@@ -130,6 +131,8 @@ def seat_purchase_create(*, service: Service, seats: int, actor: Actor, purchase
         raise ValidationError({"service": "seats are bought on a seat_days service"})
     if not isinstance(seats, int) or seats < 1:
         raise ValidationError({"seats": "buy at least one seat"})
+    if seats > INT_MAX:  # what the column holds: never a database error (the import refuses it by row too)
+        raise ValidationError({"seats": f"at most {INT_MAX:,} seats in one purchase"})
     if purchased_at is not None and purchased_at > timezone.now():
         raise ValidationError({"purchased_at": "a seat purchase cannot be dated in the future"})
     _lock_partner(service.partner_id)

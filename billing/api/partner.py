@@ -87,5 +87,8 @@ def dashboard(request):
         })
     committed = sum(row["committed"] for row in rows)
     assigned = counts.by_partner.get(partner.pk, 0)
-    return {"committed": committed, "assigned": assigned, "available": max(0, committed - assigned),
+    # each commitment's unused seats, added up: a seat over one service's commitment (or under a service of the
+    # whole partner beside a customer's own) never makes room under another's (billing-rules 11.4)
+    available = sum(row["available"] for row in rows)
+    return {"committed": committed, "assigned": assigned, "available": available,
             "utilization": _ratio_text(assigned, committed), "services": rows}

@@ -8,6 +8,7 @@ from django.core.validators import RegexValidator
 
 from billing.core.idempotency import OnceField
 from billing.core.periods import Period, PeriodError
+from partners.seating import SEATS_PER_PURCHASE_MAX
 
 
 class AssignSeatForm(forms.Form):
@@ -35,7 +36,7 @@ class SeatCapForm(forms.Form):
 
 class AddSeatsForm(forms.Form):
     service = forms.ModelChoiceField(queryset=None, empty_label=None, label="Service")
-    seats = forms.IntegerField(min_value=1, max_value=10000, initial=1, label="Seats to add")
+    seats = forms.IntegerField(min_value=1, max_value=SEATS_PER_PURCHASE_MAX, initial=1, label="Seats to add")
     once_token = OnceField()  # a double click buys once (billing/core/idempotency.py)
 
     def __init__(self, *args, services, **kwargs):

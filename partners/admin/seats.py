@@ -36,7 +36,7 @@ from partners.admin.kit import (
 )
 from partners.models import Customer, Member, Method, SeatAssignment, SeatPurchase, Service, UtilizationAlert
 from partners.resources import SeatAssignmentResource, SeatEventResource, SeatPurchaseResource
-from partners.seating import SeatRuleError, utilization, utilization_percent
+from partners.seating import SEATS_PER_PURCHASE_MAX, SeatRuleError, utilization, utilization_percent
 from partners.services import seat_assign, seat_purchase_create, seat_unassign
 
 
@@ -113,7 +113,8 @@ class SeatPurchaseAddForm(forms.Form):
         .order_by("partner__name", "code"),
         help_text=f"a service of method “{Method.SEAT_DAYS.label}”",
     )
-    seats = forms.IntegerField(min_value=1, help_text="added to the commitment")
+    # as the portal's Add seats: a typo of a few digits more is refused by the form, never a database error
+    seats = forms.IntegerField(min_value=1, max_value=SEATS_PER_PURCHASE_MAX, help_text="added to the commitment")
 
     def __init__(self, *args, admin_site=None, **kwargs):
         super().__init__(*args, **kwargs)
