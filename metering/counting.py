@@ -16,6 +16,7 @@ from metering.matching import Place, filter_takes
 from partners.models import rmm_filter_parts
 
 DELETED, NEVER_CHECKED_IN, SUSPENDED, OFFLINE = "deleted", "never checked in", "suspended", "offline"
+NO_AGENT = "no agent (monitored without one)"
 OUTSIDE = "outside the integration's filter"
 
 
@@ -39,11 +40,22 @@ class CountingRules:
                    filters=tuple(rmm_filter_parts(f) for f in integration.filters))
 
 
+def has_no_agent(node_class: str, parent_id=None) -> bool:
+    """Whether a NinjaOne node has no agent of its own (NodeWithDetailedReferences.nodeClass): a device monitored by
+    SNMP (NMS_*), a cloud monitor target, an unmanaged device of the asset register, a VM guest seen through its
+    host (a *_VM_GUEST class, or a node with a parent device). Never billed (decision (ak))."""
+    node_class = (node_class or "").strip().upper()
+    return (node_class.startswith("NMS_") or node_class in ("CLOUD_MONITOR_TARGET", "UNMANAGED_DEVICE")
+            or node_class.endswith("_VM_GUEST") or parent_id not in (None, "", 0))
+
+
 def not_billed_because(agent, rules: CountingRules) -> str | None:
     """Why an agent is not billed, or None when it is. Deleted agents never are; the first reason that
     applies is the one given."""
     if agent.deleted:
         return DELETED
+    if agent.no_agent:
+        return NO_AGENT
     if agent.never_checked_in and not rules.never_checked_in:
         return NEVER_CHECKED_IN
     if agent.suspended and not rules.suspended:

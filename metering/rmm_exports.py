@@ -28,6 +28,7 @@ from decimal import Decimal
 
 from billing.core.importing import MAX_RECORD_CHARS, ImportFileError, read_csv, unreadable_text
 from billing.core.widgets import TextWidget
+from metering.counting import has_no_agent
 from metering.services import AgentRow
 
 NATIVE = "native"
@@ -242,9 +243,13 @@ def _datto(cells, warn) -> Fields:
 def _ninjaone(cells, warn) -> Fields:
     """NinjaOne's device report has no device id: the agent is its organization and system name
     (`organizationName/systemName`). `offline` says the contrary of online; a device whose approval is
-    PENDING has never been let in (never_checked_in), one DECOMMISSIONED is no longer managed (deleted)."""
+    PENDING has never been let in (never_checked_in), one DECOMMISSIONED is no longer managed (deleted), and a
+    node of a class with no agent (nodeClass NMS_*, CLOUD_MONITOR_TARGET, *_VM_GUEST, ...) is never billed."""
     org, name = cells["organization"], cells["machine_name"]
-    out = Fields(machine_name=name, organization=org, group=cells["group"], last_seen=cells["last_seen"])
+    out = Fields(machine_name=name, organization=org, group=cells["group"], last_seen=cells["last_seen"],
+                 os=cells["node_class"])  # the device list's class, as the API sync keeps it
+    # a node with no agent of its own (an SNMP device, a cloud monitor, a VM guest): never billed
+    out["no_agent"] = has_no_agent(cells["node_class"].text)
     out["agent_id"] = Cell(f"{org.text}/{name.text}" if org.text and name.text else "", name.column)
     offline = cells["offline"]
     if offline.text:
@@ -280,7 +285,8 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat(
         "ninjaone", "NinjaOne device report (Get-NinjaDeviceReport)",
         {"machine_name": ("systemName",), "organization": ("organizationName",), "group": ("locationName",),
-         "last_seen": ("lastContact",), "offline": ("offline",), "approval": ("approvalStatus",)},
+         "last_seen": ("lastContact",), "offline": ("offline",), "approval": ("approvalStatus",),
+         "node_class": ("nodeClass",)},
         ("machine_name", "organization"), _ninjaone, epoch="s",
         needs={"agent_id": (("machine_name", "organization"),)}),
     ExportFormat(
@@ -442,7 +448,7 @@ class Reader:
         if (self.fmt.never_without_last_seen and "last_seen" in self.inputs and "last_seen" not in self.mapped
                 and values["last_seen"] is None and not unreadable):
             fields["never_checked_in"] = True  # no last check-in (blank, epoch 0, 0001-01-01)
-        for name in ("online", "suspended", "deleted", "never_checked_in"):
+        for name in ("online", "suspended", "deleted", "never_checked_in", "no_agent"):
             value = fields.get(name)
             values[name] = self._flag(name, value, warnings) if isinstance(value, Cell) else value
         agent_column = fields.get("agent_id", Cell()).column or "agent_id"
@@ -452,7 +458,8 @@ class Reader:
             agent_id=values["agent_id"], machine_name=values["machine_name"], organization=values["organization"],
             group=values["group"], os=values["os"], last_seen=values["last_seen"], org_ref=values["org_ref"],
             org_id=values["org_id"], online=values["online"], suspended=bool(values["suspended"]),
-            deleted=bool(values["deleted"]), never_checked_in=bool(values["never_checked_in"]))
+            deleted=bool(values["deleted"]), never_checked_in=bool(values["never_checked_in"]),
+            no_agent=bool(values["no_agent"]))
         return RowRead(agent, agent_column, errors, warnings)
 
     @staticmethod

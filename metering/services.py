@@ -61,6 +61,9 @@ class AgentRow(NamedTuple):
     suspended: bool = False  # suspended in the RMM (a VSA suspended agent, a Datto suspended device)
     deleted: bool = False  # deleted in the RMM (Datto keeps deleted devices in its lists): never billed
     never_checked_in: bool = False  # a template or an agent awaiting approval that never reported
+    # a node the RMM monitors with no agent of its own (NinjaOne's SNMP devices, cloud monitors, VM guests seen
+    # through their host, unmanaged devices): never billed, as no agent is installed (decision (ak))
+    no_agent: bool = False
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,7 @@ def billed_shape(inventory: Inventory) -> set[tuple]:
     """What of an inventory billing reads: each agent's id, place and state; not what changes from one minute to
     the next (last seen, online) nor what no count reads (machine name, system)."""
     return {(a.agent_id, a.organization, a.group, a.org_ref, a.org_id, a.views, a.suspended, a.deleted,
-             a.never_checked_in) for a in inventory}
+             a.never_checked_in, a.no_agent) for a in inventory}
 
 
 @dataclass(frozen=True)
@@ -508,7 +508,7 @@ class Agents:
     def add(self, where: str, *, agent_id: str, machine_name: str, organization: str, group: str = "",
             os: str = "", last_seen: datetime | None = None, org_ref: str = "", org_id: str = "",
             views: Iterable[str] = (), online: bool | None = None, suspended: bool = False,
-            deleted: bool = False, never_checked_in: bool = False) -> None:
+            deleted: bool = False, never_checked_in: bool = False, no_agent: bool = False) -> None:
         self.count += 1
         if self.watch is not None:
             self.watch.row()
@@ -547,7 +547,7 @@ class Agents:
             return
         agent_id, machine_name, organization, group, os, org_ref, org_id = texts
         self._keep(where, AgentRow(agent_id, machine_name, organization, group, os, last_seen, org_ref, org_id, names,
-                                   online, bool(suspended), bool(deleted), bool(never_checked_in)))
+                                   online, bool(suspended), bool(deleted), bool(never_checked_in), bool(no_agent)))
 
     @staticmethod
     def _text(value: str, widget) -> tuple[str, str | None]:

@@ -43,6 +43,7 @@ from metering.connectors.common import (
     text_of,
     username_of,
 )
+from metering.counting import has_no_agent
 
 TOKEN_PATH = "/ws/oauth/token"
 DEVICES_PATH = "/v2/devices"
@@ -128,6 +129,7 @@ class NinjaOneConnector(ApiConnector):
                        org_id=org_id, group=locations.get(location_id, ""), os=text_of(device, "nodeClass"),
                        last_seen=instant_from_epoch(device.get("lastContact"), "lastContact"),
                        online=None if offline is None else not offline,
-                       never_checked_in=status == "PENDING", deleted=status == "DECOMMISSIONED")
+                       never_checked_in=status == "PENDING", deleted=status == "DECOMMISSIONED",
+                       no_agent=has_no_agent(text_of(device, "nodeClass"), device.get("parentDeviceId")))
         except BadValue as exc:
             agents.error(where, str(exc))
