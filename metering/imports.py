@@ -15,7 +15,14 @@ from metering.counting import CountingRules, not_billed_because
 from metering.models import CALENDAR_FIRST, RmmIntegration, Suspension, UsageSnapshot
 from metering.notices import inventory_apply_notified
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource, usage_record_resource
-from metering.services import AgentRow, InventoryError, TenantEvent, suspension_replay, with_known_places
+from metering.services import (
+    AgentRow,
+    InventoryError,
+    TenantEvent,
+    suspension_replay,
+    with_api_ids,
+    with_known_places,
+)
 from metering.staging import rmm_assets_fast_path
 from metering.tenant_staging import tenant_events_fast_path, tenant_usage_fast_path
 from metering.usage_records import CALL_DETAILS, CALL_USAGE, MEETING_SUMMARIES, RecordKind, records_audit, records_batch
@@ -311,11 +318,19 @@ class RmmAssetsImport(ImportKind):
             column = v.get("agent_column", "agent_id")
             if v["agent_id"] in agents:
                 first_row, first, _ = agents[v["agent_id"]]
-                if first != agent:
+                if first == agent:
+                    ctx.unchanged += 1
+                elif first.deleted != agent.deleted:
+                    # NinjaOne keeps a decommissioned device's record when the machine is enrolled again under its
+                    # name: the record still managed is the agent, the other is never billed (rmm.md 4)
+                    if first.deleted:
+                        agents[v["agent_id"]] = (row.number, agent, column)
+                    gone = first_row if first.deleted else row.number
+                    ctx.warn(gone, column, f"a deleted record of the same agent as row "
+                                           f"{row.number if first.deleted else first_row}: left out")
+                else:
                     ctx.error(row.number, column,
                               f"same agent as row {first_row} with different values{_same_agent_hint(ctx)}")
-                else:
-                    ctx.unchanged += 1
                 continue
             agents[v["agent_id"]] = (row.number, agent, column)
 
@@ -327,9 +342,12 @@ class RmmAssetsImport(ImportKind):
         # agents count"): an export may say an agent is deleted, suspended, never checked in or offline
         rules = CountingRules.of(RmmIntegration.objects.filter(partner=ctx.state["partner"]).first())
         read = ctx.state.get("agents", {})
+        agents_read = {agent_id: agent for agent_id, (_, agent, _) in read.items()}
+        if ctx.state.get("format") == "ninjaone":  # a report with no device id: the API's ids of the same machines
+            agents_read = with_api_ids(partner=ctx.state["partner"], as_of=ctx.as_of, agents=agents_read)
+            read = {agent.agent_id: read[file_id] for file_id, agent in zip(read, agents_read.values(), strict=True)}
         # what the RMM's API told of the agents' places and a file cannot say (views, an organization's name)
-        placed = with_known_places(partner=ctx.state["partner"], as_of=ctx.as_of,
-                                   agents={agent_id: agent for agent_id, (_, agent, _) in read.items()})
+        placed = with_known_places(partner=ctx.state["partner"], as_of=ctx.as_of, agents=agents_read)
         agents, left_out = {}, 0
         for agent_id, (number, _, column) in read.items():
             agent = placed[agent_id]

@@ -197,6 +197,30 @@ def with_known_places(*, partner: Partner, as_of: date, agents: dict[str, AgentR
     return placed
 
 
+def with_api_ids(*, partner: Partner, as_of: date, agents: dict[str, AgentRow]) -> dict[str, AgentRow]:
+    """A file's agents that carry no id of the RMM's (NinjaOne's device report: `organization/systemName`), under
+    the id the RMM's API gave the same machine, where its presence in force on `as_of` (else its first one after
+    it) is in the same organization (by name, any case) and has the same machine name: so a missed night filled in
+    from the report keeps the API's agents (docs/rmm.md 6), not other agents of the same machines that the next
+    sync would remove. An agent the API never listed keeps the file's id."""
+    wanted = {(agent.organization.casefold(), agent.machine_name.casefold()): agent_id
+              for agent_id, agent in agents.items() if agent.machine_name}
+    if not wanted:
+        return agents
+    api = (AgentPresence.objects.filter(partner=partner).exclude(org_ref="", org_id="", views="")
+           .values_list("agent__agent_id", "organization", "agent__machine_name"))
+    in_force = Q(present_from__lte=as_of) & (Q(present_until__isnull=True) | Q(present_until__gte=as_of))
+    found: dict[str, str] = {}  # the file's id -> the API's
+    taken: set[str] = set()
+    for rows in (api.filter(in_force), api.filter(present_from__gt=as_of)):
+        for api_id, organization, machine_name in rows.order_by("present_from").iterator():
+            file_id = wanted.get((organization.casefold(), (machine_name or "").casefold()))
+            if file_id is not None and file_id not in found and api_id not in taken and api_id not in agents:
+                found[file_id], _ = api_id, taken.add(api_id)
+    return {found.get(agent_id, agent_id): agent._replace(agent_id=found.get(agent_id, agent_id))
+            for agent_id, agent in agents.items()}
+
+
 def inventory_next_as_of(partner: Partner, as_of: date) -> date | None:
     """The first inventory recorded after `as_of` (None: `as_of` is the latest or later)."""
     return (InventorySync.objects.filter(partner=partner, as_of__gt=as_of).order_by("as_of")

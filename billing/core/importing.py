@@ -110,7 +110,16 @@ class ImportContext:
         if self.actor is None:  # a script or test that names no actor: the import itself
             self.actor = Actor(label=f"import {self.kind}")
 
+    # the errors of the row reported last: the same error twice on a row (a cell that two fields are read from, as
+    # an RMM export's agent id built from its machine name) is reported once
+    _row_errors: tuple[int, set] = field(default_factory=lambda: (0, set()), repr=False)
+
     def error(self, row: int, column: str, reason: str) -> None:
+        if self._row_errors[0] != row:
+            self._row_errors = (row, set())
+        if (column, reason) in self._row_errors[1]:
+            return
+        self._row_errors[1].add((column, reason))
         self.error_count += 1
         self.failed_rows.add(row)
         if len(self.errors) < settings.IMPORT_MAX_REPORTED_ERRORS:

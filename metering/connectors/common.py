@@ -327,6 +327,12 @@ def read_json(client: httpx.Client, url: str, *, base: str, limits: Limits, what
         raise ConnectorError(f"{url}: {what} is not valid JSON ({exc})") from None
 
 
+def _rate_limit_is_a_status(response):
+    if response.status_code == 429:
+        response.raise_for_status()
+    return response
+
+
 class OAuthSession:
     """An OAuth 2.0 API session (Datto RMM, NinjaOne): authlib's httpx OAuth2Client fetches the token from
     `token_url` with the vendor's grant; the token is fetched again when it expires (by its expires_in,
@@ -341,6 +347,9 @@ class OAuthSession:
         self.client = http_client(limits, client_class=OAuth2Client, client_id=client_id,
                                   client_secret=client_secret, token_endpoint_auth_method=auth_method,
                                   leeway=0)  # renewal is ours (get_json): authlib must not refresh on its own
+        # authlib reads a 4xx answer's body as an OAuth error: a rate limit (429) would blame the credentials and
+        # never be retried; it is an HTTP status, transient (status_error), as on every other request
+        self.client.register_compliance_hook("access_token_response", _rate_limit_is_a_status)
         self.logins = 0
         self.renew_at: float | None = None
 
@@ -580,11 +589,14 @@ class Agents:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def result(self, source: str, *, announced: int | None = None, pages: int = 0) -> Inventory:
+    def result(self, source: str, *, announced: int | None = None, pages: int = 0,
+               transient: bool = False) -> Inventory:
+        """The inventory, or the agent rows refused, each named; `transient`: rows that may be right on the next
+        try (a list that changed while it was read)."""
         if self.errors:
             shown = "; ".join(self.errors[:REPORTED_ROW_ERRORS])
             more = len(self.errors) - REPORTED_ROW_ERRORS
             raise ConnectorError(f"{source}: {len(self.errors)} bad agent row(s): {shown}"
-                                 + (f" (and {more} more)" if more > 0 else ""))
+                                 + (f" (and {more} more)" if more > 0 else ""), transient=transient)
         return Inventory((agent for _, agent in self.rows.values()), source=source, announced=announced,
                          pages=pages)

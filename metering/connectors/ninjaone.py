@@ -73,9 +73,29 @@ class NinjaOneConnector(ApiConnector):
                           auth_hint=AUTH_HINT, clock=self.clock) as session:
             organizations = self._names(session, budget, base, ORGANIZATIONS_PATH, "organizations")
             locations = self._names(session, budget, base, LOCATIONS_PATH, "locations")
+            later = []  # devices of an organization or location created after its list was read
             for page, position, _, device in self._pages(session, budget, base, DEVICES_PATH, "devices"):
-                self._device(agents, f"devices page {page}, device {position}", device, organizations, locations)
-        return agents.result(base, announced=None, pages=budget.read)
+                where = f"devices page {page}, device {position}"
+                if self._unknown_place(device, organizations, locations):
+                    later.append((where, device))
+                    continue
+                self._device(agents, where, device, organizations, locations)
+            if later:  # an MSP onboarding a customer while the sync ran: the lists are read again, once
+                organizations = self._names(session, budget, base, ORGANIZATIONS_PATH, "organizations")
+                locations = self._names(session, budget, base, LOCATIONS_PATH, "locations")
+                for where, device in later:
+                    self._device(agents, where, device, organizations, locations)
+        # a device whose place is still not listed: named, and tried again by the nightly job (rmm.md 1), as a
+        # list that changed while it was read (an organization deleted meanwhile)
+        return agents.result(base, announced=None, pages=budget.read, transient=bool(later))
+
+    @staticmethod
+    def _unknown_place(device, organizations: dict, locations: dict) -> bool:
+        if not isinstance(device, dict):
+            return False  # refused by _device, with its reason
+        org_id, location_id = device.get("organizationId"), device.get("locationId")
+        return ((org_id is not None and str(org_id) not in organizations)
+                or (location_id not in (None, "") and str(location_id) not in locations))
 
     def _names(self, session: OAuthSession, budget: PageBudget, base: str, path: str, what: str) -> dict[str, str]:
         names = {}

@@ -422,8 +422,6 @@ def test_nodes_without_an_agent_are_not_billed_as_agents(cli, ninja, alps):
     assert units(alps)["alpine"] == 5 + 1  # the 5 workstations and the ESXi host's agent
 
 
-@pytest.mark.xfail(strict=True, reason="a NinjaOne organization created while a sync runs fails that night's sync "
-                                       "as a bad agent row, not as transient: it is not retried")
 def test_an_organization_created_during_the_sync_is_not_a_permanent_failure(cli, ninja, alps):
     """rmm.md 1 ("Every connector": a fault that may pass by itself is transient, the nightly job tries again) and
     billing-rules 3.7. The organizations are read before the devices; an MSP onboarding a customer meanwhile (the
@@ -444,8 +442,6 @@ def test_an_organization_created_during_the_sync_is_not_a_permanent_failure(cli,
     assert run.status == SyncStatus.OK or run.retryable, run.error
 
 
-@pytest.mark.xfail(strict=True, reason="HTTP 429 on the token request with a JSON body is reported as refused "
-                                       "credentials (or a bad token answer) and is not retried")
 @pytest.mark.parametrize("body", [{"error": "too_many_requests"}, {"message": "Too Many Requests"}])
 def test_a_429_on_the_token_request_is_transient_and_does_not_blame_the_credentials(ninja, body):
     """rmm.md 1 ("Every connector"): HTTP 429 is transient, the nightly job tries again. A rate limit on
@@ -460,8 +456,6 @@ def test_a_429_on_the_token_request_is_transient_and_does_not_blame_the_credenti
     assert "check the client id" not in str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, reason="device report: a decommissioned (never billed) device of the same name as "
-                                       "its re-enrolled successor makes the whole report a row error")
 def test_a_decommissioned_twin_does_not_refuse_the_device_report(cli, tmp_path, alps_plain):
     """rmm.md 4 and decision (ak): a DECOMMISSIONED device is never billed and is left out of the inventory.
     NinjaOne keeps it listed after the machine is re-enrolled under the same name, so the report holds both rows.
@@ -478,8 +472,6 @@ def test_a_decommissioned_twin_does_not_refuse_the_device_report(cli, tmp_path, 
     assert units(alps_plain) == {"alpine": 2, "chalet": 0}
 
 
-@pytest.mark.xfail(strict=True, reason="device report: a blank systemName is reported twice (one bad row, two "
-                                       "identical errors)")
 def test_a_blank_system_name_is_one_error(cli, tmp_path, alps_plain):
     """billing-rules 8.1 / import-formats 7: every bad row is reported as `row N: column: reason`, once. A report row
     with a blank systemName prints `row 3: systemName: is required` twice and counts 2 errors for 1 bad row."""
@@ -505,8 +497,6 @@ def missed_night_report(cli, tmp_path, ninja, alps):
     assert imported.status == 0, imported.err
 
 
-@pytest.mark.xfail(strict=True, reason="a missed night filled with NinjaOne's device report drops the agents of a "
-                                       "customer named by its NinjaOne organization id to 0 (a credit)")
 def test_a_missed_night_from_the_device_report_keeps_a_customer_named_by_organization_id(cli, tmp_path, ninja, alps):
     """rmm.md 3 (a customer's RMM organization may be NinjaOne's organization id) and rmm.md 6 (a missed night filled
     in from an export: "what the file cannot say is taken from the API ... keeps that organization's ... id").
@@ -518,8 +508,6 @@ def test_a_missed_night_from_the_device_report_keeps_a_customer_named_by_organiz
     assert units(alps, date(2026, 5, 11)) == {"all": 7, "alpine": 5, "chalet": 2, "zurich": 2}
 
 
-@pytest.mark.xfail(strict=True, reason="after a missed night filled with NinjaOne's device report (ids org/systemName) "
-                                       "the next API sync (numeric ids) removes every agent: held for review")
 def test_a_missed_night_from_the_device_report_does_not_hold_the_next_sync(cli, tmp_path, ninja, alps):
     """rmm.md 5 and 6: nothing changed in NinjaOne between 10 and 12 May, so the 12 May sync must apply with no
     agent removed. Today the report's agents (`Alpine Ski House/LODGE-00`, ...) are not the API's, so the sync
