@@ -143,6 +143,10 @@ class Readings:
         seat_services = [s for s in active if s.method == Method.SEAT_DAYS and not s.meter]
         licensing = [s for s in active if s.method == Method.LICENSES]
         recording = [s for s in active if s.method == Method.RECORDS]
+        # the terms of each service (and each per_host customer's host limit) over time (billing-rules 3.11)
+        self.book = TermsBook([*services, *(s.customer for s in services
+                                            if s.method == Method.PER_HOST and s.customer_id)])
+        storage = {s.pk: self.book.on(s, usage.first).storage_per_license_gb for s in licensing}
 
         def other_meters():
             peaks = peak_users_by_service(
@@ -152,7 +156,7 @@ class Readings:
             steps = asset_unit_steps(service_ids=[s.pk for s in per_asset], first=min([usage.first, *anchors]),
                                      last=month.last)
             licenses = licenses_by_service(service_ids=[s.pk for s in licensing], first=usage.first,
-                                           last=usage.last) if licensing else {}
+                                           last=usage.last, storage_gb=storage) if licensing else {}
             return peaks, steps, licenses
 
         with Aside(aside) as beside:
@@ -173,9 +177,6 @@ class Readings:
                 usage_record_totals({s.partner_id for s in recording}, usage)) if recording else {}
             self.peaks, steps, self.licenses = others()
         self.steps = {sid: _Steps(values) for sid, values in steps.items()}
-        # the terms of each service (and each per_host customer's host limit) over time (billing-rules 3.11)
-        self.book = TermsBook([*services, *(s.customer for s in services
-                                            if s.method == Method.PER_HOST and s.customer_id)])
 
     def at(self, service: Service, day: date) -> Service:
         """The service as it stood on `day`: its terms then, and its customer's host limit then."""

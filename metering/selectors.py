@@ -13,6 +13,7 @@ from billing.core.periods import Period
 from billing.core.sql import Params
 from metering.models import AgentPresence, Day, Suspension, UsageSnapshot
 from partners.models import Customer, SeatAssignment, Service
+from partners.terms import TermsBook
 
 # Seat-days are a union of date intervals per member (billing-rules 3.1: a member counts once a day, however
 # many seats touched it). Instead of expanding every seat into its days, each seat is clipped to the
@@ -231,24 +232,36 @@ def licenses_on_day(users_count: int, storage_bytes: int, storage_per_license_gb
     return max(users_count, -(-storage_bytes // per_license))
 
 
-def licenses_by_service(*, service_ids, first: date, last: date) -> dict[tuple[int, int], int]:
+def licenses_by_service(*, service_ids, first: date, last: date,
+                        storage_gb: dict[int, Decimal | None] | None = None) -> dict[tuple[int, int], int]:
     """{(service, customer): billable licenses} (billing-rules 3.6): per day not suspended for the whole
     day, `licenses_on_day` in SQL, max(users, ceil(storage / (GB per license x 10^9))); the customer's highest
-    day counts."""
+    day counts. The storage per license is the one in force on `first` (a dated term, billing-rules 3.11);
+    `storage_gb`: those values by service id, when the caller has the services' terms already."""
     ids = list(service_ids)
     if not ids:
         return {}
     t = _tables()
-    # ROUND before the cast: SQLite multiplies the decimal as a binary float (1.001 x 10^9 is
-    # 1000999999.99...), and a truncated divisor would overcount at exact multiples (billing-rules 2, 3.6)
-    per = "CAST(ROUND(s.storage_per_license_gb * 1000000000) AS BIGINT)"
+    p = Params()
+    # the bytes a license holds, by the storage per license in force on the span's first day (a dated term,
+    # billing-rules 3.11), in exact integers: never the database's binary float of the decimal
+    if storage_gb is None:
+        services = list(Service.objects.filter(pk__in=ids))
+        book = TermsBook(services)
+        storage_gb = {s.pk: book.on(s, first).storage_per_license_gb for s in services}
+    stored = [(sid, int((gb * GB).to_integral_value(rounding=ROUND_HALF_UP)))
+              for sid, gb in sorted(storage_gb.items()) if gb]
+    if stored:
+        per = ("CAST(CASE s.id " + " ".join(f"WHEN {p.ref(f'lsid{i}', sid)} THEN {p.ref(f'lper{i}', n)}"
+                                           for i, (sid, n) in enumerate(stored)) + " END AS BIGINT)")
+    else:
+        per = "CAST(NULL AS BIGINT)"
     users, storage = "COALESCE(cd.users_count, 0)", "COALESCE(cd.storage_bytes, 0)"
     # the ceiling without adding per - 1 first: the import takes storage up to 2^63 - 1 (bigint out of range)
     by_storage = f"({storage} / {per} + CASE WHEN {storage} %% {per} > 0 THEN 1 ELSE 0 END)"  # %% is %
     value = f"""CASE WHEN cd.suspended = 1 THEN 0
-        WHEN s.storage_per_license_gb IS NULL OR {by_storage} <= {users} THEN {users}
+        WHEN {per} IS NULL OR {by_storage} <= {users} THEN {users}
         ELSE {by_storage} END"""
-    p = Params()
     scope = _covered_days_sql(p, ids, t, first, last, every_pair=True)
     sql = f"SELECT s.id, sc.cid, MAX({value}) {scope} GROUP BY s.id, sc.cid"
     return {(sid, cid): int(n or 0) for sid, cid, n in _run(sql, p)}

@@ -25,14 +25,15 @@ from partners.models import TermsVersion
 TERM_FIELDS = {
     "partner": ("tax_rate", "payment_terms_days"),
     "customer": ("host_limit", "payment_terms_days"),
-    "service": ("unit_price", "overage_price", "tiers", "tier_mode", "committed_quantity"),
+    "service": ("unit_price", "overage_price", "tiers", "tier_mode", "committed_quantity", "storage_per_license_gb"),
 }
-# terms that price a month: a change takes effect on a month's 1st (the others on any day)
-PRICE_TERMS = frozenset({"unit_price", "overage_price", "tiers", "tier_mode"})
+# terms that price a month: a change takes effect on a month's 1st (the others on any day); the storage a license
+# holds counts a month's licenses as a price does
+PRICE_TERMS = frozenset({"unit_price", "overage_price", "tiers", "tier_mode", "storage_per_license_gb"})
 MONEY_TERMS = frozenset({"unit_price", "overage_price"})
 LABELS = {"tax_rate": "tax rate", "payment_terms_days": "payment terms (days)", "host_limit": "host limit",
           "unit_price": "unit price", "overage_price": "overage price", "tiers": "tiers", "tier_mode": "tier mode",
-          "committed_quantity": "committed quantity"}
+          "committed_quantity": "committed quantity", "storage_per_license_gb": "storage per license (GB)"}
 ONE_DAY = timedelta(days=1)
 PRICE_PLACES = Decimal("0.0001")
 
@@ -72,7 +73,7 @@ def values_put(obj, values: dict) -> None:
         if name in MONEY_TERMS:
             currency = getattr(obj, f"{name}_currency", None) or obj.unit_price.currency
             value = Money(Decimal(value), currency) if value is not None else None
-        elif name == "tax_rate":
+        elif name in ("tax_rate", "storage_per_license_gb") and value is not None:
             value = Decimal(value)
         setattr(obj, name, value)
 

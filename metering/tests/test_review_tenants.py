@@ -4,8 +4,8 @@ row-by-row engine everywhere, and on PostgreSQL the set-based COPY path of meter
 out-of-order, duplicated and partial snapshots, a tenant moving between customers and storage in decimal GB.
 
 Driven as a billing clerk does (`import_csv`, `run_billing`, `export_report`; tests/clerk.py). Every expected figure
-is worked out by hand in the test's docstring, to the cent. Findings that fail on today's code are marked
-xfail(strict=True) with the defect.
+is worked out by hand in the test's docstring, to the cent. The finding was first a strict xfail that failed on the
+code as it was; it is fixed and its test passes.
 """
 
 from __future__ import annotations
@@ -356,8 +356,6 @@ acme,b,2026-06-01,2,0
     assert ups == [("mail", "", "2026-06", D(3), D("3.00"))]
 
 
-@pytest.mark.xfail(strict=True, reason="a change of storage_per_license_gb is not dated: it re-measures months "
-                                       "already invoiced (true-ups) even with an explicit later effective_from")
 def test_a_storage_allowance_raised_from_august_leaves_invoiced_june_and_july_alone(tmp_path):
     """Licenses at 1.00, 50 GB per license from 1 June. a: 1 user, 500 GB -> 10 licenses. July CI: June 10.00.
     The contract's storage allowance is raised to 100 GB per license from 1 August (services import with
