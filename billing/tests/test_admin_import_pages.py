@@ -4,6 +4,7 @@ rows that checks says it has none, and a clerk who never imported a kind is told
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 
 from billing.core.registry import import_kinds
 from partners.tests.factories import UserFactory
@@ -22,7 +23,7 @@ def clerk(client):
 
 def test_the_upload_page_says_when_the_clerk_has_imported_nothing_yet(clerk):
     page = clerk.get(URL).content.decode()
-    assert "Your recent seat-events imports" in page
+    assert "Recent seat-events imports" in page  # a superuser's list is everyone's (the test below)
     assert "None yet: the files you upload here are listed with their status." in page
 
 
@@ -42,3 +43,13 @@ def test_a_header_only_file_of_another_kind_is_refused_with_its_reason(clerk):
     page = admin_import(clerk, URL, "partner,customer,member,action,at\n")
     assert page.context["job"].status == "refused"
     assert "the file has a header but no data rows" in page.content.decode()
+
+
+def test_a_superuser_sees_everyones_recent_imports_with_who_uploaded_them(clerk):
+    """import-formats 1: a clerk sees their own imports, a superuser anyone's, with who uploaded each."""
+    other = Client()
+    other.force_login(UserFactory(username="dana", is_staff=True, is_superuser=True))
+    admin_import(other, URL, "partner,customer,member,action,at\nnope,x,ann,assign,2026-05-01T00:00:00Z\n",
+                 name="dana.csv")
+    page = clerk.get(URL).content.decode()
+    assert "dana.csv" in page and "<td>dana</td>" in page
