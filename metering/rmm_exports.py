@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from billing.core.importing import MAX_RECORD_CHARS, ImportFileError, read_csv, unreadable_text
-from billing.core.widgets import TextWidget
+from billing.core.widgets import SCIENTIFIC, SCIENTIFIC_REASON, TextWidget
 from metering.counting import has_no_agent
 from metering.services import AgentRow
 
@@ -41,9 +41,7 @@ NATIVE_COLUMNS = ("agent_id", "machine_name", "organization", "group")  # the he
 ROW = "__rmm_export__"  # the key under which a row read here goes to RmmAssetsImport.parse_row
 TEXT_MAX = 200
 
-SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
-SCIENTIFIC_REASON = ("a spreadsheet turned this id into a number in scientific notation; export the file again "
-                     "without opening it in Excel, or format the column as text")
+
 TRUE_WORDS = frozenset({"true", "yes", "1", "online"})
 FALSE_WORDS = frozenset({"false", "no", "0", "offline"})
 _TEXT = TextWidget(max_length=TEXT_MAX)

@@ -144,7 +144,7 @@ class SeatEventResource(resources.ModelResource):
 
     partner = Field(column_name="partner", widget=SlugWidget())
     customer = Field(column_name="customer", widget=SlugWidget())
-    member = Field(column_name="member", widget=TextWidget(max_length=200))
+    member = Field(column_name="member", widget=TextWidget(max_length=200, an_id=True))
     action = Field(column_name="action", widget=ChoiceWidget(["assign", "unassign"], "action"))
     at = Field(column_name="at", widget=InstantWidget())
 

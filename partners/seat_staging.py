@@ -46,6 +46,9 @@ from partners.seating import committed_seats_on
 from partners.services import alerts_evaluate
 from partners.terms import TermsBook
 
+# billing.core.widgets.SCIENTIFIC as a PostgreSQL pattern: a member id a spreadsheet rewrote (6.94826E+14)
+SCIENTIFIC_SQL = r"^[+-]?[0-9]+([.,][0-9]+)?[eE][+-]?[0-9]+$"
+
 STAGE, RAW, EVENTS, LIMITS = "seat_stage", "seat_raw", "seat_ev", "seat_limits"
 
 
@@ -111,6 +114,8 @@ def _read(header: list[str], scan: _Scan, ctx: ImportContext, p: Params) -> str:
     bad = [
         f"r_partner !~ {p.ref('slug', SLUG_RE)}", f"r_customer !~ {p.ref('slug', SLUG_RE)}",
         "r_member = ''", f"char_length(r_member) > {TEXT_MAX}",
+        # an id a spreadsheet rewrote in scientific notation (TextWidget's an_id): the engine refuses it by row
+        f"r_member ~ {p.ref('scientific', SCIENTIFIC_SQL)}",
         "v_action IS NULL",
         instant_refused,  # the instant: only the forms PostgreSQL and the engine read alike
         "k.customer_id IS NULL",

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 
+from billing.core.importing import run_import_file
 from invoicing.models import OneTimeCharge
 from partners.models import AuditLog, Customer, Partner, Service
 from partners.tests.factories import CustomerFactory, PartnerFactory
@@ -159,3 +160,16 @@ def test_naive_instant_in_seat_events_is_refused(acme, cli, tmp_path):
 def test_tenant_usage_scientific_bytes_are_refused(acme, cli, tmp_path):
     path = write(tmp_path, b"partner,customer,date,users_count,storage_bytes\nacme,birch,2026-12-01,3,1.23457E+11\n")
     refused(cli, "tenant-usage", path, "row 2: storage_bytes: not a whole number")
+
+
+def test_a_seat_member_id_in_scientific_notation_is_a_row_error(tmp_path):
+    """A member id Excel rewrote (6.94826E+14) is refused on its row and member cell, nothing written
+    (billing-rules 9.3, import-formats 7); the same id written out in full is a member's name."""
+    CustomerFactory(partner=PartnerFactory(slug="sci"), slug="c")
+    path = tmp_path / "seats.csv"
+    path.write_text("partner,customer,member,action,at\nsci,c,694826000000123,assign,2026-05-01T08:00:00Z\n"
+                    "sci,c,6.94826E+14,assign,2026-05-01T08:00:00Z\n")
+    summary = run_import_file("seat-events", path)
+    assert not summary.ok
+    assert [(e.row, e.column) for e in summary.errors] == [(3, "member")]
+    assert "scientific notation" in summary.errors[0].reason

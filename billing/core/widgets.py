@@ -21,13 +21,21 @@ TRUE_WORDS = {"true", "yes", "1"}
 FALSE_WORDS = {"false", "no", "0"}
 
 
+# a long numeric id a spreadsheet rewrote as a number in scientific notation (6.94826E+14): the id is lost
+SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
+SCIENTIFIC_REASON = ("a spreadsheet turned this id into a number in scientific notation; export the file again "
+                     "without opening it in Excel, or format the column as text")
+
+
 class TextWidget(widgets.CharWidget):
     """Text as written, formula-looking or not: it is data, never evaluated. On export (the admin's Export
     button) such text gets the leading ' that billing.reporting gives it, and an import takes that ' off
     again, so an exported file imports back unchanged."""
 
-    def __init__(self, max_length: int | None = None, **kwargs):
-        self.max_length = max_length
+    def __init__(self, max_length: int | None = None, *, an_id: bool = False, **kwargs):
+        """`an_id`: the text names something by an id a PSA or an RMM gave it (a member): one a spreadsheet
+        rewrote in scientific notation is refused, never taken as another name."""
+        self.max_length, self.an_id = max_length, an_id
         super().__init__(**kwargs)
 
     def clean(self, value, row=None, **kwargs):
@@ -36,6 +44,8 @@ class TextWidget(widgets.CharWidget):
             text = text[1:]  # as an export wrote it
         if self.max_length and len(text) > self.max_length:
             raise ValueError(f"longer than {self.max_length} characters")
+        if self.an_id and SCIENTIFIC.fullmatch(text):
+            raise ValueError(f"{text!r}: {SCIENTIFIC_REASON}")
         return text
 
     def render(self, value, obj=None, **kwargs):

@@ -313,3 +313,14 @@ def test_a_header_cell_with_a_line_break_in_quotes_reads_the_same_both_ways(acme
     path.write_bytes(b'"partner\n",customer,member,action,at\nacme,north,ana,assign,2026-11-02T08:00:00Z\n')
     _, staged = _compare(path)
     assert staged.staged and staged.created == 1
+
+
+def test_a_member_id_a_spreadsheet_rewrote_in_scientific_notation_is_refused_both_ways(acme, tmp_path):
+    """A PSA's numeric member id opened and saved in Excel becomes 6.94826E+14: another name, never the member's.
+    Both ways refuse the row by its member cell, with the reason (billing-rules 9.3, import-formats 7), and write
+    nothing."""
+    path = _file(tmp_path, "acme,south,694826000000123,assign,2026-11-02T08:00:00Z",
+                 "acme,south,6.94826E+14,assign,2026-11-02T08:00:00Z")
+    by_engine, staged = _compare(path)
+    assert not by_engine.ok and [(e.row, e.column) for e in by_engine.errors] == [(3, "member")]
+    assert "scientific notation" in by_engine.errors[0].reason
