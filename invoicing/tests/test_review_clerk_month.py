@@ -37,6 +37,7 @@ from invoicing.models import CompanyProfile, Invoice, InvoiceKind, InvoiceState,
 from invoicing.selectors import balance_at
 from invoicing.services import credit_note_issue
 from invoicing.templatetags.invoice_format import format_amount, format_money
+from invoicing.tests.test_review_documents import pdf_words
 from tests import clerk
 
 pytestmark = [pytest.mark.django_db,
@@ -79,19 +80,6 @@ def near(text: str, *parts: str, gap: int = 120) -> bool:
     """Whether the parts are printed in this order, each within `gap` characters of the one before (a table row
     whose description wraps, or a block of two columns, puts other words between them)."""
     return re.search(f".{{0,{gap}}}?".join(re.escape(part) for part in parts), text) is not None
-
-
-def words_of(path: Path) -> list[dict]:
-    """Every word of the PDF with its page (pdftotext -bbox)."""
-    html = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, check=True, text=True).stdout
-    words, page = [], 0
-    for line in html.splitlines():
-        if "<page " in line:
-            page += 1
-        m = re.search(r'yMin="([\d.]+)"[^>]*>(.*)</word>', line)
-        if m:
-            words.append({"page": page, "y": float(m[1]), "text": m[2]})
-    return words
 
 
 def pages_of(path: Path) -> int:
@@ -488,7 +476,7 @@ def test_a_table_heading_is_not_left_alone_at_the_foot_of_a_page(three_months):
     """A label heading a table ("Recorded against CI-0003 since it was issued", on CI-0003 rendered again after the
     May payment and CN-0001) must be on the page where its table starts: here it ends page 1 and its rows begin
     page 2 (invoice.css gives h2 `break-after: avoid`, not the `.label` headings)."""
-    words = words_of(render("CI-0003", three_months))
+    words = pdf_words(render("CI-0003", three_months).read_bytes(), three_months)
     # the heading is set in capitals (invoice.css .label); "Recorded since CI-0001 ..." on page 1 is another line
     heading = next(w for n, w in enumerate(words) if w["text"] == "RECORDED" and words[n + 1]["text"] == "AGAINST")
     first_row = next(w for w in words if w["text"] == "overpaid")  # the reference of the first payment listed

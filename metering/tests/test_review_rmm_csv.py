@@ -206,3 +206,22 @@ def test_probe_reimport_variants(keystone, tmp_path):
           len(before["InventorySync"]), len(after["InventorySync"]))
     print(run(p2, as_of=date(2026, 12, 5)))
     print(units(keystone), units(keystone, date(2026, 12, 5)))
+
+
+def test_probe_money(keystone, tmp_path):
+    from invoicing.models import InvoiceLine, InvoiceState
+    bw = CustomerFactory(partner=keystone, slug="bw", name="Birchwood", rmm_organization="Birchwood Dental")
+    per_asset(keystone, "bw", customer=bw, start=date(2026, 11, 1))
+    rows = nc_rows()[:3]
+    p = write(tmp_path, "nc-nov.csv", ps_csv(NC_COLUMNS, rows, type_line=True) + "\r\n", "utf-16-le-bom")
+    print(run(p, as_of=date(2026, 11, 1)))
+    out = io.StringIO()
+    call_command("run_billing", "--through", "2026-12-01", stdout=out)
+    new = ("789247690", "Birchwood Dental", "Main Office", "BW-WS-09", "Workstations - Windows", "", "Win 11", "", "", "")
+    rows2 = [*rows, new, rows[0]]
+    p2 = write(tmp_path, "nc-dec.csv", ps_csv(NC_COLUMNS, rows2, quote_all=False, delimiter=";"), "utf-8-sig")
+    print(run(p2))
+    with time_machine.travel(datetime(2027, 1, 1, 3, 0, tzinfo=UTC), tick=True):
+        call_command("run_billing", "--through", "2027-01-01", stdout=out)
+    print(list(InvoiceLine.objects.filter(invoice__state=InvoiceState.ISSUED).order_by("invoice__month", "pk").values_list(
+        "invoice__month", "line_type", "period", "quantity", "effective_date", "amount")))
