@@ -199,6 +199,20 @@ def _same(*names: str) -> Callable:
     return read
 
 
+# N-central's device classes of devices its probe monitors over the network, with no agent of their own (the
+# device count of c-vohs/NCentral GetMachineCountAPI.ps1 leaves Switch/Router out)
+N_CENTRAL_NO_AGENT = ("switch", "router", "printer", "firewall", "ups", "access point", "wireless")
+
+
+def _n_central(cells: dict[str, Cell], warn) -> Fields:
+    """N-able N-central's device list: each input its field; a device of a class monitored without an agent
+    (MachineType Switch/Router, a printer, a firewall) is never billed."""
+    out = _same("agent_id", "machine_name", "organization", "group", "os")(cells, warn)
+    device_class = cells["device_class"].text.casefold() if "device_class" in cells else ""
+    out["no_agent"] = any(word in device_class for word in N_CENTRAL_NO_AGENT)
+    return out
+
+
 def _vsa(cells: dict[str, Cell], warn) -> Fields:
     """Kaseya VSA: MachineGroup `sub.group.org` is organization `org` (the organization's reference) and group
     `group/sub`; Online is VSA's status code (0 offline, 1, 2, 11, 12 online, 198 suspended, 199 never
@@ -290,9 +304,8 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat(
         "n-central", "N-able N-central device list",
         {"agent_id": ("DeviceID",), "machine_name": ("DeviceName",), "organization": ("CustomerName",),
-         "group": ("SiteName",), "os": ("OS",)},
-        ("agent_id", "machine_name", "organization"), _same("agent_id", "machine_name", "organization", "group",
-                                                              "os")),
+         "group": ("SiteName",), "os": ("OS",), "device_class": ("MachineType", "deviceclass")},
+        ("agent_id", "machine_name", "organization"), _n_central),
     ExportFormat(
         "cw-automate", "ConnectWise Automate computers data view",
         {"agent_id": ("Computer ID", "computerid"), "machine_name": ("Computer Name", "Computer"),
@@ -555,11 +568,18 @@ def read_export(path, *, file_format: str | None = None, column_map=()) -> Expor
         stream.close()
         raise
 
+    heading = [cell.strip().casefold() for cell in shape.header]
+
     def read_rows():
         try:
             for number, raw in rows:
                 if "__too_many__" in raw:  # counted against the file's header, not the engine's columns
                     error = ("(line)", f"{raw['__too_many__']} cells for {len(header)} columns")
+                    yield number, {ROW: RowRead(None, "", [error], [])}
+                elif ([str(cell or "").strip().casefold() for cell in raw.values()] == heading
+                      or str(next(iter(raw.values()), "") or "").startswith("#TYPE ")):
+                    # two exports joined into one file (one per customer): never an agent named by the column names
+                    error = ("(line)", "the header again: two exports joined into one file? keep one header")
                     yield number, {ROW: RowRead(None, "", [error], [])}
                 else:
                     yield number, {ROW: reader.read(raw)}
