@@ -27,7 +27,10 @@ def sync_partner_inventory_task(self, partner_id: int, as_of: str):
     partner = Partner.objects.filter(pk=partner_id).first()
     if partner is None:
         return "no such partner"
-    run = inventory_sync(partner=partner, as_of=date.fromisoformat(as_of), actor=Actor(label="nightly RMM sync"),
+    # the inventory fetched now is the one of today (UTC): a task delivered days late (workers down) or retried
+    # after midnight never dates what it finds back to the night it was queued (billing-rules 3.7)
+    day = max(date.fromisoformat(as_of), utc_date(timezone.now()))
+    run = inventory_sync(partner=partner, as_of=day, actor=Actor(label="nightly RMM sync"),
                          trigger=SyncTrigger.NIGHTLY, attempt=self.request.retries + 1)
     retries = settings.RMM_SYNC_RETRIES
     if run.status == SyncStatus.FAILED and run.retryable and self.request.retries < retries:

@@ -133,6 +133,9 @@ EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
 EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+# seconds an SMTP connection may wait for the relay: a relay that accepts and never answers must not hold a worker
+# (and an invoice's row lock) for ever; the send fails, is retried, and the 06:00 job sends what never left
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="billing@localhost")
 # A CI with more charge lines than this lists each organization's subtotal in its PDF, and its
 # lines go to a spreadsheet attached to the email (docs/performance.md: a PDF renders ~200 rows/s)

@@ -15,3 +15,4 @@ IMPORT_BATCH_SIZE = 3  # small batches so tests cross batch boundaries
 # API rate limits far above what any test sends; the throttling tests set their own.
 NINJA_DEFAULT_THROTTLE_RATES = {"auth": "100000/min", "anon": "100000/min"}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "billing-tests"}}
+EMAIL_TIMEOUT = 2  # a stalled relay gives up at once in the tests
