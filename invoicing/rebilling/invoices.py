@@ -47,6 +47,7 @@ from invoicing.rebilling.pdf import render_customer_invoice_pdf
 from invoicing.rebilling.pricing import exact_amount, package_words, shown_unit_price
 from invoicing.rebilling.reports import customer_invoice_xlsx
 from invoicing.rebilling.selectors import resale_price_lists
+from invoicing.services.delivery import emails_enqueue
 from invoicing.services.errors import BillingError
 from invoicing.services.ledger import lines_to_credit, partners_lock
 from partners.audit import audit_entry
@@ -338,16 +339,12 @@ def customer_invoices_unsent_enqueue() -> None:
 
 
 def customer_invoice_emails_enqueue(invoice_ids: list[int]) -> None:
-    """Queue the emails of issued, committed customer invoices; an error is logged, never raised (the invoices
-    stand; `customer_invoice_email_send` can be run again)."""
+    """Queue the emails of issued, committed customer invoices as our own invoices' are queued (one producer; a
+    broker down logged once, never raised: the invoices stand, and the daily job sends what never left)."""
     # a named cycle: the task sends the email with customer_invoice_email_send, in this module
     from invoicing.rebilling.tasks import send_customer_invoice_task  # noqa: PLC0415
 
-    for invoice_id in invoice_ids:
-        try:
-            send_customer_invoice_task.delay(invoice_id)
-        except Exception:
-            logger.exception("could not queue the email of customer invoice %s", invoice_id)
+    emails_enqueue(send_customer_invoice_task, invoice_ids, "customer invoice", log=logger)
 
 
 @transaction.atomic

@@ -23,33 +23,39 @@ logger = logging.getLogger("invoicing.services")  # the services' one logger, by
 
 
 def invoice_emails_enqueue(invoice_ids: list[int]) -> None:
-    """Queue the emails of issued (committed) invoices, all on one producer: one broker connection.
-
-    Issued and committed, they must stay so whatever the queue does: an error queuing one invoice's
-    email is logged and the next is tried; a broker that cannot be reached stops the rest at once
-    (logged once, not retried invoice by invoice). The daily job sends every email that never left."""
+    """Queue the emails of issued (committed) invoices (`emails_enqueue`)."""
     # a named cycle: the task sends the email with invoice_email_send, in this package
     from invoicing.tasks import send_invoice_task  # noqa: PLC0415
 
+    emails_enqueue(send_invoice_task, invoice_ids, "invoice")
+
+
+def emails_enqueue(task, ids: list[int], what: str, log: logging.Logger = logger) -> None:
+    """Queue `task` for each issued (committed) document of `ids` (`what`: "invoice", "customer invoice"), all on
+    one producer: one broker connection; `log`: the caller's logger.
+
+    Issued and committed, they must stay so whatever the queue does: an error queuing one document's
+    email is logged and the next is tried; a broker that cannot be reached stops the rest at once
+    (logged once, not retried document by document). The daily job sends every email that never left."""
     done = 0
     try:
-        with send_invoice_task.app.producer_or_acquire() as producer:
-            for invoice_id in invoice_ids:
+        with task.app.producer_or_acquire() as producer:
+            for document_id in ids:
                 try:
-                    send_invoice_task.apply_async((invoice_id,), producer=producer)
+                    task.apply_async((document_id,), producer=producer)
                 except BrokerUnreachable:
                     raise
                 except Exception:
-                    logger.exception("could not queue the email of invoice %s; the daily job sends it", invoice_id)
+                    log.exception("could not queue the email of %s %s; the daily job sends it", what, document_id)
                 done += 1
     except Exception:
-        left = invoice_ids[done:]
+        left = ids[done:]
         if not left:  # every email was handed over; only giving the producer back failed
-            logger.warning("the queue's producer could not be released after queuing %d invoice emails", done,
+            log.warning("the queue's producer could not be released after queuing %d %s emails", done, what,
                            exc_info=True)
             return
-        logger.exception("could not reach the queue for the emails of %d invoices (ids %s); the daily job sends "
-                         "them", len(left), ", ".join(map(str, left[:20])) + (", ..." if len(left) > 20 else ""))
+        log.exception("could not reach the queue for the emails of %d %ss (ids %s); the daily job sends "
+                         "them", len(left), what, ", ".join(map(str, left[:20])) + (", ..." if len(left) > 20 else ""))
 
 
 @transaction.atomic

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import date
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.core.exceptions import PermissionDenied
@@ -386,8 +387,13 @@ class SyncRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             lines = unmatched_summary(obj.unmatched)
             return "; ".join(lines) if lines else BLANK
         short = obj.error if len(obj.error) <= 140 else obj.error[:140] + "…"
+        # a transient fault of a nightly try that has tries left is tried again; the last try, or a manual
+        # "Sync now", is not (operations 5): say so, so that nobody waits for a retry that never comes
+        retried = (obj.retryable and obj.trigger == SyncTrigger.NIGHTLY
+                   and obj.attempt <= settings.RMM_SYNC_RETRIES)
+        mark = "(retried)" if retried else "(transient; not retried)" if obj.retryable else ""
         return format_html('<span title="{}">{}</span>{}', obj.error, short,
-                           format_html(' <span class="quiet">{}</span>', "(retried)") if obj.retryable else "")
+                           format_html(' <span class="quiet">{}</span>', mark) if mark else "")
 
     @admin.display(description="read but not billed")
     def not_billed(self, obj):
