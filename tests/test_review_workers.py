@@ -286,8 +286,6 @@ def test_a_stalled_smtp_server_does_not_hold_the_worker_for_ever(settings):
         f"task_time_limit={app.conf.task_time_limit}, task_soft_time_limit={app.conf.task_soft_time_limit})")
 
 
-@pytest.mark.xfail(strict=True, reason="RMM_SYNC_TIMEOUT_SECONDS bounds each socket read, not the request: an RMM "
-                                       "that trickles its answer keeps the sync (and its worker) going without end")
 def test_an_rmm_that_trickles_its_answer_is_cut_off_by_the_request_timeout(settings):
     """operations 2 and 5: RMM_SYNC_TIMEOUT_SECONDS is 'seconds each HTTP request to a REST RMM may take' and
     'each request times out after RMM_SYNC_TIMEOUT_SECONDS' (`…: no answer within 30 s (page N)`, retried).

@@ -303,6 +303,9 @@ def read_json(client: httpx.Client, url: str, *, base: str, limits: Limits, what
         raise ConnectorError(f"{url}: not on the configured host {base}; refused (credentials are never sent "
                              f"elsewhere)")
     limit = limits.max_page_bytes
+    # the whole request within the timeout (operations 5): httpx's timeout holds each read of the socket, so an
+    # answer trickled a byte at a time would never end
+    deadline = time.monotonic() + limits.timeout
     try:
         with client.stream(method, url, headers=headers) as response:
             if response.status_code != 200:
@@ -315,6 +318,9 @@ def read_json(client: httpx.Client, url: str, *, base: str, limits: Limits, what
                 size += len(chunk)
                 if size > limit:
                     raise ConnectorError(f"{url}: {what} is larger than {limit} bytes")
+                if time.monotonic() > deadline:
+                    raise ConnectorError(f"{url}: no whole answer within {limits.timeout:g} s ({what})",
+                                         transient=True)
                 chunks.append(chunk)
     except httpx.HTTPError as exc:
         raise transport_error(exc, url, what, limits.timeout) from None
