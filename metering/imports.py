@@ -15,6 +15,7 @@ from metering.counting import CountingRules, not_billed_because
 from metering.models import CALENDAR_FIRST, RmmIntegration, Suspension, UsageSnapshot
 from metering.notices import inventory_apply_notified
 from metering.resources import RmmAssetResource, TenantEventResource, TenantUsageResource, usage_record_resource
+from metering.selectors import agents_unmatched, unmatched_summary
 from metering.services import (
     AgentRow,
     InventoryError,
@@ -367,6 +368,22 @@ class RmmAssetsImport(ImportKind):
         ctx.created += result.added
         ctx.updated += result.agents_changed - result.added + result.removed
         ctx.unchanged += len(agents) - result.agents_changed + left_out
+        first_rows: dict[str, int] = {}
+        for agent_id, (number, _, _) in read.items():
+            if agent_id in agents:
+                first_rows.setdefault(agents[agent_id].organization, number)
+        unbilled_warned(ctx, agents_unmatched(partner=ctx.state["partner"], agents=agents.values(), day=ctx.as_of),
+                        first_rows)
+
+
+def unbilled_warned(ctx: ImportContext, unmatched: list[dict], first_rows: dict[str, int]) -> None:
+    """The agents of an inventory file that no customer names and no service bills, listed on the first row of
+    their organization, never dropped silently (docs/rmm.md 3, decision (an)): an organization's name mangled
+    by an export (PowerShell 5.1 writes `M?ller` for Müller) would otherwise take a customer's units to 0 with
+    nothing said. Agents of no customer that a service of the whole partner bills are a sync run's lines only."""
+    unbilled = [entry for entry in unmatched if not entry["billed_by"]]
+    for entry, line in zip(unbilled, unmatched_summary(unbilled), strict=True):
+        ctx.warn(first_rows.get(entry["organization"], 0), "organization", line)
 
 
 class UsageRecordsImport(ImportKind):

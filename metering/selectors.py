@@ -3,16 +3,18 @@ over members or days. Runs unchanged on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
+from django.db.models import Q
 
 from billing.core.periods import Period
 from billing.core.sql import Params
+from metering.matching import Place, filter_takes, names_organization
 from metering.models import AgentPresence, Day, Suspension, UsageSnapshot
-from partners.models import Customer, SeatAssignment, Service
+from partners.models import Customer, Method, Partner, SeatAssignment, Service
 from partners.terms import TermsBook
 
 # Seat-days are a union of date intervals per member (billing-rules 3.1: a member counts once a day, however
@@ -502,3 +504,40 @@ def _seat_days_by_own_dates(ids, first: date, last: date) -> dict[tuple[int, dat
     )
     sql = f"SELECT sid, mfirst, SUM(n) FROM ({days}) d GROUP BY sid, mfirst"
     return {(sid, _as_date(month)): int(n) for sid, month, n in _run(sql, p)}
+
+
+# --- agents no customer takes (a sync run's and an import's lines) ---------------------------------------
+def agents_unmatched(*, partner: Partner, agents=(), day: date, counts: Counter | None = None) -> list[dict]:
+    """Agents of an inventory in an organization that no customer's RMM organization names, by organization
+    (docs/rmm.md: never dropped silently). `billed_by`: the per_asset or assets-meter services that take them
+    all the same (a partner-level service, an ORG filter), empty when nothing bills them."""
+    customers = [c for c in Customer.objects.filter(partner=partner).values_list("rmm_organization", flat=True) if c]
+    services = list(Service.objects.filter(partner=partner).filter(Q(method=Method.PER_ASSET) | Q(meter="assets"))
+                    .active_on(day).select_related("customer"))
+    # `counts`: {(organization, group, org_ref, org_id, views): agents}, when the caller counted them (in SQL)
+    counts = counts if counts is not None else Counter((a.organization, a.group, a.org_ref, a.org_id, a.views)
+                                                       for a in agents)
+    unmatched: dict[str, dict] = {}
+    for parts, n in counts.items():
+        place = Place(*parts)
+        if any(names_organization(name, place) for name in customers):
+            continue
+        entry = unmatched.setdefault(place.organization, {"organization": place.organization, "agents": 0,
+                                                          "billed_by": set()})
+        entry["agents"] += n
+        entry["billed_by"] |= {s.code for s in services if filter_takes(
+            org=s.rmm_org, group=s.rmm_group, view=s.rmm_view,
+            customer_org=s.customer.rmm_organization if s.customer_id else None, place=place)}
+    ordered = sorted(unmatched.values(), key=lambda e: (-e["agents"], e["organization"]))
+    return [{**e, "billed_by": sorted(e["billed_by"])} for e in ordered]
+
+
+def unmatched_summary(unmatched: list[dict]) -> list[str]:
+    """The sync run's lines for agents no customer takes ("12 agents in organization 'Unnamed' match no
+    customer")."""
+    lines = []
+    for entry in unmatched:
+        billed = (f"billed by {', '.join(entry['billed_by'])}" if entry["billed_by"] else "not billed")
+        lines.append(f"{entry['agents']} agent(s) in organization {entry['organization']!r} match no customer "
+                     f"({billed})")
+    return lines

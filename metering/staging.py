@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -54,6 +55,7 @@ from billing.core.importing import (
 from metering.counting import CountingRules
 from metering.models import AgentPresence, RmmIntegration
 from metering.notices import unit_notices_around
+from metering.selectors import agents_unmatched
 from metering.services import InventoryError, InventoryResult, inventory_lock, inventory_record
 
 logger = logging.getLogger(__name__)
@@ -83,6 +85,7 @@ def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSu
             ctx.step("checking and writing")
             result = _apply_notified(ctx, staged)
             with connection.cursor() as cursor:
+                _unbilled_warned(cursor, ctx)
                 cursor.execute(f"DROP TABLE IF EXISTS {', '.join(TABLES)}")
             if ctx.dry_run:
                 transaction.set_rollback(True)
@@ -94,8 +97,21 @@ def rmm_assets_fast_path(path, ctx: ImportContext, kind: ImportKind) -> ImportSu
         kind=ctx.kind, rows=staged.rows, created=result.added,
         updated=result.agents_changed - result.added + result.removed,
         unchanged=staged.rows - result.agents_changed, errors=[], error_count=0, bad_rows=0, dry_run=ctx.dry_run,
-        staged=True,
+        staged=True, warnings=sorted(ctx.warnings), warning_count=ctx.warning_count,
     )
+
+
+def _unbilled_warned(cursor, ctx: ImportContext) -> None:
+    """The agents no customer names and no service bills, listed as the engine lists them
+    (metering.imports.unbilled_warned): counted in SQL by organization and group."""
+    from metering.imports import unbilled_warned  # noqa: PLC0415 (metering.imports reads this module)
+
+    cursor.execute("SELECT o, g, count(DISTINCT a), min(n) FROM rmm_in GROUP BY o, g")
+    counts, first_rows = Counter(), {}
+    for organization, group, agents, first in cursor.fetchall():
+        counts[(organization, group, "", "", ())] += agents
+        first_rows[organization] = min(first + 1, first_rows.get(organization, first + 1))  # the header is row 1
+    unbilled_warned(ctx, agents_unmatched(partner=ctx.state["partner"], day=ctx.as_of, counts=counts), first_rows)
 
 
 # --- the file into rmm_stage, checked and cleaned into rmm_in ---------------------------------------------------

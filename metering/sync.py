@@ -9,19 +9,16 @@ date. A per_asset service whose units in force on that date changed is notified 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from billing.core.actor import Actor
 from billing.core.periods import utc_date
 from metering.connectors import ConnectorError, connector_for
 from metering.counting import CountingRules, agents_billed
-from metering.matching import Place, filter_takes, names_organization
 from metering.models import (
     AgentPresence,
     RmmAgent,
@@ -31,10 +28,14 @@ from metering.models import (
     SyncTrigger,
 )
 from metering.notices import asset_units_on, service_units, unit_notices_around
+from metering.selectors import (  # noqa: F401 (the admin and the command read it here)
+    agents_unmatched,
+    unmatched_summary,
+)
 from metering.services import AgentRow, InventoryError, inventory_apply
 from partners.audit import audit_record
 from partners.choices import AuditAction
-from partners.models import Customer, Method, Partner, Service
+from partners.models import Method, Partner, Service
 
 logger = logging.getLogger(__name__)
 
@@ -241,40 +242,6 @@ def _agents_shown(gone) -> list[dict]:
     shown = [{"agent_id": names[pk][0], "machine_name": names[pk][1], "organization": org, "group": group}
              for pk, org, group in gone]
     return sorted(shown, key=lambda a: (a["organization"], a["group"], a["machine_name"], a["agent_id"]))
-
-
-def agents_unmatched(*, partner: Partner, agents, day: date) -> list[dict]:
-    """Agents of an inventory in an organization that no customer's RMM organization names, by organization
-    (docs/rmm.md: never dropped silently). `billed_by`: the per_asset or assets-meter services that take them
-    all the same (a partner-level service, an ORG filter), empty when nothing bills them."""
-    customers = [c for c in Customer.objects.filter(partner=partner).values_list("rmm_organization", flat=True) if c]
-    services = list(Service.objects.filter(partner=partner).filter(Q(method=Method.PER_ASSET) | Q(meter="assets"))
-                    .active_on(day).select_related("customer"))
-    counts = Counter((a.organization, a.group, a.org_ref, a.org_id, a.views) for a in agents)
-    unmatched: dict[str, dict] = {}
-    for parts, n in counts.items():
-        place = Place(*parts)
-        if any(names_organization(name, place) for name in customers):
-            continue
-        entry = unmatched.setdefault(place.organization, {"organization": place.organization, "agents": 0,
-                                                          "billed_by": set()})
-        entry["agents"] += n
-        entry["billed_by"] |= {s.code for s in services if filter_takes(
-            org=s.rmm_org, group=s.rmm_group, view=s.rmm_view,
-            customer_org=s.customer.rmm_organization if s.customer_id else None, place=place)}
-    ordered = sorted(unmatched.values(), key=lambda e: (-e["agents"], e["organization"]))
-    return [{**e, "billed_by": sorted(e["billed_by"])} for e in ordered]
-
-
-def unmatched_summary(unmatched: list[dict]) -> list[str]:
-    """The sync run's lines for agents no customer takes ("12 agents in organization 'Unnamed' match no
-    customer")."""
-    lines = []
-    for entry in unmatched:
-        billed = (f"billed by {', '.join(entry['billed_by'])}" if entry["billed_by"] else "not billed")
-        lines.append(f"{entry['agents']} agent(s) in organization {entry['organization']!r} match no customer "
-                     f"({billed})")
-    return lines
 
 
 # --- review of a held sync --------------------------------------------------------------------------

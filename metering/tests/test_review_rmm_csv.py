@@ -18,8 +18,8 @@ Sources of the shapes (never what our code expects):
   (.NET 5+ on ICU puts U+202F before AM/PM in en-US; en-GB writes 06/12/2026); Excel re-saves with `;` in
   European locales, in the ANSI code page for "CSV (Trennzeichen-getrennt)".
 
-Each finding was first a strict xfail that failed on the code as it was; two are fixed and their tests pass, one
-(agents of no customer listed by an import) is left as a strict xfail. The clock stands at 2026-12-07 09:00 UTC.
+Each finding was first a strict xfail that failed on the code as it was; the defects are fixed and the tests pass.
+The clock stands at 2026-12-07 09:00 UTC.
 """
 
 from __future__ import annotations
@@ -293,9 +293,6 @@ def test_a_header_repeated_in_the_file_is_not_an_agent(keystone, tmp_path):
         assert any(line.startswith("row 4: ") for line in err)
 
 
-@pytest.mark.xfail(strict=True, reason="an rmm-assets import does not list the agents of no customer (a sync run "
-                                       "does): an organization name mangled by PowerShell 5.1's ASCII export drops "
-                                       "the customer's units to 0 with nothing said")
 def test_agents_of_no_customer_are_listed_by_the_import(keystone, tmp_path):
     """billing-rules decision (an) and rmm.md 3 ("agents of no customer are listed, never dropped silently"; 3.7:
     syncs and imports apply an inventory the same way). PowerShell 5.1's Export-Csv writes ASCII by default:

@@ -68,7 +68,8 @@ def assert_file_fault(cli, kind: str, path, line: str, *options: str):
 def assert_imported(cli, kind: str, path, *options: str) -> str:
     result = cli("import_csv", kind, str(path), *options)
     assert result.status == 0, result.err
-    assert not row_error_lines(result.err)
+    # the agents of no customer are listed, not refused (GLOBO: docs/rmm.md 3)
+    assert not [line for line in row_error_lines(result.err) if "match no customer" not in line]
     return result.out
 
 
