@@ -321,6 +321,6 @@ def test_a_member_id_a_spreadsheet_rewrote_in_scientific_notation_is_refused_bot
     nothing."""
     path = _file(tmp_path, "acme,south,694826000000123,assign,2026-11-02T08:00:00Z",
                  "acme,south,6.94826E+14,assign,2026-11-02T08:00:00Z")
-    by_engine, staged = _compare(path)
+    by_engine, _ = _compare(path)
     assert not by_engine.ok and [(e.row, e.column) for e in by_engine.errors] == [(3, "member")]
     assert "scientific notation" in by_engine.errors[0].reason
