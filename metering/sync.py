@@ -28,10 +28,7 @@ from metering.models import (
     SyncTrigger,
 )
 from metering.notices import asset_units_on, service_units, unit_notices_around
-from metering.selectors import (  # noqa: F401 (the admin and the command read it here)
-    agents_unmatched,
-    unmatched_summary,
-)
+from metering.selectors import agents_unmatched
 from metering.services import AgentRow, InventoryError, inventory_apply
 from partners.audit import audit_record
 from partners.choices import AuditAction

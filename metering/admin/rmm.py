@@ -45,6 +45,7 @@ from metering.models import (
     SyncTrigger,
     UnitChangeNotice,
 )
+from metering.selectors import unmatched_summary
 from metering.services import inventory_latest_as_of, rmm_integration_snapshot
 from metering.sync import (
     ReviewError,
@@ -52,7 +53,6 @@ from metering.sync import (
     sync_run_approve,
     sync_run_reject,
     units_now,
-    unmatched_summary,
 )
 from partners.admin.kit import EMPTY, AuditedSaveMixin, EmptyStateInlineMixin, ReadOnlyAdminMixin
 from partners.models import Method

@@ -20,6 +20,7 @@ from metering import sync as sync_module
 from metering.connectors import ConnectorError, Inventory
 from metering.models import AgentPresence, InventorySync, RmmIntegration, SyncRun, SyncStatus, UnitChangeNotice
 from metering.notices import asset_units_on
+from metering.selectors import unmatched_summary
 from metering.services import AgentRow, inventory_apply
 from metering.sync import ReviewError, inventory_sync, sync_run_approve, sync_run_reject
 from partners.models import AuditLog, Method, Service
@@ -113,7 +114,7 @@ def test_agents_that_match_no_customer_are_listed_on_the_run(rmm, keystone):
         {"organization": "Unnamed", "agents": 14, "billed_by": ["all-servers"]},
         {"organization": "Lab", "agents": 1, "billed_by": []},
     ]
-    assert sync_module.unmatched_summary(run.unmatched) == [
+    assert unmatched_summary(run.unmatched) == [
         "14 agent(s) in organization 'Unnamed' match no customer (billed by all-servers)",
         "1 agent(s) in organization 'Lab' match no customer (not billed)",
     ]

@@ -10,7 +10,8 @@ from billing.core.progress import progress
 from metering.connectors.common import FetchWatch, fetch_watched
 from metering.models import SyncStatus, SyncTrigger
 from metering.notices import service_units_on
-from metering.sync import inventory_sync, unmatched_summary
+from metering.selectors import unmatched_summary
+from metering.sync import inventory_sync
 from partners.models import Partner
 
 HELD = 3
